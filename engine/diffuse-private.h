@@ -1,0 +1,72 @@
+/* Internals shared between engine files (libvips-style double underscore).
+ * Not installed; the plug-in and CLI never include this. Tests may. */
+#ifndef DIFFUSE_PRIVATE_H
+#define DIFFUSE_PRIVATE_H
+
+#include "diffuse.h"
+
+G_BEGIN_DECLS
+
+/* ---- safetensors.c: bounds-checked parser ---------------------------- */
+
+typedef enum
+{
+  DIFFUSE__DTYPE_F32,
+  DIFFUSE__DTYPE_F16,
+  DIFFUSE__DTYPE_BF16,
+  DIFFUSE__DTYPE_COUNT
+} DiffuseDtype;
+
+typedef struct
+{
+  gchar *name;
+  DiffuseDtype dtype;
+  gint ndim;              /* 0..4 */
+  gint64 shape[4];
+  gint64 n_elements;
+  const guint8 *raw;      /* points into the mapped file */
+  const float *data;      /* F32 view: into the map, or into a converted copy */
+} DiffuseTensorInfo;
+
+typedef struct _DiffuseSafetensors DiffuseSafetensors;
+
+/* Maps the file, parses and checks the header: every length, offset and
+ * element count against the file size, with overflow checks. Non-F32
+ * tensors are converted to F32 once here. */
+DiffuseSafetensors *diffuse__safetensors_open (const char *path, GError **error);
+/* Same, from memory the caller keeps alive (fuzzing, tests). */
+DiffuseSafetensors *diffuse__safetensors_open_bytes (const guint8 *bytes, gsize len,
+                                                     GError **error);
+void diffuse__safetensors_free (DiffuseSafetensors *st);
+/* NULL when absent. */
+const DiffuseTensorInfo *diffuse__safetensors_get (const DiffuseSafetensors *st,
+                                                    const char *name);
+guint diffuse__safetensors_get_n_tensors (const DiffuseSafetensors *st);
+/* __metadata__ string value, NULL when absent. */
+const char *diffuse__safetensors_get_metadata (const DiffuseSafetensors *st,
+                                               const char *key);
+
+/* ---- model.c ---------------------------------------------------------- */
+
+/* Look up a tensor and check its shape exactly (ndim entries of shape);
+ * marks it used. The error names the file, tensor, expected and actual
+ * shape. */
+const float *diffuse__model_tensor (const DiffuseModel *model, const char *name,
+                                    gint ndim, const gint64 *shape, GError **error);
+
+/* ---- unet.c ------------------------------------------------------------ */
+
+/* The UNet's parameters bound to named tensors (llm.c style), built once at
+ * load time by diffuse__unet_weights_new, which validates every shape and
+ * returns the number of tensors it bound in *n_bound (model.c then rejects
+ * files with tensors the architecture does not use). */
+typedef struct _DiffuseUNetWeights DiffuseUNetWeights;
+
+DiffuseUNetWeights *diffuse__unet_weights_new (const DiffuseModel *model,
+                                               guint *n_bound, GError **error);
+void diffuse__unet_weights_free (DiffuseUNetWeights *weights);
+const DiffuseUNetWeights *diffuse__model_get_weights (const DiffuseModel *model);
+
+G_END_DECLS
+
+#endif /* DIFFUSE_PRIVATE_H */

@@ -1,0 +1,291 @@
+/* libdiffuse: class-conditional ADM UNet diffusion sampling on the CPU.
+ *
+ * This is the only public header.  The plug-in, the CLI and the tests see
+ * nothing else of the engine (tests may also use engine/diffuse-private.h).
+ *
+ * Conventions
+ *  - Images are float32, C order, NCHW, values in [-1, 1]
+ *    (pixel p in 0..255 maps to p / 127.5 - 1).
+ *  - Functions that can fail take GError ** last and return FALSE / NULL.
+ *  - The model is immutable once loaded; every run keeps its own state, so
+ *    several runs may share one DiffuseModel from several threads.
+ *  - No global mutable state, with one documented exception: the OpenBLAS
+ *    thread count is process-wide (see DiffuseSampleParams.n_threads).
+ */
+#ifndef DIFFUSE_H
+#define DIFFUSE_H
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define DIFFUSE_ERROR (diffuse_error_quark ())
+GQuark diffuse_error_quark (void);
+
+typedef enum
+{
+  DIFFUSE_ERROR_IO,         /* file cannot be opened / read / written */
+  DIFFUSE_ERROR_FORMAT,     /* corrupt or hostile file contents */
+  DIFFUSE_ERROR_MODEL,      /* missing tensor, wrong shape / dtype, bad config */
+  DIFFUSE_ERROR_INVALID,    /* out-of-range parameter from the caller */
+  DIFFUSE_ERROR_CANCELLED,  /* the progress callback asked to stop */
+  DIFFUSE_ERROR_NO_MEMORY,  /* an allocation the run needs failed */
+  DIFFUSE_ERROR_COUNT
+} DiffuseErrorCode;
+
+/* ------------------------------------------------------------------ */
+/* Enums with to/from string helpers                                   */
+
+typedef enum
+{
+  DIFFUSE_SCHEDULE_LINEAR, /* DDPM: β linear from 1e-4·1000/T to 0.02·1000/T */
+  DIFFUSE_SCHEDULE_COSINE, /* improved DDPM: ᾱ(t) = f(t)/f(0), β ≤ 0.999 */
+  DIFFUSE_SCHEDULE_COUNT
+} DiffuseScheduleKind;
+
+typedef enum
+{
+  DIFFUSE_SAMPLER_DDIM,
+  DIFFUSE_SAMPLER_DDPM,
+  DIFFUSE_SAMPLER_COUNT
+} DiffuseSamplerKind;
+
+typedef enum
+{
+  DIFFUSE_VARIANCE_AUTO,        /* LEARNED when the model has learn_sigma, else FIXED_LARGE */
+  DIFFUSE_VARIANCE_LEARNED,     /* Σθ = exp(v log β + (1−v) log β̃) */
+  DIFFUSE_VARIANCE_FIXED_SMALL, /* σ² = β̃ (posterior variance) */
+  DIFFUSE_VARIANCE_FIXED_LARGE, /* σ² = β (guided-diffusion also uses β̃₁ at the first step) */
+  DIFFUSE_VARIANCE_COUNT
+} DiffuseVarianceKind;
+
+const char *diffuse_schedule_kind_to_string (DiffuseScheduleKind kind);
+gboolean    diffuse_schedule_kind_from_string (const char *s, DiffuseScheduleKind *out);
+const char *diffuse_sampler_kind_to_string (DiffuseSamplerKind kind);
+gboolean    diffuse_sampler_kind_from_string (const char *s, DiffuseSamplerKind *out);
+const char *diffuse_variance_kind_to_string (DiffuseVarianceKind kind);
+gboolean    diffuse_variance_kind_from_string (const char *s, DiffuseVarianceKind *out);
+
+/* ------------------------------------------------------------------ */
+/* Model                                                               */
+
+#define DIFFUSE_MAX_LEVELS 8
+
+/* The configuration, read from the safetensors header's __metadata__ with
+ * guided-diffusion's option names (all values are strings there). */
+typedef struct
+{
+  gint image_size;
+  gint in_channels;          /* 1..4: grey, grey+alpha, RGB, RGBA */
+  gint model_channels;
+  gint out_channels;         /* in_channels, or 2·in_channels with learn_sigma */
+  gint num_res_blocks;
+  gint n_levels;             /* length of channel_mult */
+  gint channel_mult[DIFFUSE_MAX_LEVELS];
+  gint n_attention_resolutions;
+  gint attention_resolutions[DIFFUSE_MAX_LEVELS]; /* in pixels, e.g. 32,16,8 */
+  gint num_heads;            /* -1 when num_head_channels is used */
+  gint num_head_channels;    /* -1 when num_heads is used */
+  gint num_heads_upsample;   /* -1 = num_heads */
+  gboolean use_scale_shift_norm;
+  gboolean resblock_updown;
+  gboolean use_new_attention_order;
+  gboolean learn_sigma;
+  gint num_classes;          /* 0 = unconditional; includes the null class if any */
+  gint null_class;           /* index of the "no label" class, or -1 */
+  gint diffusion_steps;      /* T */
+  DiffuseScheduleKind noise_schedule;
+  gboolean rescale_timesteps; /* model sees t·1000/T instead of t */
+} DiffuseModelConfig;
+
+typedef struct _DiffuseModel DiffuseModel;
+
+DiffuseModel *diffuse_model_new_from_file (const char *path, GError **error);
+void          diffuse_model_free (DiffuseModel *model);
+const DiffuseModelConfig *diffuse_model_get_config (const DiffuseModel *model);
+guint64       diffuse_model_get_n_params (const DiffuseModel *model);
+/* Class names: index 0..num_classes-1; NULL when the file gave none. */
+const char   *diffuse_model_get_class_name (const DiffuseModel *model, gint index);
+/* Parse "7", or a class name (case-insensitive), into a class index;
+ * "none"/"null" map to the null class when the model has one. */
+gboolean      diffuse_model_find_class (const DiffuseModel *model, const char *text,
+                                        gint *out_index, GError **error);
+/* Whether (H, W) can be run: positive multiples of 2^(n_levels-1). */
+gboolean      diffuse_model_check_size (const DiffuseModel *model, gint height,
+                                        gint width, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseModel, diffuse_model_free)
+
+/* ------------------------------------------------------------------ */
+/* UNet forward pass: per-run state, all scratch memory allocated once  */
+
+typedef struct _DiffuseUNet DiffuseUNet;
+
+/* Scratch for batches up to max_batch at height x width. */
+DiffuseUNet *diffuse_unet_new (const DiffuseModel *model, gint max_batch,
+                               gint height, gint width, GError **error);
+void         diffuse_unet_free (DiffuseUNet *unet);
+/* x: [batch, in_channels, H, W]; timesteps: [batch], the value the network
+ * embeds (already rescaled if the model wants it); labels: [batch] class
+ * indices (ignored by unconditional models); out: [batch, out_channels, H, W]. */
+gboolean     diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
+                                   const float *timesteps, const gint *labels,
+                                   float *out, GError **error);
+/* Peak bytes of scratch this state holds (for the benchmark). */
+gsize        diffuse_unet_get_scratch_bytes (const DiffuseUNet *unet);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseUNet, diffuse_unet_free)
+
+/* ------------------------------------------------------------------ */
+/* Counter-based PRNG (rng.c documents the construction).               */
+/* Element i of stream s under seed k depends only on (k, s, i), so any  */
+/* thread count or chunking gives the same numbers.                     */
+
+void diffuse_rng_normal (guint64 seed, guint64 stream, guint64 offset,
+                         float *out, gsize n);
+void diffuse_rng_uniform (guint64 seed, guint64 stream, guint64 offset,
+                          double *out, gsize n);
+
+/* ------------------------------------------------------------------ */
+/* Schedules and respacing (schedule.c)                                 */
+
+typedef struct _DiffuseSchedule DiffuseSchedule;
+
+/* β schedule on T steps, then respaced with guided-diffusion's
+ * timestep_respacing semantics: NULL or "" keeps all T steps; "ddimN"
+ * keeps N evenly strided steps; "a,b,c" splits T into sections and keeps
+ * a, b, c evenly spaced steps from each.  β is recomputed from ᾱ on the
+ * kept steps: β_i = 1 − ᾱ_{t_i} / ᾱ_{t_{i−1}}. */
+DiffuseSchedule *diffuse_schedule_new (DiffuseScheduleKind kind, gint T,
+                                       const char *respacing, GError **error);
+void          diffuse_schedule_free (DiffuseSchedule *schedule);
+gint          diffuse_schedule_get_n_steps (const DiffuseSchedule *schedule);
+/* [n] original timesteps of the kept steps, ascending. */
+const gint   *diffuse_schedule_get_timesteps (const DiffuseSchedule *schedule);
+/* [n] respaced β_i and ᾱ_i. */
+const double *diffuse_schedule_get_betas (const DiffuseSchedule *schedule);
+const double *diffuse_schedule_get_alphas_cumprod (const DiffuseSchedule *schedule);
+/* Index of the kept step whose original timestep is nearest to
+ * strength·T (at least index 0): img2img starts there. */
+gint          diffuse_schedule_index_for_strength (const DiffuseSchedule *schedule,
+                                                   double strength);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseSchedule, diffuse_schedule_free)
+
+/* ------------------------------------------------------------------ */
+/* Sampling                                                             */
+
+/* Called after each reverse step with the current prediction of x0
+ * ([count, C, H, W], in [-1, 1]); return FALSE to cancel. */
+typedef gboolean (*DiffuseProgressFunc) (gint step, gint n_steps,
+                                         const float *x0_pred, gint count,
+                                         gint channels, gint height, gint width,
+                                         gpointer user_data);
+
+/* What a sampler sees of the network: given x_t for a batch, write
+ * ε̂ ([batch,C,H,W]) and, when var_out is not NULL, the raw variance
+ * interpolation output v ([batch,C,H,W], the learned-sigma channels).
+ * t_index is the index into the respaced schedule, t_model the timestep
+ * value to feed the network (original t, rescaled if the model asks). */
+typedef gboolean (*DiffuseDenoiseFunc) (gpointer user_data, gint batch,
+                                        const float *x_t, gint t_index,
+                                        double t_model, float *eps_out,
+                                        float *var_out, GError **error);
+
+typedef struct
+{
+  DiffuseSamplerKind sampler;    /* default DDIM */
+  gint steps;                    /* default 50; used when respacing is NULL */
+  const char *respacing;         /* overrides steps: "ddim50", "10,10,10" */
+  double eta;                    /* DDIM η ≥ 0; default 0 */
+  DiffuseVarianceKind variance;  /* DDPM; default AUTO */
+  double guidance;               /* w in ε̄ = (1+w)ε(x,y) − wε(x,∅); default 0.
+                                    The "scale s" convention is s = 1 + w. */
+  gint class_label;              /* default -1 = null class (or unconditional) */
+  guint64 seed;                  /* default 0 */
+  gint count;                    /* images in one batch, default 1 */
+  gint height, width;            /* default 0 = the model's image_size */
+  gboolean clip_denoised;        /* clip predicted x0 to [-1,1]; default TRUE */
+  /* img2img: init_image [count,C,H,W] (NULL = plain generation) */
+  const float *init_image;
+  double strength;               /* in (0, 1]; default 1 */
+  /* optional x_T [count,C,H,W] instead of seeded noise */
+  const float *init_noise;
+  gint n_threads;                /* 0 = leave OpenBLAS's setting (process-wide) */
+  DiffuseProgressFunc progress;
+  gpointer user_data;
+} DiffuseSampleParams;
+
+typedef struct
+{
+  gint n_steps_run;        /* reverse steps actually taken (img2img: ≥ 1) */
+  gint start_timestep;     /* original t the reverse process started from */
+  gint start_index;        /* its index in the respaced schedule */
+} DiffuseSampleInfo;
+
+void     diffuse_sample_params_init (DiffuseSampleParams *params);
+/* Check every field against the model; a clear GError for anything off. */
+gboolean diffuse_sample_params_validate (const DiffuseSampleParams *params,
+                                         const DiffuseModel *model, GError **error);
+
+/* Generate (or img2img) with a model: out is [count, C, H, W] in [-1, 1]. */
+gboolean diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
+                         float *out, DiffuseSampleInfo *info, GError **error);
+
+/* The same sampler loop with any denoiser (closed-form tests, custom
+ * networks).  shape: count, channels, height, width.  The model-free
+ * fields of params are used (sampler, steps/respacing, eta, variance,
+ * seed, clip_denoised, init_image/strength, init_noise, progress). */
+gboolean diffuse_sample_with (const DiffuseSchedule *schedule,
+                              DiffuseDenoiseFunc denoise, gpointer denoise_data,
+                              gboolean has_variance, const DiffuseSampleParams *params,
+                              gint count, gint channels, gint height, gint width,
+                              float *out, DiffuseSampleInfo *info, GError **error);
+
+/* ------------------------------------------------------------------ */
+/* Images and arrays                                                    */
+
+/* PNG ↔ [1, channels, H, W] in [-1, 1].  Loading converts to `channels`
+ * (grey ↔ RGB, alpha added as opaque or dropped); channels 0 = keep the
+ * file's own count, written to *out_channels. */
+float   *diffuse_png_load (const char *path, gint channels, gint *out_channels,
+                           gint *out_height, gint *out_width, GError **error);
+gboolean diffuse_png_save (const char *path, const float *data, gint channels,
+                           gint height, gint width, GError **error);
+/* .npy: float32, C order, up to 4 dimensions. */
+float   *diffuse_npy_load (const char *path, gint *out_ndim, gint64 out_shape[4],
+                           GError **error);
+gboolean diffuse_npy_save (const char *path, const float *data, gint ndim,
+                           const gint64 *shape, GError **error);
+
+/* ------------------------------------------------------------------ */
+/* Presets (presets/*.preset, GKeyFile; shared by plug-in and CLI)      */
+
+typedef struct
+{
+  gchar *name;
+  gchar *description;
+  /* which fields the preset sets */
+  gboolean has_sampler, has_steps, has_eta, has_guidance, has_strength, has_variance;
+  DiffuseSamplerKind sampler;
+  gint steps;
+  double eta, guidance, strength;
+  DiffuseVarianceKind variance;
+} DiffusePreset;
+
+/* Load every *.preset file in dir (sorted by name); later dirs override
+ * earlier ones with the same name. */
+GPtrArray *diffuse_presets_load_dirs (const char *const *dirs, GError **error);
+DiffusePreset *diffuse_preset_load_file (const char *path, GError **error);
+gboolean diffuse_preset_save_file (const DiffusePreset *preset, const char *path,
+                                   GError **error);
+void     diffuse_preset_free (DiffusePreset *preset);
+void     diffuse_preset_apply (const DiffusePreset *preset, DiffuseSampleParams *params);
+/* The shipped preset directory (set at build time). */
+const char *diffuse_presets_system_dir (void);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffusePreset, diffuse_preset_free)
+
+G_END_DECLS
+
+#endif /* DIFFUSE_H */
