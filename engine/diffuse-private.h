@@ -67,6 +67,13 @@ DiffuseUNetWeights *diffuse__unet_weights_new (const DiffuseModel *model,
 void diffuse__unet_weights_free (DiffuseUNetWeights *weights);
 const DiffuseUNetWeights *diffuse__model_get_weights (const DiffuseModel *model);
 
+/* ---- rng.c ------------------------------------------------------------- */
+
+/* One Philox4x32-10 block (Random123's philox4x32_10): counter ctr, key key.
+ * Exposed for the known-answer tests. */
+void diffuse__philox4x32_10 (const guint32 ctr[4], const guint32 key[2],
+                             guint32 out[4]);
+
 G_END_DECLS
 
 #endif /* DIFFUSE_PRIVATE_H */
