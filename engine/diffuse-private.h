@@ -42,11 +42,19 @@ void diffuse__safetensors_free (DiffuseSafetensors *st);
 const DiffuseTensorInfo *diffuse__safetensors_get (const DiffuseSafetensors *st,
                                                     const char *name);
 guint diffuse__safetensors_get_n_tensors (const DiffuseSafetensors *st);
+/* Tensor 0..n_tensors-1, in header order. */
+const DiffuseTensorInfo *diffuse__safetensors_get_nth (const DiffuseSafetensors *st,
+                                                        guint index);
 /* __metadata__ string value, NULL when absent. */
 const char *diffuse__safetensors_get_metadata (const DiffuseSafetensors *st,
                                                const char *key);
 
 /* ---- model.c ---------------------------------------------------------- */
+
+/* diffuse_model_new_from_file on bytes the caller keeps alive while the
+ * model lives (fuzzing, tests); name is used in messages. */
+DiffuseModel *diffuse__model_new_from_bytes (const guint8 *bytes, gsize len,
+                                             const char *name, GError **error);
 
 /* Look up a tensor and check its shape exactly (ndim entries of shape);
  * marks it used. The error names the file, tensor, expected and actual
