@@ -1,1 +1,301 @@
-/* being written */
+/* Sampling with a model: parameter defaults and validation, and the model
+ * denoiser (UNet + classifier-free guidance) handed to diffuse_sample_with.
+ *
+ * Guidance (seed "Classifier-Free Guidance"; Ho & Salimans 2021 eq. 6):
+ *   ε̄ = (1 + w)·ε(x_t, y) − w·ε(x_t, ∅)
+ * on the ε channels only; a learn_sigma model's variance channels come from
+ * the conditional pass.  Many tools call s = 1 + w the "guidance scale"
+ * (ε̄ = ε(∅) + s·(ε(y) − ε(∅))): our w = 0 is s = 1 (no guidance), and a
+ * scale of 3 is w = 2.  The conditional and null passes run as ONE batch of
+ * 2·count through one DiffuseUNet.
+ *
+ * n_threads > 0 calls openblas_set_num_threads, which is process-wide: it
+ * changes the thread count for every user of OpenBLAS in the process.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "diffuse-private.h"
+
+/* OpenBLAS's own extension (cblas.h), declared here to keep the include
+ * set small. */
+void openblas_set_num_threads (int num_threads);
+
+#define MAX_COUNT 64
+#define MAX_GUIDANCE 100.0
+#define MAX_ETA 10.0
+
+void
+diffuse_sample_params_init (DiffuseSampleParams *params)
+{
+  g_return_if_fail (params != NULL);
+
+  memset (params, 0, sizeof *params);
+  params->sampler = DIFFUSE_SAMPLER_DDIM;
+  params->steps = 50;
+  params->respacing = NULL;
+  params->eta = 0.0;
+  params->variance = DIFFUSE_VARIANCE_AUTO;
+  params->guidance = 0.0;
+  params->class_label = -1;
+  params->seed = 0;
+  params->count = 1;
+  params->height = 0;
+  params->width = 0;
+  params->clip_denoised = TRUE;
+  params->init_image = NULL;
+  params->strength = 1.0;
+  params->init_noise = NULL;
+  params->n_threads = 0;
+  params->progress = NULL;
+  params->user_data = NULL;
+}
+
+/* params->steps as a respacing string: guided-diffusion's single section
+ * "N", i.e. N steps evenly spread over 0 … T−1 (rounded), which exists for
+ * every N in 1..T and always starts from t = T−1, the step x_T ~ N(0, I)
+ * belongs to.  ("ddimN" strides miss many N and stop short of T−1.) */
+static char *
+respacing_for (const DiffuseSampleParams *params, gint T)
+{
+  if (params->respacing != NULL && params->respacing[0] != '\0')
+    return g_strdup (params->respacing);
+  if (params->steps == T)
+    return g_strdup ("");
+  return g_strdup_printf ("%d", params->steps);
+}
+
+static DiffuseSchedule *
+schedule_for (const DiffuseSampleParams *params, const DiffuseModelConfig *cfg,
+              GError **error)
+{
+  g_autofree char *respacing = respacing_for (params, cfg->diffusion_steps);
+
+  return diffuse_schedule_new (cfg->noise_schedule, cfg->diffusion_steps, respacing,
+                               error);
+}
+
+static gboolean
+invalid (GError **error, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
+static gboolean
+invalid (GError **error, const char *format, ...)
+{
+  va_list args;
+
+  va_start (args, format);
+  if (error != NULL)
+    *error = g_error_new_valist (DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID, format, args);
+  va_end (args);
+  return FALSE;
+}
+
+gboolean
+diffuse_sample_params_validate (const DiffuseSampleParams *params,
+                                const DiffuseModel *model, GError **error)
+{
+  g_return_val_if_fail (params != NULL, FALSE);
+  g_return_val_if_fail (model != NULL, FALSE);
+
+  const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
+  gint T = cfg->diffusion_steps;
+  gint h = params->height > 0 ? params->height : cfg->image_size;
+  gint w = params->width > 0 ? params->width : cfg->image_size;
+
+  if ((guint) params->sampler >= DIFFUSE_SAMPLER_COUNT)
+    return invalid (error, "unknown sampler %d", (int) params->sampler);
+  if ((guint) params->variance >= DIFFUSE_VARIANCE_COUNT)
+    return invalid (error, "unknown variance kind %d", (int) params->variance);
+  if (params->respacing == NULL || params->respacing[0] == '\0')
+    {
+      if (params->steps < 1 || params->steps > T)
+        return invalid (error, "steps = %d is out of range: the model has "
+                        "diffusion_steps = %d, so 1..%d", params->steps, T, T);
+    }
+  else
+    {
+      g_autoptr (DiffuseSchedule) s = schedule_for (params, cfg, error);
+
+      if (s == NULL)
+        return FALSE;
+    }
+  if (!isfinite (params->eta) || params->eta < 0.0 || params->eta > MAX_ETA)
+    return invalid (error, "eta = %g is out of range (0..%g)", params->eta, MAX_ETA);
+  if (!isfinite (params->guidance) || params->guidance < 0.0
+      || params->guidance > MAX_GUIDANCE)
+    return invalid (error, "guidance = %g is out of range (0..%g; w = scale - 1)",
+                    params->guidance, MAX_GUIDANCE);
+  if (params->count < 1 || params->count > MAX_COUNT)
+    return invalid (error, "count = %d is out of range (1..%d)", params->count,
+                    MAX_COUNT);
+  if (params->height < 0 || params->width < 0)
+    return invalid (error, "size %d x %d is negative", params->height, params->width);
+  if (!diffuse_model_check_size (model, h, w, error))
+    return FALSE;
+  if (!isfinite (params->strength) || params->strength <= 0.0 || params->strength > 1.0)
+    return invalid (error, "strength = %g is out of range: it must be in (0, 1]",
+                    params->strength);
+  if (params->n_threads < 0)
+    return invalid (error, "n_threads = %d is negative", params->n_threads);
+
+  if (params->variance == DIFFUSE_VARIANCE_LEARNED && !cfg->learn_sigma)
+    return invalid (error, "variance \"learned\" needs a learn_sigma model; this "
+                    "model predicts only ε (use fixed-small or fixed-large)");
+
+  if (cfg->num_classes == 0)
+    {
+      if (params->class_label != -1)
+        return invalid (error, "class %d given, but the model is unconditional",
+                        params->class_label);
+      if (params->guidance != 0.0)
+        return invalid (error, "guidance needs a class-conditional model with a "
+                        "null class; this model is unconditional");
+    }
+  else
+    {
+      if (params->class_label < -1 || params->class_label >= cfg->num_classes)
+        return invalid (error, "class %d is out of range (0..%d, or -1 for the "
+                        "null class)", params->class_label, cfg->num_classes - 1);
+      if (params->class_label == -1 && cfg->null_class < 0)
+        return invalid (error, "the model has no null class: choose a class "
+                        "label (0..%d)", cfg->num_classes - 1);
+      if (params->guidance != 0.0 && cfg->null_class < 0)
+        return invalid (error, "guidance = %g needs the model's null class, but "
+                        "the model has no null class", params->guidance);
+    }
+  return TRUE;
+}
+
+/* ---- the model denoiser ------------------------------------------------ */
+
+typedef struct
+{
+  DiffuseUNet *unet;
+  const DiffuseModelConfig *cfg;
+  gboolean guided;      /* run conditional + null as one batch of 2·count */
+  double guidance;      /* w */
+  double t_scale;       /* 1000/T with rescale_timesteps, else 1 */
+  gint label;           /* the conditional label (0 for unconditional models) */
+  gint hw;              /* H·W */
+  float *x_in;          /* [batch·C·HW]: x_t, twice when guided */
+  float *t_in;          /* [batch] */
+  gint *labels;         /* [batch] */
+  float *net_out;       /* [batch·out_C·HW] */
+} ModelDenoiser;
+
+static gboolean
+model_denoise (gpointer user_data, gint count, const float *x_t, gint t_index,
+               double t_model, float *eps_out, float *var_out, GError **error)
+{
+  ModelDenoiser *d = user_data;
+  gint c = d->cfg->in_channels, oc = d->cfg->out_channels;
+  gsize img = (gsize) c * d->hw, out_img = (gsize) oc * d->hw;
+  gint batch = d->guided ? 2 * count : count;
+
+  (void) t_index;
+  memcpy (d->x_in, x_t, count * img * sizeof (float));
+  if (d->guided)
+    memcpy (d->x_in + count * img, x_t, count * img * sizeof (float));
+  for (gint b = 0; b < batch; b++)
+    {
+      d->t_in[b] = (float) (t_model * d->t_scale);
+      d->labels[b] = b < count ? d->label : d->cfg->null_class;
+    }
+
+  if (!diffuse_unet_forward (d->unet, batch, d->x_in, d->t_in, d->labels, d->net_out,
+                             error))
+    return FALSE;
+
+  for (gint k = 0; k < count; k++)
+    {
+      const float *cond = d->net_out + k * out_img;
+      float *eps = eps_out + k * img;
+
+      if (d->guided)
+        {
+          const float *uncond = d->net_out + (count + k) * out_img;
+          double w = d->guidance;
+
+          for (gsize j = 0; j < img; j++)
+            eps[j] = (float) ((1.0 + w) * cond[j] - w * uncond[j]);
+        }
+      else
+        memcpy (eps, cond, img * sizeof (float));
+      /* learned-sigma channels follow the ε channels (guided-diffusion's
+       * th.split(model_output, C, dim=1)) */
+      if (var_out != NULL)
+        memcpy (var_out + k * img, cond + img, img * sizeof (float));
+    }
+  return TRUE;
+}
+
+gboolean
+diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
+                float *out, DiffuseSampleInfo *info, GError **error)
+{
+  g_return_val_if_fail (model != NULL, FALSE);
+  g_return_val_if_fail (params != NULL, FALSE);
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!diffuse_sample_params_validate (params, model, error))
+    return FALSE;
+
+  const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
+  gint h = params->height > 0 ? params->height : cfg->image_size;
+  gint w = params->width > 0 ? params->width : cfg->image_size;
+  gint count = params->count;
+  ModelDenoiser d = { 0 };
+  gboolean ok = FALSE;
+
+  d.cfg = cfg;
+  d.hw = h * w;
+  d.label = cfg->num_classes == 0 ? 0
+            : params->class_label >= 0 ? params->class_label : cfg->null_class;
+  /* guiding the null class with itself changes nothing: skip the 2nd pass */
+  d.guided = params->guidance > 0.0 && d.label != cfg->null_class;
+  d.guidance = params->guidance;
+  d.t_scale = cfg->rescale_timesteps ? 1000.0 / cfg->diffusion_steps : 1.0;
+
+  if (cfg->out_channels < (cfg->learn_sigma ? 2 : 1) * cfg->in_channels)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
+                   "model has out_channels = %d, expected %d (in_channels = %d%s)",
+                   cfg->out_channels, (cfg->learn_sigma ? 2 : 1) * cfg->in_channels,
+                   cfg->in_channels, cfg->learn_sigma ? ", learn_sigma" : "");
+      return FALSE;
+    }
+  if (params->n_threads > 0)
+    openblas_set_num_threads (params->n_threads);
+
+  g_autoptr (DiffuseSchedule) schedule = schedule_for (params, cfg, error);
+  if (schedule == NULL)
+    return FALSE;
+
+  gint batch = d.guided ? 2 * count : count;
+  gsize img = (gsize) cfg->in_channels * d.hw;
+  d.unet = diffuse_unet_new (model, batch, h, w, error);
+  if (d.unet == NULL)
+    return FALSE;
+  d.x_in = g_try_malloc ((gsize) batch * img * sizeof (float));
+  d.t_in = g_try_malloc ((gsize) batch * sizeof (float));
+  d.labels = g_try_malloc ((gsize) batch * sizeof (gint));
+  d.net_out = g_try_malloc ((gsize) batch * cfg->out_channels * d.hw * sizeof (float));
+  if (d.x_in == NULL || d.t_in == NULL || d.labels == NULL || d.net_out == NULL)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
+                   "cannot allocate the denoiser's buffers for a batch of %d", batch);
+      goto out;
+    }
+
+  ok = diffuse_sample_with (schedule, model_denoise, &d, cfg->learn_sigma, params, count,
+                            cfg->in_channels, h, w, out, info, error);
+
+out:
+  g_free (d.x_in);
+  g_free (d.t_in);
+  g_free (d.labels);
+  g_free (d.net_out);
+  diffuse_unet_free (d.unet);
+  return ok;
+}

@@ -1,1 +1,318 @@
-/* being written */
+/* The reverse-process loop: DDIM (with η) and DDPM ancestral sampling over
+ * any denoiser (DiffuseDenoiseFunc), plus img2img.  The sampler never sees a
+ * network; diffuse_sample (sample.c) wraps the UNet and guidance into a
+ * denoiser and calls diffuse_sample_with.
+ *
+ * Notation: respaced index i = n−1 … 0, ᾱ = ᾱ_i, ᾱ' = ᾱ_{i−1} (1 at i = 0),
+ * β = β_i, both from the respaced schedule (never t − T/N).
+ *
+ * Conventions (docs/DESIGN.md):
+ *  - noise: stream 0 = x_T, stream 1 = img2img forward noise, stream 2 + i =
+ *    the noise added at respaced index i; image k of a batch reads offset
+ *    k·C·H·W, so the first image does not depend on count.
+ *  - the denoiser gets t_model = the ORIGINAL timestep t_i of the kept step;
+ *    a model denoiser that wants rescale_timesteps multiplies by 1000/T
+ *    itself (sample.c does).
+ *  - progress(step, n_steps, x0_pred, ...) is called after every reverse
+ *    step with step = 1 … n_steps (steps done so far), n_steps = the number
+ *    of steps this run takes.
+ *  - params->steps and params->respacing are NOT read here: the schedule
+ *    passed in is used as it is.
+ *  - with init_image, init_noise (if given) replaces the stream-1 forward
+ *    noise ε in x_t = sqrt(ᾱ)x0 + sqrt(1−ᾱ)ε.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "diffuse-private.h"
+
+#define STREAM_X_T 0
+#define STREAM_IMG2IMG 1
+#define STREAM_STEP0 2
+
+typedef struct
+{
+  gsize n;        /* count·C·H·W */
+  float *x;       /* x_t, updated in place */
+  float *eps;     /* ε̂ from the denoiser */
+  float *var;     /* raw variance output v ∈ [−1, 1] (learned), or NULL */
+  float *x0;      /* predicted x0 */
+  float *noise;   /* the step's fresh noise, or NULL when never needed */
+} Buffers;
+
+static void
+buffers_clear (Buffers *b)
+{
+  g_free (b->x);
+  g_free (b->eps);
+  g_free (b->var);
+  g_free (b->x0);
+  g_free (b->noise);
+  memset (b, 0, sizeof *b);
+}
+
+static gboolean
+buffers_alloc (Buffers *b, gsize n, gboolean want_var, gboolean want_noise,
+               GError **error)
+{
+  gsize bytes = n * sizeof (float);
+
+  memset (b, 0, sizeof *b);
+  b->n = n;
+  b->x = g_try_malloc (bytes);
+  b->eps = g_try_malloc (bytes);
+  b->x0 = g_try_malloc (bytes);
+  if (want_var)
+    b->var = g_try_malloc (bytes);
+  if (want_noise)
+    b->noise = g_try_malloc (bytes);
+  if (b->x == NULL || b->eps == NULL || b->x0 == NULL
+      || (want_var && b->var == NULL) || (want_noise && b->noise == NULL))
+    {
+      buffers_clear (b);
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
+                   "cannot allocate the sampler's buffers (%" G_GSIZE_FORMAT
+                   " floats each)", n);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* x0 from ε (seed "Fewer Sampling Steps", DDIM part:
+ * x0 = (x_t − sqrt(1−ᾱ)ε) / sqrt(ᾱ), written as guided-diffusion's
+ * sqrt(1/ᾱ)·x_t − sqrt(1/ᾱ − 1)·ε), clipped to [−1, 1] on request. */
+static void
+predict_x0 (const Buffers *b, double abar, gboolean clip)
+{
+  double c1 = sqrt (1.0 / abar), c2 = sqrt (1.0 / abar - 1.0);
+
+  for (gsize j = 0; j < b->n; j++)
+    {
+      double v = c1 * b->x[j] - c2 * b->eps[j];
+
+      if (clip)
+        v = CLAMP (v, -1.0, 1.0);
+      b->x0[j] = (float) v;
+    }
+}
+
+/* DDIM step, Song et al. 2021 eq. 12 (seed "Fewer Sampling Steps":
+ * x_{t−1} = sqrt(ᾱ')x0 + sqrt(1 − ᾱ' − σ²)ε + σz) with eq. 16's
+ * σ = η·sqrt((1−ᾱ')/(1−ᾱ))·sqrt(1 − ᾱ/ᾱ').  ε is re-derived from the
+ * (clipped) x0, as guided-diffusion's ddim_sample does, so that clipping
+ * keeps x_{t−1} consistent with the x0 it reports.  For η > 1 the
+ * direction term 1 − ᾱ' − σ² can go negative; it is clamped at 0 (the
+ * step then only adds noise), where guided-diffusion would give NaN. */
+static void
+step_ddim (Buffers *b, double abar, double abar_prev, double eta, gboolean add_noise)
+{
+  double c1 = sqrt (1.0 / abar), c2 = sqrt (1.0 / abar - 1.0);
+  double sigma = eta * sqrt ((1.0 - abar_prev) / (1.0 - abar))
+                 * sqrt (1.0 - abar / abar_prev);
+  double dir = sqrt (MAX (1.0 - abar_prev - sigma * sigma, 0.0));
+  double a0 = sqrt (abar_prev);
+
+  for (gsize j = 0; j < b->n; j++)
+    {
+      double eps = (c1 * b->x[j] - b->x0[j]) / c2;
+      double v = a0 * b->x0[j] + dir * eps;
+
+      if (add_noise)
+        v += sigma * b->noise[j];
+      b->x[j] = (float) v;
+    }
+}
+
+/* DDPM ancestral step, Ho et al. 2020 eqs. 6-7 (seed "Fewer Sampling Steps":
+ * μ̃ = sqrt(ᾱ')β/(1−ᾱ)·x0 + sqrt(α)(1−ᾱ')/(1−ᾱ)·x_t, β̃ = (1−ᾱ')β/(1−ᾱ)),
+ * the mean taken from the clipped x0 (guided-diffusion p_mean_variance).
+ * Variance:
+ *  - FIXED_SMALL: β̃_i
+ *  - FIXED_LARGE: β_i (guided-diffusion uses β̃_1 at i = 0, where no noise
+ *    is added anyway)
+ *  - LEARNED: seed "Parameterization of reverse process variance Σθ",
+ *    Σ = exp(v log β + (1−v) log β̃) with v = (raw + 1)/2 (improved DDPM
+ *    eq. 15; the network's raw output is in [−1, 1]). */
+static void
+step_ddpm (Buffers *b, double beta, double abar, double abar_prev,
+           DiffuseVarianceKind variance, gboolean add_noise)
+{
+  double coef_x0 = beta * sqrt (abar_prev) / (1.0 - abar);
+  double coef_xt = (1.0 - abar_prev) * sqrt (1.0 - beta) / (1.0 - abar);
+  double post_var = beta * (1.0 - abar_prev) / (1.0 - abar);
+  /* β̃ = 0 at i = 0, where no noise is added: no log needed there */
+  double log_small = add_noise ? log (post_var) : 0.0;
+  double log_large = log (beta);
+  double sigma_fixed = sqrt (variance == DIFFUSE_VARIANCE_FIXED_SMALL ? post_var : beta);
+
+  for (gsize j = 0; j < b->n; j++)
+    {
+      double v = coef_x0 * b->x0[j] + coef_xt * b->x[j];
+
+      if (add_noise)
+        {
+          double sigma = sigma_fixed;
+
+          if (variance == DIFFUSE_VARIANCE_LEARNED)
+            {
+              double frac = (b->var[j] + 1.0) / 2.0;
+              sigma = exp (0.5 * (frac * log_large + (1.0 - frac) * log_small));
+            }
+          v += sigma * b->noise[j];
+        }
+      b->x[j] = (float) v;
+    }
+}
+
+static gboolean
+check_params (const DiffuseSchedule *schedule, gboolean has_variance,
+              const DiffuseSampleParams *params, DiffuseVarianceKind *variance,
+              GError **error)
+{
+  if ((guint) params->sampler >= DIFFUSE_SAMPLER_COUNT)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "unknown sampler %d", (int) params->sampler);
+      return FALSE;
+    }
+  if ((guint) params->variance >= DIFFUSE_VARIANCE_COUNT)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "unknown variance kind %d", (int) params->variance);
+      return FALSE;
+    }
+  if (!isfinite (params->eta) || params->eta < 0.0 || params->eta > 10.0)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "eta = %g is out of range (0..10)", params->eta);
+      return FALSE;
+    }
+  if (params->init_image != NULL
+      && (!isfinite (params->strength) || params->strength <= 0.0 || params->strength > 1.0))
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "strength = %g is out of range: it must be in (0, 1]", params->strength);
+      return FALSE;
+    }
+  if (diffuse_schedule_get_n_steps (schedule) < 1)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "the schedule has no steps");
+      return FALSE;
+    }
+
+  *variance = params->variance;
+  if (*variance == DIFFUSE_VARIANCE_AUTO)
+    *variance = has_variance ? DIFFUSE_VARIANCE_LEARNED : DIFFUSE_VARIANCE_FIXED_LARGE;
+  if (params->sampler == DIFFUSE_SAMPLER_DDPM && *variance == DIFFUSE_VARIANCE_LEARNED
+      && !has_variance)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "learned variance needs a denoiser that predicts it "
+                   "(a learn_sigma model)");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise,
+                     gpointer denoise_data, gboolean has_variance,
+                     const DiffuseSampleParams *params, gint count, gint channels,
+                     gint height, gint width, float *out, DiffuseSampleInfo *info,
+                     GError **error)
+{
+  g_return_val_if_fail (schedule != NULL, FALSE);
+  g_return_val_if_fail (denoise != NULL, FALSE);
+  g_return_val_if_fail (params != NULL, FALSE);
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  DiffuseVarianceKind variance;
+  if (!check_params (schedule, has_variance, params, &variance, error))
+    return FALSE;
+  if (count < 1 || channels < 1 || height < 1 || width < 1
+      || (guint64) count * channels * height * width > G_MAXSIZE / sizeof (float) / 4)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "bad sample shape %d x %d x %d x %d", count, channels, height, width);
+      return FALSE;
+    }
+
+  const gint *timesteps = diffuse_schedule_get_timesteps (schedule);
+  const double *betas = diffuse_schedule_get_betas (schedule);
+  const double *abars = diffuse_schedule_get_alphas_cumprod (schedule);
+  gint n_sched = diffuse_schedule_get_n_steps (schedule);
+  gsize n = (gsize) count * channels * height * width;
+  gboolean is_ddpm = params->sampler == DIFFUSE_SAMPLER_DDPM;
+  gboolean want_var = is_ddpm && variance == DIFFUSE_VARIANCE_LEARNED;
+  gboolean stochastic = is_ddpm || params->eta > 0.0;
+  gint start = n_sched - 1;
+  Buffers b;
+
+  if (params->init_image != NULL)
+    start = diffuse_schedule_index_for_strength (schedule, params->strength);
+  /* every buffer, before the first step */
+  if (!buffers_alloc (&b, n, want_var, stochastic && start > 0, error))
+    return FALSE;
+
+  if (params->init_image != NULL)
+    {
+      /* q(x_t | x_0) = N(sqrt(ᾱ)x0, (1−ᾱ)I) (seed, forward process closed
+       * form), at the kept step where img2img starts.  eps holds ε here. */
+      double a = sqrt (abars[start]), s = sqrt (1.0 - abars[start]);
+
+      if (params->init_noise != NULL)
+        memcpy (b.eps, params->init_noise, n * sizeof (float));
+      else
+        diffuse_rng_normal (params->seed, STREAM_IMG2IMG, 0, b.eps, n);
+      for (gsize j = 0; j < n; j++)
+        b.x[j] = (float) (a * params->init_image[j] + s * b.eps[j]);
+    }
+  else if (params->init_noise != NULL)
+    memcpy (b.x, params->init_noise, n * sizeof (float));
+  else
+    diffuse_rng_normal (params->seed, STREAM_X_T, 0, b.x, n);
+
+  gint n_steps = start + 1;
+  for (gint i = start; i >= 0; i--)
+    {
+      double abar = abars[i];
+      double abar_prev = i > 0 ? abars[i - 1] : 1.0;
+      gboolean add_noise = stochastic && i > 0;
+
+      if (!denoise (denoise_data, count, b.x, i, (double) timesteps[i], b.eps,
+                    want_var ? b.var : NULL, error))
+        {
+          buffers_clear (&b);
+          return FALSE;
+        }
+      predict_x0 (&b, abar, params->clip_denoised);
+      if (add_noise)
+        diffuse_rng_normal (params->seed, STREAM_STEP0 + (guint64) i, 0, b.noise, n);
+      if (is_ddpm)
+        step_ddpm (&b, betas[i], abar, abar_prev, variance, add_noise);
+      else
+        step_ddim (&b, abar, abar_prev, params->eta, add_noise);
+
+      if (params->progress != NULL
+          && !params->progress (start - i + 1, n_steps, b.x0, count, channels,
+                                height, width, params->user_data))
+        {
+          buffers_clear (&b);
+          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_CANCELLED,
+                       "sampling cancelled at step %d of %d", start - i + 1, n_steps);
+          return FALSE;
+        }
+    }
+
+  memcpy (out, b.x, n * sizeof (float));
+  if (info != NULL)
+    {
+      info->n_steps_run = n_steps;
+      info->start_index = start;
+      info->start_timestep = timesteps[start];
+    }
+  buffers_clear (&b);
+  return TRUE;
+}
