@@ -259,7 +259,7 @@ gboolean diffuse_npy_save (const char *path, const float *data, gint ndim,
                            const gint64 *shape, GError **error);
 
 /* ------------------------------------------------------------------ */
-/* Presets (presets/*.preset, GKeyFile; shared by plug-in and CLI)      */
+/* Presets (presets/NAME.preset, GKeyFile; shared by plug-in and CLI)   */
 
 typedef struct
 {
@@ -285,6 +285,32 @@ void     diffuse_preset_apply (const DiffusePreset *preset, DiffuseSampleParams 
 const char *diffuse_presets_system_dir (void);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffusePreset, diffuse_preset_free)
+
+/* ------------------------------------------------------------------ */
+/* Resampling float planes and fitting a target size (resample.c)       */
+
+typedef enum
+{
+  DIFFUSE_RESAMPLE_NEAREST,  /* pixel replication / decimation */
+  DIFFUSE_RESAMPLE_BILINEAR, /* triangle filter, widened when shrinking */
+  DIFFUSE_RESAMPLE_COUNT
+} DiffuseResampleKind;
+
+/* src [channels, src_h, src_w] -> dst [channels, dst_h, dst_w], planar. */
+void     diffuse_resample (const float *src, gint channels, gint src_h, gint src_w,
+                           float *dst, gint dst_h, gint dst_w,
+                           DiffuseResampleKind kind);
+
+/* The size to sample at for a target area of target_h x target_w:
+ * the target itself when allow_native and it passes
+ * diffuse_model_check_size with an area of at most max_area_factor times
+ * the model's image_size^2; otherwise the target's aspect ratio with the
+ * shorter side at image_size (the longer one capped at 4x), each side a
+ * multiple of 2^(n_levels-1).  Returns TRUE when *run_h x *run_w equals
+ * the target (no scaling needed). */
+gboolean diffuse_fit_size (const DiffuseModelConfig *config, gint target_h,
+                           gint target_w, gboolean allow_native,
+                           double max_area_factor, gint *run_h, gint *run_w);
 
 G_END_DECLS
 
