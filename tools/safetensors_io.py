@@ -76,7 +76,9 @@ def save_file(path, tensors, metadata=None, dtype=None):
                 raise SafetensorsError("__metadata__ %r: keys and values must "
                                        "be strings" % (k,))
         header["__metadata__"] = dict(metadata)
-    blobs = []
+    # Lay the header out first, then stream tensors one at a time, so a
+    # large model is never held twice in memory.
+    items = []
     offset = 0
     for name, arr in tensors.items():
         if name == "__metadata__":
@@ -85,12 +87,11 @@ def save_file(path, tensors, metadata=None, dtype=None):
         dt = dtype or _natural_dtype(arr)
         if dt not in DTYPES:
             raise SafetensorsError("unsupported dtype %s" % dt)
-        blob = _encode(arr, dt)
-        assert len(blob) == arr.size * DTYPES[dt]
+        nbytes = arr.size * DTYPES[dt]
         header[name] = {"dtype": dt, "shape": [int(s) for s in arr.shape],
-                        "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
+                        "data_offsets": [offset, offset + nbytes]}
+        items.append((arr, dt, nbytes))
+        offset += nbytes
     hjson = json.dumps(header, separators=(",", ":"),
                        ensure_ascii=False).encode("utf-8")
     pad = (-(8 + len(hjson))) % 8
@@ -98,8 +99,10 @@ def save_file(path, tensors, metadata=None, dtype=None):
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(hjson)))
         f.write(hjson)
-        for b in blobs:
-            f.write(b)
+        for arr, dt, nbytes in items:
+            blob = _encode(arr, dt)
+            assert len(blob) == nbytes
+            f.write(blob)
 
 
 def read_header(buf):
