@@ -195,6 +195,16 @@ diffuse_schedule_new (DiffuseScheduleKind kind, gint T, const char *respacing,
     betas_linear (T, betas);
   else
     betas_cosine (T, betas);
+  /* the linear schedule's β_T = 20/T reaches 1 (ᾱ_T = 0) for T ≤ 20 */
+  for (gint t = 0; t < T; t++)
+    if (!(betas[t] > 0.0 && betas[t] < 1.0))
+      {
+        g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                     "%s schedule on T = %d steps has beta_%d = %g outside (0, 1)%s",
+                     diffuse_schedule_kind_to_string (kind), T, t + 1, betas[t],
+                     kind == DIFFUSE_SCHEDULE_LINEAR ? ": it needs T > 20" : "");
+        return NULL;
+      }
 
   if (respacing == NULL || respacing[0] == '\0')
     {
