@@ -180,9 +180,15 @@ check_attention (const DiffuseModel *model, GError **error)
         if (r << level == c->image_size)
           reachable = TRUE;
       if (!reachable)
-        return md_error (error, model, "attention resolution %d is not one the UNet "
-                         "passes through (image_size %d halved up to %d times)",
-                         r, c->image_size, c->n_levels - 1);
+        {
+          g_autoptr (GString) ok = g_string_new (NULL);
+
+          for (level = 0; level < c->n_levels; level++)
+            g_string_append_printf (ok, "%s%d", level > 0 ? ", " : "",
+                                    c->image_size >> level);
+          return md_error (error, model, "attention resolution %d is not one the UNet "
+                           "passes through (%s)", r, ok->str);
+        }
       for (j = 0; j < i; j++)
         if (c->attention_resolutions[j] == r)
           return md_error (error, model, "attention resolution %d is listed twice", r);

@@ -430,8 +430,14 @@ convert_tensors (DiffuseSafetensors *st, GError **error)
   float *dst;
 
   for (i = 0; i < st->n_tensors; i++)
-    if (needs_copy (&st->tensors[i]))
-      total += (guint64) st->tensors[i].n_elements;
+    {
+      DiffuseTensorInfo *t = &st->tensors[i];
+
+      if (needs_copy (t))
+        total += (guint64) t->n_elements;
+      else
+        t->data = (const float *) (gconstpointer) t->raw;
+    }
   if (total == 0)
     return TRUE;
   /* total <= file size / 2, so the product cannot overflow */
@@ -454,8 +460,6 @@ convert_tensors (DiffuseSafetensors *st, GError **error)
           t->data = dst;
           dst += t->n_elements;
         }
-      else
-        t->data = (const float *) (gconstpointer) t->raw;
     }
   return TRUE;
 }
