@@ -1,0 +1,95 @@
+/* Kernels of the ADM UNet forward pass (layers.c), shared with unet.c and
+ * tests/test-layers.c.  Not installed.
+ *
+ * Activation layout: [C, B, H, W] ("CBHW", channel-major with the batch
+ * inside), float32, C order.  With this layout a convolution over the
+ * whole batch is one GEMM, out[Cout, B*H*W] = W[Cout, Cin*k*k] ·
+ * col[Cin*k*k, B*H*W], whose weight matrix is the PyTorch
+ * [Cout, Cin, k, k] tensor as stored, and a channel concatenation is two
+ * adjacent row ranges.  N below always means B*H*W.
+ */
+#ifndef DIFFUSE_LAYERS_H
+#define DIFFUSE_LAYERS_H
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Sinusoidal timestep embedding, guided-diffusion nn.timestep_embedding:
+ * out[b, i] = cos (t_b f_i), out[b, half + i] = sin (t_b f_i) with
+ * f_i = exp (-ln (10000) i / half), half = dim / 2; a zero column is
+ * appended when dim is odd.  t: [B], out: [B, dim]. */
+void diffuse__timestep_embedding (const float *t, gint batch, gint dim, float *out);
+
+/* y[B, n_out] = x[B, n_in] · w[n_out, n_in]ᵀ + bias  (nn.Linear). */
+void diffuse__linear (const float *x, gint batch, gint n_in, const float *w,
+                      const float *bias, gint n_out, float *y);
+
+/* out = x · sigmoid (x), elementwise (nn.SiLU); out may equal x. */
+void diffuse__silu (const float *x, gsize n, float *out);
+
+/* Fused GroupNorm (+ FiLM scale/shift) (+ SiLU) on [C, B, HW]:
+ *   y = GN (x) · γ_c + β_c                       (nn.GroupNorm (groups, C), fp32)
+ *   y = y · (1 + scale[b, c]) + shift[b, c]      when scale != NULL
+ *   y = y · sigmoid (y)                          when silu
+ * Statistics per (b, group) over C/groups channels × HW, biased variance.
+ * scale / shift: rows of length ≥ C with stride ss_stride per batch element
+ * (the two halves of a ResBlock's emb_layers output).  out may equal x. */
+void diffuse__group_norm (const float *x, gint channels, gint batch, gsize hw,
+                          gint groups, float eps, const float *gamma,
+                          const float *beta, const float *scale,
+                          const float *shift, gsize ss_stride, gboolean silu,
+                          float *out);
+
+/* Fill out[Cout, B, hw] with bias[c] (+ bias2[b·b2_stride + c] when
+ * bias2 != NULL).  NULL bias means zero. */
+void diffuse__fill_bias (float *out, gint c_out, gint batch, gsize hw,
+                         const float *bias, const float *bias2, gsize b2_stride);
+
+/* im2col for a k×k convolution with padding k/2 and the given stride
+ * on [C, B, H, W]: col[(c·k + ky)·k + kx, b, oy, ox] =
+ * x[c, b, oy·stride + ky − k/2, ox·stride + kx − k/2] (0 outside).
+ * Output size Ho = (H + 2·(k/2) − k) / stride + 1. */
+void diffuse__im2col (const float *x, gint channels, gint batch, gint height,
+                      gint width, gint k, gint stride, float *col);
+
+/* 2-D convolution (nn.Conv2d, padding k/2) on [Cin, B, H, W]:
+ *   out[Cout, B, Ho, Wo] (+)= w[Cout, Cin, k, k] ⊛ x + bias (+ bias2[b, c]).
+ * accumulate: add the result to what out holds (a residual sum) instead of
+ * overwriting it.  col: scratch of Cin·k·k·B·Ho·Wo floats, unused (may be
+ * NULL) for 1×1 stride-1 convolutions. */
+void diffuse__conv2d (const float *x, gint c_in, gint batch, gint height,
+                      gint width, const float *w, const float *bias,
+                      const float *bias2, gsize b2_stride, gint c_out, gint k,
+                      gint stride, gboolean accumulate, float *col, float *out);
+
+/* Nearest-neighbour ×2 upsampling (F.interpolate (scale_factor=2)):
+ * x[C, B, H, W] -> out[C, B, 2H, 2W]. */
+void diffuse__upsample2x (const float *x, gint channels, gint batch, gint height,
+                          gint width, float *out);
+
+/* 2×2 average pooling with stride 2 (nn.AvgPool2d (2)):
+ * x[C, B, H, W] -> out[C, B, H/2, W/2]; H and W even. */
+void diffuse__avgpool2x (const float *x, gint channels, gint batch, gint height,
+                         gint width, float *out);
+
+/* Multi-head self-attention core on qkv[3C, B, T] -> out[C, B, T]:
+ * for each batch b and head h with ch = C / heads channels,
+ *   out_h = V_h · softmax (Q_hᵀ K_h / √ch)ᵀ        (softmax over keys)
+ * Head order, as guided-diffusion: legacy (QKVAttentionLegacy) takes
+ * q, k, v of head h from rows h·3ch + [0, ch, 2ch]; the new order
+ * (QKVAttention) takes them from rows [0, C, 2C] + h·ch.
+ * scores: scratch of T·T floats. */
+void diffuse__attention (const float *qkv, gint channels, gint batch, gsize t,
+                         gint heads, gboolean legacy_order, float *scores,
+                         float *out);
+
+/* [B, C, HW] <-> [C, B, HW] */
+void diffuse__nchw_to_cbhw (const float *x, gint batch, gint channels, gsize hw,
+                            float *out);
+void diffuse__cbhw_to_nchw (const float *x, gint batch, gint channels, gsize hw,
+                            float *out);
+
+G_END_DECLS
+
+#endif /* DIFFUSE_LAYERS_H */

@@ -1,0 +1,158 @@
+/* The UNet forward pass against PyTorch: for every
+ * tests/data/golden/forward-CASE.safetensors (made by tools/make_golden.py
+ * from tools/adm_unet.py), run diffuse_unet_forward on the saved x, t, y
+ * and compare with the saved output, printing the first values and the
+ * largest difference (docs/DESIGN.md, "Golden test data").
+ *
+ * DIFFUSE_GOLDEN_DIR overrides the directory (for ad-hoc exports). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "diffuse-private.h"
+
+#define TOLERANCE 1e-4
+
+static float *
+load_npy (const char *dir, const char *name, const char *suffix, gint *ndim,
+          gint64 shape[4])
+{
+  g_autofree gchar *path = g_strdup_printf ("%s/forward-%s.%s.npy", dir, name, suffix);
+  g_autoptr (GError) error = NULL;
+  float *data = diffuse_npy_load (path, ndim, shape, &error);
+
+  if (data == NULL)
+    g_printerr ("  %s\n", error->message);
+  return data;
+}
+
+/* Returns TRUE when the case passes. */
+static gboolean
+run_case (const char *dir, const char *name)
+{
+  g_autofree gchar *model_path = g_strdup_printf ("%s/forward-%s.safetensors", dir, name);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DiffuseModel) model = NULL;
+  g_autoptr (DiffuseUNet) unet = NULL;
+  g_autofree float *x = NULL, *t = NULL, *y = NULL, *want = NULL, *got = NULL;
+  g_autofree gint *labels = NULL;
+  gint nd_x, nd_t, nd_y, nd_o;
+  gint64 sx[4], st[4], sy[4], so[4];
+  const DiffuseModelConfig *cfg;
+  gint batch, height, width;
+  gsize n_out;
+  double max_ref = 0.0, max_diff = 0.0;
+  gsize worst = 0;
+  double rel;
+  gint64 t0;
+
+  g_print ("forward-%s\n", name);
+  model = diffuse_model_new_from_file (model_path, &error);
+  if (model == NULL)
+    {
+      g_printerr ("  %s\n", error->message);
+      return FALSE;
+    }
+  cfg = diffuse_model_get_config (model);
+  x = load_npy (dir, name, "x", &nd_x, sx);
+  t = load_npy (dir, name, "t", &nd_t, st);
+  y = load_npy (dir, name, "y", &nd_y, sy);
+  want = load_npy (dir, name, "out", &nd_o, so);
+  if (!x || !t || !y || !want)
+    return FALSE;
+  if (nd_x != 4 || nd_t != 1 || nd_y != 1 || nd_o != 4 || sx[1] != cfg->in_channels
+      || st[0] != sx[0] || sy[0] != sx[0] || so[0] != sx[0]
+      || so[1] != cfg->out_channels || so[2] != sx[2] || so[3] != sx[3])
+    {
+      g_printerr ("  inconsistent shapes in the case's .npy files\n");
+      return FALSE;
+    }
+  batch = (gint) sx[0];
+  height = (gint) sx[2];
+  width = (gint) sx[3];
+  labels = g_new (gint, batch);
+  for (gint b = 0; b < batch; b++)
+    labels[b] = (gint) y[b];
+
+  unet = diffuse_unet_new (model, batch, height, width, &error);
+  if (unet == NULL)
+    {
+      g_printerr ("  %s\n", error->message);
+      return FALSE;
+    }
+  n_out = (gsize) batch * cfg->out_channels * height * width;
+  got = g_new (float, n_out);
+  t0 = g_get_monotonic_time ();
+  if (!diffuse_unet_forward (unet, batch, x, t, labels, got, &error))
+    {
+      g_printerr ("  %s\n", error->message);
+      return FALSE;
+    }
+  g_print ("  batch %d, %dx%d, %d -> %d channels, %.1f ms\n", batch, width,
+           height, cfg->in_channels, cfg->out_channels,
+           (g_get_monotonic_time () - t0) / 1000.0);
+
+  for (gsize i = 0; i < n_out; i++)
+    {
+      double d = fabs ((double) got[i] - want[i]);
+
+      if (!(d <= max_diff))     /* also catches NaN */
+        {
+          max_diff = isnan (d) ? INFINITY : d;
+          worst = i;
+        }
+      max_ref = MAX (max_ref, fabs (want[i]));
+    }
+  g_print ("  first values: got ");
+  for (gsize i = 0; i < MIN (n_out, 5); i++)
+    g_print ("%.6f ", got[i]);
+  g_print ("\n                want ");
+  for (gsize i = 0; i < MIN (n_out, 5); i++)
+    g_print ("%.6f ", want[i]);
+  rel = max_diff / MAX (1.0, max_ref);
+  g_print ("\n  max |ref| %.4f, largest difference %.3g at %" G_GSIZE_FORMAT
+           " (got %.6f, want %.6f), relative %.3g (tolerance %.0e): %s\n",
+           max_ref, max_diff, worst, got[worst], want[worst], rel, TOLERANCE,
+           rel <= TOLERANCE ? "ok" : "FAIL");
+  return rel <= TOLERANCE;
+}
+
+static gint
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+int
+main (void)
+{
+  const char *env = g_getenv ("DIFFUSE_GOLDEN_DIR");
+  const char *data = g_getenv ("DIFFUSE_TEST_DATA");
+  g_autofree gchar *dir = NULL;
+  g_autoptr (GDir) d = NULL;
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  const char *entry;
+  gint failed = 0;
+
+  if (env)
+    dir = g_strdup (env);
+  else
+    dir = g_build_filename (data ? data : "tests/data", "golden", NULL);
+  d = g_dir_open (dir, 0, NULL);
+  if (d)
+    while ((entry = g_dir_read_name (d)))
+      if (g_str_has_prefix (entry, "forward-")
+          && g_str_has_suffix (entry, ".safetensors"))
+        g_ptr_array_add (names, g_strndup (entry + 8,
+                                           strlen (entry) - 8 - strlen (".safetensors")));
+  if (names->len == 0)
+    {
+      g_print ("no forward-*.safetensors in %s\n", dir);
+      return 77;                /* skipped */
+    }
+  g_ptr_array_sort (names, compare_names);
+  for (guint i = 0; i < names->len; i++)
+    failed += !run_case (dir, g_ptr_array_index (names, i));
+  g_print ("%u cases, %d failed\n", names->len, failed);
+  return failed ? 1 : 0;
+}
