@@ -1,4 +1,4 @@
-/* Sampling with a model: parameter defaults and validation, and the model
+/* Sampling with a model: parameter validation, and the model
  * denoiser (UNet + classifier-free guidance) handed to diffuse_sample_with.
  *
  * Guidance (seed "Classifier-Free Guidance"; Ho & Salimans 2021 eq. 6):
@@ -24,32 +24,6 @@ void openblas_set_num_threads (int num_threads);
 #define MAX_COUNT 64
 #define MAX_GUIDANCE 100.0
 #define MAX_ETA 10.0
-
-void
-diffuse_sample_params_init (DiffuseSampleParams *params)
-{
-  g_return_if_fail (params != NULL);
-
-  memset (params, 0, sizeof *params);
-  params->sampler = DIFFUSE_SAMPLER_DDIM;
-  params->steps = 50;
-  params->respacing = NULL;
-  params->eta = 0.0;
-  params->variance = DIFFUSE_VARIANCE_AUTO;
-  params->guidance = 0.0;
-  params->class_label = -1;
-  params->seed = 0;
-  params->count = 1;
-  params->height = 0;
-  params->width = 0;
-  params->clip_denoised = TRUE;
-  params->init_image = NULL;
-  params->strength = 1.0;
-  params->init_noise = NULL;
-  params->n_threads = 0;
-  params->progress = NULL;
-  params->user_data = NULL;
-}
 
 /* params->steps as a respacing string: guided-diffusion's single section
  * "N", i.e. N steps evenly spread over 0 … T−1 (rounded), which exists for

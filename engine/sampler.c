@@ -164,6 +164,34 @@ step_ddpm (Buffers *b, double beta, double abar, double abar_prev,
     }
 }
 
+/* The defaults of diffuse.h; here rather than in sample.c because the
+ * model-free loop (and its tests) needs them without a network. */
+void
+diffuse_sample_params_init (DiffuseSampleParams *params)
+{
+  g_return_if_fail (params != NULL);
+
+  memset (params, 0, sizeof *params);
+  params->sampler = DIFFUSE_SAMPLER_DDIM;
+  params->steps = 50;
+  params->respacing = NULL;
+  params->eta = 0.0;
+  params->variance = DIFFUSE_VARIANCE_AUTO;
+  params->guidance = 0.0;
+  params->class_label = -1;
+  params->seed = 0;
+  params->count = 1;
+  params->height = 0;
+  params->width = 0;
+  params->clip_denoised = TRUE;
+  params->init_image = NULL;
+  params->strength = 1.0;
+  params->init_noise = NULL;
+  params->n_threads = 0;
+  params->progress = NULL;
+  params->user_data = NULL;
+}
+
 static gboolean
 check_params (const DiffuseSchedule *schedule, gboolean has_variance,
               const DiffuseSampleParams *params, DiffuseVarianceKind *variance,
