@@ -338,7 +338,8 @@ check_tiling (DiffuseSafetensors *st, Span *spans, guint n, guint64 data_len,
   gint64 pos = 0;
   guint i;
 
-  qsort (spans, n, sizeof (Span), compare_spans);
+  if (n > 1)
+    qsort (spans, n, sizeof (Span), compare_spans);
   for (i = 0; i < n; i++)
     {
       if (spans[i].begin != pos)
