@@ -528,7 +528,7 @@ parse_header (DiffuseSafetensors *st, const guint8 *bytes, gsize len, GError **e
       const char *key = l->data;
       JsonNode *node = json_object_get_member (obj, key);
       DiffuseTensorInfo *t = &st->tensors[st->n_tensors];
-      gint64 begin;
+      gint64 begin = 0;
 
       if (strcmp (key, "__metadata__") == 0)
         {
