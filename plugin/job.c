@@ -1,0 +1,129 @@
+/* Running a DpJob: see job.h.  The progress callback copies the
+ * predicted x0 under the job's lock and polls the cancel flag, so a
+ * cancel takes effect within one sampling step. */
+#include <string.h>
+
+#include "job.h"
+
+DpJob *
+dp_job_new (const DiffuseModel *model, const DiffuseSampleParams *params,
+            gint count, gint channels, gint height, gint width,
+            gint n_runs, const double *guidance)
+{
+  DpJob *job = g_new0 (DpJob, 1);
+  gsize n = (gsize) count * channels * height * width;
+
+  job->model = model;
+  job->params = *params;
+  job->count = count;
+  job->channels = channels;
+  job->height = height;
+  job->width = width;
+  job->n_runs = MAX (1, n_runs);
+  if (guidance != NULL)
+    job->guidance = g_memdup2 (guidance, sizeof (double) * job->n_runs);
+  job->out = g_new0 (float, n * job->n_runs);
+  job->preview = g_new0 (float, n);
+  g_mutex_init (&job->lock);
+  return job;
+}
+
+void
+dp_job_free (DpJob *job)
+{
+  if (job == NULL)
+    return;
+  g_free (job->guidance);
+  g_free (job->init);
+  g_free (job->out);
+  g_free (job->preview);
+  g_mutex_clear (&job->lock);
+  g_free (job);
+}
+
+void
+dp_job_cancel (DpJob *job)
+{
+  g_atomic_int_set (&job->cancel, 1);
+}
+
+static gboolean
+job_progress (gint step, gint n_steps, const float *x0_pred, gint count,
+              gint channels, gint height, gint width, gpointer user_data)
+{
+  DpJob *job = user_data;
+  double within = n_steps > 0 ? (double) MIN (step + 1, n_steps) / n_steps : 1.0;
+  double fraction = (job->run_index + within) / job->n_runs;
+
+  g_mutex_lock (&job->lock);
+  if (x0_pred != NULL && count == job->count && channels == job->channels
+      && height == job->height && width == job->width)
+    {
+      memcpy (job->preview, x0_pred,
+              sizeof (float) * count * channels * height * width);
+      job->preview_new = TRUE;
+    }
+  job->fraction = fraction;
+  g_mutex_unlock (&job->lock);
+
+  if (job->step_func != NULL)
+    job->step_func (job, fraction, job->step_data);
+
+  return g_atomic_int_get (&job->cancel) == 0;
+}
+
+gboolean
+dp_job_run (DpJob *job, GError **error)
+{
+  gsize n = (gsize) job->count * job->channels * job->height * job->width;
+  gint r;
+
+  for (r = 0; r < job->n_runs; r++)
+    {
+      DiffuseSampleParams params = job->params;
+
+      if (g_atomic_int_get (&job->cancel))
+        {
+          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_CANCELLED,
+                       "Sampling was cancelled");
+          return FALSE;
+        }
+      g_mutex_lock (&job->lock);
+      job->run_index = r;
+      g_mutex_unlock (&job->lock);
+
+      params.count = job->count;
+      params.height = job->height;
+      params.width = job->width;
+      params.init_image = job->init;
+      if (job->guidance != NULL)
+        params.guidance = job->guidance[r];
+      params.progress = job_progress;
+      params.user_data = job;
+
+      if (! diffuse_sample (job->model, &params, job->out + n * r, &job->info, error))
+        return FALSE;
+    }
+
+  g_mutex_lock (&job->lock);
+  job->fraction = 1.0;
+  g_mutex_unlock (&job->lock);
+  return TRUE;
+}
+
+gboolean
+dp_job_take_preview (DpJob *job, float *dst, double *fraction)
+{
+  gboolean fresh;
+
+  g_mutex_lock (&job->lock);
+  fresh = job->preview_new;
+  if (fresh && dst != NULL)
+    memcpy (dst, job->preview,
+            sizeof (float) * job->count * job->channels * job->height * job->width);
+  job->preview_new = FALSE;
+  if (fraction != NULL)
+    *fraction = job->fraction;
+  g_mutex_unlock (&job->lock);
+  return fresh;
+}

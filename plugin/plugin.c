@@ -1,0 +1,307 @@
+/* gimp-diffusion: the GimpPlugIn and its three procedures.
+ *
+ * Every parameter is a procedure argument, so Script-Fu, the dialog and
+ * GIMP's remembered settings all come from one declaration:
+ *   plug-in-diffuse-generate         new layer(s) with samples of a class
+ *   plug-in-diffuse-img2img          re-imagine the layer / selection
+ *   plug-in-diffuse-guidance-sweep   one seed, a row of guidance values,
+ *                                    as a labelled contact sheet image */
+#include <libgimp/gimp.h>
+#include <libgimp/gimpui.h>
+
+#include "plugin.h"
+
+typedef struct _DpPlugIn
+{
+  GimpPlugIn parent_instance;
+} DpPlugIn;
+
+#define DP_TYPE_PLUG_IN (dp_plug_in_get_type ())
+G_DECLARE_FINAL_TYPE (DpPlugIn, dp_plug_in, DP, PLUG_IN, GimpPlugIn)
+G_DEFINE_TYPE (DpPlugIn, dp_plug_in, GIMP_TYPE_PLUG_IN)
+
+GIMP_MAIN (DP_TYPE_PLUG_IN)
+
+static GList *
+dp_query_procedures (GimpPlugIn *plug_in)
+{
+  GList *list = NULL;
+
+  list = g_list_append (list, g_strdup (DP_PROC_GENERATE));
+  list = g_list_append (list, g_strdup (DP_PROC_IMG2IMG));
+  list = g_list_append (list, g_strdup (DP_PROC_SWEEP));
+  return list;
+}
+
+static gboolean
+dp_set_i18n (GimpPlugIn *plug_in, const gchar *procedure_name,
+             gchar **gettext_domain, gchar **catalog_dir)
+{
+  return FALSE;
+}
+
+static GimpChoice *
+sampler_choice (void)
+{
+  GimpChoice *choice = gimp_choice_new ();
+  gint k;
+
+  for (k = 0; k < DIFFUSE_SAMPLER_COUNT; k++)
+    {
+      const char *nick = diffuse_sampler_kind_to_string (k);
+      g_autofree gchar *label = g_ascii_strup (nick, -1);
+
+      gimp_choice_add (choice, nick, k, label,
+                       k == DIFFUSE_SAMPLER_DDIM
+                       ? "Deterministic for eta = 0; works with few steps"
+                       : "Ancestral sampling; needs more steps");
+    }
+  return choice;
+}
+
+static GimpChoice *
+variance_choice (void)
+{
+  static const char *const help[DIFFUSE_VARIANCE_COUNT] = {
+    "Learned when the model has it, else fixed-large",
+    "The model's learned variance",
+    "Posterior variance (beta tilde)",
+    "beta",
+  };
+  GimpChoice *choice = gimp_choice_new ();
+  gint k;
+
+  for (k = 0; k < DIFFUSE_VARIANCE_COUNT; k++)
+    {
+      const char *nick = diffuse_variance_kind_to_string (k);
+
+      gimp_choice_add (choice, nick, k, nick, help[k]);
+    }
+  return choice;
+}
+
+static void
+add_common_arguments (GimpProcedure *procedure, DpKind kind)
+{
+  gimp_procedure_add_string_argument (procedure, "model", "_Model",
+                                      "Model file (.safetensors) or the name of a "
+                                      "model in the model folders; empty = the first "
+                                      "model found", "", G_PARAM_READWRITE);
+  gimp_procedure_add_string_argument (procedure, "preset", "_Preset",
+                                      "Name of a preset whose values override the "
+                                      "sampler, steps, eta, guidance, strength and "
+                                      "variance arguments; empty = none", "",
+                                      G_PARAM_READWRITE);
+  gimp_procedure_add_string_argument (procedure, "class", "_Class",
+                                      "Class name or index; empty = the model's "
+                                      "\"no label\" class when it has one, else 0",
+                                      "", G_PARAM_READWRITE);
+  gimp_procedure_add_int_argument (procedure, "steps", "_Steps",
+                                   "Sampling steps", 1, 4000, 50, G_PARAM_READWRITE);
+  gimp_procedure_add_choice_argument (procedure, "sampler", "Sa_mpler",
+                                      "DDIM or DDPM", sampler_choice (), "ddim",
+                                      G_PARAM_READWRITE);
+  gimp_procedure_add_double_argument (procedure, "eta", "_Eta",
+                                      "DDIM eta: 0 = deterministic, 1 = as noisy as DDPM",
+                                      0.0, 10.0, 0.0, G_PARAM_READWRITE);
+  if (kind != DP_SWEEP)
+    gimp_procedure_add_double_argument (procedure, "guidance", "_Guidance",
+                                        "Classifier-free guidance w: "
+                                        "(1+w) eps(x,y) - w eps(x,none); 0 = none",
+                                        0.0, 100.0, 0.0, G_PARAM_READWRITE);
+  else
+    gimp_procedure_add_string_argument (procedure, "guidance-values", "_Guidance values",
+                                        "Guidance values to compare, comma-separated",
+                                        "0,1,2,4,8", G_PARAM_READWRITE);
+  gimp_procedure_add_choice_argument (procedure, "variance", "_Variance",
+                                      "DDPM reverse-step variance", variance_choice (),
+                                      "auto", G_PARAM_READWRITE);
+  gimp_procedure_add_int_argument (procedure, "seed", "See_d",
+                                   "Random seed (the same seed gives the same image)",
+                                   0, G_MAXINT, 0, G_PARAM_READWRITE);
+  if (kind == DP_GENERATE)
+    gimp_procedure_add_int_argument (procedure, "count", "C_ount",
+                                     "Number of variations, one layer each",
+                                     1, 16, 1, G_PARAM_READWRITE);
+  if (kind == DP_IMG2IMG)
+    gimp_procedure_add_double_argument (procedure, "strength", "S_trength",
+                                        "How far to noise the layer before denoising: "
+                                        "small keeps it, 1 redraws it",
+                                        0.01, 1.0, 0.5, G_PARAM_READWRITE);
+  if (kind != DP_SWEEP)
+    gimp_procedure_add_choice_argument (procedure, "size-mode", "Si_ze",
+                                        "When the area's size differs from the model's",
+                                        gimp_choice_new_with_values (
+                                          "auto", 0, "Automatic",
+                                          "At the area's size when the model allows it, "
+                                          "else at the model's size and scaled", 
+                                          "model", 1, "Model size, scaled",
+                                          "Sample at the model's resolution and scale",
+                                          "layer", 2, "Area size",
+                                          "Sample fully convolutionally at the area's size",
+                                          NULL),
+                                        "auto", G_PARAM_READWRITE);
+}
+
+static GimpValueArray *dp_run (GimpProcedure *procedure, GimpRunMode run_mode,
+                               GimpImage *image, GimpDrawable **drawables,
+                               GimpProcedureConfig *config, gpointer run_data);
+
+static GimpProcedure *
+dp_create_procedure (GimpPlugIn *plug_in, const gchar *name)
+{
+  GimpProcedure *procedure;
+  DpKind kind;
+
+  if (g_strcmp0 (name, DP_PROC_GENERATE) == 0)
+    kind = DP_GENERATE;
+  else if (g_strcmp0 (name, DP_PROC_IMG2IMG) == 0)
+    kind = DP_IMG2IMG;
+  else if (g_strcmp0 (name, DP_PROC_SWEEP) == 0)
+    kind = DP_SWEEP;
+  else
+    return NULL;
+
+  procedure = gimp_image_procedure_new (plug_in, name, GIMP_PDB_PROC_TYPE_PLUGIN,
+                                        dp_run, GINT_TO_POINTER (kind), NULL);
+  gimp_procedure_set_image_types (procedure, "*");
+  gimp_procedure_add_menu_path (procedure, "<Image>/Filters/Render/Diffusion/");
+  gimp_procedure_set_attribution (procedure, "gimp-diffusion authors",
+                                  "gimp-diffusion authors", "2026");
+
+  switch (kind)
+    {
+    case DP_GENERATE:
+      gimp_procedure_set_sensitivity_mask (procedure, GIMP_PROCEDURE_SENSITIVE_ALWAYS);
+      gimp_procedure_set_menu_label (procedure, "_Generate...");
+      gimp_procedure_set_documentation (procedure,
+        "Generate an image of a class with a diffusion model",
+        "Samples a class-conditional diffusion model on the CPU into new "
+        "layers above the current one (one per variation), sized to the "
+        "selection, the current layer or the image. Models with alpha "
+        "give transparent layers.", name);
+      gimp_procedure_add_core_object_array_return_value (procedure, "layers", "Layers",
+                                                         "The new layers",
+                                                         GIMP_TYPE_LAYER,
+                                                         G_PARAM_READWRITE);
+      break;
+    case DP_IMG2IMG:
+      gimp_procedure_set_sensitivity_mask (procedure, GIMP_PROCEDURE_SENSITIVE_DRAWABLE);
+      gimp_procedure_set_menu_label (procedure, "_Img2img...");
+      gimp_procedure_set_documentation (procedure,
+        "Re-imagine the layer or selection with a diffusion model",
+        "Noises the layer (or the selection's bounds) part of the way, by "
+        "strength, then denoises it towards the chosen class. One undo "
+        "step restores the original.", name);
+      break;
+    case DP_SWEEP:
+      gimp_procedure_set_sensitivity_mask (procedure, GIMP_PROCEDURE_SENSITIVE_ALWAYS);
+      gimp_procedure_set_menu_label (procedure, "Guidance _Sweep...");
+      gimp_procedure_set_documentation (procedure,
+        "Compare guidance values for one seed and class",
+        "Samples the same seed and class once per guidance value and lays "
+        "the results out in a new image, labelled with the values, to tune "
+        "presets.", name);
+      gimp_procedure_add_image_return_value (procedure, "sheet", "Sheet",
+                                             "The contact sheet", FALSE,
+                                             G_PARAM_READWRITE);
+      break;
+    }
+  add_common_arguments (procedure, kind);
+  return procedure;
+}
+
+static void
+dp_plug_in_class_init (DpPlugInClass *klass)
+{
+  GimpPlugInClass *plug_in_class = GIMP_PLUG_IN_CLASS (klass);
+
+  plug_in_class->query_procedures = dp_query_procedures;
+  plug_in_class->create_procedure = dp_create_procedure;
+  plug_in_class->set_i18n = dp_set_i18n;
+}
+
+static void
+dp_plug_in_init (DpPlugIn *plug_in)
+{
+}
+
+/* Batch runs sample on the main thread and drive GIMP's progress bar
+ * directly. */
+static void
+batch_step (DpJob *job, double fraction, gpointer user_data)
+{
+  gimp_progress_update (fraction);
+}
+
+static GimpValueArray *
+dp_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
+        GimpDrawable **drawables, GimpProcedureConfig *config, gpointer run_data)
+{
+  DpRun run = { 0 };
+  DpSettings settings = { 0 };
+  g_autoptr (DpJob) job = NULL;
+  GError *error = NULL;
+  GimpPDBStatusType status = GIMP_PDB_SUCCESS;
+  GimpValueArray *values;
+  gsize n_drawables = drawables != NULL
+    ? gimp_core_object_array_get_length ((GObject **) drawables) : 0;
+
+  gegl_init (NULL, NULL);
+
+  run.kind = GPOINTER_TO_INT (run_data);
+  run.procedure = procedure;
+  run.run_mode = run_mode;
+  run.image = image;
+  run.config = config;
+  if (n_drawables == 1)
+    run.drawable = drawables[0];
+  else if (n_drawables > 1 && run.kind == DP_IMG2IMG)
+    {
+      g_set_error (&error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "Img2img works on one layer at a time; select a single layer");
+      return gimp_procedure_new_return_values (procedure, GIMP_PDB_CALLING_ERROR, error);
+    }
+
+  if (run_mode == GIMP_RUN_INTERACTIVE)
+    {
+      if (! dp_dialog_run (&run, &job, &settings, &error))
+        status = error != NULL ? GIMP_PDB_EXECUTION_ERROR : GIMP_PDB_CANCEL;
+    }
+  else
+    {
+      dp_settings_read (&settings, run.kind, config);
+      if (! dp_settings_apply_preset (&settings, run.kind, &error)
+          || (job = dp_run_prepare (&run, &settings, &error)) == NULL)
+        status = GIMP_PDB_CALLING_ERROR;
+      else
+        {
+          gimp_progress_init ("Diffusion sampling");
+          job->step_func = batch_step;
+          if (! dp_job_run (job, &error))
+            status = GIMP_PDB_EXECUTION_ERROR;
+          gimp_progress_end ();
+        }
+    }
+
+  if (status == GIMP_PDB_SUCCESS && ! dp_run_finish (&run, &settings, job, &error))
+    status = GIMP_PDB_EXECUTION_ERROR;
+
+  values = gimp_procedure_new_return_values (procedure, status, error);
+  if (status == GIMP_PDB_SUCCESS && run.kind == DP_GENERATE)
+    {
+      guint n = g_list_length (run.new_layers), i = 0;
+      GimpLayer **layers = g_new0 (GimpLayer *, n + 1);
+      GList *l;
+
+      for (l = run.new_layers; l != NULL; l = l->next)
+        layers[i++] = l->data;
+      GIMP_VALUES_TAKE_CORE_OBJECT_ARRAY (values, 1, (GObject **) layers);
+    }
+  if (status == GIMP_PDB_SUCCESS && run.kind == DP_SWEEP)
+    GIMP_VALUES_SET_IMAGE (values, 1, run.new_image);
+
+  dp_settings_clear (&settings);
+  dp_run_clear (&run);
+  return values;
+}

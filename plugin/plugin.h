@@ -1,0 +1,121 @@
+/* gimp-diffusion plug-in: declarations shared by plugin/ and ui/.
+ *
+ * The plug-in only translates between GIMP and libdiffuse: it reads the
+ * procedure's arguments (DpSettings), loads the model, reads pixels into
+ * float planes and builds a DpJob (prepare, main thread), runs the job
+ * (any thread), and writes the result back into GIMP (finish, main
+ * thread).  Interactive runs do the middle step on a worker thread from
+ * the dialog (ui/dialog.c) so that the preview updates and Cancel works. */
+#ifndef DP_PLUGIN_H
+#define DP_PLUGIN_H
+
+#include <libgimp/gimp.h>
+
+#include "diffuse.h"
+#include "job.h"
+
+G_BEGIN_DECLS
+
+#define DP_BINARY       "gimp-diffusion"
+#define DP_PROC_GENERATE "plug-in-diffuse-generate"
+#define DP_PROC_IMG2IMG  "plug-in-diffuse-img2img"
+#define DP_PROC_SWEEP    "plug-in-diffuse-guidance-sweep"
+
+/* Native runs may use up to this many times the model's own area. */
+#define DP_MAX_AREA_FACTOR 16.0
+
+typedef enum
+{
+  DP_GENERATE,
+  DP_IMG2IMG,
+  DP_SWEEP
+} DpKind;
+
+/* The procedure's arguments, as read from its config. */
+typedef struct
+{
+  gchar *model;            /* path or model name; "" = first model found */
+  gchar *preset;           /* preset name or "" */
+  gchar *class_text;       /* class name or index; "" = default */
+  gint steps;
+  DiffuseSamplerKind sampler;
+  double eta;
+  double guidance;
+  DiffuseVarianceKind variance;
+  gint seed;
+  gint count;              /* generate */
+  double strength;         /* img2img */
+  gchar *size_mode;        /* "auto", "model", "layer" */
+  gchar *guidance_values;  /* sweep: "0,1,2,4" */
+} DpSettings;
+
+typedef struct
+{
+  DpKind kind;
+  GimpProcedure *procedure;
+  GimpRunMode run_mode;
+  GimpImage *image;
+  GimpDrawable *drawable;        /* NULL when none is selected */
+  GimpProcedureConfig *config;
+
+  /* The loaded model, cached by path across dialog runs. */
+  gchar *model_path;
+  DiffuseModel *model;
+
+  /* Target area: image coordinates (generate) or the drawable's own
+   * coordinates (img2img); set by dp_run_prepare. */
+  gint x, y, width, height;
+  gboolean scaled;               /* run size differs from the target */
+
+  /* Results, for the return values. */
+  GList *new_layers;             /* GimpLayer *, topmost last */
+  GimpImage *new_image;          /* sweep */
+} DpRun;
+
+/* settings.c */
+void      dp_settings_read (DpSettings *s, DpKind kind, GimpProcedureConfig *config);
+void      dp_settings_clear (DpSettings *s);
+gboolean  dp_settings_apply_preset (DpSettings *s, DpKind kind, GError **error);
+gchar   **dp_preset_dirs (void);
+gchar    *dp_user_preset_dir (void);
+DiffusePreset *dp_preset_find (GPtrArray *presets, const char *name);
+double   *dp_parse_guidance_values (const char *text, gint *n, GError **error);
+
+/* models.c: shipped models, the plug-in folder and the user folder */
+typedef struct
+{
+  gchar *name;   /* file name without .safetensors */
+  gchar *path;
+} DpModelEntry;
+
+GPtrArray *dp_models_list (void);          /* of DpModelEntry, sorted */
+gchar     *dp_models_user_dir (void);
+gchar     *dp_models_resolve (const char *model, GError **error);
+void       dp_model_entry_free (DpModelEntry *entry);
+
+/* run.c: prepare / finish, shared by interactive and batch runs */
+gboolean  dp_run_load_model (DpRun *run, const char *model, GError **error);
+gint      dp_run_default_class (const DiffuseModel *model);
+gchar    *dp_run_describe_size (DpRun *run, const DpSettings *s);
+DpJob    *dp_run_prepare (DpRun *run, const DpSettings *s, GError **error);
+gboolean  dp_run_finish (DpRun *run, const DpSettings *s, DpJob *job, GError **error);
+void      dp_run_clear (DpRun *run);
+
+/* pixels.c: GEGL buffers <-> planar float in [-1, 1] */
+const Babl *dp_pixels_format (GimpDrawable *drawable, gint channels);
+float    *dp_pixels_read (GimpDrawable *drawable, gint x, gint y, gint width,
+                          gint height, gint channels);
+float    *dp_pixels_read_alpha (GimpDrawable *drawable, gint x, gint y,
+                                gint width, gint height);
+void      dp_pixels_write (GeglBuffer *buffer, GimpDrawable *drawable, gint x,
+                           gint y, gint width, gint height, gint channels,
+                           const float *planes, const float *alpha);
+
+/* ui/dialog.c: TRUE with a finished job, FALSE when cancelled or failed
+ * (error set when failed). */
+gboolean  dp_dialog_run (DpRun *run, DpJob **job_out, DpSettings *settings_out,
+                         GError **error);
+
+G_END_DECLS
+
+#endif /* DP_PLUGIN_H */

@@ -1,0 +1,483 @@
+/* Prepare (GIMP -> engine) and finish (engine -> GIMP) for the three
+ * procedures.  Both run on the main thread; the job in between may run
+ * anywhere. */
+#include <math.h>
+#include <string.h>
+
+#include "plugin.h"
+
+gboolean
+dp_run_load_model (DpRun *run, const char *model, GError **error)
+{
+  g_autofree gchar *path = dp_models_resolve (model, error);
+  DiffuseModel *loaded;
+
+  if (path == NULL)
+    return FALSE;
+  if (run->model != NULL && g_strcmp0 (path, run->model_path) == 0)
+    return TRUE;
+  loaded = diffuse_model_new_from_file (path, error);
+  if (loaded == NULL)
+    return FALSE;
+  diffuse_model_free (run->model);
+  g_free (run->model_path);
+  run->model = loaded;
+  run->model_path = g_steal_pointer (&path);
+  return TRUE;
+}
+
+/* "" means the model's "no label" class when it has one, else class 0. */
+gint
+dp_run_default_class (const DiffuseModel *model)
+{
+  const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
+
+  if (cfg->num_classes <= 0)
+    return -1;
+  if (cfg->null_class >= 0)
+    return cfg->null_class;
+  return 0;
+}
+
+static gboolean
+resolve_class (const DiffuseModel *model, const char *text, gint *label,
+               GError **error)
+{
+  const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
+
+  if (cfg->num_classes <= 0 || text == NULL || text[0] == '\0')
+    {
+      *label = dp_run_default_class (model);
+      return TRUE;
+    }
+  return diffuse_model_find_class (model, text, label, error);
+}
+
+static gchar *
+class_title (const DiffuseModel *model, gint label)
+{
+  const char *name;
+
+  if (label < 0)
+    return g_strdup ("Sample");
+  name = diffuse_model_get_class_name (model, label);
+  return name != NULL ? g_strdup (name) : g_strdup_printf ("Class %d", label);
+}
+
+/* The area the run works on. */
+static gboolean
+find_target (DpRun *run, GError **error)
+{
+  if (run->kind == DP_SWEEP)
+    {
+      const DiffuseModelConfig *cfg = diffuse_model_get_config (run->model);
+
+      run->x = run->y = 0;
+      run->width = run->height = cfg->image_size;
+      return TRUE;
+    }
+
+  if (run->image != NULL && gimp_image_get_base_type (run->image) == GIMP_INDEXED)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "Indexed images are not supported: convert the image with "
+                   "Image > Mode > RGB (or Grayscale) first");
+      return FALSE;
+    }
+
+  if (run->kind == DP_IMG2IMG)
+    {
+      if (run->drawable == NULL)
+        {
+          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                       "Img2img needs exactly one selected layer");
+          return FALSE;
+        }
+      if (! gimp_drawable_mask_intersect (run->drawable, &run->x, &run->y,
+                                          &run->width, &run->height)
+          || run->width <= 0 || run->height <= 0)
+        {
+          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                       "The selection does not touch the layer");
+          return FALSE;
+        }
+      return TRUE;
+    }
+
+  /* generate: the selection's bounds, else the current layer, else the image */
+  {
+    gboolean non_empty = FALSE;
+    gint x1, y1, x2, y2;
+
+    if (gimp_selection_bounds (run->image, &non_empty, &x1, &y1, &x2, &y2) && non_empty)
+      {
+        run->x = x1;
+        run->y = y1;
+        run->width = x2 - x1;
+        run->height = y2 - y1;
+      }
+    else if (run->drawable != NULL && gimp_item_is_layer (GIMP_ITEM (run->drawable)))
+      {
+        gimp_drawable_get_offsets (run->drawable, &run->x, &run->y);
+        run->width = gimp_drawable_get_width (run->drawable);
+        run->height = gimp_drawable_get_height (run->drawable);
+      }
+    else
+      {
+        run->x = run->y = 0;
+        run->width = gimp_image_get_width (run->image);
+        run->height = gimp_image_get_height (run->image);
+      }
+  }
+  return TRUE;
+}
+
+/* The size to sample at; sets run->scaled. */
+static gboolean
+plan_size (DpRun *run, const DpSettings *s, gint *run_h, gint *run_w,
+           GError **error)
+{
+  const DiffuseModelConfig *cfg = diffuse_model_get_config (run->model);
+
+  if (run->kind == DP_SWEEP)
+    {
+      *run_h = *run_w = cfg->image_size;
+      run->scaled = FALSE;
+      return TRUE;
+    }
+  if (g_strcmp0 (s->size_mode, "layer") == 0)
+    {
+      if (! diffuse_model_check_size (run->model, run->height, run->width, error))
+        return FALSE;
+      if ((double) run->height * run->width
+          > 64.0 * DP_MAX_AREA_FACTOR * cfg->image_size * cfg->image_size)
+        {
+          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                       "%d x %d is too large to sample at full size with a "
+                       "%d px model; use size mode \"auto\" or \"model\"",
+                       run->width, run->height, cfg->image_size);
+          return FALSE;
+        }
+      *run_h = run->height;
+      *run_w = run->width;
+      run->scaled = FALSE;
+      return TRUE;
+    }
+  run->scaled = ! diffuse_fit_size (cfg, run->height, run->width,
+                                    g_strcmp0 (s->size_mode, "model") != 0,
+                                    DP_MAX_AREA_FACTOR, run_h, run_w);
+  return TRUE;
+}
+
+/* One line for the dialog: what happens with the area's size. */
+gchar *
+dp_run_describe_size (DpRun *run, const DpSettings *s)
+{
+  const DiffuseModelConfig *cfg;
+  GError *error = NULL;
+  gchar *text;
+  gint h, w;
+
+  if (run->model == NULL)
+    return g_strdup ("");
+  cfg = diffuse_model_get_config (run->model);
+  if (! find_target (run, &error) || ! plan_size (run, s, &h, &w, &error))
+    {
+      text = g_strdup (error->message);
+      g_error_free (error);
+      return text;
+    }
+  if (run->kind == DP_SWEEP)
+    return g_strdup_printf ("Samples at the model's size, %d x %d.", w, h);
+  if (! run->scaled && h == cfg->image_size && w == cfg->image_size)
+    return g_strdup_printf ("%s is %d x %d, the model's own size.",
+                            run->kind == DP_IMG2IMG ? "The area" : "The new layer",
+                            w, h);
+  if (! run->scaled)
+    return g_strdup_printf ("Area %d x %d differs from the model's %d x %d: "
+                            "sampling fully convolutionally at %d x %d.",
+                            run->width, run->height, cfg->image_size,
+                            cfg->image_size, w, h);
+  return g_strdup_printf ("Area %d x %d: sampling at %d x %d (model %d px) "
+                          "and scaling the result to fit.",
+                          run->width, run->height, w, h, cfg->image_size);
+}
+
+DpJob *
+dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
+{
+  const DiffuseModelConfig *cfg;
+  DiffuseSampleParams params;
+  g_autofree double *guidance = NULL;
+  gint n_guidance = 1, label, run_h, run_w, channels;
+  DpJob *job;
+
+  if (! dp_run_load_model (run, s->model, error))
+    return NULL;
+  cfg = diffuse_model_get_config (run->model);
+  channels = cfg->in_channels;
+
+  if (! find_target (run, error) || ! plan_size (run, s, &run_h, &run_w, error))
+    return NULL;
+  if (! resolve_class (run->model, s->class_text, &label, error))
+    return NULL;
+  if (run->kind == DP_SWEEP)
+    {
+      guidance = dp_parse_guidance_values (s->guidance_values, &n_guidance, error);
+      if (guidance == NULL)
+        return NULL;
+    }
+
+  diffuse_sample_params_init (&params);
+  params.sampler = s->sampler;
+  params.steps = s->steps;
+  params.eta = s->eta;
+  params.variance = s->variance;
+  params.guidance = guidance != NULL ? guidance[0] : s->guidance;
+  params.class_label = label;
+  params.seed = (guint64) s->seed;
+  params.count = run->kind == DP_GENERATE ? s->count : 1;
+  params.height = run_h;
+  params.width = run_w;
+  params.strength = run->kind == DP_IMG2IMG ? s->strength : 1.0;
+
+  job = dp_job_new (run->model, &params, params.count, channels, run_h, run_w,
+                    n_guidance, guidance);
+
+  if (run->kind == DP_IMG2IMG)
+    {
+      g_autofree float *area = dp_pixels_read (run->drawable, run->x, run->y,
+                                               run->width, run->height, channels);
+
+      job->init = g_new (float, (gsize) channels * run_h * run_w);
+      if (run->scaled)
+        diffuse_resample (area, channels, run->height, run->width,
+                          job->init, run_h, run_w, DIFFUSE_RESAMPLE_BILINEAR);
+      else
+        memcpy (job->init, area, sizeof (float) * channels * run_h * run_w);
+    }
+
+  params.init_image = job->init;
+  if (guidance != NULL)
+    {
+      gint i;
+
+      /* every value of the sweep must be valid, not just the first */
+      for (i = 0; i < n_guidance; i++)
+        {
+          params.guidance = guidance[i];
+          if (! diffuse_sample_params_validate (&params, run->model, error))
+            {
+              dp_job_free (job);
+              return NULL;
+            }
+        }
+    }
+  else if (! diffuse_sample_params_validate (&params, run->model, error))
+    {
+      dp_job_free (job);
+      return NULL;
+    }
+  return job;
+}
+
+/* The job's sample k at the target size (a copy when scaling). */
+static const float *
+sample_at_target (DpRun *run, DpJob *job, gint k, float **scratch)
+{
+  gsize n = (gsize) job->channels * job->height * job->width;
+  const float *src = job->out + n * k;
+
+  if (! run->scaled)
+    return src;
+  if (*scratch == NULL)
+    *scratch = g_new (float, (gsize) job->channels * run->height * run->width);
+  diffuse_resample (src, job->channels, job->height, job->width,
+                    *scratch, run->height, run->width, DIFFUSE_RESAMPLE_BILINEAR);
+  return *scratch;
+}
+
+static GimpImageType
+layer_type (GimpImageBaseType base, gint channels)
+{
+  gboolean alpha = channels == 2 || channels == 4;
+
+  if (base == GIMP_GRAY)
+    return alpha ? GIMP_GRAYA_IMAGE : GIMP_GRAY_IMAGE;
+  return alpha ? GIMP_RGBA_IMAGE : GIMP_RGB_IMAGE;
+}
+
+static void
+fill_layer (GimpLayer *layer, gint width, gint height, gint channels,
+            const float *planes)
+{
+  GeglBuffer *buffer = gimp_drawable_get_buffer (GIMP_DRAWABLE (layer));
+
+  dp_pixels_write (buffer, GIMP_DRAWABLE (layer), 0, 0, width, height,
+                   channels, planes, NULL);
+  gegl_buffer_flush (buffer);
+  g_object_unref (buffer);
+  gimp_drawable_update (GIMP_DRAWABLE (layer), 0, 0, width, height);
+}
+
+static gboolean
+finish_generate (DpRun *run, const DpSettings *s, DpJob *job)
+{
+  g_autofree gchar *title = class_title (run->model, job->params.class_label);
+  g_autofree float *scratch = NULL;
+  GimpImageType type = layer_type (gimp_image_get_base_type (run->image), job->channels);
+  GimpLayer *parent = NULL;
+  gint position = 0, k;
+
+  if (run->drawable != NULL && gimp_item_is_layer (GIMP_ITEM (run->drawable)))
+    {
+      GimpItem *p = gimp_item_get_parent (GIMP_ITEM (run->drawable));
+
+      parent = p != NULL ? GIMP_LAYER (p) : NULL;
+      position = gimp_image_get_item_position (run->image, GIMP_ITEM (run->drawable));
+    }
+
+  gimp_image_undo_group_start (run->image);
+  for (k = 0; k < job->count; k++)
+    {
+      g_autofree gchar *name = NULL;
+      GimpLayer *layer;
+
+      if (job->count > 1)
+        name = g_strdup_printf ("%s (seed %d, %d of %d)", title, s->seed, k + 1, job->count);
+      else
+        name = g_strdup_printf ("%s (seed %d)", title, s->seed);
+      layer = gimp_layer_new (run->image, name, run->width, run->height, type,
+                              100.0, GIMP_LAYER_MODE_NORMAL);
+      gimp_image_insert_layer (run->image, layer, parent, position);
+      gimp_layer_set_offsets (layer, run->x, run->y);
+      fill_layer (layer, run->width, run->height, job->channels,
+                  sample_at_target (run, job, k, &scratch));
+      run->new_layers = g_list_append (run->new_layers, layer);
+    }
+  gimp_image_undo_group_end (run->image);
+  return TRUE;
+}
+
+static gboolean
+finish_img2img (DpRun *run, DpJob *job)
+{
+  g_autofree float *scratch = NULL;
+  g_autofree float *alpha = NULL;
+  gboolean model_alpha = job->channels == 2 || job->channels == 4;
+  GeglBuffer *shadow;
+
+  gimp_image_undo_group_start (run->image);
+  if (model_alpha && gimp_item_is_layer (GIMP_ITEM (run->drawable))
+      && ! gimp_drawable_has_alpha (run->drawable))
+    gimp_layer_add_alpha (GIMP_LAYER (run->drawable));
+  if (! model_alpha && gimp_drawable_has_alpha (run->drawable))
+    alpha = dp_pixels_read_alpha (run->drawable, run->x, run->y, run->width, run->height);
+
+  /* Pixels go to the shadow buffer and are merged in one undoable step;
+   * the merge also blends by the selection mask. */
+  shadow = gimp_drawable_get_shadow_buffer (run->drawable);
+  dp_pixels_write (shadow, run->drawable, run->x, run->y, run->width, run->height,
+                   job->channels, sample_at_target (run, job, 0, &scratch), alpha);
+  gegl_buffer_flush (shadow);
+  g_object_unref (shadow);
+  gimp_drawable_merge_shadow (run->drawable, TRUE);
+  gimp_drawable_update (run->drawable, run->x, run->y, run->width, run->height);
+  gimp_image_undo_group_end (run->image);
+  return TRUE;
+}
+
+/* A contact sheet: one cell per guidance value (scaled up by a whole
+ * factor with nearest neighbours, so the pixels stay the model's), each
+ * labelled with its value by a text layer. */
+static gboolean
+finish_sweep (DpRun *run, const DpSettings *s, DpJob *job)
+{
+  const gint margin = 8, label_h = 22;
+  gsize n = (gsize) job->channels * job->height * job->width;
+  gint factor = MAX (1, MIN (8, (128 + MAX (job->height, job->width) - 1)
+                                / MAX (job->height, job->width)));
+  gint cw = job->width * factor, ch = job->height * factor;
+  gint width = job->n_runs * (cw + margin) + margin;
+  gint height = ch + label_h + 2 * margin;
+  g_autofree gchar *title = class_title (run->model, job->params.class_label);
+  g_autofree float *cell = g_new (float, (gsize) job->channels * ch * cw);
+  GimpImage *image;
+  GimpLayer *background;
+  GimpFont *font;
+  gint r;
+
+  image = gimp_image_new (width, height, GIMP_RGB);
+  gimp_image_undo_disable (image);
+  background = gimp_layer_new (image, "Background", width, height, GIMP_RGB_IMAGE,
+                               100.0, GIMP_LAYER_MODE_NORMAL);
+  gimp_image_insert_layer (image, background, NULL, 0);
+  gimp_drawable_fill (GIMP_DRAWABLE (background), GIMP_FILL_WHITE);
+  font = gimp_context_get_font ();
+
+  for (r = 0; r < job->n_runs; r++)
+    {
+      g_autofree gchar *name = g_strdup_printf ("%s, seed %d, guidance %g",
+                                                title, s->seed, job->guidance[r]);
+      g_autofree gchar *label = g_strdup_printf ("w = %g", job->guidance[r]);
+      GimpLayer *layer = gimp_layer_new (image, name, cw, ch,
+                                         layer_type (GIMP_RGB, job->channels),
+                                         100.0, GIMP_LAYER_MODE_NORMAL);
+      GimpTextLayer *text;
+      gint x = margin + r * (cw + margin);
+
+      gimp_image_insert_layer (image, layer, NULL, 0);
+      gimp_layer_set_offsets (layer, x, margin);
+      diffuse_resample (job->out + n * r, job->channels, job->height, job->width,
+                        cell, ch, cw, DIFFUSE_RESAMPLE_NEAREST);
+      fill_layer (layer, cw, ch, job->channels, cell);
+
+      text = font != NULL ? gimp_text_layer_new (image, label, font, 14.0,
+                                                 gimp_unit_pixel ())
+                          : NULL;
+      if (text != NULL)
+        {
+          gimp_image_insert_layer (image, GIMP_LAYER (text), NULL, 0);
+          gimp_layer_set_offsets (GIMP_LAYER (text), x, margin + ch + 4);
+        }
+    }
+  gimp_image_undo_enable (image);
+  run->new_image = image;
+  if (run->run_mode == GIMP_RUN_INTERACTIVE)
+    gimp_display_new (image);
+  return TRUE;
+}
+
+gboolean
+dp_run_finish (DpRun *run, const DpSettings *s, DpJob *job, GError **error)
+{
+  gboolean ok = FALSE;
+
+  switch (run->kind)
+    {
+    case DP_GENERATE:
+      ok = finish_generate (run, s, job);
+      break;
+    case DP_IMG2IMG:
+      ok = finish_img2img (run, job);
+      break;
+    case DP_SWEEP:
+      ok = finish_sweep (run, s, job);
+      break;
+    }
+  if (! ok && error != NULL && *error == NULL)
+    g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID, "Could not write the result");
+  if (run->run_mode != GIMP_RUN_NONINTERACTIVE)
+    gimp_displays_flush ();
+  return ok;
+}
+
+void
+dp_run_clear (DpRun *run)
+{
+  diffuse_model_free (run->model);
+  run->model = NULL;
+  g_clear_pointer (&run->model_path, g_free);
+  g_list_free (run->new_layers);
+  run->new_layers = NULL;
+}
