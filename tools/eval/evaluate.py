@@ -1,0 +1,232 @@
+#!/usr/bin/python3
+"""Measure a model's samples made by the C engine (`diffuse sample`).
+
+    tools/eval/evaluate.py --model models/fashion.safetensors --data fashion \
+        --n-per-class 100 --sampler ddim --steps 50 --eta 0 --guidance 1
+
+For every real class c the CLI makes n samples (one batch, seed
+seed + 1000 c); the classifier from tools/eval/train_classifier.py then
+gives
+  - class accuracy: share of samples classified as the class they were
+    generated for (and the per-class shares);
+  - FID in the classifier's 256-d penultimate feature space:
+    FD = |mu_g - mu_r|^2 + tr(S_g + S_r - 2 (S_g S_r)^(1/2))
+    (Heusel et al. 2017) against a class-balanced set A of held-out real
+    images with the same count per class;
+  - the floor: the same FD between set A and a disjoint real set B of the
+    same size (from the test split while it lasts, then from the training
+    split), i.e. what a perfect sampler would score at this sample size.
+Samples are cached in tools/eval/cache/ by (model file, settings), so the
+sweeps can share them.  Prints one JSON object (also --json FILE).
+"""
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import scipy.linalg
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+DEFAULT_DIFFUSE = [os.path.join(ROOT, "build-cli", "tools", "diffuse"),
+                   os.path.join(ROOT, "build", "tools", "diffuse")]
+CACHE = os.path.join(HERE, "cache")
+
+
+def find_diffuse(path=None):
+    for p in ([path] if path else []) + DEFAULT_DIFFUSE:
+        if p and os.access(p, os.X_OK):
+            return p
+    raise SystemExit("no diffuse binary found; build it (meson setup build "
+                     "&& ninja -C build) or pass --diffuse PATH")
+
+
+def file_digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def generate(diffuse, model, cls, n, s, threads, seed):
+    """Runs `diffuse sample` once; returns float32 [n, C, H, W]."""
+    key = json.dumps([file_digest(model), cls, n, s, seed], sort_keys=True)
+    name = hashlib.sha256(key.encode()).hexdigest()[:24] + ".npy"
+    cached = os.path.join(CACHE, name)
+    if os.path.exists(cached):
+        return np.load(cached)
+    os.makedirs(CACHE, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        npy = os.path.join(tmp, "x.npy")
+        cmd = [diffuse, "sample", "--model", model, "--class", str(cls),
+               "--steps", str(s["steps"]), "--eta", repr(float(s["eta"])),
+               "--guidance", repr(float(s["guidance"])),
+               "--sampler", s["sampler"], "--variance", s["variance"],
+               "--seed", str(seed), "--count", str(n), "--quiet",
+               "--out", os.path.join(tmp, "x.png"), "--out-npy", npy]
+        if threads:
+            cmd += ["--threads", str(threads)]
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+        if r.returncode != 0:
+            raise SystemExit("diffuse failed (%d): %s\n%s"
+                             % (r.returncode, " ".join(cmd), r.stderr.strip()))
+        x = np.load(npy).astype(np.float32)
+    if x.shape[0] != n:
+        raise SystemExit("diffuse gave %d samples, asked for %d"
+                         % (x.shape[0], n))
+    np.save(cached + ".tmp.npy", x)
+    os.replace(cached + ".tmp.npy", cached)
+    return x
+
+
+def frechet_distance(f1, f2):
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    s1 = np.cov(f1, rowvar=False)
+    s2 = np.cov(f2, rowvar=False)
+    covmean, _ = scipy.linalg.sqrtm(s1 @ s2, disp=False)
+    if not np.isfinite(covmean).all():
+        eps = 1e-6 * np.eye(s1.shape[0])
+        covmean = scipy.linalg.sqrtm((s1 + eps) @ (s2 + eps))
+    covmean = np.real(covmean)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def real_sets(data, n_per_class, n_classes, seed=12345):
+    """Class-balanced disjoint real sets A (held-out test images) and B
+    (test images left over, then training images)."""
+    rng = np.random.default_rng(seed)
+    a_idx, b_x, b_from_train = [], [], 0
+    for c in range(n_classes):
+        te = rng.permutation(np.flatnonzero(data["test_y"] == c))
+        tr = rng.permutation(np.flatnonzero(data["train_y"] == c))
+        if len(te) < n_per_class:
+            raise SystemExit("class %d has only %d held-out images, fewer "
+                             "than n_per_class %d" % (c, len(te), n_per_class))
+        a_idx.extend(te[:n_per_class])
+        rest = te[n_per_class:2 * n_per_class]
+        need = n_per_class - len(rest)
+        b_x.append(data["test_x"][rest])
+        if need:
+            b_x.append(data["train_x"][tr[:need]])
+            b_from_train += need
+    a = data["test_x"][np.array(a_idx)].astype(np.float32) / 127.5 - 1.0
+    b = np.concatenate(b_x).astype(np.float32) / 127.5 - 1.0
+    return a, b, b_from_train
+
+
+_REF_CACHE = {}
+
+
+def reference(data_name, n_per_class, clf):
+    key = (data_name, n_per_class)
+    if key not in _REF_CACHE:
+        import classifier  # noqa: F401
+        data = np.load(os.path.join(ROOT, "tools", "train", "cache",
+                                    data_name + ".npz"))
+        nc = len(data["class_names"])
+        a, b, b_train = real_sets(data, n_per_class, nc)
+        la, fa = predict(clf, a)
+        lb, fb = predict(clf, b)
+        ya = np.repeat(np.arange(nc), n_per_class)
+        _REF_CACHE[key] = {
+            "feat_a": fa, "floor": frechet_distance(fa, fb),
+            "real_accuracy": float((la == ya).mean()),
+            "floor_b_from_train": int(b_train), "n_classes": nc,
+            "class_names": [str(s) for s in data["class_names"]]}
+    return _REF_CACHE[key]
+
+
+def predict(clf, x):
+    import classifier
+    return classifier.predict(clf, x)
+
+
+_CLF = {}
+
+
+def load_classifier(data_name, path=None):
+    import classifier
+    path = path or os.path.join(HERE, "classifiers", data_name + ".safetensors")
+    if path not in _CLF:
+        if not os.path.exists(path):
+            raise SystemExit("no classifier %s; run tools/eval/"
+                             "train_classifier.py %s" % (path, data_name))
+        _CLF[path] = classifier.load(path)[0]
+    return _CLF[path]
+
+
+def evaluate(model, data_name, settings, n_per_class, seed=0, threads=None,
+             diffuse=None, classifier_path=None, return_samples=False):
+    import torch
+    torch.set_num_threads(1)
+    diffuse = find_diffuse(diffuse)
+    clf = load_classifier(data_name, classifier_path)
+    ref = reference(data_name, n_per_class, clf)
+    nc = ref["n_classes"]
+    t0 = time.time()
+    xs = [generate(diffuse, model, c, n_per_class, settings, threads,
+                   seed + 1000 * c) for c in range(nc)]
+    gen_s = time.time() - t0
+    x = np.concatenate(xs)
+    y = np.repeat(np.arange(nc), n_per_class)
+    labels, feats = predict(clf, x)
+    per_class = [float((labels[y == c] == c).mean()) for c in range(nc)]
+    out = {
+        "model": os.path.relpath(os.path.abspath(model), ROOT),
+        "data": data_name, "n_per_class": n_per_class, "seed": seed,
+        **settings,
+        "accuracy": float((labels == y).mean()),
+        "per_class_accuracy": per_class,
+        "fid": frechet_distance(feats, ref["feat_a"]),
+        "fid_floor": ref["floor"],
+        "real_accuracy": ref["real_accuracy"],
+        "floor_b_from_train": ref["floor_b_from_train"],
+        "finite": bool(np.isfinite(x).all()),
+        "generate_seconds": round(gen_s, 1),
+    }
+    out["fid_ratio"] = out["fid"] / out["fid_floor"]
+    if return_samples:
+        return out, x
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True, choices=("fashion", "emoji"))
+    ap.add_argument("--n-per-class", type=int, default=100)
+    ap.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm"))
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--eta", type=float, default=0.0)
+    ap.add_argument("--guidance", type=float, default=1.0)
+    ap.add_argument("--variance", default="auto",
+                    choices=("auto", "learned", "fixed-small", "fixed-large"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--diffuse", default=None, help="path of the CLI")
+    ap.add_argument("--classifier", default=None)
+    ap.add_argument("--json", default=None, help="also write the result here")
+    args = ap.parse_args()
+    settings = {"sampler": args.sampler, "steps": args.steps,
+                "eta": args.eta, "guidance": args.guidance,
+                "variance": args.variance}
+    res = evaluate(args.model, args.data, settings, args.n_per_class,
+                   args.seed, args.threads, args.diffuse, args.classifier)
+    text = json.dumps(res, indent=1)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+#!/usr/bin/python3
+"""Sample-quality sweeps through the C engine; tables and plots in models/eval/.
+
+    tools/eval/sweeps.py --model models/fashion.safetensors --data fashion \
+        [--n-per-class 100] [--only guidance,steps_eta,variance,grid]
+
+Sweeps (each row: tools/eval/evaluate.py's class accuracy and classifier-
+feature FID, with the real-vs-real floor at the same sample size):
+  guidance   DDIM 50 steps, eta 0, w in {0, 0.5, 1, 2, 4}: the accuracy /
+             FID trade-off of classifier-free guidance;
+  steps_eta  DDIM, w = 0, S in {10, 20, 50, 100} x eta in {0, 0.5, 1}
+             (the DDIM paper's table 1 on our model);
+  variance   DDPM, w = 0, S in {10, 20, 50}: learned variance against the
+             fixed small (beta~) and large (beta) variances (improved DDPM's
+             few-step claim);
+  grid       a sample grid, one row per class (w = 1, DDIM 50 steps).
+Writes models/eval/<data>-<sweep>.md / .png and <data>-results.json.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+import evaluate  # noqa: E402
+
+OUT_DIR = os.path.join(ROOT, "models", "eval")
+
+
+def ddim(steps=50, eta=0.0, guidance=0.0):
+    return {"sampler": "ddim", "steps": steps, "eta": eta,
+            "guidance": guidance, "variance": "auto"}
+
+
+def ddpm(steps, variance, guidance=0.0):
+    return {"sampler": "ddpm", "steps": steps, "eta": 1.0,
+            "guidance": guidance, "variance": variance}
+
+
+SWEEPS = {
+    "guidance": [ddim(50, 0.0, w) for w in (0.0, 0.5, 1.0, 2.0, 4.0)],
+    "steps_eta": [ddim(s, e, 0.0) for e in (0.0, 0.5, 1.0)
+                  for s in (10, 20, 50, 100)],
+    "variance": [ddpm(s, v) for v in ("learned", "fixed-small", "fixed-large")
+                 for s in (10, 20, 50)],
+}
+
+
+def model_info(path):
+    import safetensors_io
+    with open(path, "rb") as f:
+        _, md = safetensors_io.load_file(path)
+    return md
+
+
+def header(args, md, floor, real_acc):
+    return ("Model `%s` (training step %s), %d samples per class from "
+            "`diffuse sample` (the C engine), seed %d.  Classifier: "
+            "tools/eval/classifiers/%s.safetensors (accuracy on the real "
+            "reference set %.3f).  FID is the Frechet distance of the "
+            "classifier's penultimate features against %d held-out real "
+            "images; the real-vs-real floor at this size is **%.3f**.\n"
+            % (os.path.relpath(args.model, ROOT), md.get("training_step", "?"),
+               args.n_per_class, args.seed, args.data, real_acc,
+               args.n_per_class * len(json.loads(md["class_names"])[:-1]),
+               floor))
+
+
+def table(rows, cols):
+    out = ["| " + " | ".join(c for c, _ in cols) + " |",
+           "|" + "|".join("---" for _ in cols) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(f(r) for _, f in cols) + " |")
+    return "\n".join(out) + "\n"
+
+
+COLS = [("sampler", lambda r: r["sampler"]),
+        ("steps", lambda r: str(r["steps"])),
+        ("eta", lambda r: "%g" % r["eta"]),
+        ("variance", lambda r: r["variance"]),
+        ("guidance w", lambda r: "%g" % r["guidance"]),
+        ("accuracy", lambda r: "%.3f" % r["accuracy"]),
+        ("FID", lambda r: "%.3f" % r["fid"]),
+        ("FID / floor", lambda r: "%.2f" % r["fid_ratio"]),
+        ("seconds", lambda r: "%.0f" % r["generate_seconds"])]
+
+
+def plot_guidance(rows, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot([r["fid"] for r in rows], [r["accuracy"] for r in rows], "o-")
+    for r in rows:
+        ax.annotate("w=%g" % r["guidance"], (r["fid"], r["accuracy"]),
+                    textcoords="offset points", xytext=(5, -10))
+    ax.axvline(rows[0]["fid_floor"], color="grey", ls="--",
+               label="real-vs-real floor")
+    ax.set_xlabel("FID (classifier features)")
+    ax.set_ylabel("class accuracy")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_lines(rows, key, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    groups = sorted({r[key] for r in rows}, key=str)
+    for g in groups:
+        rs = [r for r in rows if r[key] == g]
+        for ax, m in zip(axes, ("fid", "accuracy")):
+            ax.plot([r["steps"] for r in rs], [r[m] for r in rs], "o-",
+                    label="%s = %s" % (key, g))
+    axes[0].axhline(rows[0]["fid_floor"], color="grey", ls="--",
+                    label="real-vs-real floor")
+    for ax, m in zip(axes, ("FID (classifier features)", "class accuracy")):
+        ax.set_xscale("log")
+        ax.set_xticks([10, 20, 50, 100])
+        ax.set_xticklabels(["10", "20", "50", "100"])
+        ax.set_xlabel("reverse steps S")
+        ax.set_ylabel(m)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_grid(x, n_classes, n_per_class, names, path, per_row=10):
+    """x [n_classes * n_per_class, C, H, W] in [-1, 1] -> PNG, one row per
+    class (RGBA composited over a light checkerboard)."""
+    from PIL import Image, ImageDraw
+    c, h, w = x.shape[1:]
+    k = min(per_row, n_per_class)
+    label_w = 110
+    img = np.full((n_classes * (h + 2), label_w + k * (w + 2), 3), 255,
+                  np.float64)
+    yy, xx = np.mgrid[0:h, 0:w]
+    checker = np.where(((yy // 4 + xx // 4) % 2)[..., None], 0.8, 0.95)
+    for ci in range(n_classes):
+        for j in range(k):
+            s = (x[ci * n_per_class + j].transpose(1, 2, 0) + 1) / 2
+            s = np.clip(s, 0, 1)
+            if c == 1:
+                rgb = np.repeat(s, 3, axis=2)
+            elif c == 2:
+                rgb = s[..., :1] * s[..., 1:] + checker * (1 - s[..., 1:])
+                rgb = np.repeat(rgb, 3, axis=2)
+            elif c == 3:
+                rgb = s
+            else:
+                a = s[..., 3:]
+                rgb = s[..., :3] * a + checker * (1 - a)
+            y0, x0 = ci * (h + 2) + 1, label_w + j * (w + 2) + 1
+            img[y0:y0 + h, x0:x0 + w] = rgb * 255
+    im = Image.fromarray(img.astype(np.uint8))
+    im = im.resize((im.width * 2, im.height * 2), Image.NEAREST)
+    d = ImageDraw.Draw(im)
+    for ci in range(n_classes):
+        d.text((4, ci * (h + 2) * 2 + h - 6), names[ci][:16], fill=(0, 0, 0))
+    im.save(path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True, choices=("fashion", "emoji"))
+    ap.add_argument("--n-per-class", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--diffuse", default=None)
+    ap.add_argument("--only", default="guidance,steps_eta,variance,grid")
+    args = ap.parse_args()
+    args.model = os.path.abspath(args.model)
+    os.makedirs(OUT_DIR, exist_ok=True)
+    md = model_info(args.model)
+    names = json.loads(md["class_names"])
+    results_path = os.path.join(OUT_DIR, args.data + "-results.json")
+    all_results = {}
+    if os.path.exists(results_path):
+        with open(results_path) as f:
+            all_results = json.load(f)
+    for sweep in args.only.split(","):
+        t0 = time.time()
+        if sweep == "grid":
+            res, x = evaluate.evaluate(args.model, args.data, ddim(50, 0.0, 1.0),
+                                       args.n_per_class, args.seed,
+                                       args.threads, args.diffuse,
+                                       return_samples=True)
+            path = os.path.join(OUT_DIR, args.data + "-samples.png")
+            save_grid(x, len(names) - 1, args.n_per_class, names, path)
+            print("wrote %s" % path, flush=True)
+            continue
+        if sweep not in SWEEPS:
+            raise SystemExit("unknown sweep %r" % sweep)
+        rows = []
+        for s in SWEEPS[sweep]:
+            r = evaluate.evaluate(args.model, args.data, s, args.n_per_class,
+                                  args.seed, args.threads, args.diffuse)
+            rows.append(r)
+            print("%s: %s acc %.3f fid %.3f (floor %.3f)"
+                  % (sweep, json.dumps(s), r["accuracy"], r["fid"],
+                     r["fid_floor"]), flush=True)
+        all_results[sweep] = {"training_step": md.get("training_step"),
+                              "rows": rows}
+        with open(results_path + ".tmp", "w") as f:
+            json.dump(all_results, f, indent=1)
+        os.replace(results_path + ".tmp", results_path)
+        title = "%s, step %s, %d/class" % (args.data,
+                                          md.get("training_step", "?"),
+                                          args.n_per_class)
+        png = os.path.join(OUT_DIR, "%s-%s.png" % (args.data, sweep))
+        if sweep == "guidance":
+            plot_guidance(rows, png, title)
+        elif sweep == "steps_eta":
+            plot_lines(rows, "eta", png, title)
+        else:
+            plot_lines(rows, "variance", png, title)
+        with open(os.path.join(OUT_DIR, "%s-%s.md" % (args.data, sweep)),
+                  "w") as f:
+            f.write("# %s: %s sweep\n\n" % (args.data, sweep))
+            f.write(header(args, md, rows[0]["fid_floor"],
+                           rows[0]["real_accuracy"]) + "\n")
+            f.write(table(rows, COLS))
+            f.write("\nPlot: %s-%s.png.  Made by `tools/eval/sweeps.py "
+                    "--model %s --data %s --n-per-class %d --only %s` in "
+                    "%.0f s.\n" % (args.data, sweep,
+                                   os.path.relpath(args.model, ROOT),
+                                   args.data, args.n_per_class, sweep,
+                                   time.time() - t0))
+        print("wrote %s" % png, flush=True)
+
+
+if __name__ == "__main__":
+    main()
