@@ -103,7 +103,8 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
     return invalid (error, "count = %d is out of range (1..%d)", params->count,
                     MAX_COUNT);
   if (params->height < 0 || params->width < 0)
-    return invalid (error, "size %d x %d is negative", params->height, params->width);
+    return invalid (error, "size %d x %d (height x width) is negative; 0 means the "
+                    "model's image_size", params->height, params->width);
   if (!diffuse_model_check_size (model, h, w, error))
     return FALSE;
   if (!isfinite (params->strength) || params->strength <= 0.0 || params->strength > 1.0)
