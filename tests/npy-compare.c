@@ -1,0 +1,140 @@
+/* Helper for tests/test-cli.sh (so that the shell test needs no Python).
+ *
+ *   npy-compare A.npy B.npy TOL
+ *       Same shape, and max |a - b| / max(1, max |b|) <= TOL (B is the
+ *       reference).  Prints the shape and the difference.
+ *   npy-compare --png-shape FILE.png
+ *       Prints "CHANNELS HEIGHT WIDTH" of a PNG (its own channel count).
+ *   npy-compare --png-matches FILE.png X.npy INDEX
+ *       The PNG is image INDEX of X [K, C, H, W] rounded to 8 bits: every
+ *       pixel within half a level (plus float slack) of the clamped value.
+ *
+ * Exit status 0 when the check holds, 1 when it does not or on errors.
+ */
+#include "diffuse.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int
+fail (GError *error)
+{
+  fprintf (stderr, "npy-compare: %s\n", error->message);
+  g_error_free (error);
+  return 1;
+}
+
+static int
+compare (const char *a_path, const char *b_path, double tol)
+{
+  GError *error = NULL;
+  gint nd_a, nd_b;
+  gint64 sa[4], sb[4];
+  g_autofree float *a = diffuse_npy_load (a_path, &nd_a, sa, &error);
+  g_autofree float *b = NULL;
+  double max_diff = 0, max_ref = 0;
+  gsize n = 1;
+
+  if (a == NULL)
+    return fail (error);
+  b = diffuse_npy_load (b_path, &nd_b, sb, &error);
+  if (b == NULL)
+    return fail (error);
+  if (nd_a != nd_b || memcmp (sa, sb, sizeof sa) != 0)
+    {
+      fprintf (stderr, "npy-compare: shapes differ: %s has %d dims "
+               "[%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT
+               ",%" G_GINT64_FORMAT "], %s has %d dims [%" G_GINT64_FORMAT
+               ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT "]\n",
+               a_path, nd_a, sa[0], sa[1], sa[2], sa[3], b_path, nd_b, sb[0],
+               sb[1], sb[2], sb[3]);
+      return 1;
+    }
+  for (gint i = 0; i < nd_a; i++)
+    n *= (gsize) sa[i];
+  for (gsize i = 0; i < n; i++)
+    {
+      double d = fabs ((double) a[i] - b[i]);
+
+      if (isnan (d))
+        {
+          fprintf (stderr, "npy-compare: NaN at element %zu\n", i);
+          return 1;
+        }
+      max_diff = MAX (max_diff, d);
+      max_ref = MAX (max_ref, fabs ((double) b[i]));
+    }
+  printf ("%zu elements, max |a-b| = %.3g, max |b| = %.3g, relative %.3g "
+          "(tolerance %.3g)\n", n, max_diff, max_ref, max_diff / MAX (1.0, max_ref),
+          tol);
+  return max_diff / MAX (1.0, max_ref) <= tol ? 0 : 1;
+}
+
+static int
+png_shape (const char *path)
+{
+  GError *error = NULL;
+  gint c, h, w;
+  g_autofree float *img = diffuse_png_load (path, 0, &c, &h, &w, &error);
+
+  if (img == NULL)
+    return fail (error);
+  printf ("%d %d %d\n", c, h, w);
+  return 0;
+}
+
+static int
+png_matches (const char *png, const char *npy, gint index)
+{
+  GError *error = NULL;
+  gint c, h, w, nd;
+  gint64 s[4];
+  g_autofree float *img = diffuse_png_load (png, 0, &c, &h, &w, &error);
+  g_autofree float *x = NULL;
+  gsize n;
+  const float *xk;
+
+  if (img == NULL)
+    return fail (error);
+  x = diffuse_npy_load (npy, &nd, s, &error);
+  if (x == NULL)
+    return fail (error);
+  if (nd != 4 || index < 0 || index >= s[0] || s[1] != c || s[2] != h || s[3] != w)
+    {
+      fprintf (stderr, "npy-compare: %s (%d x %d, %d channels) is not image %d "
+               "of %s\n", png, w, h, c, index, npy);
+      return 1;
+    }
+  n = (gsize) c * h * w;
+  xk = x + index * n;
+  for (gsize i = 0; i < n; i++)
+    {
+      /* PNG level p decodes to p / 127.5 - 1 */
+      double want = CLAMP ((double) xk[i], -1.0, 1.0);
+
+      if (fabs (img[i] - want) > 0.5 / 127.5 + 1e-5)
+        {
+          fprintf (stderr, "npy-compare: element %zu: PNG %g, array %g\n", i,
+                   img[i], xk[i]);
+          return 1;
+        }
+    }
+  printf ("%s matches image %d of %s (%zu values)\n", png, index, npy, n);
+  return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc == 3 && strcmp (argv[1], "--png-shape") == 0)
+    return png_shape (argv[2]);
+  if (argc == 5 && strcmp (argv[1], "--png-matches") == 0)
+    return png_matches (argv[2], argv[3], atoi (argv[4]));
+  if (argc == 4)
+    return compare (argv[1], argv[2], g_ascii_strtod (argv[3], NULL));
+  fprintf (stderr, "usage: npy-compare A.npy B.npy TOL | --png-shape F.png | "
+           "--png-matches F.png X.npy INDEX\n");
+  return 2;
+}

@@ -1,0 +1,264 @@
+#!/bin/bash
+# End-to-end tests of the diffuse command-line tool.
+#   test-cli.sh PATH/TO/diffuse PATH/TO/npy-compare
+# Uses the golden models and reference outputs in $DIFFUSE_TEST_DATA/golden
+# (made by tools/make_golden.py from an independent PyTorch reference):
+# `diffuse forward` must reproduce every forward case, and `diffuse sample` /
+# `diffuse img2img` every trajectory, with the options the .ini files name.
+set -u
+
+DIFFUSE=${1:?usage: test-cli.sh DIFFUSE NPY_COMPARE}
+COMPARE=${2:?usage: test-cli.sh DIFFUSE NPY_COMPARE}
+DATA=${DIFFUSE_TEST_DATA:?DIFFUSE_TEST_DATA is not set}
+G=$DATA/golden
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/diffuse-cli-XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+# the user's own preset directory must not leak into the test
+export XDG_CONFIG_HOME=$TMP/config
+
+failures=0
+checks=0
+
+pass () { checks=$((checks + 1)); echo "ok - $1"; }
+fail () { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL - $1"; }
+
+# run NAME EXPECTED_STATUS ARGS...: run diffuse, keep stdout/stderr in
+# $TMP/out, $TMP/err, and check the exit status.
+run () {
+  local name=$1 want=$2
+  shift 2
+  "$DIFFUSE" "$@" >"$TMP/out" 2>"$TMP/err"
+  local got=$?
+  if [ "$got" -eq "$want" ]; then
+    pass "$name (exit $got)"
+    return 0
+  fi
+  fail "$name: exit $got, expected $want; stderr:"
+  sed 's/^/    /' "$TMP/err"
+  return 1
+}
+
+# An error must be exactly one line "diffuse: ..." on stderr.
+one_line_error () {
+  local lines
+  lines=$(wc -l <"$TMP/err")
+  if [ "$lines" -eq 1 ] && grep -q '^diffuse: ' "$TMP/err"; then
+    pass "$1: one-line message: $(cat "$TMP/err")"
+  else
+    fail "$1: expected one line 'diffuse: ...', got $lines lines:"
+    sed 's/^/    /' "$TMP/err"
+  fi
+}
+
+expect_error () {
+  local name=$1 want=$2
+  shift 2
+  run "$name" "$want" "$@" && one_line_error "$name"
+}
+
+contains () {
+  if grep -q -- "$2" "$TMP/out"; then pass "$1"; else
+    fail "$1: stdout lacks '$2':"; sed 's/^/    /' "$TMP/out"; fi
+}
+
+png_shape_is () {
+  local got
+  got=$("$COMPARE" --png-shape "$2" 2>&1)
+  if [ "$got" = "$3" ]; then pass "$1: $2 is $got (C H W)"; else
+    fail "$1: $2 is '$got', expected '$3'"; fi
+}
+
+compare () {
+  if "$COMPARE" "$2" "$3" "$4" >"$TMP/cmp" 2>&1; then
+    pass "$1: $(cat "$TMP/cmp")"
+  else
+    fail "$1:"; sed 's/^/    /' "$TMP/cmp"
+  fi
+}
+
+ini () { sed -n "s/^$2=//p" "$1"; }
+
+# ---- top level ---------------------------------------------------------
+run "--help" 0 --help && contains "--help lists commands" "img2img"
+run "no arguments" 2
+expect_error "unknown command" 2 paint
+run "sample --help" 0 sample --help && contains "sample --help" "--guidance"
+
+# ---- info --------------------------------------------------------------
+if run "info grey-cond" 0 info "$G/forward-grey-cond.safetensors"; then
+  contains "info: image size" "^image_size: 16$"
+  contains "info: channels" "^in_channels: 1 (grey)$"
+  contains "info: classes" "^num_classes: 5$"
+  contains "info: class names" "^  2: cross$"
+  contains "info: null class" "^  4: none \[null class\]$"
+  contains "info: parameter count" "^parameters: [0-9,]*[1-9]"
+fi
+if run "info rgba-sigma" 0 info "$G/forward-rgba-sigma.safetensors"; then
+  contains "info: learn_sigma" "^learn_sigma: True$"
+  contains "info: out channels" "^out_channels: 8$"
+  contains "info: unconditional" "^num_classes: 0 (unconditional)$"
+fi
+expect_error "info: missing file" 1 info "$TMP/no-such-model.safetensors"
+expect_error "info: not a model" 1 info "$DATA/images/rgb8.png"
+expect_error "info: no argument" 2 info
+
+# ---- presets -----------------------------------------------------------
+if run "presets" 0 presets; then
+  for p in draft balanced faithful-to-class diverse ddpm-quality \
+           img2img-light img2img-strong; do
+    contains "presets lists $p" "^$p "
+  done
+fi
+
+# ---- forward: every golden case ----------------------------------------
+for x in "$G"/forward-*.x.npy; do
+  case=${x%.x.npy}
+  name=$(basename "$case")
+  if run "$name" 0 forward --model "$case.safetensors" --input "$x" \
+       --timestep "$case.t.npy" --class "$case.y.npy" --out "$TMP/$name.npy"; then
+    compare "$name matches the reference" "$TMP/$name.npy" "$case.out.npy" 1e-4
+  fi
+done
+expect_error "forward: missing --timestep" 2 forward \
+  --model "$G/forward-grey-cond.safetensors" \
+  --input "$G/forward-grey-cond.x.npy" --out "$TMP/f.npy"
+expect_error "forward: wrong channel count" 1 forward \
+  --model "$G/forward-rgb-uncond.safetensors" \
+  --input "$G/forward-grey-cond.x.npy" --timestep 5 --out "$TMP/f.npy"
+expect_error "forward: bad timestep" 1 forward \
+  --model "$G/forward-grey-cond.safetensors" \
+  --input "$G/forward-grey-cond.x.npy" --timestep abc --out "$TMP/f.npy"
+
+# ---- sample / img2img: every golden trajectory --------------------------
+for ini_file in "$G"/traj-*.ini; do
+  name=$(basename "${ini_file%.ini}")
+  model=$G/$(ini "$ini_file" model)
+  class=$(ini "$ini_file" class_label)
+  args=(--model "$model" --sampler "$(ini "$ini_file" sampler)"
+        --respacing "$(ini "$ini_file" respacing)" --eta "$(ini "$ini_file" eta)"
+        --variance "$(ini "$ini_file" variance)"
+        --guidance "$(ini "$ini_file" guidance)" --seed "$(ini "$ini_file" seed)"
+        --count "$(ini "$ini_file" count)" --height "$(ini "$ini_file" height)"
+        --width "$(ini "$ini_file" width)" --quiet --out-npy "$TMP/$name.npy")
+  [ "$class" != "-1" ] && args+=(--class "$class")
+  if [ "$(ini "$ini_file" clip_denoised)" != "true" ]; then
+    fail "$name: clip_denoised false has no CLI option"; continue
+  fi
+  init=$(ini "$ini_file" init_image)
+  if [ -n "$init" ]; then
+    cmd=(img2img --input "$G/$init" --strength "$(ini "$ini_file" strength)")
+  else
+    cmd=(sample)
+  fi
+  if run "$name" 0 "${cmd[@]}" "${args[@]}"; then
+    compare "$name matches the reference" "$TMP/$name.npy" \
+      "$G/$name.x0.npy" 1e-3
+  fi
+done
+
+# PNG output: the model's channels (alpha kept), the right size, equal to
+# the float samples rounded to 8 bits; --count K numbers the files.
+M=$G/forward-grey-cond.safetensors
+if run "sample grey, count 2" 0 sample --model "$M" --class cross --steps 3 \
+     --guidance 1 --seed 5 --count 2 --out "$TMP/g.png" --out-npy "$TMP/g.npy"; then
+  contains "sample reports the files" "wrote $TMP/g-1.png"
+  png_shape_is "grey PNG" "$TMP/g-0.png" "1 16 16"
+  png_shape_is "grey PNG" "$TMP/g-1.png" "1 16 16"
+  for k in 0 1; do
+    if "$COMPARE" --png-matches "$TMP/g-$k.png" "$TMP/g.npy" $k >/dev/null 2>&1; then
+      pass "g-$k.png is image $k of g.npy"; else fail "g-$k.png is not image $k of g.npy"; fi
+  done
+  if grep -q '^step 3/3$' "$TMP/err"; then pass "progress on stderr"; else
+    fail "no 'step 3/3' progress line on stderr"; fi
+fi
+# same seed, same result; a different seed differs
+run "sample again, same seed" 0 sample --model "$M" --class cross --steps 3 \
+  --guidance 1 --seed 5 --count 2 --quiet --out-npy "$TMP/g2.npy" \
+  && compare "same seed gives the same samples" "$TMP/g2.npy" "$TMP/g.npy" 0
+if [ -s "$TMP/out" ] || [ -s "$TMP/err" ]; then fail "--quiet printed something"; else
+  pass "--quiet prints nothing"; fi
+run "sample, other seed" 0 sample --model "$M" --class cross --steps 3 \
+  --guidance 1 --seed 6 --count 2 --quiet --out-npy "$TMP/g3.npy" \
+  && if "$COMPARE" "$TMP/g3.npy" "$TMP/g.npy" 1e-3 >/dev/null; then
+       fail "another seed gave the same samples"; else pass "another seed differs"; fi
+
+run "sample RGBA" 0 sample --model "$G/forward-rgba-sigma.safetensors" \
+  --steps 2 --seed 1 --out "$TMP/rgba.png" --quiet \
+  && png_shape_is "RGBA PNG keeps alpha" "$TMP/rgba.png" "4 16 16"
+run "sample grey+alpha 32x32" 0 sample --model "$G/forward-ga-3level.safetensors" \
+  --class 1 --steps 2 --seed 1 --out "$TMP/ga.png" --quiet \
+  && png_shape_is "grey+alpha PNG" "$TMP/ga.png" "2 32 32"
+run "sample RGB 16x32" 0 sample --model "$G/forward-rgb-uncond.safetensors" \
+  --steps 2 --seed 1 --width 32 --height 16 --out "$TMP/rgb.png" --quiet \
+  && png_shape_is "non-square PNG" "$TMP/rgb.png" "3 16 32"
+
+# presets: applied first, explicit options win
+run "preset draft" 0 sample --model "$M" --preset draft --seed 1 --out "$TMP/p.png" \
+  && if grep -q '^step 10/10$' "$TMP/err"; then pass "draft runs 10 steps"; else
+       fail "draft did not run 10 steps"; fi
+run "preset draft, --steps 4" 0 sample --model "$M" --preset draft --steps 4 \
+  --seed 1 --out "$TMP/p.png" \
+  && if grep -q '^step 4/4$' "$TMP/err"; then pass "--steps overrides the preset"; else
+       fail "--steps did not override the preset"; fi
+printf '[preset]\nname=mine\nsteps=3\n' >"$TMP/mine.preset"
+run "preset file" 0 sample --model "$M" --preset "$TMP/mine.preset" --seed 1 \
+  --out "$TMP/p.png" \
+  && if grep -q '^step 3/3$' "$TMP/err"; then pass "a .preset file applies"; else
+       fail "the .preset file did not apply"; fi
+
+# img2img from a PNG: respacing "20" over T = 1000 keeps t = round(i·999/19);
+# the kept t nearest 0.5·1000 is 526 (i = 10), so 11 reverse steps.
+if run "img2img PNG" 0 img2img --model "$M" --input "$TMP/g-0.png" --strength 0.5 \
+     --steps 20 --class 0 --seed 3 --out "$TMP/i.png"; then
+  contains "img2img prints the effective steps" \
+    "img2img: strength 0.5 -> 11 reverse steps from t = 526"
+  png_shape_is "img2img PNG" "$TMP/i.png" "1 16 16"
+fi
+run "img2img preset light" 0 img2img --model "$M" --input "$TMP/g-0.png" \
+  --preset img2img-light --steps 20 --class 0 --seed 3 --out "$TMP/i.png" \
+  && contains "img2img-light: strength 0.3 (t = 315, 7 steps)" \
+       "strength 0.3 -> 7 reverse steps from t = 315"
+run "img2img RGB input to a grey model" 0 img2img --model "$M" \
+  --input "$DATA/images/rgba8.png" --width 16 --height 16 --strength 0.3 \
+  --steps 10 --class 1 --seed 1 --out "$TMP/i2.png" --quiet \
+  && png_shape_is "resized, converted input" "$TMP/i2.png" "1 16 16"
+
+# ---- errors: one line, exit 1 (bad values) or 2 (usage) ----------------
+expect_error "bad model path" 1 sample --model "$TMP/none.safetensors" --out "$TMP/x.png"
+expect_error "corrupt model" 1 sample --model "$DATA/images/rgb8.png" --out "$TMP/x.png"
+expect_error "bad class name" 1 sample --model "$M" --class giraffe --out "$TMP/x.png"
+expect_error "class out of range" 1 sample --model "$M" --class 9 --out "$TMP/x.png"
+expect_error "steps 0" 1 sample --model "$M" --steps 0 --out "$TMP/x.png"
+expect_error "steps > T" 1 sample --model "$M" --steps 5000 --out "$TMP/x.png"
+expect_error "steps not a number" 2 sample --model "$M" --steps many --out "$TMP/x.png"
+expect_error "bad respacing" 1 sample --model "$M" --respacing ddim7x --out "$TMP/x.png"
+expect_error "negative eta" 1 sample --model "$M" --eta -1 --out "$TMP/x.png"
+expect_error "bad sampler" 2 sample --model "$M" --sampler euler --out "$TMP/x.png"
+expect_error "bad variance" 2 sample --model "$M" --variance huge --out "$TMP/x.png"
+expect_error "bad seed" 2 sample --model "$M" --seed -4 --out "$TMP/x.png"
+expect_error "learned variance without learn_sigma" 1 sample --model "$M" \
+  --sampler ddpm --variance learned --steps 2 --out "$TMP/x.png"
+expect_error "guidance on an unconditional model" 1 sample \
+  --model "$G/forward-rgb-uncond.safetensors" --guidance 2 --out "$TMP/x.png"
+expect_error "size not a multiple" 1 sample --model "$G/forward-ga-3level.safetensors" \
+  --class 0 --width 30 --out "$TMP/x.png"
+expect_error "missing --model" 2 sample --out "$TMP/x.png"
+expect_error "missing --out" 2 sample --model "$M"
+expect_error "unknown option" 2 sample --model "$M" --out "$TMP/x.png" --colour red
+expect_error "stray argument" 2 sample --model "$M" --out "$TMP/x.png" extra
+expect_error "unknown preset" 1 sample --model "$M" --preset turbo --out "$TMP/x.png"
+expect_error "unwritable output" 1 sample --model "$M" --steps 1 --quiet \
+  --out "$TMP/no/such/dir/x.png"
+expect_error "noise of the wrong shape" 1 sample --model "$M" \
+  --noise "$G/forward-rgb-uncond.x.npy" --out "$TMP/x.png"
+expect_error "img2img: missing --input" 2 img2img --model "$M" --strength 0.5 \
+  --out "$TMP/x.png"
+expect_error "img2img: corrupt PNG" 1 img2img --model "$M" \
+  --input "$DATA/images/corrupt-crc.png" --strength 0.5 --out "$TMP/x.png"
+expect_error "img2img: strength 0" 1 img2img --model "$M" --input "$TMP/g-0.png" \
+  --strength 0 --out "$TMP/x.png"
+expect_error "img2img: strength 1.5" 1 img2img --model "$M" --input "$TMP/g-0.png" \
+  --strength 1.5 --out "$TMP/x.png"
+
+echo "$checks checks, $failures failed"
+[ "$failures" -eq 0 ]

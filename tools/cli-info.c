@@ -1,0 +1,166 @@
+/* diffuse info MODEL, diffuse presets */
+#include "cli.h"
+
+#include <stdio.h>
+
+static const char *const channel_names[] = {
+  "", "grey", "grey+alpha", "RGB", "RGBA"
+};
+
+static void
+print_ints (const char *key, const gint *v, gint n)
+{
+  printf ("%s: ", key);
+  for (gint i = 0; i < n; i++)
+    printf ("%s%d", i ? "," : "", v[i]);
+  printf (n == 0 ? "none\n" : "\n");
+}
+
+static const char *
+yes_no (gboolean b)
+{
+  return b ? "True" : "False";
+}
+
+/* "1234567" -> "1,234,567" */
+static gchar *
+with_commas (guint64 v)
+{
+  g_autofree gchar *digits = g_strdup_printf ("%" G_GUINT64_FORMAT, v);
+  GString *s = g_string_new (NULL);
+  gsize len = strlen (digits);
+
+  for (gsize i = 0; i < len; i++)
+    {
+      if (i > 0 && (len - i) % 3 == 0)
+        g_string_append_c (s, ',');
+      g_string_append_c (s, digits[i]);
+    }
+  return g_string_free (s, FALSE);
+}
+
+int
+cli_info (int argc, char **argv)
+{
+  g_autoptr (GOptionContext) context =
+    g_option_context_new ("MODEL - print a model's configuration");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DiffuseModel) model = NULL;
+  g_autofree gchar *n_params = NULL;
+  const DiffuseModelConfig *c;
+
+  g_option_context_set_summary (context,
+    "Prints the configuration read from the model's metadata (guided-diffusion\n"
+    "option names), the class names and the number of parameters.");
+  if (!cli_parse (context, &argc, &argv))
+    return CLI_EXIT_USAGE;
+  if (argc != 2)
+    return cli_usage ("info needs exactly one MODEL file (see 'diffuse info --help')");
+
+  model = diffuse_model_new_from_file (argv[1], &error);
+  if (model == NULL)
+    return cli_fail (error);
+  c = diffuse_model_get_config (model);
+  n_params = with_commas (diffuse_model_get_n_params (model));
+
+  printf ("model: %s\n", argv[1]);
+  printf ("parameters: %s\n", n_params);
+  printf ("image_size: %d\n", c->image_size);
+  printf ("in_channels: %d (%s)\n", c->in_channels,
+          c->in_channels >= 1 && c->in_channels <= 4 ? channel_names[c->in_channels] : "?");
+  printf ("out_channels: %d\n", c->out_channels);
+  printf ("model_channels: %d\n", c->model_channels);
+  print_ints ("channel_mult", c->channel_mult, c->n_levels);
+  printf ("num_res_blocks: %d\n", c->num_res_blocks);
+  print_ints ("attention_resolutions", c->attention_resolutions,
+              c->n_attention_resolutions);
+  printf ("num_heads: %d\n", c->num_heads);
+  printf ("num_head_channels: %d\n", c->num_head_channels);
+  printf ("num_heads_upsample: %d\n", c->num_heads_upsample);
+  printf ("use_scale_shift_norm: %s\n", yes_no (c->use_scale_shift_norm));
+  printf ("resblock_updown: %s\n", yes_no (c->resblock_updown));
+  printf ("use_new_attention_order: %s\n", yes_no (c->use_new_attention_order));
+  printf ("learn_sigma: %s\n", yes_no (c->learn_sigma));
+  printf ("diffusion_steps: %d\n", c->diffusion_steps);
+  printf ("noise_schedule: %s\n", diffuse_schedule_kind_to_string (c->noise_schedule));
+  printf ("rescale_timesteps: %s\n", yes_no (c->rescale_timesteps));
+  printf ("size multiple: %d (sample sizes must be multiples of it)\n",
+          1 << (c->n_levels - 1));
+  if (c->num_classes == 0)
+    printf ("num_classes: 0 (unconditional)\n");
+  else
+    {
+      printf ("num_classes: %d\n", c->num_classes);
+      if (c->null_class >= 0)
+        printf ("null_class: %d (guidance available)\n", c->null_class);
+      else
+        printf ("null_class: none (no guidance)\n");
+      printf ("classes:\n");
+      for (gint i = 0; i < c->num_classes; i++)
+        {
+          const char *name = diffuse_model_get_class_name (model, i);
+
+          printf ("  %d: %s%s\n", i, name ? name : "(unnamed)",
+                  i == c->null_class ? " [null class]" : "");
+        }
+    }
+  return 0;
+}
+
+static gchar *
+preset_settings (const DiffusePreset *p)
+{
+  GString *s = g_string_new (NULL);
+  gchar buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+  if (p->has_sampler)
+    g_string_append_printf (s, " sampler=%s", diffuse_sampler_kind_to_string (p->sampler));
+  if (p->has_steps)
+    g_string_append_printf (s, " steps=%d", p->steps);
+  if (p->has_eta)
+    g_string_append_printf (s, " eta=%s", g_ascii_formatd (buf, sizeof buf, "%g", p->eta));
+  if (p->has_guidance)
+    g_string_append_printf (s, " guidance=%s",
+                            g_ascii_formatd (buf, sizeof buf, "%g", p->guidance));
+  if (p->has_strength)
+    g_string_append_printf (s, " strength=%s",
+                            g_ascii_formatd (buf, sizeof buf, "%g", p->strength));
+  if (p->has_variance)
+    g_string_append_printf (s, " variance=%s",
+                            diffuse_variance_kind_to_string (p->variance));
+  return g_string_free (s, FALSE);
+}
+
+int
+cli_presets (int argc, char **argv)
+{
+  g_autoptr (GOptionContext) context =
+    g_option_context_new ("- list the sampling presets");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) presets = NULL;
+  g_auto (GStrv) dirs = cli_preset_dirs ();
+
+  g_option_context_set_summary (context,
+    "Lists the presets usable with --preset NAME. Presets are read from the\n"
+    "system directory, then the user's directory (same name: the user's wins).\n"
+    "The environment variable DIFFUSE_PRESETS_DIR replaces the system directory.");
+  if (!cli_parse (context, &argc, &argv))
+    return CLI_EXIT_USAGE;
+  if (argc != 1)
+    return cli_usage ("presets takes no arguments");
+
+  presets = diffuse_presets_load_dirs ((const char *const *) dirs, &error);
+  if (presets == NULL)
+    return cli_fail (error);
+  printf ("# from %s and %s\n", dirs[0], dirs[1]);
+  for (guint i = 0; i < presets->len; i++)
+    {
+      const DiffusePreset *p = presets->pdata[i];
+      g_autofree gchar *settings = preset_settings (p);
+
+      printf ("%-18s%s\n", p->name, settings);
+      if (p->description && *p->description)
+        printf ("%-18s%s\n", "", p->description);
+    }
+  return 0;
+}

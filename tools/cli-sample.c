@@ -1,0 +1,435 @@
+/* diffuse sample / diffuse img2img */
+#include "cli.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NOT_GIVEN G_MININT
+
+typedef struct
+{
+  gchar *model, *klass, *sampler, *variance, *respacing, *noise, *preset;
+  gchar *out, *out_npy, *input, *seed;
+  gint steps, count, width, height, threads;
+  double eta, guidance, strength;
+  gboolean quiet;
+} Options;
+
+static void
+options_clear (Options *o)
+{
+  g_free (o->model);
+  g_free (o->klass);
+  g_free (o->sampler);
+  g_free (o->variance);
+  g_free (o->respacing);
+  g_free (o->noise);
+  g_free (o->preset);
+  g_free (o->out);
+  g_free (o->out_npy);
+  g_free (o->input);
+  g_free (o->seed);
+}
+
+typedef struct
+{
+  gboolean quiet, tty;
+} Progress;
+
+static gboolean
+on_progress (gint step, gint n_steps, const float *x0_pred, gint count,
+             gint channels, gint height, gint width, gpointer user_data)
+{
+  Progress *p = user_data;
+
+  (void) x0_pred;
+  (void) count;
+  (void) channels;
+  (void) height;
+  (void) width;
+  if (p->quiet)
+    return TRUE;
+  if (p->tty)
+    fprintf (stderr, "\rstep %d/%d%s", step, n_steps, step == n_steps ? "\n" : "");
+  else
+    fprintf (stderr, "step %d/%d\n", step, n_steps);
+  return TRUE;
+}
+
+/* out.png -> out-3.png (the index goes before the extension). */
+static gchar *
+numbered_path (const char *path, gint index, gint count)
+{
+  const char *base = strrchr (path, '/');
+  const char *dot;
+
+  if (count == 1)
+    return g_strdup (path);
+  base = base ? base + 1 : path;
+  dot = strrchr (base, '.');
+  if (dot == NULL || dot == base)
+    return g_strdup_printf ("%s-%d", path, index);
+  return g_strdup_printf ("%.*s-%d%s", (int) (dot - path), path, index, dot);
+}
+
+/* --preset NAME (searched in the preset directories) or a .preset file. */
+static DiffusePreset *
+find_preset (const char *name, GError **error)
+{
+  g_auto (GStrv) dirs = NULL;
+  g_autoptr (GPtrArray) all = NULL;
+  g_autoptr (GString) names = NULL;
+
+  if (strchr (name, '/') != NULL || g_str_has_suffix (name, ".preset"))
+    return diffuse_preset_load_file (name, error);
+
+  dirs = cli_preset_dirs ();
+  all = diffuse_presets_load_dirs ((const char *const *) dirs, error);
+  if (all == NULL)
+    return NULL;
+  names = g_string_new (NULL);
+  for (guint i = 0; i < all->len; i++)
+    {
+      DiffusePreset *p = all->pdata[i];
+
+      if (strcmp (p->name, name) == 0)
+        return g_steal_pointer (&all->pdata[i]);
+      g_string_append_printf (names, "%s%s", i ? ", " : "", p->name);
+    }
+  g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+               "no preset named '%s' (available: %s)", name,
+               names->len ? names->str : "none");
+  return NULL;
+}
+
+/* --noise: [K, C, H, W] or [C, H, W]; fills count/height/width when the
+ * options left them open and checks them otherwise. */
+static float *
+load_noise (const Options *o, const DiffuseModelConfig *cfg, gint *count,
+            gint *height, gint *width, GError **error)
+{
+  gint ndim;
+  gint64 shape[4], k, c, h, w;
+  g_autofree float *noise = diffuse_npy_load (o->noise, &ndim, shape, error);
+
+  if (noise == NULL)
+    return NULL;
+  if (ndim != 3 && ndim != 4)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "%s: noise must be [count, C, H, W] or [C, H, W], got %d "
+                   "dimensions", o->noise, ndim);
+      return NULL;
+    }
+  k = ndim == 4 ? shape[0] : 1;
+  c = shape[ndim - 3];
+  h = shape[ndim - 2];
+  w = shape[ndim - 1];
+  if (*count == NOT_GIVEN && k >= 1 && k <= G_MAXINT)
+    *count = (gint) k;
+  if (*height <= 0 && h <= G_MAXINT)
+    *height = (gint) h;
+  if (*width <= 0 && w <= G_MAXINT)
+    *width = (gint) w;
+  if (k != (*count == NOT_GIVEN ? 1 : *count) || c != cfg->in_channels
+      || h != *height || w != *width)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "%s: noise has shape [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                   ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "], the run needs "
+                   "[%d, %d, %d, %d]", o->noise, k, c, h, w,
+                   *count == NOT_GIVEN ? 1 : *count, cfg->in_channels, *height,
+                   *width);
+      return NULL;
+    }
+  return g_steal_pointer (&noise);
+}
+
+/* An .npy input: exact floats [C, H, W] or [1, C, H, W], C = the model's. */
+static float *
+load_input_npy (const char *path, const DiffuseModelConfig *cfg, gint *h,
+                gint *w, GError **error)
+{
+  gint ndim;
+  gint64 s[4];
+  g_autofree float *x = diffuse_npy_load (path, &ndim, s, error);
+  gint64 *chw = ndim == 4 ? s + 1 : s;
+
+  if (x == NULL)
+    return NULL;
+  if (!(ndim == 3 || (ndim == 4 && s[0] == 1)) || chw[0] != cfg->in_channels
+      || chw[1] < 1 || chw[1] > G_MAXINT || chw[2] < 1 || chw[2] > G_MAXINT)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "%s: need an array [%d, H, W] or [1, %d, H, W]", path,
+                   cfg->in_channels, cfg->in_channels);
+      return NULL;
+    }
+  *h = (gint) chw[1];
+  *w = (gint) chw[2];
+  return g_steal_pointer (&x);
+}
+
+/* img2img's input (a PNG converted to the model's channels, or an .npy),
+ * at the run size. */
+static float *
+load_input (const Options *o, const DiffuseModelConfig *cfg, gint *height,
+            gint *width, GError **error)
+{
+  gint c = cfg->in_channels, h, w;
+  g_autofree float *image = g_str_has_suffix (o->input, ".npy")
+    ? load_input_npy (o->input, cfg, &h, &w, error)
+    : diffuse_png_load (o->input, c, NULL, &h, &w, error);
+  float *sized;
+
+  if (image == NULL)
+    return NULL;
+  if (*height <= 0)
+    *height = h;
+  if (*width <= 0)
+    *width = w;
+  if (*height == h && *width == w)
+    return g_steal_pointer (&image);
+  sized = g_try_new (float, (gsize) c * *height * *width);
+  if (sized == NULL)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
+                   "out of memory resizing %s", o->input);
+      return NULL;
+    }
+  diffuse_resample (image, c, h, w, sized, *height, *width,
+                    DIFFUSE_RESAMPLE_BILINEAR);
+  return sized;
+}
+
+static int
+run (Options *o, gboolean img2img)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DiffuseModel) model = NULL;
+  g_autoptr (DiffusePreset) preset = NULL;
+  g_autofree float *noise = NULL, *input = NULL, *init = NULL, *out = NULL;
+  const DiffuseModelConfig *cfg;
+  DiffuseSampleParams params;
+  DiffuseSampleInfo info = { 0 };
+  DiffuseSamplerKind sampler = DIFFUSE_SAMPLER_DDIM;
+  DiffuseVarianceKind variance = DIFFUSE_VARIANCE_AUTO;
+  Progress progress = { o->quiet, isatty (2) };
+  guint64 seed;
+  gint height = o->height == NOT_GIVEN ? 0 : o->height;
+  gint width = o->width == NOT_GIVEN ? 0 : o->width;
+  gint count = o->count;
+  gint64 shape[4];
+  gsize image_floats;
+  gint64 t0;
+
+  /* --- everything that is a usage error comes first --- */
+  if (o->model == NULL)
+    return cli_usage ("--model is required");
+  if (img2img && o->input == NULL)
+    return cli_usage ("--input is required");
+  if (o->out == NULL && o->out_npy == NULL)
+    return cli_usage ("--out (or --out-npy) is required");
+  if (o->sampler && !diffuse_sampler_kind_from_string (o->sampler, &sampler))
+    return cli_usage ("--sampler must be ddim or ddpm, not '%s'", o->sampler);
+  if (o->variance && !diffuse_variance_kind_from_string (o->variance, &variance))
+    return cli_usage ("--variance must be auto, learned, fixed-small or "
+                      "fixed-large, not '%s'", o->variance);
+  if (o->seed != NULL)
+    {
+      if (!g_ascii_string_to_unsigned (o->seed, 10, 0, G_MAXUINT64, &seed, NULL))
+        return cli_usage ("--seed must be an integer in 0..%" G_GUINT64_FORMAT
+                          ", not '%s'", G_MAXUINT64, o->seed);
+    }
+  else
+    seed = ((guint64) g_random_int () << 32) | g_random_int ();
+  if ((o->height != NOT_GIVEN && o->height < 1)
+      || (o->width != NOT_GIVEN && o->width < 1))
+    return cli_failf ("--width and --height must be positive");
+
+  if (o->preset != NULL && (preset = find_preset (o->preset, &error)) == NULL)
+    return cli_fail (error);
+  model = diffuse_model_new_from_file (o->model, &error);
+  if (model == NULL)
+    return cli_fail (error);
+  cfg = diffuse_model_get_config (model);
+
+  /* a preset first, explicit options over it */
+  diffuse_sample_params_init (&params);
+  if (preset != NULL)
+    diffuse_preset_apply (preset, &params);
+  if (!img2img)
+    params.strength = 1.0;
+  if (o->sampler)
+    params.sampler = sampler;
+  if (o->variance)
+    params.variance = variance;
+  if (o->steps != NOT_GIVEN)
+    params.steps = o->steps;
+  if (o->respacing)
+    params.respacing = o->respacing;
+  if (!isnan (o->eta))
+    params.eta = o->eta;
+  if (!isnan (o->guidance))
+    params.guidance = o->guidance;
+  if (!isnan (o->strength))
+    params.strength = o->strength;
+  if (o->threads != NOT_GIVEN)
+    params.n_threads = o->threads;
+  params.seed = seed;
+  if (o->klass != NULL
+      && !diffuse_model_find_class (model, o->klass, &params.class_label, &error))
+    return cli_fail (error);
+
+  if (o->noise != NULL
+      && (noise = load_noise (o, cfg, &count, &height, &width, &error)) == NULL)
+    return cli_fail (error);
+  if (count == NOT_GIVEN)
+    count = 1;
+  if (img2img
+      && (input = load_input (o, cfg, &height, &width, &error)) == NULL)
+    return cli_fail (error);
+  params.count = count;
+  params.height = height;
+  params.width = width;
+  params.init_noise = noise;
+  params.progress = on_progress;
+  params.user_data = &progress;
+  if (!diffuse_sample_params_validate (&params, model, &error))
+    return cli_fail (error);
+  if (height == 0)
+    height = cfg->image_size;
+  if (width == 0)
+    width = cfg->image_size;
+
+  image_floats = (gsize) cfg->in_channels * height * width;
+  out = g_try_new (float, image_floats * count);
+  if (input != NULL)
+    {
+      /* init_image is [count, C, H, W]: the same input for every image */
+      init = g_try_new (float, image_floats * count);
+      for (gint k = 0; init != NULL && k < count; k++)
+        memcpy (init + k * image_floats, input, image_floats * sizeof (float));
+      params.init_image = init;
+    }
+  if (out == NULL || (input != NULL && init == NULL))
+    return cli_failf ("out of memory for %d images of %d x %d", count, width, height);
+
+  if (!o->quiet)
+    fprintf (stderr, "seed %" G_GUINT64_FORMAT ", %d image%s of %d x %d\n", seed,
+             count, count == 1 ? "" : "s", width, height);
+  t0 = g_get_monotonic_time ();
+  if (!diffuse_sample (model, &params, out, &info, &error))
+    return cli_fail (error);
+  if (!o->quiet)
+    fprintf (stderr, "%d steps in %.1f s\n", info.n_steps_run,
+             (g_get_monotonic_time () - t0) / 1e6);
+  if (img2img)
+    printf ("img2img: strength %g -> %d reverse steps from t = %d\n",
+            params.strength, info.n_steps_run, info.start_timestep);
+
+  for (gint k = 0; o->out != NULL && k < count; k++)
+    {
+      g_autofree gchar *path = numbered_path (o->out, k, count);
+
+      if (!diffuse_png_save (path, out + k * image_floats, cfg->in_channels,
+                             height, width, &error))
+        return cli_fail (error);
+      if (!o->quiet)
+        printf ("wrote %s\n", path);
+    }
+  shape[0] = count;
+  shape[1] = cfg->in_channels;
+  shape[2] = height;
+  shape[3] = width;
+  if (o->out_npy != NULL)
+    {
+      if (!diffuse_npy_save (o->out_npy, out, 4, shape, &error))
+        return cli_fail (error);
+      if (!o->quiet)
+        printf ("wrote %s\n", o->out_npy);
+    }
+  return 0;
+}
+
+int
+cli_sample (int argc, char **argv, gboolean img2img)
+{
+  Options o = { .steps = NOT_GIVEN, .count = NOT_GIVEN, .width = NOT_GIVEN,
+                .height = NOT_GIVEN, .threads = NOT_GIVEN, .eta = NAN,
+                .guidance = NAN, .strength = NAN };
+  GOptionEntry common[] = {
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &o.model,
+      "Model file (.safetensors)", "FILE" },
+    { "class", 'c', 0, G_OPTION_ARG_STRING, &o.klass,
+      "Class: an index or a name from 'diffuse info' (\"none\" = the null "
+      "class); default: the null class", "C" },
+    { "steps", 's', 0, G_OPTION_ARG_INT, &o.steps,
+      "Reverse steps (respaced evenly over the model's T); default 50", "N" },
+    { "eta", 0, 0, G_OPTION_ARG_DOUBLE, &o.eta,
+      "DDIM eta: 0 deterministic, 1 as noisy as DDPM; default 0", "E" },
+    { "guidance", 'w', 0, G_OPTION_ARG_DOUBLE, &o.guidance,
+      "Classifier-free guidance w (eps = (1+w) eps(y) - w eps(null); the "
+      "'scale' s of other tools is 1 + w); default 0", "W" },
+    { "seed", 0, 0, G_OPTION_ARG_STRING, &o.seed,
+      "Random seed (0..2^64-1); default: a random one, printed", "N" },
+    { "sampler", 0, 0, G_OPTION_ARG_STRING, &o.sampler,
+      "ddim or ddpm; default ddim", "NAME" },
+    { "variance", 0, 0, G_OPTION_ARG_STRING, &o.variance,
+      "DDPM variance: auto, learned, fixed-small, fixed-large; default auto",
+      "KIND" },
+    { "respacing", 0, 0, G_OPTION_ARG_STRING, &o.respacing,
+      "guided-diffusion timestep_respacing (\"ddim25\", \"10,10,10\"); "
+      "overrides --steps", "STR" },
+    { "count", 'n', 0, G_OPTION_ARG_INT, &o.count,
+      "Images in one batch; with more than one, out.png becomes out-0.png, "
+      "out-1.png, ...; default 1", "K" },
+    { "noise", 0, 0, G_OPTION_ARG_FILENAME, &o.noise,
+      "Use this .npy [K,C,H,W] as x_T (img2img: as the forward noise) "
+      "instead of seeded noise", "FILE" },
+    { "width", 0, 0, G_OPTION_ARG_INT, &o.width,
+      "Width in pixels (a multiple of the model's size multiple); default: "
+      "the model's image_size (img2img: the input's width)", "W" },
+    { "height", 0, 0, G_OPTION_ARG_INT, &o.height, "Height in pixels", "H" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &o.threads,
+      "OpenBLAS threads; default: OpenBLAS's choice", "N" },
+    { "preset", 'p', 0, G_OPTION_ARG_STRING, &o.preset,
+      "Apply a preset (see 'diffuse presets') or a .preset file first; "
+      "explicit options override it", "NAME" },
+    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &o.out,
+      "Output PNG (the model's channels: grey, grey+alpha, RGB or RGBA)", "FILE" },
+    { "out-npy", 0, 0, G_OPTION_ARG_FILENAME, &o.out_npy,
+      "Also write the float samples [K,C,H,W] in [-1,1] as .npy", "FILE" },
+    { "quiet", 'q', 0, G_OPTION_ARG_NONE, &o.quiet,
+      "No progress or messages, only errors", NULL },
+    { NULL }
+  };
+  GOptionEntry img2img_entries[] = {
+    { "input", 'i', 0, G_OPTION_ARG_FILENAME, &o.input,
+      "Input PNG (converted to the model's channels) or .npy [C,H,W] in "
+      "[-1,1]; resized with bilinear filtering when --width/--height "
+      "differ", "FILE" },
+    { "strength", 0, 0, G_OPTION_ARG_DOUBLE, &o.strength,
+      "How far to noise the input, in (0, 1]: 1 ignores it; default 1 "
+      "unless a preset sets it", "S" },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) context = g_option_context_new (
+    img2img ? "- re-imagine an image with a diffusion model"
+            : "- generate images with a diffusion model");
+  int status;
+
+  if (img2img)
+    g_option_context_add_main_entries (context, img2img_entries, NULL);
+  g_option_context_add_main_entries (context, common, NULL);
+  if (!cli_parse (context, &argc, &argv))
+    status = CLI_EXIT_USAGE;
+  else if (argc > 1)
+    status = cli_usage ("unexpected argument '%s'", argv[1]);
+  else
+    status = run (&o, img2img);
+  options_clear (&o);
+  return status;
+}

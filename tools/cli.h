@@ -1,0 +1,37 @@
+/* The diffuse command-line tool: what its command files share. */
+#ifndef DIFFUSE_CLI_H
+#define DIFFUSE_CLI_H
+
+#include "diffuse.h"
+
+G_BEGIN_DECLS
+
+/* Exit codes: 0 success, 1 failure (bad file, bad value for the model),
+ * 2 usage error (unknown option, missing or unparsable argument). */
+#define CLI_EXIT_FAILURE 1
+#define CLI_EXIT_USAGE 2
+
+/* Print "diffuse: MESSAGE" (one line) on stderr; return the exit code. */
+int cli_fail (GError *error);
+int cli_failf (const char *format, ...) G_GNUC_PRINTF (1, 2);
+int cli_usage (const char *format, ...) G_GNUC_PRINTF (1, 2);
+
+/* Parses argv with a context for "diffuse COMMAND"; on error prints the
+ * message and returns FALSE (exit with CLI_EXIT_USAGE). */
+gboolean cli_parse (GOptionContext *context, int *argc, char ***argv);
+
+/* The preset directories searched, in override order (system, then the
+ * user's $XDG_CONFIG_HOME/gimp-diffusion/presets). NULL-terminated. */
+gchar **cli_preset_dirs (void);
+
+/* Sets OpenBLAS's thread count (process-wide) when n > 0. */
+void cli_set_threads (gint n);
+
+int cli_info (int argc, char **argv);
+int cli_presets (int argc, char **argv);
+int cli_sample (int argc, char **argv, gboolean img2img);
+int cli_forward (int argc, char **argv);
+
+G_END_DECLS
+
+#endif /* DIFFUSE_CLI_H */

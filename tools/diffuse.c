@@ -1,0 +1,153 @@
+/* diffuse: class-conditional diffusion sampling from the command line.
+ *
+ *   diffuse info MODEL
+ *   diffuse presets
+ *   diffuse sample  --model M --out out.png [options]
+ *   diffuse img2img --model M --input in.png --strength S --out out.png [options]
+ *   diffuse forward --model M --input x.npy --timestep T --class C --out eps.npy
+ *
+ * Each command parses its own options with a GOptionContext; `diffuse
+ * COMMAND --help` lists them.  Errors are one line "diffuse: ..." on stderr,
+ * exit code 1; usage errors exit with 2.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* OpenBLAS's own extension (cblas.h). */
+void openblas_set_num_threads (int num_threads);
+
+static void
+print_line (const char *message)
+{
+  g_autofree gchar *one_line = g_strdup (message);
+
+  /* keep the promise of one line even for multi-line messages */
+  g_strdelimit (one_line, "\r\n", ' ');
+  fprintf (stderr, "diffuse: %s\n", one_line);
+}
+
+int
+cli_fail (GError *error)
+{
+  print_line (error != NULL ? error->message : "unknown error");
+  return CLI_EXIT_FAILURE;
+}
+
+int
+cli_failf (const char *format, ...)
+{
+  va_list args;
+  g_autofree gchar *message = NULL;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  print_line (message);
+  return CLI_EXIT_FAILURE;
+}
+
+int
+cli_usage (const char *format, ...)
+{
+  va_list args;
+  g_autofree gchar *message = NULL;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  print_line (message);
+  return CLI_EXIT_USAGE;
+}
+
+gboolean
+cli_parse (GOptionContext *context, int *argc, char ***argv)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!g_option_context_parse (context, argc, argv, &error))
+    {
+      cli_usage ("%s (see '%s --help')", error->message, g_get_prgname ());
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gchar **
+cli_preset_dirs (void)
+{
+  gchar **dirs = g_new0 (gchar *, 3);
+
+  dirs[0] = g_strdup (diffuse_presets_system_dir ());
+  dirs[1] = g_build_filename (g_get_user_config_dir (), "gimp-diffusion",
+                              "presets", NULL);
+  return dirs;
+}
+
+void
+cli_set_threads (gint n)
+{
+  if (n > 0)
+    openblas_set_num_threads (n);
+}
+
+static const char usage_text[] =
+  "Usage: diffuse COMMAND [OPTIONS]\n"
+  "\n"
+  "Commands:\n"
+  "  info MODEL     print a model's configuration, classes and parameter count\n"
+  "  presets        list the sampling presets\n"
+  "  sample         generate images from noise\n"
+  "  img2img        re-imagine an input image (partial noising + denoising)\n"
+  "  forward        run the network once on an .npy batch (debugging)\n"
+  "\n"
+  "'diffuse COMMAND --help' lists the options of a command.\n";
+
+int
+main (int argc, char **argv)
+{
+  const char *command;
+  g_autofree gchar *prgname = NULL;
+
+  g_set_prgname ("diffuse");
+  if (argc < 2)
+    {
+      fputs (usage_text, stderr);
+      return CLI_EXIT_USAGE;
+    }
+  command = argv[1];
+  if (strcmp (command, "--help") == 0 || strcmp (command, "-h") == 0
+      || strcmp (command, "help") == 0)
+    {
+      fputs (usage_text, stdout);
+      return 0;
+    }
+  if (strcmp (command, "--version") == 0)
+    {
+      printf ("diffuse %s\n", DIFFUSE_VERSION);
+      return 0;
+    }
+
+  /* "diffuse sample ..." parses as program "diffuse sample" */
+  prgname = g_strdup_printf ("diffuse %s", command);
+  g_set_prgname (prgname);
+  argv[1] = argv[0];
+  argc--;
+  argv++;
+
+  if (strcmp (command, "info") == 0)
+    return cli_info (argc, argv);
+  if (strcmp (command, "presets") == 0)
+    return cli_presets (argc, argv);
+  if (strcmp (command, "sample") == 0)
+    return cli_sample (argc, argv, FALSE);
+  if (strcmp (command, "img2img") == 0)
+    return cli_sample (argc, argv, TRUE);
+  if (strcmp (command, "forward") == 0)
+    return cli_forward (argc, argv);
+
+  g_set_prgname ("diffuse");
+  return cli_usage ("unknown command '%s' (commands: info, presets, sample, "
+                    "img2img, forward)", command);
+}
