@@ -176,7 +176,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseSchedule, diffuse_schedule_free)
 /* Sampling                                                             */
 
 /* Called after each reverse step with the current prediction of x0
- * ([count, C, H, W], in [-1, 1]); return FALSE to cancel. */
+ * ([count, C, H, W], in [-1, 1]); return FALSE to cancel.  step counts the
+ * steps done so far, 1 … n_steps (n_steps = steps this run takes; fewer
+ * for img2img), so step == n_steps on the last call. */
 typedef gboolean (*DiffuseProgressFunc) (gint step, gint n_steps,
                                          const float *x0_pred, gint count,
                                          gint channels, gint height, gint width,
@@ -186,7 +188,9 @@ typedef gboolean (*DiffuseProgressFunc) (gint step, gint n_steps,
  * ε̂ ([batch,C,H,W]) and, when var_out is not NULL, the raw variance
  * interpolation output v ([batch,C,H,W], the learned-sigma channels).
  * t_index is the index into the respaced schedule, t_model the timestep
- * value to feed the network (original t, rescaled if the model asks). */
+ * value to feed the network (original t, rescaled if the model asks).
+ * diffuse_sample_with passes the original t of the kept step; the model
+ * denoiser inside diffuse_sample applies the 1000/T rescaling itself. */
 typedef gboolean (*DiffuseDenoiseFunc) (gpointer user_data, gint batch,
                                         const float *x_t, gint t_index,
                                         double t_model, float *eps_out,
@@ -235,7 +239,9 @@ gboolean diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *p
 /* The same sampler loop with any denoiser (closed-form tests, custom
  * networks).  shape: count, channels, height, width.  The model-free
  * fields of params are used (sampler, steps/respacing, eta, variance,
- * seed, clip_denoised, init_image/strength, init_noise, progress). */
+ * seed, clip_denoised, init_image/strength, init_noise, progress).
+ * steps/respacing are used through the schedule the caller built with
+ * them: diffuse_sample_with runs the schedule it is given. */
 gboolean diffuse_sample_with (const DiffuseSchedule *schedule,
                               DiffuseDenoiseFunc denoise, gpointer denoise_data,
                               gboolean has_variance, const DiffuseSampleParams *params,
