@@ -1,0 +1,25 @@
+#!/bin/sh
+# Builds the libFuzzer target with clang (Debian clang + libclang-rt-dev):
+#   tests/fuzz/build.sh OUTDIR
+# then run, e.g.:
+#   OUTDIR/fuzz-safetensors -dict=tests/fuzz/safetensors.dict -max_len=1000000 \
+#     -max_total_time=300 CORPUS_DIR tests/fuzz/seeds tests/fuzz/regress
+# Inputs that crash go into tests/fuzz/regress/ (replayed by `meson test`).
+set -eu
+src=$(cd "$(dirname "$0")/../.." && pwd)
+out=${1:?usage: build.sh OUTDIR}
+mkdir -p "$out"
+CC=${CC:-clang}
+pkgs="glib-2.0 json-glib-1.0 libpng"
+blas=$(pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+flags="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined
+       -fno-sanitize-recover=undefined -DDIFFUSE_PRESETS_DIR=\"/nonexistent\"
+       -I$src/engine -I$src/tests $(pkg-config --cflags $pkgs)"
+libs="$(pkg-config --libs $pkgs) $blas -lm -lpthread"
+# shellcheck disable=SC2086
+$CC $flags -fsanitize=fuzzer -o "$out/fuzz-safetensors" \
+  "$src/tests/fuzz/fuzz-safetensors.c" "$src"/engine/*.c $libs
+# shellcheck disable=SC2086
+$CC $flags -o "$out/make-seeds" "$src/tests/fuzz/make-seeds.c" \
+  "$src/tests/testutil-safetensors.c" "$src"/engine/*.c $libs
+echo "built $out/fuzz-safetensors"
