@@ -11,6 +11,184 @@
 
 #include "layers.h"
 
+/* Without this, gcc does not if-convert the float compares of the exp
+ * clamp (they might trap) and no loop that calls fast_expf vectorises.
+ * Nothing here relies on floating-point exceptions. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize ("no-trapping-math")
+#endif
+
+/* The elementwise kernels are memory- and exp-bound; an AVX2/FMA clone,
+ * picked at load time, runs them on 8 lanes where the CPU has it. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
+#define HOT __attribute__ ((target_clones ("arch=x86-64-v3", "default")))
+#else
+#define HOT
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Thread pool                                                         */
+
+struct _DiffusePool
+{
+  gint n_workers;
+  gint active;              /* threads used per job, 1..n_workers + 1 */
+  GThread **threads;
+  GMutex lock;
+  GCond start, done;
+  guint generation;         /* bumped per job, under lock */
+  gint pending;             /* workers still busy on this job (atomic) */
+  gboolean quit;
+  DiffuseRangeFunc fn;
+  gpointer data;
+  gsize n;
+  gint parts;
+};
+
+typedef struct
+{
+  DiffusePool *pool;
+  gint index;               /* 1..n_workers: this worker's part */
+} Worker;
+
+static gpointer
+worker_main (gpointer user_data)
+{
+  Worker *self = user_data;
+  DiffusePool *pool = self->pool;
+  guint seen = 0;
+
+  for (;;)
+    {
+      DiffuseRangeFunc fn;
+      gpointer data;
+      gsize n;
+      gint parts;
+
+      g_mutex_lock (&pool->lock);
+      while (pool->generation == seen && !pool->quit)
+        g_cond_wait (&pool->start, &pool->lock);
+      if (pool->quit)
+        {
+          g_mutex_unlock (&pool->lock);
+          break;
+        }
+      seen = pool->generation;
+      fn = pool->fn;
+      data = pool->data;
+      n = pool->n;
+      parts = pool->parts;
+      g_mutex_unlock (&pool->lock);
+
+      if (self->index < parts)
+        {
+          fn (data, n * self->index / parts, n * (self->index + 1) / parts);
+          if (g_atomic_int_dec_and_test (&pool->pending))
+            {
+              g_mutex_lock (&pool->lock);
+              g_cond_signal (&pool->done);
+              g_mutex_unlock (&pool->lock);
+            }
+        }
+    }
+  g_free (self);
+  return NULL;
+}
+
+DiffusePool *
+diffuse__pool_new (gint n_threads)
+{
+  DiffusePool *pool = g_new0 (DiffusePool, 1);
+
+  g_mutex_init (&pool->lock);
+  g_cond_init (&pool->start);
+  g_cond_init (&pool->done);
+  pool->threads = g_new0 (GThread *, MAX (n_threads, 1));
+  for (gint i = 1; i < n_threads; i++)
+    {
+      Worker *wk = g_new (Worker, 1);
+      GThread *th;
+
+      wk->pool = pool;
+      wk->index = i;
+      th = g_thread_try_new ("diffuse-worker", worker_main, wk, NULL);
+      if (th == NULL)
+        {
+          g_free (wk);
+          break;                /* run with the threads we have */
+        }
+      pool->threads[pool->n_workers++] = th;
+    }
+  pool->active = pool->n_workers + 1;
+  return pool;
+}
+
+void
+diffuse__pool_free (DiffusePool *pool)
+{
+  if (pool == NULL)
+    return;
+  g_mutex_lock (&pool->lock);
+  pool->quit = TRUE;
+  g_cond_broadcast (&pool->start);
+  g_mutex_unlock (&pool->lock);
+  for (gint i = 0; i < pool->n_workers; i++)
+    g_thread_join (pool->threads[i]);
+  g_free (pool->threads);
+  g_mutex_clear (&pool->lock);
+  g_cond_clear (&pool->start);
+  g_cond_clear (&pool->done);
+  g_free (pool);
+}
+
+gint
+diffuse__pool_get_n_threads (const DiffusePool *pool)
+{
+  return pool ? pool->n_workers + 1 : 1;
+}
+
+void
+diffuse__pool_set_active (DiffusePool *pool, gint n_threads)
+{
+  if (pool)
+    pool->active = CLAMP (n_threads, 1, pool->n_workers + 1);
+}
+
+void
+diffuse__pool_run (DiffusePool *pool, gsize n, DiffuseRangeFunc fn,
+                   gpointer data)
+{
+  gint parts;
+
+  if (n == 0)
+    return;
+  parts = pool ? (gint) MIN ((gsize) pool->active, n) : 1;
+  if (parts <= 1)
+    {
+      fn (data, 0, n);
+      return;
+    }
+  g_mutex_lock (&pool->lock);
+  pool->fn = fn;
+  pool->data = data;
+  pool->n = n;
+  pool->parts = parts;
+  g_atomic_int_set (&pool->pending, parts - 1);
+  pool->generation++;
+  g_cond_broadcast (&pool->start);
+  g_mutex_unlock (&pool->lock);
+
+  fn (data, 0, n / parts);
+
+  g_mutex_lock (&pool->lock);
+  while (g_atomic_int_get (&pool->pending) > 0)
+    g_cond_wait (&pool->done, &pool->lock);
+  g_mutex_unlock (&pool->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Kernels                                                             */
+
 /* exp (x) for x in float range, without libm so that loops calling it
  * vectorise: x = n·ln2 + r with |r| ≤ ln2/2 (Cody–Waite split of ln2),
  * e^r by its degree-6 Taylor polynomial (relative error < 2e-7), then
@@ -122,102 +300,170 @@ diffuse__linear (const float *x, gint batch, gint n_in, const float *w,
                1.0f, x, n_in, w, n_in, 1.0f, y, n_out);
 }
 
-void
-diffuse__silu (const float *x, gsize n, float *out)
+typedef struct
 {
-  for (gsize i = 0; i < n; i++)
-    out[i] = silu1 (x[i]);
-}
+  const float *x;
+  float *out;
+} SiluJob;
 
-/* y = silu? ((x − m)·a + d) over one row; subtracting the mean first
- * keeps small-variance groups accurate where a = rstd·γ is large */
-static void
-affine_row (const float *x, gsize n, float m, float a, float d, gboolean silu,
-            float *y)
+static void HOT
+silu_range (gpointer data, gsize begin, gsize end)
 {
-  if (silu)
-    for (gsize i = 0; i < n; i++)
-      y[i] = silu1 ((x[i] - m) * a + d);
-  else
-    for (gsize i = 0; i < n; i++)
-      y[i] = (x[i] - m) * a + d;
+  SiluJob *j = data;
+
+  for (gsize i = begin; i < end; i++)
+    j->out[i] = silu1 (j->x[i]);
 }
 
 void
-diffuse__group_norm (const float *x, gint channels, gint batch, gsize hw,
-                     gint groups, float eps, const float *gamma,
-                     const float *beta, const float *scale,
+diffuse__silu (DiffusePool *pool, const float *x, gsize n, float *out)
+{
+  SiluJob j = { x, out };
+
+  diffuse__pool_run (n >= 16384 ? pool : NULL, n, silu_range, &j);
+}
+
+typedef struct
+{
+  const float *x;
+  gint channels, batch, groups;
+  gsize hw;
+  float eps;
+  const float *gamma, *beta, *scale, *shift;
+  gsize ss_stride;
+  gboolean silu;
+  float *out;
+} GroupNormJob;
+
+/* units u = b·groups + g */
+static void HOT
+group_norm_range (gpointer data, gsize begin, gsize end)
+{
+  const GroupNormJob *j = data;
+  gint cg = j->channels / j->groups;
+  gsize hw = j->hw, bhw = (gsize) j->batch * hw;
+  double count = (double) cg * hw;
+
+  for (gsize u = begin; u < end; u++)
+    {
+      gint b = (gint) (u / j->groups), g = (gint) (u % j->groups);
+      gint c0 = g * cg;
+      double s = 0.0, ss = 0.0;
+      float mean, rstd;
+
+      /* two passes (mean, then squared deviations): the group is a few
+       * hundred KiB at most and stays in cache */
+      for (gint c = c0; c < c0 + cg; c++)
+        s += sum_f (j->x + c * bhw + b * hw, hw);
+      mean = (float) (s / count);
+      for (gint c = c0; c < c0 + cg; c++)
+        ss += sum_sq_dev (j->x + c * bhw + b * hw, hw, mean);
+      rstd = (float) (1.0 / sqrt (ss / count + j->eps));
+
+      for (gint c = c0; c < c0 + cg; c++)
+        {
+          const float *xr = j->x + c * bhw + b * hw;
+          float *yr = j->out + c * bhw + b * hw;
+          float a = rstd * j->gamma[c];
+          float d = j->beta[c];
+
+          if (j->scale)
+            {
+              float s1 = 1.0f + j->scale[b * j->ss_stride + c];
+
+              a *= s1;
+              d = d * s1 + j->shift[b * j->ss_stride + c];
+            }
+          /* (x − mean)·a + d: subtracting the mean first keeps groups of
+           * small variance (large a) accurate */
+          if (j->silu)
+            for (gsize i = 0; i < hw; i++)
+              yr[i] = silu1 ((xr[i] - mean) * a + d);
+          else
+            for (gsize i = 0; i < hw; i++)
+              yr[i] = (xr[i] - mean) * a + d;
+        }
+    }
+}
+
+void
+diffuse__group_norm (DiffusePool *pool, const float *x, gint channels,
+                     gint batch, gsize hw, gint groups, float eps,
+                     const float *gamma, const float *beta, const float *scale,
                      const float *shift, gsize ss_stride, gboolean silu,
                      float *out)
 {
-  gint cg = channels / groups;
-  gsize bhw = (gsize) batch * hw;
-  double count = (double) cg * hw;
+  GroupNormJob j = { x, channels, batch, groups, hw, eps, gamma, beta, scale,
+                     shift, ss_stride, silu, out };
 
-  for (gint b = 0; b < batch; b++)
-    for (gint g = 0; g < groups; g++)
+  diffuse__pool_run (pool, (gsize) batch * groups, group_norm_range, &j);
+}
+
+typedef struct
+{
+  float *out;
+  gint batch;
+  gsize hw;
+  const float *bias, *bias2;
+  gsize b2_stride;
+  gboolean add;
+} BiasJob;
+
+/* units: output channels */
+static void HOT
+bias_range (gpointer data, gsize begin, gsize end)
+{
+  const BiasJob *j = data;
+
+  for (gsize c = begin; c < end; c++)
+    for (gint b = 0; b < j->batch; b++)
       {
-        gint c0 = g * cg;
-        double s = 0.0, ss = 0.0;
-        float mean, rstd;
+        float v = (j->bias ? j->bias[c] : 0.0f)
+                  + (j->bias2 ? j->bias2[b * j->b2_stride + c] : 0.0f);
+        float *row = j->out + (c * j->batch + b) * j->hw;
 
-        /* two passes (mean, then squared deviations): the group is a few
-         * hundred KiB at most and stays in cache */
-        for (gint c = c0; c < c0 + cg; c++)
-          s += sum_f (x + c * bhw + b * hw, hw);
-        mean = (float) (s / count);
-        for (gint c = c0; c < c0 + cg; c++)
-          ss += sum_sq_dev (x + c * bhw + b * hw, hw, mean);
-        rstd = (float) (1.0 / sqrt (ss / count + eps));
-
-        for (gint c = c0; c < c0 + cg; c++)
-          {
-            float a = rstd * gamma[c];
-            float d = beta[c];
-
-            if (scale)
-              {
-                float s1 = 1.0f + scale[b * ss_stride + c];
-
-                a *= s1;
-                d = d * s1 + shift[b * ss_stride + c];
-              }
-            affine_row (x + c * bhw + b * hw, hw, mean, a, d, silu,
-                        out + c * bhw + b * hw);
-          }
+        if (j->add)
+          for (gsize i = 0; i < j->hw; i++)
+            row[i] += v;
+        else
+          for (gsize i = 0; i < j->hw; i++)
+            row[i] = v;
       }
 }
 
 void
-diffuse__fill_bias (float *out, gint c_out, gint batch, gsize hw,
-                    const float *bias, const float *bias2, gsize b2_stride)
+diffuse__fill_bias (DiffusePool *pool, float *out, gint c_out, gint batch,
+                    gsize hw, const float *bias, const float *bias2,
+                    gsize b2_stride)
 {
-  for (gint c = 0; c < c_out; c++)
-    for (gint b = 0; b < batch; b++)
-      {
-        float v = (bias ? bias[c] : 0.0f)
-                  + (bias2 ? bias2[b * b2_stride + c] : 0.0f);
-        float *row = out + ((gsize) c * batch + b) * hw;
+  BiasJob j = { out, batch, hw, bias, bias2, b2_stride, FALSE };
 
-        for (gsize i = 0; i < hw; i++)
-          row[i] = v;
-      }
+  diffuse__pool_run (pool, c_out, bias_range, &j);
 }
 
-void
-diffuse__im2col (const float *x, gint channels, gint batch, gint height,
-                 gint width, gint k, gint stride, float *col)
+typedef struct
 {
+  const float *x;
+  gint batch, height, width, k, stride;
+  float *col;
+} Im2colJob;
+
+/* units: input channels, each writing its k·k rows of col */
+static void
+im2col_range (gpointer data, gsize begin, gsize end)
+{
+  const Im2colJob *j = data;
+  gint k = j->k, stride = j->stride, height = j->height, width = j->width;
   gint pad = k / 2;
   gint ho = (height + 2 * pad - k) / stride + 1;
   gint wo = (width + 2 * pad - k) / stride + 1;
-  gsize n = (gsize) batch * ho * wo;
+  gsize n = (gsize) j->batch * ho * wo;
 
-  for (gint c = 0; c < channels; c++)
+  for (gsize c = begin; c < end; c++)
     for (gint ky = 0; ky < k; ky++)
       for (gint kx = 0; kx < k; kx++)
         {
-          float *dst = col + ((gsize) (c * k + ky) * k + kx) * n;
+          float *dst = j->col + ((c * k + ky) * k + kx) * n;
           /* output columns ox with 0 <= ox·stride + kx − pad < width */
           gint lo = 0, hi = wo;
 
@@ -226,9 +472,9 @@ diffuse__im2col (const float *x, gint channels, gint batch, gint height,
           while (hi > lo && (hi - 1) * stride + kx - pad >= width)
             hi--;
 
-          for (gint b = 0; b < batch; b++)
+          for (gint b = 0; b < j->batch; b++)
             {
-              const float *src = x + ((gsize) c * batch + b) * height * width;
+              const float *src = j->x + (c * j->batch + b) * height * width;
 
               for (gint oy = 0; oy < ho; oy++, dst += wo)
                 {
@@ -256,8 +502,17 @@ diffuse__im2col (const float *x, gint channels, gint batch, gint height,
 }
 
 void
-diffuse__conv2d (const float *x, gint c_in, gint batch, gint height,
-                 gint width, const float *w, const float *bias,
+diffuse__im2col (DiffusePool *pool, const float *x, gint channels, gint batch,
+                 gint height, gint width, gint k, gint stride, float *col)
+{
+  Im2colJob j = { x, batch, height, width, k, stride, col };
+
+  diffuse__pool_run (pool, channels, im2col_range, &j);
+}
+
+void
+diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch,
+                 gint height, gint width, const float *w, const float *bias,
                  const float *bias2, gsize b2_stride, gint c_out, gint k,
                  gint stride, gboolean accumulate, float *col, float *out)
 {
@@ -269,23 +524,15 @@ diffuse__conv2d (const float *x, gint c_in, gint batch, gint height,
   gint kk = c_in * k * k;
   const float *bmat = x;
 
-  if (!accumulate)
-    diffuse__fill_bias (out, c_out, batch, hw, bias, bias2, b2_stride);
-  else if (bias || bias2)
-    for (gint c = 0; c < c_out; c++)
-      for (gint b = 0; b < batch; b++)
-        {
-          float v = (bias ? bias[c] : 0.0f)
-                    + (bias2 ? bias2[b * b2_stride + c] : 0.0f);
-          float *row = out + ((gsize) c * batch + b) * hw;
+  if (!accumulate || bias || bias2)
+    {
+      BiasJob j = { out, batch, hw, bias, bias2, b2_stride, accumulate };
 
-          for (gsize i = 0; i < hw; i++)
-            row[i] += v;
-        }
-
+      diffuse__pool_run (pool, c_out, bias_range, &j);
+    }
   if (k != 1 || stride != 1)
     {
-      diffuse__im2col (x, c_in, batch, height, width, k, stride, col);
+      diffuse__im2col (pool, x, c_in, batch, height, width, k, stride, col);
       bmat = col;
     }
   /* beta = 1: the bias (and residual) already in out is kept, which saves
@@ -294,16 +541,24 @@ diffuse__conv2d (const float *x, gint c_in, gint batch, gint height,
                1.0f, w, kk, bmat, (gint) n, 1.0f, out, (gint) n);
 }
 
-void
-diffuse__upsample2x (const float *x, gint channels, gint batch, gint height,
-                     gint width, float *out)
+typedef struct
 {
-  gsize planes = (gsize) channels * batch;
+  const float *x;
+  gint height, width;
+  float *out;
+} PlaneJob;
 
-  for (gsize p = 0; p < planes; p++)
+/* units: [C·B] planes */
+static void
+upsample_range (gpointer data, gsize begin, gsize end)
+{
+  const PlaneJob *j = data;
+  gint height = j->height, width = j->width;
+
+  for (gsize p = begin; p < end; p++)
     {
-      const float *src = x + p * height * width;
-      float *dst = out + p * 4 * height * width;
+      const float *src = j->x + p * height * width;
+      float *dst = j->out + p * 4 * height * width;
 
       for (gint y = 0; y < height; y++)
         {
@@ -318,16 +573,24 @@ diffuse__upsample2x (const float *x, gint channels, gint batch, gint height,
 }
 
 void
-diffuse__avgpool2x (const float *x, gint channels, gint batch, gint height,
-                    gint width, float *out)
+diffuse__upsample2x (DiffusePool *pool, const float *x, gint channels,
+                     gint batch, gint height, gint width, float *out)
 {
-  gsize planes = (gsize) channels * batch;
-  gint ho = height / 2, wo = width / 2;
+  PlaneJob j = { x, height, width, out };
 
-  for (gsize p = 0; p < planes; p++)
+  diffuse__pool_run (pool, (gsize) channels * batch, upsample_range, &j);
+}
+
+static void
+avgpool_range (gpointer data, gsize begin, gsize end)
+{
+  const PlaneJob *j = data;
+  gint width = j->width, ho = j->height / 2, wo = j->width / 2;
+
+  for (gsize p = begin; p < end; p++)
     {
-      const float *src = x + p * height * width;
-      float *dst = out + p * ho * wo;
+      const float *src = j->x + p * j->height * width;
+      float *dst = j->out + p * ho * wo;
 
       for (gint y = 0; y < ho; y++)
         {
@@ -341,46 +604,66 @@ diffuse__avgpool2x (const float *x, gint channels, gint batch, gint height,
     }
 }
 
-/* Row-wise softmax of an [rows, n] matrix in place, max subtracted first. */
-static void
-softmax_rows (float *s, gsize rows, gsize n)
+void
+diffuse__avgpool2x (DiffusePool *pool, const float *x, gint channels,
+                    gint batch, gint height, gint width, float *out)
 {
-  for (gsize r = 0; r < rows; r++)
+  PlaneJob j = { x, height, width, out };
+
+  diffuse__pool_run (pool, (gsize) channels * batch, avgpool_range, &j);
+}
+
+typedef struct
+{
+  float *s;
+  gsize n;
+} SoftmaxJob;
+
+/* Row-wise softmax of an [rows, n] matrix in place, max subtracted
+ * first; units: rows. */
+static void HOT
+softmax_range (gpointer data, gsize begin, gsize end)
+{
+  const SoftmaxJob *j = data;
+  gsize n = j->n;
+
+  for (gsize r = begin; r < end; r++)
     {
-      float *row = s + r * n;
+      float *row = j->s + r * n;
       float m = row[0];
       float acc[16] = { 0 };
       double sum = 0.0;
       float inv;
       gsize i = 0;
 
-      for (gsize j = 1; j < n; j++)
-        m = row[j] > m ? row[j] : m;
-      for (gsize j = 0; j < n; j++)
-        row[j] = fast_expf (row[j] - m);
+      for (gsize c = 1; c < n; c++)
+        m = row[c] > m ? row[c] : m;
+      for (gsize c = 0; c < n; c++)
+        row[c] = fast_expf (row[c] - m);
       for (; i + 16 <= n; i += 16)
-        for (gint j = 0; j < 16; j++)
-          acc[j] += row[i + j];
-      for (gint j = 0; j < 16; j++)
-        sum += acc[j];
+        for (gint l = 0; l < 16; l++)
+          acc[l] += row[i + l];
+      for (gint l = 0; l < 16; l++)
+        sum += acc[l];
       for (; i < n; i++)
         sum += row[i];
       inv = (float) (1.0 / sum);
-      for (gsize j = 0; j < n; j++)
-        row[j] *= inv;
+      for (gsize c = 0; c < n; c++)
+        row[c] *= inv;
     }
 }
 
 void
-diffuse__attention (const float *qkv, gint channels, gint batch, gsize t,
-                    gint heads, gboolean legacy_order, float *scores,
-                    float *out)
+diffuse__attention (DiffusePool *pool, const float *qkv, gint channels,
+                    gint batch, gsize t, gint heads, gboolean legacy_order,
+                    float *scores, float *out)
 {
   gint ch = channels / heads;
   gsize ld = (gsize) batch * t;
   /* guided-diffusion scales q and k by ch^(−1/4) each; one 1/√ch on the
    * product is the same up to rounding */
   float alpha = (float) (1.0 / sqrt ((double) ch));
+  SoftmaxJob sj = { scores, t };
 
   for (gint b = 0; b < batch; b++)
     for (gint h = 0; h < heads; h++)
@@ -396,7 +679,7 @@ diffuse__attention (const float *qkv, gint channels, gint batch, gsize t,
         /* scores[t, s] = Σ_c q[c, t] k[c, s] */
         cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, (gint) t, (gint) t,
                      ch, alpha, q, (gint) ld, k, (gint) ld, 0.0f, scores, (gint) t);
-        softmax_rows (scores, t, t);
+        diffuse__pool_run (t >= 64 ? pool : NULL, t, softmax_range, &sj);
         /* o[c, t] = Σ_s v[c, s] scores[t, s] */
         cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, ch, (gint) t,
                      (gint) t, 1.0f, v, (gint) ld, scores, (gint) t, 0.0f, o,
@@ -404,22 +687,47 @@ diffuse__attention (const float *qkv, gint channels, gint batch, gsize t,
       }
 }
 
-void
-diffuse__nchw_to_cbhw (const float *x, gint batch, gint channels, gsize hw,
-                       float *out)
+typedef struct
 {
-  for (gint b = 0; b < batch; b++)
-    for (gint c = 0; c < channels; c++)
-      memcpy (out + ((gsize) c * batch + b) * hw,
-              x + ((gsize) b * channels + c) * hw, sizeof (float) * hw);
+  const float *x;
+  gint batch, channels;
+  gsize hw;
+  gboolean to_cbhw;
+  float *out;
+} TransposeJob;
+
+/* units: (b, c) planes in NCHW order */
+static void
+transpose_range (gpointer data, gsize begin, gsize end)
+{
+  const TransposeJob *j = data;
+
+  for (gsize u = begin; u < end; u++)
+    {
+      gsize b = u / j->channels, c = u % j->channels;
+      gsize nchw = (b * j->channels + c) * j->hw, cbhw = (c * j->batch + b) * j->hw;
+
+      if (j->to_cbhw)
+        memcpy (j->out + cbhw, j->x + nchw, sizeof (float) * j->hw);
+      else
+        memcpy (j->out + nchw, j->x + cbhw, sizeof (float) * j->hw);
+    }
 }
 
 void
-diffuse__cbhw_to_nchw (const float *x, gint batch, gint channels, gsize hw,
-                       float *out)
+diffuse__nchw_to_cbhw (DiffusePool *pool, const float *x, gint batch,
+                       gint channels, gsize hw, float *out)
 {
-  for (gint b = 0; b < batch; b++)
-    for (gint c = 0; c < channels; c++)
-      memcpy (out + ((gsize) b * channels + c) * hw,
-              x + ((gsize) c * batch + b) * hw, sizeof (float) * hw);
+  TransposeJob j = { x, batch, channels, hw, TRUE, out };
+
+  diffuse__pool_run (pool, (gsize) batch * channels, transpose_range, &j);
+}
+
+void
+diffuse__cbhw_to_nchw (DiffusePool *pool, const float *x, gint batch,
+                       gint channels, gsize hw, float *out)
+{
+  TransposeJob j = { x, batch, channels, hw, FALSE, out };
+
+  diffuse__pool_run (pool, (gsize) batch * channels, transpose_range, &j);
 }

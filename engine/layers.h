@@ -15,6 +15,25 @@
 
 G_BEGIN_DECLS
 
+/* A small pool of worker threads for the elementwise kernels (the GEMMs
+ * are threaded by OpenBLAS).  Work is split into contiguous ranges of
+ * independent units (rows, groups, channels), so results do not depend on
+ * the number of threads.  Workers sleep on a condition variable between
+ * jobs, so they do not compete with OpenBLAS's threads during a GEMM.
+ * Every kernel below takes the pool first; NULL runs serially. */
+typedef struct _DiffusePool DiffusePool;
+typedef void (*DiffuseRangeFunc) (gpointer data, gsize begin, gsize end);
+
+/* n_threads − 1 workers (none for n_threads ≤ 1). */
+DiffusePool *diffuse__pool_new (gint n_threads);
+void         diffuse__pool_free (DiffusePool *pool);
+gint         diffuse__pool_get_n_threads (const DiffusePool *pool);
+/* Threads the pool's next jobs use: 1..pool size. */
+void         diffuse__pool_set_active (DiffusePool *pool, gint n_threads);
+/* fn (data, begin, end) over [0, n), split across the active threads. */
+void         diffuse__pool_run (DiffusePool *pool, gsize n, DiffuseRangeFunc fn,
+                                gpointer data);
+
 /* Sinusoidal timestep embedding, guided-diffusion nn.timestep_embedding:
  * out[b, i] = cos (t_b f_i), out[b, half + i] = sin (t_b f_i) with
  * f_i = exp (-ln (10000) i / half), half = dim / 2; a zero column is
@@ -26,7 +45,7 @@ void diffuse__linear (const float *x, gint batch, gint n_in, const float *w,
                       const float *bias, gint n_out, float *y);
 
 /* out = x · sigmoid (x), elementwise (nn.SiLU); out may equal x. */
-void diffuse__silu (const float *x, gsize n, float *out);
+void diffuse__silu (DiffusePool *pool, const float *x, gsize n, float *out);
 
 /* Fused GroupNorm (+ FiLM scale/shift) (+ SiLU) on [C, B, HW]:
  *   y = GN (x) · γ_c + β_c                       (nn.GroupNorm (groups, C), fp32)
@@ -35,7 +54,7 @@ void diffuse__silu (const float *x, gsize n, float *out);
  * Statistics per (b, group) over C/groups channels × HW, biased variance.
  * scale / shift: rows of length ≥ C with stride ss_stride per batch element
  * (the two halves of a ResBlock's emb_layers output).  out may equal x. */
-void diffuse__group_norm (const float *x, gint channels, gint batch, gsize hw,
+void diffuse__group_norm (DiffusePool *pool, const float *x, gint channels, gint batch, gsize hw,
                           gint groups, float eps, const float *gamma,
                           const float *beta, const float *scale,
                           const float *shift, gsize ss_stride, gboolean silu,
@@ -43,14 +62,14 @@ void diffuse__group_norm (const float *x, gint channels, gint batch, gsize hw,
 
 /* Fill out[Cout, B, hw] with bias[c] (+ bias2[b·b2_stride + c] when
  * bias2 != NULL).  NULL bias means zero. */
-void diffuse__fill_bias (float *out, gint c_out, gint batch, gsize hw,
+void diffuse__fill_bias (DiffusePool *pool, float *out, gint c_out, gint batch, gsize hw,
                          const float *bias, const float *bias2, gsize b2_stride);
 
 /* im2col for a k×k convolution with padding k/2 and the given stride
  * on [C, B, H, W]: col[(c·k + ky)·k + kx, b, oy, ox] =
  * x[c, b, oy·stride + ky − k/2, ox·stride + kx − k/2] (0 outside).
  * Output size Ho = (H + 2·(k/2) − k) / stride + 1. */
-void diffuse__im2col (const float *x, gint channels, gint batch, gint height,
+void diffuse__im2col (DiffusePool *pool, const float *x, gint channels, gint batch, gint height,
                       gint width, gint k, gint stride, float *col);
 
 /* 2-D convolution (nn.Conv2d, padding k/2) on [Cin, B, H, W]:
@@ -58,19 +77,19 @@ void diffuse__im2col (const float *x, gint channels, gint batch, gint height,
  * accumulate: add the result to what out holds (a residual sum) instead of
  * overwriting it.  col: scratch of Cin·k·k·B·Ho·Wo floats, unused (may be
  * NULL) for 1×1 stride-1 convolutions. */
-void diffuse__conv2d (const float *x, gint c_in, gint batch, gint height,
+void diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch, gint height,
                       gint width, const float *w, const float *bias,
                       const float *bias2, gsize b2_stride, gint c_out, gint k,
                       gint stride, gboolean accumulate, float *col, float *out);
 
 /* Nearest-neighbour ×2 upsampling (F.interpolate (scale_factor=2)):
  * x[C, B, H, W] -> out[C, B, 2H, 2W]. */
-void diffuse__upsample2x (const float *x, gint channels, gint batch, gint height,
+void diffuse__upsample2x (DiffusePool *pool, const float *x, gint channels, gint batch, gint height,
                           gint width, float *out);
 
 /* 2×2 average pooling with stride 2 (nn.AvgPool2d (2)):
  * x[C, B, H, W] -> out[C, B, H/2, W/2]; H and W even. */
-void diffuse__avgpool2x (const float *x, gint channels, gint batch, gint height,
+void diffuse__avgpool2x (DiffusePool *pool, const float *x, gint channels, gint batch, gint height,
                          gint width, float *out);
 
 /* Multi-head self-attention core on qkv[3C, B, T] -> out[C, B, T]:
@@ -80,15 +99,21 @@ void diffuse__avgpool2x (const float *x, gint channels, gint batch, gint height,
  * q, k, v of head h from rows h·3ch + [0, ch, 2ch]; the new order
  * (QKVAttention) takes them from rows [0, C, 2C] + h·ch.
  * scores: scratch of T·T floats. */
-void diffuse__attention (const float *qkv, gint channels, gint batch, gsize t,
+void diffuse__attention (DiffusePool *pool, const float *qkv, gint channels, gint batch, gsize t,
                          gint heads, gboolean legacy_order, float *scores,
                          float *out);
 
 /* [B, C, HW] <-> [C, B, HW] */
-void diffuse__nchw_to_cbhw (const float *x, gint batch, gint channels, gsize hw,
+void diffuse__nchw_to_cbhw (DiffusePool *pool, const float *x, gint batch, gint channels, gsize hw,
                             float *out);
-void diffuse__cbhw_to_nchw (const float *x, gint batch, gint channels, gsize hw,
+void diffuse__cbhw_to_nchw (DiffusePool *pool, const float *x, gint batch, gint channels, gsize hw,
                             float *out);
+
+/* unet.c, for bench/: floating-point operations (2 per multiply-add) of
+ * one forward pass at this batch size: every convolution, linear layer
+ * and attention product; the elementwise work is not counted. */
+typedef struct _DiffuseUNet DiffuseUNet;
+guint64 diffuse__unet_get_flops (const DiffuseUNet *unet, gint batch);
 
 G_END_DECLS
 

@@ -19,6 +19,8 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "diffuse-private.h"
 #include "layers.h"
 
@@ -102,7 +104,6 @@ struct _DiffuseUNetWeights
   ConvWeights *conv;        /* conv-in, Downsample and Upsample convs */
   gint n_conv;
   gint n_skips;
-  guint64 flops_per_pixel;  /* multiply-adds ×2 per input pixel, attention excluded */
 };
 
 /* ------------------------------------------------------------------ */
@@ -467,6 +468,7 @@ struct _DiffuseUNet
   const DiffuseUNetWeights *w;
   gint max_batch, height, width;
   gsize scratch_bytes;
+  DiffusePool *pool;        /* threads for the elementwise kernels */
   float *arena;
   /* [C, B, H, W] buffers, each sized for the largest use */
   float *cur, *nxt;         /* the running activation h (room for cat (h, skip)) */
@@ -664,6 +666,7 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   TAKE (u->emb, (gsize) max_batch * w->emb_dim);
   TAKE (u->emb_silu, (gsize) max_batch * w->emb_dim);
   u->emb_out = p;
+  u->pool = diffuse__pool_new (MIN ((gint) g_get_num_processors (), 32));
 #undef TAKE
 #undef R16
   return u;
@@ -674,6 +677,7 @@ diffuse_unet_free (DiffuseUNet *unet)
 {
   if (unet == NULL)
     return;
+  diffuse__pool_free (unet->pool);
   g_free (unet->arena);
   g_free (unet->skips);
   g_free (unet->skip_c);
@@ -708,18 +712,18 @@ res_block (DiffuseUNet *u, const ResBlockWeights *r, gint batch, gint h,
   const float *src = u->a, *xskip = x;
   gint ho = h, wo = w;
 
-  diffuse__group_norm (x, r->c_in, batch, hw, GROUPS, GN_EPS, r->in_norm_w,
+  diffuse__group_norm (u->pool, x, r->c_in, batch, hw, GROUPS, GN_EPS, r->in_norm_w,
                        r->in_norm_b, NULL, NULL, 0, TRUE, u->a);
   if (r->updown > 0)
     {
-      diffuse__upsample2x (u->a, r->c_in, batch, h, w, u->a2);
-      diffuse__upsample2x (x, r->c_in, batch, h, w, u->xs);
+      diffuse__upsample2x (u->pool, u->a, r->c_in, batch, h, w, u->a2);
+      diffuse__upsample2x (u->pool, x, r->c_in, batch, h, w, u->xs);
       ho = 2 * h, wo = 2 * w;
     }
   else if (r->updown < 0)
     {
-      diffuse__avgpool2x (u->a, r->c_in, batch, h, w, u->a2);
-      diffuse__avgpool2x (x, r->c_in, batch, h, w, u->xs);
+      diffuse__avgpool2x (u->pool, u->a, r->c_in, batch, h, w, u->a2);
+      diffuse__avgpool2x (u->pool, x, r->c_in, batch, h, w, u->xs);
       ho = h / 2, wo = w / 2;
     }
   if (r->updown)
@@ -730,26 +734,26 @@ res_block (DiffuseUNet *u, const ResBlockWeights *r, gint batch, gint h,
                    r->n_emb, u->emb_out);
   if (cfg->use_scale_shift_norm)
     {
-      diffuse__conv2d (src, r->c_in, batch, ho, wo, r->in_conv_w, r->in_conv_b,
+      diffuse__conv2d (u->pool, src, r->c_in, batch, ho, wo, r->in_conv_w, r->in_conv_b,
                        NULL, 0, r->c_out, 3, 1, FALSE, u->col, u->t);
-      diffuse__group_norm (u->t, r->c_out, batch, hw, GROUPS, GN_EPS,
+      diffuse__group_norm (u->pool, u->t, r->c_out, batch, hw, GROUPS, GN_EPS,
                            r->out_norm_w, r->out_norm_b, u->emb_out,
                            u->emb_out + r->c_out, r->n_emb, TRUE, u->a);
     }
   else
     {
-      diffuse__conv2d (src, r->c_in, batch, ho, wo, r->in_conv_w, r->in_conv_b,
+      diffuse__conv2d (u->pool, src, r->c_in, batch, ho, wo, r->in_conv_w, r->in_conv_b,
                        u->emb_out, r->n_emb, r->c_out, 3, 1, FALSE, u->col, u->t);
-      diffuse__group_norm (u->t, r->c_out, batch, hw, GROUPS, GN_EPS,
+      diffuse__group_norm (u->pool, u->t, r->c_out, batch, hw, GROUPS, GN_EPS,
                            r->out_norm_w, r->out_norm_b, NULL, NULL, 0, TRUE, u->a);
     }
 
   if (r->skip_w)
-    diffuse__conv2d (xskip, r->c_in, batch, ho, wo, r->skip_w, r->skip_b, NULL,
+    diffuse__conv2d (u->pool, xskip, r->c_in, batch, ho, wo, r->skip_w, r->skip_b, NULL,
                      0, r->c_out, 1, 1, FALSE, NULL, y);
   else
     memcpy (y, xskip, sizeof (float) * r->c_out * batch * hw);
-  diffuse__conv2d (u->a, r->c_out, batch, ho, wo, r->out_conv_w, r->out_conv_b,
+  diffuse__conv2d (u->pool, u->a, r->c_out, batch, ho, wo, r->out_conv_w, r->out_conv_b,
                    NULL, 0, r->c_out, 3, 1, TRUE, u->col, y);
 }
 
@@ -761,13 +765,13 @@ attention_block (DiffuseUNet *u, const AttentionWeights *a, gint batch,
 {
   gsize hw = (gsize) h * w;
 
-  diffuse__group_norm (x, a->channels, batch, hw, GROUPS, GN_EPS, a->norm_w,
+  diffuse__group_norm (u->pool, x, a->channels, batch, hw, GROUPS, GN_EPS, a->norm_w,
                        a->norm_b, NULL, NULL, 0, FALSE, u->a);
-  diffuse__conv2d (u->a, a->channels, batch, h, w, a->qkv_w, a->qkv_b, NULL, 0,
+  diffuse__conv2d (u->pool, u->a, a->channels, batch, h, w, a->qkv_w, a->qkv_b, NULL, 0,
                    3 * a->channels, 1, 1, FALSE, NULL, u->qkv);
-  diffuse__attention (u->qkv, a->channels, batch, hw, a->heads,
+  diffuse__attention (u->pool, u->qkv, a->channels, batch, hw, a->heads,
                       !u->w->config.use_new_attention_order, u->scores, u->t);
-  diffuse__conv2d (u->t, a->channels, batch, h, w, a->proj_w, a->proj_b, NULL,
+  diffuse__conv2d (u->pool, u->t, a->channels, batch, h, w, a->proj_w, a->proj_b, NULL,
                    0, a->channels, 1, 1, TRUE, NULL, x);
 }
 
@@ -814,22 +818,26 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
           }
     }
 
+  /* the elementwise kernels use as many threads as OpenBLAS (the
+   * process-wide setting, DiffuseSampleParams.n_threads) */
+  diffuse__pool_set_active (unet->pool, openblas_get_num_threads ());
+
   /* emb = time_embed (timestep_embedding (t)) + label_emb (y); the blocks
    * only ever use SiLU (emb) (emb_layers starts with SiLU) */
   diffuse__timestep_embedding (timesteps, batch, cfg->model_channels, unet->temb);
   diffuse__linear (unet->temb, batch, cfg->model_channels, w->time_w0,
                    w->time_b0, E, unet->emb_h);
-  diffuse__silu (unet->emb_h, (gsize) batch * E, unet->emb_h);
+  diffuse__silu (unet->pool, unet->emb_h, (gsize) batch * E, unet->emb_h);
   diffuse__linear (unet->emb_h, batch, E, w->time_w2, w->time_b2, E, unet->emb);
   if (w->label_emb)
     for (gint b = 0; b < batch; b++)
       for (gint i = 0; i < E; i++)
         unet->emb[(gsize) b * E + i] += w->label_emb[(gsize) labels[b] * E + i];
-  diffuse__silu (unet->emb, (gsize) batch * E, unet->emb_silu);
+  diffuse__silu (unet->pool, unet->emb, (gsize) batch * E, unet->emb_silu);
 
   cur = unet->cur;
   nxt = unet->nxt;
-  diffuse__nchw_to_cbhw (x, batch, cfg->in_channels, (gsize) height * width, cur);
+  diffuse__nchw_to_cbhw (unet->pool, x, batch, cfg->in_channels, (gsize) height * width, cur);
   ch = cfg->in_channels;
 
   for (gint i = 0; i < w->n_ops; i++)
@@ -853,7 +861,7 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
           {
             const ConvWeights *c = &w->conv[op->index];
 
-            diffuse__conv2d (cur, c->c_in, batch, h, wd, c->w, c->b, NULL, 0,
+            diffuse__conv2d (unet->pool, cur, c->c_in, batch, h, wd, c->w, c->b, NULL, 0,
                              c->c_out, 3, 1, FALSE, unet->col, nxt);
             ch = c->c_out;
             SWAP (cur, nxt);
@@ -863,7 +871,7 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
           {
             const ConvWeights *c = &w->conv[op->index];
 
-            diffuse__conv2d (cur, c->c_in, batch, h, wd, c->w, c->b, NULL, 0,
+            diffuse__conv2d (unet->pool, cur, c->c_in, batch, h, wd, c->w, c->b, NULL, 0,
                              c->c_out, 3, 2, FALSE, unet->col, nxt);
             ch = c->c_out;
             lo = op->level + 1;
@@ -874,8 +882,8 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
           {
             const ConvWeights *c = &w->conv[op->index];
 
-            diffuse__upsample2x (cur, c->c_in, batch, h, wd, unet->a2);
-            diffuse__conv2d (unet->a2, c->c_in, batch, 2 * h, 2 * wd, c->w, c->b,
+            diffuse__upsample2x (unet->pool, cur, c->c_in, batch, h, wd, unet->a2);
+            diffuse__conv2d (unet->pool, unet->a2, c->c_in, batch, 2 * h, 2 * wd, c->w, c->b,
                              NULL, 0, c->c_out, 3, 1, FALSE, unet->col, nxt);
             ch = c->c_out;
             lo = op->level - 1;
@@ -906,12 +914,76 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
     }
 
   /* out = conv3x3 (SiLU (GN (h))) */
-  diffuse__group_norm (cur, ch, batch, (gsize) height * width, GROUPS, GN_EPS,
+  diffuse__group_norm (unet->pool, cur, ch, batch, (gsize) height * width, GROUPS, GN_EPS,
                        w->out_norm_w, w->out_norm_b, NULL, NULL, 0, TRUE, unet->a);
-  diffuse__conv2d (unet->a, ch, batch, height, width, w->out_conv.w,
+  diffuse__conv2d (unet->pool, unet->a, ch, batch, height, width, w->out_conv.w,
                    w->out_conv.b, NULL, 0, w->out_conv.c_out, 3, 1, FALSE,
                    unet->col, unet->t);
-  diffuse__cbhw_to_nchw (unet->t, batch, w->out_conv.c_out,
+  diffuse__cbhw_to_nchw (unet->pool, unet->t, batch, w->out_conv.c_out,
                          (gsize) height * width, out);
   return TRUE;
+}
+
+guint64
+diffuse__unet_get_flops (const DiffuseUNet *unet, gint batch)
+{
+  const DiffuseUNetWeights *w = unet->w;
+  const DiffuseModelConfig *cfg = &w->config;
+  gint ch = cfg->in_channels, depth = 0;
+  gint *stack_c = g_new (gint, w->n_skips + 1);
+  guint64 f = 0;
+  gint E = w->emb_dim;
+
+#define PIX(l) ((guint64) batch * (unet->height >> (l)) * (unet->width >> (l)))
+  f += 2 * (guint64) batch * ((guint64) cfg->model_channels * E + (guint64) E * E);
+  for (gint i = 0; i < w->n_ops; i++)
+    {
+      const Op *op = &w->ops[i];
+      gint l = op->level;
+
+      if (op->pop_skip)
+        ch += stack_c[--depth];
+      switch (op->kind)
+        {
+        case OP_CONV_IN:
+        case OP_DOWN:
+        case OP_UP:
+          {
+            const ConvWeights *c = &w->conv[op->index];
+            gint lo = op->kind == OP_DOWN ? l + 1 : op->kind == OP_UP ? l - 1 : l;
+
+            f += 2 * (guint64) c->c_out * c->c_in * 9 * PIX (lo);
+            ch = c->c_out;
+            break;
+          }
+        case OP_RES:
+          {
+            const ResBlockWeights *r = &w->res[op->index];
+            guint64 p = PIX (l - r->updown);
+
+            f += 2 * (guint64) r->c_out * r->c_in * 9 * p;
+            f += 2 * (guint64) r->c_out * r->c_out * 9 * p;
+            if (r->skip_w)
+              f += 2 * (guint64) r->c_out * r->c_in * p;
+            f += 2 * (guint64) batch * r->n_emb * E;
+            ch = r->c_out;
+            break;
+          }
+        case OP_ATTN:
+          {
+            const AttentionWeights *a = &w->attn[op->index];
+            guint64 t = (guint64) (unet->height >> l) * (unet->width >> l);
+
+            f += 2 * (guint64) 4 * a->channels * a->channels * PIX (l);
+            f += 2 * (guint64) 2 * batch * a->channels * t * t;
+            break;
+          }
+        }
+      if (op->push_skip)
+        stack_c[depth++] = ch;
+    }
+  f += 2 * (guint64) w->out_conv.c_out * w->out_conv.c_in * 9 * PIX (0);
+#undef PIX
+  g_free (stack_c);
+  return f;
 }

@@ -8,6 +8,7 @@
 #include "layers.h"
 
 static gint n_failed;
+static DiffusePool *pool;     /* NULL on the first round, 3 threads on the second */
 
 static float *
 random_floats (GRand *rng, gsize n, double lo, double hi)
@@ -124,7 +125,7 @@ test_silu (GRand *rng)
   g_autofree double *want = g_new (double, n);
 
   x[0] = -100.0f, x[1] = 100.0f, x[2] = 0.0f, x[3] = -87.5f, x[4] = 1e-3f;
-  diffuse__silu (x, n, got);
+  diffuse__silu (pool, x, n, got);
   for (gsize i = 0; i < n; i++)
     want[i] = x[i] * sigmoid (x[i]);
   check ("silu", got, want, n, 1e-6);
@@ -160,7 +161,7 @@ test_group_norm (GRand *rng)
       g_autofree gchar *what = g_strdup_printf ("group_norm C %d B %d hw %d G %d mode %d",
                                                 C, B, hw, G, mode);
 
-      diffuse__group_norm (x, C, B, hw, G, 1e-5f, gamma, beta,
+      diffuse__group_norm (pool, x, C, B, hw, G, 1e-5f, gamma, beta,
                            mode == 2 ? ss : NULL, mode == 2 ? ss + C : NULL,
                            stride, mode != 0, got);
       for (gint b = 0; b < B; b++)
@@ -257,7 +258,7 @@ test_conv2d (GRand *rng)
                                                 acc ? " accumulate" : "",
                                                 use_b2 ? " bias2" : "");
 
-      diffuse__conv2d (x, ci, B, H, W, w, bias, use_b2 ? bias2 : NULL, co + 2,
+      diffuse__conv2d (pool, x, ci, B, H, W, w, bias, use_b2 ? bias2 : NULL, co + 2,
                        co, ks, stride, acc, col, got);
       conv_ref (x, ci, B, H, W, w, bias, use_b2 ? bias2 : NULL, co + 2, co, ks,
                 stride, acc ? init : NULL, want);
@@ -276,8 +277,8 @@ test_resample (GRand *rng)
   g_autofree double *want_up = g_new (double, 4 * n);
   g_autofree double *want_down = g_new (double, n / 4);
 
-  diffuse__upsample2x (x, C, B, H, W, up);
-  diffuse__avgpool2x (x, C, B, H, W, down);
+  diffuse__upsample2x (pool, x, C, B, H, W, up);
+  diffuse__avgpool2x (pool, x, C, B, H, W, down);
   for (gsize p = 0; p < (gsize) C * B; p++)
     {
       for (gint y = 0; y < 2 * H; y++)
@@ -317,7 +318,7 @@ test_attention (GRand *rng)
       g_autofree gchar *what = g_strdup_printf ("attention C %d B %d T %d heads %d %s",
                                                 C, B, T, heads, legacy ? "legacy" : "new");
 
-      diffuse__attention (qkv, C, B, T, heads, legacy, scores, got);
+      diffuse__attention (pool, qkv, C, B, T, heads, legacy, scores, got);
       for (gint b = 0; b < B; b++)
         for (gint h = 0; h < heads; h++)
           {
@@ -367,16 +368,69 @@ test_transpose (GRand *rng)
   g_autofree float *z = g_new (float, n);
   g_autofree double *want = g_new (double, n);
 
-  diffuse__nchw_to_cbhw (x, B, C, hw, y);
+  diffuse__nchw_to_cbhw (pool, x, B, C, hw, y);
   for (gint b = 0; b < B; b++)
     for (gint c = 0; c < C; c++)
       for (gsize i = 0; i < hw; i++)
         want[((gsize) c * B + b) * hw + i] = x[((gsize) b * C + c) * hw + i];
   check ("nchw_to_cbhw", y, want, n, 0.0);
-  diffuse__cbhw_to_nchw (y, B, C, hw, z);
+  diffuse__cbhw_to_nchw (pool, y, B, C, hw, z);
   for (gsize i = 0; i < n; i++)
     want[i] = x[i];
   check ("cbhw_to_nchw", z, want, n, 0.0);
+}
+
+/* The threaded kernels split work into whole units, so any thread count
+ * gives bit-identical results. */
+static void
+test_thread_invariance (GRand *rng)
+{
+  gint C = 96, B = 3, hw = 37, T = 70, heads = 3;
+  gsize n = (gsize) C * B * hw, nq = (gsize) 3 * C * B * T;
+  g_autofree float *x = random_floats (rng, n, -2, 2);
+  g_autofree float *gamma = random_floats (rng, C, 0.5, 1.5);
+  g_autofree float *beta = random_floats (rng, C, -0.5, 0.5);
+  g_autofree float *ss = random_floats (rng, 2 * C * B, -0.5, 0.5);
+  g_autofree float *qkv = random_floats (rng, nq, -3, 3);
+  g_autofree float *scores = g_new (float, T * T);
+  float *ref[2], *got[2];
+  DiffusePool *p2 = diffuse__pool_new (2);
+  DiffusePool *p4 = diffuse__pool_new (4);
+  gsize sizes[2] = { n, (gsize) C * B * T };
+
+  for (gint k = 0; k < 2; k++)
+    {
+      ref[k] = g_new (float, sizes[k]);
+      got[k] = g_new (float, sizes[k]);
+    }
+  diffuse__group_norm (NULL, x, C, B, hw, 32, 1e-5f, gamma, beta, ss, ss + C,
+                       2 * C, TRUE, ref[0]);
+  diffuse__attention (NULL, qkv, C, B, T, heads, FALSE, scores, ref[1]);
+  for (gint r = 0; r < 3; r++)
+    {
+      DiffusePool *p = r == 0 ? p2 : p4;
+
+      diffuse__pool_set_active (p, r == 2 ? 3 : 4);
+      diffuse__group_norm (p, x, C, B, hw, 32, 1e-5f, gamma, beta, ss, ss + C,
+                           2 * C, TRUE, got[0]);
+      diffuse__attention (p, qkv, C, B, T, heads, FALSE, scores, got[1]);
+      for (gint k = 0; k < 2; k++)
+        if (memcmp (ref[k], got[k], sizes[k] * sizeof (float)) != 0)
+          {
+            n_failed++;
+            g_print ("FAIL %s with %d threads differs from 1 thread\n",
+                     k ? "attention" : "group_norm",
+                     diffuse__pool_get_n_threads (p));
+          }
+    }
+  g_print ("ok   thread invariance (group_norm, attention: 1, 2, 3, 4 threads)\n");
+  for (gint k = 0; k < 2; k++)
+    {
+      g_free (ref[k]);
+      g_free (got[k]);
+    }
+  diffuse__pool_free (p2);
+  diffuse__pool_free (p4);
 }
 
 int
@@ -384,14 +438,22 @@ main (void)
 {
   g_autoptr (GRand) rng = g_rand_new_with_seed (1234);
 
-  test_timestep_embedding ();
-  test_linear (rng);
-  test_silu (rng);
-  test_group_norm (rng);
-  test_conv2d (rng);
-  test_resample (rng);
-  test_attention (rng);
-  test_transpose (rng);
+  for (gint round = 0; round < 2; round++)
+    {
+      if (round == 1)
+        pool = diffuse__pool_new (3);
+      g_print ("-- %d thread(s)\n", diffuse__pool_get_n_threads (pool));
+      test_timestep_embedding ();
+      test_linear (rng);
+      test_silu (rng);
+      test_group_norm (rng);
+      test_conv2d (rng);
+      test_resample (rng);
+      test_attention (rng);
+      test_transpose (rng);
+    }
+  diffuse__pool_free (pool);
+  test_thread_invariance (rng);
   g_print ("%d failed\n", n_failed);
   return n_failed ? 1 : 0;
 }
