@@ -165,7 +165,6 @@ dp_create_procedure (GimpPlugIn *plug_in, const gchar *name)
   procedure = gimp_image_procedure_new (plug_in, name, GIMP_PDB_PROC_TYPE_PLUGIN,
                                         dp_run, GINT_TO_POINTER (kind), NULL);
   gimp_procedure_set_image_types (procedure, "*");
-  gimp_procedure_add_menu_path (procedure, "<Image>/Filters/Render/Diffusion/");
   gimp_procedure_set_attribution (procedure, "gimp-diffusion authors",
                                   "gimp-diffusion authors", "2026");
 
@@ -207,6 +206,7 @@ dp_create_procedure (GimpPlugIn *plug_in, const gchar *name)
                                              G_PARAM_READWRITE);
       break;
     }
+  gimp_procedure_add_menu_path (procedure, "<Image>/Filters/Render/Diffusion/");
   add_common_arguments (procedure, kind);
   return procedure;
 }

@@ -1,0 +1,190 @@
+#!/bin/sh
+# The GIMP batch tests, run INSIDE the Debian 13 root with the source at
+# /src (tests/gimp/run-tests.sh sets that up).  Builds the plug-in,
+# installs it into a throw-away GIMP profile, runs the Script-Fu files in
+# tests/gimp/scm/ with gimp-console-3.0, and checks the exported PNGs
+# against the engine called directly (diffuse-gimp-ref) with
+# diffuse-png-check.
+set -u
+
+SRC=/src
+BUILD=${BUILD:-$SRC/build-gimproot}
+T=/tmp/gimp-diffusion-tests
+PROFILE=$T/profile
+IN=$T/in
+OUT=$T/out
+GOLDEN=$SRC/tests/data/golden
+PASS=0
+FAIL=0
+
+say () { printf '%s\n' "$*"; }
+pass () { PASS=$((PASS + 1)); say "PASS: $*"; }
+fail () { FAIL=$((FAIL + 1)); say "FAIL: $*"; }
+
+# ---- build and install ----------------------------------------------------
+if [ ! -f "$BUILD/build.ninja" ]; then
+  meson setup "$BUILD" "$SRC" -Dplugin=enabled >/dev/null || { say "FAIL: meson setup"; exit 1; }
+fi
+ninja -C "$BUILD" plugin/gimp-diffusion plugin/diffuse-gimp-ref plugin/diffuse-png-check \
+  >"$T.build.log" 2>&1 || { cat "$T.build.log"; say "FAIL: build"; exit 1; }
+REF=$BUILD/plugin/diffuse-gimp-ref
+CHECK=$BUILD/plugin/diffuse-png-check
+
+rm -rf "$T"
+mkdir -p "$PROFILE/plug-ins/gimp-diffusion" "$IN" "$OUT"
+install -m 755 "$BUILD/plugin/gimp-diffusion" "$PROFILE/plug-ins/gimp-diffusion/"
+
+# ---- inputs ---------------------------------------------------------------
+magick -size 16x16 gradient:'#d03020-#2040c0' -rotate 30 -gravity center -extent 16x16 \
+  +repage -type TrueColor PNG24:"$IN/in-rgb.png"
+magick -size 16x16 gradient:'#d03020-#2040c0' \( -size 16x16 gradient:white-'#202020' -rotate 90 \) \
+  -alpha off -compose CopyOpacity -composite PNG32:"$IN/in-rgba.png"
+magick -size 16x16 radial-gradient:white-black -colorspace Gray -depth 8 \
+  -define png:color-type=0 PNG:"$IN/in-grey.png"
+magick -size 40x24 gradient:'#30a050-#a03050' -type TrueColor PNG24:"$IN/in-rgb-40x24.png"
+for f in in-rgb in-rgba in-grey in-rgb-40x24; do
+  say "input $f: $($CHECK info "$IN/$f.png")"
+done
+
+# ---- run Script-Fu --------------------------------------------------------
+run_scm () {
+  name=$1
+  log=$OUT/$name.log
+  GIMP3_DIRECTORY=$PROFILE timeout 300 gimp-console-3.0 -i --quit \
+    --batch-interpreter=plug-in-script-fu-eval \
+    -b "(begin (load \"$SRC/tests/gimp/scm/lib.scm\") (load \"$SRC/tests/gimp/scm/$name.scm\"))" \
+    >"$log" 2>&1
+  rc=$?
+  grep -E "ok: |CHECK FAILED|Error" "$log" | sed "s/^/  [$name] /"
+  if [ $rc -eq 0 ] && ! grep -q "execution error\|CHECK FAILED" "$log"; then
+    pass "script $name.scm"
+  else
+    fail "script $name.scm (rc $rc, log $log)"
+    tail -20 "$log"
+  fi
+}
+
+# same / differ: TOL in 0..255 levels (1 allows babl's and libpng's
+# rounding of the same float to differ by one level)
+same () {
+  what=$1; shift
+  if r=$($CHECK same "$@" 2>&1); then pass "$what ($r)"; else fail "$what ($r)"; fi
+}
+differ () {
+  what=$1; shift
+  if r=$($CHECK differ "$@" 2>&1); then pass "$what ($r)"; else fail "$what ($r)"; fi
+}
+ref () {
+  out=$1; shift
+  "$REF" "$@" "$out" >/dev/null 2>"$out.err" 2>&1 || {
+    say "reference failed: $*"; cat "$out.err"; }
+}
+ref_model () { m=$1; out=$2; shift 2; "$REF" "$GOLDEN/forward-$m.safetensors" "$out" "$@" || say "reference failed: $m $*"; }
+size_is () {
+  what=$1; file=$2; want=$3
+  got=$($CHECK info "$file" 2>&1)
+  if [ "$got" = "$want" ]; then pass "$what ($got)"; else fail "$what (got '$got', want '$want')"; fi
+}
+
+for s in generate img2img sweep errors; do
+  run_scm $s
+done
+
+R=$T/ref
+mkdir -p "$R"
+
+# ---- generate --------------------------------------------------------------
+ref_model grey-cond "$R/gen-grey-0.png" --class cross --steps 6 --seed 7 --count 2 --index 0
+ref_model grey-cond "$R/gen-grey-1.png" --class cross --steps 6 --seed 7 --count 2 --index 1
+same "generate grey model, sample 1 of 2 = engine" "$OUT/gen-grey-0.png" "$R/gen-grey-0.png" 1 1
+same "generate grey model, sample 2 of 2 = engine" "$OUT/gen-grey-1.png" "$R/gen-grey-1.png" 1 1
+differ "the two variations differ" "$OUT/gen-grey-0.png" "$OUT/gen-grey-1.png" 2 1
+size_is "grey model in an RGB image gives an RGB layer" "$OUT/gen-grey-0.png" "16 16 3"
+
+ref_model rgba-sigma "$R/gen-rgba.png" --steps 4 --seed 11 --sampler ddpm
+same "generate RGBA model = engine (with alpha)" "$OUT/gen-rgba.png" "$R/gen-rgba.png" 1 4
+size_is "RGBA model gives an RGBA layer" "$OUT/gen-rgba.png" "16 16 4"
+
+ref_model ga-3level "$R/gen-ga.png" --class 1 --steps 4 --seed 3
+same "generate grey+alpha model in a grey image = engine" "$OUT/gen-ga.png" "$R/gen-ga.png" 1 2
+size_is "grey+alpha model gives a grey+alpha layer" "$OUT/gen-ga.png" "32 32 2"
+
+ref_model grey-cond "$R/gen-native.png" --class ring --steps 5 --seed 2 --size 24x40
+same "40x24 layer sampled fully convolutionally = engine at 24x40" "$OUT/gen-native.png" "$R/gen-native.png" 1 1
+ref_model grey-cond "$R/gen-scaled.png" --class ring --steps 5 --seed 2 --size 16x26 --out-size 24x40
+same "40x24 layer, size-mode model: 26x16 sample scaled = engine" "$OUT/gen-scaled.png" "$R/gen-scaled.png" 1 1
+
+ref_model grey-cond "$R/gen-preset.png" --class square --steps 10 --seed 4 --sampler ddim --eta 0
+same "preset draft overrides steps/eta/sampler" "$OUT/gen-preset.png" "$R/gen-preset.png" 1 1
+
+# ---- img2img ----------------------------------------------------------------
+ref_model rgb-uncond "$R/i2i-rgb.png" --init "$IN/in-rgb.png" --strength 0.5 --steps 10 --seed 3
+same "img2img RGB strength 0.5 = engine" "$OUT/i2i-rgb.png" "$R/i2i-rgb.png" 1 3
+differ "img2img changed the layer" "$OUT/i2i-rgb.png" "$IN/in-rgb.png" 1 3
+d1=$($CHECK diff "$OUT/i2i-rgb-s01.png" "$IN/in-rgb.png" 3 | awk '{print $4}')
+d9=$($CHECK diff "$OUT/i2i-rgb-s09.png" "$IN/in-rgb.png" 3 | awk '{print $4}')
+if awk "BEGIN { exit !($d1 < $d9) }"; then
+  pass "strength 0.1 stays closer to the input than 0.9 (mean diff $d1 < $d9)"
+else
+  fail "strength 0.1 vs 0.9: mean diff $d1 vs $d9"
+fi
+
+same "selection: rows above it unchanged" "$OUT/i2i-sel.png" "$IN/in-rgb.png" 0 3 0 0 16 4
+same "selection: columns left of it unchanged" "$OUT/i2i-sel.png" "$IN/in-rgb.png" 0 3 0 0 4 16
+differ "selection: inside changed" "$OUT/i2i-sel.png" "$IN/in-rgb.png" 1 3 4 4 8 8
+magick "$IN/in-rgb.png" -crop 8x8+4+4 +repage PNG24:"$R/sel-in.png"
+magick "$OUT/i2i-sel.png" -crop 8x8+4+4 +repage PNG24:"$R/sel-out.png"
+ref_model rgb-uncond "$R/i2i-sel.png" --init "$R/sel-in.png" --strength 0.6 --steps 10 --seed 5 --size 8x8
+same "selection: its bounds = engine img2img at 8x8" "$R/sel-out.png" "$R/i2i-sel.png" 1 3
+
+magick "$IN/in-rgba.png" -alpha extract PNG8:"$R/rgba-in-alpha.png"
+magick "$OUT/i2i-rgba.png" -alpha extract PNG8:"$R/rgba-out-alpha.png"
+same "RGBA layer keeps its alpha" "$R/rgba-out-alpha.png" "$R/rgba-in-alpha.png" 0 1
+differ "RGBA layer colour changed" "$OUT/i2i-rgba.png" "$IN/in-rgba.png" 1 3
+size_is "RGBA layer stays RGBA" "$OUT/i2i-rgba.png" "16 16 4"
+
+ref_model grey-cond "$R/i2i-grey.png" --init "$IN/in-grey.png" --class square --guidance 1.5 \
+  --strength 0.7 --steps 8 --seed 8
+same "img2img grey image with guidance = engine" "$OUT/i2i-grey.png" "$R/i2i-grey.png" 1 1
+size_is "grey image stays grey" "$OUT/i2i-grey.png" "16 16 1"
+
+size_is "RGBA model on an RGB layer adds alpha" "$OUT/i2i-rgb-rgbamodel.png" "16 16 4"
+ref_model rgba-sigma "$R/i2i-rgbamodel.png" --init "$IN/in-rgb.png" --strength 0.5 --steps 6 --seed 3
+same "RGBA model img2img = engine" "$OUT/i2i-rgb-rgbamodel.png" "$R/i2i-rgbamodel.png" 1 4
+
+ref_model rgb-uncond "$R/i2i-scaled.png" --init "$IN/in-rgb-40x24.png" --strength 0.5 --steps 10 \
+  --seed 3 --size 16x26 --out-size 24x40
+same "40x24 img2img at model size, scaled both ways = engine" "$OUT/i2i-scaled.png" "$R/i2i-scaled.png" 1 3
+
+# ---- sweep -------------------------------------------------------------------
+# cells: 16 px x 8 = 128, margin 8, label 22: 3 * 136 + 8 = 416 wide, 128 + 22 + 16 = 166 high
+size_is "sweep sheet size" "$OUT/sweep.png" "416 166 3"
+i=0
+for w in 0 1 3; do
+  x=$((8 + i * 136))
+  magick "$OUT/sweep.png" -crop 128x128+$x+8 +repage -sample 16x16 PNG24:"$R/sweep-cell-$w.png"
+  ref_model grey-cond "$R/sweep-$w.png" --class ring --seed 5 --steps 5 --guidance $w
+  same "sweep cell w=$w = engine with guidance $w" "$R/sweep-cell-$w.png" "$R/sweep-$w.png" 1 1
+  i=$((i + 1))
+done
+differ "sweep: guidance changes the sample" "$R/sweep-0.png" "$R/sweep-3.png" 1 1
+if $CHECK diff "$OUT/sweep.png" "$OUT/sweep.png" >/dev/null; then
+  # labels: dark pixels in the label strip under each cell
+  dark=$(magick "$OUT/sweep.png" -crop 416x22+0+136 +repage -threshold 50% -negate \
+         -format "%[fx:mean*w*h]" info:)
+  if awk "BEGIN { exit !($dark > 20) }"; then pass "labels drawn under the cells ($dark dark pixels)";
+  else fail "labels: only $dark dark pixels in the label strip"; fi
+fi
+
+# ---- errors ------------------------------------------------------------------
+same "bad model path leaves the image untouched" "$OUT/err-badmodel.png" "$IN/in-rgb.png" 0 3
+same "non-model file leaves the image untouched" "$OUT/err-notmodel.png" "$IN/in-rgb.png" 0 3
+for msg in "Failed to open file" "Indexed images are not supported" "giraffe" \
+           "Guidance values" "No preset named" "15"; do
+  if grep -q "$msg" "$OUT/errors.log"; then pass "error message mentions '$msg'";
+  else fail "no error message with '$msg'"; fi
+done
+
+say ""
+say "GIMP batch tests: $PASS passed, $FAIL failed"
+[ $FAIL -eq 0 ]
