@@ -12,6 +12,7 @@
  */
 #include "cli.h"
 
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -110,6 +111,7 @@ main (int argc, char **argv)
   const char *command;
   g_autofree gchar *prgname = NULL;
 
+  setlocale (LC_ALL, "");
   g_set_prgname ("diffuse");
   if (argc < 2)
     {
