@@ -48,6 +48,10 @@ const DiffuseTensorInfo *diffuse__safetensors_get_nth (const DiffuseSafetensors 
 /* __metadata__ string value, NULL when absent. */
 const char *diffuse__safetensors_get_metadata (const DiffuseSafetensors *st,
                                                const char *key);
+/* Check untrusted JSON before json-glib parses it (its parser recurses
+ * per nesting level): NULL when text holds only plain JSON tokens nested
+ * at most max_depth deep, else a short reason. */
+const char *diffuse__json_check (const char *text, gsize n, gint max_depth);
 
 /* ---- model.c ---------------------------------------------------------- */
 

@@ -224,7 +224,9 @@ parse_class_names (DiffuseModel *model, GError **error)
   if (s == NULL)
     return TRUE;
   parser = json_parser_new ();
-  if (!json_parser_load_from_data (parser, s, -1, NULL)
+  /* an array of strings nests one level */
+  if (diffuse__json_check (s, strlen (s), 1) != NULL
+      || !json_parser_load_from_data (parser, s, -1, NULL)
       || (root = json_parser_get_root (parser)) == NULL
       || !JSON_NODE_HOLDS_ARRAY (root))
     return md_error (error, model, "metadata class_names is not a JSON array of strings");

@@ -91,22 +91,18 @@ fail (GError **error, const DiffuseSafetensors *st, const char *format, ...)
   return FALSE;
 }
 
-/* Rejects NUL bytes (json-glib would silently cut strings there) and JSON
- * nested deeper than MAX_JSON_DEPTH, tracking strings so that brackets in
- * names do not count. */
-static gboolean
-check_header_text (const DiffuseSafetensors *st, const char *text, gsize n,
-                   GError **error)
+/* json-glib's parser recurses once per nesting level, and its scanner
+ * also takes single-quoted strings and comments, which could hide
+ * brackets from a simple count.  So: plain JSON tokens only outside
+ * double-quoted strings, then the nesting depth is exact. */
+const char *
+diffuse__json_check (const char *text, gsize n, gint max_depth)
 {
   gboolean in_string = FALSE;
   gboolean escaped = FALSE;
   gint depth = 0;
   gsize i;
 
-  if (memchr (text, '\0', n) != NULL)
-    return fail (error, st, "header contains a NUL byte");
-  if (!g_utf8_validate_len (text, n, NULL))
-    return fail (error, st, "header is not valid UTF-8");
   for (i = 0; i < n; i++)
     {
       char c = text[i];
@@ -124,13 +120,31 @@ check_header_text (const DiffuseSafetensors *st, const char *text, gsize n,
         in_string = TRUE;
       else if (c == '{' || c == '[')
         {
-          if (++depth > MAX_JSON_DEPTH)
-            return fail (error, st, "header JSON is nested deeper than %d levels",
-                         MAX_JSON_DEPTH);
+          if (++depth > max_depth)
+            return "nested too deeply";
         }
       else if (c == '}' || c == ']')
         depth--;
+      else if (c == '\0' || (!g_ascii_isalnum (c) && strchr (" \t\n\r,:+-.", c) == NULL))
+        return "not plain JSON";
     }
+  return NULL;
+}
+
+/* Rejects NUL bytes (json-glib would silently cut strings there) and JSON
+ * nested deeper than MAX_JSON_DEPTH. */
+static gboolean
+check_header_text (const DiffuseSafetensors *st, const char *text, gsize n,
+                   GError **error)
+{
+  const char *why;
+
+  if (memchr (text, '\0', n) != NULL)
+    return fail (error, st, "header contains a NUL byte");
+  if (!g_utf8_validate_len (text, n, NULL))
+    return fail (error, st, "header is not valid UTF-8");
+  if ((why = diffuse__json_check (text, n, MAX_JSON_DEPTH)) != NULL)
+    return fail (error, st, "header is %s (at most %d levels)", why, MAX_JSON_DEPTH);
   return TRUE;
 }
 

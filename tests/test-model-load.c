@@ -358,10 +358,13 @@ test_bad_metadata (void)
     { "class_names", "cat,dog", "class_names is not a JSON array of strings" },
     { "class_names", "{\"a\":\"b\"}", "class_names is not a JSON array" },
     { "class_names", "[1]", "class_names: entry 0 is not a string" },
-    { "class_names", "[\"a\",[\"b\"]]", "entry 1 is not a string" },
+    { "class_names", "[\"a\",[\"b\"]]", "class_names is not a JSON array of strings" },
+    { "class_names", "[\"a\",null]", "class_names: entry 1 is not a string" },
     { "class_names", "[\"a\",\"b\",\"c\",\"d\"]", "class_names has 4 names for 3 classes" },
     { "class_names", "[\"cat\",\"Cat\"]", "class_names: \"Cat\" appears twice" },
     { "class_names", "[\"\"]", "class_names: entry 0 is empty" },
+    { "class_names", "[[\"a\"]]", "class_names is not a JSON array of strings" },
+    { "class_names", "['a']", "class_names is not a JSON array of strings" },
   };
   DiffuseModelConfig cfg;
   guint i;

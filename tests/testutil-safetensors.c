@@ -454,7 +454,7 @@ test_unet_add_tensors (TestSt *b, const DiffuseModelConfig *cfg)
   Adder a = { b, 0 };
   gint64 mc = cfg->model_channels, emb = 4 * mc;
   gint64 ch = cfg->channel_mult[0] * mc, ch0 = ch;
-  gint64 chans[64];
+  gint64 chans[DIFFUSE_MAX_LEVELS * 17 + 1]; /* num_res_blocks <= 16 */
   gint n_chans = 0, idx = 1, ds = 1, level, i;
   gchar p[64];
 
