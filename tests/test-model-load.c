@@ -762,6 +762,52 @@ test_golden (void)
     g_test_skip ("no golden forward-*.safetensors models yet");
 }
 
+/* errors.c: every enum value round-trips through its string. */
+static void
+test_enum_strings (void)
+{
+  DiffuseScheduleKind sk;
+  DiffuseSamplerKind mk;
+  DiffuseVarianceKind vk;
+  gint i;
+
+  for (i = 0; i < DIFFUSE_SCHEDULE_COUNT; i++)
+    {
+      g_assert_true (diffuse_schedule_kind_from_string (
+        diffuse_schedule_kind_to_string ((DiffuseScheduleKind) i), &sk));
+      g_assert_cmpint (sk, ==, i);
+    }
+  for (i = 0; i < DIFFUSE_SAMPLER_COUNT; i++)
+    {
+      g_assert_true (diffuse_sampler_kind_from_string (
+        diffuse_sampler_kind_to_string ((DiffuseSamplerKind) i), &mk));
+      g_assert_cmpint (mk, ==, i);
+    }
+  for (i = 0; i < DIFFUSE_VARIANCE_COUNT; i++)
+    {
+      g_assert_true (diffuse_variance_kind_from_string (
+        diffuse_variance_kind_to_string ((DiffuseVarianceKind) i), &vk));
+      g_assert_cmpint (vk, ==, i);
+    }
+  g_assert_cmpstr (diffuse_schedule_kind_to_string (DIFFUSE_SCHEDULE_COSINE), ==, "cosine");
+  g_assert_cmpstr (diffuse_sampler_kind_to_string (DIFFUSE_SAMPLER_DDPM), ==, "ddpm");
+  g_assert_cmpstr (diffuse_variance_kind_to_string (DIFFUSE_VARIANCE_FIXED_SMALL), ==,
+                   "fixed-small");
+  g_assert_true (diffuse_schedule_kind_from_string ("Linear", &sk));
+  g_assert_cmpint (sk, ==, DIFFUSE_SCHEDULE_LINEAR);
+  g_assert_true (diffuse_sampler_kind_from_string ("DDIM", &mk));
+  g_assert_cmpint (mk, ==, DIFFUSE_SAMPLER_DDIM);
+  g_assert_true (diffuse_variance_kind_from_string ("fixed_large", &vk));
+  g_assert_cmpint (vk, ==, DIFFUSE_VARIANCE_FIXED_LARGE);
+  g_assert_false (diffuse_schedule_kind_from_string ("lin", &sk));
+  g_assert_false (diffuse_schedule_kind_from_string ("linearx", &sk));
+  g_assert_false (diffuse_schedule_kind_from_string ("", &sk));
+  g_assert_false (diffuse_schedule_kind_from_string (NULL, &sk));
+  g_assert_false (diffuse_sampler_kind_from_string ("plms", &mk));
+  g_assert_false (diffuse_variance_kind_from_string ("fixed", &vk));
+  g_assert_true (g_quark_to_string (DIFFUSE_ERROR) != NULL);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -779,5 +825,6 @@ main (int argc, char **argv)
   g_test_add_func ("/model/truncated", test_truncated);
   g_test_add_func ("/model/classes", test_classes);
   g_test_add_func ("/model/golden", test_golden);
+  g_test_add_func ("/model/enum-strings", test_enum_strings);
   return g_test_run ();
 }
