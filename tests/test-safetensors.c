@@ -258,7 +258,7 @@ test_header_json (void)
   for (i = 0; i < 100000; i++)
     g_string_append_c (s, '[');
   deep = g_string_free (s, FALSE);
-  expect_header_error (deep, 0, "header is nested too deeply (at most 16 levels)");
+  expect_header_error (deep, 0, "header is nested too deeply");
   /* json-glib's scanner takes single quotes and comments, which could
    * hide a quote (and the brackets after it) from the depth count */
   expect_header_error ("{'a': 1}", 0, "header is not plain JSON");
