@@ -52,7 +52,8 @@ job_progress (gint step, gint n_steps, const float *x0_pred, gint count,
               gint channels, gint height, gint width, gpointer user_data)
 {
   DpJob *job = user_data;
-  double within = n_steps > 0 ? (double) MIN (step + 1, n_steps) / n_steps : 1.0;
+  /* step counts 1..n_steps (sampler.c) */
+  double within = n_steps > 0 ? (double) CLAMP (step, 0, n_steps) / n_steps : 1.0;
   double fraction = (job->run_index + within) / job->n_runs;
 
   g_mutex_lock (&job->lock);
@@ -64,6 +65,8 @@ job_progress (gint step, gint n_steps, const float *x0_pred, gint count,
       job->preview_new = TRUE;
     }
   job->fraction = fraction;
+  job->step = step;
+  job->n_steps = n_steps;
   g_mutex_unlock (&job->lock);
 
   if (job->step_func != NULL)
@@ -112,7 +115,7 @@ dp_job_run (DpJob *job, GError **error)
 }
 
 gboolean
-dp_job_take_preview (DpJob *job, float *dst, double *fraction)
+dp_job_take_preview (DpJob *job, float *dst, double *fraction, gchar **text)
 {
   gboolean fresh;
 
@@ -124,6 +127,16 @@ dp_job_take_preview (DpJob *job, float *dst, double *fraction)
   job->preview_new = FALSE;
   if (fraction != NULL)
     *fraction = job->fraction;
+  if (text != NULL)
+    {
+      if (job->n_steps == 0)
+        *text = g_strdup ("Starting...");
+      else if (job->n_runs > 1)
+        *text = g_strdup_printf ("Image %d of %d, step %d of %d", job->run_index + 1,
+                                 job->n_runs, job->step, job->n_steps);
+      else
+        *text = g_strdup_printf ("Step %d of %d", job->step, job->n_steps);
+    }
   g_mutex_unlock (&job->lock);
   return fresh;
 }

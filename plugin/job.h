@@ -34,6 +34,7 @@ struct _DpJob
   GMutex lock;
   double fraction;
   gint run_index;
+  gint step, n_steps;            /* of the current run */
   float *preview;                /* latest x0 [count, C, H, W] */
   gboolean preview_new;
   gint cancel;                   /* atomic: 1 = stop at the next step */
@@ -46,8 +47,10 @@ void     dp_job_free (DpJob *job);
 gboolean dp_job_run (DpJob *job, GError **error);
 void     dp_job_cancel (DpJob *job);
 /* Copies the latest preview into dst (count*C*H*W floats) when there is a
- * new one; returns the progress fraction in *fraction. */
-gboolean dp_job_take_preview (DpJob *job, float *dst, double *fraction);
+ * new one; returns the progress fraction in *fraction and a line like
+ * "Step 12 of 50" in *text (free it). */
+gboolean dp_job_take_preview (DpJob *job, float *dst, double *fraction,
+                              gchar **text);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DpJob, dp_job_free)
 

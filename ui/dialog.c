@@ -467,9 +467,10 @@ static void
 show_preview (Dialog *d, gboolean force)
 {
   double fraction = 0.0;
+  g_autofree gchar *text = NULL;
   DpJob *job = d->job;
 
-  if (dp_job_take_preview (job, d->preview_buf, &fraction) || force)
+  if (dp_job_take_preview (job, d->preview_buf, &fraction, &text) || force)
     {
       g_autoptr (GdkPixbuf) pixbuf =
         dp_preview_pixbuf (d->preview_buf, job->count, job->channels,
@@ -478,6 +479,7 @@ show_preview (Dialog *d, gboolean force)
       gtk_image_set_from_pixbuf (GTK_IMAGE (d->preview), pixbuf);
     }
   gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (d->progress), fraction);
+  gtk_progress_bar_set_text (GTK_PROGRESS_BAR (d->progress), text);
   gimp_progress_update (fraction);
 }
 
@@ -675,6 +677,8 @@ build (Dialog *d)
   gtk_container_add (GTK_CONTAINER (frame), d->preview);
   gtk_box_pack_start (GTK_BOX (right), frame, FALSE, FALSE, 0);
   d->progress = gtk_progress_bar_new ();
+  gtk_progress_bar_set_show_text (GTK_PROGRESS_BAR (d->progress), TRUE);
+  gtk_progress_bar_set_text (GTK_PROGRESS_BAR (d->progress), "");
   gtk_box_pack_start (GTK_BOX (right), d->progress, FALSE, FALSE, 0);
   d->status = gtk_label_new ("");
   gtk_label_set_xalign (GTK_LABEL (d->status), 0.0);

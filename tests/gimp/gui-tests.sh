@@ -1,0 +1,163 @@
+#!/bin/sh
+# GIMP 3 GUI tests under Xvfb, run INSIDE the Debian 13 root after
+# inner-tests.sh (it built the plug-in and made the inputs):
+#   dbus-run-session -- sh /src/tests/gimp/gui-tests.sh [SCREENSHOT.png]
+# GIMP runs with its real UI on a virtual display; commands go to it over
+# D-Bus (org.gimp.GIMP.UI.BatchRun), keys and screenshots via xdotool and
+# ImageMagick.  Checks:
+#  - one Ctrl+Z after img2img restores the original pixels (one undo step)
+#  - the dialog's Cancel during sampling stops it and leaves the image alone
+#  - the dialog's OK samples with a live preview and adds the layer
+# and saves a screenshot of the dialog while it samples.
+set -u
+
+SRC=/src
+BUILD=${BUILD:-$SRC/build-gimproot}
+T=/tmp/gimp-diffusion-tests
+IN=$T/in
+OUT=$T/gui
+CHECK=$BUILD/plugin/diffuse-png-check
+SHOT=${1:-$OUT/dialog.png}
+PASS=0
+FAIL=0
+say () { printf '%s\n' "$*"; }
+pass () { PASS=$((PASS + 1)); say "PASS: $*"; }
+fail () { FAIL=$((FAIL + 1)); say "FAIL: $*"; }
+
+MODEL=$SRC/models/fashion.safetensors
+CLASS=7
+if [ ! -f "$MODEL" ]; then
+  MODEL=$SRC/tests/data/golden/forward-grey-cond.safetensors
+  CLASS=ring
+fi
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+export GIMP3_DIRECTORY=$T/profile-gui
+rm -rf "$GIMP3_DIRECTORY"
+mkdir -p "$GIMP3_DIRECTORY/plug-ins/gimp-diffusion"
+install -m 755 "$BUILD/plugin/gimp-diffusion" "$GIMP3_DIRECTORY/plug-ins/gimp-diffusion/"
+
+Xvfb :99 -screen 0 1280x800x24 -nolisten tcp >"$OUT/xvfb.log" 2>&1 &
+XPID=$!
+export DISPLAY=:99
+sleep 1
+gimp-3.0 --no-splash >"$OUT/gimp.log" 2>&1 &
+GPID=$!
+cleanup () { kill "$GPID" 2>/dev/null; sleep 1; kill -9 "$GPID" 2>/dev/null; kill "$XPID" 2>/dev/null; }
+trap cleanup EXIT
+
+# Script-Fu in the running GIMP; lib.scm's helpers are loaded each time.
+# BatchRun only queues the command: callers wait for the files it writes.
+batch () {
+  r=$(gdbus call --session --timeout 600 --dest org.gimp.GIMP.UI \
+      --object-path /org/gimp/GIMP/UI --method org.gimp.GIMP.UI.BatchRun \
+      plug-in-script-fu-eval "(begin (load \"$SRC/tests/gimp/scm/lib.scm\") (set! out-dir \"$OUT/\") $1)" 2>&1)
+  [ "$r" = "(true,)" ]
+}
+wait_file () {
+  i=0
+  while [ $i -lt "${2:-120}" ]; do
+    [ -s "$1" ] && { sleep 0.5; return 0; }
+    sleep 0.5
+    i=$((i + 1))
+  done
+  return 1
+}
+wait_window () {
+  i=0
+  while [ $i -lt 60 ]; do
+    w=$(xdotool search --name "$1" 2>/dev/null | head -1)
+    if [ -n "$w" ]; then echo "$w"; return 0; fi
+    sleep 0.5
+    i=$((i + 1))
+  done
+  return 1
+}
+key () { xdotool windowfocus --sync "$1" 2>/dev/null; xdotool key --window "$1" "$2"; }
+
+up=0
+for i in $(seq 120); do
+  if batch '(gimp-message "up")' 2>/dev/null; then up=1; break; fi
+  sleep 1
+done
+[ $up -eq 1 ] || { fail "GIMP did not come up"; tail "$OUT/gimp.log"; exit 1; }
+# GIMP's main window (single-window mode) or the image window
+main_window () { xdotool search --name "GIMP\$|GNU Image Manipulation Program" 2>/dev/null | tail -1; }
+
+# ---- undo: one Ctrl+Z restores the layer ---------------------------------
+batch '(let ((image (load-image "in-rgb.png")))
+         (gimp-display-new image)
+         (plug-in-diffuse-img2img #:run-mode RUN-NONINTERACTIVE #:image image
+           #:drawables (vector (vector-ref (layers-of image) 0))
+           #:model (model "rgb-uncond") #:strength 0.6 #:steps 10 #:seed 3)
+         (gimp-displays-flush)
+         (export-image image "undo-before.png"))'
+wait_file "$OUT/undo-before.png" || fail "img2img in the GUI"
+W=$(main_window)
+[ -n "$W" ] || fail "no GIMP window"
+key "$W" ctrl+z
+sleep 1
+batch '(export-image (vector-ref (car (gimp-get-images)) 0) "undo-after.png")'
+wait_file "$OUT/undo-after.png" || fail "export after undo"
+if $CHECK differ "$OUT/undo-before.png" "$IN/in-rgb.png" 1 3 >/dev/null 2>&1; then
+  pass "img2img changed the displayed image"
+else
+  fail "img2img did not change the displayed image"
+fi
+if r=$($CHECK same "$OUT/undo-after.png" "$IN/in-rgb.png" 0 3 2>&1); then
+  pass "one Ctrl+Z restores the original ($r)"
+else
+  fail "Ctrl+Z did not restore the original ($r)"
+fi
+
+# ---- dialog: Cancel while sampling leaves the image alone -----------------
+# (first, in the fresh profile: later runs show the last values)
+GEN="(let* ((image (new-image 64 64 RGB RGB-IMAGE)))
+        (gimp-display-new image)
+        (plug-in-diffuse-generate #:run-mode RUN-INTERACTIVE #:image image
+          #:drawables (vector (vector-ref (layers-of image) 0))
+          #:model \"$MODEL\" #:class \"$CLASS\" #:seed 42 #:size-mode \"model\" ARGS)
+        (if (= (n-layers image) WANT) (export-image image \"NAME.png\")))"
+
+batch "$(echo "$GEN" | sed 's/ARGS/#:steps 1000/; s/WANT/1/; s/NAME/after-cancel/')" &
+D=$(wait_window "^Diffusion: Generate$") || fail "the dialog did not open"
+sleep 2
+key "$D" Return                       # OK: starts sampling, the dialog stays
+sleep 3
+key "$D" alt+c                        # Cancel: stops within one step
+sleep 2
+import -window "$D" "$OUT/dialog-stopped.png"
+key "$D" Escape                       # closes the dialog
+if wait_file "$OUT/after-cancel.png" 40; then
+  pass "Cancel stopped sampling, the dialog closed, no layer was added"
+else
+  fail "after Cancel: a layer was added or the dialog did not close"
+fi
+
+# ---- dialog: OK samples with a live preview and adds the layer ------------
+batch "$(echo "$GEN" | sed 's/ARGS/#:preset "balanced" #:steps 50 #:guidance 1/; s/WANT/2/; s/NAME/after-ok/')" &
+D=$(wait_window "^Diffusion: Generate$") || fail "the dialog did not open again"
+sleep 2
+key "$D" Return
+# screenshots while it samples; the last one taken before it closed is kept
+n=0
+while xdotool search --name "^Diffusion: Generate$" >/dev/null 2>&1 && [ $n -lt 600 ]; do
+  import -window "$D" "$OUT/frame-$n.png" 2>/dev/null || break
+  n=$((n + 1))
+  sleep 0.3
+done
+if [ $n -ge 3 ]; then
+  cp "$OUT/frame-$((n - 2)).png" "$SHOT" && pass "screenshot of the dialog while sampling: $SHOT"
+else
+  fail "too few screenshots of the sampling dialog ($n)"
+fi
+if wait_file "$OUT/after-ok.png" 120; then
+  pass "OK sampled in the dialog and added the layer"
+else
+  fail "OK did not add the layer"
+fi
+
+say ""
+say "GIMP GUI tests: $PASS passed, $FAIL failed"
+[ $FAIL -eq 0 ]
