@@ -541,6 +541,291 @@ diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch,
                1.0f, w, kk, bmat, (gint) n, 1.0f, out, (gint) n);
 }
 
+void
+diffuse__winograd_weights (const float *w, gint c_out, gint c_in, float *u)
+{
+  gsize plane = (gsize) c_out * c_in;
+
+  for (gsize oc = 0; oc < plane; oc++)
+    {
+      const float *g = w + oc * 9;
+      float t[4][3], r[4][4];
+
+      /* G g: rows g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2 */
+      for (gint j = 0; j < 3; j++)
+        {
+          float g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+
+          t[0][j] = g0;
+          t[1][j] = 0.5f * (g0 + g1 + g2);
+          t[2][j] = 0.5f * (g0 - g1 + g2);
+          t[3][j] = g2;
+        }
+      /* (G g) Gᵀ */
+      for (gint i = 0; i < 4; i++)
+        {
+          r[i][0] = t[i][0];
+          r[i][1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+          r[i][2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+          r[i][3] = t[i][2];
+        }
+      for (gint i = 0; i < 4; i++)
+        for (gint j = 0; j < 4; j++)
+          u[(gsize) (i * 4 + j) * plane + oc] = r[i][j];
+    }
+}
+
+gsize
+diffuse__winograd_tiles (gint batch, gint height, gint width)
+{
+  return (gsize) batch * ((height + 1) / 2) * ((width + 1) / 2);
+}
+
+/* Rows above and below the image read as zeros from here (widths up to
+ * the 16384 diffuse_unet_new allows). */
+static const float zero_row[16384 + 16];
+
+typedef struct
+{
+  const float *x;
+  gint batch, height, width;
+  gsize tiles;
+  float *v;
+  gint c_in;
+} WinoInJob;
+
+/* V = Bᵀ d B of the tile whose top-left input pixel is column x0 of rows
+ * r0..r3, Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]; d[i][k] read
+ * through get () so that edge tiles can clip. */
+#define WINO_IN_TILE(get, o, idx, plane)                                   \
+  G_STMT_START {                                                          \
+    float t_[4][4];                                                       \
+    for (gint k_ = 0; k_ < 4; k_++)                                       \
+      {                                                                   \
+        float d0_ = get (0, k_), d1_ = get (1, k_), d2_ = get (2, k_),    \
+              d3_ = get (3, k_);                                          \
+        t_[0][k_] = d0_ - d2_;                                            \
+        t_[1][k_] = d1_ + d2_;                                            \
+        t_[2][k_] = d2_ - d1_;                                            \
+        t_[3][k_] = d1_ - d3_;                                            \
+      }                                                                   \
+    for (gint i_ = 0; i_ < 4; i_++)                                       \
+      {                                                                   \
+        (o)[(gsize) (i_ * 4 + 0) * (plane) + (idx)] = t_[i_][0] - t_[i_][2]; \
+        (o)[(gsize) (i_ * 4 + 1) * (plane) + (idx)] = t_[i_][1] + t_[i_][2]; \
+        (o)[(gsize) (i_ * 4 + 2) * (plane) + (idx)] = t_[i_][2] - t_[i_][1]; \
+        (o)[(gsize) (i_ * 4 + 3) * (plane) + (idx)] = t_[i_][1] - t_[i_][3]; \
+      }                                                                   \
+  } G_STMT_END
+
+/* One row i of Bᵀ d B for the interior tiles 1 <= tx <= tx_hi of a tile
+ * row: with t_k = p[2tx − 1 + k] + sign·q[2tx − 1 + k] (row i of Bᵀ d),
+ * the four outputs are t0 − t2, t1 + t2, t2 − t1, t1 − t3.  Written with
+ * two input rows and four outputs per loop, which gcc vectorises. */
+static inline void
+wino_in_row (const float *restrict p, const float *restrict q, float sign,
+             gint tx_hi, float *restrict o0, float *restrict o1,
+             float *restrict o2, float *restrict o3)
+{
+  for (gint tx = 1; tx <= tx_hi; tx++)
+    {
+      gint x = 2 * tx - 1;
+      float t0 = p[x] + sign * q[x], t1 = p[x + 1] + sign * q[x + 1];
+      float t2 = p[x + 2] + sign * q[x + 2], t3 = p[x + 3] + sign * q[x + 3];
+
+      o0[tx] = t0 - t2;
+      o1[tx] = t1 + t2;
+      o2[tx] = t2 - t1;
+      o3[tx] = t1 - t3;
+    }
+}
+
+/* units: input channels */
+static void HOT
+wino_in_range (gpointer data, gsize begin, gsize end)
+{
+  const WinoInJob *j = data;
+  gint h = j->height, w = j->width, th = (h + 1) / 2, tw = (w + 1) / 2;
+  gsize plane = (gsize) j->c_in * j->tiles;
+  /* interior tiles: 1 <= tx <= tx_hi read columns 2tx − 1 .. 2tx + 2 < w */
+  gint tx_hi = (w - 3) / 2;
+
+  for (gsize c = begin; c < end; c++)
+    for (gint b = 0; b < j->batch; b++)
+      {
+        const float *src = j->x + (c * j->batch + b) * h * w;
+
+        for (gint ty = 0; ty < th; ty++)
+          {
+            const float *r[4];
+            float *o = j->v + c * j->tiles + ((gsize) b * th + ty) * tw;
+
+            for (gint i = 0; i < 4; i++)
+              {
+                gint yy = 2 * ty - 1 + i;
+
+                r[i] = yy >= 0 && yy < h ? src + (gsize) yy * w : zero_row;
+              }
+            /* rows of Bᵀ d: d0 − d2, d1 + d2, d2 − d1, d1 − d3 */
+            wino_in_row (r[0], r[2], -1.0f, tx_hi, o, o + plane, o + 2 * plane,
+                         o + 3 * plane);
+            wino_in_row (r[1], r[2], 1.0f, tx_hi, o + 4 * plane, o + 5 * plane,
+                         o + 6 * plane, o + 7 * plane);
+            wino_in_row (r[2], r[1], -1.0f, tx_hi, o + 8 * plane, o + 9 * plane,
+                         o + 10 * plane, o + 11 * plane);
+            wino_in_row (r[1], r[3], -1.0f, tx_hi, o + 12 * plane,
+                         o + 13 * plane, o + 14 * plane, o + 15 * plane);
+#define GET_EDGE(i, k) (2 * tx - 1 + (k) >= 0 && 2 * tx - 1 + (k) < w   \
+                        ? r[i][2 * tx - 1 + (k)] : 0.0f)
+            for (gint tx = 0; tx < tw; tx = (tx == 0 && tx_hi >= 1) ? tx_hi + 1 : tx + 1)
+              WINO_IN_TILE (GET_EDGE, o, tx, plane);
+#undef GET_EDGE
+          }
+      }
+}
+
+typedef struct
+{
+  const float *m;
+  gint batch, height, width, c_out;
+  gsize tiles;
+  const float *bias, *bias2;
+  gsize b2_stride;
+  gboolean accumulate;
+  float *out;
+} WinoOutJob;
+
+/* Output row i of Y = Aᵀ M A for the tiles 0 <= tx < n of a tile row,
+ * whose two columns are inside: with s_k = a_k + sign·(b_k + c_k) (row i
+ * of Aᵀ M: m0 + m1 + m2, or m1 − m2 − m3 as a = m1, b = m2, c = m3 with
+ * sign −1), y[2tx] = s0 + s1 + s2 + bias, y[2tx + 1] = s1 − s2 − s3 + bias.
+ * a, b, c: the 4 planes k = 0..3 of three rows of M. */
+static inline void
+wino_out_row (const float *const a[4], const float *const b[4],
+              const float *const c[4], float sign, gint n, float bias,
+              gboolean accumulate, float *restrict y)
+{
+  const float *restrict a0 = a[0], *restrict a1 = a[1], *restrict a2 = a[2], *restrict a3 = a[3];
+  const float *restrict b0 = b[0], *restrict b1 = b[1], *restrict b2 = b[2], *restrict b3 = b[3];
+  const float *restrict c0 = c[0], *restrict c1 = c[1], *restrict c2 = c[2], *restrict c3 = c[3];
+
+  if (accumulate)
+    for (gint tx = 0; tx < n; tx++)
+      {
+        float s0 = a0[tx] + sign * (b0[tx] + c0[tx]);
+        float s1 = a1[tx] + sign * (b1[tx] + c1[tx]);
+        float s2 = a2[tx] + sign * (b2[tx] + c2[tx]);
+        float s3 = a3[tx] + sign * (b3[tx] + c3[tx]);
+
+        y[2 * tx] += s0 + s1 + s2 + bias;
+        y[2 * tx + 1] += s1 - s2 - s3 + bias;
+      }
+  else
+    for (gint tx = 0; tx < n; tx++)
+      {
+        float s0 = a0[tx] + sign * (b0[tx] + c0[tx]);
+        float s1 = a1[tx] + sign * (b1[tx] + c1[tx]);
+        float s2 = a2[tx] + sign * (b2[tx] + c2[tx]);
+        float s3 = a3[tx] + sign * (b3[tx] + c3[tx]);
+
+        y[2 * tx] = s0 + s1 + s2 + bias;
+        y[2 * tx + 1] = s1 - s2 - s3 + bias;
+      }
+}
+
+/* Y = Aᵀ M A (2×2 per tile), Aᵀ = [1 1 1 0; 0 1 −1 −1], plus bias, into
+ * out (or added to it); units: output channels */
+static void HOT
+wino_out_range (gpointer data, gsize begin, gsize end)
+{
+  const WinoOutJob *j = data;
+  gint h = j->height, w = j->width, th = (h + 1) / 2, tw = (w + 1) / 2;
+  gsize plane = (gsize) j->c_out * j->tiles;
+  gint tw_full = w / 2;     /* tiles whose two output columns are inside */
+
+  for (gsize o = begin; o < end; o++)
+    for (gint b = 0; b < j->batch; b++)
+      {
+        float *dst = j->out + (o * j->batch + b) * h * w;
+        float bv = (j->bias ? j->bias[o] : 0.0f)
+                   + (j->bias2 ? j->bias2[b * j->b2_stride + o] : 0.0f);
+
+        for (gint ty = 0; ty < th; ty++)
+          {
+            const float *p = j->m + o * j->tiles + ((gsize) b * th + ty) * tw;
+            float *y0 = dst + (gsize) (2 * ty) * w;
+            float *y1 = 2 * ty + 1 < h ? y0 + w : NULL;
+
+            gint tx0 = 0;
+
+            if (y1)
+              {
+                const float *m[4][4];
+
+                for (gint i = 0; i < 4; i++)
+                  for (gint k = 0; k < 4; k++)
+                    m[i][k] = p + (gsize) (i * 4 + k) * plane;
+                /* row 0: m0 + m1 + m2; row 1: m1 − m2 − m3 = m1 − (m2 + m3) */
+                wino_out_row (m[0], m[1], m[2], 1.0f, tw_full, bv,
+                              j->accumulate, y0);
+                wino_out_row (m[1], m[2], m[3], -1.0f, tw_full, bv,
+                              j->accumulate, y1);
+                tx0 = tw_full;
+              }
+            for (gint tx = tx0; tx < tw; tx++)
+              {
+                float s0[4], s1[4], v00, v01, v10, v11;
+
+                for (gint k = 0; k < 4; k++)
+                  {
+                    float m0 = p[(gsize) k * plane + tx];
+                    float m1 = p[(gsize) (4 + k) * plane + tx];
+                    float m2 = p[(gsize) (8 + k) * plane + tx];
+                    float m3 = p[(gsize) (12 + k) * plane + tx];
+
+                    s0[k] = m0 + m1 + m2;
+                    s1[k] = m1 - m2 - m3;
+                  }
+                v00 = s0[0] + s0[1] + s0[2] + bv;
+                v01 = s0[1] - s0[2] - s0[3] + bv;
+                v10 = s1[0] + s1[1] + s1[2] + bv;
+                v11 = s1[1] - s1[2] - s1[3] + bv;
+                /* odd width or height: clip */
+                y0[2 * tx] = j->accumulate ? y0[2 * tx] + v00 : v00;
+                if (2 * tx + 1 < w)
+                  y0[2 * tx + 1] = j->accumulate ? y0[2 * tx + 1] + v01 : v01;
+                if (y1)
+                  {
+                    y1[2 * tx] = j->accumulate ? y1[2 * tx] + v10 : v10;
+                    if (2 * tx + 1 < w)
+                      y1[2 * tx + 1] = j->accumulate ? y1[2 * tx + 1] + v11 : v11;
+                  }
+              }
+          }
+      }
+}
+
+void
+diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
+                           gint batch, gint height, gint width,
+                           const float *u, const float *bias,
+                           const float *bias2, gsize b2_stride, gint c_out,
+                           gboolean accumulate, float *v, float *m, float *out)
+{
+  gsize tiles = diffuse__winograd_tiles (batch, height, width);
+  WinoInJob in = { x, batch, height, width, tiles, v, c_in };
+  WinoOutJob oj = { m, batch, height, width, c_out, tiles, bias, bias2,
+                    b2_stride, accumulate, out };
+
+  diffuse__pool_run (pool, c_in, wino_in_range, &in);
+  for (gint xi = 0; xi < 16; xi++)
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, c_out, (gint) tiles,
+                 c_in, 1.0f, u + (gsize) xi * c_out * c_in, c_in,
+                 v + (gsize) xi * c_in * tiles, (gint) tiles, 0.0f,
+                 m + (gsize) xi * c_out * tiles, (gint) tiles);
+  diffuse__pool_run (pool, c_out, wino_out_range, &oj);
+}
+
 typedef struct
 {
   const float *x;
@@ -617,10 +902,12 @@ typedef struct
 {
   float *s;
   gsize n;
+  float *inv_sum;
 } SoftmaxJob;
 
-/* Row-wise softmax of an [rows, n] matrix in place, max subtracted
- * first; units: rows. */
+/* Row-wise exp (s − max) of an [rows, n] matrix in place, and 1 / Σ of
+ * each row into inv_sum: the normalisation is applied to the (smaller)
+ * attention output instead of the scores.  Units: rows. */
 static void HOT
 softmax_range (gpointer data, gsize begin, gsize end)
 {
@@ -633,37 +920,49 @@ softmax_range (gpointer data, gsize begin, gsize end)
       float m = row[0];
       float acc[16] = { 0 };
       double sum = 0.0;
-      float inv;
       gsize i = 0;
 
       for (gsize c = 1; c < n; c++)
         m = row[c] > m ? row[c] : m;
-      for (gsize c = 0; c < n; c++)
-        row[c] = fast_expf (row[c] - m);
       for (; i + 16 <= n; i += 16)
         for (gint l = 0; l < 16; l++)
-          acc[l] += row[i + l];
+          {
+            float e = fast_expf (row[i + l] - m);
+
+            row[i + l] = e;
+            acc[l] += e;
+          }
+      for (; i < n; i++)
+        {
+          row[i] = fast_expf (row[i] - m);
+          sum += row[i];
+        }
       for (gint l = 0; l < 16; l++)
         sum += acc[l];
-      for (; i < n; i++)
-        sum += row[i];
-      inv = (float) (1.0 / sum);
-      for (gsize c = 0; c < n; c++)
-        row[c] *= inv;
+      j->inv_sum[r] = (float) (1.0 / sum);
     }
+}
+
+gsize
+diffuse__attention_scratch (gsize t)
+{
+  gsize tq = MIN (t, DIFFUSE_ATTENTION_BLOCK);
+
+  return tq * t + tq;
 }
 
 void
 diffuse__attention (DiffusePool *pool, const float *qkv, gint channels,
                     gint batch, gsize t, gint heads, gboolean legacy_order,
-                    float *scores, float *out)
+                    float *scratch, float *out)
 {
   gint ch = channels / heads;
   gsize ld = (gsize) batch * t;
+  gsize tq = MIN (t, DIFFUSE_ATTENTION_BLOCK);
   /* guided-diffusion scales q and k by ch^(−1/4) each; one 1/√ch on the
    * product is the same up to rounding */
   float alpha = (float) (1.0 / sqrt ((double) ch));
-  SoftmaxJob sj = { scores, t };
+  float *scores = scratch, *inv_sum = scratch + tq * t;
 
   for (gint b = 0; b < batch; b++)
     for (gint h = 0; h < heads; h++)
@@ -676,14 +975,29 @@ diffuse__attention (DiffusePool *pool, const float *qkv, gint channels,
         const float *v = qkv + rv * ld + b * t;
         float *o = out + (gsize) h * ch * ld + b * t;
 
-        /* scores[t, s] = Σ_c q[c, t] k[c, s] */
-        cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, (gint) t, (gint) t,
-                     ch, alpha, q, (gint) ld, k, (gint) ld, 0.0f, scores, (gint) t);
-        diffuse__pool_run (t >= 64 ? pool : NULL, t, softmax_range, &sj);
-        /* o[c, t] = Σ_s v[c, s] scores[t, s] */
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, ch, (gint) t,
-                     (gint) t, 1.0f, v, (gint) ld, scores, (gint) t, 0.0f, o,
-                     (gint) ld);
+        /* query blocks of tq rows keep the scores in cache */
+        for (gsize q0 = 0; q0 < t; q0 += tq)
+          {
+            gsize nq = MIN (tq, t - q0);
+            SoftmaxJob sj = { scores, t, inv_sum };
+
+            /* scores[i, s] = α Σ_c q[c, q0 + i] k[c, s] */
+            cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, (gint) nq,
+                         (gint) t, ch, alpha, q + q0, (gint) ld, k, (gint) ld,
+                         0.0f, scores, (gint) t);
+            diffuse__pool_run (nq >= 64 ? pool : NULL, nq, softmax_range, &sj);
+            /* o[c, q0 + i] = Σ_s v[c, s] scores[i, s] / Σ_s scores[i, s] */
+            cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, ch, (gint) nq,
+                         (gint) t, 1.0f, v, (gint) ld, scores, (gint) t, 0.0f,
+                         o + q0, (gint) ld);
+            for (gint c = 0; c < ch; c++)
+              {
+                float *oc = o + (gsize) c * ld + q0;
+
+                for (gsize i = 0; i < nq; i++)
+                  oc[i] *= inv_sum[i];
+              }
+          }
       }
 }
 

@@ -82,6 +82,26 @@ void diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch, 
                       const float *bias2, gsize b2_stride, gint c_out, gint k,
                       gint stride, gboolean accumulate, float *col, float *out);
 
+/* Winograd F(2×2, 3×3) (Lavin & Gray 2015, "Fast Algorithms for
+ * Convolutional Neural Networks"): a 3×3 stride-1 padding-1 convolution as
+ * 16 GEMMs of [Cout, Cin] × [Cin, tiles] on 4×4 input tiles, 2.25× fewer
+ * multiplications than im2col:  Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A.
+ * The same cross-correlation as nn.Conv2d (3, padding=1).
+ *
+ * winograd_weights: w[Cout, Cin, 3, 3] -> u[16, Cout, Cin] (u = G g Gᵀ),
+ * done once at load.  winograd_scratch: floats of v and m scratch for
+ * channels × B·H·W.  conv3x3_winograd: as diffuse__conv2d with k = 3,
+ * stride 1; v: 16·Cin·tiles floats, m: 16·Cout·tiles floats, tiles =
+ * B·⌈H/2⌉·⌈W/2⌉. */
+void  diffuse__winograd_weights (const float *w, gint c_out, gint c_in, float *u);
+gsize diffuse__winograd_tiles (gint batch, gint height, gint width);
+void  diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
+                                 gint batch, gint height, gint width,
+                                 const float *u, const float *bias,
+                                 const float *bias2, gsize b2_stride,
+                                 gint c_out, gboolean accumulate, float *v,
+                                 float *m, float *out);
+
 /* Nearest-neighbour ×2 upsampling (F.interpolate (scale_factor=2)):
  * x[C, B, H, W] -> out[C, B, 2H, 2W]. */
 void diffuse__upsample2x (DiffusePool *pool, const float *x, gint channels, gint batch, gint height,
@@ -98,10 +118,13 @@ void diffuse__avgpool2x (DiffusePool *pool, const float *x, gint channels, gint 
  * Head order, as guided-diffusion: legacy (QKVAttentionLegacy) takes
  * q, k, v of head h from rows h·3ch + [0, ch, 2ch]; the new order
  * (QKVAttention) takes them from rows [0, C, 2C] + h·ch.
- * scores: scratch of T·T floats. */
-void diffuse__attention (DiffusePool *pool, const float *qkv, gint channels, gint batch, gsize t,
-                         gint heads, gboolean legacy_order, float *scores,
-                         float *out);
+ * Queries go in blocks of DIFFUSE_ATTENTION_BLOCK; scratch holds
+ * diffuse__attention_scratch (T) floats. */
+#define DIFFUSE_ATTENTION_BLOCK 256
+gsize diffuse__attention_scratch (gsize t);
+void diffuse__attention (DiffusePool *pool, const float *qkv, gint channels,
+                         gint batch, gsize t, gint heads, gboolean legacy_order,
+                         float *scratch, float *out);
 
 /* [B, C, HW] <-> [C, B, HW] */
 void diffuse__nchw_to_cbhw (DiffusePool *pool, const float *x, gint batch, gint channels, gsize hw,

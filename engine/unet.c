@@ -44,6 +44,8 @@ typedef struct
   const float *out_conv_b;  /* (c_out) */
   const float *skip_w;      /* (c_out, c_in, 1, 1)  skip_connection; NULL if c_in == c_out */
   const float *skip_b;      /* (c_out) */
+  const float *in_conv_u;   /* (16, c_out, c_in)  Winograd form of in_conv_w, or NULL */
+  const float *out_conv_u;  /* (16, c_out, c_out)  Winograd form of out_conv_w, or NULL */
 } ResBlockWeights;
 
 typedef struct
@@ -62,6 +64,7 @@ typedef struct
   gint c_in, c_out;
   const float *w;           /* (c_out, c_in, 3, 3) */
   const float *b;           /* (c_out) */
+  const float *u;           /* (16, c_out, c_in)  Winograd form (Upsample convs), or NULL */
 } ConvWeights;
 
 typedef enum
@@ -104,6 +107,7 @@ struct _DiffuseUNetWeights
   ConvWeights *conv;        /* conv-in, Downsample and Upsample convs */
   gint n_conv;
   gint n_skips;
+  float *wino;              /* one allocation holding every *_u above */
 };
 
 /* ------------------------------------------------------------------ */
@@ -320,6 +324,47 @@ add_conv (Builder *b, OpKind kind, const char *prefix, gint level, gint c_in,
   bind_conv (b->bd, &w->conv[w->n_conv++], prefix, c_in, c_out);
 }
 
+/* The 3×3 stride-1 convolutions between normalised layers (ResBlock convs,
+ * Upsample convs) run as Winograd F(2×2, 3×3) (layers.h), whose weights
+ * u = G g Gᵀ are made here once, 16/9 the size of the originals.  If that
+ * memory is not available they run as im2col GEMMs instead. */
+static void
+make_winograd (DiffuseUNetWeights *w)
+{
+  gsize total = 0;
+  float *p;
+
+  for (gint i = 0; i < w->n_res; i++)
+    total += (gsize) 16 * w->res[i].c_out * (w->res[i].c_in + w->res[i].c_out);
+  for (gint i = 0; i < w->n_ops; i++)
+    if (w->ops[i].kind == OP_UP)
+      total += (gsize) 16 * w->conv[w->ops[i].index].c_out * w->conv[w->ops[i].index].c_in;
+  w->wino = g_try_malloc (total * sizeof (float));
+  if (w->wino == NULL)
+    return;
+  p = w->wino;
+  for (gint i = 0; i < w->n_res; i++)
+    {
+      ResBlockWeights *r = &w->res[i];
+
+      diffuse__winograd_weights (r->in_conv_w, r->c_out, r->c_in, p);
+      r->in_conv_u = p;
+      p += (gsize) 16 * r->c_out * r->c_in;
+      diffuse__winograd_weights (r->out_conv_w, r->c_out, r->c_out, p);
+      r->out_conv_u = p;
+      p += (gsize) 16 * r->c_out * r->c_out;
+    }
+  for (gint i = 0; i < w->n_ops; i++)
+    if (w->ops[i].kind == OP_UP)
+      {
+        ConvWeights *c = &w->conv[w->ops[i].index];
+
+        diffuse__winograd_weights (c->w, c->c_out, c->c_in, p);
+        c->u = p;
+        p += (gsize) 16 * c->c_out * c->c_in;
+      }
+}
+
 DiffuseUNetWeights *
 diffuse__unet_weights_new (const DiffuseModel *model, guint *n_bound,
                            GError **error)
@@ -445,6 +490,7 @@ diffuse__unet_weights_new (const DiffuseModel *model, guint *n_bound,
     }
   if (n_bound)
     *n_bound = bd.n_bound;
+  make_winograd (w);
   return w;
 }
 
@@ -457,6 +503,7 @@ diffuse__unet_weights_free (DiffuseUNetWeights *weights)
   g_free (weights->res);
   g_free (weights->attn);
   g_free (weights->conv);
+  g_free (weights->wino);
   g_free (weights);
 }
 
@@ -473,7 +520,8 @@ struct _DiffuseUNet
   /* [C, B, H, W] buffers, each sized for the largest use */
   float *cur, *nxt;         /* the running activation h (room for cat (h, skip)) */
   float *a, *a2, *xs, *t;   /* normalised input, resampled copies, ResBlock middle */
-  float *col;               /* im2col */
+  float *col;               /* im2col, or Winograd input tiles */
+  float *wm;                /* Winograd products */
   float *qkv, *scores;      /* attention */
   float **skips;            /* [n_skips] input-block outputs */
   gint *skip_c, *skip_level;
@@ -483,7 +531,7 @@ struct _DiffuseUNet
 
 typedef struct
 {
-  gsize cur, a, a2, xs, t, col, qkv, scores, skips;
+  gsize cur, a, a2, xs, t, col, wm, qkv, scores, skips;
 } Sizes;
 
 #define UPD(field, v) G_STMT_START { gsize v_ = (v); if (v_ > s->field) s->field = v_; } G_STMT_END
@@ -520,6 +568,13 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
             if (op->kind == OP_UP)
               UPD (a2, (gsize) c->c_in * NAT (lo));
             UPD (col, (gsize) c->c_in * 9 * NAT (lo));
+            if (op->kind == OP_UP)
+              {
+                gsize tiles = diffuse__winograd_tiles (batch, height >> lo, width >> lo);
+
+                UPD (col, 16 * tiles * c->c_in);
+                UPD (wm, 16 * tiles * c->c_out);
+              }
             UPD (cur, (gsize) c->c_out * NAT (lo));
             ch = c->c_out;
             break;
@@ -540,6 +595,12 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
             UPD (t, (gsize) r->c_out * no);
             UPD (col, (gsize) r->c_in * 9 * no);
             UPD (col, (gsize) r->c_out * 9 * no);
+            {
+              gsize tiles = diffuse__winograd_tiles (batch, height >> lo, width >> lo);
+
+              UPD (col, 16 * tiles * MAX (r->c_in, r->c_out));
+              UPD (wm, 16 * tiles * r->c_out);
+            }
             UPD (cur, (gsize) r->c_out * no);
             ch = r->c_out;
             break;
@@ -552,7 +613,7 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
             UPD (a, (gsize) a->channels * n);
             UPD (qkv, (gsize) 3 * a->channels * n);
             UPD (t, (gsize) a->channels * n);
-            UPD (scores, tt * tt);
+            UPD (scores, diffuse__attention_scratch (tt));
             break;
           }
         }
@@ -626,7 +687,7 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   /* each buffer rounded up to 16 floats (64 bytes) */
 #define R16(x) (((x) + 15) / 16 * 16)
   total = 2 * R16 (s.cur) + R16 (s.a) + R16 (s.a2) + R16 (s.xs) + R16 (s.t)
-          + R16 (s.col) + R16 (s.qkv) + R16 (s.scores) + R16 (s.skips)
+          + R16 (s.col) + R16 (s.wm) + R16 (s.qkv) + R16 (s.scores) + R16 (s.skips)
           + 5 * 16 + R16 (emb_floats) + 16;
   if (total > G_MAXSIZE / sizeof (float))
     total = G_MAXSIZE / sizeof (float);
@@ -651,6 +712,7 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   TAKE (u->xs, s.xs);
   TAKE (u->t, s.t);
   TAKE (u->col, s.col);
+  TAKE (u->wm, s.wm);
   TAKE (u->qkv, s.qkv);
   TAKE (u->scores, s.scores);
   for (gint i = 0; i < w->n_skips; i++)
@@ -697,6 +759,28 @@ diffuse_unet_get_scratch_bytes (const DiffuseUNet *unet)
 
 #define SWAP(a, b) G_STMT_START { float *tmp_ = a; a = b; b = tmp_; } G_STMT_END
 
+/* 3×3 stride-1 convolution: Winograd when the weights have that form and
+ * its 16 GEMMs are big enough to beat one im2col GEMM.  Measured on the
+ * benchmark machine (2 Zen 4 cores, OpenBLAS): Winograd is 1.5–1.7× faster
+ * for 192–576 channels at 16–64 px, 1.2× for 768 channels at 8×8 with
+ * batch 2, and slightly slower with fewer than 32 tiles or small channel
+ * counts at 8×8. */
+static void
+conv3x3 (DiffuseUNet *u, const float *x, gint c_in, gint batch, gint h, gint w,
+         const float *wt, const float *wu, const float *bias,
+         const float *bias2, gsize b2_stride, gint c_out, gboolean accumulate,
+         float *out)
+{
+  gsize tiles = diffuse__winograd_tiles (batch, h, w);
+
+  if (wu && tiles >= 32 && (gsize) c_in * c_out * tiles >= (1 << 20))
+    diffuse__conv3x3_winograd (u->pool, x, c_in, batch, h, w, wu, bias, bias2,
+                               b2_stride, c_out, accumulate, u->col, u->wm, out);
+  else
+    diffuse__conv2d (u->pool, x, c_in, batch, h, w, wt, bias, bias2, b2_stride,
+                     c_out, 3, 1, accumulate, u->col, out);
+}
+
 /* ResBlock._forward: x [c_in, B, H, W] at level l -> y [c_out, B, H', W'].
  *   h = conv (SiLU (GN (x)))            (resampled between SiLU and conv
  *                                        when up/down, and x too)
@@ -734,16 +818,16 @@ res_block (DiffuseUNet *u, const ResBlockWeights *r, gint batch, gint h,
                    r->n_emb, u->emb_out);
   if (cfg->use_scale_shift_norm)
     {
-      diffuse__conv2d (u->pool, src, r->c_in, batch, ho, wo, r->in_conv_w, r->in_conv_b,
-                       NULL, 0, r->c_out, 3, 1, FALSE, u->col, u->t);
+      conv3x3 (u, src, r->c_in, batch, ho, wo, r->in_conv_w, r->in_conv_u,
+               r->in_conv_b, NULL, 0, r->c_out, FALSE, u->t);
       diffuse__group_norm (u->pool, u->t, r->c_out, batch, hw, GROUPS, GN_EPS,
                            r->out_norm_w, r->out_norm_b, u->emb_out,
                            u->emb_out + r->c_out, r->n_emb, TRUE, u->a);
     }
   else
     {
-      diffuse__conv2d (u->pool, src, r->c_in, batch, ho, wo, r->in_conv_w, r->in_conv_b,
-                       u->emb_out, r->n_emb, r->c_out, 3, 1, FALSE, u->col, u->t);
+      conv3x3 (u, src, r->c_in, batch, ho, wo, r->in_conv_w, r->in_conv_u,
+               r->in_conv_b, u->emb_out, r->n_emb, r->c_out, FALSE, u->t);
       diffuse__group_norm (u->pool, u->t, r->c_out, batch, hw, GROUPS, GN_EPS,
                            r->out_norm_w, r->out_norm_b, NULL, NULL, 0, TRUE, u->a);
     }
@@ -753,8 +837,8 @@ res_block (DiffuseUNet *u, const ResBlockWeights *r, gint batch, gint h,
                      0, r->c_out, 1, 1, FALSE, NULL, y);
   else
     memcpy (y, xskip, sizeof (float) * r->c_out * batch * hw);
-  diffuse__conv2d (u->pool, u->a, r->c_out, batch, ho, wo, r->out_conv_w, r->out_conv_b,
-                   NULL, 0, r->c_out, 3, 1, TRUE, u->col, y);
+  conv3x3 (u, u->a, r->c_out, batch, ho, wo, r->out_conv_w, r->out_conv_u,
+           r->out_conv_b, NULL, 0, r->c_out, TRUE, y);
 }
 
 /* AttentionBlock._forward, in place on x [C, B, H, W]:
@@ -883,8 +967,8 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
             const ConvWeights *c = &w->conv[op->index];
 
             diffuse__upsample2x (unet->pool, cur, c->c_in, batch, h, wd, unet->a2);
-            diffuse__conv2d (unet->pool, unet->a2, c->c_in, batch, 2 * h, 2 * wd, c->w, c->b,
-                             NULL, 0, c->c_out, 3, 1, FALSE, unet->col, nxt);
+            conv3x3 (unet, unet->a2, c->c_in, batch, 2 * h, 2 * wd, c->w, c->u,
+                     c->b, NULL, 0, c->c_out, FALSE, nxt);
             ch = c->c_out;
             lo = op->level - 1;
             SWAP (cur, nxt);

@@ -267,6 +267,45 @@ test_conv2d (GRand *rng)
 }
 
 static void
+test_winograd (GRand *rng)
+{
+  /* c_in, c_out, B, H, W, accumulate, bias2 */
+  gint cases[][7] = { { 3, 5, 1, 4, 4, 0, 0 }, { 8, 4, 2, 7, 5, 1, 1 },
+                      { 32, 32, 2, 16, 16, 0, 1 }, { 5, 3, 3, 1, 1, 0, 0 },
+                      { 6, 7, 1, 2, 9, 1, 0 }, { 64, 48, 2, 8, 6, 1, 1 } };
+
+  for (guint k = 0; k < G_N_ELEMENTS (cases); k++)
+    {
+      gint ci = cases[k][0], co = cases[k][1], B = cases[k][2], H = cases[k][3];
+      gint W = cases[k][4];
+      gboolean acc = cases[k][5], use_b2 = cases[k][6];
+      gsize n_out = (gsize) co * B * H * W;
+      gsize tiles = diffuse__winograd_tiles (B, H, W);
+      g_autofree float *x = random_floats (rng, (gsize) ci * B * H * W, -1, 1);
+      g_autofree float *w = random_floats (rng, (gsize) co * ci * 9, -1, 1);
+      g_autofree float *u = g_new (float, (gsize) 16 * co * ci);
+      g_autofree float *bias = random_floats (rng, co, -1, 1);
+      g_autofree float *bias2 = random_floats (rng, B * (co + 2), -1, 1);
+      g_autofree float *init = random_floats (rng, n_out, -1, 1);
+      g_autofree float *got = g_memdup2 (init, n_out * sizeof (float));
+      g_autofree float *v = g_new (float, 16 * ci * tiles);
+      g_autofree float *m = g_new (float, 16 * co * tiles);
+      g_autofree double *want = g_new (double, n_out);
+      g_autofree gchar *what = g_strdup_printf ("conv3x3_winograd %d->%d B %d %dx%d%s%s",
+                                                ci, co, B, W, H,
+                                                acc ? " accumulate" : "",
+                                                use_b2 ? " bias2" : "");
+
+      diffuse__winograd_weights (w, co, ci, u);
+      diffuse__conv3x3_winograd (pool, x, ci, B, H, W, u, bias,
+                                 use_b2 ? bias2 : NULL, co + 2, co, acc, v, m, got);
+      conv_ref (x, ci, B, H, W, w, bias, use_b2 ? bias2 : NULL, co + 2, co, 3, 1,
+                acc ? init : NULL, want);
+      check (what, got, want, n_out, 2e-5);
+    }
+}
+
+static void
 test_resample (GRand *rng)
 {
   gint C = 3, B = 2, H = 6, W = 10;
@@ -302,7 +341,8 @@ test_attention (GRand *rng)
 {
   /* channels, batch, T, heads, legacy */
   gint cases[][5] = { { 8, 1, 5, 1, 1 }, { 12, 2, 35, 3, 1 }, { 12, 2, 35, 3, 0 },
-                      { 64, 3, 64, 4, 0 }, { 32, 2, 17, 2, 1 } };
+                      { 64, 3, 64, 4, 0 }, { 32, 2, 17, 2, 1 },
+                      { 16, 2, 600, 2, 0 } };     /* 600: three query blocks */
 
   for (guint k = 0; k < G_N_ELEMENTS (cases); k++)
     {
@@ -311,7 +351,7 @@ test_attention (GRand *rng)
       gint ch = C / heads;
       gsize ld = (gsize) B * T;
       g_autofree float *qkv = random_floats (rng, 3 * C * ld, -3, 3);
-      g_autofree float *scores = g_new (float, T * T);
+      g_autofree float *scores = g_new (float, diffuse__attention_scratch (T));
       g_autofree float *got = g_new (float, C * ld);
       g_autofree double *want = g_new (double, C * ld);
       g_autofree double *w = g_new (double, T);
@@ -392,7 +432,7 @@ test_thread_invariance (GRand *rng)
   g_autofree float *beta = random_floats (rng, C, -0.5, 0.5);
   g_autofree float *ss = random_floats (rng, 2 * C * B, -0.5, 0.5);
   g_autofree float *qkv = random_floats (rng, nq, -3, 3);
-  g_autofree float *scores = g_new (float, T * T);
+  g_autofree float *scores = g_new (float, diffuse__attention_scratch (T));
   float *ref[2], *got[2];
   DiffusePool *p2 = diffuse__pool_new (2);
   DiffusePool *p4 = diffuse__pool_new (4);
@@ -448,6 +488,7 @@ main (void)
       test_silu (rng);
       test_group_norm (rng);
       test_conv2d (rng);
+      test_winograd (rng);
       test_resample (rng);
       test_attention (rng);
       test_transpose (rng);
