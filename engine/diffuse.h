@@ -308,9 +308,9 @@ void     diffuse_resample (const float *src, gint channels, gint src_h, gint src
                            DiffuseResampleKind kind);
 
 /* The size to sample at for a target area of target_h x target_w:
- * the target itself when allow_native and it passes
- * diffuse_model_check_size with an area of at most max_area_factor times
- * the model's image_size^2; otherwise the target's aspect ratio with the
+ * the target itself when allow_native, both sides are at least the
+ * model's image_size, and it passes diffuse_model_check_size with an area
+ * of at most max_area_factor times image_size^2; otherwise the target's aspect ratio with the
  * shorter side at image_size (the longer one capped at 4x), each side a
  * multiple of 2^(n_levels-1).  Returns TRUE when *run_h x *run_w equals
  * the target (no scaling needed). */

@@ -180,7 +180,10 @@ diffuse_fit_size (const DiffuseModelConfig *config, gint target_h,
   m = 1 << MAX (0, config->n_levels - 1);
   size = config->image_size;
 
+  /* Smaller than the model: sample at its size and shrink, which keeps
+   * what the model draws (a smaller canvas would crop its composition). */
   if (allow_native
+      && target_h >= size && target_w >= size
       && target_h % m == 0 && target_w % m == 0
       && (double) target_h * target_w <= max_area_factor * size * size)
     {

@@ -149,6 +149,11 @@ test_fit_size (void)
   g_assert_cmpint (h, ==, 32);
   g_assert_cmpint (w, ==, 128);
 
+  /* smaller than the model, though a multiple: 16x32 -> 32x64 */
+  g_assert_false (diffuse_fit_size (&config, 16, 32, TRUE, 16.0, &h, &w));
+  g_assert_cmpint (h, ==, 32);
+  g_assert_cmpint (w, ==, 64);
+
   /* smaller than the model and not a multiple: 5x5 -> 32x32 */
   g_assert_false (diffuse_fit_size (&config, 5, 5, TRUE, 16.0, &h, &w));
   g_assert_cmpint (h, ==, 32);

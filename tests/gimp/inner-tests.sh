@@ -134,8 +134,10 @@ same "selection: columns left of it unchanged" "$OUT/i2i-sel.png" "$IN/in-rgb.pn
 differ "selection: inside changed" "$OUT/i2i-sel.png" "$IN/in-rgb.png" 1 3 4 4 8 8
 magick "$IN/in-rgb.png" -crop 8x8+4+4 +repage PNG24:"$R/sel-in.png"
 magick "$OUT/i2i-sel.png" -crop 8x8+4+4 +repage PNG24:"$R/sel-out.png"
-ref_model rgb-uncond "$R/i2i-sel.png" --init "$R/sel-in.png" --strength 0.6 --steps 10 --seed 5 --size 8x8
-same "selection: its bounds = engine img2img at 8x8" "$R/sel-out.png" "$R/i2i-sel.png" 1 3
+# 8x8 is smaller than the 16 px model: sampled at 16x16, scaled both ways
+ref_model rgb-uncond "$R/i2i-sel.png" --init "$R/sel-in.png" --strength 0.6 --steps 10 --seed 5 \
+  --size 16x16 --out-size 8x8
+same "selection: its 8x8 bounds = engine img2img at 16x16, scaled" "$R/sel-out.png" "$R/i2i-sel.png" 1 3
 
 magick "$IN/in-rgba.png" -alpha extract PNG8:"$R/rgba-in-alpha.png"
 magick "$OUT/i2i-rgba.png" -alpha extract PNG8:"$R/rgba-out-alpha.png"
@@ -184,6 +186,41 @@ for msg in "Failed to open file" "Indexed images are not supported" "giraffe" \
   if grep -q "$msg" "$OUT/errors.log"; then pass "error message mentions '$msg'";
   else fail "no error message with '$msg'"; fi
 done
+
+# ---- tools/install-plugin.sh: installed plug-in finds models and presets ----
+# (a model by name from models/ beside the binary, a preset from presets/)
+if ls "$SRC"/models/*.safetensors >/dev/null 2>&1; then
+  P2=$T/profile-installed
+  m=$(basename "$(ls "$SRC"/models/*.safetensors | head -1)" .safetensors)
+  if GIMP3_DIRECTORY=$P2 "$SRC/tools/install-plugin.sh" "$BUILD" >"$T/install.log" 2>&1; then
+    pass "tools/install-plugin.sh installs into a profile"
+  else
+    fail "tools/install-plugin.sh"; cat "$T/install.log"
+  fi
+  cat >"$T/installed.scm" <<SCM
+(let* ((image (new-image 16 16 RGB RGB-IMAGE))
+       (bg (vector-ref (layers-of image) 0))
+       (layers (car (plug-in-diffuse-generate #:run-mode RUN-NONINTERACTIVE
+                      #:image image #:drawables (vector bg) #:model "$m"
+                      #:preset "draft" #:seed 12))))
+  (export-layer (vector-ref layers 0) "installed.png")
+  (gimp-image-delete image))
+SCM
+  GIMP3_DIRECTORY=$P2 timeout 300 gimp-console-3.0 -i --quit \
+    --batch-interpreter=plug-in-script-fu-eval \
+    -b "(begin (load \"$SRC/tests/gimp/scm/lib.scm\") (load \"$T/installed.scm\"))" \
+    >"$OUT/installed.log" 2>&1
+  # a 16x16 layer is smaller than the model: sampled at its size, shrunk
+  "$REF" "$SRC/models/$m.safetensors" "$R/installed.png" --seed 12 --steps 10 \
+    --out-size 16x16 >/dev/null 2>&1 || true
+  if [ -s "$OUT/installed.png" ]; then
+    pass "installed plug-in ran with model '$m' by name and preset 'draft'"
+    same "installed plug-in = engine (draft: 10 steps; sampled at model size, shrunk)" \
+      "$OUT/installed.png" "$R/installed.png" 1
+  else
+    fail "installed plug-in did not run (log $OUT/installed.log)"; tail -5 "$OUT/installed.log"
+  fi
+fi
 
 say ""
 say "GIMP batch tests: $PASS passed, $FAIL failed"
