@@ -612,7 +612,16 @@ build (Dialog *d)
   gtk_label_set_xalign (GTK_LABEL (d->model_info), 0.0);
   gtk_label_set_line_wrap (GTK_LABEL (d->model_info), TRUE);
   gtk_grid_attach (GTK_GRID (grid), d->model_info, 1, 1, 1, 1);
-  user_note = g_markup_printf_escaped ("<small>Your models: %s</small>", user_models);
+  {
+    const char *home = g_get_home_dir ();
+    gsize n = strlen (home);
+    gboolean under_home = n > 1 && strncmp (user_models, home, n) == 0
+                          && user_models[n] == G_DIR_SEPARATOR;
+
+    user_note = g_markup_printf_escaped ("<small>Your models: %s%s</small>",
+                                         under_home ? "~" : "",
+                                         under_home ? user_models + n : user_models);
+  }
   {
     GtkWidget *note = gtk_label_new (NULL);
 

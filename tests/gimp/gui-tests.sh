@@ -33,8 +33,10 @@ fi
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
-export GIMP3_DIRECTORY=$T/profile-gui
-rm -rf "$GIMP3_DIRECTORY"
+# a fresh home: the profile is ~/.config/GIMP/3.0, as for a user
+export HOME=$T/home
+rm -rf "$HOME"
+export GIMP3_DIRECTORY=$HOME/.config/GIMP/3.0
 mkdir -p "$GIMP3_DIRECTORY/plug-ins/gimp-diffusion"
 install -m 755 "$BUILD/plugin/gimp-diffusion" "$GIMP3_DIRECTORY/plug-ins/gimp-diffusion/"
 
