@@ -5,14 +5,14 @@
         --n-per-class 100 --sampler ddim --steps 50 --eta 0 --guidance 1
 
 For every real class c the CLI makes n samples (one batch, seed
-seed + 1000 c); the classifier from tools/eval/train_classifier.py then
+seed + 1000 c; --n-per-class test: as many as the held-out split has); the classifier from tools/eval/train_classifier.py then
 gives
   - class accuracy: share of samples classified as the class they were
     generated for (and the per-class shares);
   - FID in the classifier's 256-d penultimate feature space:
     FD = |mu_g - mu_r|^2 + tr(S_g + S_r - 2 (S_g S_r)^(1/2))
-    (Heusel et al. 2017) against a class-balanced set A of held-out real
-    images with the same count per class;
+    (Heusel et al. 2017) against a set A of held-out real images with the
+    same count per class;
   - the floor: the same FD between set A and a disjoint real set B of the
     same size (from the test split while it lasts, then from the training
     split), i.e. what a perfect sampler would score at this sample size.
@@ -100,20 +100,30 @@ def frechet_distance(f1, f2):
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
 
 
-def real_sets(data, n_per_class, n_classes, seed=12345):
-    """Class-balanced disjoint real sets A (held-out test images) and B
-    (test images left over, then training images)."""
+def class_counts(data, n_per_class):
+    """n_per_class: an int (that many per class, class-balanced) or "test"
+    (the held-out split's own class counts; for small sets like emoji)."""
+    nc = len(data["class_names"])
+    if n_per_class == "test":
+        return np.bincount(data["test_y"], minlength=nc)
+    return np.full(nc, int(n_per_class))
+
+
+def real_sets(data, counts, seed=12345):
+    """Disjoint real sets with counts[c] images of class c: A from the
+    held-out test split, B from the test images left over, then from the
+    training split."""
     rng = np.random.default_rng(seed)
     a_idx, b_x, b_from_train = [], [], 0
-    for c in range(n_classes):
+    for c, k in enumerate(counts):
         te = rng.permutation(np.flatnonzero(data["test_y"] == c))
         tr = rng.permutation(np.flatnonzero(data["train_y"] == c))
-        if len(te) < n_per_class:
+        if len(te) < k:
             raise SystemExit("class %d has only %d held-out images, fewer "
-                             "than n_per_class %d" % (c, len(te), n_per_class))
-        a_idx.extend(te[:n_per_class])
-        rest = te[n_per_class:2 * n_per_class]
-        need = n_per_class - len(rest)
+                             "than %d" % (c, len(te), k))
+        a_idx.extend(te[:k])
+        rest = te[k:2 * k]
+        need = k - len(rest)
         b_x.append(data["test_x"][rest])
         if need:
             b_x.append(data["train_x"][tr[:need]])
@@ -133,14 +143,16 @@ def reference(data_name, n_per_class, clf):
         data = np.load(os.path.join(ROOT, "tools", "train", "cache",
                                     data_name + ".npz"))
         nc = len(data["class_names"])
-        a, b, b_train = real_sets(data, n_per_class, nc)
+        counts = class_counts(data, n_per_class)
+        a, b, b_train = real_sets(data, counts)
         la, fa = predict(clf, a)
         lb, fb = predict(clf, b)
-        ya = np.repeat(np.arange(nc), n_per_class)
+        ya = np.repeat(np.arange(nc), counts)
         _REF_CACHE[key] = {
             "feat_a": fa, "floor": frechet_distance(fa, fb),
             "real_accuracy": float((la == ya).mean()),
             "floor_b_from_train": int(b_train), "n_classes": nc,
+            "counts": [int(k) for k in counts],
             "class_names": [str(s) for s in data["class_names"]]}
     return _REF_CACHE[key]
 
@@ -172,19 +184,22 @@ def evaluate(model, data_name, settings, n_per_class, seed=0, threads=None,
     clf = load_classifier(data_name, classifier_path)
     ref = reference(data_name, n_per_class, clf)
     nc = ref["n_classes"]
+    counts = ref["counts"]
     t0 = time.time()
-    xs = [generate(diffuse, model, c, n_per_class, settings, threads,
+    xs = [generate(diffuse, model, c, counts[c], settings, threads,
                    seed + 1000 * c) for c in range(nc)]
     gen_s = time.time() - t0
     x = np.concatenate(xs)
-    y = np.repeat(np.arange(nc), n_per_class)
+    y = np.repeat(np.arange(nc), counts)
     labels, feats = predict(clf, x)
     per_class = [float((labels[y == c] == c).mean()) for c in range(nc)]
     out = {
         "model": os.path.relpath(os.path.abspath(model), ROOT),
         "data": data_name, "n_per_class": n_per_class, "seed": seed,
+        "counts": counts,
         **settings,
         "accuracy": float((labels == y).mean()),
+        "balanced_accuracy": float(np.mean(per_class)),
         "per_class_accuracy": per_class,
         "fid": frechet_distance(feats, ref["feat_a"]),
         "fid_floor": ref["floor"],
@@ -203,7 +218,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True, choices=("fashion", "emoji"))
-    ap.add_argument("--n-per-class", type=int, default=100)
+    ap.add_argument("--n-per-class", default="100",
+                    help='samples per class, or "test": the held-out '
+                    "split's class counts")
     ap.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm"))
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--eta", type=float, default=0.0)
@@ -219,6 +236,8 @@ def main():
     settings = {"sampler": args.sampler, "steps": args.steps,
                 "eta": args.eta, "guidance": args.guidance,
                 "variance": args.variance}
+    if args.n_per_class != "test":
+        args.n_per_class = int(args.n_per_class)
     res = evaluate(args.model, args.data, settings, args.n_per_class,
                    args.seed, args.threads, args.diffuse, args.classifier)
     text = json.dumps(res, indent=1)

@@ -60,17 +60,23 @@ def model_info(path):
     return md
 
 
-def header(args, md, floor, real_acc):
-    return ("Model `%s` (training step %s), %d samples per class from "
-            "`diffuse sample` (the C engine), seed %d.  Classifier: "
-            "tools/eval/classifiers/%s.safetensors (accuracy on the real "
-            "reference set %.3f).  FID is the Frechet distance of the "
-            "classifier's penultimate features against %d held-out real "
-            "images; the real-vs-real floor at this size is **%.3f**.\n"
+def header(args, md, row):
+    counts = row["counts"]
+    per = ("%d samples per class" % counts[0] if len(set(counts)) == 1
+           else "samples per class as in the held-out split (%s)"
+           % ", ".join(map(str, counts)))
+    return ("Model `%s` (training step %s), %s from `diffuse sample` (the C "
+            "engine), seed %d.  Classifier: tools/eval/classifiers/"
+            "%s.safetensors (accuracy on the real reference set %.3f).  FID "
+            "is the Frechet distance of the classifier's penultimate features "
+            "against %d held-out real images; the real-vs-real floor at this "
+            "size is **%.3f**%s.\n"
             % (os.path.relpath(args.model, ROOT), md.get("training_step", "?"),
-               args.n_per_class, args.seed, args.data, real_acc,
-               args.n_per_class * len(json.loads(md["class_names"])[:-1]),
-               floor))
+               per, args.seed, args.data, row["real_accuracy"], sum(counts),
+               row["fid_floor"],
+               (" (its second real set has %d training images)"
+                % row["floor_b_from_train"]) if row["floor_b_from_train"]
+               else ""))
 
 
 def table(rows, cols):
@@ -87,6 +93,7 @@ COLS = [("sampler", lambda r: r["sampler"]),
         ("variance", lambda r: r["variance"]),
         ("guidance w", lambda r: "%g" % r["guidance"]),
         ("accuracy", lambda r: "%.3f" % r["accuracy"]),
+        ("balanced acc.", lambda r: "%.3f" % r["balanced_accuracy"]),
         ("FID", lambda r: "%.3f" % r["fid"]),
         ("FID / floor", lambda r: "%.2f" % r["fid_ratio"]),
         ("seconds", lambda r: "%.0f" % r["generate_seconds"])]
@@ -177,13 +184,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True, choices=("fashion", "emoji"))
-    ap.add_argument("--n-per-class", type=int, default=100)
+    ap.add_argument("--n-per-class", default="100",
+                    help='samples per class, or "test" (the held-out '
+                    "split's class counts)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--diffuse", default=None)
     ap.add_argument("--only", default="guidance,steps_eta,variance,grid")
     args = ap.parse_args()
     args.model = os.path.abspath(args.model)
+    if args.n_per_class != "test":
+        args.n_per_class = int(args.n_per_class)
     os.makedirs(OUT_DIR, exist_ok=True)
     md = model_info(args.model)
     names = json.loads(md["class_names"])
@@ -200,7 +211,11 @@ def main():
                                        args.threads, args.diffuse,
                                        return_samples=True)
             path = os.path.join(OUT_DIR, args.data + "-samples.png")
-            save_grid(x, len(names) - 1, args.n_per_class, names, path)
+            counts = res["counts"]
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            k = min(10, min(counts))
+            x = np.concatenate([x[s:s + k] for s in starts])
+            save_grid(x, len(names) - 1, k, names, path)
             print("wrote %s" % path, flush=True)
             continue
         if sweep not in SWEEPS:
@@ -218,7 +233,7 @@ def main():
         with open(results_path + ".tmp", "w") as f:
             json.dump(all_results, f, indent=1)
         os.replace(results_path + ".tmp", results_path)
-        title = "%s, step %s, %d/class" % (args.data,
+        title = "%s, step %s, %s/class" % (args.data,
                                           md.get("training_step", "?"),
                                           args.n_per_class)
         png = os.path.join(OUT_DIR, "%s-%s.png" % (args.data, sweep))
@@ -231,8 +246,7 @@ def main():
         with open(os.path.join(OUT_DIR, "%s-%s.md" % (args.data, sweep)),
                   "w") as f:
             f.write("# %s: %s sweep\n\n" % (args.data, sweep))
-            f.write(header(args, md, rows[0]["fid_floor"],
-                           rows[0]["real_accuracy"]) + "\n")
+            f.write(header(args, md, rows[0]) + "\n")
             f.write(table(rows, COLS))
             f.write("\nPlot: %s-%s.png.  Made by `tools/eval/sweeps.py "
                     "--model %s --data %s --n-per-class %d --only %s` in "
