@@ -9,6 +9,8 @@
 # files are made there once and reused: ImageNet-64 takes 1.2 GB).
 # The engine runs with OPENBLAS_NUM_THREADS=THREADS, torch with
 # torch.set_num_threads (THREADS) and OPENBLAS_NUM_THREADS=1.
+# WRAP prefixes both commands, e.g. WRAP="chrt -f 1" (root) to keep other
+# jobs on a shared machine from distorting the timings.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,6 +19,7 @@ configs=${CONFIGS:-small32 imagenet64}
 threads=${THREADS:-2}
 repeat=${REPEAT:-3}
 dir=${BENCH_DIR:-/tmp/diffuse-bench}
+wrap=${WRAP:-}
 bench=$build/bench/bench-forward
 
 if [ ! -x "$bench" ]; then
@@ -32,10 +35,10 @@ for cfg in $configs; do
     /usr/bin/python3 "$here/torch_forward.py" make "$cfg" "$d"
   fi
   for b in 1 2; do
-    e=$(OPENBLAS_NUM_THREADS=$threads "$bench" "$d" --batch "$b" \
+    e=$(OPENBLAS_NUM_THREADS=$threads $wrap "$bench" "$d" --batch "$b" \
           --threads "$threads" --repeat "$repeat" --out "$d/engine-$b.npy")
     echo "$name: $e"
-    t=$(OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$here/torch_forward.py" time "$d" \
+    t=$(OPENBLAS_NUM_THREADS=1 $wrap /usr/bin/python3 "$here/torch_forward.py" time "$d" \
           --batch "$b" --threads "$threads" --repeat "$repeat" --out "$d/torch-$b.npy")
     echo "$name: $t"
     line=$(/usr/bin/python3 - "$d" "$b" "$e" "$t" <<'EOF'

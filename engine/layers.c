@@ -82,7 +82,8 @@ worker_main (gpointer user_data)
 
       if (self->index < parts)
         {
-          fn (data, n * self->index / parts, n * (self->index + 1) / parts);
+          fn (data, n * self->index / parts, n * (self->index + 1) / parts,
+              self->index);
           if (g_atomic_int_dec_and_test (&pool->pending))
             {
               g_mutex_lock (&pool->lock);
@@ -154,6 +155,12 @@ diffuse__pool_set_active (DiffusePool *pool, gint n_threads)
     pool->active = CLAMP (n_threads, 1, pool->n_workers + 1);
 }
 
+gint
+diffuse__pool_get_active (const DiffusePool *pool)
+{
+  return pool ? pool->active : 1;
+}
+
 void
 diffuse__pool_run (DiffusePool *pool, gsize n, DiffuseRangeFunc fn,
                    gpointer data)
@@ -165,7 +172,7 @@ diffuse__pool_run (DiffusePool *pool, gsize n, DiffuseRangeFunc fn,
   parts = pool ? (gint) MIN ((gsize) pool->active, n) : 1;
   if (parts <= 1)
     {
-      fn (data, 0, n);
+      fn (data, 0, n, 0);
       return;
     }
   g_mutex_lock (&pool->lock);
@@ -178,7 +185,7 @@ diffuse__pool_run (DiffusePool *pool, gsize n, DiffuseRangeFunc fn,
   g_cond_broadcast (&pool->start);
   g_mutex_unlock (&pool->lock);
 
-  fn (data, 0, n / parts);
+  fn (data, 0, n / parts, 0);
 
   g_mutex_lock (&pool->lock);
   while (g_atomic_int_get (&pool->pending) > 0)
@@ -307,7 +314,8 @@ typedef struct
 } SiluJob;
 
 static void HOT
-silu_range (gpointer data, gsize begin, gsize end)
+silu_range (gpointer data, gsize begin, gsize end,
+              gint part G_GNUC_UNUSED)
 {
   SiluJob *j = data;
 
@@ -337,7 +345,8 @@ typedef struct
 
 /* units u = b·groups + g */
 static void HOT
-group_norm_range (gpointer data, gsize begin, gsize end)
+group_norm_range (gpointer data, gsize begin, gsize end,
+              gint part G_GNUC_UNUSED)
 {
   const GroupNormJob *j = data;
   gint cg = j->channels / j->groups;
@@ -411,7 +420,8 @@ typedef struct
 
 /* units: output channels */
 static void HOT
-bias_range (gpointer data, gsize begin, gsize end)
+bias_range (gpointer data, gsize begin, gsize end,
+              gint part G_GNUC_UNUSED)
 {
   const BiasJob *j = data;
 
@@ -436,7 +446,16 @@ diffuse__fill_bias (DiffusePool *pool, float *out, gint c_out, gint batch,
                     gsize hw, const float *bias, const float *bias2,
                     gsize b2_stride)
 {
-  BiasJob j = { out, batch, hw, bias, bias2, b2_stride, FALSE };
+  diffuse__fill_bias_add (pool, out, c_out, batch, hw, bias, bias2, b2_stride,
+                          FALSE);
+}
+
+void
+diffuse__fill_bias_add (DiffusePool *pool, float *out, gint c_out, gint batch,
+                        gsize hw, const float *bias, const float *bias2,
+                        gsize b2_stride, gboolean add)
+{
+  BiasJob j = { out, batch, hw, bias, bias2, b2_stride, add };
 
   diffuse__pool_run (pool, c_out, bias_range, &j);
 }
@@ -450,7 +469,8 @@ typedef struct
 
 /* units: input channels, each writing its k·k rows of col */
 static void
-im2col_range (gpointer data, gsize begin, gsize end)
+im2col_range (gpointer data, gsize begin, gsize end,
+              gint part G_GNUC_UNUSED)
 {
   const Im2colJob *j = data;
   gint k = j->k, stride = j->stride, height = j->height, width = j->width;
@@ -510,6 +530,127 @@ diffuse__im2col (DiffusePool *pool, const float *x, gint channels, gint batch,
   diffuse__pool_run (pool, channels, im2col_range, &j);
 }
 
+/* im2col of output rows [r0, r1) (row r = b·Ho + oy) into the matching
+ * columns of col[K, n] */
+static void
+im2col_rows (const float *x, gint channels, gint batch, gint height,
+             gint width, gint k, gint stride, gsize r0, gsize r1, float *col)
+{
+  gint pad = k / 2;
+  gint ho = (height + 2 * pad - k) / stride + 1;
+  gint wo = (width + 2 * pad - k) / stride + 1;
+  gsize n = (gsize) batch * ho * wo;
+
+  for (gint c = 0; c < channels; c++)
+    for (gint ky = 0; ky < k; ky++)
+      for (gint kx = 0; kx < k; kx++)
+        {
+          float *dst = col + ((gsize) (c * k + ky) * k + kx) * n + r0 * wo;
+          gint lo = 0, hi = wo;
+
+          while (lo < wo && lo * stride + kx - pad < 0)
+            lo++;
+          while (hi > lo && (hi - 1) * stride + kx - pad >= width)
+            hi--;
+          for (gsize r = r0; r < r1; r++, dst += wo)
+            {
+              gint b = (gint) (r / ho), oy = (gint) (r % ho);
+              gint iy = oy * stride + ky - pad;
+              const float *srow;
+
+              if (iy < 0 || iy >= height)
+                {
+                  memset (dst, 0, sizeof (float) * wo);
+                  continue;
+                }
+              srow = x + (((gsize) c * batch + b) * height + iy) * width + kx - pad;
+              for (gint ox = 0; ox < lo; ox++)
+                dst[ox] = 0.0f;
+              if (stride == 1)
+                memcpy (dst + lo, srow + lo, sizeof (float) * (hi - lo));
+              else
+                for (gint ox = lo; ox < hi; ox++)
+                  dst[ox] = srow[ox * stride];
+              for (gint ox = hi; ox < wo; ox++)
+                dst[ox] = 0.0f;
+            }
+        }
+}
+
+typedef struct
+{
+  const float *x;
+  gint c_in, batch, height, width, k, stride, ho, wo, c_out;
+  const float *w, *bias, *bias2;
+  gsize b2_stride;
+  gboolean accumulate;
+  float *col, *out;
+} ConvJob;
+
+/* A convolution split by output rows (columns of the GEMM): each thread
+ * sets its columns to the bias, builds their im2col and runs its GEMM
+ * (single-threaded OpenBLAS) on them.  Units: output rows b·Ho + oy. */
+static void
+conv_cols_range (gpointer data, gsize begin, gsize end,
+                 gint part G_GNUC_UNUSED)
+{
+  const ConvJob *j = data;
+  gsize hw = (gsize) j->ho * j->wo, n = (gsize) j->batch * hw;
+  gsize n0 = begin * j->wo, nc = (end - begin) * j->wo;
+  gint kk = j->c_in * j->k * j->k;
+  const float *bmat = j->x + n0;
+
+  if (!j->accumulate || j->bias || j->bias2)
+    for (gint c = 0; c < j->c_out; c++)
+      for (gsize col = n0; col < n0 + nc; )
+        {
+          gsize b = col / hw, stop = MIN (n0 + nc, (b + 1) * hw);
+          float v = (j->bias ? j->bias[c] : 0.0f)
+                    + (j->bias2 ? j->bias2[b * j->b2_stride + c] : 0.0f);
+          float *row = j->out + (gsize) c * n;
+
+          if (j->accumulate)
+            for (; col < stop; col++)
+              row[col] += v;
+          else
+            for (; col < stop; col++)
+              row[col] = v;
+        }
+  if (j->k != 1 || j->stride != 1)
+    {
+      im2col_rows (j->x, j->c_in, j->batch, j->height, j->width, j->k,
+                   j->stride, begin, end, j->col);
+      bmat = j->col + n0;
+    }
+  /* beta = 1 keeps the bias (and residual) already in out */
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, j->c_out, (gint) nc,
+               kk, 1.0f, j->w, kk, bmat, (gint) n, 1.0f, j->out + n0, (gint) n);
+}
+
+typedef struct
+{
+  gint m, n, k;
+  const float *a, *b;
+  gint lda, ldb;
+  float beta;
+  float *c;
+  gint ldc;
+} GemmJob;
+
+/* c[m, n] = a[m, k] b[k, n] + beta c, split by blocks of 16 rows of a */
+static void
+gemm_rows_range (gpointer data, gsize begin, gsize end,
+                 gint part G_GNUC_UNUSED)
+{
+  const GemmJob *j = data;
+  gint m0 = (gint) begin * 16, m1 = MIN (j->m, (gint) end * 16);
+
+  if (m1 > m0)
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, j->n, j->k,
+                 1.0f, j->a + (gsize) m0 * j->lda, j->lda, j->b, j->ldb, j->beta,
+                 j->c + (gsize) m0 * j->ldc, j->ldc);
+}
+
 void
 diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch,
                  gint height, gint width, const float *w, const float *bias,
@@ -519,26 +660,31 @@ diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch,
   gint pad = k / 2;
   gint ho = (height + 2 * pad - k) / stride + 1;
   gint wo = (width + 2 * pad - k) / stride + 1;
-  gsize hw = (gsize) ho * wo;
-  gsize n = (gsize) batch * hw;
+  gsize n = (gsize) batch * ho * wo;
   gint kk = c_in * k * k;
-  const float *bmat = x;
+  gint parts = diffuse__pool_get_active (pool);
+  ConvJob cj = { x, c_in, batch, height, width, k, stride, ho, wo, c_out, w,
+                 bias, bias2, b2_stride, accumulate, col, out };
+  GemmJob gj = { c_out, (gint) n, kk, w, col, kk, (gint) n, 1.0f, out, (gint) n };
 
+  /* Wide outputs: split the columns, so that every thread runs its own
+   * im2col and GEMM in one go.  Narrow ones (deep levels): split the
+   * weight rows instead, so that the threads do not each pack all of the
+   * weights. */
+  if (n >= (gsize) 256 * parts || (gsize) batch * ho < (gsize) parts)
+    {
+      diffuse__pool_run (parts > 1 ? pool : NULL, (gsize) batch * ho,
+                         conv_cols_range, &cj);
+      return;
+    }
   if (!accumulate || bias || bias2)
-    {
-      BiasJob j = { out, batch, hw, bias, bias2, b2_stride, accumulate };
-
-      diffuse__pool_run (pool, c_out, bias_range, &j);
-    }
+    diffuse__fill_bias_add (pool, out, c_out, batch, (gsize) ho * wo, bias,
+                            bias2, b2_stride, accumulate);
   if (k != 1 || stride != 1)
-    {
-      diffuse__im2col (pool, x, c_in, batch, height, width, k, stride, col);
-      bmat = col;
-    }
-  /* beta = 1: the bias (and residual) already in out is kept, which saves
-   * OpenBLAS's separate pass that scales C by beta */
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, c_out, (gint) n, kk,
-               1.0f, w, kk, bmat, (gint) n, 1.0f, out, (gint) n);
+    diffuse__im2col (pool, x, c_in, batch, height, width, k, stride, col);
+  else
+    gj.b = x;
+  diffuse__pool_run (pool, (c_out + 15) / 16, gemm_rows_range, &gj);
 }
 
 void
@@ -581,10 +727,6 @@ diffuse__winograd_tiles (gint batch, gint height, gint width)
   return (gsize) batch * ((height + 1) / 2) * ((width + 1) / 2);
 }
 
-/* Rows above and below the image read as zeros from here (widths up to
- * the 16384 diffuse_unet_new allows). */
-static const float zero_row[16384 + 16];
-
 typedef struct
 {
   const float *x;
@@ -594,42 +736,18 @@ typedef struct
   gint c_in;
 } WinoInJob;
 
-/* V = Bᵀ d B of the tile whose top-left input pixel is column x0 of rows
- * r0..r3, Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]; d[i][k] read
- * through get () so that edge tiles can clip. */
-#define WINO_IN_TILE(get, o, idx, plane)                                   \
-  G_STMT_START {                                                          \
-    float t_[4][4];                                                       \
-    for (gint k_ = 0; k_ < 4; k_++)                                       \
-      {                                                                   \
-        float d0_ = get (0, k_), d1_ = get (1, k_), d2_ = get (2, k_),    \
-              d3_ = get (3, k_);                                          \
-        t_[0][k_] = d0_ - d2_;                                            \
-        t_[1][k_] = d1_ + d2_;                                            \
-        t_[2][k_] = d2_ - d1_;                                            \
-        t_[3][k_] = d1_ - d3_;                                            \
-      }                                                                   \
-    for (gint i_ = 0; i_ < 4; i_++)                                       \
-      {                                                                   \
-        (o)[(gsize) (i_ * 4 + 0) * (plane) + (idx)] = t_[i_][0] - t_[i_][2]; \
-        (o)[(gsize) (i_ * 4 + 1) * (plane) + (idx)] = t_[i_][1] + t_[i_][2]; \
-        (o)[(gsize) (i_ * 4 + 2) * (plane) + (idx)] = t_[i_][2] - t_[i_][1]; \
-        (o)[(gsize) (i_ * 4 + 3) * (plane) + (idx)] = t_[i_][1] - t_[i_][3]; \
-      }                                                                   \
-  } G_STMT_END
-
-/* One row i of Bᵀ d B for the interior tiles 1 <= tx <= tx_hi of a tile
- * row: with t_k = p[2tx − 1 + k] + sign·q[2tx − 1 + k] (row i of Bᵀ d),
- * the four outputs are t0 − t2, t1 + t2, t2 − t1, t1 − t3.  Written with
- * two input rows and four outputs per loop, which gcc vectorises. */
+/* One row i of Bᵀ d B for n tiles of a tile row, from zero-padded input
+ * rows: with t_k = p[2tx + k] + sign·q[2tx + k] (row i of Bᵀ d), the four
+ * outputs are t0 − t2, t1 + t2, t2 − t1, t1 − t3.  Written with two input
+ * rows and four outputs per loop, which gcc vectorises. */
 static inline void
 wino_in_row (const float *restrict p, const float *restrict q, float sign,
-             gint tx_hi, float *restrict o0, float *restrict o1,
+             gint n, float *restrict o0, float *restrict o1,
              float *restrict o2, float *restrict o3)
 {
-  for (gint tx = 1; tx <= tx_hi; tx++)
+  for (gint tx = 0; tx < n; tx++)
     {
-      gint x = 2 * tx - 1;
+      gint x = 2 * tx;
       float t0 = p[x] + sign * q[x], t1 = p[x + 1] + sign * q[x + 1];
       float t2 = p[x + 2] + sign * q[x + 2], t3 = p[x + 3] + sign * q[x + 3];
 
@@ -640,15 +758,18 @@ wino_in_row (const float *restrict p, const float *restrict q, float sign,
     }
 }
 
+#define WINO_SEGMENT 1024   /* tiles per padded row segment */
+
 /* units: input channels */
 static void HOT
-wino_in_range (gpointer data, gsize begin, gsize end)
+wino_in_range (gpointer data, gsize begin, gsize end,
+              gint part G_GNUC_UNUSED)
 {
   const WinoInJob *j = data;
   gint h = j->height, w = j->width, th = (h + 1) / 2, tw = (w + 1) / 2;
   gsize plane = (gsize) j->c_in * j->tiles;
-  /* interior tiles: 1 <= tx <= tx_hi read columns 2tx − 1 .. 2tx + 2 < w */
-  gint tx_hi = (w - 3) / 2;
+  /* input columns 2tx − 1 .. 2tx + 2 of a segment of tiles, zero-padded */
+  float pad[4][2 * WINO_SEGMENT + 2];
 
   for (gsize c = begin; c < end; c++)
     for (gint b = 0; b < j->batch; b++)
@@ -657,29 +778,42 @@ wino_in_range (gpointer data, gsize begin, gsize end)
 
         for (gint ty = 0; ty < th; ty++)
           {
-            const float *r[4];
             float *o = j->v + c * j->tiles + ((gsize) b * th + ty) * tw;
 
-            for (gint i = 0; i < 4; i++)
+            for (gint t0 = 0; t0 < tw; t0 += WINO_SEGMENT)
               {
-                gint yy = 2 * ty - 1 + i;
+                gint t1 = MIN (tw, t0 + WINO_SEGMENT);
+                gint x0 = 2 * t0 - 1, len = 2 * (t1 - t0) + 2;
+                gint lo = MAX (0, -x0), hi = MIN (len, w - x0);
 
-                r[i] = yy >= 0 && yy < h ? src + (gsize) yy * w : zero_row;
+                for (gint i = 0; i < 4; i++)
+                  {
+                    gint yy = 2 * ty - 1 + i;
+
+                    if (yy < 0 || yy >= h || hi <= lo)
+                      {
+                        memset (pad[i], 0, sizeof (float) * len);
+                        continue;
+                      }
+                    memset (pad[i], 0, sizeof (float) * lo);
+                    memcpy (pad[i] + lo, src + (gsize) yy * w + x0 + lo,
+                            sizeof (float) * (hi - lo));
+                    memset (pad[i] + hi, 0, sizeof (float) * (len - hi));
+                  }
+                /* rows of Bᵀ d: d0 − d2, d1 + d2, d2 − d1, d1 − d3 */
+                wino_in_row (pad[0], pad[2], -1.0f, t1 - t0, o + t0,
+                             o + plane + t0, o + 2 * plane + t0,
+                             o + 3 * plane + t0);
+                wino_in_row (pad[1], pad[2], 1.0f, t1 - t0, o + 4 * plane + t0,
+                             o + 5 * plane + t0, o + 6 * plane + t0,
+                             o + 7 * plane + t0);
+                wino_in_row (pad[2], pad[1], -1.0f, t1 - t0, o + 8 * plane + t0,
+                             o + 9 * plane + t0, o + 10 * plane + t0,
+                             o + 11 * plane + t0);
+                wino_in_row (pad[1], pad[3], -1.0f, t1 - t0, o + 12 * plane + t0,
+                             o + 13 * plane + t0, o + 14 * plane + t0,
+                             o + 15 * plane + t0);
               }
-            /* rows of Bᵀ d: d0 − d2, d1 + d2, d2 − d1, d1 − d3 */
-            wino_in_row (r[0], r[2], -1.0f, tx_hi, o, o + plane, o + 2 * plane,
-                         o + 3 * plane);
-            wino_in_row (r[1], r[2], 1.0f, tx_hi, o + 4 * plane, o + 5 * plane,
-                         o + 6 * plane, o + 7 * plane);
-            wino_in_row (r[2], r[1], -1.0f, tx_hi, o + 8 * plane, o + 9 * plane,
-                         o + 10 * plane, o + 11 * plane);
-            wino_in_row (r[1], r[3], -1.0f, tx_hi, o + 12 * plane,
-                         o + 13 * plane, o + 14 * plane, o + 15 * plane);
-#define GET_EDGE(i, k) (2 * tx - 1 + (k) >= 0 && 2 * tx - 1 + (k) < w   \
-                        ? r[i][2 * tx - 1 + (k)] : 0.0f)
-            for (gint tx = 0; tx < tw; tx = (tx == 0 && tx_hi >= 1) ? tx_hi + 1 : tx + 1)
-              WINO_IN_TILE (GET_EDGE, o, tx, plane);
-#undef GET_EDGE
           }
       }
 }
@@ -736,7 +870,8 @@ wino_out_row (const float *const a[4], const float *const b[4],
 /* Y = Aᵀ M A (2×2 per tile), Aᵀ = [1 1 1 0; 0 1 −1 −1], plus bias, into
  * out (or added to it); units: output channels */
 static void HOT
-wino_out_range (gpointer data, gsize begin, gsize end)
+wino_out_range (gpointer data, gsize begin, gsize end,
+              gint part G_GNUC_UNUSED)
 {
   const WinoOutJob *j = data;
   gint h = j->height, w = j->width, th = (h + 1) / 2, tw = (w + 1) / 2;
@@ -805,6 +940,28 @@ wino_out_range (gpointer data, gsize begin, gsize end)
       }
 }
 
+typedef struct
+{
+  gint c_in, c_out;
+  gsize tiles;
+  const float *u, *v;
+  float *m;
+} WinoGemmJob;
+
+/* M_ξ = U_ξ V_ξ for ξ in [begin, end), each a single-threaded GEMM */
+static void
+wino_gemm_range (gpointer data, gsize begin, gsize end,
+                 gint part G_GNUC_UNUSED)
+{
+  const WinoGemmJob *j = data;
+
+  for (gsize xi = begin; xi < end; xi++)
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, j->c_out,
+                 (gint) j->tiles, j->c_in, 1.0f, j->u + xi * j->c_out * j->c_in,
+                 j->c_in, j->v + xi * j->c_in * j->tiles, (gint) j->tiles, 0.0f,
+                 j->m + xi * j->c_out * j->tiles, (gint) j->tiles);
+}
+
 void
 diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
                            gint batch, gint height, gint width,
@@ -817,12 +974,10 @@ diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
   WinoOutJob oj = { m, batch, height, width, c_out, tiles, bias, bias2,
                     b2_stride, accumulate, out };
 
+  WinoGemmJob gj = { c_in, c_out, tiles, u, v, m };
+
   diffuse__pool_run (pool, c_in, wino_in_range, &in);
-  for (gint xi = 0; xi < 16; xi++)
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, c_out, (gint) tiles,
-                 c_in, 1.0f, u + (gsize) xi * c_out * c_in, c_in,
-                 v + (gsize) xi * c_in * tiles, (gint) tiles, 0.0f,
-                 m + (gsize) xi * c_out * tiles, (gint) tiles);
+  diffuse__pool_run (pool, 16, wino_gemm_range, &gj);
   diffuse__pool_run (pool, c_out, wino_out_range, &oj);
 }
 
@@ -835,7 +990,8 @@ typedef struct
 
 /* units: [C·B] planes */
 static void
-upsample_range (gpointer data, gsize begin, gsize end)
+upsample_range (gpointer data, gsize begin, gsize end,
+              gint part G_GNUC_UNUSED)
 {
   const PlaneJob *j = data;
   gint height = j->height, width = j->width;
@@ -867,7 +1023,8 @@ diffuse__upsample2x (DiffusePool *pool, const float *x, gint channels,
 }
 
 static void
-avgpool_range (gpointer data, gsize begin, gsize end)
+avgpool_range (gpointer data, gsize begin, gsize end,
+              gint part G_GNUC_UNUSED)
 {
   const PlaneJob *j = data;
   gint width = j->width, ho = j->height / 2, wo = j->width / 2;
@@ -898,25 +1055,15 @@ diffuse__avgpool2x (DiffusePool *pool, const float *x, gint channels,
   diffuse__pool_run (pool, (gsize) channels * batch, avgpool_range, &j);
 }
 
-typedef struct
-{
-  float *s;
-  gsize n;
-  float *inv_sum;
-} SoftmaxJob;
-
 /* Row-wise exp (s − max) of an [rows, n] matrix in place, and 1 / Σ of
  * each row into inv_sum: the normalisation is applied to the (smaller)
- * attention output instead of the scores.  Units: rows. */
+ * attention output instead of the scores. */
 static void HOT
-softmax_range (gpointer data, gsize begin, gsize end)
+softmax_rows (float *s, gsize rows, gsize n, float *inv_sum)
 {
-  const SoftmaxJob *j = data;
-  gsize n = j->n;
-
-  for (gsize r = begin; r < end; r++)
+  for (gsize r = 0; r < rows; r++)
     {
-      float *row = j->s + r * n;
+      float *row = s + r * n;
       float m = row[0];
       float acc[16] = { 0 };
       double sum = 0.0;
@@ -939,16 +1086,69 @@ softmax_range (gpointer data, gsize begin, gsize end)
         }
       for (gint l = 0; l < 16; l++)
         sum += acc[l];
-      j->inv_sum[r] = (float) (1.0 / sum);
+      inv_sum[r] = (float) (1.0 / sum);
     }
 }
 
 gsize
-diffuse__attention_scratch (gsize t)
+diffuse__attention_scratch (gsize t, gint n_threads)
 {
   gsize tq = MIN (t, DIFFUSE_ATTENTION_BLOCK);
 
-  return tq * t + tq;
+  return (tq * t + tq) * (gsize) MAX (n_threads, 1);
+}
+
+typedef struct
+{
+  const float *qkv;
+  gint channels, batch, heads, ch;
+  gsize t, tq, n_qb;
+  gboolean legacy_order;
+  float alpha;
+  float *scratch, *out;
+} AttentionJob;
+
+/* units: (b, head, query block) triples; each has its own output columns */
+static void
+attention_range (gpointer data, gsize begin, gsize end, gint part)
+{
+  const AttentionJob *j = data;
+  gsize t = j->t, tq = j->tq, ld = (gsize) j->batch * t;
+  gint ch = j->ch;
+  float *scores = j->scratch + (gsize) part * (tq * t + tq);
+  float *inv_sum = scores + tq * t;
+
+  for (gsize u = begin; u < end; u++)
+    {
+      gsize qb = u % j->n_qb;
+      gint h = (gint) (u / j->n_qb % j->heads);
+      gint b = (gint) (u / j->n_qb / j->heads);
+      gsize rq = j->legacy_order ? (gsize) h * 3 * ch : (gsize) h * ch;
+      gsize rk = j->legacy_order ? rq + ch : rq + j->channels;
+      gsize rv = j->legacy_order ? rq + 2 * ch : rq + 2 * (gsize) j->channels;
+      const float *q = j->qkv + rq * ld + b * t;
+      const float *k = j->qkv + rk * ld + b * t;
+      const float *v = j->qkv + rv * ld + b * t;
+      float *o = j->out + (gsize) h * ch * ld + b * t;
+      gsize q0 = qb * tq, nq = MIN (tq, t - q0);
+
+      /* scores[i, s] = α Σ_c q[c, q0 + i] k[c, s] */
+      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, (gint) nq, (gint) t,
+                   ch, j->alpha, q + q0, (gint) ld, k, (gint) ld, 0.0f, scores,
+                   (gint) t);
+      softmax_rows (scores, nq, t, inv_sum);
+      /* o[c, q0 + i] = Σ_s v[c, s] scores[i, s] / Σ_s scores[i, s] */
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, ch, (gint) nq,
+                   (gint) t, 1.0f, v, (gint) ld, scores, (gint) t, 0.0f, o + q0,
+                   (gint) ld);
+      for (gint c = 0; c < ch; c++)
+        {
+          float *oc = o + (gsize) c * ld + q0;
+
+          for (gsize i = 0; i < nq; i++)
+            oc[i] *= inv_sum[i];
+        }
+    }
 }
 
 void
@@ -956,49 +1156,15 @@ diffuse__attention (DiffusePool *pool, const float *qkv, gint channels,
                     gint batch, gsize t, gint heads, gboolean legacy_order,
                     float *scratch, float *out)
 {
-  gint ch = channels / heads;
-  gsize ld = (gsize) batch * t;
   gsize tq = MIN (t, DIFFUSE_ATTENTION_BLOCK);
   /* guided-diffusion scales q and k by ch^(−1/4) each; one 1/√ch on the
    * product is the same up to rounding */
-  float alpha = (float) (1.0 / sqrt ((double) ch));
-  float *scores = scratch, *inv_sum = scratch + tq * t;
+  AttentionJob j = { qkv, channels, batch, heads, channels / heads, t, tq,
+                     (t + tq - 1) / tq, legacy_order,
+                     (float) (1.0 / sqrt ((double) (channels / heads))),
+                     scratch, out };
 
-  for (gint b = 0; b < batch; b++)
-    for (gint h = 0; h < heads; h++)
-      {
-        gsize rq = legacy_order ? (gsize) h * 3 * ch : (gsize) h * ch;
-        gsize rk = legacy_order ? rq + ch : rq + channels;
-        gsize rv = legacy_order ? rq + 2 * ch : rq + 2 * (gsize) channels;
-        const float *q = qkv + rq * ld + b * t;
-        const float *k = qkv + rk * ld + b * t;
-        const float *v = qkv + rv * ld + b * t;
-        float *o = out + (gsize) h * ch * ld + b * t;
-
-        /* query blocks of tq rows keep the scores in cache */
-        for (gsize q0 = 0; q0 < t; q0 += tq)
-          {
-            gsize nq = MIN (tq, t - q0);
-            SoftmaxJob sj = { scores, t, inv_sum };
-
-            /* scores[i, s] = α Σ_c q[c, q0 + i] k[c, s] */
-            cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, (gint) nq,
-                         (gint) t, ch, alpha, q + q0, (gint) ld, k, (gint) ld,
-                         0.0f, scores, (gint) t);
-            diffuse__pool_run (nq >= 64 ? pool : NULL, nq, softmax_range, &sj);
-            /* o[c, q0 + i] = Σ_s v[c, s] scores[i, s] / Σ_s scores[i, s] */
-            cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, ch, (gint) nq,
-                         (gint) t, 1.0f, v, (gint) ld, scores, (gint) t, 0.0f,
-                         o + q0, (gint) ld);
-            for (gint c = 0; c < ch; c++)
-              {
-                float *oc = o + (gsize) c * ld + q0;
-
-                for (gsize i = 0; i < nq; i++)
-                  oc[i] *= inv_sum[i];
-              }
-          }
-      }
+  diffuse__pool_run (pool, (gsize) batch * heads * j.n_qb, attention_range, &j);
 }
 
 typedef struct
@@ -1012,7 +1178,8 @@ typedef struct
 
 /* units: (b, c) planes in NCHW order */
 static void
-transpose_range (gpointer data, gsize begin, gsize end)
+transpose_range (gpointer data, gsize begin, gsize end,
+              gint part G_GNUC_UNUSED)
 {
   const TransposeJob *j = data;
 

@@ -22,7 +22,10 @@ G_BEGIN_DECLS
  * jobs, so they do not compete with OpenBLAS's threads during a GEMM.
  * Every kernel below takes the pool first; NULL runs serially. */
 typedef struct _DiffusePool DiffusePool;
-typedef void (*DiffuseRangeFunc) (gpointer data, gsize begin, gsize end);
+/* part: 0 .. threads − 1, which thread runs this range (for per-thread
+ * scratch) */
+typedef void (*DiffuseRangeFunc) (gpointer data, gsize begin, gsize end,
+                                  gint part);
 
 /* n_threads − 1 workers (none for n_threads ≤ 1). */
 DiffusePool *diffuse__pool_new (gint n_threads);
@@ -30,7 +33,11 @@ void         diffuse__pool_free (DiffusePool *pool);
 gint         diffuse__pool_get_n_threads (const DiffusePool *pool);
 /* Threads the pool's next jobs use: 1..pool size. */
 void         diffuse__pool_set_active (DiffusePool *pool, gint n_threads);
-/* fn (data, begin, end) over [0, n), split across the active threads. */
+gint         diffuse__pool_get_active (const DiffusePool *pool);
+/* fn (data, begin, end, part) over [0, n), split across the active
+ * threads.  The kernels below call OpenBLAS from these threads, so
+ * OpenBLAS itself should run single-threaded meanwhile (unet.c sees to
+ * that). */
 void         diffuse__pool_run (DiffusePool *pool, gsize n, DiffuseRangeFunc fn,
                                 gpointer data);
 
@@ -61,9 +68,13 @@ void diffuse__group_norm (DiffusePool *pool, const float *x, gint channels, gint
                           float *out);
 
 /* Fill out[Cout, B, hw] with bias[c] (+ bias2[b·b2_stride + c] when
- * bias2 != NULL).  NULL bias means zero. */
+ * bias2 != NULL), or add that to it (_add with add).  NULL bias means
+ * zero. */
 void diffuse__fill_bias (DiffusePool *pool, float *out, gint c_out, gint batch, gsize hw,
                          const float *bias, const float *bias2, gsize b2_stride);
+void diffuse__fill_bias_add (DiffusePool *pool, float *out, gint c_out, gint batch,
+                             gsize hw, const float *bias, const float *bias2,
+                             gsize b2_stride, gboolean add);
 
 /* im2col for a k×k convolution with padding k/2 and the given stride
  * on [C, B, H, W]: col[(c·k + ky)·k + kx, b, oy, ox] =
@@ -118,10 +129,11 @@ void diffuse__avgpool2x (DiffusePool *pool, const float *x, gint channels, gint 
  * Head order, as guided-diffusion: legacy (QKVAttentionLegacy) takes
  * q, k, v of head h from rows h·3ch + [0, ch, 2ch]; the new order
  * (QKVAttention) takes them from rows [0, C, 2C] + h·ch.
- * Queries go in blocks of DIFFUSE_ATTENTION_BLOCK; scratch holds
- * diffuse__attention_scratch (T) floats. */
+ * Queries go in blocks of DIFFUSE_ATTENTION_BLOCK, spread over the
+ * pool's threads; scratch holds diffuse__attention_scratch (T, threads)
+ * floats for the pool's active thread count. */
 #define DIFFUSE_ATTENTION_BLOCK 256
-gsize diffuse__attention_scratch (gsize t);
+gsize diffuse__attention_scratch (gsize t, gint n_threads);
 void diffuse__attention (DiffusePool *pool, const float *qkv, gint channels,
                          gint batch, gsize t, gint heads, gboolean legacy_order,
                          float *scratch, float *out);

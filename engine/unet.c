@@ -515,7 +515,8 @@ struct _DiffuseUNet
   const DiffuseUNetWeights *w;
   gint max_batch, height, width;
   gsize scratch_bytes;
-  DiffusePool *pool;        /* threads for the elementwise kernels */
+  gint n_threads;           /* OpenBLAS's thread count when made */
+  DiffusePool *pool;        /* n_threads threads for everything */
   float *arena;
   /* [C, B, H, W] buffers, each sized for the largest use */
   float *cur, *nxt;         /* the running activation h (room for cat (h, skip)) */
@@ -540,7 +541,7 @@ typedef struct
  * use (in floats) for batch B at H × W. */
 static void
 plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
-      Sizes *s, gint *skip_c, gint *skip_level)
+      gint n_threads, Sizes *s, gint *skip_c, gint *skip_level)
 {
   gint ch = w->config.in_channels, n_skip = 0, depth = 0;
   gint *stack_c = g_new (gint, w->n_skips + 1);
@@ -613,7 +614,7 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
             UPD (a, (gsize) a->channels * n);
             UPD (qkv, (gsize) 3 * a->channels * n);
             UPD (t, (gsize) a->channels * n);
-            UPD (scores, diffuse__attention_scratch (tt));
+            UPD (scores, diffuse__attention_scratch (tt, n_threads));
             break;
           }
         }
@@ -677,7 +678,10 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   u->skips = g_new0 (float *, w->n_skips + 1);
   u->skip_c = g_new0 (gint, w->n_skips + 1);
   u->skip_level = g_new0 (gint, w->n_skips + 1);
-  plan (w, max_batch, height, width, &s, u->skip_c, u->skip_level);
+  /* the thread count OpenBLAS is set to now (DiffuseSampleParams.n_threads
+   * sets it before a run) */
+  u->n_threads = CLAMP (openblas_get_num_threads (), 1, 64);
+  plan (w, max_batch, height, width, u->n_threads, &s, u->skip_c, u->skip_level);
 
   max_emb = 0;
   for (gint i = 0; i < w->n_res; i++)
@@ -728,7 +732,7 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   TAKE (u->emb, (gsize) max_batch * w->emb_dim);
   TAKE (u->emb_silu, (gsize) max_batch * w->emb_dim);
   u->emb_out = p;
-  u->pool = diffuse__pool_new (MIN ((gint) g_get_num_processors (), 32));
+  u->pool = diffuse__pool_new (u->n_threads);
 #undef TAKE
 #undef R16
   return u;
@@ -902,9 +906,14 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
           }
     }
 
-  /* the elementwise kernels use as many threads as OpenBLAS (the
-   * process-wide setting, DiffuseSampleParams.n_threads) */
-  diffuse__pool_set_active (unet->pool, openblas_get_num_threads ());
+  /* The pass runs on its own n_threads threads, GEMMs included (split
+   * by columns, rows or independent products, all in one wake-up of the
+   * pool per layer), calling OpenBLAS single-threaded from each: OpenBLAS
+   * is set to one thread meanwhile and set back after.  Its own threads
+   * would otherwise spin between GEMMs and compete with ours. */
+  diffuse__pool_set_active (unet->pool, unet->n_threads);
+  if (unet->n_threads > 1)
+    openblas_set_num_threads (1);
 
   /* emb = time_embed (timestep_embedding (t)) + label_emb (y); the blocks
    * only ever use SiLU (emb) (emb_layers starts with SiLU) */
@@ -1005,6 +1014,8 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
                    unet->col, unet->t);
   diffuse__cbhw_to_nchw (unet->pool, unet->t, batch, w->out_conv.c_out,
                          (gsize) height * width, out);
+  if (unet->n_threads > 1)
+    openblas_set_num_threads (unet->n_threads);
   return TRUE;
 }
 
