@@ -83,7 +83,7 @@ variance_choice (void)
 static void
 add_common_arguments (GimpProcedure *procedure, DpKind kind)
 {
-  gimp_procedure_add_string_argument (procedure, "model", "_Model",
+  gimp_procedure_add_string_argument (procedure, "model", "M_odel",
                                       "Model file (.safetensors) or the name of a "
                                       "model in the model folders; empty = the first "
                                       "model found", "", G_PARAM_READWRITE);
@@ -92,11 +92,11 @@ add_common_arguments (GimpProcedure *procedure, DpKind kind)
                                       "sampler, steps, eta, guidance, strength and "
                                       "variance arguments; empty = none", "",
                                       G_PARAM_READWRITE);
-  gimp_procedure_add_string_argument (procedure, "class", "_Class",
+  gimp_procedure_add_string_argument (procedure, "class", "Cl_ass",
                                       "Class name or index; empty = the model's "
                                       "\"no label\" class when it has one, else 0",
                                       "", G_PARAM_READWRITE);
-  gimp_procedure_add_int_argument (procedure, "steps", "_Steps",
+  gimp_procedure_add_int_argument (procedure, "steps", "S_teps",
                                    "Sampling steps", 1, 4000, 50, G_PARAM_READWRITE);
   gimp_procedure_add_choice_argument (procedure, "sampler", "Sa_mpler",
                                       "DDIM or DDPM", sampler_choice (), "ddim",
@@ -105,26 +105,26 @@ add_common_arguments (GimpProcedure *procedure, DpKind kind)
                                       "DDIM eta: 0 = deterministic, 1 = as noisy as DDPM",
                                       0.0, 10.0, 0.0, G_PARAM_READWRITE);
   if (kind != DP_SWEEP)
-    gimp_procedure_add_double_argument (procedure, "guidance", "_Guidance",
+    gimp_procedure_add_double_argument (procedure, "guidance", "G_uidance",
                                         "Classifier-free guidance w: "
                                         "(1+w) eps(x,y) - w eps(x,none); 0 = none",
                                         0.0, 100.0, 0.0, G_PARAM_READWRITE);
   else
-    gimp_procedure_add_string_argument (procedure, "guidance-values", "_Guidance values",
+    gimp_procedure_add_string_argument (procedure, "guidance-values", "G_uidance values",
                                         "Guidance values to compare, comma-separated",
                                         "0,1,2,4,8", G_PARAM_READWRITE);
-  gimp_procedure_add_choice_argument (procedure, "variance", "_Variance",
+  gimp_procedure_add_choice_argument (procedure, "variance", "Var_iance",
                                       "DDPM reverse-step variance", variance_choice (),
                                       "auto", G_PARAM_READWRITE);
   gimp_procedure_add_int_argument (procedure, "seed", "See_d",
                                    "Random seed (the same seed gives the same image)",
                                    0, G_MAXINT, 0, G_PARAM_READWRITE);
   if (kind == DP_GENERATE)
-    gimp_procedure_add_int_argument (procedure, "count", "C_ount",
+    gimp_procedure_add_int_argument (procedure, "count", "Cou_nt",
                                      "Number of variations, one layer each",
                                      1, 16, 1, G_PARAM_READWRITE);
   if (kind == DP_IMG2IMG)
-    gimp_procedure_add_double_argument (procedure, "strength", "S_trength",
+    gimp_procedure_add_double_argument (procedure, "strength", "Stre_ngth",
                                         "How far to noise the layer before denoising: "
                                         "small keeps it, 1 redraws it",
                                         0.01, 1.0, 0.5, G_PARAM_READWRITE);

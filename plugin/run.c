@@ -93,6 +93,13 @@ find_target (DpRun *run, GError **error)
                        "Img2img needs exactly one selected layer");
           return FALSE;
         }
+      if (gimp_item_is_group (GIMP_ITEM (run->drawable)))
+        {
+          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                       "Img2img paints on a layer, not on a layer group: "
+                       "select a layer inside the group");
+          return FALSE;
+        }
       if (! gimp_drawable_mask_intersect (run->drawable, &run->x, &run->y,
                                           &run->width, &run->height)
           || run->width <= 0 || run->height <= 0)

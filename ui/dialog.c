@@ -15,6 +15,7 @@
 #include "preview.h"
 
 #define PREVIEW_SIZE 192
+#define RESPONSE_RESET 1   /* GimpProcedureDialog's Reset button */
 
 typedef struct
 {
@@ -27,6 +28,7 @@ typedef struct
   GtkWidget *preset_combo;
   GtkWidget *size_label;
   GtkWidget *params_box;
+  GtkWidget *left;               /* everything that edits the settings */
   GtkWidget *preview;
   GtkWidget *progress;
   GtkWidget *status;
@@ -39,6 +41,7 @@ typedef struct
   gboolean job_ok;
   GError *job_error;
   gboolean close_requested;
+  gboolean model_changed;        /* config's model changed while running */
   GMainLoop *loop;
   float *preview_buf;
 } Dialog;
@@ -131,7 +134,9 @@ class_changed (GtkComboBox *combo, Dialog *d)
   index = atoi (id);
   name = diffuse_model_get_class_name (d->run->model, index);
   /* store the name when there is one: readable and model-independent */
+  d->applying = TRUE;
   g_object_set (d->config, "class", name != NULL ? name : id, NULL);
+  d->applying = FALSE;
 }
 
 /* ---- model chooser --------------------------------------------------- */
@@ -179,7 +184,9 @@ model_changed (GtkComboBox *combo, Dialog *d)
 
   if (d->applying || id == NULL)
     return;
+  d->applying = TRUE;
   g_object_set (d->config, "model", id, NULL);
+  d->applying = FALSE;
   load_selected_model (d);
 }
 
@@ -237,7 +244,9 @@ model_file_set (GtkFileChooserButton *button, Dialog *d)
 
   if (path == NULL)
     return;
+  d->applying = TRUE;
   g_object_set (d->config, "model", path, NULL);
+  d->applying = FALSE;
   fill_model_combo (d, path);
   load_selected_model (d);
 }
@@ -337,6 +346,28 @@ config_notify (GObject *config, GParamSpec *pspec, Dialog *d)
     }
   if (d->applying)
     return;
+  /* changed by Reset or Load Saved Settings: follow in our own widgets */
+  if (g_strcmp0 (pspec->name, "model") == 0)
+    {
+      if (d->running)
+        d->model_changed = TRUE;
+      else
+        {
+          fill_model_combo (d, NULL);
+          load_selected_model (d);
+        }
+      return;
+    }
+  if (g_strcmp0 (pspec->name, "class") == 0)
+    {
+      fill_class_combo (d);
+      return;
+    }
+  if (g_strcmp0 (pspec->name, "preset") == 0)
+    {
+      fill_preset_combo (d, NULL);
+      return;
+    }
   for (i = 0; i < G_N_ELEMENTS (preset_props); i++)
     if (g_strcmp0 (pspec->name, preset_props[i]) == 0)
       {
@@ -517,8 +548,10 @@ run_job (Dialog *d, DpJob *job, GError **error)
   g_free (d->preview_buf);
   d->preview_buf = g_new0 (float, (gsize) job->count * job->channels
                                   * job->height * job->width);
-  gtk_widget_set_sensitive (d->params_box, FALSE);
+  /* the worker uses run->model: nothing may change it until it is done */
+  gtk_widget_set_sensitive (d->left, FALSE);
   gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), GTK_RESPONSE_OK, FALSE);
+  gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), RESPONSE_RESET, FALSE);
   set_status (d, "Sampling... (Cancel stops)", FALSE);
   gimp_progress_init ("Diffusion sampling");
 
@@ -533,14 +566,21 @@ run_job (Dialog *d, DpJob *job, GError **error)
 
   gimp_progress_end ();
   d->running = FALSE;
-  gtk_widget_set_sensitive (d->params_box, TRUE);
+  gtk_widget_set_sensitive (d->left, TRUE);
   gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), GTK_RESPONSE_OK, TRUE);
+  gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), RESPONSE_RESET, TRUE);
   if (! d->job_ok)
     {
       g_propagate_error (error, d->job_error);
       d->job_error = NULL;
     }
   d->job = NULL;
+  if (d->model_changed)
+    {
+      d->model_changed = FALSE;
+      fill_model_combo (d, NULL);
+      load_selected_model (d);
+    }
   return d->job_ok;
 }
 
@@ -573,11 +613,11 @@ build (Dialog *d)
   dialog = gimp_procedure_dialog_new (d->run->procedure, d->config, titles[d->run->kind]);
   d->dialog = GIMP_PROCEDURE_DIALOG (dialog);
   gimp_procedure_dialog_set_ok_label (d->dialog,
-                                      d->run->kind == DP_SWEEP ? "_Sweep" :
-                                      d->run->kind == DP_IMG2IMG ? "_Apply" : "_Generate");
+                                      d->run->kind == DP_SWEEP ? "S_weep" :
+                                      d->run->kind == DP_IMG2IMG ? "Appl_y" : "_Generate");
 
   hbox = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
-  left = gtk_box_new (GTK_ORIENTATION_VERTICAL, 6);
+  left = d->left = gtk_box_new (GTK_ORIENTATION_VERTICAL, 6);
   right = gtk_box_new (GTK_ORIENTATION_VERTICAL, 6);
   gtk_box_pack_start (GTK_BOX (hbox), left, TRUE, TRUE, 0);
   gtk_box_pack_start (GTK_BOX (hbox), right, FALSE, FALSE, 0);
@@ -604,7 +644,7 @@ build (Dialog *d)
   gtk_widget_set_tooltip_text (button, "Open another model file");
   g_signal_connect (button, "file-set", G_CALLBACK (model_file_set), d);
   gtk_box_pack_start (GTK_BOX (row), button, FALSE, FALSE, 0);
-  labelled_row (grid, 0, "_Model:", row);
+  labelled_row (grid, 0, "M_odel:", row);
   gtk_label_set_mnemonic_widget (GTK_LABEL (gtk_grid_get_child_at (GTK_GRID (grid), 0, 0)),
                                  d->model_combo);
 
@@ -632,16 +672,16 @@ build (Dialog *d)
     gtk_grid_attach (GTK_GRID (grid), note, 1, 2, 1, 1);
   }
 
-  d->class_combo = labelled_row (grid, 3, "C_lass:", gtk_combo_box_text_new ());
+  d->class_combo = labelled_row (grid, 3, "Cl_ass:", gtk_combo_box_text_new ());
 
   row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 4);
   d->preset_combo = gtk_combo_box_text_new ();
   gtk_box_pack_start (GTK_BOX (row), d->preset_combo, TRUE, TRUE, 0);
-  button = gtk_button_new_with_mnemonic ("Save _as...");
+  button = gtk_button_new_with_mnemonic ("Sa_ve as...");
   gtk_widget_set_tooltip_text (button, "Save the current values as your own preset");
   g_signal_connect (button, "clicked", G_CALLBACK (save_preset_clicked), d);
   gtk_box_pack_start (GTK_BOX (row), button, FALSE, FALSE, 0);
-  labelled_row (grid, 4, "P_reset:", row);
+  labelled_row (grid, 4, "_Preset:", row);
   gtk_label_set_mnemonic_widget (GTK_LABEL (gtk_grid_get_child_at (GTK_GRID (grid), 0, 4)),
                                  d->preset_combo);
 
@@ -667,7 +707,7 @@ build (Dialog *d)
       break;
     }
   gtk_box_pack_start (GTK_BOX (left), d->params_box, FALSE, FALSE, 0);
-  button = gtk_button_new_with_mnemonic ("_Random seed");
+  button = gtk_button_new_with_mnemonic ("Pic_k a random seed");
   g_signal_connect (button, "clicked", G_CALLBACK (random_seed_clicked), d);
   row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 4);
   gtk_box_pack_end (GTK_BOX (row), button, FALSE, FALSE, 0);

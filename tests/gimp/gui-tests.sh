@@ -141,6 +141,22 @@ fi
 batch "$(echo "$GEN" | sed 's/ARGS/#:preset "balanced" #:steps 50 #:guidance 1/; s/WANT/2/; s/NAME/after-ok/')" &
 D=$(wait_window "^Diffusion: Generate$") || fail "the dialog did not open again"
 sleep 2
+# "Save as..." writes the current values as the user's own preset
+key "$D" alt+v
+if S=$(wait_window "^Save Preset$"); then
+  xdotool windowfocus --sync "$S" 2>/dev/null
+  xdotool type --window "$S" --delay 30 "my look"
+  key "$S" Return
+  P=$GIMP3_DIRECTORY/diffusion/presets/my-look.preset
+  if wait_file "$P" 20 && grep -q "^steps=50" "$P" && grep -q "^guidance=1" "$P"; then
+    pass "Save as... wrote the user preset ($(tr '\n' ' ' <"$P"))"
+  else
+    fail "Save as... did not write $P"
+  fi
+else
+  fail "the Save Preset dialog did not open"
+fi
+sleep 1
 key "$D" Return
 # screenshots while it samples; the last one taken before it closed is kept
 n=0
