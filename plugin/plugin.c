@@ -94,7 +94,8 @@ add_common_arguments (GimpProcedure *procedure, DpKind kind)
                                       G_PARAM_READWRITE);
   gimp_procedure_add_string_argument (procedure, "class", "Cl_ass",
                                       "Class name or index; empty = the model's "
-                                      "\"no label\" class when it has one, else 0",
+                                      "\"no label\" class when it has one, else 0 "
+                                      "(the sweep: the first real class)",
                                       "", G_PARAM_READWRITE);
   gimp_procedure_add_int_argument (procedure, "steps", "S_teps",
                                    "Sampling steps", 1, 4000, 50, G_PARAM_READWRITE);
@@ -127,7 +128,7 @@ add_common_arguments (GimpProcedure *procedure, DpKind kind)
     gimp_procedure_add_double_argument (procedure, "strength", "Stre_ngth",
                                         "How far to noise the layer before denoising: "
                                         "small keeps it, 1 redraws it",
-                                        0.01, 1.0, 0.5, G_PARAM_READWRITE);
+                                        0.0, 1.0, 0.5, G_PARAM_READWRITE);
   if (kind != DP_SWEEP)
     gimp_procedure_add_choice_argument (procedure, "size-mode", "Si_ze",
                                         "When the area's size differs from the model's",

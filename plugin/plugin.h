@@ -95,7 +95,7 @@ void       dp_model_entry_free (DpModelEntry *entry);
 
 /* run.c: prepare / finish, shared by interactive and batch runs */
 gboolean  dp_run_load_model (DpRun *run, const char *model, GError **error);
-gint      dp_run_default_class (const DiffuseModel *model);
+gint      dp_run_default_class (const DiffuseModel *model, DpKind kind);
 gchar    *dp_run_describe_size (DpRun *run, const DpSettings *s);
 DpJob    *dp_run_prepare (DpRun *run, const DpSettings *s, GError **error);
 gboolean  dp_run_finish (DpRun *run, const DpSettings *s, DpJob *job, GError **error);

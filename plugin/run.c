@@ -26,28 +26,32 @@ dp_run_load_model (DpRun *run, const char *model, GError **error)
   return TRUE;
 }
 
-/* "" means the model's "no label" class when it has one, else class 0. */
+/* "" means the model's "no label" class when it has one, else class 0;
+ * a guidance sweep needs a real class (guidance does nothing with the
+ * null class), so there it means the first class that is not null. */
 gint
-dp_run_default_class (const DiffuseModel *model)
+dp_run_default_class (const DiffuseModel *model, DpKind kind)
 {
   const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
 
   if (cfg->num_classes <= 0)
     return -1;
+  if (kind == DP_SWEEP)
+    return cfg->null_class == 0 && cfg->num_classes > 1 ? 1 : 0;
   if (cfg->null_class >= 0)
     return cfg->null_class;
   return 0;
 }
 
 static gboolean
-resolve_class (const DiffuseModel *model, const char *text, gint *label,
-               GError **error)
+resolve_class (const DiffuseModel *model, DpKind kind, const char *text,
+               gint *label, GError **error)
 {
   const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
 
   if (cfg->num_classes <= 0 || text == NULL || text[0] == '\0')
     {
-      *label = dp_run_default_class (model);
+      *label = dp_run_default_class (model, kind);
       return TRUE;
     }
   return diffuse_model_find_class (model, text, label, error);
@@ -226,8 +230,14 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
 
   if (! find_target (run, error) || ! plan_size (run, s, &run_h, &run_w, error))
     return NULL;
-  if (! resolve_class (run->model, s->class_text, &label, error))
+  if (! resolve_class (run->model, run->kind, s->class_text, &label, error))
     return NULL;
+  if (run->kind == DP_IMG2IMG && s->strength <= 0.0)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "Strength 0 would leave the layer as it is: use a value above 0");
+      return NULL;
+    }
   if (run->kind == DP_SWEEP)
     {
       guidance = dp_parse_guidance_values (s->guidance_values, &n_guidance, error);

@@ -117,7 +117,7 @@ fill_class_combo (Dialog *d)
   g_object_get (d->config, "class", &current, NULL);
   if (current == NULL || current[0] == '\0'
       || ! diffuse_model_find_class (d->run->model, current, &active, NULL))
-    active = dp_run_default_class (d->run->model);
+    active = dp_run_default_class (d->run->model, d->run->kind);
   gtk_combo_box_set_active (GTK_COMBO_BOX (combo), MAX (0, active));
   d->applying = FALSE;
 }

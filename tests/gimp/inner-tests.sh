@@ -182,7 +182,7 @@ fi
 same "bad model path leaves the image untouched" "$OUT/err-badmodel.png" "$IN/in-rgb.png" 0 3
 same "non-model file leaves the image untouched" "$OUT/err-notmodel.png" "$IN/in-rgb.png" 0 3
 for msg in "Failed to open file" "Indexed images are not supported" "giraffe" \
-           "Guidance values" "No preset named" "15"; do
+           "Guidance values" "No preset named" "15" "Strength 0"; do
   if grep -q "$msg" "$OUT/errors.log"; then pass "error message mentions '$msg'";
   else fail "no error message with '$msg'"; fi
 done
@@ -211,7 +211,8 @@ SCM
     -b "(begin (load \"$SRC/tests/gimp/scm/lib.scm\") (load \"$T/installed.scm\"))" \
     >"$OUT/installed.log" 2>&1
   # a 16x16 layer is smaller than the model: sampled at its size, shrunk
-  "$REF" "$SRC/models/$m.safetensors" "$R/installed.png" --seed 12 --steps 10 \
+  # (from the installed copy: models/ may be replaced while training runs)
+  "$REF" "$P2/plug-ins/gimp-diffusion/models/$m.safetensors" "$R/installed.png" --seed 12 --steps 10 \
     --out-size 16x16 >/dev/null 2>&1 || true
   if [ -s "$OUT/installed.png" ]; then
     pass "installed plug-in ran with model '$m' by name and preset 'draft'"

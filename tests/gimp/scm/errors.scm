@@ -43,6 +43,10 @@
                    (plug-in-diffuse-generate #:run-mode RUN-NONINTERACTIVE #:image image
                      #:drawables (vector layer) #:model (model "grey-cond") #:preset "no-such-preset")))
          "unknown preset fails")
+  (check (fails? (lambda ()
+                   (plug-in-diffuse-img2img #:run-mode RUN-NONINTERACTIVE #:image image
+                     #:drawables (vector layer) #:model (model "grey-cond") #:strength 0.0)))
+         "img2img with strength 0 fails")
   (check (= (n-layers image) 1) "no layer added after the errors")
   (gimp-image-delete image))
 
