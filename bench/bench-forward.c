@@ -5,8 +5,9 @@
  *   bench-forward DIR [--batch B] [--threads N] [--repeat R] [--out F.npy]
  *
  * Prints best and median seconds over R runs after one warm-up, GFLOP/s
- * (convolutions, linear layers and attention products), the UNet's
- * scratch bytes and the process's peak RSS. */
+ * (convolutions, linear layers and attention products, counted as direct
+ * convolutions even where Winograd does fewer), the model's load time,
+ * the UNet's scratch bytes and the process's peak RSS. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ main (int argc, char **argv)
   struct rusage ru;
   guint64 flops;
   gint64 t0;
+  double load_s;
 
   for (gint i = 1; i < argc; i++)
     {
@@ -84,7 +86,9 @@ main (int argc, char **argv)
   openblas_set_num_threads (threads);
 
   model_path = g_build_filename (dir, "model.safetensors", NULL);
+  t0 = g_get_monotonic_time ();
   model = diffuse_model_new_from_file (model_path, &error);
+  load_s = (g_get_monotonic_time () - t0) / 1e6;
   if (model == NULL)
     {
       g_printerr ("bench-forward: %s\n", error->message);
@@ -130,9 +134,10 @@ main (int argc, char **argv)
   flops = diffuse__unet_get_flops (unet, batch);
   getrusage (RUSAGE_SELF, &ru);
   printf ("engine batch %d threads %d: best %.4f s median %.4f s (%d runs), "
-          "%.1f GFLOP, %.1f GFLOP/s, %.2f M params, scratch %.1f MiB, peak RSS %.1f MiB\n",
+          "%.1f GFLOP, %.1f GFLOP/s, %.2f M params (load %.2f s), scratch %.1f MiB, "
+          "peak RSS %.1f MiB\n",
           batch, threads, times[0], times[repeat / 2], repeat, flops / 1e9,
-          flops / 1e9 / times[0], diffuse_model_get_n_params (model) / 1e6,
+          flops / 1e9 / times[0], diffuse_model_get_n_params (model) / 1e6, load_s,
           diffuse_unet_get_scratch_bytes (unet) / 1048576.0, ru.ru_maxrss / 1024.0);
   if (out_path)
     {
