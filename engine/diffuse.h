@@ -121,7 +121,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseModel, diffuse_model_free)
 
 typedef struct _DiffuseUNet DiffuseUNet;
 
-/* Scratch for batches up to max_batch at height x width. */
+/* Scratch for batches up to max_batch at height x width.  The state runs
+ * its forward passes on as many threads as OpenBLAS is set to when it is
+ * made; during a pass it sets OpenBLAS to one thread (it calls OpenBLAS
+ * from its own threads) and sets it back afterwards. */
 DiffuseUNet *diffuse_unet_new (const DiffuseModel *model, gint max_batch,
                                gint height, gint width, GError **error);
 void         diffuse_unet_free (DiffuseUNet *unet);

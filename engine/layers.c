@@ -443,19 +443,11 @@ bias_range (gpointer data, gsize begin, gsize end,
       }
 }
 
-void
-diffuse__fill_bias (DiffusePool *pool, float *out, gint c_out, gint batch,
-                    gsize hw, const float *bias, const float *bias2,
-                    gsize b2_stride)
-{
-  diffuse__fill_bias_add (pool, out, c_out, batch, hw, bias, bias2, b2_stride,
-                          FALSE);
-}
-
-void
-diffuse__fill_bias_add (DiffusePool *pool, float *out, gint c_out, gint batch,
-                        gsize hw, const float *bias, const float *bias2,
-                        gsize b2_stride, gboolean add)
+/* out[Cout, B, hw] = bias[c] + bias2[b·b2_stride + c] (either may be
+ * NULL), or += that with add */
+static void
+fill_bias (DiffusePool *pool, float *out, gint c_out, gint batch, gsize hw,
+           const float *bias, const float *bias2, gsize b2_stride, gboolean add)
 {
   BiasJob j = { out, batch, hw, bias, bias2, b2_stride, add };
 
@@ -523,9 +515,12 @@ im2col_range (gpointer data, gsize begin, gsize end,
         }
 }
 
-void
-diffuse__im2col (DiffusePool *pool, const float *x, gint channels, gint batch,
-                 gint height, gint width, gint k, gint stride, float *col)
+/* im2col for a k×k convolution with padding k/2 and the given stride on
+ * [C, B, H, W]: col[(c·k + ky)·k + kx, b, oy, ox] =
+ * x[c, b, oy·stride + ky − k/2, ox·stride + kx − k/2] (0 outside). */
+static void
+im2col (DiffusePool *pool, const float *x, gint channels, gint batch,
+        gint height, gint width, gint k, gint stride, float *col)
 {
   Im2colJob j = { x, batch, height, width, k, stride, col };
 
@@ -680,10 +675,10 @@ diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch,
       return;
     }
   if (!accumulate || bias || bias2)
-    diffuse__fill_bias_add (pool, out, c_out, batch, (gsize) ho * wo, bias,
-                            bias2, b2_stride, accumulate);
+    fill_bias (pool, out, c_out, batch, (gsize) ho * wo, bias, bias2,
+               b2_stride, accumulate);
   if (k != 1 || stride != 1)
-    diffuse__im2col (pool, x, c_in, batch, height, width, k, stride, col);
+    im2col (pool, x, c_in, batch, height, width, k, stride, col);
   else
     gj.b = x;
   diffuse__pool_run (pool, (c_out + 15) / 16, gemm_rows_range, &gj);
@@ -847,9 +842,12 @@ wino_out_row (const float *const a[4], const float *const b[4],
               const float *const c[4], float sign, gint n, float bias,
               gboolean accumulate, float *restrict y)
 {
-  const float *restrict a0 = a[0], *restrict a1 = a[1], *restrict a2 = a[2], *restrict a3 = a[3];
-  const float *restrict b0 = b[0], *restrict b1 = b[1], *restrict b2 = b[2], *restrict b3 = b[3];
-  const float *restrict c0 = c[0], *restrict c1 = c[1], *restrict c2 = c[2], *restrict c3 = c[3];
+  const float *restrict a0 = a[0], *restrict a1 = a[1];
+  const float *restrict a2 = a[2], *restrict a3 = a[3];
+  const float *restrict b0 = b[0], *restrict b1 = b[1];
+  const float *restrict b2 = b[2], *restrict b3 = b[3];
+  const float *restrict c0 = c[0], *restrict c1 = c[1];
+  const float *restrict c2 = c[2], *restrict c3 = c[3];
 
   if (accumulate)
     for (gint tx = 0; tx < n; tx++)

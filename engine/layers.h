@@ -61,35 +61,21 @@ void diffuse__silu (DiffusePool *pool, const float *x, gsize n, float *out);
  * Statistics per (b, group) over C/groups channels × HW, biased variance.
  * scale / shift: rows of length ≥ C with stride ss_stride per batch element
  * (the two halves of a ResBlock's emb_layers output).  out may equal x. */
-void diffuse__group_norm (DiffusePool *pool, const float *x, gint channels, gint batch, gsize hw,
-                          gint groups, float eps, const float *gamma,
+void diffuse__group_norm (DiffusePool *pool, const float *x, gint channels,
+                          gint batch, gsize hw, gint groups, float eps,
+                          const float *gamma,
                           const float *beta, const float *scale,
                           const float *shift, gsize ss_stride, gboolean silu,
                           float *out);
 
-/* Fill out[Cout, B, hw] with bias[c] (+ bias2[b·b2_stride + c] when
- * bias2 != NULL), or add that to it (_add with add).  NULL bias means
- * zero. */
-void diffuse__fill_bias (DiffusePool *pool, float *out, gint c_out, gint batch, gsize hw,
-                         const float *bias, const float *bias2, gsize b2_stride);
-void diffuse__fill_bias_add (DiffusePool *pool, float *out, gint c_out, gint batch,
-                             gsize hw, const float *bias, const float *bias2,
-                             gsize b2_stride, gboolean add);
-
-/* im2col for a k×k convolution with padding k/2 and the given stride
- * on [C, B, H, W]: col[(c·k + ky)·k + kx, b, oy, ox] =
- * x[c, b, oy·stride + ky − k/2, ox·stride + kx − k/2] (0 outside).
- * Output size Ho = (H + 2·(k/2) − k) / stride + 1. */
-void diffuse__im2col (DiffusePool *pool, const float *x, gint channels, gint batch, gint height,
-                      gint width, gint k, gint stride, float *col);
-
-/* 2-D convolution (nn.Conv2d, padding k/2) on [Cin, B, H, W]:
+/* 2-D convolution (nn.Conv2d, padding k/2, im2col + GEMM) on
+ * [Cin, B, H, W], Ho = (H + 2·(k/2) − k) / stride + 1:
  *   out[Cout, B, Ho, Wo] (+)= w[Cout, Cin, k, k] ⊛ x + bias (+ bias2[b, c]).
  * accumulate: add the result to what out holds (a residual sum) instead of
  * overwriting it.  col: scratch of Cin·k·k·B·Ho·Wo floats, unused (may be
  * NULL) for 1×1 stride-1 convolutions. */
-void diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch, gint height,
-                      gint width, const float *w, const float *bias,
+void diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch,
+                      gint height, gint width, const float *w, const float *bias,
                       const float *bias2, gsize b2_stride, gint c_out, gint k,
                       gint stride, gboolean accumulate, float *col, float *out);
 
@@ -100,10 +86,9 @@ void diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch, 
  * The same cross-correlation as nn.Conv2d (3, padding=1).
  *
  * winograd_weights: w[Cout, Cin, 3, 3] -> u[16, Cout, Cin] (u = G g Gᵀ),
- * done once at load.  winograd_scratch: floats of v and m scratch for
- * channels × B·H·W.  conv3x3_winograd: as diffuse__conv2d with k = 3,
- * stride 1; v: 16·Cin·tiles floats, m: 16·Cout·tiles floats, tiles =
- * B·⌈H/2⌉·⌈W/2⌉. */
+ * done once at load.  conv3x3_winograd: as diffuse__conv2d with k = 3,
+ * stride 1; v: 16·Cin·tiles floats, m: 16·Cout·tiles floats of scratch,
+ * tiles = winograd_tiles () = B·⌈H/2⌉·⌈W/2⌉. */
 void  diffuse__winograd_weights (const float *w, gint c_out, gint c_in, float *u);
 gsize diffuse__winograd_tiles (gint batch, gint height, gint width);
 void  diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
@@ -115,13 +100,13 @@ void  diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
 
 /* Nearest-neighbour ×2 upsampling (F.interpolate (scale_factor=2)):
  * x[C, B, H, W] -> out[C, B, 2H, 2W]. */
-void diffuse__upsample2x (DiffusePool *pool, const float *x, gint channels, gint batch, gint height,
-                          gint width, float *out);
+void diffuse__upsample2x (DiffusePool *pool, const float *x, gint channels,
+                          gint batch, gint height, gint width, float *out);
 
 /* 2×2 average pooling with stride 2 (nn.AvgPool2d (2)):
  * x[C, B, H, W] -> out[C, B, H/2, W/2]; H and W even. */
-void diffuse__avgpool2x (DiffusePool *pool, const float *x, gint channels, gint batch, gint height,
-                         gint width, float *out);
+void diffuse__avgpool2x (DiffusePool *pool, const float *x, gint channels,
+                         gint batch, gint height, gint width, float *out);
 
 /* Multi-head self-attention core on qkv[3C, B, T] -> out[C, B, T]:
  * for each batch b and head h with ch = C / heads channels,
@@ -139,10 +124,10 @@ void diffuse__attention (DiffusePool *pool, const float *qkv, gint channels,
                          float *scratch, float *out);
 
 /* [B, C, HW] <-> [C, B, HW] */
-void diffuse__nchw_to_cbhw (DiffusePool *pool, const float *x, gint batch, gint channels, gsize hw,
-                            float *out);
-void diffuse__cbhw_to_nchw (DiffusePool *pool, const float *x, gint batch, gint channels, gsize hw,
-                            float *out);
+void diffuse__nchw_to_cbhw (DiffusePool *pool, const float *x, gint batch,
+                            gint channels, gsize hw, float *out);
+void diffuse__cbhw_to_nchw (DiffusePool *pool, const float *x, gint batch,
+                            gint channels, gsize hw, float *out);
 
 /* unet.c, for bench/: floating-point operations (2 per multiply-add) of
  * one forward pass at this batch size: every convolution, linear layer

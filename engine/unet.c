@@ -42,7 +42,8 @@ typedef struct
   const float *out_norm_b;  /* (c_out) */
   const float *out_conv_w;  /* (c_out, c_out, 3, 3)  out_layers.3 */
   const float *out_conv_b;  /* (c_out) */
-  const float *skip_w;      /* (c_out, c_in, 1, 1)  skip_connection; NULL if c_in == c_out */
+  const float *skip_w;      /* (c_out, c_in, 1, 1)  skip_connection;
+                               NULL when c_in == c_out */
   const float *skip_b;      /* (c_out) */
   const float *in_conv_u;   /* (16, c_out, c_in)  Winograd form of in_conv_w, or NULL */
   const float *out_conv_u;  /* (16, c_out, c_out)  Winograd form of out_conv_w, or NULL */
@@ -64,7 +65,8 @@ typedef struct
   gint c_in, c_out;
   const float *w;           /* (c_out, c_in, 3, 3) */
   const float *b;           /* (c_out) */
-  const float *u;           /* (16, c_out, c_in)  Winograd form (Upsample convs), or NULL */
+  const float *u;           /* (16, c_out, c_in)  Winograd form (Upsample
+                               convs), or NULL */
 } ConvWeights;
 
 typedef enum
@@ -338,7 +340,11 @@ make_winograd (DiffuseUNetWeights *w)
     total += (gsize) 16 * w->res[i].c_out * (w->res[i].c_in + w->res[i].c_out);
   for (gint i = 0; i < w->n_ops; i++)
     if (w->ops[i].kind == OP_UP)
-      total += (gsize) 16 * w->conv[w->ops[i].index].c_out * w->conv[w->ops[i].index].c_in;
+      {
+        const ConvWeights *c = &w->conv[w->ops[i].index];
+
+        total += (gsize) 16 * c->c_out * c->c_in;
+      }
   w->wino = g_try_malloc (total * sizeof (float));
   if (w->wino == NULL)
     return;
@@ -460,7 +466,8 @@ diffuse__unet_weights_new (const DiffuseModel *model, guint *n_bound,
         if (level > 0 && i == cfg->num_res_blocks)
           {
             g_autofree gchar *p = g_strdup_printf ("output_blocks.%d.%d", block, sub);
-            g_autofree gchar *pc = g_strdup_printf ("output_blocks.%d.%d.conv", block, sub);
+            g_autofree gchar *pc = g_strdup_printf ("output_blocks.%d.%d.conv",
+                                                    block, sub);
 
             if (updown_res)
               add_res (&b, p, level, ch, ch, +1);
@@ -535,7 +542,8 @@ typedef struct
   gsize cur, a, a2, xs, t, col, wm, qkv, scores, skips;
 } Sizes;
 
-#define UPD(field, v) G_STMT_START { gsize v_ = (v); if (v_ > s->field) s->field = v_; } G_STMT_END
+#define UPD(field, v) \
+  G_STMT_START { gsize v_ = (v); if (v_ > s->field) s->field = v_; } G_STMT_END
 
 /* Walk the ops as the forward pass does and record each buffer's largest
  * use (in floats) for batch B at H × W. */
@@ -930,7 +938,8 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
 
   cur = unet->cur;
   nxt = unet->nxt;
-  diffuse__nchw_to_cbhw (unet->pool, x, batch, cfg->in_channels, (gsize) height * width, cur);
+  diffuse__nchw_to_cbhw (unet->pool, x, batch, cfg->in_channels,
+                         (gsize) height * width, cur);
   ch = cfg->in_channels;
 
   for (gint i = 0; i < w->n_ops; i++)

@@ -205,7 +205,8 @@ conv_ref (const float *x, gint ci, gint B, gint H, gint W, const float *w,
           const float *bias, const float *bias2, gsize b2s, gint co, gint k,
           gint stride, const float *init, double *out)
 {
-  gint pad = k / 2, ho = (H + 2 * pad - k) / stride + 1, wo = (W + 2 * pad - k) / stride + 1;
+  gint pad = k / 2;
+  gint ho = (H + 2 * pad - k) / stride + 1, wo = (W + 2 * pad - k) / stride + 1;
 
   for (gint o = 0; o < co; o++)
     for (gint b = 0; b < B; b++)
@@ -245,7 +246,9 @@ test_conv2d (GRand *rng)
       gint ci = cases[k][0], co = cases[k][1], B = cases[k][2], H = cases[k][3];
       gint W = cases[k][4], ks = cases[k][5], stride = cases[k][6];
       gboolean acc = cases[k][7], use_b2 = cases[k][8];
-      gint pad = ks / 2, ho = (H + 2 * pad - ks) / stride + 1, wo = (W + 2 * pad - ks) / stride + 1;
+      gint pad = ks / 2;
+      gint ho = (H + 2 * pad - ks) / stride + 1;
+      gint wo = (W + 2 * pad - ks) / stride + 1;
       gsize n_out = (gsize) co * B * ho * wo;
       g_autofree float *x = random_floats (rng, (gsize) ci * B * H * W, -1, 1);
       g_autofree float *w = random_floats (rng, (gsize) co * ci * ks * ks, -1, 1);
@@ -359,7 +362,8 @@ test_attention (GRand *rng)
       g_autofree double *want = g_new (double, C * ld);
       g_autofree double *w = g_new (double, T);
       g_autofree gchar *what = g_strdup_printf ("attention C %d B %d T %d heads %d %s",
-                                                C, B, T, heads, legacy ? "legacy" : "new");
+                                                C, B, T, heads,
+                                                legacy ? "legacy" : "new");
 
       diffuse__attention (pool, qkv, C, B, T, heads, legacy, scores, got);
       for (gint b = 0; b < B; b++)
