@@ -2,12 +2,16 @@
  * tests/data/golden/forward-CASE.safetensors (made by tools/make_golden.py
  * from tools/adm_unet.py), run diffuse_unet_forward on the saved x, t, y
  * and compare with the saved output, printing the first values and the
- * largest difference (docs/DESIGN.md, "Golden test data").
+ * largest difference (docs/DESIGN.md, "Golden test data").  Each case runs
+ * with 1 and 3 threads, and twice on the same state (which must give the
+ * same bits).
  *
  * DIFFUSE_GOLDEN_DIR overrides the directory (for ad-hoc exports). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <cblas.h>
 
 #include "diffuse-private.h"
 
@@ -33,18 +37,16 @@ run_case (const char *dir, const char *name)
   g_autofree gchar *model_path = g_strdup_printf ("%s/forward-%s.safetensors", dir, name);
   g_autoptr (GError) error = NULL;
   g_autoptr (DiffuseModel) model = NULL;
-  g_autoptr (DiffuseUNet) unet = NULL;
-  g_autofree float *x = NULL, *t = NULL, *y = NULL, *want = NULL, *got = NULL;
+  g_autofree float *x = NULL, *t = NULL, *y = NULL, *want = NULL;
+  float *got[2] = { NULL, NULL };
+  gint saved_threads = openblas_get_num_threads ();
+  gboolean ok = TRUE;
   g_autofree gint *labels = NULL;
   gint nd_x, nd_t, nd_y, nd_o;
   gint64 sx[4], st[4], sy[4], so[4];
   const DiffuseModelConfig *cfg;
   gint batch, height, width;
   gsize n_out;
-  double max_ref = 0.0, max_diff = 0.0;
-  gsize worst = 0;
-  double rel;
-  gint64 t0;
 
   g_print ("forward-%s\n", name);
   model = diffuse_model_new_from_file (model_path, &error);
@@ -74,47 +76,81 @@ run_case (const char *dir, const char *name)
   for (gint b = 0; b < batch; b++)
     labels[b] = (gint) y[b];
 
-  unet = diffuse_unet_new (model, batch, height, width, &error);
-  if (unet == NULL)
-    {
-      g_printerr ("  %s\n", error->message);
-      return FALSE;
-    }
   n_out = (gsize) batch * cfg->out_channels * height * width;
-  got = g_new (float, n_out);
-  t0 = g_get_monotonic_time ();
-  if (!diffuse_unet_forward (unet, batch, x, t, labels, got, &error))
+  for (gint k = 0; k < 2; k++)
     {
-      g_printerr ("  %s\n", error->message);
-      return FALSE;
-    }
-  g_print ("  batch %d, %dx%d, %d -> %d channels, %.1f ms\n", batch, width,
-           height, cfg->in_channels, cfg->out_channels,
-           (g_get_monotonic_time () - t0) / 1000.0);
+      /* the pass runs on as many threads as OpenBLAS is set to */
+      gint threads = k == 0 ? 1 : 3;
+      g_autoptr (DiffuseUNet) unet = NULL;
+      g_autofree float *again = g_new (float, n_out);
+      double max_ref = 0.0, max_diff = 0.0, rel;
+      gsize worst = 0;
+      gint64 t0;
 
-  for (gsize i = 0; i < n_out; i++)
-    {
-      double d = fabs ((double) got[i] - want[i]);
-
-      if (!(d <= max_diff))     /* also catches NaN */
+      openblas_set_num_threads (threads);
+      unet = diffuse_unet_new (model, batch, height, width, &error);
+      openblas_set_num_threads (saved_threads);
+      if (unet == NULL)
         {
-          max_diff = isnan (d) ? INFINITY : d;
-          worst = i;
+          g_printerr ("  %s\n", error->message);
+          return FALSE;
         }
-      max_ref = MAX (max_ref, fabs (want[i]));
+      got[k] = g_new (float, n_out);
+      t0 = g_get_monotonic_time ();
+      if (!diffuse_unet_forward (unet, batch, x, t, labels, got[k], &error))
+        {
+          g_printerr ("  %s\n", error->message);
+          return FALSE;
+        }
+      g_print ("  %d thread(s): batch %d, %dx%d, %d -> %d channels, %.1f ms\n",
+               threads, batch, width, height, cfg->in_channels,
+               cfg->out_channels, (g_get_monotonic_time () - t0) / 1000.0);
+      /* a second pass on the same state gives the same bits */
+      if (!diffuse_unet_forward (unet, batch, x, t, labels, again, &error))
+        {
+          g_printerr ("  %s\n", error->message);
+          return FALSE;
+        }
+      if (memcmp (again, got[k], n_out * sizeof (float)) != 0)
+        {
+          g_print ("  FAIL: a second pass on the same state differs\n");
+          ok = FALSE;
+        }
+
+      for (gsize i = 0; i < n_out; i++)
+        {
+          double d = fabs ((double) got[k][i] - want[i]);
+
+          if (!(d <= max_diff))     /* also catches NaN */
+            {
+              max_diff = isnan (d) ? INFINITY : d;
+              worst = i;
+            }
+          max_ref = MAX (max_ref, fabs (want[i]));
+        }
+      g_print ("  first values: got ");
+      for (gsize i = 0; i < MIN (n_out, 5); i++)
+        g_print ("%.6f ", got[k][i]);
+      g_print ("\n                want ");
+      for (gsize i = 0; i < MIN (n_out, 5); i++)
+        g_print ("%.6f ", want[i]);
+      rel = max_diff / MAX (1.0, max_ref);
+      g_print ("\n  max |ref| %.4f, largest difference %.3g at %" G_GSIZE_FORMAT
+               " (got %.6f, want %.6f), relative %.3g (tolerance %.0e): %s\n",
+               max_ref, max_diff, worst, got[k][worst], want[worst], rel,
+               TOLERANCE, rel <= TOLERANCE ? "ok" : "FAIL");
+      ok = ok && rel <= TOLERANCE;
     }
-  g_print ("  first values: got ");
-  for (gsize i = 0; i < MIN (n_out, 5); i++)
-    g_print ("%.6f ", got[i]);
-  g_print ("\n                want ");
-  for (gsize i = 0; i < MIN (n_out, 5); i++)
-    g_print ("%.6f ", want[i]);
-  rel = max_diff / MAX (1.0, max_ref);
-  g_print ("\n  max |ref| %.4f, largest difference %.3g at %" G_GSIZE_FORMAT
-           " (got %.6f, want %.6f), relative %.3g (tolerance %.0e): %s\n",
-           max_ref, max_diff, worst, got[worst], want[worst], rel, TOLERANCE,
-           rel <= TOLERANCE ? "ok" : "FAIL");
-  return rel <= TOLERANCE;
+  {
+    double d = 0.0;
+
+    for (gsize i = 0; i < n_out; i++)
+      d = MAX (d, fabs ((double) got[0][i] - got[1][i]));
+    g_print ("  1 vs 3 threads: largest difference %.3g\n", d);
+  }
+  g_free (got[0]);
+  g_free (got[1]);
+  return ok;
 }
 
 static gint
