@@ -30,6 +30,43 @@ load_npy (const char *dir, const char *name, const char *suffix, gint *ndim,
   return data;
 }
 
+/* Bad calls fail with DIFFUSE_ERROR_INVALID and leave out alone. */
+static gboolean
+check_bad_input (DiffuseUNet *unet, const DiffuseModel *model, gint batch,
+                 const float *x, const float *t, gint *labels, float *out)
+{
+  const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
+  gboolean ok = TRUE;
+  GError *error = NULL;
+  gint saved = labels[0];
+
+  if (diffuse_unet_forward (unet, batch + 1, x, t, labels, out, &error)
+      || !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID))
+    ok = FALSE;
+  g_clear_error (&error);
+  if (diffuse_unet_forward (unet, 0, x, t, labels, out, &error)
+      || !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID))
+    ok = FALSE;
+  g_clear_error (&error);
+  if (cfg->num_classes > 0)
+    {
+      labels[0] = cfg->num_classes;
+      if (diffuse_unet_forward (unet, batch, x, t, labels, out, &error)
+          || !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID))
+        ok = FALSE;
+      g_clear_error (&error);
+      labels[0] = saved;
+    }
+  /* 3 rows: not a multiple of 2^(levels − 1) */
+  if (cfg->n_levels > 1
+      && (diffuse_unet_new (model, 1, 3, 8, &error) != NULL
+          || !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID)))
+    ok = FALSE;
+  g_clear_error (&error);
+  g_print ("  bad batch / label / size rejected: %s\n", ok ? "ok" : "FAIL");
+  return ok;
+}
+
 /* Returns TRUE when the case passes. */
 static gboolean
 run_case (const char *dir, const char *name)
@@ -88,7 +125,8 @@ run_case (const char *dir, const char *name)
       gint64 t0;
 
       openblas_set_num_threads (threads);
-      unet = diffuse_unet_new (model, batch, height, width, &error);
+      /* the second state has room for one more image than it runs */
+      unet = diffuse_unet_new (model, batch + k, height, width, &error);
       openblas_set_num_threads (saved_threads);
       if (unet == NULL)
         {
@@ -116,6 +154,8 @@ run_case (const char *dir, const char *name)
           g_print ("  FAIL: a second pass on the same state differs\n");
           ok = FALSE;
         }
+      if (k == 0)
+        ok = check_bad_input (unet, model, batch, x, t, labels, again) && ok;
 
       for (gsize i = 0; i < n_out; i++)
         {
