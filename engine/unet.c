@@ -14,8 +14,11 @@
  *   out: GroupNorm, SiLU, conv3x3 ch0 -> out_channels.
  *
  * Activations are [C, B, H, W] (see layers.h), so each convolution over
- * the batch is one sgemm.  All scratch is allocated in diffuse_unet_new;
- * the forward pass allocates nothing. */
+ * the batch is one GEMM (im2col) or 16 (Winograd F(2×2, 3×3), for the
+ * ResBlock and Upsample convs).  The pass runs on its own threads, which
+ * call OpenBLAS single-threaded.  All scratch is allocated in
+ * diffuse_unet_new; the forward pass allocates nothing.  bench/README.md
+ * has the measurements behind these choices. */
 #include <stdarg.h>
 #include <string.h>
 
@@ -808,8 +811,8 @@ res_block (DiffuseUNet *u, const ResBlockWeights *r, gint batch, gint h,
   const float *src = u->a, *xskip = x;
   gint ho = h, wo = w;
 
-  diffuse__group_norm (u->pool, x, r->c_in, batch, hw, GROUPS, GN_EPS, r->in_norm_w,
-                       r->in_norm_b, NULL, NULL, 0, TRUE, u->a);
+  diffuse__group_norm (u->pool, x, r->c_in, batch, hw, GROUPS, GN_EPS,
+                       r->in_norm_w, r->in_norm_b, NULL, NULL, 0, TRUE, u->a);
   if (r->updown > 0)
     {
       diffuse__upsample2x (u->pool, u->a, r->c_in, batch, h, w, u->a2);
@@ -841,12 +844,13 @@ res_block (DiffuseUNet *u, const ResBlockWeights *r, gint batch, gint h,
       conv3x3 (u, src, r->c_in, batch, ho, wo, r->in_conv_w, r->in_conv_u,
                r->in_conv_b, u->emb_out, r->n_emb, r->c_out, FALSE, u->t);
       diffuse__group_norm (u->pool, u->t, r->c_out, batch, hw, GROUPS, GN_EPS,
-                           r->out_norm_w, r->out_norm_b, NULL, NULL, 0, TRUE, u->a);
+                           r->out_norm_w, r->out_norm_b, NULL, NULL, 0, TRUE,
+                           u->a);
     }
 
   if (r->skip_w)
-    diffuse__conv2d (u->pool, xskip, r->c_in, batch, ho, wo, r->skip_w, r->skip_b, NULL,
-                     0, r->c_out, 1, 1, FALSE, NULL, y);
+    diffuse__conv2d (u->pool, xskip, r->c_in, batch, ho, wo, r->skip_w,
+                     r->skip_b, NULL, 0, r->c_out, 1, 1, FALSE, NULL, y);
   else
     memcpy (y, xskip, sizeof (float) * r->c_out * batch * hw);
   conv3x3 (u, u->a, r->c_out, batch, ho, wo, r->out_conv_w, r->out_conv_u,
@@ -861,14 +865,15 @@ attention_block (DiffuseUNet *u, const AttentionWeights *a, gint batch,
 {
   gsize hw = (gsize) h * w;
 
-  diffuse__group_norm (u->pool, x, a->channels, batch, hw, GROUPS, GN_EPS, a->norm_w,
-                       a->norm_b, NULL, NULL, 0, FALSE, u->a);
-  diffuse__conv2d (u->pool, u->a, a->channels, batch, h, w, a->qkv_w, a->qkv_b, NULL, 0,
-                   3 * a->channels, 1, 1, FALSE, NULL, u->qkv);
+  diffuse__group_norm (u->pool, x, a->channels, batch, hw, GROUPS, GN_EPS,
+                       a->norm_w, a->norm_b, NULL, NULL, 0, FALSE, u->a);
+  diffuse__conv2d (u->pool, u->a, a->channels, batch, h, w, a->qkv_w,
+                   a->qkv_b, NULL, 0, 3 * a->channels, 1, 1, FALSE, NULL,
+                   u->qkv);
   diffuse__attention (u->pool, u->qkv, a->channels, batch, hw, a->heads,
                       !u->w->config.use_new_attention_order, u->scores, u->t);
-  diffuse__conv2d (u->pool, u->t, a->channels, batch, h, w, a->proj_w, a->proj_b, NULL,
-                   0, a->channels, 1, 1, TRUE, NULL, x);
+  diffuse__conv2d (u->pool, u->t, a->channels, batch, h, w, a->proj_w,
+                   a->proj_b, NULL, 0, a->channels, 1, 1, TRUE, NULL, x);
 }
 
 gboolean
