@@ -780,7 +780,11 @@ dp_dialog_run (DpRun *run, DpJob **job_out, DpSettings *settings_out, GError **e
       dp_job_free (job);
       dp_settings_clear (&s);
       if (g_error_matches (err, DIFFUSE_ERROR, DIFFUSE_ERROR_CANCELLED))
-        set_status (&d, "Stopped; the image is unchanged.", FALSE);
+        {
+          /* on GIMP's console too (the GUI tests look for it) */
+          g_printerr ("%s: %s\n", DP_BINARY, err->message);
+          set_status (&d, "Stopped; the image is unchanged.", FALSE);
+        }
       else
         set_status (&d, err != NULL ? err->message : "Failed", TRUE);
       g_clear_error (&err);

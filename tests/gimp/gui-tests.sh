@@ -32,7 +32,10 @@ if [ ! -f "$MODEL" ]; then
 fi
 
 rm -rf "$OUT"
-mkdir -p "$OUT"
+mkdir -p "$OUT/models"
+# a snapshot: models/ may be replaced while training runs
+cp "$MODEL" "$OUT/models/"
+MODEL=$OUT/models/$(basename "$MODEL")
 # a fresh home: the profile is ~/.config/GIMP/3.0, as for a user
 export HOME=$T/home
 rm -rf "$HOME"
@@ -131,8 +134,8 @@ key "$D" alt+c                        # Cancel: stops within one step
 sleep 2
 import -window "$D" "$OUT/dialog-stopped.png"
 key "$D" Escape                       # closes the dialog
-if wait_file "$OUT/after-cancel.png" 40; then
-  pass "Cancel stopped sampling, the dialog closed, no layer was added"
+if wait_file "$OUT/after-cancel.png" 40 && grep -q "cancelled at step" "$OUT/gimp.log"; then
+  pass "Cancel stopped sampling ($(grep -o "cancelled at step [0-9]* of [0-9]*" "$OUT/gimp.log")), no layer was added"
 else
   fail "after Cancel: a layer was added or the dialog did not close"
 fi
@@ -172,6 +175,16 @@ else
 fi
 if wait_file "$OUT/after-ok.png" 120; then
   pass "OK sampled in the dialog and added the layer"
+  # balanced = DDIM, 50 steps, eta 0, w = 1; the 64x64 image is sampled at
+  # the model's size and scaled ("model" size mode)
+  SIZE=$($CHECK info "$OUT/after-ok.png" | awk '{print $2 "x" $1}')
+  "$BUILD/plugin/diffuse-gimp-ref" "$MODEL" "$OUT/ref-ok.png" --class "$CLASS" --steps 50 \
+    --guidance 1 --seed 42 --out-size "$SIZE" >/dev/null 2>&1
+  if r=$($CHECK same "$OUT/after-ok.png" "$OUT/ref-ok.png" 1 1 2>&1); then
+    pass "the dialog's layer = engine with the dialog's values ($r)"
+  else
+    fail "the dialog's layer differs from the engine ($r)"
+  fi
 else
   fail "OK did not add the layer"
 fi
