@@ -135,7 +135,7 @@ add_common_arguments (GimpProcedure *procedure, DpKind kind)
                                         gimp_choice_new_with_values (
                                           "auto", 0, "Automatic",
                                           "At the area's size when the model allows it, "
-                                          "else at the model's size and scaled", 
+                                          "else at the model's size and scaled",
                                           "model", 1, "Model size, scaled",
                                           "Sample at the model's resolution and scale",
                                           "layer", 2, "Area size",
