@@ -5,8 +5,8 @@
  * inside), float32, C order.  With this layout a convolution over the
  * whole batch is one GEMM, out[Cout, B*H*W] = W[Cout, Cin*k*k] ·
  * col[Cin*k*k, B*H*W], whose weight matrix is the PyTorch
- * [Cout, Cin, k, k] tensor as stored, and a channel concatenation is two
- * adjacent row ranges.  N below always means B*H*W.
+ * [Cout, Cin, k, k] tensor as stored (or 16 GEMMs in Winograd form), and
+ * a channel concatenation is two adjacent row ranges.
  */
 #ifndef DIFFUSE_LAYERS_H
 #define DIFFUSE_LAYERS_H
@@ -15,12 +15,13 @@
 
 G_BEGIN_DECLS
 
-/* A small pool of worker threads for the elementwise kernels (the GEMMs
- * are threaded by OpenBLAS).  Work is split into contiguous ranges of
- * independent units (rows, groups, channels), so results do not depend on
- * the number of threads.  Workers sleep on a condition variable between
- * jobs, so they do not compete with OpenBLAS's threads during a GEMM.
- * Every kernel below takes the pool first; NULL runs serially. */
+/* A small pool of worker threads that runs every kernel below, GEMMs
+ * included (each thread calls OpenBLAS single-threaded on its share).
+ * Work is split into contiguous ranges of independent units (rows,
+ * groups, channels, products), so results do not depend on the number of
+ * threads.  Workers spin briefly after a job, then sleep on a condition
+ * variable.  Every kernel below takes the pool first; NULL runs serially
+ * (and leaves any threading to OpenBLAS). */
 typedef struct _DiffusePool DiffusePool;
 /* part: 0 .. threads − 1, which thread runs this range (for per-thread
  * scratch) */
