@@ -742,25 +742,35 @@ diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch,
   diffuse__pool_run (pool, (c_out + 15) / 16, gemm_rows_range, &gj);
 }
 
-void
-diffuse__winograd_weights (const float *w, gint c_out, gint c_in, float *u)
+typedef struct
 {
-  gsize plane = (gsize) c_out * c_in;
+  const float *w;
+  gsize plane;
+  float *u;
+} WinoWeightsJob;
 
-  for (gsize oc = 0; oc < plane; oc++)
+/* units: (output, input) channel pairs */
+static void
+wino_weights_range (gpointer data, gsize begin, gsize end,
+                    gint part G_GNUC_UNUSED)
+{
+  const WinoWeightsJob *j = data;
+  gsize plane = j->plane;
+
+  for (gsize oc = begin; oc < end; oc++)
     {
-      const float *g = w + oc * 9;
+      const float *g = j->w + oc * 9;
       float t[4][3], r[4][4];
 
       /* G g: rows g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2 */
-      for (gint j = 0; j < 3; j++)
+      for (gint k = 0; k < 3; k++)
         {
-          float g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+          float g0 = g[k], g1 = g[3 + k], g2 = g[6 + k];
 
-          t[0][j] = g0;
-          t[1][j] = 0.5f * (g0 + g1 + g2);
-          t[2][j] = 0.5f * (g0 - g1 + g2);
-          t[3][j] = g2;
+          t[0][k] = g0;
+          t[1][k] = 0.5f * (g0 + g1 + g2);
+          t[2][k] = 0.5f * (g0 - g1 + g2);
+          t[3][k] = g2;
         }
       /* (G g) Gᵀ */
       for (gint i = 0; i < 4; i++)
@@ -771,9 +781,18 @@ diffuse__winograd_weights (const float *w, gint c_out, gint c_in, float *u)
           r[i][3] = t[i][2];
         }
       for (gint i = 0; i < 4; i++)
-        for (gint j = 0; j < 4; j++)
-          u[(gsize) (i * 4 + j) * plane + oc] = r[i][j];
+        for (gint k = 0; k < 4; k++)
+          j->u[(gsize) (i * 4 + k) * plane + oc] = r[i][k];
     }
+}
+
+void
+diffuse__winograd_weights (DiffusePool *pool, const float *w, gint c_out,
+                           gint c_in, float *u)
+{
+  WinoWeightsJob j = { w, (gsize) c_out * c_in, u };
+
+  diffuse__pool_run (pool, j.plane, wino_weights_range, &j);
 }
 
 gsize

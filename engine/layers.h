@@ -90,7 +90,8 @@ void diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch,
  * done once at load.  conv3x3_winograd: as diffuse__conv2d with k = 3,
  * stride 1; v: 16·Cin·tiles floats, m: 16·Cout·tiles floats of scratch,
  * tiles = winograd_tiles () = B·⌈H/2⌉·⌈W/2⌉. */
-void  diffuse__winograd_weights (const float *w, gint c_out, gint c_in, float *u);
+void  diffuse__winograd_weights (DiffusePool *pool, const float *w, gint c_out,
+                                 gint c_in, float *u);
 gsize diffuse__winograd_tiles (gint batch, gint height, gint width);
 void  diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
                                  gint batch, gint height, gint width,

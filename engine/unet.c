@@ -336,6 +336,7 @@ add_conv (Builder *b, OpKind kind, const char *prefix, gint level, gint c_in,
 static void
 make_winograd (DiffuseUNetWeights *w)
 {
+  DiffusePool *pool;
   gsize total = 0;
   float *p;
 
@@ -351,15 +352,17 @@ make_winograd (DiffuseUNetWeights *w)
   w->wino = g_try_malloc (total * sizeof (float));
   if (w->wino == NULL)
     return;
+  /* ImageNet-64's 290 M weights take a second per thread */
+  pool = diffuse__pool_new (CLAMP (openblas_get_num_threads (), 1, 64));
   p = w->wino;
   for (gint i = 0; i < w->n_res; i++)
     {
       ResBlockWeights *r = &w->res[i];
 
-      diffuse__winograd_weights (r->in_conv_w, r->c_out, r->c_in, p);
+      diffuse__winograd_weights (pool, r->in_conv_w, r->c_out, r->c_in, p);
       r->in_conv_u = p;
       p += (gsize) 16 * r->c_out * r->c_in;
-      diffuse__winograd_weights (r->out_conv_w, r->c_out, r->c_out, p);
+      diffuse__winograd_weights (pool, r->out_conv_w, r->c_out, r->c_out, p);
       r->out_conv_u = p;
       p += (gsize) 16 * r->c_out * r->c_out;
     }
@@ -368,10 +371,11 @@ make_winograd (DiffuseUNetWeights *w)
       {
         ConvWeights *c = &w->conv[w->ops[i].index];
 
-        diffuse__winograd_weights (c->w, c->c_out, c->c_in, p);
+        diffuse__winograd_weights (pool, c->w, c->c_out, c->c_in, p);
         c->u = p;
         p += (gsize) 16 * c->c_out * c->c_in;
       }
+  diffuse__pool_free (pool);
 }
 
 DiffuseUNetWeights *

@@ -302,7 +302,7 @@ test_winograd (GRand *rng)
                                                 acc ? " accumulate" : "",
                                                 use_b2 ? " bias2" : "");
 
-      diffuse__winograd_weights (w, co, ci, u);
+      diffuse__winograd_weights (pool, w, co, ci, u);
       diffuse__conv3x3_winograd (pool, x, ci, B, H, W, u, bias,
                                  use_b2 ? bias2 : NULL, co + 2, co, acc, v, m, got);
       conv_ref (x, ci, B, H, W, w, bias, use_b2 ? bias2 : NULL, co + 2, co, 3, 1,
