@@ -81,7 +81,12 @@ typedef struct
   gint out_channels;         /* in_channels, or 2·in_channels with learn_sigma */
   gint num_res_blocks;
   gint n_levels;             /* length of channel_mult */
-  gint channel_mult[DIFFUSE_MAX_LEVELS];
+  /* Per-level width factors, fractional allowed (guided-diffusion's 512 px
+   * model has 0.5,1,1,2,2,4,4).  Level i has level_channels[i] =
+   * int(channel_mult[i]·model_channels) channels, truncated as Python's
+   * int() does (filled by the loader; a positive multiple of 32). */
+  double channel_mult[DIFFUSE_MAX_LEVELS];
+  gint level_channels[DIFFUSE_MAX_LEVELS];
   gint n_attention_resolutions;
   gint attention_resolutions[DIFFUSE_MAX_LEVELS]; /* in pixels, e.g. 32,16,8 */
   gint num_heads;            /* -1 when num_head_channels is used */

@@ -15,6 +15,8 @@
 
 #define GROUPS 32             /* GroupNorm32 in guided-diffusion's nn.py */
 #define MAX_CLASSES 100000
+#define MAX_MULT 16
+#define MAX_LEVEL_CHANNELS 16384
 
 struct _DiffuseModel
 {
@@ -129,6 +131,68 @@ get_int_list (const DiffuseModel *model, const char *key, gint min, gint max,
   return TRUE;
 }
 
+/* channel_mult: "0.5,1,2" -> decimal numbers in (0, MAX_MULT], written
+ * with digits and at most one '.' (what Python's str() gives for such
+ * values), and each level's channels int(mult·model_channels) as
+ * guided-diffusion computes them: truncated, a positive multiple of the
+ * GroupNorm groups.  g_ascii_strtod rounds correctly, as Python's float()
+ * does, so the product and its truncation agree with the reference. */
+static gboolean
+get_channel_mult (const DiffuseModel *model, DiffuseModelConfig *c, GError **error)
+{
+  const char *s = diffuse__safetensors_get_metadata (model->st, "channel_mult");
+  g_auto (GStrv) parts = NULL;
+  gint i, n;
+
+  /* the time embedding's width; every published model has such a width */
+  if (c->model_channels % GROUPS != 0)
+    return md_error (error, model, "model_channels %d is not a multiple of the %d "
+                     "GroupNorm groups", c->model_channels, GROUPS);
+  if (s == NULL)
+    return md_error (error, model, "metadata lacks \"channel_mult\"");
+  parts = g_strsplit (s, ",", -1);
+  n = (gint) g_strv_length (parts);
+  if (n == 0 || (n == 1 && *g_strstrip (parts[0]) == '\0'))
+    return md_error (error, model, "metadata channel_mult is empty");
+  if (n > DIFFUSE_MAX_LEVELS)
+    return md_error (error, model, "metadata channel_mult = \"%s\" has %d entries, at "
+                     "most %d are supported", s, n, DIFFUSE_MAX_LEVELS);
+  for (i = 0; i < n; i++)
+    {
+      const char *p = g_strstrip (parts[i]);
+      gint digits = 0, dots = 0;
+      double m, ch;
+
+      for (const char *q = p; *q != '\0'; q++)
+        {
+          if (g_ascii_isdigit (*q))
+            digits++;
+          else if (*q == '.')
+            dots++;
+          else
+            dots = 2;
+        }
+      m = digits > 0 && dots <= 1 ? g_ascii_strtod (p, NULL) : -1.0;
+      if (!(m > 0.0 && m <= MAX_MULT))
+        return md_error (error, model, "metadata channel_mult = \"%s\": entry %d "
+                         "(\"%s\") is not a number in (0, %d]", s, i + 1, p, MAX_MULT);
+      ch = m * c->model_channels;
+      if (ch > MAX_LEVEL_CHANNELS)
+        return md_error (error, model, "channel_mult %g x model_channels %d is too "
+                         "wide (at most %d channels)", m, c->model_channels,
+                         MAX_LEVEL_CHANNELS);
+      c->channel_mult[i] = m;
+      c->level_channels[i] = (gint) ch;
+      if (c->level_channels[i] < GROUPS || c->level_channels[i] % GROUPS != 0)
+        return md_error (error, model, "channel_mult %g x model_channels %d = %d "
+                         "channels (entry %d), not a positive multiple of the %d "
+                         "GroupNorm groups", m, c->model_channels,
+                         c->level_channels[i], i + 1, GROUPS);
+    }
+  c->n_levels = n;
+  return TRUE;
+}
+
 /* ---- config checks ------------------------------------------------------ */
 
 static gboolean
@@ -196,7 +260,7 @@ check_attention (const DiffuseModel *model, GError **error)
 
   for (level = 0; level < c->n_levels; level++)
     {
-      gint ch = c->model_channels * c->channel_mult[level];
+      gint ch = c->level_channels[level];
       g_autofree gchar *where = g_strdup_printf ("at resolution %d",
                                                  c->image_size >> level);
 
@@ -207,7 +271,7 @@ check_attention (const DiffuseModel *model, GError **error)
         return FALSE;
     }
   return check_heads (model, "in the middle block",
-                      c->model_channels * c->channel_mult[c->n_levels - 1],
+                      c->level_channels[c->n_levels - 1],
                       c->num_heads, "num_heads", error);
 }
 
@@ -261,7 +325,6 @@ parse_config (DiffuseModel *model, GError **error)
 {
   DiffuseModelConfig *c = &model->config;
   const char *s;
-  gint level;
 
   memset (c, 0, sizeof *c);
   if (!get_int (model, "image_size", 8, 1024, &c->image_size, error)
@@ -269,8 +332,7 @@ parse_config (DiffuseModel *model, GError **error)
       || !get_int (model, "model_channels", GROUPS, 4096, &c->model_channels, error)
       || !get_int (model, "out_channels", 1, 8, &c->out_channels, error)
       || !get_int (model, "num_res_blocks", 1, 16, &c->num_res_blocks, error)
-      || !get_int_list (model, "channel_mult", 1, 16, DIFFUSE_MAX_LEVELS, FALSE,
-                        c->channel_mult, &c->n_levels, error)
+      || !get_channel_mult (model, c, error)
       || !get_int_list (model, "attention_resolutions", 1, 1024, DIFFUSE_MAX_LEVELS, TRUE,
                         c->attention_resolutions, &c->n_attention_resolutions, error)
       || !get_int (model, "num_heads", -1, 1024, &c->num_heads, error)
@@ -286,9 +348,6 @@ parse_config (DiffuseModel *model, GError **error)
       || !get_bool (model, "rescale_timesteps", FALSE, &c->rescale_timesteps, error))
     return FALSE;
 
-  if (c->model_channels % GROUPS != 0)
-    return md_error (error, model, "model_channels %d is not a multiple of the %d "
-                     "GroupNorm groups", c->model_channels, GROUPS);
   if (c->out_channels != c->in_channels * (c->learn_sigma ? 2 : 1))
     return md_error (error, model, "out_channels %d does not match in_channels %d with "
                      "learn_sigma %s (expected %d)", c->out_channels, c->in_channels,
@@ -298,10 +357,6 @@ parse_config (DiffuseModel *model, GError **error)
     return md_error (error, model, "image_size %d cannot be halved %d times "
                      "(channel_mult has %d levels)", c->image_size, c->n_levels - 1,
                      c->n_levels);
-  for (level = 0; level < c->n_levels; level++)
-    if ((gint64) c->model_channels * c->channel_mult[level] > 16384)
-      return md_error (error, model, "channel_mult %d x model_channels %d is too wide",
-                       c->channel_mult[level], c->model_channels);
 
   /* guided-diffusion: num_head_channels != -1 overrides the head counts */
   if (c->num_head_channels == 0 || c->num_head_channels < -1)

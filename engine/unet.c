@@ -393,7 +393,7 @@ diffuse__unet_weights_new (const DiffuseModel *model, guint *n_bound,
 
   w->config = *cfg;
   w->emb_dim = 4 * mc;
-  ch = cfg->channel_mult[0] * mc;
+  ch = cfg->level_channels[0];
   chans = g_new (gint, 2 + (gsize) cfg->n_levels * (cfg->num_res_blocks + 1));
 
   w->time_w0 = BIND2 (&bd, w->emb_dim, mc, "time_embed.0.weight");
@@ -410,7 +410,7 @@ diffuse__unet_weights_new (const DiffuseModel *model, guint *n_bound,
   block = 1;
   for (gint level = 0; level < cfg->n_levels; level++)
     {
-      gint c_out = cfg->channel_mult[level] * mc;
+      gint c_out = cfg->level_channels[level];
 
       for (gint r = 0; r < cfg->num_res_blocks; r++, block++)
         {
@@ -455,7 +455,7 @@ diffuse__unet_weights_new (const DiffuseModel *model, guint *n_bound,
     for (gint i = 0; i <= cfg->num_res_blocks; i++, block++)
       {
         gint ich = chans[--n_chans];
-        gint c_out = cfg->channel_mult[level] * mc;
+        gint c_out = cfg->level_channels[level];
         gint sub = 1;
         g_autofree gchar *p0 = g_strdup_printf ("output_blocks.%d.0", block);
 

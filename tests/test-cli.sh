@@ -98,6 +98,9 @@ if run "info rgba-sigma" 0 info "$G/forward-rgba-sigma.safetensors"; then
   contains "info: out channels" "^out_channels: 8$"
   contains "info: unconditional" "^num_classes: 0 (unconditional)$"
 fi
+if run "info frac" 0 info "$G/forward-frac.safetensors"; then
+  contains "info: fractional channel_mult" "^channel_mult: 0.5,1,2 (channels 32,64,128)$"
+fi
 expect_error "info: missing file" 1 info "$TMP/no-such-model.safetensors"
 expect_error "info: not a model" 1 info "$DATA/images/rgb8.png"
 expect_error "info: no argument" 2 info

@@ -92,7 +92,12 @@ assert_config_equal (const DiffuseModelConfig *a, const DiffuseModelConfig *b)
   g_assert_cmpint (a->num_res_blocks, ==, b->num_res_blocks);
   g_assert_cmpint (a->n_levels, ==, b->n_levels);
   for (i = 0; i < a->n_levels; i++)
-    g_assert_cmpint (a->channel_mult[i], ==, b->channel_mult[i]);
+    {
+      g_assert_cmpfloat (a->channel_mult[i], ==, b->channel_mult[i]);
+      /* guided-diffusion: int(mult * model_channels) */
+      g_assert_cmpint (a->level_channels[i], ==,
+                       (gint) (b->channel_mult[i] * b->model_channels));
+    }
   g_assert_cmpint (a->n_attention_resolutions, ==, b->n_attention_resolutions);
   for (i = 0; i < a->n_attention_resolutions; i++)
     g_assert_cmpint (a->attention_resolutions[i], ==, b->attention_resolutions[i]);
@@ -248,6 +253,38 @@ test_variants (void)
   cfg.model_channels = 64;
   cfg.null_class = -1;
   check_variant (&cfg, &cfg);
+
+  /* fractional channel_mult, as guided-diffusion's 512 px model
+   * (0.5,1,1,2,2,4,4): 64 channels -> 32, 64, 64, 128 */
+  test_unet_config_init (&cfg);
+  cfg.model_channels = 64;
+  cfg.n_levels = 4;
+  cfg.channel_mult[0] = 0.5;
+  cfg.channel_mult[1] = 1;
+  cfg.channel_mult[2] = 1;
+  cfg.channel_mult[3] = 2;
+  check_variant (&cfg, &cfg);
+  {
+    g_autoptr (TestSt) b = model_builder (&cfg, NULL);
+    g_autoptr (GError) error = NULL;
+    g_autoptr (Loaded) l = load (b, &error);
+    const DiffuseModelConfig *c;
+
+    g_assert_no_error (error);
+    c = diffuse_model_get_config (l->model);
+    g_assert_cmpint (c->level_channels[0], ==, 32);
+    g_assert_cmpint (c->level_channels[3], ==, 128);
+    /* a 16 px model with 4 levels runs at multiples of 8 */
+    g_assert_true (diffuse_model_check_size (l->model, 8, 24, NULL));
+    g_assert_false (diffuse_model_check_size (l->model, 12, 16, NULL));
+  }
+
+  /* int() truncates: 0.51 x 64 = 32.64 -> 32 channels; 1.5 x 64 = 96 */
+  test_unet_config_init (&cfg);
+  cfg.model_channels = 64;
+  cfg.channel_mult[0] = 0.51;
+  cfg.channel_mult[1] = 1.5;
+  check_variant (&cfg, &cfg);
 }
 
 static void
@@ -324,10 +361,21 @@ test_bad_metadata (void)
     { "num_res_blocks", "17", "in 1..16" },
     { "channel_mult", "", "metadata channel_mult is empty" },
     { "channel_mult", "1,2,2,2,2,2,2,2,2", "has 9 entries, at most 8" },
-    { "channel_mult", "1,0", "entry 2 (\"0\") is not an integer in 1..16" },
+    { "channel_mult", "1,0", "entry 2 (\"0\") is not a number in (0, 16]" },
+    { "channel_mult", "1,0.0", "entry 2 (\"0.0\") is not a number in (0, 16]" },
+    { "channel_mult", "1,-2", "entry 2 (\"-2\") is not a number" },
+    { "channel_mult", "1,17", "entry 2 (\"17\") is not a number in (0, 16]" },
     { "channel_mult", "1,x", "entry 2 (\"x\")" },
-    { "channel_mult", "1,2.5", "entry 2 (\"2.5\")" },
-    { "channel_mult", "0.5,1", "entry 1 (\"0.5\")" },
+    { "channel_mult", "1,nan", "entry 2 (\"nan\")" },
+    { "channel_mult", "1,inf", "entry 2 (\"inf\")" },
+    { "channel_mult", "1,1e1", "entry 2 (\"1e1\")" },
+    { "channel_mult", "1,0x2", "entry 2 (\"0x2\")" },
+    { "channel_mult", "1,1.2.3", "entry 2 (\"1.2.3\")" },
+    { "channel_mult", "1,.", "entry 2 (\".\")" },
+    { "channel_mult", "1,2.5", "channel_mult 2.5 x model_channels 32 = 80 channels "
+      "(entry 2), not a positive multiple of the 32 GroupNorm groups" },
+    { "channel_mult", "0.5,1", "= 16 channels (entry 1)" },
+    { "channel_mult", "0.01,1", "= 0 channels (entry 1)" },
     { "channel_mult", "1,,2", "entry 2" },
     { "channel_mult", "1,2,2,2,2,2", "image_size 16 cannot be halved 5 times" },
     { "attention_resolutions", "5", "attention resolution 5 is not one the UNet passes" },

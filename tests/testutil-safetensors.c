@@ -332,6 +332,21 @@ set_list (TestSt *b, const char *key, const gint *v, gint n)
   test_st_set_metadata (b, key, s->str);
 }
 
+/* channel_mult with every digit a double needs ("%.17g" round-trips):
+ * "1,2" or "0.5,1" as guided-diffusion's str() would give them. */
+static void
+set_mult (TestSt *b, const char *key, const double *v, gint n)
+{
+  g_autoptr (GString) s = g_string_new (NULL);
+  gchar buf[G_ASCII_DTOSTR_BUF_SIZE];
+  gint i;
+
+  for (i = 0; i < n; i++)
+    g_string_append_printf (s, "%s%s", i > 0 ? "," : "",
+                            g_ascii_formatd (buf, sizeof buf, "%.17g", v[i]));
+  test_st_set_metadata (b, key, s->str);
+}
+
 void
 test_unet_set_metadata (TestSt *b, const DiffuseModelConfig *cfg)
 {
@@ -342,7 +357,7 @@ test_unet_set_metadata (TestSt *b, const DiffuseModelConfig *cfg)
   set_int (b, "num_res_blocks", cfg->num_res_blocks);
   set_list (b, "attention_resolutions", cfg->attention_resolutions,
             cfg->n_attention_resolutions);
-  set_list (b, "channel_mult", cfg->channel_mult, cfg->n_levels);
+  set_mult (b, "channel_mult", cfg->channel_mult, cfg->n_levels);
   set_int (b, "num_heads", cfg->num_heads);
   set_int (b, "num_head_channels", cfg->num_head_channels);
   set_int (b, "num_heads_upsample", cfg->num_heads_upsample);
@@ -453,7 +468,8 @@ test_unet_add_tensors (TestSt *b, const DiffuseModelConfig *cfg)
 {
   Adder a = { b, 0 };
   gint64 mc = cfg->model_channels, emb = 4 * mc;
-  gint64 ch = cfg->channel_mult[0] * mc, ch0 = ch;
+  /* int(mult·mc), truncated as guided-diffusion's Python does */
+  gint64 ch = (gint64) (cfg->channel_mult[0] * mc), ch0 = ch;
   gint64 chans[DIFFUSE_MAX_LEVELS * 17 + 1]; /* num_res_blocks <= 16 */
   gint n_chans = 0, idx = 1, ds = 1, level, i;
   gchar p[64];
@@ -467,7 +483,7 @@ test_unet_add_tensors (TestSt *b, const DiffuseModelConfig *cfg)
   chans[n_chans++] = ch;
   for (level = 0; level < cfg->n_levels; level++)
     {
-      gint64 out = cfg->channel_mult[level] * mc;
+      gint64 out = (gint64) (cfg->channel_mult[level] * mc);
 
       for (i = 0; i < cfg->num_res_blocks; i++)
         {
@@ -505,7 +521,7 @@ test_unet_add_tensors (TestSt *b, const DiffuseModelConfig *cfg)
   idx = 0;
   for (level = cfg->n_levels - 1; level >= 0; level--)
     {
-      gint64 out = cfg->channel_mult[level] * mc;
+      gint64 out = (gint64) (cfg->channel_mult[level] * mc);
 
       for (i = 0; i <= cfg->num_res_blocks; i++)
         {

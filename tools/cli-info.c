@@ -16,6 +16,20 @@ print_ints (const char *key, const gint *v, gint n)
   printf (n == 0 ? "none\n" : "\n");
 }
 
+/* channel_mult as guided-diffusion writes it (0.5, 1, 2), then the
+ * channels per level it gives. */
+static void
+print_levels (const DiffuseModelConfig *c)
+{
+  printf ("channel_mult: ");
+  for (gint i = 0; i < c->n_levels; i++)
+    printf ("%s%g", i ? "," : "", c->channel_mult[i]);
+  printf (" (channels ");
+  for (gint i = 0; i < c->n_levels; i++)
+    printf ("%s%d", i ? "," : "", c->level_channels[i]);
+  printf (")\n");
+}
+
 static const char *
 yes_no (gboolean b)
 {
@@ -70,7 +84,7 @@ cli_info (int argc, char **argv)
           c->in_channels >= 1 && c->in_channels <= 4 ? channel_names[c->in_channels] : "?");
   printf ("out_channels: %d\n", c->out_channels);
   printf ("model_channels: %d\n", c->model_channels);
-  print_ints ("channel_mult", c->channel_mult, c->n_levels);
+  print_levels (c);
   printf ("num_res_blocks: %d\n", c->num_res_blocks);
   print_ints ("attention_resolutions", c->attention_resolutions,
               c->n_attention_resolutions);

@@ -112,11 +112,17 @@ def config_from_args(a):
         except ValueError as e:
             raise ConvertError(str(e))
     else:
+        # guided-diffusion's own flag takes integers only, but its 512 px
+        # default is fractional (0.5,1,1,2,2,4,4); level channels are
+        # int(mult * num_channels) either way.
         try:
-            mult = [int(m) for m in a.channel_mult.split(",")]
+            mult = [float(m) if "." in m else int(m)
+                    for m in a.channel_mult.split(",")]
         except ValueError:
-            raise ConvertError("--channel_mult %r is not a list of integers"
-                               % a.channel_mult)
+            mult = None
+        if not mult or not all(0 < m < float("inf") for m in mult):
+            raise ConvertError("--channel_mult %r is not a list of positive "
+                               "numbers" % a.channel_mult)
     try:
         attn = [int(r) for r in a.attention_resolutions.split(",")
                 if r.strip()]

@@ -4,7 +4,11 @@ random-weight ADM UNets with reference forward outputs, and sampler
 trajectories, all computed in float64 by our PyTorch/numpy reference
 (tools/adm_unet.py, tools/ref_diffusion.py, tools/ref_rng.py).
 
-    tools/make_golden.py [OUTDIR]      (default: tests/data/golden)
+    tools/make_golden.py [OUTDIR] [--only CASE]...
+                         (default: tests/data/golden; every case)
+
+--only writes just the named cases (forward or trajectory names), leaving
+the other files as they are.
 
 Every weight is random (including the output convs and GroupNorm affine
 parameters that ADM initialises to zero/one), so outputs are non-trivial.
@@ -86,6 +90,18 @@ FORWARD = {
         use_scale_shift_norm=True, resblock_updown=False,
         use_new_attention_order=False, num_classes=0),
         "F16", 105, (16, 32, [600.0, 120.0], [-1, -1])),
+    # fractional channel_mult as guided-diffusion's 512 px model
+    # (0.5,1,1,2,2,4,4): int(mult x 64) = 32, 64, 128 channels, the first
+    # conv at 32; unconditional with learned sigma (the kind of separate
+    # model guided-diffusion pairs with class models that lack a null
+    # class).
+    "frac": (dict(
+        image_size=16, in_channels=2, model_channels=64, num_res_blocks=1,
+        channel_mult=[0.5, 1, 2], attention_resolutions=[8],
+        num_head_channels=32, use_scale_shift_norm=True,
+        resblock_updown=False, use_new_attention_order=False,
+        learn_sigma=True, num_classes=0),
+        "F16", 106, (16, 16, [999.0, 421.0], [-1, -1])),
 }
 
 # name: sampler settings; model names a forward case's model file.
@@ -157,9 +173,9 @@ def rel_err(a, b):
     return float(np.abs(a - b).max() / max(1.0, np.abs(b).max()))
 
 
-def check_convert_roundtrip(model, cfg, path):
+def check_convert_roundtrip(model, cfg, path, dtype):
     """convert_checkpoint.py on torch.save(state_dict) must give the same
-    tensors as the file written directly."""
+    tensors as the file written directly (both rounded to dtype)."""
     with tempfile.TemporaryDirectory() as tmp:
         pt = os.path.join(tmp, "m.pt")
         st = os.path.join(tmp, "m.safetensors")
@@ -185,6 +201,7 @@ def check_convert_roundtrip(model, cfg, path):
             "--diffusion_steps", str(cfg["diffusion_steps"]),
             "--noise_schedule", cfg["noise_schedule"],
             "--rescale_timesteps", str(cfg["rescale_timesteps"]),
+            "--dtype", dtype.lower(),
         ]
         if cfg.get("null_class", -1) >= 0:
             flags += ["--null-class", str(cfg["null_class"])]
@@ -222,8 +239,8 @@ def make_forward(out, name, spec, log):
     # y.npy always exists; unconditional models ignore it (zeros there).
     np.save(base + ".y.npy", y if y is not None else np.zeros(B, np.float32))
     np.save(base + ".out.npy", ref.astype(np.float32))
-    if dtype == "F32":
-        check_convert_roundtrip(model32, cfg, path)
+    if dtype == "F32" or any(m != int(m) for m in cfg["channel_mult"]):
+        check_convert_roundtrip(model32, cfg, path, dtype)
     n_params = sum(p.numel() for p in model.parameters())
     log.append("forward-%-12s %s %5.0fk params  x %s  |out| max %.2f  "
                "float32 vs float64 %.1e"
@@ -309,15 +326,30 @@ def make_trajectory(out, name, s, log):
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+    args = sys.argv[1:]
+    only = set()
+    while "--only" in args:
+        i = args.index("--only")
+        if i + 1 >= len(args):
+            sys.exit("make_golden.py: --only needs a case name")
+        only.add(args[i + 1])
+        del args[i:i + 2]
+    unknown = only - set(FORWARD) - set(TRAJECTORIES)
+    if unknown or len(args) > 1:
+        sys.exit("usage: make_golden.py [OUTDIR] [--only CASE]...%s"
+                 % ("  (unknown case: %s)" % ", ".join(sorted(unknown))
+                    if unknown else ""))
+    out = args[0] if args else os.path.join(
         HERE, "..", "tests", "data", "golden")
     os.makedirs(out, exist_ok=True)
     torch.set_num_threads(1)
     log = []
     for name, spec in FORWARD.items():
-        make_forward(out, name, spec, log)
+        if not only or name in only:
+            make_forward(out, name, spec, log)
     for name, s in TRAJECTORIES.items():
-        make_trajectory(out, name, s, log)
+        if not only or name in only:
+            make_trajectory(out, name, s, log)
     total = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
     for line in log:
         print(line)
