@@ -214,6 +214,14 @@ typedef struct
   double guidance;               /* w in ε̄ = (1+w)ε(x,y) − wε(x,∅); default 0.
                                     The "scale s" convention is s = 1 + w. */
   gint class_label;              /* default -1 = null class (or unconditional) */
+  /* Optional model for the ε(x,∅) branch of guidance (default NULL = the
+   * model's own null class), for class models without a null class such
+   * as OpenAI's ImageNet checkpoints, paired with an unconditional model.
+   * It runs at the same size with no label (or its own null class when it
+   * is class-conditional); it must have the model's in_channels,
+   * diffusion_steps and noise_schedule.  The variance of a learn_sigma
+   * model still comes from the conditional model. */
+  const DiffuseModel *null_model;
   guint64 seed;                  /* default 0 */
   gint count;                    /* images in one batch, default 1 */
   gint height, width;            /* default 0 = the model's image_size */

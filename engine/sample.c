@@ -9,6 +9,13 @@
  * scale of 3 is w = 2.  The conditional and null passes run as ONE batch of
  * 2·count through one DiffuseUNet.
  *
+ * With params->null_model, ε(x_t, ∅) comes from that second network
+ * instead (guided-diffusion pairs its ImageNet class models, which have no
+ * null class, with separate unconditional models): its own DiffuseUNet,
+ * batch count, its own timestep rescaling, no label (or its null class),
+ * and only its first C output channels.  Both must share T and the β
+ * schedule, so that t and x_t mean the same to both.
+ *
  * n_threads > 0 calls openblas_set_num_threads, which is process-wide: it
  * changes the thread count for every user of OpenBLAS in the process.
  */
@@ -64,6 +71,37 @@ invalid (GError **error, const char *format, ...)
   return FALSE;
 }
 
+/* The null model must read x_t and t as the model does: same channels,
+ * same T and β schedule (so ᾱ_t, hence the noise level of x_t, agree),
+ * and the run's size must suit its UNet as well. */
+static gboolean
+check_null_model (const DiffuseModel *null_model, const DiffuseModelConfig *cfg,
+                  gint h, gint w, GError **error)
+{
+  const DiffuseModelConfig *nc = diffuse_model_get_config (null_model);
+
+  if (nc->in_channels != cfg->in_channels)
+    return invalid (error, "the null model has %d input channels, the model %d; "
+                    "they must match", nc->in_channels, cfg->in_channels);
+  if (nc->diffusion_steps != cfg->diffusion_steps)
+    return invalid (error, "the null model has diffusion_steps = %d, the model %d; "
+                    "they must match", nc->diffusion_steps, cfg->diffusion_steps);
+  if (nc->noise_schedule != cfg->noise_schedule)
+    return invalid (error, "the null model has a %s noise schedule, the model a %s "
+                    "one; they must match",
+                    diffuse_schedule_kind_to_string (nc->noise_schedule),
+                    diffuse_schedule_kind_to_string (cfg->noise_schedule));
+  if (nc->num_classes > 0 && nc->null_class < 0)
+    return invalid (error, "the null model is class-conditional without a null "
+                    "class; it must be unconditional or have a null class");
+  if (!diffuse_model_check_size (null_model, h, w, error))
+    {
+      g_prefix_error (error, "null model: ");
+      return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 diffuse_sample_params_validate (const DiffuseSampleParams *params,
                                 const DiffuseModel *model, GError **error)
@@ -117,14 +155,21 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
     return invalid (error, "variance \"learned\" needs a learn_sigma model; this "
                     "model predicts only ε (use fixed-small or fixed-large)");
 
+  if (params->null_model != NULL
+      && !check_null_model (params->null_model, cfg, h, w, error))
+    return FALSE;
+
   if (cfg->num_classes == 0)
     {
       if (params->class_label != -1)
         return invalid (error, "class %d given, but the model is unconditional",
                         params->class_label);
-      if (params->guidance != 0.0)
+      /* with a null_model, an unconditional model can be guided too
+       * (away from the other model's predictions) */
+      if (params->guidance != 0.0 && params->null_model == NULL)
         return invalid (error, "guidance needs a class-conditional model with a "
-                        "null class; this model is unconditional");
+                        "null class, or a separate null model; this model is "
+                        "unconditional");
     }
   else
     {
@@ -134,9 +179,10 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
       if (params->class_label == -1 && cfg->null_class < 0)
         return invalid (error, "the model has no null class: choose a class "
                         "label (0..%d)", cfg->num_classes - 1);
-      if (params->guidance != 0.0 && cfg->null_class < 0)
+      if (params->guidance != 0.0 && cfg->null_class < 0 && params->null_model == NULL)
         return invalid (error, "guidance = %g needs the model's null class, but "
-                        "the model has no null class", params->guidance);
+                        "the model has no null class; give a separate "
+                        "unconditional model as the null model", params->guidance);
     }
   return TRUE;
 }
@@ -156,6 +202,12 @@ typedef struct
   float *t_in;          /* [batch] */
   gint *labels;         /* [batch] */
   float *net_out;       /* [batch·out_C·HW] */
+  /* params->null_model's pass (batch count), when given */
+  DiffuseUNet *null_unet;
+  const DiffuseModelConfig *null_cfg;
+  double null_t_scale;
+  gint null_label;      /* its null class, 0 when unconditional */
+  float *null_out;      /* [count·null out_C·HW] */
 } ModelDenoiser;
 
 static gboolean
@@ -165,11 +217,12 @@ model_denoise (gpointer user_data, gint count, const float *x_t, gint t_index,
   ModelDenoiser *d = user_data;
   gint c = d->cfg->in_channels, oc = d->cfg->out_channels;
   gsize img = (gsize) c * d->hw, out_img = (gsize) oc * d->hw;
-  gint batch = d->guided ? 2 * count : count;
+  gboolean one_batch = d->guided && d->null_unet == NULL;
+  gint batch = one_batch ? 2 * count : count;
 
   (void) t_index;
   memcpy (d->x_in, x_t, count * img * sizeof (float));
-  if (d->guided)
+  if (one_batch)
     memcpy (d->x_in + count * img, x_t, count * img * sizeof (float));
   for (gint b = 0; b < batch; b++)
     {
@@ -181,6 +234,19 @@ model_denoise (gpointer user_data, gint count, const float *x_t, gint t_index,
                              error))
     return FALSE;
 
+  /* ε(x_t, ∅) from the null model: the same x_t, its own t rescaling */
+  if (d->guided && d->null_unet != NULL)
+    {
+      for (gint b = 0; b < count; b++)
+        {
+          d->t_in[b] = (float) (t_model * d->null_t_scale);
+          d->labels[b] = d->null_label;
+        }
+      if (!diffuse_unet_forward (d->null_unet, count, d->x_in, d->t_in, d->labels,
+                                 d->null_out, error))
+        return FALSE;
+    }
+
   for (gint k = 0; k < count; k++)
     {
       const float *cond = d->net_out + k * out_img;
@@ -188,7 +254,10 @@ model_denoise (gpointer user_data, gint count, const float *x_t, gint t_index,
 
       if (d->guided)
         {
-          const float *uncond = d->net_out + (count + k) * out_img;
+          /* the null model's ε channels come first, as the model's do */
+          const float *uncond = d->null_unet != NULL
+                                ? d->null_out + k * (gsize) d->null_cfg->out_channels * d->hw
+                                : d->net_out + (count + k) * out_img;
           double w = d->guidance;
 
           for (gsize j = 0; j < img; j++)
@@ -227,10 +296,19 @@ diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
   d.hw = h * w;
   d.label = cfg->num_classes == 0 ? 0
             : params->class_label >= 0 ? params->class_label : cfg->null_class;
-  /* guiding the null class with itself changes nothing: skip the 2nd pass */
-  d.guided = params->guidance > 0.0 && d.label != cfg->null_class;
+  /* guiding the null class with itself changes nothing: skip the 2nd pass
+   * (a separate null model always gives a different ε(x, ∅)) */
+  d.guided = params->guidance > 0.0
+             && (params->null_model != NULL || d.label != cfg->null_class);
   d.guidance = params->guidance;
   d.t_scale = cfg->rescale_timesteps ? 1000.0 / cfg->diffusion_steps : 1.0;
+  if (d.guided && params->null_model != NULL)
+    {
+      d.null_cfg = diffuse_model_get_config (params->null_model);
+      d.null_t_scale = d.null_cfg->rescale_timesteps
+                       ? 1000.0 / d.null_cfg->diffusion_steps : 1.0;
+      d.null_label = d.null_cfg->num_classes > 0 ? d.null_cfg->null_class : 0;
+    }
 
   if (cfg->out_channels < (cfg->learn_sigma ? 2 : 1) * cfg->in_channels)
     {
@@ -247,16 +325,28 @@ diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
   if (schedule == NULL)
     return FALSE;
 
-  gint batch = d.guided ? 2 * count : count;
+  gint batch = d.guided && d.null_cfg == NULL ? 2 * count : count;
   gsize img = (gsize) cfg->in_channels * d.hw;
   d.unet = diffuse_unet_new (model, batch, h, w, error);
   if (d.unet == NULL)
     return FALSE;
+  if (d.null_cfg != NULL)
+    {
+      d.null_unet = diffuse_unet_new (params->null_model, count, h, w, error);
+      if (d.null_unet == NULL)
+        {
+          g_prefix_error (error, "null model: ");
+          goto out;
+        }
+      d.null_out = g_try_malloc ((gsize) count * d.null_cfg->out_channels * d.hw
+                                 * sizeof (float));
+    }
   d.x_in = g_try_malloc ((gsize) batch * img * sizeof (float));
   d.t_in = g_try_malloc ((gsize) batch * sizeof (float));
   d.labels = g_try_malloc ((gsize) batch * sizeof (gint));
   d.net_out = g_try_malloc ((gsize) batch * cfg->out_channels * d.hw * sizeof (float));
-  if (d.x_in == NULL || d.t_in == NULL || d.labels == NULL || d.net_out == NULL)
+  if (d.x_in == NULL || d.t_in == NULL || d.labels == NULL || d.net_out == NULL
+      || (d.null_cfg != NULL && d.null_out == NULL))
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
                    "cannot allocate the denoiser's buffers for a batch of %d", batch);
@@ -271,6 +361,8 @@ out:
   g_free (d.t_in);
   g_free (d.labels);
   g_free (d.net_out);
+  g_free (d.null_out);
+  diffuse_unet_free (d.null_unet);
   diffuse_unet_free (d.unet);
   return ok;
 }

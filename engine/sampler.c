@@ -179,6 +179,7 @@ diffuse_sample_params_init (DiffuseSampleParams *params)
   params->variance = DIFFUSE_VARIANCE_AUTO;
   params->guidance = 0.0;
   params->class_label = -1;
+  params->null_model = NULL;
   params->seed = 0;
   params->count = 1;
   params->height = 0;

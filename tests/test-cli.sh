@@ -226,6 +226,40 @@ run "img2img RGB input to a grey model" 0 img2img --model "$M" \
   --steps 10 --class 1 --seed 1 --out "$TMP/i2.png" --quiet \
   && png_shape_is "resized, converted input" "$TMP/i2.png" "1 16 16"
 
+# --null-model: guidance for a class model without a null class (onelevel)
+# from a separate unconditional model (frac: same channels, T, schedule)
+O=$G/forward-onelevel.safetensors
+N=$G/forward-frac.safetensors
+run "sample, no guidance" 0 sample --model "$O" --class 1 --steps 3 --seed 8 \
+  --quiet --out-npy "$TMP/o0.npy"
+if run "sample --null-model" 0 sample --model "$O" --class 1 --guidance 2 \
+     --null-model "$N" --steps 3 --seed 8 --quiet --out-npy "$TMP/o2.npy"; then
+  if "$COMPARE" "$TMP/o2.npy" "$TMP/o0.npy" 1e-3 >/dev/null; then
+    fail "--null-model guidance changed nothing"; else pass "--null-model guidance applies"; fi
+fi
+run "img2img --null-model" 0 img2img --model "$O" --class 0 --guidance 1 \
+  --null-model "$N" --input "$DATA/images/rgba8.png" --width 16 --height 16 \
+  --strength 0.5 --steps 4 --seed 2 --out "$TMP/o.png" --quiet \
+  && png_shape_is "img2img with a null model" "$TMP/o.png" "2 16 16"
+# a model as its own null model equals its built-in null-class guidance
+run "sample, own null class" 0 sample --model "$M" --class 2 --guidance 1.5 \
+  --steps 3 --seed 4 --quiet --out-npy "$TMP/n1.npy" \
+  && run "sample, itself as --null-model" 0 sample --model "$M" --class 2 \
+       --guidance 1.5 --null-model "$M" --steps 3 --seed 4 --quiet \
+       --out-npy "$TMP/n2.npy" \
+  && compare "itself as null model = its null class" "$TMP/n2.npy" "$TMP/n1.npy" 1e-5
+if expect_error "guidance without null class or --null-model" 1 sample --model "$O" \
+     --class 1 --guidance 2 --out "$TMP/x.png"; then
+  if grep -q "no null class" "$TMP/err"; then pass "the error names the missing null class"
+  else fail "error lacks 'no null class': $(cat "$TMP/err")"; fi
+fi
+expect_error "--null-model: missing file" 1 sample --model "$O" --class 1 \
+  --guidance 2 --null-model "$TMP/none.safetensors" --out "$TMP/x.png"
+expect_error "--null-model: other channels" 1 sample --model "$O" --class 1 \
+  --guidance 2 --null-model "$G/forward-rgb-uncond.safetensors" --out "$TMP/x.png"
+expect_error "--null-model without a null class" 1 sample --model "$O" --class 1 \
+  --guidance 2 --null-model "$G/forward-ga-3level.safetensors" --out "$TMP/x.png"
+
 # ---- errors: one line, exit 1 (bad values) or 2 (usage) ----------------
 expect_error "bad model path" 1 sample --model "$TMP/none.safetensors" --out "$TMP/x.png"
 expect_error "corrupt model" 1 sample --model "$DATA/images/rgb8.png" --out "$TMP/x.png"

@@ -3,7 +3,10 @@
  * refused with a message that says so, the progress callback sees every
  * step and can cancel (CANCELLED, nothing leaked: run under ASan), and
  * the batching conventions hold (first image independent of count; w = 0
- * equals no guidance; the guided batch equals two separate passes). */
+ * equals no guidance; the guided batch equals two separate passes), and a
+ * separate null model (params->null_model) is checked for compatibility
+ * and gives ε̄ = (1+w)ε(x,y) − wε_null(x) with the conditional model's
+ * learned variance. */
 #include <math.h>
 #include <string.h>
 
@@ -309,6 +312,298 @@ test_guidance_batch (void)
   g_assert_cmpfloat (max_abs_diff (b, b + img, img), >, 1e-2);
 }
 
+/* ---- a separate null model (params->null_model) --------------------- */
+
+/* onelevel: 2 channels, 16 px, 3 classes WITHOUT a null class, learn_sigma,
+ * T = 1000 linear (like OpenAI's ImageNet models); frac: 2 channels,
+ * unconditional, learn_sigma, T = 1000 linear (its null model). */
+static void
+test_null_model_rules (void)
+{
+  g_autoptr (DiffuseModel) m = load_model ("forward-onelevel.safetensors");
+  g_autoptr (DiffuseModel) frac = load_model ("forward-frac.safetensors");
+  g_autoptr (DiffuseModel) ga = load_model ("forward-ga-3level.safetensors");
+  g_autoptr (DiffuseModel) rgb = load_model ("forward-rgb-uncond.safetensors");
+  g_autoptr (DiffuseModel) wide = load_model ("forward-nonsquare.safetensors");
+  const struct
+  {
+    const DiffuseModel *model, *null_model;
+    gint size;
+    const char *want;
+  } bad[] = {
+    /* no null class and no null model: the old clear error */
+    { m, NULL, 16, "has no null class; give a separate unconditional model" },
+    { m, ga, 16, "the null model is class-conditional without a null class" },
+    { m, rgb, 16, "the null model has 3 input channels, the model 2" },
+    /* nonsquare: 3 channels, T = 1000 linear; rgb-uncond: T = 200 cosine */
+    { wide, rgb, 16, "the null model has diffusion_steps = 200, the model 1000" },
+    /* onelevel runs at any size, frac (3 levels) at multiples of 4 */
+    { m, frac, 18, "null model: " },
+  };
+  float out[2 * 18 * 18];
+
+  for (guint k = 0; k < G_N_ELEMENTS (bad); k++)
+    {
+      g_autoptr (GError) error = NULL;
+      DiffuseSampleParams p;
+
+      diffuse_sample_params_init (&p);
+      p.steps = 2;
+      p.class_label = diffuse_model_get_config (bad[k].model)->num_classes > 0 ? 1 : -1;
+      p.guidance = 2.0;
+      p.null_model = bad[k].null_model;
+      p.height = p.width = bad[k].size;
+      g_assert_false (diffuse_sample_params_validate (&p, bad[k].model, &error));
+      g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
+      g_test_message ("null model case %u: %s", k, error->message);
+      if (strstr (error->message, bad[k].want) == NULL)
+        g_error ("case %u: \"%s\" lacks \"%s\"", k, error->message, bad[k].want);
+      g_clear_error (&error);
+      out[0] = 42.0f;
+      g_assert_false (diffuse_sample (bad[k].model, &p, out, NULL, &error));
+      g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
+      g_assert_cmpfloat (out[0], ==, 42.0f);
+    }
+
+  /* the size message names the multiple the null model needs */
+  {
+    g_autoptr (GError) error = NULL;
+    DiffuseSampleParams p;
+
+    diffuse_sample_params_init (&p);
+    p.class_label = 0;
+    p.guidance = 1.0;
+    p.null_model = frac;
+    p.height = 18;
+    g_assert_false (diffuse_sample_params_validate (&p, m, &error));
+    g_assert_nonnull (strstr (error->message, "multiples of 4"));
+  }
+
+  DiffuseSampleParams p;
+  diffuse_sample_params_init (&p);
+  p.class_label = 1;
+  p.guidance = 2.0;
+  p.null_model = frac;
+  g_assert_true (diffuse_sample_params_validate (&p, m, NULL));
+  p.height = 20, p.width = 12;
+  g_assert_true (diffuse_sample_params_validate (&p, m, NULL));
+  /* class -1 still needs the model's own null class */
+  p.class_label = -1;
+  g_assert_false (diffuse_sample_params_validate (&p, m, NULL));
+  /* an unconditional model may be guided away from another model */
+  diffuse_sample_params_init (&p);
+  p.guidance = 1.0;
+  g_assert_false (diffuse_sample_params_validate (&p, frac, NULL));
+  p.null_model = m;
+  g_assert_false (diffuse_sample_params_validate (&p, frac, NULL)); /* no null class */
+  p.null_model = frac;
+  g_assert_true (diffuse_sample_params_validate (&p, frac, NULL));
+  /* without guidance the null model is still checked, never run */
+  diffuse_sample_params_init (&p);
+  p.class_label = 1;
+  p.null_model = rgb;
+  g_assert_false (diffuse_sample_params_validate (&p, m, NULL));
+}
+
+static gboolean
+keep_first_x0 (gint step, gint n_steps, const float *x0, gint count, gint channels,
+               gint height, gint width, gpointer user_data)
+{
+  (void) n_steps;
+  if (step == 1)
+    memcpy (user_data, x0, (gsize) count * channels * height * width * sizeof (float));
+  return TRUE;
+}
+
+/* ε̄ = (1+w)ε_m(x, y) − w·ε_null(x) computed here from two
+ * diffuse_unet_forward calls, against diffuse_sample with null_model: steps
+ * 2 keeps t = 999 and 0, and the progress callback's first x0 prediction
+ * (at t = 999, no clipping) is x0 = sqrt(1/ᾱ)x − sqrt(1/ᾱ − 1)ε̄, so
+ * ε̄ = (sqrt(1/ᾱ)x − x0) / sqrt(1/ᾱ − 1). */
+static void
+test_null_model_eps (void)
+{
+  g_autoptr (DiffuseModel) m = load_model ("forward-onelevel.safetensors");
+  g_autoptr (DiffuseModel) frac = load_model ("forward-frac.safetensors");
+  enum { N = 2, C = 2, HW = 16 * 16, IMG = C * HW };
+  const double w = 2.5;
+  float xT[N * IMG], out[N * IMG], cond[N * 2 * IMG], null[N * 2 * IMG];
+  const float t[N] = { 999.0f, 999.0f };
+  const gint y[N] = { 1, 1 }, no_label[N] = { 0, 0 };
+  DiffuseSampleParams p;
+  g_autoptr (GError) error = NULL;
+
+  float final[N * IMG];
+
+  diffuse_rng_normal (21, 0, 0, xT, N * IMG);
+  diffuse_sample_params_init (&p);
+  p.steps = 2;
+  p.count = N;
+  p.clip_denoised = FALSE;
+  p.init_noise = xT;
+  p.class_label = 1;
+  p.guidance = w;
+  p.null_model = frac;
+  p.progress = keep_first_x0;
+  p.user_data = out;
+  g_assert_true (diffuse_sample (m, &p, final, NULL, &error));
+  g_assert_no_error (error);
+
+  g_autoptr (DiffuseUNet) um = diffuse_unet_new (m, N, 16, 16, &error);
+  g_autoptr (DiffuseUNet) un = diffuse_unet_new (frac, N, 16, 16, &error);
+  g_assert_no_error (error);
+  g_assert_true (diffuse_unet_forward (um, N, xT, t, y, cond, &error));
+  g_assert_true (diffuse_unet_forward (un, N, xT, t, no_label, null, &error));
+  g_assert_no_error (error);
+
+  g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR,
+                                                            1000, "2", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (diffuse_schedule_get_timesteps (sched)[1], ==, 999);
+  double abar = diffuse_schedule_get_alphas_cumprod (sched)[1];
+  double c1 = sqrt (1.0 / abar), c2 = sqrt (1.0 / abar - 1.0);
+  double d = 0, d_cond = 0, d_null = 0, scale = 0;
+
+  for (gint k = 0; k < N; k++)
+    for (gint j = 0; j < IMG; j++)
+      {
+        /* both models output 2C channels (learn_sigma): ε is the first C */
+        double ec = cond[k * 2 * IMG + j], en = null[k * 2 * IMG + j];
+        double want = (1.0 + w) * ec - w * en;
+        double got = (c1 * xT[k * IMG + j] - out[k * IMG + j]) / c2;
+
+        d = MAX (d, fabs (got - want));
+        d_cond = MAX (d_cond, fabs (got - ec));
+        d_null = MAX (d_null, fabs (got - en));
+        scale = MAX (scale, fabs (want));
+      }
+  g_test_message ("null model guidance, w = %g: ε̄ max diff %.3g (|ε̄| max %.3g); "
+                  "differs from ε(x,y) by %.3g, from the null model's ε by %.3g",
+                  w, d, scale, d_cond, d_null);
+  g_assert_cmpfloat (d, <, 2e-6 * MAX (1.0, scale));
+  g_assert_cmpfloat (d_cond, >, 0.1);
+  g_assert_cmpfloat (d_null, >, 0.1);
+}
+
+/* The model denoiser of diffuse_sample rebuilt from the public API: ε̄ from
+ * two UNets, and the learned variance from the conditional one (or, to
+ * show the check can tell, from the null model). */
+typedef struct
+{
+  DiffuseUNet *cond, *null;
+  gint label, hw;
+  double w;
+  gboolean var_from_null;
+} PairDenoiser;
+
+static gboolean
+pair_denoise (gpointer user_data, gint count, const float *x_t, gint t_index,
+              double t_model, float *eps_out, float *var_out, GError **error)
+{
+  PairDenoiser *pd = user_data;
+  gsize img = 2 * (gsize) pd->hw;
+  g_autofree float *c = g_new (float, count * 2 * img);
+  g_autofree float *n = g_new (float, count * 2 * img);
+  g_autofree float *t = g_new (float, count);
+  g_autofree gint *y = g_new (gint, count);
+  g_autofree gint *none = g_new0 (gint, count);
+
+  (void) t_index;
+  for (gint k = 0; k < count; k++)
+    t[k] = (float) t_model, y[k] = pd->label;
+  if (!diffuse_unet_forward (pd->cond, count, x_t, t, y, c, error)
+      || !diffuse_unet_forward (pd->null, count, x_t, t, none, n, error))
+    return FALSE;
+  for (gint k = 0; k < count; k++)
+    for (gsize j = 0; j < img; j++)
+      {
+        eps_out[k * img + j] = (float) ((1.0 + pd->w) * c[k * 2 * img + j]
+                                        - pd->w * n[k * 2 * img + j]);
+        if (var_out != NULL)
+          var_out[k * img + j] = (pd->var_from_null ? n : c)[k * 2 * img + img + j];
+      }
+  return TRUE;
+}
+
+/* DDPM with learned variance over respacing "3" (t = 999, 500, 0), seeded
+ * noise at every step: diffuse_sample with null_model equals the sampler
+ * loop over pair_denoise, whose variance comes from the conditional model. */
+static void
+test_null_model_learned_variance (void)
+{
+  g_autoptr (DiffuseModel) m = load_model ("forward-onelevel.safetensors");
+  g_autoptr (DiffuseModel) frac = load_model ("forward-frac.safetensors");
+  enum { N = 2, IMG = 2 * 16 * 16 };
+  float got[N * IMG], want[N * IMG], wrong[N * IMG];
+  DiffuseSampleParams p;
+  g_autoptr (GError) error = NULL;
+  PairDenoiser pd = { NULL, NULL, 2, 16 * 16, 1.5, FALSE };
+
+  diffuse_sample_params_init (&p);
+  p.sampler = DIFFUSE_SAMPLER_DDPM;
+  p.variance = DIFFUSE_VARIANCE_LEARNED;
+  p.steps = 3;
+  p.count = N;
+  p.seed = 77;
+  p.class_label = pd.label;
+  p.guidance = pd.w;
+  p.null_model = frac;
+  g_assert_true (diffuse_sample (m, &p, got, NULL, &error));
+  g_assert_no_error (error);
+
+  g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR,
+                                                            1000, "3", &error);
+  pd.cond = diffuse_unet_new (m, N, 16, 16, &error);
+  pd.null = diffuse_unet_new (frac, N, 16, 16, &error);
+  g_assert_no_error (error);
+  g_assert_true (diffuse_sample_with (sched, pair_denoise, &pd, TRUE, &p, N, 2, 16, 16,
+                                      want, NULL, &error));
+  pd.var_from_null = TRUE;
+  g_assert_true (diffuse_sample_with (sched, pair_denoise, &pd, TRUE, &p, N, 2, 16, 16,
+                                      wrong, NULL, &error));
+  g_assert_no_error (error);
+  diffuse_unet_free (pd.cond);
+  diffuse_unet_free (pd.null);
+
+  double d = max_abs_diff (got, want, N * IMG);
+  double d_wrong = max_abs_diff (got, wrong, N * IMG);
+  g_test_message ("DDPM learned, null model: vs reference loop %.3g; "
+                  "vs variance from the null model %.3g", d, d_wrong);
+  g_assert_cmpfloat (d, <, 1e-5);
+  g_assert_cmpfloat (d_wrong, >, 1e-2);
+}
+
+/* A class-conditional null model contributes its null class: grey-cond as
+ * its own null model gives exactly its built-in guidance (two batches of
+ * count instead of one of 2·count). */
+static void
+test_null_model_null_class (void)
+{
+  g_autoptr (DiffuseModel) m = load_model ("forward-grey-cond.safetensors");
+  g_autoptr (DiffuseModel) again = load_model ("forward-grey-cond.safetensors");
+  float a[2 * 16 * 16], b[2 * 16 * 16], c[2 * 16 * 16];
+  DiffuseSampleParams p;
+  g_autoptr (GError) error = NULL;
+
+  diffuse_sample_params_init (&p);
+  p.steps = 3;
+  p.count = 2;
+  p.seed = 5;
+  p.class_label = 2;
+  p.guidance = 1.5;
+  g_assert_true (diffuse_sample (m, &p, a, NULL, &error));
+  p.null_model = again;
+  g_assert_true (diffuse_sample (m, &p, b, NULL, &error));
+  p.guidance = 0.0;
+  g_assert_true (diffuse_sample (m, &p, c, NULL, &error));
+  g_assert_no_error (error);
+  g_test_message ("own null class vs the same model as null model: %.3g "
+                  "(unguided differs by %.3g)",
+                  max_abs_diff (a, b, 2 * 16 * 16), max_abs_diff (a, c, 2 * 16 * 16));
+  g_assert_cmpfloat (max_abs_diff (a, b, 2 * 16 * 16), <, 1e-5);
+  g_assert_cmpfloat (max_abs_diff (a, c, 2 * 16 * 16), >, 1e-2);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -317,5 +612,10 @@ main (int argc, char **argv)
   g_test_add_func ("/sample-model/null-class-rules", test_null_class_rules);
   g_test_add_func ("/sample-model/progress-and-cancel", test_progress_and_cancel);
   g_test_add_func ("/sample-model/guidance-batch", test_guidance_batch);
+  g_test_add_func ("/sample-model/null-model-rules", test_null_model_rules);
+  g_test_add_func ("/sample-model/null-model-eps", test_null_model_eps);
+  g_test_add_func ("/sample-model/null-model-learned-variance",
+                   test_null_model_learned_variance);
+  g_test_add_func ("/sample-model/null-model-null-class", test_null_model_null_class);
   return g_test_run ();
 }

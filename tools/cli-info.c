@@ -108,7 +108,8 @@ cli_info (int argc, char **argv)
       if (c->null_class >= 0)
         printf ("null_class: %d (guidance available)\n", c->null_class);
       else
-        printf ("null_class: none (no guidance)\n");
+        printf ("null_class: none (guidance needs a separate null model: "
+                "--null-model)\n");
       printf ("classes:\n");
       for (gint i = 0; i < c->num_classes; i++)
         {

@@ -10,7 +10,7 @@
 
 typedef struct
 {
-  gchar *model, *klass, *sampler, *variance, *respacing, *noise, *preset;
+  gchar *model, *null_model, *klass, *sampler, *variance, *respacing, *noise, *preset;
   gchar *out, *out_npy, *input, *seed;
   gint steps, count, width, height, threads;
   double eta, guidance, strength;
@@ -21,6 +21,7 @@ static void
 options_clear (Options *o)
 {
   g_free (o->model);
+  g_free (o->null_model);
   g_free (o->klass);
   g_free (o->sampler);
   g_free (o->variance);
@@ -209,6 +210,7 @@ run (Options *o, gboolean img2img)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (DiffuseModel) model = NULL;
+  g_autoptr (DiffuseModel) null_model = NULL;
   g_autoptr (DiffusePreset) preset = NULL;
   g_autofree float *noise = NULL, *input = NULL, *init = NULL, *out = NULL;
   const DiffuseModelConfig *cfg;
@@ -255,6 +257,9 @@ run (Options *o, gboolean img2img)
   if (model == NULL)
     return cli_fail (error);
   cfg = diffuse_model_get_config (model);
+  if (o->null_model != NULL
+      && (null_model = diffuse_model_new_from_file (o->null_model, &error)) == NULL)
+    return cli_fail (error);
 
   /* a preset first, explicit options over it */
   diffuse_sample_params_init (&params);
@@ -279,6 +284,7 @@ run (Options *o, gboolean img2img)
   if (o->threads != NOT_GIVEN)
     params.n_threads = o->threads;
   params.seed = seed;
+  params.null_model = null_model;
   if (o->klass != NULL
       && !diffuse_model_find_class (model, o->klass, &params.class_label, &error))
     return cli_fail (error);
@@ -373,6 +379,10 @@ cli_sample (int argc, char **argv, gboolean img2img)
     { "guidance", 'w', 0, G_OPTION_ARG_DOUBLE, &o.guidance,
       "Classifier-free guidance w (eps = (1+w) eps(y) - w eps(null); the "
       "'scale' s of other tools is 1 + w); default 0", "W" },
+    { "null-model", 0, 0, G_OPTION_ARG_FILENAME, &o.null_model,
+      "Take eps(null) for guidance from this model (unconditional, or with a "
+      "null class; same channels, T and noise schedule), for class models "
+      "without a null class such as OpenAI's ImageNet ones", "FILE" },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &o.seed,
       "Random seed (0..2^64-1); default: a random one, printed", "N" },
     { "sampler", 0, 0, G_OPTION_ARG_STRING, &o.sampler,

@@ -94,7 +94,7 @@ FORWARD = {
     # (0.5,1,1,2,2,4,4): int(mult x 64) = 32, 64, 128 channels, the first
     # conv at 32; unconditional with learned sigma (the kind of separate
     # model guided-diffusion pairs with class models that lack a null
-    # class).
+    # class: it serves as the null_model of "onelevel" and "ga-3level").
     "frac": (dict(
         image_size=16, in_channels=2, model_channels=64, num_res_blocks=1,
         channel_mult=[0.5, 1, 2], attention_resolutions=[8],
@@ -102,6 +102,15 @@ FORWARD = {
         resblock_updown=False, use_new_attention_order=False,
         learn_sigma=True, num_classes=0),
         "F16", 106, (16, 16, [999.0, 421.0], [-1, -1])),
+    # one level (no down/upsampling), grey + alpha, class-conditional
+    # WITHOUT a null class and with learned sigma, like OpenAI's ImageNet
+    # models; T = 1000 linear like "frac", its null_model in the tests.
+    "onelevel": (dict(
+        image_size=16, in_channels=2, model_channels=32, num_res_blocks=1,
+        channel_mult=[1], attention_resolutions=[], num_heads=1,
+        use_scale_shift_norm=True, resblock_updown=False,
+        use_new_attention_order=True, learn_sigma=True, num_classes=3),
+        "F32", 107, (16, 16, [5.0, 777.0], [0, 2])),
 }
 
 # name: sampler settings; model names a forward case's model file.
