@@ -6,18 +6,26 @@
 
     test_convert.py PATH/TO/diffuse
 
-For two configurations, given as guided-diffusion README flags (an ADM
-class-conditional one saved the way guided-diffusion's TrainLoop saves
-use_fp16 runs, and a legacy improved-diffusion-style one), the test builds
-a random-weight tools/adm_unet.py model, torch.save()s its state dict,
-converts it (F32, and F16 for the first), and checks with the diffuse CLI:
-`info` shows the configuration the flags mean (written out by hand below,
-not derived from the converter), the class names and torch's parameter
-count; `forward` equals the float64 torch forward (1e-4 relative); `sample`
-equals tools/ref_diffusion.py's sampler over the same torch model and
-writes a PNG of the right size holding those samples.  Then bad inputs:
-wrong flags, a non-checkpoint file, a truncated checkpoint and a pickle
-that would run code must all fail with a message and leave no output.
+For three configurations, given as README flags (an ADM class-conditional
+one saved the way guided-diffusion's TrainLoop saves use_fp16 runs, a
+legacy improved-diffusion-style one with every flag spelled out, and
+improved-diffusion's CIFAR-10 model at full size with nothing but
+`--defaults improved-diffusion` and its README's MODEL_FLAGS and
+DIFFUSION_FLAGS), the test builds a random-weight tools/adm_unet.py model,
+torch.save()s its state dict, converts it (F32, and F16 for the first), and
+checks with the diffuse CLI: `info` shows the configuration the flags mean
+in the codebase that wrote them (written out by hand below from its
+script_util.py, not derived from the converter), the class names and
+torch's parameter count; `forward` equals the float64 torch forward (1e-4
+relative); `sample` equals tools/ref_diffusion.py's sampler over the same
+torch model and writes a PNG of the right size holding those samples.  A
+legacy-format (non-zip) torch.save converts to the same bytes.  The
+rescale_timesteps warning: given when the value comes from the defaults of
+one codebase while the flags look like the other's, absent otherwise.
+Then bad inputs: wrong flags, improved-diffusion's 32 px flags without
+--defaults, a PNG, a truncated checkpoint and a pickle that would run code
+must all fail with a message (never torch's advice to load with
+weights_only=False) and leave no output.
 
 Needs Debian's python3-torch and python3-numpy; without them the test
 FAILS (CI installs both), it never skips.
@@ -104,7 +112,34 @@ CASES = {
         t=[0.0, 512.25], y=None,   # rescaled network values (t x 1000/T)
         sample=["--sampler", "ddpm", "--seed", "7"],
         ref=dict(sampler="ddpm", class_label=-1, seed=7)),
+    # improved-diffusion's README, "Unconditional CIFAR-10 with our L_hybrid
+    # objective and cosine noise schedule" (cifar10_uncond_50M_500K.pt), its
+    # MODEL_FLAGS and DIFFUSION_FLAGS verbatim.  What they mean there
+    # (improved_diffusion/script_util.py): model_and_diffusion_defaults()
+    # gives num_heads 4, num_heads_upsample -1, attention_resolutions
+    # "16,8", use_scale_shift_norm True, rescale_timesteps True; create_model
+    # has channel_mult (1, 2, 2, 2) at 32 px and none of num_head_channels,
+    # resblock_updown or the new attention order.  Full size (52.5M
+    # parameters); no sample, the legacy case samples with rescaling.
+    "cifar10-improved": dict(
+        flags=("--defaults improved-diffusion "
+               "--image_size 32 --num_channels 128 --num_res_blocks 3 "
+               "--learn_sigma True --dropout 0.3 "
+               "--diffusion_steps 4000 --noise_schedule cosine").split(),
+        config=dict(
+            image_size=32, in_channels=3, out_channels=6, model_channels=128,
+            channel_mult=[1, 2, 2, 2], num_res_blocks=3,
+            attention_resolutions=[16, 8], num_heads=4, num_head_channels=-1,
+            num_heads_upsample=-1, use_scale_shift_norm=True,
+            resblock_updown=False, use_new_attention_order=False,
+            learn_sigma=True, num_classes=0, diffusion_steps=4000,
+            noise_schedule="cosine", rescale_timesteps=True),
+        save="plain", class_names=False, seed=203,
+        t=[0.25, 937.5], y=None,   # rescaled network values (t x 1000/T)
+        sample=None, ref=None),
 }
+RESCALE_WARNING = "WARNING: rescale_timesteps was not given"
+
 
 checks = 0
 failures = 0
@@ -338,12 +373,32 @@ def check_sample(diffuse, name, tmp, model_path, ref_model, case, cfg):
        % (name, dev * 127.5))
 
 
+def expect_warning(diffuse, tmp, what, ckpt, flags, needles, rescale):
+    """Converts (must succeed), the stderr warning must name every needle,
+    and the file must hold the defaults' rescale_timesteps."""
+    out = os.path.join(tmp, "warned.safetensors")
+    p, _ = convert(ckpt, flags, out)
+    err = p.stderr
+    missing = [n for n in needles if n not in err]
+    ok(p.returncode == 0 and RESCALE_WARNING in err and not missing,
+       "%s: converts with the rescale_timesteps warning%s:"
+       % (what, "" if not missing else " (lacks %s)" % missing))
+    show(p)
+    i = run([diffuse, "info", out])
+    ok(i.returncode == 0 and "\nrescale_timesteps: %s\n" % rescale in i.stdout,
+       "%s: file has the defaults' rescale_timesteps %s" % (what, rescale))
+    if os.path.exists(out):
+        os.unlink(out)
+
+
 def expect_failure(tmp, what, ckpt, flags, needle):
     out = os.path.join(tmp, "bad.safetensors")
     p, _ = convert(ckpt, flags, out)
     err = p.stderr.strip()
     good = (p.returncode == 1 and err.startswith("convert_checkpoint: ")
             and needle in err and "Traceback" not in err
+            # torch's advice for a failed weights-only load: never passed on
+            and "weights_only" not in err and "trusted source" not in err
             and not os.path.exists(out))
     ok(good, "%s: exit %d, no output file, message:" % (what, p.returncode))
     show(p)
@@ -393,6 +448,8 @@ def main():
                           % (tag, secs, p.stdout.strip())):
                     show(p)
                     continue
+                ok(RESCALE_WARNING not in p.stderr,
+                   "%s: no rescale_timesteps warning" % tag)
                 ok(safetensors_dtypes(out) == {st_dtype},
                    "%s: every tensor stored as %s" % (tag, st_dtype))
                 check_info(diffuse, tag, out, case["config"], n_params,
@@ -401,7 +458,9 @@ def main():
                     r = check_forward(diffuse, tag, tmp, out, ref64, case,
                                       cfg, 1e-4)
                     f32_out = r and r[1]
-                    check_sample(diffuse, tag, tmp, out, ref64, case, cfg)
+                    if case["sample"]:
+                        check_sample(diffuse, tag, tmp, out, ref64, case,
+                                     cfg)
                 else:
                     # the same torch model with its weights rounded to F16
                     ref16 = ADMUNet(cfg).double().eval()
@@ -415,9 +474,60 @@ def main():
                            "by %.2e relative to the unrounded torch model "
                            "(bound 2e-2)" % (tag, err))
 
-        # bad input: every one exits 1 with a message and writes nothing
         adm, _ = ckpts["adm-cond"]
         legacy, legacy_case = ckpts["legacy"]
+        cifar, cifar_case = ckpts["cifar10-improved"]
+
+        # torch.save's legacy (pre-1.6, non-zip) format converts the same
+        model = ADMUNet(make_config(**legacy_case["config"]))
+        model.load_state_dict(torch.load(legacy, weights_only=True))
+        old = os.path.join(tmp, "legacy-format.pt")
+        torch.save(model.state_dict(), old,
+                   _use_new_zipfile_serialization=False)
+        with open(old, "rb") as f:
+            magic = f.read(2)
+        out = os.path.join(tmp, "legacy-format.safetensors")
+        p, _ = convert(old, legacy_case["flags"], out,
+                       ["--source", "legacy.pt"])
+        same = False
+        if p.returncode == 0:
+            with open(out, "rb") as f, \
+                    open(os.path.join(tmp, "legacy-f32.safetensors"),
+                         "rb") as g:
+                same = f.read() == g.read()
+        if not ok(magic == b"\x80\x02" and same,
+                  "legacy-format torch.save (starts %s) converts to the "
+                  "same file as the zip one" % magic.hex()):
+            show(p)
+
+        # rescale_timesteps from the defaults while the flags look like the
+        # other codebase's: converts (it may be right) but warns loudly
+        flags = list(legacy_case["flags"])
+        i = flags.index("--rescale_timesteps")
+        del flags[i:i + 2]
+        expect_warning(diffuse, tmp, "improved-diffusion-style flags "
+                       "(4000 steps), guided-diffusion defaults", legacy,
+                       flags, ["--diffusion_steps 4000",
+                               "--defaults improved-diffusion",
+                               "--rescale_timesteps False"], "False")
+        expect_warning(diffuse, tmp, "guided-diffusion flags, --defaults "
+                       "improved-diffusion", adm, CASES["adm-cond"]["flags"]
+                       + ["--defaults", "improved-diffusion"],
+                       ["--num_head_channels", "--use_new_attention_order",
+                        "--defaults guided-diffusion"], "True")
+
+        # bad input: every one exits 1 with a message and writes nothing
+        readme = cifar_case["flags"][2:]
+        ok(cifar_case["flags"][:2] == ["--defaults", "improved-diffusion"],
+           "cifar10-improved flags less --defaults are the README's")
+        p = expect_failure(tmp, "improved-diffusion 32 px README flags "
+                           "without --defaults (guided-diffusion has no "
+                           "32 px channel_mult)", cifar, readme,
+                           "--defaults improved-diffusion")
+        ok("channel_mult 1,2,2,2" in p.stderr
+           and RESCALE_WARNING not in p.stderr,
+           "... and the message reads channel_mult 1,2,2,2 off the "
+           "checkpoint")
         wrong = [f if f != "64" else "32" for f in CASES["adm-cond"]["flags"]]
         expect_failure(tmp, "64-channel checkpoint, --num_channels 32", adm,
                        wrong, "--num_channels 64")
@@ -429,17 +539,20 @@ def main():
                        "--use_scale_shift_norm False")
         png = os.path.join(tmp, "adm-cond-f32.png")
         expect_failure(tmp, "a PNG as checkpoint", png,
-                       CASES["adm-cond"]["flags"], "not a loadable")
+                       CASES["adm-cond"]["flags"],
+                       "%s is not a PyTorch checkpoint (it is a PNG image)"
+                       % png)
         cut = os.path.join(tmp, "truncated.pt")
         with open(adm, "rb") as f, open(cut, "wb") as g:
             g.write(f.read(os.path.getsize(adm) // 2))
         expect_failure(tmp, "a truncated checkpoint", cut,
-                       CASES["adm-cond"]["flags"], "not a loadable")
+                       CASES["adm-cond"]["flags"], "damaged or truncated")
         evil = os.path.join(tmp, "evil.pt")
         marker = os.path.join(tmp, "code-ran")
         torch.save({"input_blocks.0.0.weight": RunsCode(marker)}, evil)
         expect_failure(tmp, "a pickle that would run code", evil,
-                       CASES["adm-cond"]["flags"], "not a loadable")
+                       CASES["adm-cond"]["flags"],
+                       "refused: its pickle refers to posix.system")
         ok(not os.path.exists(marker), "loading it ran no code")
     print("%d checks, %d failed, %.1f s" % (checks, failures,
                                              time.time() - t_start))

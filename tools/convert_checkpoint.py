@@ -4,17 +4,27 @@ state dict) into gimp-diffusion's safetensors model file.
 
     tools/convert_checkpoint.py 64x64_diffusion.pt $MODEL_FLAGS \\
         $DIFFUSION_FLAGS -o adm64.safetensors
+    tools/convert_checkpoint.py cifar10_uncond_50M_500K.pt \\
+        --defaults improved-diffusion $MODEL_FLAGS $DIFFUSION_FLAGS \\
+        -o cifar10.safetensors
 
-MODEL_FLAGS and DIFFUSION_FLAGS are guided-diffusion README's, spelled the
-same way (--attention_resolutions 32,16,8 --class_cond True ...), with
-model_and_diffusion_defaults() as defaults.  Additions: --in_channels,
---num_classes (overrides class_cond's 1000), --null-class, --class-names,
---dtype, --description/--license/--source.  Sampling-only flags
+MODEL_FLAGS and DIFFUSION_FLAGS are those of the checkpoint's README, spelled
+the same way (--attention_resolutions 32,16,8 --class_cond True ...).  Flags
+not given take the model_and_diffusion_defaults() of --defaults
+guided-diffusion (the default) or --defaults improved-diffusion; the two
+differ in rescale_timesteps (False / True), which the weights cannot reveal,
+and in channel_mult at 32 px (none / 1,2,2,2).  When rescale_timesteps comes
+from the defaults while the flags look like the other codebase's, a loud
+warning says so.  Additions: --in_channels, --num_classes (overrides
+class_cond's 1000), --null-class, --class-names, --dtype,
+--description/--license/--source.  Sampling- and training-only flags
 (--timestep_respacing, --use_fp16, --use_checkpoint, --use_kl,
---rescale_learned_sigmas) are accepted and do not change the file.
+--rescale_learned_sigmas, --dropout; improved-diffusion's --sigma_small,
+which only gets a note) are accepted and do not change the file.
 
-The checkpoint is read with torch.load(weights_only=True) (torch >= 1.13),
-which unpickles only tensors and plain containers, never arbitrary code.
+The file's first bytes must be torch.save's (a zip archive or a pickle);
+it is then read with torch.load(weights_only=True) (torch >= 1.13), which
+unpickles only tensors and plain containers, never arbitrary code.
 The state dict is checked against the architecture the flags describe;
 mismatches are reported with hints and exit status 1.
 """
@@ -34,7 +44,48 @@ from adm_unet import (ADMUNet, channel_mult_for_size,  # noqa: E402
                       config_to_metadata)
 from safetensors_io import save_file  # noqa: E402
 
-GD_NUM_CLASSES = 1000   # guided-diffusion's class_cond means ImageNet-1k
+GD_NUM_CLASSES = 1000   # both codebases' class_cond means ImageNet-1k
+
+# model_and_diffusion_defaults() of each codebase's script_util.py, plus what
+# its create_model / create_gaussian_diffusion fix for options it has no
+# flag for (improved-diffusion: no num_head_channels, channel_mult,
+# resblock_updown, use_new_attention_order, use_fp16; guided-diffusion: no
+# sigma_small, create_gaussian_diffusion's default False).  The UNet options
+# agree; what differs is rescale_timesteps (the network sees t x 1000/T),
+# rescale_learned_sigmas (training loss only) and channel_mult at 32 px.
+DEFAULTS = {
+    "guided-diffusion": dict(
+        image_size=64, num_channels=128, num_res_blocks=2, num_heads=4,
+        num_heads_upsample=-1, num_head_channels=-1,
+        attention_resolutions="16,8", channel_mult="", dropout=0.0,
+        class_cond=False, use_checkpoint=False, use_scale_shift_norm=True,
+        resblock_updown=False, use_fp16=False, use_new_attention_order=False,
+        learn_sigma=False, sigma_small=False, diffusion_steps=1000,
+        noise_schedule="linear", timestep_respacing="", use_kl=False,
+        predict_xstart=False, rescale_timesteps=False,
+        rescale_learned_sigmas=False),
+    "improved-diffusion": dict(
+        image_size=64, num_channels=128, num_res_blocks=2, num_heads=4,
+        num_heads_upsample=-1, num_head_channels=-1,
+        attention_resolutions="16,8", channel_mult="", dropout=0.0,
+        class_cond=False, use_checkpoint=False, use_scale_shift_norm=True,
+        resblock_updown=False, use_fp16=False, use_new_attention_order=False,
+        learn_sigma=False, sigma_small=False, diffusion_steps=1000,
+        noise_schedule="linear", timestep_respacing="", use_kl=False,
+        predict_xstart=False, rescale_timesteps=True,
+        rescale_learned_sigmas=True),
+}
+# Flags only one codebase's argparse has (giving one to the other codebase's
+# defaults hints that the flags were copied from the wrong README).
+ONLY_IN = {
+    "guided-diffusion": ("num_head_channels", "channel_mult",
+                         "resblock_updown", "use_fp16",
+                         "use_new_attention_order"),
+    "improved-diffusion": ("sigma_small",),
+}
+# improved_diffusion/script_util.py create_model's channel_mult by image size
+IMPROVED_CHANNEL_MULT = {256: [1, 1, 2, 2, 4, 4], 64: [1, 2, 3, 4],
+                         32: [1, 2, 2, 2]}
 
 
 def str2bool(v):
@@ -48,35 +99,33 @@ def str2bool(v):
 
 def build_parser():
     p = argparse.ArgumentParser(
-        description="Convert a guided-diffusion .pt checkpoint to a "
-                    "gimp-diffusion .safetensors model.")
-    p.add_argument("checkpoint", help="guided-diffusion .pt state dict")
+        description="Convert a guided-diffusion or improved-diffusion .pt "
+                    "checkpoint to a gimp-diffusion .safetensors model.")
+    p.add_argument("checkpoint", help="guided-/improved-diffusion .pt "
+                                      "state dict")
     p.add_argument("-o", "--output", required=True, help="output .safetensors")
-    # model_and_diffusion_defaults(), guided-diffusion/script_util.py
-    p.add_argument("--image_size", type=int, default=64)
-    p.add_argument("--num_channels", type=int, default=128)
-    p.add_argument("--num_res_blocks", type=int, default=2)
-    p.add_argument("--num_heads", type=int, default=4)
-    p.add_argument("--num_heads_upsample", type=int, default=-1)
-    p.add_argument("--num_head_channels", type=int, default=-1)
-    p.add_argument("--attention_resolutions", default="16,8")
-    p.add_argument("--channel_mult", default="")
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--class_cond", type=str2bool, default=False)
-    p.add_argument("--use_checkpoint", type=str2bool, default=False)
-    p.add_argument("--use_scale_shift_norm", type=str2bool, default=True)
-    p.add_argument("--resblock_updown", type=str2bool, default=False)
-    p.add_argument("--use_fp16", type=str2bool, default=False)
-    p.add_argument("--use_new_attention_order", type=str2bool, default=False)
-    p.add_argument("--learn_sigma", type=str2bool, default=False)
-    p.add_argument("--diffusion_steps", type=int, default=1000)
-    p.add_argument("--noise_schedule", default="linear",
-                   choices=["linear", "cosine"])
-    p.add_argument("--timestep_respacing", default="")
-    p.add_argument("--use_kl", type=str2bool, default=False)
-    p.add_argument("--predict_xstart", type=str2bool, default=False)
-    p.add_argument("--rescale_timesteps", type=str2bool, default=False)
-    p.add_argument("--rescale_learned_sigmas", type=str2bool, default=False)
+    p.add_argument("--defaults", choices=sorted(DEFAULTS), default=None,
+                   help="whose model_and_diffusion_defaults() fill the flags "
+                        "not given (default guided-diffusion; "
+                        "improved-diffusion differs in rescale_timesteps "
+                        "True and channel_mult 1,2,2,2 at 32 px)")
+    # The codebases' MODEL_FLAGS / DIFFUSION_FLAGS.  None = not given: the
+    # value then comes from DEFAULTS[--defaults].
+    ints = ("image_size", "num_channels", "num_res_blocks", "num_heads",
+            "num_heads_upsample", "num_head_channels", "diffusion_steps")
+    bools = ("class_cond", "use_checkpoint", "use_scale_shift_norm",
+             "resblock_updown", "use_fp16", "use_new_attention_order",
+             "learn_sigma", "sigma_small", "use_kl", "predict_xstart",
+             "rescale_timesteps", "rescale_learned_sigmas")
+    for k in ints:
+        p.add_argument("--" + k, type=int)
+    for k in bools:
+        p.add_argument("--" + k, type=str2bool)
+    p.add_argument("--attention_resolutions")
+    p.add_argument("--channel_mult")
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--noise_schedule", choices=["linear", "cosine"])
+    p.add_argument("--timestep_respacing")
     # Ours
     p.add_argument("--in_channels", type=int, default=3)
     p.add_argument("--num_classes", type=int, default=None,
@@ -94,11 +143,103 @@ def build_parser():
     return p
 
 
+def apply_defaults(a):
+    """Fills the flags not given from DEFAULTS[a.defaults]; returns the set
+    of flags given explicitly."""
+    if a.defaults is None:
+        a.defaults = "guided-diffusion"
+    given = set()
+    for k, v in DEFAULTS[a.defaults].items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
+        else:
+            given.add(k)
+    return given
+
+
 class ConvertError(Exception):
     pass
 
 
-def config_from_args(a):
+class NoChannelMult(ConvertError):
+    """channel_mult not given and the chosen codebase has no default for the
+    image size; convert() adds what the checkpoint says."""
+
+
+def resolve_channel_mult(a):
+    if a.channel_mult == "":
+        if a.defaults == "improved-diffusion":
+            if a.image_size in IMPROVED_CHANNEL_MULT:
+                return list(IMPROVED_CHANNEL_MULT[a.image_size])
+            raise NoChannelMult(
+                "improved-diffusion has no channel_mult default for "
+                "--image_size %d (its create_model knows 32, 64, 256): give "
+                "--channel_mult" % a.image_size)
+        try:
+            return channel_mult_for_size(a.image_size)
+        except ValueError:
+            raise NoChannelMult(
+                "guided-diffusion has no channel_mult default for "
+                "--image_size %d (its create_model knows 64, 128, 256, 512): "
+                "give --channel_mult" % a.image_size)
+    # guided-diffusion's own flag takes integers only, but its 512 px
+    # default is fractional (0.5,1,1,2,2,4,4); level channels are
+    # int(mult * num_channels) either way.
+    try:
+        mult = [float(m) if "." in m else int(m)
+                for m in a.channel_mult.split(",")]
+    except ValueError:
+        mult = None
+    if not mult or not all(0 < m < float("inf") for m in mult):
+        raise ConvertError("--channel_mult %r is not a list of positive "
+                           "numbers" % a.channel_mult)
+    return mult
+
+
+def _fmt(mult):
+    return ",".join("%g" % m for m in mult)
+
+
+def rescale_warning(a, given):
+    """The loud warning for a rescale_timesteps that came from the defaults
+    while the flags look like the other codebase's: the weights cannot tell
+    (the network just sees t or t x 1000/T), so a wrong value would convert
+    silently and sample wrongly.  None when there is nothing to warn of."""
+    if "rescale_timesteps" in given:
+        return None
+    clues = []
+    if a.defaults == "guided-diffusion":
+        other = "improved-diffusion"
+        if a.diffusion_steps == 4000:
+            clues.append("--diffusion_steps 4000 (improved-diffusion's "
+                         "models use 4000 steps, guided-diffusion's 1000)")
+    else:
+        other = "guided-diffusion"
+        if a.image_size not in IMPROVED_CHANNEL_MULT:
+            clues.append("--image_size %d (improved-diffusion's "
+                         "create_model supports 32, 64, 256 only)"
+                         % a.image_size)
+    only = ["--" + k for k in ONLY_IN[other] if k in given]
+    if only:
+        clues.append("%s (flag%s only %s has)" % (
+            ", ".join(only), "s" if len(only) > 1 else "", other))
+    if not clues:
+        return None
+    mine = DEFAULTS[a.defaults]["rescale_timesteps"]
+    return "\n".join([
+        "WARNING: rescale_timesteps was not given and the flags look like "
+        "%s's:" % other,
+        "  " + "; ".join(clues) + ".",
+        "  Using %s's default, rescale_timesteps %s; %s's default is %s.  "
+        "The weights cannot tell which is right, and the wrong one "
+        "converts fine but samples badly." % (
+            a.defaults, mine, other, not mine),
+        "  Say which: --defaults %s (or --rescale_timesteps %s) if %s "
+        "trained it, --rescale_timesteps %s to keep this." % (
+            other, not mine, other, mine)])
+
+
+def config_from_args(a, given):
     if a.predict_xstart:
         raise ConvertError("--predict_xstart True: the engine samples "
                            "epsilon-prediction models only")
@@ -106,23 +247,11 @@ def config_from_args(a):
     if a.timestep_respacing:
         notes.append("--timestep_respacing %s ignored: respacing is chosen "
                      "at sampling time" % a.timestep_respacing)
-    if a.channel_mult == "":
-        try:
-            mult = channel_mult_for_size(a.image_size)
-        except ValueError as e:
-            raise ConvertError(str(e))
-    else:
-        # guided-diffusion's own flag takes integers only, but its 512 px
-        # default is fractional (0.5,1,1,2,2,4,4); level channels are
-        # int(mult * num_channels) either way.
-        try:
-            mult = [float(m) if "." in m else int(m)
-                    for m in a.channel_mult.split(",")]
-        except ValueError:
-            mult = None
-        if not mult or not all(0 < m < float("inf") for m in mult):
-            raise ConvertError("--channel_mult %r is not a list of positive "
-                               "numbers" % a.channel_mult)
+    if a.sigma_small and not a.learn_sigma:
+        notes.append("--sigma_small True: a model file cannot record the "
+                     "fixed variance, and `diffuse sample` uses fixed-large "
+                     "by default; sample with --variance fixed-small")
+    mult = resolve_channel_mult(a)
     try:
         attn = [int(r) for r in a.attention_resolutions.split(",")
                 if r.strip()]
@@ -246,7 +375,45 @@ def _hints(sd, cfg):
             h.append("emb_layers width says --use_scale_shift_norm %s" % ss)
     n_in = len({k.split(".")[1] for k in sd if k.startswith("input_blocks.")})
     h.append("checkpoint has %d input blocks" % n_in)
+    nrb = infer_num_res_blocks(sd)
+    if nrb and nrb != cfg["num_res_blocks"]:
+        h.append("its first downsample block says --num_res_blocks %d" % nrb)
+    mult = infer_channel_mult(sd, nrb or cfg["num_res_blocks"])
+    if mult and mult != cfg["channel_mult"]:
+        h.append("its input blocks say --channel_mult %s" % _fmt(mult))
     return h
+
+
+def infer_num_res_blocks(sd):
+    """num_res_blocks from the first plain downsample block (a conv
+    input_blocks.N.0.op, N = num_res_blocks + 1); None with
+    resblock_updown, whose downsample blocks are ResBlocks, or one level."""
+    ops = [int(k.split(".")[1]) for k in sd
+           if k.startswith("input_blocks.") and k.endswith(".0.op.weight")]
+    return min(ops) - 1 if ops and min(ops) > 1 else None
+
+
+def infer_channel_mult(sd, num_res_blocks):
+    """channel_mult read off the checkpoint's input blocks, assuming
+    num_res_blocks: input block 0 is the stem conv, then each level has
+    num_res_blocks ResBlocks and (all but the last) one downsample block,
+    so there are levels x (num_res_blocks + 1) blocks; level l's width is
+    the out channels of its first ResBlock.  None when that does not fit."""
+    try:
+        mc = sd["time_embed.0.weight"].shape[1]
+        n_in = len({int(k.split(".")[1]) for k in sd
+                    if k.startswith("input_blocks.")})
+        if num_res_blocks < 1 or n_in % (num_res_blocks + 1):
+            return None
+        mult = []
+        for lvl in range(n_in // (num_res_blocks + 1)):
+            i = 1 + lvl * (num_res_blocks + 1)
+            ch = sd["input_blocks.%d.0.out_layers.3.weight" % i].shape[0]
+            m = ch / mc
+            mult.append(int(m) if m == int(m) else m)
+        return mult
+    except (KeyError, IndexError, ValueError, ZeroDivisionError):
+        return None
 
 
 def validate(sd, cfg):
@@ -272,15 +439,82 @@ def validate(sd, cfg):
     raise ConvertError("\n".join(lines))
 
 
-def load_state_dict(path):
+def sniff(path):
+    """None when the file starts as torch.save writes: a zip archive
+    (torch >= 1.6) or a pickle (the legacy format: protocol 2 opcode 0x80 2,
+    then the pickled magic number 0x1950a86a20f9469cfc6c).  Otherwise what
+    the file looks like instead."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as f:
+            head = f.read(512)
     except FileNotFoundError:
         raise ConvertError("%s: no such file" % path)
+    except OSError as e:
+        raise ConvertError("cannot read %s: %s" % (path, e.strerror or e))
+    if head[:4] == b"PK\x03\x04":
+        return None
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return None
+    kinds = ((b"\x89PNG\r\n\x1a\n", "it is a PNG image"),
+             (b"\xff\xd8\xff", "it is a JPEG image"),
+             (b"GIF8", "it is a GIF image"),
+             (b"\x1f\x8b", "it is gzip-compressed: unpack it first"),
+             (b"PK", "it is a zip archive, but not one torch.save wrote"),
+             (b"version https://git-lfs", "it is a Git LFS pointer, not the "
+              "file itself: git lfs pull"),
+             (b"\x7fELF", "it is an executable"))
+    for magic, what in kinds:
+        if head.startswith(magic):
+            return what
+    if not head:
+        return "the file is empty"
+    if len(head) > 8 and head[8:9] == b"{" and \
+            int.from_bytes(head[:8], "little") < 100_000_000:
+        return "it is a safetensors file, not a .pt state dict"
+    if len(head) > 262 and head[257:262] == b"ustar":
+        return "it is a tar archive (torch before 1.0 wrote those; re-save " \
+               "it with torch.save from a current torch)"
+    if head.lstrip()[:1] == b"<":
+        return "it is HTML or XML text, e.g. an error page saved by a " \
+               "failed download"
+    try:
+        head.decode("utf-8")
+        return "it is a text file"
+    except UnicodeDecodeError:
+        return "its first bytes are %s" % head[:8].hex(" ")
+
+
+def _load_error(path, e):
+    """A ConvertError for torch.load's exception e that never passes on
+    torch's advice to retry with weights_only=False (that would run
+    whatever code the pickle holds)."""
+    msg = str(e).strip()
+    if "WeightsUnpickler error:" in msg:
+        why = msg.split("WeightsUnpickler error:", 1)[1].strip()
+        if why.startswith("Unsupported class "):
+            return ConvertError(
+                "%s: refused: its pickle refers to %s, which a state dict "
+                "of tensors never does (only tensors and plain containers "
+                "are unpickled, so nothing was run)"
+                % (path, why[len("Unsupported class "):].strip()))
+        return ConvertError("%s is not a PyTorch checkpoint (its pickle "
+                            "data is damaged: %s)" % (path, why))
+    first = msg.splitlines()[0] if msg else type(e).__name__
+    if "weights_only" in first or "trusted source" in first:
+        first = type(e).__name__
+    return ConvertError("%s: cannot load the checkpoint, it is damaged or "
+                        "truncated (%s)" % (path, first))
+
+
+def load_state_dict(path):
+    what = sniff(path)
+    if what:
+        raise ConvertError("%s is not a PyTorch checkpoint (%s)"
+                           % (path, what))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:   # unpickling errors come in many types
-        raise ConvertError("%s: not a loadable weights-only checkpoint (%s)"
-                           % (path, str(e).splitlines()[0]
-                              if str(e) else type(e).__name__))
+        raise _load_error(path, e)
     if isinstance(obj, dict) and not all(torch.is_tensor(v)
                                          for v in obj.values()):
         for key in ("state_dict", "model", "ema"):
@@ -297,9 +531,41 @@ def load_state_dict(path):
     return obj
 
 
+def _channel_mult_advice(a, sd):
+    """What the checkpoint says when channel_mult has no default."""
+    nrb = infer_num_res_blocks(sd) or a.num_res_blocks
+    mult = infer_channel_mult(sd, nrb)
+    improved = (a.defaults == "guided-diffusion"
+                and IMPROVED_CHANNEL_MULT.get(a.image_size))
+    if not mult:
+        s = ("the checkpoint's %d input blocks do not fit --num_res_blocks "
+             "%d, so its channel_mult cannot be read off them"
+             % (len({k.split(".")[1] for k in sd
+                     if k.startswith("input_blocks.")}), nrb))
+        if improved:
+            s += ("; improved-diffusion's %d px default is %s (--defaults "
+                  "improved-diffusion)" % (a.image_size, _fmt(improved)))
+        return s
+    s = "the checkpoint's input blocks say --channel_mult %s" % _fmt(mult)
+    if nrb != a.num_res_blocks:
+        s += " with --num_res_blocks %d" % nrb
+    if improved == mult:
+        s += (", improved-diffusion's %d px default: for an improved-"
+              "diffusion checkpoint add --defaults improved-diffusion (it "
+              "also sets improved-diffusion's rescale_timesteps True), for "
+              "a guided-diffusion run --channel_mult %s" % (a.image_size,
+                                                           _fmt(mult)))
+    return s
+
+
 def convert(argv):
     a = build_parser().parse_args(argv)
-    cfg, notes = config_from_args(a)
+    given = apply_defaults(a)
+    try:
+        cfg, notes = config_from_args(a, given)
+    except NoChannelMult as e:
+        sd = load_state_dict(a.checkpoint)
+        raise ConvertError("%s;\n  %s" % (e, _channel_mult_advice(a, sd)))
     sd = load_state_dict(a.checkpoint)
     validate(sd, cfg)
     for k, v in sd.items():
@@ -326,9 +592,14 @@ def convert(argv):
     n_params = sum(int(np.prod(t.shape)) for t in tensors.values())
     for n in notes:
         print("note: " + n, file=sys.stderr)
-    print("%s: %d tensors, %.1fM parameters, %s, %s classes -> %s"
+    warning = rescale_warning(a, given)
+    if warning:
+        print("convert_checkpoint: " + warning, file=sys.stderr)
+    print("%s: %d tensors, %.1fM parameters, %s, %s classes, "
+          "rescale_timesteps %s (%s defaults) -> %s"
           % (a.checkpoint, len(tensors), n_params / 1e6, dt,
-             cfg["num_classes"] or "no", a.output))
+             cfg["num_classes"] or "no", cfg["rescale_timesteps"],
+             a.defaults, a.output))
     return 0
 
 
