@@ -144,6 +144,8 @@ for ini_file in "$G"/traj-*.ini; do
         --count "$(ini "$ini_file" count)" --height "$(ini "$ini_file" height)"
         --width "$(ini "$ini_file" width)" --quiet --out-npy "$TMP/$name.npy")
   [ "$class" != "-1" ] && args+=(--class "$class")
+  null_model=$(ini "$ini_file" null_model)
+  [ -n "$null_model" ] && args+=(--null-model "$G/$null_model")
   if [ "$(ini "$ini_file" clip_denoised)" != "true" ]; then
     fail "$name: clip_denoised false has no CLI option"; continue
   fi

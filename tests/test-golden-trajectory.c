@@ -94,6 +94,7 @@ test_trajectory (gconstpointer data)
   gboolean clip = g_key_file_get_boolean (kf, g, "clip_denoised", &error);
   g_assert_no_error (error);
   g_autofree char *init_name = g_key_file_get_string (kf, g, "init_image", NULL);
+  g_autofree char *null_name = g_key_file_get_string (kf, g, "null_model", NULL);
 #undef STR
 #undef INT
 #undef DBL
@@ -103,6 +104,15 @@ test_trajectory (gconstpointer data)
   g_assert_no_error (error);
   const DiffuseModelConfig *cfg = diffuse_model_get_config (m);
   gint64 n = (gint64) count * cfg->in_channels * height * width;
+  g_autofree char *null_path = null_name != NULL
+                               ? g_build_filename (golden_dir (), null_name, NULL) : NULL;
+  g_autoptr (DiffuseModel) null_model = NULL;
+
+  if (null_path != NULL)
+    {
+      null_model = diffuse_model_new_from_file (null_path, &error);
+      g_assert_no_error (error);
+    }
 
   g_autofree char *stem = g_strndup (ini, strlen (ini) - strlen (".ini"));
   g_autofree char *noise_name = g_strconcat (stem, ".noise.npy", NULL);
@@ -127,6 +137,7 @@ test_trajectory (gconstpointer data)
   p.clip_denoised = clip;
   p.strength = strength;
   p.init_image = init;
+  p.null_model = null_model;
 
   for (gint pass = 0; pass < 2; pass++)
     {

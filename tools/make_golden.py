@@ -141,6 +141,14 @@ TRAJECTORIES = {
                     eta=0.3, variance="auto", guidance=0.0, class_label=0,
                     seed=14, count=1, height=16, width=16,
                     clip_denoised=True, strength=0.5),
+    # guidance for a class model without a null class from a separate
+    # unconditional model (ε(x, ∅) from "frac", the learned variance from
+    # "onelevel"), as guided-diffusion pairs its ImageNet models.
+    "ddpm-null-model": dict(model="onelevel", null_model="frac",
+                            sampler="ddpm", respacing="6", eta=0.0,
+                            variance="learned", guidance=2.0, class_label=1,
+                            seed=16, count=2, height=16, width=16,
+                            clip_denoised=True, strength=1.0),
 }
 
 
@@ -278,8 +286,12 @@ def make_trajectory(out, name, s, log):
         shape = (s["count"], cfg["in_channels"], s["height"], s["width"])
         sched = rd.Schedule(cfg["noise_schedule"], cfg["diffusion_steps"],
                             s["respacing"])
+        null_model = null_cfg = None
+        if "null_model" in s:
+            null_model, null_cfg = load_model(
+                model_path(out, s["null_model"]), dt)
         den = rd.model_denoiser(model, cfg, s["count"], s["class_label"],
-                                s["guidance"])
+                                s["guidance"], null_model, null_cfg)
         init = None
         if s["strength"] < 1.0:
             init = init_image(shape, s["seed"])
@@ -314,6 +326,8 @@ def make_trajectory(out, name, s, log):
         "clip_denoised": "true" if s["clip_denoised"] else "false",
         "strength": repr(float(s["strength"])),
     }
+    if "null_model" in s:
+        g["null_model"] = os.path.basename(model_path(out, s["null_model"]))
     if init is not None:
         np.save(base + ".init.npy", init)
         g["init_image"] = os.path.basename(base + ".init.npy")

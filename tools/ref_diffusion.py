@@ -240,49 +240,77 @@ def sample(schedule, denoise, shape, sampler="ddim", eta=0.0,
 # Model denoiser with classifier-free guidance
 
 
-def model_denoiser(model, cfg, count, class_label=-1, guidance=0.0):
+def _null_label(cfg):
+    null = cfg.get("null_class", -1)
+    return -1 if null is None else null
+
+
+def model_denoiser(model, cfg, count, class_label=-1, guidance=0.0,
+                   null_model=None, null_cfg=None):
     """Wraps an ADMUNet (any dtype; float64 recommended) as a denoiser.
     class_label -1 means the null class (or no label for unconditional
     models).  Classifier-free guidance (Ho & Salimans 2022; seed notes):
     ε̄ = (1+w) ε(x, y) - w ε(x, ∅) on the ε channels only; the learned
     variance channels come from the conditional pass.  Guidance is skipped
-    when w = 0 or y is the null class (both passes would be equal)."""
+    when w = 0 or y is the null class (both passes would be equal).
+
+    null_model / null_cfg: a separate network for ε(x, ∅) (guided-diffusion
+    pairs class models without a null class with unconditional ones): it
+    sees the same x_t and t (its own rescale_timesteps), no label, or its
+    null class when it is class-conditional; only its first C output
+    channels are used."""
     import torch
     C = cfg["in_channels"]
-    T = cfg["diffusion_steps"]
     num_classes = cfg["num_classes"]
-    null = cfg.get("null_class", -1)
-    if null is None:
-        null = -1
+    null = _null_label(cfg)
+    if null_model is not None:
+        if (null_cfg["in_channels"] != C
+                or null_cfg["diffusion_steps"] != cfg["diffusion_steps"]
+                or null_cfg["noise_schedule"] != cfg["noise_schedule"]):
+            raise ValueError("the null model needs the same in_channels, "
+                             "diffusion_steps and noise_schedule")
+        if null_cfg["num_classes"] and _null_label(null_cfg) < 0:
+            raise ValueError("a class-conditional null model needs a null "
+                             "class")
     if num_classes:
         label = class_label if class_label >= 0 else null
         if label < 0:
             raise ValueError("class_label -1 needs a model with a null class")
-        guided = guidance > 0 and label != null
-        if guidance > 0 and null < 0:
+        guided = guidance > 0 and (null_model is not None or label != null)
+        if guidance > 0 and null < 0 and null_model is None:
             raise ValueError("guidance needs the model's null class")
     else:
-        if class_label != -1 or guidance != 0:
+        if class_label != -1 or (guidance != 0 and null_model is None):
             raise ValueError("unconditional model: no label or guidance")
-        label, guided = None, False
-    dtype = next(model.parameters()).dtype
+        label, guided = None, guidance > 0
 
-    def run(x, t_model, y):
-        tv = float(t_model)
-        if cfg.get("rescale_timesteps"):
-            tv = tv * (1000.0 / T)
-        xt = torch.from_numpy(np.ascontiguousarray(x)).to(dtype)
-        tt = torch.full((x.shape[0],), tv, dtype=torch.float64)
-        yt = None if y is None else torch.full((x.shape[0],), y,
-                                                dtype=torch.long)
-        with torch.no_grad():
-            return model(xt, tt, yt).double().numpy()
+    def runner(net, net_cfg):
+        dtype = next(net.parameters()).dtype
+
+        def run(x, t_model, y):
+            tv = float(t_model)
+            if net_cfg.get("rescale_timesteps"):
+                tv = tv * (1000.0 / net_cfg["diffusion_steps"])
+            xt = torch.from_numpy(np.ascontiguousarray(x)).to(dtype)
+            tt = torch.full((x.shape[0],), tv, dtype=torch.float64)
+            yt = None if y is None else torch.full((x.shape[0],), y,
+                                                    dtype=torch.long)
+            with torch.no_grad():
+                return net(xt, tt, yt).double().numpy()
+        return run
+
+    run = runner(model, cfg)
+    if null_model is not None:
+        run_null = runner(null_model, null_cfg)
+        null_y = _null_label(null_cfg) if null_cfg["num_classes"] else None
+    else:
+        run_null, null_y = run, null
 
     def denoise(x, i, t_model):
         out = run(x, t_model, label)
         eps, var = out[:, :C], (out[:, C:] if out.shape[1] == 2 * C else None)
         if guided:
-            eps_u = run(x, t_model, null)[:, :C]
+            eps_u = run_null(x, t_model, null_y)[:, :C]
             eps = (1.0 + guidance) * eps - guidance * eps_u
         return eps, var
 
