@@ -220,7 +220,8 @@ typedef struct
    * It runs at the same size with no label (or its own null class when it
    * is class-conditional); it must have the model's in_channels,
    * diffusion_steps and noise_schedule.  The variance of a learn_sigma
-   * model still comes from the conditional model. */
+   * model still comes from the conditional model.  With a null_model an
+   * unconditional model may be guided too (away from the other model). */
   const DiffuseModel *null_model;
   guint64 seed;                  /* default 0 */
   gint count;                    /* images in one batch, default 1 */
