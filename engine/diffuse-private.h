@@ -53,6 +53,13 @@ const char *diffuse__safetensors_get_metadata (const DiffuseSafetensors *st,
  * at most max_depth deep, else a short reason. */
 const char *diffuse__json_check (const char *text, gsize n, gint max_depth);
 
+/* ---- schedule.c ------------------------------------------------------ */
+
+/* The schedule for DiffuseSampleParams.steps when no respacing string is
+ * given: guided-diffusion's "N" section, except that N = 1 keeps t = T−1. */
+DiffuseSchedule *diffuse__schedule_new_steps (DiffuseScheduleKind kind, gint T,
+                                              gint steps, GError **error);
+
 /* ---- model.c ---------------------------------------------------------- */
 
 /* diffuse_model_new_from_file on bytes the caller keeps alive while the

@@ -32,28 +32,17 @@ void openblas_set_num_threads (int num_threads);
 #define MAX_GUIDANCE 100.0
 #define MAX_ETA 10.0
 
-/* params->steps as a respacing string: guided-diffusion's single section
- * "N", i.e. N steps evenly spread over 0 … T−1 (rounded), which exists for
- * every N in 1..T and always starts from t = T−1, the step x_T ~ N(0, I)
- * belongs to.  ("ddimN" strides miss many N and stop short of T−1.) */
-static char *
-respacing_for (const DiffuseSampleParams *params, gint T)
-{
-  if (params->respacing != NULL && params->respacing[0] != '\0')
-    return g_strdup (params->respacing);
-  if (params->steps == T)
-    return g_strdup ("");
-  return g_strdup_printf ("%d", params->steps);
-}
-
 static DiffuseSchedule *
 schedule_for (const DiffuseSampleParams *params, const DiffuseModelConfig *cfg,
               GError **error)
 {
-  g_autofree char *respacing = respacing_for (params, cfg->diffusion_steps);
-
-  return diffuse_schedule_new (cfg->noise_schedule, cfg->diffusion_steps, respacing,
-                               error);
+  /* an explicit respacing string wins; else `steps` evenly spread, ending
+   * at T−1 (diffuse__schedule_new_steps) */
+  if (params->respacing != NULL && params->respacing[0] != '\0')
+    return diffuse_schedule_new (cfg->noise_schedule, cfg->diffusion_steps,
+                                 params->respacing, error);
+  return diffuse__schedule_new_steps (cfg->noise_schedule, cfg->diffusion_steps,
+                                      params->steps, error);
 }
 
 static gboolean

@@ -171,9 +171,11 @@ respace_sections (gint T, const char *respacing, gboolean *keep, GError **error)
   return TRUE;
 }
 
-DiffuseSchedule *
-diffuse_schedule_new (DiffuseScheduleKind kind, gint T, const char *respacing,
-                      GError **error)
+/* respacing as diffuse_schedule_new; with only_last, keep just t = T−1
+ * (a one-step run must start where x_T ~ N(0, I) belongs). */
+static DiffuseSchedule *
+schedule_new (DiffuseScheduleKind kind, gint T, const char *respacing,
+              gboolean only_last, GError **error)
 {
   if ((guint) kind >= DIFFUSE_SCHEDULE_COUNT)
     {
@@ -206,7 +208,9 @@ diffuse_schedule_new (DiffuseScheduleKind kind, gint T, const char *respacing,
         return NULL;
       }
 
-  if (respacing == NULL || respacing[0] == '\0')
+  if (only_last)
+    keep[T - 1] = TRUE;
+  else if (respacing == NULL || respacing[0] == '\0')
     {
       for (gint t = 0; t < T; t++)
         keep[t] = TRUE;
@@ -246,6 +250,35 @@ diffuse_schedule_new (DiffuseScheduleKind kind, gint T, const char *respacing,
       i++;
     }
   return s;
+}
+
+DiffuseSchedule *
+diffuse_schedule_new (DiffuseScheduleKind kind, gint T, const char *respacing,
+                      GError **error)
+{
+  return schedule_new (kind, T, respacing, FALSE, error);
+}
+
+/* `steps` without a respacing string: guided-diffusion's single section "N"
+ * (N steps evenly over 0 … T−1, rounded), which for N ≥ 2 always holds
+ * t = T−1, the step x_T ~ N(0, I) belongs to.  For N = 1 that section
+ * would keep only t = 0 (pure noise read as an almost clean image), so a
+ * one-step run keeps t = T−1 instead. */
+DiffuseSchedule *
+diffuse__schedule_new_steps (DiffuseScheduleKind kind, gint T, gint steps,
+                             GError **error)
+{
+  if (steps < 1 || steps > T)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "steps = %d is out of range (1..%d)", steps, T);
+      return NULL;
+    }
+  if (steps == 1)
+    return schedule_new (kind, T, NULL, TRUE, error);
+
+  g_autofree char *respacing = steps == T ? g_strdup ("") : g_strdup_printf ("%d", steps);
+  return schedule_new (kind, T, respacing, FALSE, error);
 }
 
 void

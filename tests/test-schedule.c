@@ -259,6 +259,41 @@ test_strength (void)
   g_assert_cmpint (diffuse_schedule_index_for_strength (full, 0.3), ==, 30);
 }
 
+/* `steps` without a respacing string: every run starts at t = T−1, also
+ * with one step (where guided-diffusion's section "1" would keep t = 0);
+ * ᾱ of that single step is the full product, as without respacing. */
+static void
+test_steps (void)
+{
+  g_autoptr (DiffuseSchedule) full = diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, 1000,
+                                                           NULL, NULL);
+  const double *abar_full = diffuse_schedule_get_alphas_cumprod (full);
+  g_autoptr (GError) error = NULL;
+
+  g_autoptr (DiffuseSchedule) one = diffuse__schedule_new_steps (DIFFUSE_SCHEDULE_COSINE,
+                                                                 1000, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (diffuse_schedule_get_n_steps (one), ==, 1);
+  g_assert_cmpint (diffuse_schedule_get_timesteps (one)[0], ==, 999);
+  g_assert_cmpfloat (fabs (diffuse_schedule_get_alphas_cumprod (one)[0] - abar_full[999]),
+                     <, 1e-15);
+
+  g_autoptr (DiffuseSchedule) two = diffuse__schedule_new_steps (DIFFUSE_SCHEDULE_COSINE,
+                                                                 1000, 2, &error);
+  g_assert_cmpint (diffuse_schedule_get_n_steps (two), ==, 2);
+  g_assert_cmpint (diffuse_schedule_get_timesteps (two)[0], ==, 0);
+  g_assert_cmpint (diffuse_schedule_get_timesteps (two)[1], ==, 999);
+
+  g_autoptr (DiffuseSchedule) all = diffuse__schedule_new_steps (DIFFUSE_SCHEDULE_COSINE,
+                                                                 1000, 1000, &error);
+  g_assert_cmpint (diffuse_schedule_get_n_steps (all), ==, 1000);
+
+  g_autoptr (DiffuseSchedule) none = diffuse__schedule_new_steps (DIFFUSE_SCHEDULE_COSINE,
+                                                                  1000, 0, &error);
+  g_assert_null (none);
+  g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -268,5 +303,6 @@ main (int argc, char **argv)
   g_test_add_func ("/schedule/respacing", test_respacing);
   g_test_add_func ("/schedule/bad-respacing", test_bad_respacing);
   g_test_add_func ("/schedule/strength", test_strength);
+  g_test_add_func ("/schedule/steps", test_steps);
   return g_test_run ();
 }
