@@ -512,6 +512,44 @@ fill_bias (DiffusePool *pool, float *out, gint c_out, gint batch, gsize hw,
   diffuse__pool_run (pool, c_out, bias_range, &j);
 }
 
+/* The output columns [*lo, *hi) of an im2col row at kernel column kx:
+ * those with 0 <= ox·stride + kx − pad < width; the rest read padding. */
+static inline void
+im2col_cols (gint wo, gint width, gint kx, gint pad, gint stride,
+             gint *lo, gint *hi)
+{
+  gint l = 0, h = wo;
+
+  while (l < wo && l * stride + kx - pad < 0)
+    l++;
+  while (h > l && (h - 1) * stride + kx - pad >= width)
+    h--;
+  *lo = l;
+  *hi = h;
+}
+
+/* One output row of im2col: dst[ox] = srow[ox·stride] for ox in
+ * [lo, hi), 0 elsewhere; srow == NULL for a row in the padding. */
+static inline void
+im2col_row (float *dst, const float *srow, gint wo, gint lo, gint hi,
+            gint stride)
+{
+  if (srow == NULL)
+    {
+      zero_f (dst, wo);
+      return;
+    }
+  for (gint ox = 0; ox < lo; ox++)
+    dst[ox] = 0.0f;
+  if (stride == 1)
+    copy_f (dst + lo, srow + lo, hi - lo);
+  else
+    for (gint ox = lo; ox < hi; ox++)
+      dst[ox] = srow[ox * stride];
+  for (gint ox = hi; ox < wo; ox++)
+    dst[ox] = 0.0f;
+}
+
 typedef struct
 {
   const float *x;
@@ -536,14 +574,9 @@ im2col_range (gpointer data, gsize begin, gsize end,
       for (gint kx = 0; kx < k; kx++)
         {
           float *dst = j->col + ((c * k + ky) * k + kx) * n;
-          /* output columns ox with 0 <= ox·stride + kx − pad < width */
-          gint lo = 0, hi = wo;
+          gint lo, hi;
 
-          while (lo < wo && lo * stride + kx - pad < 0)
-            lo++;
-          while (hi > lo && (hi - 1) * stride + kx - pad >= width)
-            hi--;
-
+          im2col_cols (wo, width, kx, pad, stride, &lo, &hi);
           for (gint b = 0; b < j->batch; b++)
             {
               const float *src = j->x + (c * j->batch + b) * height * width;
@@ -551,23 +584,10 @@ im2col_range (gpointer data, gsize begin, gsize end,
               for (gint oy = 0; oy < ho; oy++, dst += wo)
                 {
                   gint iy = oy * stride + ky - pad;
-                  const float *srow;
 
-                  if (iy < 0 || iy >= height)
-                    {
-                      zero_f (dst, wo);
-                      continue;
-                    }
-                  srow = src + (gsize) iy * width + kx - pad;
-                  for (gint ox = 0; ox < lo; ox++)
-                    dst[ox] = 0.0f;
-                  if (stride == 1)
-                    copy_f (dst + lo, srow + lo, hi - lo);
-                  else
-                    for (gint ox = lo; ox < hi; ox++)
-                      dst[ox] = srow[ox * stride];
-                  for (gint ox = hi; ox < wo; ox++)
-                    dst[ox] = 0.0f;
+                  im2col_row (dst, iy < 0 || iy >= height ? NULL
+                              : src + (gsize) iy * width + kx - pad,
+                              wo, lo, hi, stride);
                 }
             }
         }
@@ -601,33 +621,18 @@ im2col_rows (const float *x, gint channels, gint batch, gint height,
       for (gint kx = 0; kx < k; kx++)
         {
           float *dst = col + ((gsize) (c * k + ky) * k + kx) * n + r0 * wo;
-          gint lo = 0, hi = wo;
+          gint lo, hi;
 
-          while (lo < wo && lo * stride + kx - pad < 0)
-            lo++;
-          while (hi > lo && (hi - 1) * stride + kx - pad >= width)
-            hi--;
+          im2col_cols (wo, width, kx, pad, stride, &lo, &hi);
           for (gsize r = r0; r < r1; r++, dst += wo)
             {
               gint b = (gint) (r / ho), oy = (gint) (r % ho);
               gint iy = oy * stride + ky - pad;
-              const float *srow;
 
-              if (iy < 0 || iy >= height)
-                {
-                  zero_f (dst, wo);
-                  continue;
-                }
-              srow = x + (((gsize) c * batch + b) * height + iy) * width + kx - pad;
-              for (gint ox = 0; ox < lo; ox++)
-                dst[ox] = 0.0f;
-              if (stride == 1)
-                copy_f (dst + lo, srow + lo, hi - lo);
-              else
-                for (gint ox = lo; ox < hi; ox++)
-                  dst[ox] = srow[ox * stride];
-              for (gint ox = hi; ox < wo; ox++)
-                dst[ox] = 0.0f;
+              im2col_row (dst, iy < 0 || iy >= height ? NULL
+                          : x + (((gsize) c * batch + b) * height + iy) * width
+                            + kx - pad,
+                          wo, lo, hi, stride);
             }
         }
 }

@@ -36,30 +36,42 @@ cli_fail (GError *error)
   return CLI_EXIT_FAILURE;
 }
 
+/* print_line of a printf-style message; returns exit_code */
+static int
+print_vline (int exit_code, const char *format, va_list args)
+  G_GNUC_PRINTF (2, 0);
+
+static int
+print_vline (int exit_code, const char *format, va_list args)
+{
+  g_autofree gchar *message = g_strdup_vprintf (format, args);
+
+  print_line (message);
+  return exit_code;
+}
+
 int
 cli_failf (const char *format, ...)
 {
   va_list args;
-  g_autofree gchar *message = NULL;
+  int code;
 
   va_start (args, format);
-  message = g_strdup_vprintf (format, args);
+  code = print_vline (CLI_EXIT_FAILURE, format, args);
   va_end (args);
-  print_line (message);
-  return CLI_EXIT_FAILURE;
+  return code;
 }
 
 int
 cli_usage (const char *format, ...)
 {
   va_list args;
-  g_autofree gchar *message = NULL;
+  int code;
 
   va_start (args, format);
-  message = g_strdup_vprintf (format, args);
+  code = print_vline (CLI_EXIT_USAGE, format, args);
   va_end (args);
-  print_line (message);
-  return CLI_EXIT_USAGE;
+  return code;
 }
 
 gboolean
