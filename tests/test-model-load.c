@@ -586,21 +586,7 @@ test_bf16_model (void)
                                         g_bytes_get_size (f32_bytes), &error);
   g_assert_no_error (error);
   test_unet_set_metadata (bf, &cfg);
-  for (i = 0; i < diffuse__safetensors_get_n_tensors (st); i++)
-    {
-      const DiffuseTensorInfo *t = diffuse__safetensors_get_nth (st, i);
-      g_autofree guint16 *h = g_new (guint16, t->n_elements);
-      gint64 k;
-
-      for (k = 0; k < t->n_elements; k++)
-        {
-          guint32 bits;
-
-          memcpy (&bits, &t->data[k], 4);
-          h[k] = GUINT16_TO_LE ((guint16) (bits >> 16));
-        }
-      test_st_add_raw (bf, t->name, "BF16", t->ndim, t->shape, h, t->n_elements * 2);
-    }
+  test_st_add_bf16_of (bf, st);
   l = load (bf, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (diffuse_model_get_n_params (l->model), ==, n_params);

@@ -3,6 +3,7 @@
 
 #include <glib/gstdio.h>
 
+#include "diffuse-private.h"
 #include "testutil-safetensors.h"
 
 typedef struct
@@ -97,6 +98,25 @@ test_st_add_raw (TestSt *b, const char *name, const char *dtype, gint ndim,
     memcpy (e->shape, shape, ndim * sizeof (gint64));
   e->data = g_bytes_new (raw, n_bytes);
   g_ptr_array_add (b->entries, e);
+}
+
+void
+test_st_add_bf16_of (TestSt *b, const DiffuseSafetensors *f32)
+{
+  for (guint i = 0; i < diffuse__safetensors_get_n_tensors (f32); i++)
+    {
+      const DiffuseTensorInfo *t = diffuse__safetensors_get_nth (f32, i);
+      g_autofree guint16 *h = g_new (guint16, t->n_elements);
+
+      for (gint64 k = 0; k < t->n_elements; k++)
+        {
+          guint32 bits;
+
+          memcpy (&bits, &t->data[k], 4);
+          h[k] = GUINT16_TO_LE ((guint16) (bits >> 16));
+        }
+      test_st_add_raw (b, t->name, "BF16", t->ndim, t->shape, h, t->n_elements * 2);
+    }
 }
 
 void

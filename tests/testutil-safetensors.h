@@ -20,6 +20,9 @@ void     test_st_add_f32 (TestSt *b, const char *name, gint ndim,
 void     test_st_add_raw (TestSt *b, const char *name, const char *dtype,
                           gint ndim, const gint64 *shape, const void *raw,
                           gsize n_bytes);
+/* Adds every tensor of f32 (a file of F32 tensors as the engine parsed
+ * it) as BF16, each value truncated to its upper 16 bits. */
+void     test_st_add_bf16_of (TestSt *b, const struct _DiffuseSafetensors *f32);
 /* Replaces the shape of a tensor already added (data follows the new
  * element count); FALSE when absent. */
 gboolean test_st_reshape (TestSt *b, const char *name, gint ndim,

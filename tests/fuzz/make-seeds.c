@@ -26,7 +26,6 @@ bf16_model (const DiffuseModelConfig *cfg, const char *class_names)
   g_autoptr (TestSt) bf = test_st_new ();
   g_autoptr (GBytes) bytes = NULL;
   DiffuseSafetensors *st;
-  guint i;
 
   test_unet_add_tensors (f32, cfg);
   bytes = test_st_serialize (f32);
@@ -35,21 +34,7 @@ bf16_model (const DiffuseModelConfig *cfg, const char *class_names)
   test_unet_set_metadata (bf, cfg);
   if (class_names != NULL)
     test_st_set_metadata (bf, "class_names", class_names);
-  for (i = 0; i < diffuse__safetensors_get_n_tensors (st); i++)
-    {
-      const DiffuseTensorInfo *t = diffuse__safetensors_get_nth (st, i);
-      g_autofree guint16 *h = g_new (guint16, t->n_elements);
-      gint64 k;
-
-      for (k = 0; k < t->n_elements; k++)
-        {
-          guint32 bits;
-
-          memcpy (&bits, &t->data[k], 4);
-          h[k] = GUINT16_TO_LE ((guint16) (bits >> 16));
-        }
-      test_st_add_raw (bf, t->name, "BF16", t->ndim, t->shape, h, t->n_elements * 2);
-    }
+  test_st_add_bf16_of (bf, st);
   diffuse__safetensors_free (st);
   return test_st_serialize (bf);
 }
