@@ -7,6 +7,14 @@
 
 G_BEGIN_DECLS
 
+/* ---- errors.c --------------------------------------------------------- */
+
+/* Sets a DIFFUSE_ERROR of the given code, "NAME: message" (a file's or
+ * model's name first); always returns FALSE. */
+gboolean diffuse__set_named_errorv (GError **error, gint code, const char *name,
+                                    const char *format, va_list args)
+  G_GNUC_PRINTF (4, 0);
+
 /* ---- safetensors.c: bounds-checked parser ---------------------------- */
 
 typedef enum

@@ -3,9 +3,19 @@
  * The strings are the ones users type (CLI options, preset files, the
  * model metadata), so from_string is case-insensitive and to_string gives
  * the canonical lower-case spelling. */
-#include "diffuse.h"
+#include "diffuse-private.h"
 
 G_DEFINE_QUARK (diffuse-error-quark, diffuse_error)
+
+gboolean
+diffuse__set_named_errorv (GError **error, gint code, const char *name,
+                           const char *format, va_list args)
+{
+  g_autofree gchar *msg = g_strdup_vprintf (format, args);
+
+  g_set_error (error, DIFFUSE_ERROR, code, "%s: %s", name, msg);
+  return FALSE;
+}
 
 static const char *const schedule_names[DIFFUSE_SCHEDULE_COUNT] = {
   [DIFFUSE_SCHEDULE_LINEAR] = "linear",

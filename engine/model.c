@@ -41,12 +41,10 @@ static gboolean
 md_error (GError **error, const DiffuseModel *model, const char *format, ...)
 {
   va_list args;
-  g_autofree gchar *msg = NULL;
 
   va_start (args, format);
-  msg = g_strdup_vprintf (format, args);
+  diffuse__set_named_errorv (error, DIFFUSE_ERROR_MODEL, model->name, format, args);
   va_end (args);
-  g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL, "%s: %s", model->name, msg);
   return FALSE;
 }
 

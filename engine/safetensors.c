@@ -82,12 +82,10 @@ static gboolean
 fail (GError **error, const DiffuseSafetensors *st, const char *format, ...)
 {
   va_list args;
-  g_autofree gchar *msg = NULL;
 
   va_start (args, format);
-  msg = g_strdup_vprintf (format, args);
+  diffuse__set_named_errorv (error, DIFFUSE_ERROR_FORMAT, st->name, format, args);
   va_end (args);
-  g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT, "%s: %s", st->name, msg);
   return FALSE;
 }
 
