@@ -1,4 +1,5 @@
 /* Test helper: builds safetensors files in memory (see the header). */
+#include <unistd.h>
 #include <string.h>
 
 #include <glib/gstdio.h>

@@ -95,7 +95,7 @@ find_preset (const char *name, GError **error)
     {
       DiffusePreset *p = all->pdata[i];
 
-      if (strcmp (p->name, name) == 0)
+      if (g_ascii_strcasecmp (p->name, name) == 0)
         return g_steal_pointer (&all->pdata[i]);
       g_string_append_printf (names, "%s%s", i ? ", " : "", p->name);
     }
