@@ -180,6 +180,23 @@ def save_grid(x, n_classes, n_per_class, names, path, per_row=10):
     im.save(path)
 
 
+def save_result(results_path, sweep, entry):
+    """Merges one sweep into <data>-results.json.  Sweeps of one data set
+    may run in parallel processes (tools/eval/run_all.sh), so the file is
+    re-read and replaced under an exclusive lock."""
+    import fcntl
+    with open(results_path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        all_results = {}
+        if os.path.exists(results_path):
+            with open(results_path) as f:
+                all_results = json.load(f)
+        all_results[sweep] = entry
+        with open(results_path + ".tmp", "w") as f:
+            json.dump(all_results, f, indent=1)
+        os.replace(results_path + ".tmp", results_path)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
@@ -199,10 +216,6 @@ def main():
     md = model_info(args.model)
     names = json.loads(md["class_names"])
     results_path = os.path.join(OUT_DIR, args.data + "-results.json")
-    all_results = {}
-    if os.path.exists(results_path):
-        with open(results_path) as f:
-            all_results = json.load(f)
     for sweep in args.only.split(","):
         t0 = time.time()
         if sweep == "grid":
@@ -228,11 +241,8 @@ def main():
             print("%s: %s acc %.3f fid %.3f (floor %.3f)"
                   % (sweep, json.dumps(s), r["accuracy"], r["fid"],
                      r["fid_floor"]), flush=True)
-        all_results[sweep] = {"training_step": md.get("training_step"),
-                              "rows": rows}
-        with open(results_path + ".tmp", "w") as f:
-            json.dump(all_results, f, indent=1)
-        os.replace(results_path + ".tmp", results_path)
+        save_result(results_path, sweep,
+                    {"training_step": md.get("training_step"), "rows": rows})
         title = "%s, step %s, %s/class" % (args.data,
                                           md.get("training_step", "?"),
                                           args.n_per_class)
@@ -249,7 +259,7 @@ def main():
             f.write(header(args, md, rows[0]) + "\n")
             f.write(table(rows, COLS))
             f.write("\nPlot: %s-%s.png.  Made by `tools/eval/sweeps.py "
-                    "--model %s --data %s --n-per-class %d --only %s` in "
+                    "--model %s --data %s --n-per-class %s --only %s` in "
                     "%.0f s.\n" % (args.data, sweep,
                                    os.path.relpath(args.model, ROOT),
                                    args.data, args.n_per_class, sweep,
