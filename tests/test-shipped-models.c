@@ -130,7 +130,7 @@ main (int argc, char **argv)
   g_autoptr (GDir) d = NULL;
   g_autoptr (GPtrArray) paths = g_ptr_array_new_with_free_func (g_free);
   const char *name;
-  gboolean have_fashion = FALSE;
+  gboolean have_fashion = FALSE, have_emoji = FALSE;
 
   g_test_init (&argc, &argv, NULL);
   dir = models_dir ();
@@ -141,9 +141,11 @@ main (int argc, char **argv)
       {
         g_ptr_array_add (paths, g_build_filename (dir, name, NULL));
         have_fashion |= strcmp (name, "fashion.safetensors") == 0;
+        have_emoji |= strcmp (name, "emoji.safetensors") == 0;
       }
-  /* The reference model must ship; a missing file is a failure. */
+  /* Both models must ship; a missing file is a failure. */
   g_assert_true (have_fashion);
+  g_assert_true (have_emoji);
   g_ptr_array_sort (paths, compare_paths);
   for (guint i = 0; i < paths->len; i++)
     {
