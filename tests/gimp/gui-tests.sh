@@ -132,7 +132,7 @@ key "$D" Return                       # OK: starts sampling, the dialog stays
 sleep 3
 key "$D" alt+c                        # Cancel: stops within one step
 sleep 2
-import -window "$D" "$OUT/dialog-stopped.png"
+timeout 10 import -window "$D" "$OUT/dialog-stopped.png" || true
 key "$D" Escape                       # closes the dialog
 if wait_file "$OUT/after-cancel.png" 40 && grep -q "cancelled at step" "$OUT/gimp.log"; then
   pass "Cancel stopped sampling ($(grep -o "cancelled at step [0-9]* of [0-9]*" "$OUT/gimp.log")), no layer was added"
@@ -164,7 +164,9 @@ key "$D" Return
 # screenshots while it samples; the last one taken before it closed is kept
 n=0
 while xdotool search --name "^Diffusion: Generate$" >/dev/null 2>&1 && [ $n -lt 600 ]; do
-  import -window "$D" "$OUT/frame-$n.png" 2>/dev/null || break
+  # import can hang for good when the window closes while it grabs it
+  # (seen once under load): give up after 10 s, as when it fails
+  timeout 10 import -window "$D" "$OUT/frame-$n.png" 2>/dev/null || break
   n=$((n + 1))
   sleep 0.3
 done
