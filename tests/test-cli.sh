@@ -243,13 +243,16 @@ run "img2img --null-model" 0 img2img --model "$O" --class 0 --guidance 1 \
   --null-model "$N" --input "$DATA/images/rgba8.png" --width 16 --height 16 \
   --strength 0.5 --steps 4 --seed 2 --out "$TMP/o.png" --quiet \
   && png_shape_is "img2img with a null model" "$TMP/o.png" "2 16 16"
-# a model as its own null model equals its built-in null-class guidance
+# a model as its own null model equals its built-in null-class guidance,
+# up to rounding: one batch of 2 against two of 1 may sum in another order
+# in OpenBLAS (its Zen/AVX2 kernels; seen 4e-4 after these 3 clipped
+# steps), while a wrong null label differs by more than 1e-2
 run "sample, own null class" 0 sample --model "$M" --class 2 --guidance 1.5 \
   --steps 3 --seed 4 --quiet --out-npy "$TMP/n1.npy" \
   && run "sample, itself as --null-model" 0 sample --model "$M" --class 2 \
        --guidance 1.5 --null-model "$M" --steps 3 --seed 4 --quiet \
        --out-npy "$TMP/n2.npy" \
-  && compare "itself as null model = its null class" "$TMP/n2.npy" "$TMP/n1.npy" 1e-5
+  && compare "itself as null model = its null class" "$TMP/n2.npy" "$TMP/n1.npy" 2e-3
 if expect_error "guidance without null class or --null-model" 1 sample --model "$O" \
      --class 1 --guidance 2 --out "$TMP/x.png"; then
   if grep -q "no null class" "$TMP/err"; then pass "the error names the missing null class"

@@ -236,6 +236,25 @@ test_progress_and_cancel (void)
 }
 
 static double
+max_abs_value (const float *a, gsize n)
+{
+  double m = 0;
+
+  for (gsize j = 0; j < n; j++)
+    m = MAX (m, fabs ((double) a[j]));
+  return m;
+}
+
+/* Paths that batch the network differently (count 1 against 2, guidance in
+ * one batch against a separate null-model pass) agree up to rounding:
+ * OpenBLAS's sums may be ordered differently for another batch size (not
+ * on its AVX-512 kernels, but on its Zen/AVX2 ones: seen 4e-4 after three
+ * clipped steps), which the first steps at ᾱ near 0 amplify.  Errors of
+ * the kind these tests look for (a wrong label, variance or count) are
+ * above 1e-2. */
+#define BATCHING_TOL 2e-3
+
+static double
 max_abs_diff (const float *a, const float *b, gsize n)
 {
   double d = 0;
@@ -289,12 +308,19 @@ test_guidance_batch (void)
   g_assert_cmpfloat (d, <, 1e-4 * MAX (1.0, scale));
   g_assert_cmpfloat (max_abs_diff (cond, guided, 2 * img), >, 1e-2);
 
-  /* the first image does not depend on count */
+  /* the first image does not depend on count, up to rounding: OpenBLAS
+   * may sum in another order for another batch size (bit-identical with
+   * its AVX-512 kernels, not with its Zen/AVX2 ones), and the unclipped x0
+   * amplifies ε by 1/sqrt(ᾱ) and the guidance by 1 + w, so the tolerance
+   * is relative to the size of x0 */
   p.class_label = 2;
   p.guidance = 3.0;
   p.count = 1;
   g_assert_true (diffuse_sample (m, &p, one, NULL, &error));
-  g_assert_cmpfloat (max_abs_diff (one, guided, img), <, 1e-5);
+  g_test_message ("count 1 vs first of count 2 (unclipped x0 up to %.3g): max diff %.3g",
+                  max_abs_value (guided, img), max_abs_diff (one, guided, img));
+  g_assert_cmpfloat (max_abs_diff (one, guided, img), <,
+                     1e-5 * MAX (1.0, max_abs_value (guided, img)));
 
   /* and from the seed: count 1 vs count 2, DDPM (reverse-step noise too) */
   float a[16 * 16], b[2 * 16 * 16];
@@ -308,7 +334,7 @@ test_guidance_batch (void)
   p.count = 2;
   g_assert_true (diffuse_sample (m, &p, b, NULL, &error));
   g_test_message ("count 1 vs first of count 2: max diff %.3g", max_abs_diff (a, b, img));
-  g_assert_cmpfloat (max_abs_diff (a, b, img), <, 1e-5);
+  g_assert_cmpfloat (max_abs_diff (a, b, img), <, BATCHING_TOL);
   g_assert_cmpfloat (max_abs_diff (b, b + img, img), >, 1e-2);
 }
 
@@ -600,7 +626,7 @@ test_null_model_null_class (void)
   g_test_message ("own null class vs the same model as null model: %.3g "
                   "(unguided differs by %.3g)",
                   max_abs_diff (a, b, 2 * 16 * 16), max_abs_diff (a, c, 2 * 16 * 16));
-  g_assert_cmpfloat (max_abs_diff (a, b, 2 * 16 * 16), <, 1e-5);
+  g_assert_cmpfloat (max_abs_diff (a, b, 2 * 16 * 16), <, BATCHING_TOL);
   g_assert_cmpfloat (max_abs_diff (a, c, 2 * 16 * 16), >, 1e-2);
 }
 
