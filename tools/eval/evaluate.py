@@ -56,6 +56,16 @@ def file_digest(path):
     return h.hexdigest()[:16]
 
 
+def training_step(model):
+    """The training_step of a model file's metadata (tools/train/export.py),
+    or None for files without one (converted OpenAI checkpoints)."""
+    with open(model, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        meta = json.loads(f.read(n)).get("__metadata__") or {}
+    step = meta.get("training_step")
+    return int(step) if step is not None else None
+
+
 def generate(diffuse, model, cls, n, s, threads, seed):
     """Runs `diffuse sample` once; returns float32 [n, C, H, W]."""
     key = json.dumps([file_digest(model), cls, n, s, seed], sort_keys=True)
@@ -195,6 +205,7 @@ def evaluate(model, data_name, settings, n_per_class, seed=0, threads=None,
     per_class = [float((labels[y == c] == c).mean()) for c in range(nc)]
     out = {
         "model": os.path.relpath(os.path.abspath(model), ROOT),
+        "training_step": training_step(model),
         "data": data_name, "n_per_class": n_per_class, "seed": seed,
         "counts": counts,
         **settings,

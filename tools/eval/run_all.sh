@@ -3,7 +3,8 @@
 # (trained once, then kept in tools/eval/classifiers/), then every sweep.
 #   tools/eval/run_all.sh [N_MAIN] [N_SWEEP] [DIFFUSE]
 # N_MAIN samples per class for fashion's two target settings (DDIM 50,
-# w = 0 and w = 1: models/eval/fashion-target-w0.json, -w1.json); N_SWEEP
+# w = 0 and w = 1: models/eval/fashion-target-w0.json, -w1.json, merged
+# into fashion-progress.md by tools/eval/progress.py); N_SWEEP
 # per class for every sweep (guidance, steps x eta, DDPM variance) and
 # the sample grids.  Emoji's held-out split has only 8 images in its
 # smallest class, so its sweeps use min(N_SWEEP, 8) per class.
@@ -49,7 +50,9 @@ target() {  # w
 
 lane1() {
   if [ $have_fashion = 1 ]; then
-    target 0 && target 1 && sweep fashion "$N_SWEEP" guidance,grid || return 1
+    target 0 && target 1 && /usr/bin/python3 tools/eval/progress.py --data fashion \
+      models/eval/fashion-target-w0.json models/eval/fashion-target-w1.json && \
+      sweep fashion "$N_SWEEP" guidance,grid || return 1
   fi
 }
 lane2() {

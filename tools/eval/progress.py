@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+"""Quality at fixed settings by training step: merges evaluate.py results
+into models/eval/<data>-progress.json and rewrites <data>-progress.md.
+
+    tools/eval/progress.py --data fashion models/eval/fashion-target-w0.json \
+        models/eval/fashion-target-w1.json
+
+Each result must carry the training_step of the model file it measured
+(evaluate.py reads it from the file's metadata); a result for a step and
+setting already in the list replaces the old one.  The learning rate of
+each step comes from the run's loss.csv (models/training/<data>/).  For
+fashion, the table ends with the issue's two targets (accuracy >= 0.90 at
+w = 1, FID <= 3x the floor at w = 0, both DDIM 50 steps, eta 0).
+"""
+import argparse
+import csv
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+EVAL = os.path.join(ROOT, "models", "eval")
+
+SETTING_KEYS = ("sampler", "steps", "eta", "guidance", "variance",
+                "n_per_class", "seed")
+
+
+def lr_by_step(data):
+    path = os.path.join(ROOT, "models", "training", data, "loss.csv")
+    out = {}
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                out[int(row["step"])] = float(row["lr"])
+    return out
+
+
+def merge(old, new):
+    def key(r):
+        return (r["training_step"],) + tuple(r[k] for k in SETTING_KEYS)
+    rows = {key(r): r for r in old}
+    for r in new:
+        if r.get("training_step") is None:
+            raise SystemExit("%s: no training_step (made by an older "
+                             "evaluate.py?)" % r.get("model"))
+        rows[key(r)] = r
+    return sorted(rows.values(), key=lambda r: (r["training_step"],
+                                                r["guidance"]))
+
+
+def fmt(x):
+    return ("%.4f" % x).rstrip("0").rstrip(".")
+
+
+def table(rows, data, lrs):
+    first = rows[0]
+    lines = [
+        "# %s: quality at fixed settings, by training step" % data, "",
+        "Exports of the EMA weights at each training step, sampled by "
+        "`diffuse sample` (the C engine): %s %d steps, eta %s, %d samples "
+        "per class (seed %d + 1000 c), judged by "
+        "tools/eval/classifiers/%s.safetensors (accuracy %.3f on the real "
+        "reference set).  FID: Frechet distance of the classifier's "
+        "penultimate features against as many held-out real images; floor: "
+        "the same between two disjoint real sets = **%.2f**.  Made with "
+        "`tools/eval/evaluate.py`, merged by `tools/eval/progress.py`."
+        % (first["sampler"].upper(), first["steps"], fmt(first["eta"]),
+           first["n_per_class"], first["seed"], data,
+           first["real_accuracy"], first["fid_floor"]), "",
+        "| step | lr at that step | guidance w | accuracy | FID | "
+        "FID / floor | per-class accuracy (class 0 .. %d) |"
+        % (len(first["per_class_accuracy"]) - 1),
+        "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lr = lrs.get(r["training_step"])
+        lines.append("| %d | %s | %s | %.3f | %.1f | %.1f | %s |" % (
+            r["training_step"], "%g" % lr if lr is not None else "?",
+            fmt(r["guidance"]), r["accuracy"], r["fid"],
+            r["fid"] / r["fid_floor"],
+            " ".join("%.2f" % a for a in r["per_class_accuracy"])))
+    if data == "fashion":
+        last = rows[-1]["training_step"]
+        at = {r["guidance"]: r for r in rows if r["training_step"] == last}
+        acc = at.get(1.0)
+        fid = at.get(0.0)
+        met_acc = acc is not None and acc["accuracy"] >= 0.90
+        met_fid = fid is not None and fid["fid"] <= 3 * fid["fid_floor"]
+        lines += ["", "Targets at step %d: accuracy >= 0.90 at w = 1: %s; "
+                  "FID <= 3x floor at w = 0: %s." % (
+                      last,
+                      ("%.3f, %s" % (acc["accuracy"],
+                                     "met" if met_acc else "not met"))
+                      if acc else "not measured",
+                      ("%.1fx, %s" % (fid["fid"] / fid["fid_floor"],
+                                      "met" if met_fid else "not met"))
+                      if fid else "not measured")]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", required=True, choices=("fashion", "emoji"))
+    ap.add_argument("results", nargs="*", help="evaluate.py --json files")
+    args = ap.parse_args()
+    path = os.path.join(EVAL, "%s-progress.json" % args.data)
+    old = []
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+    new = []
+    for p in args.results:
+        with open(p) as f:
+            new.append(json.load(f))
+    rows = merge(old, new)
+    if not rows:
+        raise SystemExit("no results")
+    with open(path + ".tmp", "w") as f:
+        json.dump(rows, f, indent=1)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+    md = os.path.join(EVAL, "%s-progress.md" % args.data)
+    with open(md, "w") as f:
+        f.write(table(rows, args.data, lr_by_step(args.data)))
+    print("wrote %s and %s (%d rows)" % (path, md, len(rows)))
+
+
+if __name__ == "__main__":
+    main()
