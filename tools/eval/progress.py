@@ -35,6 +35,16 @@ def lr_by_step(data):
     return out
 
 
+def class_names(data):
+    """Short class names from the shipped model's metadata."""
+    path = os.path.join(ROOT, "models", "%s.safetensors" % data)
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        meta = json.loads(f.read(n)).get("__metadata__") or {}
+    names = json.loads(meta.get("class_names", "[]"))
+    return [nm.split(" ")[0].split("/")[0] for nm in names]
+
+
 def merge(old, new):
     def key(r):
         return (r["training_step"],) + tuple(r[k] for k in SETTING_KEYS)
@@ -44,7 +54,7 @@ def merge(old, new):
             raise SystemExit("%s: no training_step (made by an older "
                              "evaluate.py?)" % r.get("model"))
         rows[key(r)] = r
-    return sorted(rows.values(), key=lambda r: (r["training_step"],
+    return sorted(rows.values(), key=lambda r: (r["training_step"], r["eta"],
                                                 r["guidance"]))
 
 
@@ -57,35 +67,36 @@ def table(rows, data, lrs):
     lines = [
         "# %s: quality at fixed settings, by training step" % data, "",
         "Exports of the EMA weights at each training step, sampled by "
-        "`diffuse sample` (the C engine): %s %d steps, eta %s, %d samples "
+        "`diffuse sample` (the C engine): %s %d steps (eta as given), %d samples "
         "per class (seed %d + 1000 c), judged by "
         "tools/eval/classifiers/%s.safetensors (accuracy %.3f on the real "
         "reference set).  FID: Frechet distance of the classifier's "
         "penultimate features against as many held-out real images; floor: "
         "the same between two disjoint real sets = **%.2f**.  Made with "
         "`tools/eval/evaluate.py`, merged by `tools/eval/progress.py`."
-        % (first["sampler"].upper(), first["steps"], fmt(first["eta"]),
-           first["n_per_class"], first["seed"], data,
+        % (first["sampler"].upper(), first["steps"], first["n_per_class"], first["seed"], data,
            first["real_accuracy"], first["fid_floor"]), "",
-        "| step | lr at that step | guidance w | accuracy | FID | "
-        "FID / floor | per-class accuracy (class 0 .. %d) |"
-        % (len(first["per_class_accuracy"]) - 1),
-        "|---|---|---|---|---|---|---|"]
+        "| step | lr at that step | eta | guidance w | accuracy | FID | "
+        "FID / floor | per-class accuracy (%s) |"
+        % ", ".join(class_names(data)[:len(first["per_class_accuracy"])]),
+        "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lr = lrs.get(r["training_step"])
-        lines.append("| %d | %s | %s | %.3f | %.1f | %.1f | %s |" % (
+        lines.append("| %d | %s | %s | %s | %.3f | %.1f | %.1f | %s |" % (
             r["training_step"], "%g" % lr if lr is not None else "?",
-            fmt(r["guidance"]), r["accuracy"], r["fid"],
+            fmt(r["eta"]), fmt(r["guidance"]), r["accuracy"], r["fid"],
             r["fid"] / r["fid_floor"],
             " ".join("%.2f" % a for a in r["per_class_accuracy"])))
     if data == "fashion":
         last = rows[-1]["training_step"]
-        at = {r["guidance"]: r for r in rows if r["training_step"] == last}
+        at = {r["guidance"]: r for r in rows
+              if r["training_step"] == last and r["eta"] == 0}
         acc = at.get(1.0)
         fid = at.get(0.0)
         met_acc = acc is not None and acc["accuracy"] >= 0.90
         met_fid = fid is not None and fid["fid"] <= 3 * fid["fid_floor"]
-        lines += ["", "Targets at step %d: accuracy >= 0.90 at w = 1: %s; "
+        lines += ["", "Targets at step %d (DDIM eta 0): accuracy >= 0.90 "
+                  "at w = 1: %s; "
                   "FID <= 3x floor at w = 0: %s." % (
                       last,
                       ("%.3f, %s" % (acc["accuracy"],
