@@ -52,10 +52,10 @@ target() {  # w eta: models/eval/fashion-target-w<w>[-eta<eta>].json
 
 lane1() {
   if [ $have_fashion = 1 ]; then
-    target 0 0 && target 1 0 && sweep fashion "$N_SWEEP" guidance,grid || return 1
+    target 0 0 && target 1 0 && sweep fashion "$N_SWEEP" guidance,grid,grid_eta1 || return 1
   fi
   if [ $have_emoji = 1 ]; then
-    sweep emoji "$(min8 "$N_SWEEP")" guidance,grid,variance,steps_eta || return 1
+    sweep emoji "$(min8 "$N_SWEEP")" guidance,grid,grid_eta1,variance,steps_eta || return 1
   fi
 }
 lane2() {

@@ -2,7 +2,7 @@
 """Sample-quality sweeps through the C engine; tables and plots in models/eval/.
 
     tools/eval/sweeps.py --model models/fashion.safetensors --data fashion \
-        [--n-per-class 100] [--only guidance,steps_eta,variance,grid]
+        [--n-per-class 100] [--only guidance,steps_eta,variance,grid,grid_eta1]
 
 Sweeps (each row: tools/eval/evaluate.py's class accuracy and classifier-
 feature FID, with the real-vs-real floor at the same sample size):
@@ -13,7 +13,11 @@ feature FID, with the real-vs-real floor at the same sample size):
   variance   DDPM, w = 0, S in {10, 20, 50}: learned variance against the
              fixed small (beta~) and large (beta) variances (improved DDPM's
              few-step claim);
-  grid       a sample grid, one row per class (w = 1, DDIM 50 steps).
+  grid       a sample grid, one row per class (w = 1, DDIM 50 steps, eta
+             0): <data>-samples.png;
+  grid_eta1  the same with eta = 1 and w = 2 (stochastic sampling and
+             stronger guidance, better on undertrained models):
+             <data>-samples-eta1-w2.png.
 Writes models/eval/<data>-<sweep>.md / .png and <data>-results.json.
 """
 import argparse
@@ -52,11 +56,15 @@ SWEEPS = {
                  for s in (10, 20, 50)],
 }
 
+GRIDS = {  # sample grids: settings and the PNG's name after <data>
+    "grid": (ddim(50, 0.0, 1.0), "-samples.png"),
+    "grid_eta1": (ddim(50, 1.0, 2.0), "-samples-eta1-w2.png"),
+}
+
 
 def model_info(path):
     import safetensors_io
-    with open(path, "rb") as f:
-        _, md = safetensors_io.load_file(path)
+    _, md = safetensors_io.load_file(path)
     return md
 
 
@@ -207,7 +215,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--diffuse", default=None)
-    ap.add_argument("--only", default="guidance,steps_eta,variance,grid")
+    ap.add_argument("--only", default="guidance,steps_eta,variance,grid,"
+                    "grid_eta1")
     args = ap.parse_args()
     args.model = os.path.abspath(args.model)
     if args.n_per_class != "test":
@@ -218,18 +227,21 @@ def main():
     results_path = os.path.join(OUT_DIR, args.data + "-results.json")
     for sweep in args.only.split(","):
         t0 = time.time()
-        if sweep == "grid":
-            res, x = evaluate.evaluate(args.model, args.data, ddim(50, 0.0, 1.0),
+        if sweep in GRIDS:
+            settings, suffix = GRIDS[sweep]
+            res, x = evaluate.evaluate(args.model, args.data, settings,
                                        args.n_per_class, args.seed,
                                        args.threads, args.diffuse,
                                        return_samples=True)
-            path = os.path.join(OUT_DIR, args.data + "-samples.png")
+            path = os.path.join(OUT_DIR, args.data + suffix)
             counts = res["counts"]
             starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
             k = min(10, min(counts))
             x = np.concatenate([x[s:s + k] for s in starts])
             save_grid(x, len(names) - 1, k, names, path)
-            print("wrote %s" % path, flush=True)
+            print("wrote %s (%s: acc %.3f fid %.3f)" % (
+                path, json.dumps(settings), res["accuracy"], res["fid"]),
+                flush=True)
             continue
         if sweep not in SWEEPS:
             raise SystemExit("unknown sweep %r" % sweep)
