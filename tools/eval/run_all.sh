@@ -10,8 +10,10 @@
 # the sample grids.  Emoji's held-out split has only 8 images in its
 # smallest class, so its sweeps use min(N_SWEEP, 8) per class.
 # Two lanes run in parallel (one per core, one OpenBLAS thread each):
-#   lane 1: fashion targets, guidance sweep + grid, then all of emoji;
-#   lane 2: fashion targets with eta = 1, steps x eta + variance.
+#   lane 1: fashion targets at eta 0, guidance sweep + grid, w = 1 at
+#           eta 1; emoji guidance sweep and both grids;
+#   lane 2: fashion w = 0 at eta 1, steps x eta + variance; emoji
+#           variance and steps x eta.
 # Results: models/eval/<data>-*.md, *.png, <data>-results.json.
 set -e
 cd "$(dirname "$0")/../.."
@@ -52,15 +54,19 @@ target() {  # w eta: models/eval/fashion-target-w<w>[-eta<eta>].json
 
 lane1() {
   if [ $have_fashion = 1 ]; then
-    target 0 0 && target 1 0 && sweep fashion "$N_SWEEP" guidance,grid,grid_eta1 || return 1
+    target 0 0 && target 1 0 && sweep fashion "$N_SWEEP" guidance,grid && \
+      target 1 1 || return 1
   fi
   if [ $have_emoji = 1 ]; then
-    sweep emoji "$(min8 "$N_SWEEP")" guidance,grid,grid_eta1,variance,steps_eta || return 1
+    sweep emoji "$(min8 "$N_SWEEP")" guidance,grid,grid_eta1 || return 1
   fi
 }
 lane2() {
   if [ $have_fashion = 1 ]; then
-    target 0 1 && target 1 1 && sweep fashion "$N_SWEEP" steps_eta,variance || return 1
+    target 0 1 && sweep fashion "$N_SWEEP" steps_eta,variance || return 1
+  fi
+  if [ $have_emoji = 1 ]; then
+    sweep emoji "$(min8 "$N_SWEEP")" variance,steps_eta || return 1
   fi
 }
 lane1 > models/eval/run-lane1.log 2>&1 &
