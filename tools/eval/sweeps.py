@@ -239,6 +239,9 @@ def main():
             k = min(10, min(counts))
             x = np.concatenate([x[s:s + k] for s in starts])
             save_grid(x, len(names) - 1, k, names, path)
+            save_result(results_path, sweep,
+                        {"training_step": md.get("training_step"),
+                         "rows": [res]})
             print("wrote %s (%s: acc %.3f fid %.3f)" % (
                 path, json.dumps(settings), res["accuracy"], res["fid"]),
                 flush=True)
