@@ -56,13 +56,18 @@ def file_digest(path):
     return h.hexdigest()[:16]
 
 
+def model_metadata(model):
+    """A safetensors file's __metadata__ (strings), read from its header
+    alone."""
+    with open(model, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        return json.loads(f.read(n)).get("__metadata__") or {}
+
+
 def training_step(model):
     """The training_step of a model file's metadata (tools/train/export.py),
     or None for files without one (converted OpenAI checkpoints)."""
-    with open(model, "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        meta = json.loads(f.read(n)).get("__metadata__") or {}
-    step = meta.get("training_step")
+    step = model_metadata(model).get("training_step")
     return int(step) if step is not None else None
 
 

@@ -16,10 +16,12 @@ import argparse
 import csv
 import json
 import os
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 EVAL = os.path.join(ROOT, "models", "eval")
+sys.path.insert(0, HERE)
 
 SETTING_KEYS = ("sampler", "steps", "eta", "guidance", "variance",
                 "n_per_class", "seed")
@@ -37,10 +39,8 @@ def lr_by_step(data):
 
 def class_names(data):
     """Short class names from the shipped model's metadata."""
-    path = os.path.join(ROOT, "models", "%s.safetensors" % data)
-    with open(path, "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        meta = json.loads(f.read(n)).get("__metadata__") or {}
+    from evaluate import model_metadata
+    meta = model_metadata(os.path.join(ROOT, "models", "%s.safetensors" % data))
     names = json.loads(meta.get("class_names", "[]"))
     return [nm.split(" ")[0].split("/")[0] for nm in names]
 
