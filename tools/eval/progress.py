@@ -10,7 +10,8 @@ Each result must carry the training_step of the model file it measured
 setting already in the list replaces the old one.  The learning rate of
 each step comes from the run's loss.csv (models/training/<data>/).  For
 fashion, the table ends with the issue's two targets (accuracy >= 0.90 at
-w = 1, FID <= 3x the floor at w = 0, both DDIM 50 steps, eta 0).
+w = 1, FID <= 3x the floor at w = 0, both DDIM 50 steps) at the latest
+step, one line per eta measured there.
 """
 import argparse
 import csv

@@ -62,12 +62,6 @@ GRIDS = {  # sample grids: settings and the PNG's name after <data>
 }
 
 
-def model_info(path):
-    import safetensors_io
-    _, md = safetensors_io.load_file(path)
-    return md
-
-
 def header(args, md, row):
     counts = row["counts"]
     per = ("%d samples per class" % counts[0] if len(set(counts)) == 1
@@ -222,7 +216,7 @@ def main():
     if args.n_per_class != "test":
         args.n_per_class = int(args.n_per_class)
     os.makedirs(OUT_DIR, exist_ok=True)
-    md = model_info(args.model)
+    md = evaluate.model_metadata(args.model)
     names = json.loads(md["class_names"])
     results_path = os.path.join(OUT_DIR, args.data + "-results.json")
     for sweep in args.only.split(","):
