@@ -17,7 +17,7 @@ $SUDO apt-get install -y --no-install-recommends \
 [ -f build/build.ninja ] || meson setup build
 ninja -C build
 
-diffuse=build/tools/diffuse
+diffuse=build/cli/diffuse
 if [ -f models/fashion.safetensors ]; then
   model=models/fashion.safetensors
   class=7           # Fashion-MNIST label 7: sneaker

@@ -21,7 +21,7 @@ N_MAIN=${1:-50}
 N_SWEEP=${2:-20}
 DIFFUSE=${3:-}
 if [ -z "$DIFFUSE" ]; then
-  for d in build-cli/tools/diffuse build/tools/diffuse build-train/tools/diffuse; do
+  for d in build-cli/cli/diffuse build/cli/diffuse build-train/cli/diffuse; do
     [ -x "$d" ] && DIFFUSE=$d && break
   done
 fi
