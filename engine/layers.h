@@ -1,5 +1,15 @@
-/* Kernels of the ADM UNet forward pass (layers.c), shared with unet.c and
- * tests/test-layers.c.  Not installed.
+/* Kernels of the ADM UNet forward pass, shared with unet.c and
+ * tests/test-layers.c: embedding.c (timestep embedding, linear, SiLU),
+ * norm.c (GroupNorm), conv.c (im2col convolution), winograd.c (3×3
+ * Winograd convolution), updown.c (upsample, average pool), attention.c
+ * and layout.c (NCHW <-> CBHW).  They run on threadpool.h's pool.
+ * Not installed.
+ *
+ * The heavy lifting (convolutions, attention products) is OpenBLAS
+ * sgemm; everything else is written so that gcc vectorises it (no libm
+ * calls in inner loops, explicit partial sums for reductions;
+ * kernel-inline.h).  tests/test-layers.c checks each kernel against a
+ * naive loop.
  *
  * Activation layout: [C, B, H, W] ("CBHW", channel-major with the batch
  * inside), float32, C order.  With this layout a convolution over the
@@ -13,34 +23,9 @@
 
 #include <glib.h>
 
+#include "threadpool.h"
+
 G_BEGIN_DECLS
-
-/* A small pool of worker threads that runs every kernel below, GEMMs
- * included (each thread calls OpenBLAS single-threaded on its share).
- * Work is split into contiguous ranges of independent units (rows,
- * groups, channels, products), so results do not depend on the number of
- * threads.  Workers spin briefly after a job, then sleep on a condition
- * variable.  Every kernel below takes the pool first; NULL runs serially
- * (and leaves any threading to OpenBLAS). */
-typedef struct _DiffusePool DiffusePool;
-/* part: 0 .. threads − 1, which thread runs this range (for per-thread
- * scratch) */
-typedef void (*DiffuseRangeFunc) (gpointer data, gsize begin, gsize end,
-                                  gint part);
-
-/* n_threads − 1 workers (none for n_threads ≤ 1). */
-DiffusePool *diffuse__pool_new (gint n_threads);
-void         diffuse__pool_free (DiffusePool *pool);
-gint         diffuse__pool_get_n_threads (const DiffusePool *pool);
-/* Threads the pool's next jobs use: 1..pool size. */
-void         diffuse__pool_set_active (DiffusePool *pool, gint n_threads);
-gint         diffuse__pool_get_active (const DiffusePool *pool);
-/* fn (data, begin, end, part) over [0, n), split across the active
- * threads.  The kernels below call OpenBLAS from these threads, so
- * OpenBLAS itself should run single-threaded meanwhile (unet.c sees to
- * that). */
-void         diffuse__pool_run (DiffusePool *pool, gsize n, DiffuseRangeFunc fn,
-                                gpointer data);
 
 /* Sinusoidal timestep embedding, guided-diffusion nn.timestep_embedding:
  * out[b, i] = cos (t_b f_i), out[b, half + i] = sin (t_b f_i) with

@@ -1,4 +1,4 @@
-/* Every UNet kernel of engine/layers.c against a naive loop written from
+/* Every UNet kernel of engine/layers.h against a naive loop written from
  * the PyTorch definition, on random data with several (odd) shapes.
  * References accumulate in double. */
 #include <math.h>
