@@ -49,6 +49,14 @@ void diffuse__safetensors_free (DiffuseSafetensors *st);
 /* NULL when absent. */
 const DiffuseTensorInfo *diffuse__safetensors_get (const DiffuseSafetensors *st,
                                                     const char *name);
+/* The tensor called name, which must have exactly the given shape (ndim
+ * entries of shape); else NULL and a DIFFUSE_ERROR_MODEL that names
+ * file_name, the tensor, the expected and the actual shape. */
+const DiffuseTensorInfo *diffuse__safetensors_get_shaped (const DiffuseSafetensors *st,
+                                                          const char *file_name,
+                                                          const char *name, gint ndim,
+                                                          const gint64 *shape,
+                                                          GError **error);
 guint diffuse__safetensors_get_n_tensors (const DiffuseSafetensors *st);
 /* Tensor 0..n_tensors-1, in header order. */
 const DiffuseTensorInfo *diffuse__safetensors_get_nth (const DiffuseSafetensors *st,
@@ -75,23 +83,26 @@ DiffuseSchedule *diffuse__schedule_new_steps (DiffuseScheduleKind kind, gint T,
 DiffuseModel *diffuse__model_new_from_bytes (const guint8 *bytes, gsize len,
                                              const char *name, GError **error);
 
-/* Look up a tensor and check its shape exactly (ndim entries of shape);
- * marks it used. The error names the file, tensor, expected and actual
- * shape. */
+/* Look up a tensor and check its shape exactly (ndim entries of shape),
+ * as diffuse__safetensors_get_shaped. */
 const float *diffuse__model_tensor (const DiffuseModel *model, const char *name,
                                     gint ndim, const gint64 *shape, GError **error);
 
-/* ---- unet.c ------------------------------------------------------------ */
+/* ---- unet-weights.c ---------------------------------------------------- */
 
-/* The UNet's parameters bound to named tensors (llm.c style), built once at
- * load time by diffuse__unet_weights_new, which validates every shape and
- * returns the number of tensors it bound in *n_bound (model.c then rejects
- * files with tensors the architecture does not use). */
+/* The UNet's layer list and parameters bound to the named tensors of st
+ * (llm.c style), built once at load time for the checked config cfg:
+ * every shape is validated, and a file with tensors the architecture does
+ * not use is rejected (name: the file's, for messages).  unet-weights.h
+ * has the layout. */
 typedef struct _DiffuseUNetWeights DiffuseUNetWeights;
 
-DiffuseUNetWeights *diffuse__unet_weights_new (const DiffuseModel *model,
-                                               guint *n_bound, GError **error);
+DiffuseUNetWeights *diffuse__unet_weights_new (const DiffuseSafetensors *st,
+                                               const DiffuseModelConfig *cfg,
+                                               const char *name, GError **error);
 void diffuse__unet_weights_free (DiffuseUNetWeights *weights);
+
+/* model.c: the weights bound at load. */
 const DiffuseUNetWeights *diffuse__model_get_weights (const DiffuseModel *model);
 
 /* ---- rng.c ------------------------------------------------------------- */

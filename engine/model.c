@@ -1,5 +1,5 @@
 /* DiffuseModel: a safetensors file, its __metadata__ turned into a checked
- * DiffuseModelConfig, and the UNet's tensors bound by name.
+ * DiffuseModelConfig, and the UNet's tensors bound by name (unet-weights.c).
  *
  * The metadata uses guided-diffusion's option names with string values
  * (docs/DESIGN.md, "Model file").  Everything the forward pass relies on
@@ -27,10 +27,6 @@ struct _DiffuseModel
                                  NULL when the file gives no names */
   DiffuseUNetWeights *weights;
   guint64 n_params;
-  /* Per-tensor flags set by diffuse__model_tensor, only while binding
-   * (load time, one thread); read afterwards to name unexpected tensors. */
-  gboolean *used;
-  gboolean binding;
 };
 
 static gboolean
@@ -400,51 +396,18 @@ parse_config (DiffuseModel *model, GError **error)
 
 /* ---- loading ------------------------------------------------------------ */
 
-static void
-format_shape (GString *out, gint ndim, const gint64 *shape)
-{
-  gint i;
-
-  g_string_append_c (out, '[');
-  for (i = 0; i < ndim; i++)
-    g_string_append_printf (out, "%s%" G_GINT64_FORMAT, i > 0 ? ", " : "", shape[i]);
-  g_string_append_c (out, ']');
-}
-
 const float *
 diffuse__model_tensor (const DiffuseModel *model, const char *name, gint ndim,
                        const gint64 *shape, GError **error)
 {
   const DiffuseTensorInfo *t;
-  gboolean same;
-  gint i;
 
   g_return_val_if_fail (model != NULL && name != NULL, NULL);
   g_return_val_if_fail (ndim >= 0 && ndim <= 4 && (ndim == 0 || shape != NULL), NULL);
 
-  t = diffuse__safetensors_get (model->st, name);
-  if (t == NULL)
-    {
-      md_error (error, model, "tensor '%s' is missing", name);
-      return NULL;
-    }
-  same = t->ndim == ndim;
-  for (i = 0; same && i < ndim; i++)
-    same = t->shape[i] == shape[i];
-  if (!same)
-    {
-      g_autoptr (GString) msg = g_string_new (NULL);
-
-      g_string_append_printf (msg, "tensor '%s' has shape ", name);
-      format_shape (msg, t->ndim, t->shape);
-      g_string_append (msg, ", expected ");
-      format_shape (msg, ndim, shape);
-      md_error (error, model, "%s", msg->str);
-      return NULL;
-    }
-  if (model->binding)
-    model->used[t - diffuse__safetensors_get_nth (model->st, 0)] = TRUE;
-  return t->data;
+  t = diffuse__safetensors_get_shaped (model->st, model->name, name, ndim, shape,
+                                       error);
+  return t ? t->data : NULL;
 }
 
 void
@@ -455,34 +418,21 @@ diffuse_model_free (DiffuseModel *model)
   diffuse__unet_weights_free (model->weights);
   diffuse__safetensors_free (model->st);
   g_strfreev (model->class_names);
-  g_free (model->used);
   g_free (model->name);
   g_free (model);
 }
 
-/* Binds the UNet's tensors; a file with tensors the architecture does not
- * use is rejected, since it is most likely a different architecture. */
+/* Binds the UNet's tensors (unet-weights.c), which uses all of them. */
 static gboolean
 bind_weights (DiffuseModel *model, GError **error)
 {
   guint n = diffuse__safetensors_get_n_tensors (model->st);
-  guint n_bound = 0, i;
 
-  model->used = g_new0 (gboolean, n > 0 ? n : 1);
-  model->binding = TRUE;
-  model->weights = diffuse__unet_weights_new (model, &n_bound, error);
-  model->binding = FALSE;
+  model->weights = diffuse__unet_weights_new (model->st, &model->config,
+                                              model->name, error);
   if (model->weights == NULL)
     return FALSE;
-  for (i = 0; i < n; i++)
-    if (!model->used[i])
-      return md_error (error, model, "unexpected tensor '%s': this configuration's "
-                       "UNet has no such parameter (%u of the file's %u tensors used)",
-                       diffuse__safetensors_get_nth (model->st, i)->name, n_bound, n);
-  if (n_bound != n)
-    return md_error (error, model, "the UNet bound %u tensors, the file has %u",
-                     n_bound, n);
-  for (i = 0; i < n; i++)
+  for (guint i = 0; i < n; i++)
     model->n_params += (guint64) diffuse__safetensors_get_nth (model->st, i)->n_elements;
   return TRUE;
 }

@@ -620,6 +620,67 @@ diffuse__safetensors_get (const DiffuseSafetensors *st, const char *name)
   return g_hash_table_lookup (st->by_name, name);
 }
 
+static void
+format_shape (GString *out, gint ndim, const gint64 *shape)
+{
+  gint i;
+
+  g_string_append_c (out, '[');
+  for (i = 0; i < ndim; i++)
+    g_string_append_printf (out, "%s%" G_GINT64_FORMAT, i > 0 ? ", " : "", shape[i]);
+  g_string_append_c (out, ']');
+}
+
+static gboolean
+named_error (GError **error, const char *name, const char *format, ...)
+  G_GNUC_PRINTF (3, 4);
+
+static gboolean
+named_error (GError **error, const char *name, const char *format, ...)
+{
+  va_list args;
+
+  va_start (args, format);
+  diffuse__set_named_errorv (error, DIFFUSE_ERROR_MODEL, name, format, args);
+  va_end (args);
+  return FALSE;
+}
+
+const DiffuseTensorInfo *
+diffuse__safetensors_get_shaped (const DiffuseSafetensors *st, const char *file_name,
+                                 const char *name, gint ndim, const gint64 *shape,
+                                 GError **error)
+{
+  const DiffuseTensorInfo *t;
+  gboolean same;
+  gint i;
+
+  g_return_val_if_fail (st != NULL && file_name != NULL && name != NULL, NULL);
+  g_return_val_if_fail (ndim >= 0 && ndim <= 4 && (ndim == 0 || shape != NULL), NULL);
+
+  t = diffuse__safetensors_get (st, name);
+  if (t == NULL)
+    {
+      named_error (error, file_name, "tensor '%s' is missing", name);
+      return NULL;
+    }
+  same = t->ndim == ndim;
+  for (i = 0; same && i < ndim; i++)
+    same = t->shape[i] == shape[i];
+  if (!same)
+    {
+      g_autoptr (GString) msg = g_string_new (NULL);
+
+      g_string_append_printf (msg, "tensor '%s' has shape ", name);
+      format_shape (msg, t->ndim, t->shape);
+      g_string_append (msg, ", expected ");
+      format_shape (msg, ndim, shape);
+      named_error (error, file_name, "%s", msg->str);
+      return NULL;
+    }
+  return t;
+}
+
 guint
 diffuse__safetensors_get_n_tensors (const DiffuseSafetensors *st)
 {

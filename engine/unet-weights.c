@@ -1,0 +1,463 @@
+/* The ADM UNet's layer list, built from the model's config in execution
+ * order, and its parameters bound by state_dict name to the tensors of
+ * the parsed safetensors file (llm.c style), every shape checked; the
+ * Winograd forms of the 3×3 convolutions are made here too.  model.c
+ * calls this once at load; unet.c runs the result.  The structure, as
+ * guided-diffusion's UNetModel builds it, is described in unet.c. */
+#include <stdarg.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "layers.h"
+#include "unet-weights.h"
+
+#define GROUPS 32           /* GroupNorm32 */
+
+typedef struct
+{
+  const DiffuseSafetensors *st;
+  const char *name;         /* the file's, for messages */
+  gboolean *used;           /* per tensor of st */
+  guint n_bound;
+  GError *error;
+} Binder;
+
+/* Look up "printf (fmt, ...)" with the given shape (ndim values after
+ * the name arguments are given through shape[]).  After the first failure
+ * every later call is a no-op returning NULL. */
+static const float *
+bind (Binder *bd, gint ndim, gint64 d0, gint64 d1, gint64 d2, gint64 d3,
+      const char *fmt, ...) G_GNUC_PRINTF (7, 8);
+
+static const float *
+bind (Binder *bd, gint ndim, gint64 d0, gint64 d1, gint64 d2, gint64 d3,
+      const char *fmt, ...)
+{
+  gint64 shape[4] = { d0, d1, d2, d3 };
+  g_autofree gchar *name = NULL;
+  const DiffuseTensorInfo *t;
+  va_list args;
+
+  if (bd->error)
+    return NULL;
+  va_start (args, fmt);
+  name = g_strdup_vprintf (fmt, args);
+  va_end (args);
+  t = diffuse__safetensors_get_shaped (bd->st, bd->name, name, ndim, shape,
+                                       &bd->error);
+  if (t == NULL)
+    return NULL;
+  bd->used[t - diffuse__safetensors_get_nth (bd->st, 0)] = TRUE;
+  bd->n_bound++;
+  return t->data;
+}
+
+#define BIND1(bd, a, ...) bind (bd, 1, a, 0, 0, 0, __VA_ARGS__)
+#define BIND2(bd, a, b, ...) bind (bd, 2, a, b, 0, 0, __VA_ARGS__)
+#define BIND3(bd, a, b, c, ...) bind (bd, 3, a, b, c, 0, __VA_ARGS__)
+#define BIND4(bd, a, b, c, d, ...) bind (bd, 4, a, b, c, d, __VA_ARGS__)
+
+static void
+bind_res (Binder *bd, ResBlockWeights *r, const char *prefix, gint c_in,
+          gint c_out, gint emb_dim, gboolean scale_shift, gint updown)
+{
+  r->c_in = c_in;
+  r->c_out = c_out;
+  r->updown = updown;
+  r->n_emb = scale_shift ? 2 * c_out : c_out;
+  r->in_norm_w = BIND1 (bd, c_in, "%s.in_layers.0.weight", prefix);
+  r->in_norm_b = BIND1 (bd, c_in, "%s.in_layers.0.bias", prefix);
+  r->in_conv_w = BIND4 (bd, c_out, c_in, 3, 3, "%s.in_layers.2.weight", prefix);
+  r->in_conv_b = BIND1 (bd, c_out, "%s.in_layers.2.bias", prefix);
+  r->emb_w = BIND2 (bd, r->n_emb, emb_dim, "%s.emb_layers.1.weight", prefix);
+  r->emb_b = BIND1 (bd, r->n_emb, "%s.emb_layers.1.bias", prefix);
+  r->out_norm_w = BIND1 (bd, c_out, "%s.out_layers.0.weight", prefix);
+  r->out_norm_b = BIND1 (bd, c_out, "%s.out_layers.0.bias", prefix);
+  r->out_conv_w = BIND4 (bd, c_out, c_out, 3, 3, "%s.out_layers.3.weight", prefix);
+  r->out_conv_b = BIND1 (bd, c_out, "%s.out_layers.3.bias", prefix);
+  if (c_in != c_out)
+    {
+      r->skip_w = BIND4 (bd, c_out, c_in, 1, 1, "%s.skip_connection.weight", prefix);
+      r->skip_b = BIND1 (bd, c_out, "%s.skip_connection.bias", prefix);
+    }
+}
+
+static void
+bind_attn (Binder *bd, AttentionWeights *a, const char *prefix, gint channels,
+           gint heads)
+{
+  a->channels = channels;
+  a->heads = heads;
+  a->norm_w = BIND1 (bd, channels, "%s.norm.weight", prefix);
+  a->norm_b = BIND1 (bd, channels, "%s.norm.bias", prefix);
+  a->qkv_w = BIND3 (bd, 3 * channels, channels, 1, "%s.qkv.weight", prefix);
+  a->qkv_b = BIND1 (bd, 3 * channels, "%s.qkv.bias", prefix);
+  a->proj_w = BIND3 (bd, channels, channels, 1, "%s.proj_out.weight", prefix);
+  a->proj_b = BIND1 (bd, channels, "%s.proj_out.bias", prefix);
+}
+
+static void
+bind_conv (Binder *bd, ConvWeights *c, const char *prefix, gint c_in, gint c_out)
+{
+  c->c_in = c_in;
+  c->c_out = c_out;
+  c->w = BIND4 (bd, c_out, c_in, 3, 3, "%s.weight", prefix);
+  c->b = BIND1 (bd, c_out, "%s.bias", prefix);
+}
+
+/* guided-diffusion's create_model turns pixel resolutions into
+ * downsampling rates: attention_ds = image_size // res. */
+static gboolean
+has_attention (const DiffuseModelConfig *cfg, gint ds)
+{
+  for (gint i = 0; i < cfg->n_attention_resolutions; i++)
+    if (cfg->attention_resolutions[i] > 0
+        && cfg->image_size / cfg->attention_resolutions[i] == ds)
+      return TRUE;
+  return FALSE;
+}
+
+static gint
+heads_for (const DiffuseModelConfig *cfg, gint channels, gboolean upsample)
+{
+  if (cfg->num_head_channels > 0)
+    return channels / cfg->num_head_channels;
+  if (upsample && cfg->num_heads_upsample > 0)
+    return cfg->num_heads_upsample;
+  return cfg->num_heads;
+}
+
+static gboolean
+check_channels (const char *what, gint channels, gint heads, GError **error)
+{
+  if (channels <= 0 || channels % GROUPS != 0)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
+                   "%s has %d channels, not a multiple of the %d GroupNorm groups",
+                   what, channels, GROUPS);
+      return FALSE;
+    }
+  if (heads == 0)
+    return TRUE;
+  if (heads < 0 || channels % heads != 0)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
+                   "%s has %d channels, which %d attention heads do not divide",
+                   what, channels, heads);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Builder: the op list grows in execution order. */
+typedef struct
+{
+  DiffuseUNetWeights *w;
+  Binder *bd;
+  gint cap_ops, cap_res, cap_attn, cap_conv;
+} Builder;
+
+static Op *
+add_op (Builder *b, OpKind kind, gint level)
+{
+  DiffuseUNetWeights *w = b->w;
+  Op *op;
+
+  if (w->n_ops == b->cap_ops)
+    {
+      b->cap_ops = b->cap_ops ? 2 * b->cap_ops : 32;
+      w->ops = g_renew (Op, w->ops, b->cap_ops);
+    }
+  op = &w->ops[w->n_ops++];
+  memset (op, 0, sizeof *op);
+  op->kind = kind;
+  op->level = level;
+  return op;
+}
+
+static void
+add_res (Builder *b, const char *prefix, gint level, gint c_in, gint c_out,
+         gint updown)
+{
+  DiffuseUNetWeights *w = b->w;
+  Op *op = add_op (b, OP_RES, level);
+
+  if (w->n_res == b->cap_res)
+    {
+      b->cap_res = b->cap_res ? 2 * b->cap_res : 16;
+      w->res = g_renew (ResBlockWeights, w->res, b->cap_res);
+    }
+  op->index = w->n_res;
+  memset (&w->res[w->n_res], 0, sizeof w->res[0]);
+  bind_res (b->bd, &w->res[w->n_res++], prefix, c_in, c_out, w->emb_dim,
+            w->config.use_scale_shift_norm, updown);
+}
+
+static void
+add_attn (Builder *b, const char *prefix, gint level, gint channels,
+          gboolean upsample)
+{
+  DiffuseUNetWeights *w = b->w;
+  Op *op = add_op (b, OP_ATTN, level);
+  gint heads = heads_for (&w->config, channels, upsample);
+
+  if (w->n_attn == b->cap_attn)
+    {
+      b->cap_attn = b->cap_attn ? 2 * b->cap_attn : 16;
+      w->attn = g_renew (AttentionWeights, w->attn, b->cap_attn);
+    }
+  op->index = w->n_attn;
+  memset (&w->attn[w->n_attn], 0, sizeof w->attn[0]);
+  if (!b->bd->error)
+    check_channels (prefix, channels, heads, &b->bd->error);
+  bind_attn (b->bd, &w->attn[w->n_attn++], prefix, channels, heads);
+}
+
+static void
+add_conv (Builder *b, OpKind kind, const char *prefix, gint level, gint c_in,
+          gint c_out)
+{
+  DiffuseUNetWeights *w = b->w;
+  Op *op = add_op (b, kind, level);
+
+  if (w->n_conv == b->cap_conv)
+    {
+      b->cap_conv = b->cap_conv ? 2 * b->cap_conv : 8;
+      w->conv = g_renew (ConvWeights, w->conv, b->cap_conv);
+    }
+  op->index = w->n_conv;
+  bind_conv (b->bd, &w->conv[w->n_conv++], prefix, c_in, c_out);
+}
+
+/* The 3×3 stride-1 convolutions between normalised layers (ResBlock convs,
+ * Upsample convs) run as Winograd F(2×2, 3×3) (layers.h), whose weights
+ * u = G g Gᵀ are made here once, 16/9 the size of the originals.  If that
+ * memory is not available they run as im2col GEMMs instead. */
+static void
+make_winograd (DiffuseUNetWeights *w)
+{
+  DiffusePool *pool;
+  gsize total = 0;
+  float *p;
+
+  for (gint i = 0; i < w->n_res; i++)
+    total += (gsize) 16 * w->res[i].c_out * (w->res[i].c_in + w->res[i].c_out);
+  for (gint i = 0; i < w->n_ops; i++)
+    if (w->ops[i].kind == OP_UP)
+      {
+        const ConvWeights *c = &w->conv[w->ops[i].index];
+
+        total += (gsize) 16 * c->c_out * c->c_in;
+      }
+  w->wino = g_try_malloc (total * sizeof (float));
+  if (w->wino == NULL)
+    return;
+  /* ImageNet-64's 290 M weights take a second per thread */
+  pool = diffuse__pool_new (CLAMP (openblas_get_num_threads (), 1, 64));
+  p = w->wino;
+  for (gint i = 0; i < w->n_res; i++)
+    {
+      ResBlockWeights *r = &w->res[i];
+
+      diffuse__winograd_weights (pool, r->in_conv_w, r->c_out, r->c_in, p);
+      r->in_conv_u = p;
+      p += (gsize) 16 * r->c_out * r->c_in;
+      diffuse__winograd_weights (pool, r->out_conv_w, r->c_out, r->c_out, p);
+      r->out_conv_u = p;
+      p += (gsize) 16 * r->c_out * r->c_out;
+    }
+  for (gint i = 0; i < w->n_ops; i++)
+    if (w->ops[i].kind == OP_UP)
+      {
+        ConvWeights *c = &w->conv[w->ops[i].index];
+
+        diffuse__winograd_weights (pool, c->w, c->c_out, c->c_in, p);
+        c->u = p;
+        p += (gsize) 16 * c->c_out * c->c_in;
+      }
+  diffuse__pool_free (pool);
+}
+
+static gboolean
+named_error (GError **error, const char *name, const char *format, ...)
+  G_GNUC_PRINTF (3, 4);
+
+static gboolean
+named_error (GError **error, const char *name, const char *format, ...)
+{
+  va_list args;
+
+  va_start (args, format);
+  diffuse__set_named_errorv (error, DIFFUSE_ERROR_MODEL, name, format, args);
+  va_end (args);
+  return FALSE;
+}
+
+/* A file with tensors the architecture does not use is rejected, since it
+ * is most likely a different architecture. */
+static gboolean
+check_all_bound (const Binder *bd, GError **error)
+{
+  guint n = diffuse__safetensors_get_n_tensors (bd->st);
+
+  for (guint i = 0; i < n; i++)
+    if (!bd->used[i])
+      return named_error (error, bd->name, "unexpected tensor '%s': this "
+                          "configuration's UNet has no such parameter (%u of "
+                          "the file's %u tensors used)",
+                          diffuse__safetensors_get_nth (bd->st, i)->name,
+                          bd->n_bound, n);
+  if (bd->n_bound != n)
+    return named_error (error, bd->name, "the UNet bound %u tensors, the file "
+                        "has %u", bd->n_bound, n);
+  return TRUE;
+}
+
+DiffuseUNetWeights *
+diffuse__unet_weights_new (const DiffuseSafetensors *st,
+                           const DiffuseModelConfig *cfg, const char *name,
+                           GError **error)
+{
+  guint n_tensors = diffuse__safetensors_get_n_tensors (st);
+  g_autofree gboolean *used = g_new0 (gboolean, MAX (n_tensors, 1));
+  DiffuseUNetWeights *w = g_new0 (DiffuseUNetWeights, 1);
+  Binder bd = { st, name, used, 0, NULL };
+  Builder b = { w, &bd, 0, 0, 0, 0 };
+  gint mc = cfg->model_channels;
+  gint ch, ds = 1, block = 0, n_chans = 0;
+  gint *chans;
+  gint updown_res = cfg->resblock_updown;
+
+  w->config = *cfg;
+  w->emb_dim = 4 * mc;
+  ch = cfg->level_channels[0];
+  chans = g_new (gint, 2 + (gsize) cfg->n_levels * (cfg->num_res_blocks + 1));
+
+  w->time_w0 = BIND2 (&bd, w->emb_dim, mc, "time_embed.0.weight");
+  w->time_b0 = BIND1 (&bd, w->emb_dim, "time_embed.0.bias");
+  w->time_w2 = BIND2 (&bd, w->emb_dim, w->emb_dim, "time_embed.2.weight");
+  w->time_b2 = BIND1 (&bd, w->emb_dim, "time_embed.2.bias");
+  if (cfg->num_classes > 0)
+    w->label_emb = BIND2 (&bd, cfg->num_classes, w->emb_dim, "label_emb.weight");
+
+  /* input blocks */
+  add_conv (&b, OP_CONV_IN, "input_blocks.0.0", 0, cfg->in_channels, ch);
+  w->ops[w->n_ops - 1].push_skip = TRUE;
+  chans[n_chans++] = ch;
+  block = 1;
+  for (gint level = 0; level < cfg->n_levels; level++)
+    {
+      gint c_out = cfg->level_channels[level];
+
+      for (gint r = 0; r < cfg->num_res_blocks; r++, block++)
+        {
+          g_autofree gchar *p0 = g_strdup_printf ("input_blocks.%d.0", block);
+          g_autofree gchar *p1 = g_strdup_printf ("input_blocks.%d.1", block);
+
+          if (!bd.error)
+            check_channels (p0, ch, 0, &bd.error);
+          add_res (&b, p0, level, ch, c_out, 0);
+          ch = c_out;
+          if (has_attention (cfg, ds))
+            add_attn (&b, p1, level, ch, FALSE);
+          w->ops[w->n_ops - 1].push_skip = TRUE;
+          chans[n_chans++] = ch;
+        }
+      if (level != cfg->n_levels - 1)
+        {
+          g_autofree gchar *p0 = g_strdup_printf ("input_blocks.%d.0", block);
+          g_autofree gchar *pop = g_strdup_printf ("input_blocks.%d.0.op", block);
+
+          if (updown_res)
+            add_res (&b, p0, level, ch, ch, -1);
+          else
+            add_conv (&b, OP_DOWN, pop, level, ch, ch);
+          w->ops[w->n_ops - 1].push_skip = TRUE;
+          chans[n_chans++] = ch;
+          block++;
+          ds *= 2;
+        }
+    }
+
+  /* middle block */
+  if (!bd.error)
+    check_channels ("middle_block.0", ch, 0, &bd.error);
+  add_res (&b, "middle_block.0", cfg->n_levels - 1, ch, ch, 0);
+  add_attn (&b, "middle_block.1", cfg->n_levels - 1, ch, FALSE);
+  add_res (&b, "middle_block.2", cfg->n_levels - 1, ch, ch, 0);
+
+  /* output blocks */
+  block = 0;
+  for (gint level = cfg->n_levels - 1; level >= 0; level--)
+    for (gint i = 0; i <= cfg->num_res_blocks; i++, block++)
+      {
+        gint ich = chans[--n_chans];
+        gint c_out = cfg->level_channels[level];
+        gint sub = 1;
+        g_autofree gchar *p0 = g_strdup_printf ("output_blocks.%d.0", block);
+
+        if (!bd.error)
+          check_channels (p0, ch + ich, 0, &bd.error);
+        add_res (&b, p0, level, ch + ich, c_out, 0);
+        w->ops[w->n_ops - 1].pop_skip = TRUE;
+        ch = c_out;
+        if (has_attention (cfg, ds))
+          {
+            g_autofree gchar *p = g_strdup_printf ("output_blocks.%d.%d", block, sub++);
+
+            add_attn (&b, p, level, ch, TRUE);
+          }
+        if (level > 0 && i == cfg->num_res_blocks)
+          {
+            g_autofree gchar *p = g_strdup_printf ("output_blocks.%d.%d", block, sub);
+            g_autofree gchar *pc = g_strdup_printf ("output_blocks.%d.%d.conv",
+                                                    block, sub);
+
+            if (updown_res)
+              add_res (&b, p, level, ch, ch, +1);
+            else
+              add_conv (&b, OP_UP, pc, level, ch, ch);
+            ds /= 2;
+          }
+      }
+  g_free (chans);
+
+  /* out */
+  w->out_norm_w = BIND1 (&bd, ch, "out.0.weight");
+  w->out_norm_b = BIND1 (&bd, ch, "out.0.bias");
+  w->out_conv.c_in = ch;
+  w->out_conv.c_out = cfg->out_channels;
+  w->out_conv.w = BIND4 (&bd, cfg->out_channels, ch, 3, 3, "out.2.weight");
+  w->out_conv.b = BIND1 (&bd, cfg->out_channels, "out.2.bias");
+
+  for (gint i = 0; i < w->n_ops; i++)
+    w->n_skips += w->ops[i].push_skip;
+
+  if (bd.error)
+    {
+      g_propagate_error (error, bd.error);
+      diffuse__unet_weights_free (w);
+      return NULL;
+    }
+  if (!check_all_bound (&bd, error))
+    {
+      diffuse__unet_weights_free (w);
+      return NULL;
+    }
+  make_winograd (w);
+  return w;
+}
+
+void
+diffuse__unet_weights_free (DiffuseUNetWeights *weights)
+{
+  if (weights == NULL)
+    return;
+  g_free (weights->ops);
+  g_free (weights->res);
+  g_free (weights->attn);
+  g_free (weights->conv);
+  g_free (weights->wino);
+  g_free (weights);
+}
