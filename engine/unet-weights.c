@@ -159,7 +159,8 @@ typedef struct
 } Builder;
 
 static Op *
-add_op (Builder *b, OpKind kind, gint level)
+add_op (Builder *b, OpKind kind, gint level, gint level_out, gint c_in,
+        gint c_out)
 {
   DiffuseUNetWeights *w = b->w;
   Op *op;
@@ -173,6 +174,9 @@ add_op (Builder *b, OpKind kind, gint level)
   memset (op, 0, sizeof *op);
   op->kind = kind;
   op->level = level;
+  op->level_out = level_out;
+  op->c_in = c_in;
+  op->c_out = c_out;
   return op;
 }
 
@@ -181,7 +185,7 @@ add_res (Builder *b, const char *prefix, gint level, gint c_in, gint c_out,
          gint updown)
 {
   DiffuseUNetWeights *w = b->w;
-  Op *op = add_op (b, OP_RES, level);
+  Op *op = add_op (b, OP_RES, level, level - updown, c_in, c_out);
 
   if (w->n_res == b->cap_res)
     {
@@ -199,7 +203,7 @@ add_attn (Builder *b, const char *prefix, gint level, gint channels,
           gboolean upsample)
 {
   DiffuseUNetWeights *w = b->w;
-  Op *op = add_op (b, OP_ATTN, level);
+  Op *op = add_op (b, OP_ATTN, level, level, channels, channels);
   gint heads = heads_for (&w->config, channels, upsample);
 
   if (w->n_attn == b->cap_attn)
@@ -219,7 +223,9 @@ add_conv (Builder *b, OpKind kind, const char *prefix, gint level, gint c_in,
           gint c_out)
 {
   DiffuseUNetWeights *w = b->w;
-  Op *op = add_op (b, kind, level);
+  Op *op = add_op (b, kind, level,
+                   kind == OP_DOWN ? level + 1 : kind == OP_UP ? level - 1 : level,
+                   c_in, c_out);
 
   if (w->n_conv == b->cap_conv)
     {
@@ -228,6 +234,20 @@ add_conv (Builder *b, OpKind kind, const char *prefix, gint level, gint c_in,
     }
   op->index = w->n_conv;
   bind_conv (b->bd, &w->conv[w->n_conv++], prefix, c_in, c_out);
+}
+
+/* The last layer added ends an input block: its output is kept as the
+ * next skip (room for every skip is made beforehand). */
+static void
+push_skip (Builder *b)
+{
+  DiffuseUNetWeights *w = b->w;
+  Op *op = &w->ops[w->n_ops - 1];
+
+  op->push_skip = TRUE;
+  op->skip = w->n_skips;
+  w->skip_c[w->n_skips] = op->c_out;
+  w->skip_level[w->n_skips++] = op->level_out;
 }
 
 /* The 3×3 stride-1 convolutions between normalised layers (ResBlock convs,
@@ -325,14 +345,15 @@ diffuse__unet_weights_new (const DiffuseSafetensors *st,
   Binder bd = { st, name, used, 0, NULL };
   Builder b = { w, &bd, 0, 0, 0, 0 };
   gint mc = cfg->model_channels;
-  gint ch, ds = 1, block = 0, n_chans = 0;
-  gint *chans;
+  gint ch, ds = 1, block = 0, depth;
+  gsize max_skips = 2 + (gsize) cfg->n_levels * (cfg->num_res_blocks + 1);
   gint updown_res = cfg->resblock_updown;
 
   w->config = *cfg;
   w->emb_dim = 4 * mc;
   ch = cfg->level_channels[0];
-  chans = g_new (gint, 2 + (gsize) cfg->n_levels * (cfg->num_res_blocks + 1));
+  w->skip_c = g_new (gint, max_skips);
+  w->skip_level = g_new (gint, max_skips);
 
   w->time_w0 = BIND2 (&bd, w->emb_dim, mc, "time_embed.0.weight");
   w->time_b0 = BIND1 (&bd, w->emb_dim, "time_embed.0.bias");
@@ -343,8 +364,7 @@ diffuse__unet_weights_new (const DiffuseSafetensors *st,
 
   /* input blocks */
   add_conv (&b, OP_CONV_IN, "input_blocks.0.0", 0, cfg->in_channels, ch);
-  w->ops[w->n_ops - 1].push_skip = TRUE;
-  chans[n_chans++] = ch;
+  push_skip (&b);
   block = 1;
   for (gint level = 0; level < cfg->n_levels; level++)
     {
@@ -361,8 +381,7 @@ diffuse__unet_weights_new (const DiffuseSafetensors *st,
           ch = c_out;
           if (has_attention (cfg, ds))
             add_attn (&b, p1, level, ch, FALSE);
-          w->ops[w->n_ops - 1].push_skip = TRUE;
-          chans[n_chans++] = ch;
+          push_skip (&b);
         }
       if (level != cfg->n_levels - 1)
         {
@@ -373,8 +392,7 @@ diffuse__unet_weights_new (const DiffuseSafetensors *st,
             add_res (&b, p0, level, ch, ch, -1);
           else
             add_conv (&b, OP_DOWN, pop, level, ch, ch);
-          w->ops[w->n_ops - 1].push_skip = TRUE;
-          chans[n_chans++] = ch;
+          push_skip (&b);
           block++;
           ds *= 2;
         }
@@ -387,12 +405,14 @@ diffuse__unet_weights_new (const DiffuseSafetensors *st,
   add_attn (&b, "middle_block.1", cfg->n_levels - 1, ch, FALSE);
   add_res (&b, "middle_block.2", cfg->n_levels - 1, ch, ch, 0);
 
-  /* output blocks */
+  /* output blocks: each first layer takes the last skip kept */
+  depth = w->n_skips;
   block = 0;
   for (gint level = cfg->n_levels - 1; level >= 0; level--)
     for (gint i = 0; i <= cfg->num_res_blocks; i++, block++)
       {
-        gint ich = chans[--n_chans];
+        gint skip = --depth;
+        gint ich = w->skip_c[skip];
         gint c_out = cfg->level_channels[level];
         gint sub = 1;
         g_autofree gchar *p0 = g_strdup_printf ("output_blocks.%d.0", block);
@@ -401,6 +421,7 @@ diffuse__unet_weights_new (const DiffuseSafetensors *st,
           check_channels (p0, ch + ich, 0, &bd.error);
         add_res (&b, p0, level, ch + ich, c_out, 0);
         w->ops[w->n_ops - 1].pop_skip = TRUE;
+        w->ops[w->n_ops - 1].skip = skip;
         ch = c_out;
         if (has_attention (cfg, ds))
           {
@@ -421,7 +442,6 @@ diffuse__unet_weights_new (const DiffuseSafetensors *st,
             ds /= 2;
           }
       }
-  g_free (chans);
 
   /* out */
   w->out_norm_w = BIND1 (&bd, ch, "out.0.weight");
@@ -430,9 +450,6 @@ diffuse__unet_weights_new (const DiffuseSafetensors *st,
   w->out_conv.c_out = cfg->out_channels;
   w->out_conv.w = BIND4 (&bd, cfg->out_channels, ch, 3, 3, "out.2.weight");
   w->out_conv.b = BIND1 (&bd, cfg->out_channels, "out.2.bias");
-
-  for (gint i = 0; i < w->n_ops; i++)
-    w->n_skips += w->ops[i].push_skip;
 
   if (bd.error)
     {
@@ -459,5 +476,7 @@ diffuse__unet_weights_free (DiffuseUNetWeights *weights)
   g_free (weights->attn);
   g_free (weights->conv);
   g_free (weights->wino);
+  g_free (weights->skip_c);
+  g_free (weights->skip_level);
   g_free (weights);
 }

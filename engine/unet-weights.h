@@ -58,13 +58,18 @@ typedef enum
   OP_UP                     /* Upsample: nearest ×2, conv3x3 */
 } OpKind;
 
-/* One layer of the network in execution order. */
+/* One layer of the network in execution order, with the resolutions and
+ * channel counts it sees, recorded once when the list is built. */
 typedef struct
 {
   OpKind kind;
   gint level;               /* input resolution: H >> level, W >> level */
+  gint level_out;           /* output resolution (level ± 1 across up/down) */
+  gint c_in;                /* input channels, the skip's included (pop_skip) */
+  gint c_out;               /* output channels (attention: = c_in) */
   gboolean pop_skip;        /* first layer of an output block: input is cat (h, skip) */
   gboolean push_skip;       /* last layer of an input block: keep output as a skip */
+  gint skip;                /* pop_skip / push_skip: which skip, 0..n_skips − 1 */
   gint index;               /* into res[], attn[] or conv[] */
 } Op;
 
@@ -89,6 +94,8 @@ struct _DiffuseUNetWeights
   ConvWeights *conv;        /* conv-in, Downsample and Upsample convs */
   gint n_conv;
   gint n_skips;
+  gint *skip_c;             /* [n_skips] channels of each skip */
+  gint *skip_level;         /* [n_skips] its resolution: H >> level */
   float *wino;              /* one allocation holding every *_u above */
 };
 

@@ -48,7 +48,6 @@ struct _DiffuseUNet
   float *wm;                /* Winograd products */
   float *qkv, *scores;      /* attention */
   float **skips;            /* [n_skips] input-block outputs */
-  gint *skip_c, *skip_level;
   /* [B, ·] embedding buffers */
   float *temb, *emb_h, *emb, *emb_silu, *emb_out;
 };
@@ -61,105 +60,66 @@ typedef struct
 #define UPD(field, v) \
   G_STMT_START { gsize v_ = (v); if (v_ > s->field) s->field = v_; } G_STMT_END
 
-/* Walk the ops as the forward pass does and record each buffer's largest
- * use (in floats) for batch B at H × W. */
+/* Record each buffer's largest use (in floats) over the ops, for batch B
+ * at H × W. */
 static void
 plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
-      gint n_threads, Sizes *s, gint *skip_c, gint *skip_level)
+      gint n_threads, Sizes *s)
 {
-  gint ch = w->config.in_channels, n_skip = 0, depth = 0;
-  gint *stack_c = g_new (gint, w->n_skips + 1);
-
   memset (s, 0, sizeof *s);
 #define NAT(l) ((gsize) batch * (height >> (l)) * (width >> (l)))
   for (gint i = 0; i < w->n_ops; i++)
     {
       const Op *op = &w->ops[i];
-      gint l = op->level;
-      gsize n = NAT (l);
+      gint lo = op->level_out;
+      gsize n = NAT (op->level), no = NAT (lo);
+      gsize tiles = diffuse__winograd_tiles (batch, height >> lo, width >> lo);
 
-      if (op->pop_skip)
-        ch += stack_c[--depth];
-      UPD (cur, (gsize) ch * n);
+      UPD (cur, (gsize) op->c_in * n);
+      UPD (cur, (gsize) op->c_out * no);
       switch (op->kind)
         {
         case OP_CONV_IN:
         case OP_DOWN:
         case OP_UP:
-          {
-            const ConvWeights *c = &w->conv[op->index];
-            gint lo = op->kind == OP_DOWN ? l + 1 : op->kind == OP_UP ? l - 1 : l;
-
-            if (op->kind == OP_UP)
-              UPD (a2, (gsize) c->c_in * NAT (lo));
-            UPD (col, (gsize) c->c_in * 9 * NAT (lo));
-            if (op->kind == OP_UP)
-              {
-                gsize tiles = diffuse__winograd_tiles (batch, height >> lo, width >> lo);
-
-                UPD (col, 16 * tiles * c->c_in);
-                UPD (wm, 16 * tiles * c->c_out);
-              }
-            UPD (cur, (gsize) c->c_out * NAT (lo));
-            ch = c->c_out;
-            break;
-          }
-        case OP_RES:
-          {
-            const ResBlockWeights *r = &w->res[op->index];
-            gint lo = l - r->updown;
-            gsize no = NAT (lo);
-
-            UPD (a, (gsize) r->c_in * n);
-            UPD (a, (gsize) r->c_out * no);
-            if (r->updown)
-              {
-                UPD (a2, (gsize) r->c_in * no);
-                UPD (xs, (gsize) r->c_in * no);
-              }
-            UPD (t, (gsize) r->c_out * no);
-            UPD (col, (gsize) r->c_in * 9 * no);
-            UPD (col, (gsize) r->c_out * 9 * no);
+          UPD (col, (gsize) op->c_in * 9 * no);
+          if (op->kind == OP_UP)
             {
-              gsize tiles = diffuse__winograd_tiles (batch, height >> lo, width >> lo);
-
-              UPD (col, 16 * tiles * MAX (r->c_in, r->c_out));
-              UPD (wm, 16 * tiles * r->c_out);
+              UPD (a2, (gsize) op->c_in * no);
+              UPD (col, 16 * tiles * op->c_in);
+              UPD (wm, 16 * tiles * op->c_out);
             }
-            UPD (cur, (gsize) r->c_out * no);
-            ch = r->c_out;
-            break;
-          }
+          break;
+        case OP_RES:
+          UPD (a, (gsize) op->c_in * n);
+          UPD (a, (gsize) op->c_out * no);
+          if (lo != op->level)
+            {
+              UPD (a2, (gsize) op->c_in * no);
+              UPD (xs, (gsize) op->c_in * no);
+            }
+          UPD (t, (gsize) op->c_out * no);
+          UPD (col, (gsize) op->c_in * 9 * no);
+          UPD (col, (gsize) op->c_out * 9 * no);
+          UPD (col, 16 * tiles * MAX (op->c_in, op->c_out));
+          UPD (wm, 16 * tiles * op->c_out);
+          break;
         case OP_ATTN:
-          {
-            const AttentionWeights *a = &w->attn[op->index];
-            gsize tt = (gsize) (height >> l) * (width >> l);
-
-            UPD (a, (gsize) a->channels * n);
-            UPD (qkv, (gsize) 3 * a->channels * n);
-            UPD (t, (gsize) a->channels * n);
-            UPD (scores, diffuse__attention_scratch (tt, n_threads));
-            break;
-          }
+          UPD (a, (gsize) op->c_in * n);
+          UPD (qkv, (gsize) 3 * op->c_in * n);
+          UPD (t, (gsize) op->c_in * n);
+          UPD (scores, diffuse__attention_scratch ((gsize) (height >> lo)
+                                                   * (width >> lo), n_threads));
+          break;
         }
       if (op->push_skip)
-        {
-          gint lo = op->kind == OP_DOWN || (op->kind == OP_RES
-                                            && w->res[op->index].updown < 0)
-                    ? l + 1 : l;
-
-          stack_c[depth++] = ch;
-          skip_c[n_skip] = ch;
-          skip_level[n_skip++] = lo;
-          s->skips += (gsize) ch * NAT (lo) + 16;
-        }
+        s->skips += (gsize) op->c_out * no + 16;
     }
   /* out: GroupNorm + SiLU into a, conv3x3 into t */
-  UPD (a, (gsize) ch * NAT (0));
-  UPD (col, (gsize) ch * 9 * NAT (0));
+  UPD (a, (gsize) w->out_conv.c_in * NAT (0));
+  UPD (col, (gsize) w->out_conv.c_in * 9 * NAT (0));
   UPD (t, (gsize) w->out_conv.c_out * NAT (0));
 #undef NAT
-  g_free (stack_c);
 }
 
 DiffuseUNet *
@@ -200,12 +160,10 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   u->height = height;
   u->width = width;
   u->skips = g_new0 (float *, w->n_skips + 1);
-  u->skip_c = g_new0 (gint, w->n_skips + 1);
-  u->skip_level = g_new0 (gint, w->n_skips + 1);
   /* the thread count OpenBLAS is set to now (DiffuseSampleParams.n_threads
    * sets it before a run) */
   u->n_threads = CLAMP (openblas_get_num_threads (), 1, 64);
-  plan (w, max_batch, height, width, u->n_threads, &s, u->skip_c, u->skip_level);
+  plan (w, max_batch, height, width, u->n_threads, &s);
 
   max_emb = 0;
   for (gint i = 0; i < w->n_res; i++)
@@ -245,8 +203,8 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   TAKE (u->scores, s.scores);
   for (gint i = 0; i < w->n_skips; i++)
     {
-      gsize n = (gsize) u->skip_c[i] * max_batch * (height >> u->skip_level[i])
-                * (width >> u->skip_level[i]);
+      gsize n = (gsize) w->skip_c[i] * max_batch * (height >> w->skip_level[i])
+                * (width >> w->skip_level[i]);
 
       u->skips[i] = p;
       p += R16 (n);
@@ -270,8 +228,6 @@ diffuse_unet_free (DiffuseUNet *unet)
   diffuse__pool_free (unet->pool);
   g_free (unet->arena);
   g_free (unet->skips);
-  g_free (unet->skip_c);
-  g_free (unet->skip_level);
   g_free (unet);
 }
 
@@ -393,7 +349,7 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
 {
   const DiffuseUNetWeights *w;
   const DiffuseModelConfig *cfg;
-  gint height, width, ch, depth = 0, n_skip = 0;
+  gint height, width;
   gint E;
   float *cur, *nxt;
 
@@ -455,22 +411,21 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
   nxt = unet->nxt;
   diffuse__nchw_to_cbhw (unet->pool, x, batch, cfg->in_channels,
                          (gsize) height * width, cur);
-  ch = cfg->in_channels;
 
   for (gint i = 0; i < w->n_ops; i++)
     {
       const Op *op = &w->ops[i];
       gint h = height >> op->level, wd = width >> op->level;
       gsize n = (gsize) batch * h * wd;
-      gint lo = op->level;
 
       if (op->pop_skip)
         {
-          /* cat ([h, skip], dim=1) is rows ch.. of the same [C, N] matrix */
-          gint sc = unet->skip_c[--depth];
+          /* cat ([h, skip], dim=1) is the skip's rows after h's in the
+           * same [C, N] matrix */
+          gint sc = w->skip_c[op->skip];
 
-          memcpy (cur + (gsize) ch * n, unet->skips[depth], sizeof (float) * sc * n);
-          ch += sc;
+          memcpy (cur + (gsize) (op->c_in - sc) * n, unet->skips[op->skip],
+                  sizeof (float) * sc * n);
         }
       switch (op->kind)
         {
@@ -480,7 +435,6 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
 
             diffuse__conv2d (unet->pool, cur, c->c_in, batch, h, wd, c->w, c->b, NULL, 0,
                              c->c_out, 3, 1, FALSE, unet->col, nxt);
-            ch = c->c_out;
             SWAP (cur, nxt);
             break;
           }
@@ -490,8 +444,6 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
 
             diffuse__conv2d (unet->pool, cur, c->c_in, batch, h, wd, c->w, c->b, NULL, 0,
                              c->c_out, 3, 2, FALSE, unet->col, nxt);
-            ch = c->c_out;
-            lo = op->level + 1;
             SWAP (cur, nxt);
             break;
           }
@@ -502,38 +454,31 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
             diffuse__upsample2x (unet->pool, cur, c->c_in, batch, h, wd, unet->a2);
             conv3x3 (unet, unet->a2, c->c_in, batch, 2 * h, 2 * wd, c->w, c->u,
                      c->b, NULL, 0, c->c_out, FALSE, nxt);
-            ch = c->c_out;
-            lo = op->level - 1;
             SWAP (cur, nxt);
             break;
           }
         case OP_RES:
-          {
-            const ResBlockWeights *r = &w->res[op->index];
-
-            res_block (unet, r, batch, h, wd, cur, nxt);
-            ch = r->c_out;
-            lo = op->level - r->updown;
-            SWAP (cur, nxt);
-            break;
-          }
+          res_block (unet, &w->res[op->index], batch, h, wd, cur, nxt);
+          SWAP (cur, nxt);
+          break;
         case OP_ATTN:
           attention_block (unet, &w->attn[op->index], batch, h, wd, cur);
           break;
         }
       if (op->push_skip)
         {
-          gsize no = (gsize) batch * (height >> lo) * (width >> lo);
+          gsize no = (gsize) batch * (height >> op->level_out)
+                     * (width >> op->level_out);
 
-          memcpy (unet->skips[n_skip], cur, sizeof (float) * ch * no);
-          depth = ++n_skip;
+          memcpy (unet->skips[op->skip], cur, sizeof (float) * op->c_out * no);
         }
     }
 
   /* out = conv3x3 (SiLU (GN (h))) */
-  diffuse__group_norm (unet->pool, cur, ch, batch, (gsize) height * width, GROUPS, GN_EPS,
-                       w->out_norm_w, w->out_norm_b, NULL, NULL, 0, TRUE, unet->a);
-  diffuse__conv2d (unet->pool, unet->a, ch, batch, height, width, w->out_conv.w,
+  diffuse__group_norm (unet->pool, cur, w->out_conv.c_in, batch,
+                       (gsize) height * width, GROUPS, GN_EPS, w->out_norm_w,
+                       w->out_norm_b, NULL, NULL, 0, TRUE, unet->a);
+  diffuse__conv2d (unet->pool, unet->a, w->out_conv.c_in, batch, height, width, w->out_conv.w,
                    w->out_conv.b, NULL, 0, w->out_conv.c_out, 3, 1, FALSE,
                    unet->col, unet->t);
   diffuse__cbhw_to_nchw (unet->pool, unet->t, batch, w->out_conv.c_out,
@@ -548,8 +493,6 @@ diffuse__unet_get_flops (const DiffuseUNet *unet, gint batch)
 {
   const DiffuseUNetWeights *w = unet->w;
   const DiffuseModelConfig *cfg = &w->config;
-  gint ch = cfg->in_channels, depth = 0;
-  gint *stack_c = g_new (gint, w->n_skips + 1);
   guint64 f = 0;
   gint E = w->emb_dim;
 
@@ -558,51 +501,38 @@ diffuse__unet_get_flops (const DiffuseUNet *unet, gint batch)
   for (gint i = 0; i < w->n_ops; i++)
     {
       const Op *op = &w->ops[i];
-      gint l = op->level;
+      guint64 p = PIX (op->level_out);
 
-      if (op->pop_skip)
-        ch += stack_c[--depth];
       switch (op->kind)
         {
         case OP_CONV_IN:
         case OP_DOWN:
         case OP_UP:
-          {
-            const ConvWeights *c = &w->conv[op->index];
-            gint lo = op->kind == OP_DOWN ? l + 1 : op->kind == OP_UP ? l - 1 : l;
-
-            f += 2 * (guint64) c->c_out * c->c_in * 9 * PIX (lo);
-            ch = c->c_out;
-            break;
-          }
+          f += 2 * (guint64) op->c_out * op->c_in * 9 * p;
+          break;
         case OP_RES:
           {
             const ResBlockWeights *r = &w->res[op->index];
-            guint64 p = PIX (l - r->updown);
 
-            f += 2 * (guint64) r->c_out * r->c_in * 9 * p;
-            f += 2 * (guint64) r->c_out * r->c_out * 9 * p;
+            f += 2 * (guint64) op->c_out * op->c_in * 9 * p;
+            f += 2 * (guint64) op->c_out * op->c_out * 9 * p;
             if (r->skip_w)
-              f += 2 * (guint64) r->c_out * r->c_in * p;
+              f += 2 * (guint64) op->c_out * op->c_in * p;
             f += 2 * (guint64) batch * r->n_emb * E;
-            ch = r->c_out;
             break;
           }
         case OP_ATTN:
           {
-            const AttentionWeights *a = &w->attn[op->index];
-            guint64 t = (guint64) (unet->height >> l) * (unet->width >> l);
+            guint64 t = (guint64) (unet->height >> op->level)
+                        * (unet->width >> op->level);
 
-            f += 2 * (guint64) 4 * a->channels * a->channels * PIX (l);
-            f += 2 * (guint64) 2 * batch * a->channels * t * t;
+            f += 2 * (guint64) 4 * op->c_in * op->c_in * p;
+            f += 2 * (guint64) 2 * batch * op->c_in * t * t;
             break;
           }
         }
-      if (op->push_skip)
-        stack_c[depth++] = ch;
     }
   f += 2 * (guint64) w->out_conv.c_out * w->out_conv.c_in * 9 * PIX (0);
 #undef PIX
-  g_free (stack_c);
   return f;
 }
