@@ -3,12 +3,12 @@
 
   torch_forward.py make CONFIG DIR [--seed S]
       writes DIR/model.safetensors (random weights, every parameter
-      non-zero, tools/adm_unet.py's randomize_) and DIR/x-B.npy,
+      non-zero, diffref.adm_unet's randomize_) and DIR/x-B.npy,
       DIR/t-B.npy, DIR/y-B.npy for B = 1, 2 (y as float32 labels, the
       golden-data convention).  CONFIG: imagenet64, small32, or a JSON
       file with guided-diffusion option names.
   torch_forward.py time DIR --batch B --threads N [--repeat R] [--out F]
-      loads DIR/model.safetensors into tools/adm_unet.py's ADMUNet, runs
+      loads DIR/model.safetensors into diffref.adm_unet's ADMUNet, runs
       the forward pass on DIR/x-B.npy etc. R times after one warm-up run,
       prints the best and median seconds, and saves the output to F.
 
@@ -28,10 +28,9 @@ import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.join(ROOT, "tools"))  # the diffref package
 
-import adm_unet  # noqa: E402
-import safetensors_io  # noqa: E402
+from diffref import adm_unet, safetensors_io  # noqa: E402
 
 CONFIGS = {
     # guided-diffusion's ImageNet 64x64 class-conditional model

@@ -1,6 +1,6 @@
 /* The UNet forward pass against PyTorch: for every
  * tests/data/golden/forward-CASE.safetensors (made by tools/make_golden.py
- * from tools/adm_unet.py), run diffuse_unet_forward on the saved x, t, y
+ * from tools/diffref/adm_unet.py), run diffuse_unet_forward on the saved x, t, y
  * and compare with the saved output, printing the first values and the
  * largest difference (docs/DESIGN.md, "Golden test data").  Each case runs
  * with 1 and 3 threads, and twice on the same state (which must give the

@@ -11,13 +11,13 @@ one saved the way guided-diffusion's TrainLoop saves use_fp16 runs, a
 legacy improved-diffusion-style one with every flag spelled out, and
 improved-diffusion's CIFAR-10 model at full size with nothing but
 `--defaults improved-diffusion` and its README's MODEL_FLAGS and
-DIFFUSION_FLAGS), the test builds a random-weight tools/adm_unet.py model,
+DIFFUSION_FLAGS), the test builds a random-weight diffref.adm_unet model,
 torch.save()s its state dict, converts it (F32, and F16 for the first), and
 checks with the diffuse CLI: `info` shows the configuration the flags mean
 in the codebase that wrote them (written out by hand below from its
 script_util.py, not derived from the converter), the class names and
 torch's parameter count; `forward` equals the float64 torch forward (1e-4
-relative); `sample` equals tools/ref_diffusion.py's sampler over the same
+relative); `sample` equals diffref.diffusion's sampler over the same
 torch model and writes a PNG of the right size holding those samples.  A
 legacy-format (non-zip) torch.save converts to the same bytes.  The
 rescale_timesteps warning: given when the value comes from the defaults of
@@ -51,10 +51,10 @@ except ImportError as e:
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "tools")
-sys.path.insert(0, TOOLS)
+sys.path.insert(0, TOOLS)  # the diffref package
 
-from adm_unet import ADMUNet, make_config, randomize_  # noqa: E402
-import ref_diffusion as rd  # noqa: E402
+from diffref import diffusion as rd  # noqa: E402
+from diffref.adm_unet import ADMUNet, make_config, randomize_  # noqa: E402
 
 CONVERT = os.path.join(TOOLS, "convert_checkpoint.py")
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog",
@@ -63,7 +63,7 @@ CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog",
 # name: (README flags, the configuration they mean in guided-diffusion's
 # create_model / create_gaussian_diffusion, written out by hand, how the
 # checkpoint is saved, forward timesteps (network values), forward labels,
-# sample options and the matching ref_diffusion settings)
+# sample options and the matching diffref.diffusion settings)
 CASES = {
     "adm-cond": dict(
         flags=("--attention_resolutions 16,8 --class_cond True "
@@ -361,7 +361,7 @@ def check_sample(diffuse, name, tmp, model_path, ref_model, case, cfg):
     ref, _ = rd.sample(sched, den, (1, 3, 32, 32), sampler=r["sampler"],
                        has_variance=cfg["learn_sigma"], seed=r["seed"])
     err = rel_err(got, ref)
-    ok(err <= 1e-3, "%s: 5-step %s sample equals tools/ref_diffusion.py over "
+    ok(err <= 1e-3, "%s: 5-step %s sample equals diffref.diffusion over "
        "torch: relative %.2e (tolerance 1e-3)" % (name, r["sampler"], err))
     img = read_png(png)
     ok(img.shape == (32, 32, 3), "%s: PNG is %s (H W C), want 32 32 3"

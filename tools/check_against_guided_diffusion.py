@@ -13,21 +13,17 @@ Checks:
   * ADMUNet: same random state_dict loaded into both networks (strict, so
     key names and shapes must be identical), outputs compared for several
     configurations.
-  * ref_diffusion: β schedules, respacing, and whole DDIM / DDPM
+  * diffref.diffusion: β schedules, respacing, and whole DDIM / DDPM
     trajectories (toy denoiser, our PRNG's noise fed to guided-diffusion
     through randn_like) against GaussianDiffusion / SpacedDiffusion.
 """
 
-import os
 import sys
 
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-from adm_unet import ADMUNet, make_config, randomize_  # noqa: E402
+from diffref.adm_unet import ADMUNet, make_config, randomize_
 
 UNET_CASES = [
     # name, overrides, input H, W
@@ -104,8 +100,8 @@ def check_unet(gd):
 def check_diffusion():
     """Schedules, respacing and whole sampler trajectories (toy denoiser,
     our PRNG's noise fed to guided-diffusion through randn_like)."""
-    import ref_diffusion as rd
-    import ref_rng
+    from diffref import diffusion as rd
+    from diffref import rng as ref_rng
     from guided_diffusion import gaussian_diffusion as gdm
     from guided_diffusion.respace import SpacedDiffusion, space_timesteps
     worst = 0.0

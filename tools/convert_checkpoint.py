@@ -38,11 +38,9 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from adm_unet import (ADMUNet, channel_mult_for_size,  # noqa: E402
-                      config_to_metadata)
-from safetensors_io import save_file  # noqa: E402
+from diffref.adm_unet import (ADMUNet, channel_mult_for_size,
+                              config_to_metadata)
+from diffref.safetensors_io import save_file
 
 GD_NUM_CLASSES = 1000   # both codebases' class_cond means ImageNet-1k
 

@@ -2,7 +2,7 @@
 """Writes tests/data/golden/ (docs/DESIGN.md "Golden test data"): small
 random-weight ADM UNets with reference forward outputs, and sampler
 trajectories, all computed in float64 by our PyTorch/numpy reference
-(tools/adm_unet.py, tools/ref_diffusion.py, tools/ref_rng.py).
+(the diffref package: adm_unet, diffusion, rng).
 
     tools/make_golden.py [OUTDIR] [--only CASE]...
                          (default: tests/data/golden; every case)
@@ -29,14 +29,13 @@ import tempfile
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+from diffref import diffusion as rd
+from diffref import rng as ref_rng
+from diffref.adm_unet import (ADMUNet, config_from_metadata,
+                              config_to_metadata, make_config, randomize_)
+from diffref.safetensors_io import load_file, save_file
 
-from adm_unet import (ADMUNet, config_from_metadata,  # noqa: E402
-                      config_to_metadata, make_config, randomize_)
-import ref_diffusion as rd  # noqa: E402
-import ref_rng  # noqa: E402
-from safetensors_io import load_file, save_file  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 DESCRIPTION = ("random weights for gimp-diffusion golden tests "
                "(tools/make_golden.py); not a trained model")

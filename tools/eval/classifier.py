@@ -14,11 +14,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+TOOLS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, TOOLS)  # the diffref package
 
-import safetensors_io  # noqa: E402
+from diffref import safetensors_io  # noqa: E402
 
 FEATURE_DIM = 256
 

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -33,10 +32,9 @@ import scipy.linalg
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
 
-DEFAULT_DIFFUSE = [os.path.join(ROOT, "build-cli", "tools", "diffuse"),
-                   os.path.join(ROOT, "build", "tools", "diffuse")]
+DEFAULT_DIFFUSE = [os.path.join(ROOT, "build-cli", "cli", "diffuse"),
+                   os.path.join(ROOT, "build", "cli", "diffuse")]
 CACHE = os.path.join(HERE, "cache")
 
 

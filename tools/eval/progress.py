@@ -17,12 +17,10 @@ import argparse
 import csv
 import json
 import os
-import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 EVAL = os.path.join(ROOT, "models", "eval")
-sys.path.insert(0, HERE)
 
 SETTING_KEYS = ("sampler", "steps", "eta", "guidance", "variance",
                 "n_per_class", "seed")

@@ -23,17 +23,14 @@ Writes models/eval/<data>-<sweep>.md / .png and <data>-results.json.
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
+import evaluate  # tools/eval/evaluate.py
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-
-import evaluate  # noqa: E402
 
 OUT_DIR = os.path.join(ROOT, "models", "eval")
 

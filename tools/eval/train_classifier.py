@@ -25,9 +25,8 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
 
-import classifier  # noqa: E402
+import classifier  # tools/eval/classifier.py  # noqa: E402
 
 SETTINGS = {
     "fashion": {"epochs": 6, "augment": False, "balance": False},

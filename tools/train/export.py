@@ -4,7 +4,7 @@
     tools/train/export.py --checkpoint models/training/fashion/checkpoint.pt \
         [--out models/fashion.safetensors] [--weights ema|model] [--dtype F32]
 
-Tensor names are guided-diffusion's UNetModel state_dict keys (tools/adm_unet.py
+Tensor names are guided-diffusion's UNetModel state_dict keys (diffref.adm_unet
 keeps them); __metadata__ holds every model option, diffusion_steps,
 noise_schedule, rescale_timesteps, class_names (JSON, including the null
 class's name), null_class and the free-text description / license / source
@@ -18,10 +18,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.join(ROOT, "tools"))  # the diffref package
 
-import adm_unet  # noqa: E402
-import safetensors_io  # noqa: E402
+from diffref import adm_unet, safetensors_io  # noqa: E402
 
 MAX_BYTES = 25 * 1000 * 1000
 

@@ -7,7 +7,7 @@ Rerunning the same command resumes EXACTLY from the last checkpoint
 (model, EMA, optimizer, step, generator state and data order are saved),
 so a killed run loses at most the steps since that checkpoint.
 
-Method (tools/train/diffusion.py has the formulas and citations):
+Method (tools/diffref/training.py has the formulas and citations):
   - epsilon prediction, learn_sigma with the hybrid loss
     L_simple + lambda L_vlb (lambda = 0.001, mean gradient stopped in L_vlb),
     t uniform over 0..T-1, cosine schedule;
@@ -44,11 +44,10 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tools"))  # the diffref package
 
-import adm_unet  # noqa: E402
-from diffusion import Diffusion  # noqa: E402
+from diffref import adm_unet  # noqa: E402
+from diffref.training import Diffusion  # noqa: E402
 
 CSV_FIELDS = ["step", "epoch", "loss", "mse", "vb", "grad_norm", "lr",
               "sec_per_step", "wall"]

@@ -1,10 +1,9 @@
-#!/usr/bin/python3
-"""Gaussian diffusion for training: cosine schedule and the hybrid loss.
+"""Gaussian diffusion for training: the forward process and the hybrid
+loss, in torch, on the schedules of diffref.diffusion.
 
-Formulas (seed notes, /work/shared/seeds; Ho et al. 2020 = DDPM,
+Formulas (seed notes in shared/seeds; Ho et al. 2020 = DDPM,
 Nichol & Dhariwal 2021 = improved DDPM):
-  - cosine schedule: abar(t) = f(t)/f(0), f(t) = cos^2(((t/T + s)/(1 + s)) pi/2),
-    s = 0.008, beta_t = min(1 - abar(t)/abar(t-1), 0.999)   (iDDPM eq. 17)
+  - β schedules: diffref.diffusion.betas_for (cosine: iDDPM eq. 17)
   - forward process: x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps  (DDPM eq. 4)
   - posterior q(x_{t-1}|x_t,x_0): mean c0 x_0 + ct x_t,
     variance beta~_t = beta_t (1 - abar_{t-1}) / (1 - abar_t)  (DDPM eq. 6-7)
@@ -25,27 +24,13 @@ import math
 import numpy as np
 import torch
 
-
-def cosine_betas(T, s=0.008, max_beta=0.999):
-    def f(u):
-        return math.cos((u + s) / (1 + s) * math.pi / 2) ** 2
-    return np.array([min(1 - f((i + 1) / T) / f(i / T), max_beta)
-                     for i in range(T)], dtype=np.float64)
-
-
-def linear_betas(T):
-    scale = 1000.0 / T
-    return np.linspace(scale * 1e-4, scale * 0.02, T, dtype=np.float64)
+from .diffusion import (betas_for, posterior_mean_coefs,
+                        posterior_variance)
 
 
 class Diffusion:
     def __init__(self, T, schedule="cosine"):
-        if schedule == "cosine":
-            betas = cosine_betas(T)
-        elif schedule == "linear":
-            betas = linear_betas(T)
-        else:
-            raise ValueError("unknown noise_schedule %r" % schedule)
+        betas = betas_for(schedule, T)
         self.T = T
         self.betas = betas
         alphas = 1.0 - betas
@@ -56,11 +41,11 @@ class Diffusion:
         self.sqrt_1m_abar = np.sqrt(1.0 - abar)
         self.sqrt_recip_abar = np.sqrt(1.0 / abar)
         self.sqrt_recipm1_abar = np.sqrt(1.0 / abar - 1.0)
-        self.post_var = betas * (1.0 - abar_prev) / (1.0 - abar)
+        self.post_var = posterior_variance(betas, abar, abar_prev)
         # beta~_0 = 0: use beta~_1 for the log, as guided-diffusion does.
         self.post_logvar = np.log(np.append(self.post_var[1], self.post_var[1:]))
-        self.post_c0 = betas * np.sqrt(abar_prev) / (1.0 - abar)
-        self.post_ct = (1.0 - abar_prev) * np.sqrt(alphas) / (1.0 - abar)
+        self.post_c0, self.post_ct = posterior_mean_coefs(betas, abar,
+                                                          abar_prev)
         self.log_betas = np.log(betas)
 
     @staticmethod

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """ADM UNet (Dhariwal & Nichol 2021, "Diffusion Models Beat GANs"), written
 from the architecture description for gimp-diffusion's reference side.
 

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """float64 reference of gimp-diffusion's schedules and samplers (what
 engine/schedule.c, engine/sampler.c and engine/sample.c implement), for
 golden data and cross-checks.  Written from the theory notes in
@@ -14,14 +13,10 @@ Conventions (docs/DESIGN.md):
 """
 
 import math
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import ref_rng  # noqa: E402
+from . import rng
 
 STREAM_X_T = 0
 STREAM_IMG2IMG = 1
@@ -157,6 +152,21 @@ def ddim_step(x, x0, abar, abar_prev, eta, noise):
     return out
 
 
+def posterior_mean_coefs(beta, abar, abar_prev):
+    """q(x_{t-1} | x_t, x_0) mean μ̃ = c0 x0 + ct x_t (Ho et al. 2020 eq. 7):
+    c0 = sqrt(ᾱ')β/(1-ᾱ), ct = sqrt(1-β)(1-ᾱ')/(1-ᾱ), ᾱ' = ᾱ_{t-1}.
+    Scalars or numpy arrays."""
+    c0 = beta * np.sqrt(abar_prev) / (1 - abar)
+    ct = (1 - abar_prev) * np.sqrt(1 - beta) / (1 - abar)
+    return c0, ct
+
+
+def posterior_variance(beta, abar, abar_prev):
+    """β̃ = (1-ᾱ')β/(1-ᾱ), the variance of q(x_{t-1} | x_t, x_0)
+    (Ho et al. 2020 eq. 7)."""
+    return (1 - abar_prev) * beta / (1 - abar)
+
+
 def ddpm_step(x, x0, var_raw, beta, abar, abar_prev, variance, noise):
     """Ancestral step (Ho et al. 2020 eqs. 6-7): μ̃ = sqrt(ᾱ')β/(1-ᾱ) x0 +
     sqrt(1-β)(1-ᾱ')/(1-ᾱ) x_t, plus σ z.  Variance:
@@ -166,11 +176,11 @@ def ddpm_step(x, x0, var_raw, beta, abar, abar_prev, variance, noise):
       learned      improved DDPM eq. 15: log σ² = v log β + (1-v) log β̃,
                    v = (raw + 1)/2; at index 0 log β̃ is clipped to log β̃_1
                    (again unused: no noise at index 0)."""
-    mean = (beta * math.sqrt(abar_prev) / (1 - abar)) * x0 \
-        + ((1 - abar_prev) * math.sqrt(1 - beta) / (1 - abar)) * x
+    c0, ct = posterior_mean_coefs(beta, abar, abar_prev)
+    mean = c0 * x0 + ct * x
     if noise is None:
         return mean
-    post = (1 - abar_prev) * beta / (1 - abar)
+    post = posterior_variance(beta, abar, abar_prev)
     if variance == "fixed-small":
         log_var = math.log(post)
     elif variance == "fixed-large":
@@ -199,7 +209,7 @@ def sample(schedule, denoise, shape, sampler="ddim", eta=0.0,
     if init_image is not None:
         start = schedule.index_for_strength(strength)
         eps0 = (np.asarray(init_noise, np.float64) if init_noise is not None
-                else ref_rng.normal_like(seed, STREAM_IMG2IMG, shape)
+                else rng.normal_like(seed, STREAM_IMG2IMG, shape)
                 .astype(np.float64))
         a = schedule.alphas_cumprod[start]
         # q(x_t | x_0) = N(sqrt(ᾱ) x0, (1-ᾱ) I), DDPM eq. 4
@@ -208,7 +218,7 @@ def sample(schedule, denoise, shape, sampler="ddim", eta=0.0,
     elif init_noise is not None:
         x = np.asarray(init_noise, np.float64)
     else:
-        x = ref_rng.normal_like(seed, STREAM_X_T, shape).astype(np.float64)
+        x = rng.normal_like(seed, STREAM_X_T, shape).astype(np.float64)
     abar_all = schedule.alphas_cumprod
     for i in range(start, -1, -1):
         abar = abar_all[i]
@@ -220,7 +230,7 @@ def sample(schedule, denoise, shape, sampler="ddim", eta=0.0,
         x0 = predict_x0(x, eps, abar, clip_denoised)
         noise = None
         if stochastic and i > 0:
-            noise = ref_rng.normal_like(seed, STREAM_STEP0 + i, shape) \
+            noise = rng.normal_like(seed, STREAM_STEP0 + i, shape) \
                 .astype(np.float64)
         if sampler == "ddpm":
             x = ddpm_step(x, x0, var_raw, schedule.betas[i], abar, abar_prev,
