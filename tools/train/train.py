@@ -6,6 +6,15 @@
 Rerunning the same command resumes EXACTLY from the last checkpoint
 (model, EMA, optimizer, step, generator state and data order are saved),
 so a killed run loses at most the steps since that checkpoint.
+Checkpoints are not in git.  Without one, a run continues from a shipped
+model instead:
+
+    tools/train/train.py --config tools/train/configs/fashion.json \
+        --init-from models/fashion.safetensors
+
+takes the model and its EMA from that file's (EMA) weights, its step from
+the file's training_step, and starts a fresh AdamW state with the
+warm-up of the config counted from that step (models/training/README.md).
 
 Method (tools/diffref/training.py has the formulas and citations):
   - epsilon prediction, learn_sigma with the hybrid loss
@@ -19,8 +28,9 @@ Method (tools/diffref/training.py has the formulas and citations):
     export_minutes (tools/train/export.py).
 
 Outputs in out_dir (models/training/<name>/): checkpoint.pt (atomic
-rename of checkpoint.pt.tmp), loss.csv (one row per step), and the
-console log that the caller redirects to train.log.
+rename of checkpoint.pt.tmp; --checkpoint puts it elsewhere; git ignores
+it), loss.csv (one row per step), and the console log that the caller
+redirects to train.log.
 """
 import argparse
 import copy
@@ -46,7 +56,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tools"))  # the diffref package
 
-from diffref import adm_unet  # noqa: E402
+from diffref import adm_unet, safetensors_io  # noqa: E402
 from diffref.training import Diffusion  # noqa: E402
 
 CSV_FIELDS = ["step", "epoch", "loss", "mse", "vb", "grad_norm", "lr",
@@ -164,9 +174,12 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.pos = 0
+        self.warmup_from = 0    # the step the learning-rate warm-up starts at
         self.out_dir = resolve(cfg["out_dir"])
         os.makedirs(self.out_dir, exist_ok=True)
-        self.ckpt_path = os.path.join(self.out_dir, "checkpoint.pt")
+        self.ckpt_path = (resolve(cfg["checkpoint"]) if cfg.get("checkpoint")
+                          else os.path.join(self.out_dir, "checkpoint.pt"))
+        os.makedirs(os.path.dirname(self.ckpt_path), exist_ok=True)
         self.csv_path = os.path.join(self.out_dir, "loss.csv")
         self.order = None
         self.stop = False
@@ -183,6 +196,7 @@ class Trainer:
             "step": self.step,
             "epoch": self.epoch,
             "pos": self.pos,
+            "warmup_from": self.warmup_from,
             "gen": self.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
@@ -208,9 +222,47 @@ class Trainer:
         self.ema.load_state_dict(st["ema"])
         self.opt.load_state_dict(st["opt"])
         self.step, self.epoch, self.pos = st["step"], st["epoch"], st["pos"]
+        self.warmup_from = st.get("warmup_from", 0)
         self.gen.set_state(st["gen"])
         torch.set_rng_state(st["torch_rng"])
         return True
+
+    def init_from_model(self, path):
+        """Starts from a model file's weights (train.py's export holds the
+        EMA): model and EMA both take them, AdamW starts afresh, the step
+        is the file's training_step, the data order continues where an
+        uninterrupted run would be at that step (the order is a function
+        of seed and epoch), the generator for labels, t and noise is
+        seeded with seed + 1 + step, and the warm-up restarts there."""
+        try:
+            tensors, md = safetensors_io.load_file(path)
+            file_cfg = adm_unet.config_from_metadata(md)
+            step = int(md.get("training_step", "0"))
+        except (OSError, ValueError, safetensors_io.SafetensorsError) as e:
+            raise SystemExit("--init-from %s: %s" % (path, e))
+        diff = sorted(k for k in set(file_cfg) | set(self.model_cfg)
+                      if file_cfg.get(k) != self.model_cfg.get(k))
+        if diff:
+            raise SystemExit("--init-from %s: the file's model differs from "
+                             "the config's in %s" % (path, ", ".join(
+                                 "%s (%r, config %r)" % (k, file_cfg.get(k),
+                                                         self.model_cfg.get(k))
+                                 for k in diff)))
+        want = self.model.state_dict()
+        if set(tensors) != set(want):
+            raise SystemExit("--init-from %s: tensor names differ from the "
+                             "model's" % path)
+        state = {k: torch.from_numpy(tensors[k].astype(np.float32))
+                 for k in want}
+        self.model.load_state_dict(state)
+        self.ema.load_state_dict(state)
+        per_epoch = len(epoch_order(self.cfg, self.y, 0))
+        done = step * self.cfg["batch_size"]
+        self.step, self.warmup_from = step, step
+        self.epoch, self.pos = divmod(done, per_epoch)
+        self.gen = torch.Generator().manual_seed(self.cfg["seed"] + 1 + step)
+        print("[%s] initialised from %s (EMA weights of step %d), fresh "
+              "optimizer state" % (stamp(), path, step), flush=True)
 
     def open_csv(self, resumed):
         """Keeps the rows up to the checkpoint's step (later ones are redone
@@ -249,7 +301,8 @@ class Trainer:
 
     def lr_at(self, step):
         w = self.cfg["warmup_steps"]
-        return self.cfg["lr"] * min(1.0, (step + 1) / w) if w else self.cfg["lr"]
+        done = step - self.warmup_from
+        return self.cfg["lr"] * min(1.0, (done + 1) / w) if w else self.cfg["lr"]
 
     def train_step(self):
         x0, y = self.next_batch()
@@ -297,8 +350,14 @@ class Trainer:
         print("[%s] exported EMA weights at step %d to %s"
               % (stamp(), self.step, path), flush=True)
 
-    def run(self, max_steps=None, export=True):
+    def run(self, max_steps=None, export=True, init_from=None):
         resumed = self.load_checkpoint()
+        if resumed and init_from:
+            print("[%s] %s exists: resuming from it, not from %s"
+                  % (stamp(), self.ckpt_path, init_from), flush=True)
+        elif init_from:
+            self.init_from_model(init_from)
+            resumed = True  # loss.csv keeps its rows up to this step
         n_params = sum(p.numel() for p in self.model.parameters())
         print("[%s] %s: %s at step %d (epoch %d), %d parameters, %d images"
               % (stamp(), self.cfg["name"], "resumed" if resumed else "new run",
@@ -352,6 +411,13 @@ def main():
     ap.add_argument("--max-steps", type=int, default=None,
                     help="stop at this step (default: the config's)")
     ap.add_argument("--out-dir", default=None, help="override out_dir")
+    ap.add_argument("--checkpoint", default=None, metavar="PATH",
+                    help="the resume checkpoint (default: "
+                    "OUT_DIR/checkpoint.pt; git ignores it there)")
+    ap.add_argument("--init-from", default=None, metavar="MODEL",
+                    help="without a checkpoint, start from this model "
+                    "file's (EMA) weights and training_step with a fresh "
+                    "optimizer, e.g. models/fashion.safetensors")
     ap.add_argument("--no-export", action="store_true")
     ap.add_argument("--benchmark", type=int, default=0, metavar="N",
                     help="time N training steps, write nothing, exit")
@@ -359,6 +425,8 @@ def main():
     cfg = load_config(args.config)
     if args.out_dir:
         cfg["out_dir"] = args.out_dir
+    if args.checkpoint:
+        cfg["checkpoint"] = os.path.abspath(args.checkpoint)
     if args.benchmark:
         tr = Trainer.__new__(Trainer)
         Trainer.__init__(tr, cfg)
@@ -379,7 +447,8 @@ def main():
         tr.stop = True
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    tr.run(args.max_steps, export=not args.no_export)
+    tr.run(args.max_steps, export=not args.no_export,
+           init_from=args.init_from)
 
 
 if __name__ == "__main__":
