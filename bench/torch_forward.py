@@ -14,7 +14,7 @@
 
 Run torch with OPENBLAS_NUM_THREADS=1 (run-bench.sh does): torch has its
 own thread pool, and OpenBLAS's threads would compete with it for the
-cores (docs: /work/shared/notes/compute.md).
+cores (bench/README.md).
 """
 
 import argparse
