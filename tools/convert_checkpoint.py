@@ -51,27 +51,20 @@ GD_NUM_CLASSES = 1000   # both codebases' class_cond means ImageNet-1k
 # sigma_small, create_gaussian_diffusion's default False).  The UNet options
 # agree; what differs is rescale_timesteps (the network sees t x 1000/T),
 # rescale_learned_sigmas (training loss only) and channel_mult at 32 px.
+_SHARED_DEFAULTS = dict(
+    image_size=64, num_channels=128, num_res_blocks=2, num_heads=4,
+    num_heads_upsample=-1, num_head_channels=-1,
+    attention_resolutions="16,8", channel_mult="", dropout=0.0,
+    class_cond=False, use_checkpoint=False, use_scale_shift_norm=True,
+    resblock_updown=False, use_fp16=False, use_new_attention_order=False,
+    learn_sigma=False, sigma_small=False, diffusion_steps=1000,
+    noise_schedule="linear", timestep_respacing="", use_kl=False,
+    predict_xstart=False)
 DEFAULTS = {
-    "guided-diffusion": dict(
-        image_size=64, num_channels=128, num_res_blocks=2, num_heads=4,
-        num_heads_upsample=-1, num_head_channels=-1,
-        attention_resolutions="16,8", channel_mult="", dropout=0.0,
-        class_cond=False, use_checkpoint=False, use_scale_shift_norm=True,
-        resblock_updown=False, use_fp16=False, use_new_attention_order=False,
-        learn_sigma=False, sigma_small=False, diffusion_steps=1000,
-        noise_schedule="linear", timestep_respacing="", use_kl=False,
-        predict_xstart=False, rescale_timesteps=False,
-        rescale_learned_sigmas=False),
-    "improved-diffusion": dict(
-        image_size=64, num_channels=128, num_res_blocks=2, num_heads=4,
-        num_heads_upsample=-1, num_head_channels=-1,
-        attention_resolutions="16,8", channel_mult="", dropout=0.0,
-        class_cond=False, use_checkpoint=False, use_scale_shift_norm=True,
-        resblock_updown=False, use_fp16=False, use_new_attention_order=False,
-        learn_sigma=False, sigma_small=False, diffusion_steps=1000,
-        noise_schedule="linear", timestep_respacing="", use_kl=False,
-        predict_xstart=False, rescale_timesteps=True,
-        rescale_learned_sigmas=True),
+    "guided-diffusion": dict(_SHARED_DEFAULTS, rescale_timesteps=False,
+                             rescale_learned_sigmas=False),
+    "improved-diffusion": dict(_SHARED_DEFAULTS, rescale_timesteps=True,
+                               rescale_learned_sigmas=True),
 }
 # Flags only one codebase's argparse has (giving one to the other codebase's
 # defaults hints that the flags were copied from the wrong README).

@@ -228,22 +228,28 @@ def evaluate(model, data_name, settings, n_per_class, seed=0, threads=None,
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_run_arguments(ap):
+    """The options evaluate.py and sweeps.py share: what to sample, how
+    many, and with which CLI."""
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True, choices=("fashion", "emoji"))
     ap.add_argument("--n-per-class", default="100",
                     help='samples per class, or "test": the held-out '
                     "split's class counts")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--diffuse", default=None, help="path of the CLI")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_run_arguments(ap)
     ap.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm"))
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--eta", type=float, default=0.0)
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--variance", default="auto",
                     choices=("auto", "learned", "fixed-small", "fixed-large"))
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--diffuse", default=None, help="path of the CLI")
     ap.add_argument("--classifier", default=None)
     ap.add_argument("--json", default=None, help="also write the result here")
     args = ap.parse_args()

@@ -198,14 +198,7 @@ def save_result(results_path, sweep, entry):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--data", required=True, choices=("fashion", "emoji"))
-    ap.add_argument("--n-per-class", default="100",
-                    help='samples per class, or "test" (the held-out '
-                    "split's class counts)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--diffuse", default=None)
+    evaluate.add_run_arguments(ap)
     ap.add_argument("--only", default="guidance,steps_eta,variance,grid,"
                     "grid_eta1")
     args = ap.parse_args()
