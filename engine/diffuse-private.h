@@ -76,6 +76,26 @@ const char *diffuse__json_check (const char *text, gsize n, gint max_depth);
 DiffuseSchedule *diffuse__schedule_new_steps (DiffuseScheduleKind kind, gint T,
                                               gint steps, GError **error);
 
+/* ---- inpaint.c: the masked reverse process ----------------------------- */
+
+/* The noise stream of the kept pixels' forward noise on arriving at level
+ * L after v network calls there: DIFFUSE__STREAM_KEPT0 + L + v·2³²
+ * (sampler.c). */
+#define DIFFUSE__STREAM_KEPT0 (G_GUINT64_CONSTANT (1) << 49)
+
+/* Mask and resampling fields of params against a schedule of n_steps
+ * kept steps and an H x W image. */
+gboolean diffuse__inpaint_check (const DiffuseSampleParams *params, gint n_steps,
+                                 gint height, gint width, GError **error);
+/* RePaint's schedule of levels from start down to −1 (g_free it). */
+gint    *diffuse__inpaint_levels (gint start, gint jump, gint count, gint *n_levels);
+/* x ← m·x + (1−m)·(sqrt(ᾱ)x0 + sqrt(1−ᾱ)ε), mask [hw] repeated over n. */
+void     diffuse__inpaint_keep (float *x, const float *x0, const float *eps,
+                                const float *mask, gsize n, gsize hw, double abar);
+/* x ← sqrt(ᾱ_to/ᾱ_from)·x + sqrt(1 − ᾱ_to/ᾱ_from)·z, a jump up. */
+void     diffuse__forward_jump (float *x, const float *z, gsize n, double abar_from,
+                                double abar_to);
+
 /* ---- model.c ---------------------------------------------------------- */
 
 /* diffuse_model_new_from_file on bytes the caller keeps alive while the

@@ -232,6 +232,22 @@ typedef struct
   double strength;               /* in (0, 1]; default 1 */
   /* optional x_T [count,C,H,W] instead of seeded noise */
   const float *init_noise;
+  /* Inpainting (inpaint.c): mask [H, W] in [0, 1], 1 = regenerate, the
+   * same for every image and channel; needs init_image (the original).
+   * After every reverse step the kept part of x_t is the original noised
+   * to that step, q(x_t | x_0): sqrt(ᾱ)x0 + sqrt(1−ᾱ)ε with ε drawn
+   * from the seed's streams (sampler.c), joined to the model's part by
+   * the mask; mask 0 pixels of the result equal init_image exactly.
+   * NULL = no mask. */
+  const float *mask;
+  /* RePaint's resampling (Lugmayr et al. 2022): every resample_jump
+   * reverse steps, go back up resample_jump steps by q(x_t'|x_t) and
+   * sample them again, resample_count − 1 times (so resample_count = 1,
+   * the default, is no resampling; resample_jump default 10).  Needs a
+   * mask; each pass costs as many network evaluations as the steps it
+   * repeats. */
+  gint resample_count;
+  gint resample_jump;
   gint n_threads;                /* 0 = leave OpenBLAS's setting (process-wide) */
   DiffuseProgressFunc progress;
   gpointer user_data;
@@ -264,6 +280,16 @@ gboolean diffuse_sample_with (const DiffuseSchedule *schedule,
                               gboolean has_variance, const DiffuseSampleParams *params,
                               gint count, gint channels, gint height, gint width,
                               float *out, DiffuseSampleInfo *info, GError **error);
+
+/* The context window for inpainting a mask [H, W] (inpaint.c): the
+ * bounds of the pixels where mask > 0, grown by margin on every side,
+ * then grown (about its centre) to at least the model's image_size on
+ * each side, all clamped to the image; the caller samples the window
+ * (fitted with diffuse_fit_size) and pastes it back by the mask.  FALSE
+ * when the mask is 0 everywhere. */
+gboolean diffuse_inpaint_window (const DiffuseModelConfig *config, const float *mask,
+                                 gint height, gint width, gint margin,
+                                 gint *x, gint *y, gint *w, gint *h);
 
 /* ------------------------------------------------------------------ */
 /* Images and arrays                                                    */

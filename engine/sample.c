@@ -139,6 +139,14 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
                     params->strength);
   if (params->n_threads < 0)
     return invalid (error, "n_threads = %d is negative", params->n_threads);
+  {
+    g_autoptr (DiffuseSchedule) s = schedule_for (params, cfg, error);
+
+    if (s == NULL
+        || !diffuse__inpaint_check (params, diffuse_schedule_get_n_steps (s), h, w,
+                                    error))
+      return FALSE;
+  }
 
   if (params->variance == DIFFUSE_VARIANCE_LEARNED && !cfg->learn_sigma)
     return invalid (error, "variance \"learned\" needs a learn_sigma model; this "

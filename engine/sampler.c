@@ -20,6 +20,14 @@
  *    passed in is used as it is.
  *  - with init_image, init_noise (if given) replaces the stream-1 forward
  *    noise ε in x_t = sqrt(ᾱ)x0 + sqrt(1−ᾱ)ε.
+ *  - inpainting (params->mask, inpaint.c): after every move to a level
+ *    the kept pixels are set to sqrt(ᾱ)x0 + sqrt(1−ᾱ)ε with a fresh ε from
+ *    stream STREAM_KEPT0 + level + v·2³² (v = network calls at that level
+ *    so far; the start's first x_t is img2img's, stream 1).  RePaint's
+ *    resampling visits an index again: visit v ≥ 1 of index i draws its
+ *    step noise from stream 2 + i + v·2³², and jump number k (0, 1, …)
+ *    from stream STREAM_JUMP0 + k; without resampling the step streams
+ *    are as above.
  */
 #include <math.h>
 #include <string.h>
@@ -29,6 +37,8 @@
 #define STREAM_X_T 0
 #define STREAM_IMG2IMG 1
 #define STREAM_STEP0 2
+#define STREAM_JUMP0 (G_GUINT64_CONSTANT (1) << 48)
+#define STREAM_KEPT0 DIFFUSE__STREAM_KEPT0
 
 typedef struct
 {
@@ -38,6 +48,7 @@ typedef struct
   float *var;     /* raw variance output v ∈ [−1, 1] (learned), or NULL */
   float *x0;      /* predicted x0 */
   float *noise;   /* the step's fresh noise, or NULL when never needed */
+  float *known_eps; /* inpainting: the forward noise ε of the kept pixels */
 } Buffers;
 
 static void
@@ -48,12 +59,13 @@ buffers_clear (Buffers *b)
   g_free (b->var);
   g_free (b->x0);
   g_free (b->noise);
+  g_free (b->known_eps);
   memset (b, 0, sizeof *b);
 }
 
 static gboolean
 buffers_alloc (Buffers *b, gsize n, gboolean want_var, gboolean want_noise,
-               GError **error)
+               gboolean want_known, GError **error)
 {
   gsize bytes = n * sizeof (float);
 
@@ -66,8 +78,11 @@ buffers_alloc (Buffers *b, gsize n, gboolean want_var, gboolean want_noise,
     b->var = g_try_malloc (bytes);
   if (want_noise)
     b->noise = g_try_malloc (bytes);
+  if (want_known)
+    b->known_eps = g_try_malloc (bytes);
   if (b->x == NULL || b->eps == NULL || b->x0 == NULL
-      || (want_var && b->var == NULL) || (want_noise && b->noise == NULL))
+      || (want_var && b->var == NULL) || (want_noise && b->noise == NULL)
+      || (want_known && b->known_eps == NULL))
     {
       buffers_clear (b);
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
@@ -164,6 +179,20 @@ step_ddpm (Buffers *b, double beta, double abar, double abar_prev,
     }
 }
 
+/* The fresh forward noise of the kept pixels on arriving at level L ≥ 0
+ * after v network calls there (RePaint draws q(x_t | x_0) anew at every
+ * step; one ε for the whole run would condition the model on one noisy
+ * copy of the kept pixels, and tests/test-inpaint.c measures that bias).
+ * The start level's first x_t is the img2img start itself (stream 1).
+ * A level left by a jump before any call there gets the same draw again
+ * on return; the jump overwrote the kept pixels anyway. */
+static void
+kept_noise (Buffers *b, guint64 seed, gint level, gint v)
+{
+  diffuse_rng_normal (seed, STREAM_KEPT0 + (guint64) level + ((guint64) v << 32), 0,
+                      b->known_eps, b->n);
+}
+
 /* The defaults of diffuse.h; here rather than in sample.c because the
  * model-free loop (and its tests) needs them without a network. */
 void
@@ -188,6 +217,9 @@ diffuse_sample_params_init (DiffuseSampleParams *params)
   params->init_image = NULL;
   params->strength = 1.0;
   params->init_noise = NULL;
+  params->mask = NULL;
+  params->resample_count = 1;
+  params->resample_jump = 10;
   params->n_threads = 0;
   params->progress = NULL;
   params->user_data = NULL;
@@ -277,12 +309,32 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
   gboolean want_var = is_ddpm && variance == DIFFUSE_VARIANCE_LEARNED;
   gboolean stochastic = is_ddpm || params->eta > 0.0;
   gint start = n_sched - 1;
+  gboolean inpaint = params->mask != NULL;
+  gsize hw = (gsize) height * width;
   Buffers b;
 
+  if (!diffuse__inpaint_check (params, n_sched, height, width, error))
+    return FALSE;
   if (params->init_image != NULL)
     start = diffuse_schedule_index_for_strength (schedule, params->strength);
+
+  /* the levels to visit (inpaint.c): start, start − 1, …, −1, with
+   * RePaint's jumps back up when resampling */
+  gint n_levels;
+  g_autofree gint *levels
+    = diffuse__inpaint_levels (start, params->resample_jump,
+                               inpaint ? params->resample_count : 1, &n_levels);
+  gint n_steps = 0, n_jumps = 0;
+  for (gint k = 1; k < n_levels; k++)
+    {
+      n_steps += levels[k] < levels[k - 1];
+      n_jumps += levels[k] > levels[k - 1];
+    }
+  g_autofree gint *visits = g_new0 (gint, start + 1);
+
   /* every buffer, before the first step */
-  if (!buffers_alloc (&b, n, want_var, stochastic && start > 0, error))
+  if (!buffers_alloc (&b, n, want_var, (stochastic && start > 0) || n_jumps > 0,
+                      inpaint, error))
     return FALSE;
 
   if (params->init_image != NULL)
@@ -303,11 +355,26 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
   else
     diffuse_rng_normal (params->seed, STREAM_X_T, 0, b.x, n);
 
-  gint n_steps = start + 1;
-  for (gint i = start; i >= 0; i--)
+  gint step = 0, jump_no = 0;
+  for (gint k = 1; k < n_levels; k++)
     {
+      gint from = levels[k - 1], to = levels[k];
+      double abar_to = to >= 0 ? abars[to] : 1.0;
+
+      if (to > from)
+        {
+          /* RePaint's jump back up, then the kept pixels at that level */
+          diffuse_rng_normal (params->seed, STREAM_JUMP0 + (guint64) jump_no++, 0,
+                              b.noise, n);
+          diffuse__forward_jump (b.x, b.noise, n, abars[from], abar_to);
+          kept_noise (&b, params->seed, to, visits[to]);
+          diffuse__inpaint_keep (b.x, params->init_image, b.known_eps, params->mask,
+                                 n, hw, abar_to);
+          continue;
+        }
+
+      gint i = from;
       double abar = abars[i];
-      double abar_prev = i > 0 ? abars[i - 1] : 1.0;
       gboolean add_noise = stochastic && i > 0;
 
       if (!denoise (denoise_data, count, b.x, i, (double) timesteps[i], b.eps,
@@ -318,19 +385,33 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
         }
       predict_x0 (&b, abar, params->clip_denoised);
       if (add_noise)
-        diffuse_rng_normal (params->seed, STREAM_STEP0 + (guint64) i, 0, b.noise, n);
+        diffuse_rng_normal (params->seed, STREAM_STEP0 + (guint64) i
+                            + ((guint64) visits[i] << 32), 0, b.noise, n);
+      visits[i]++;
       if (is_ddpm)
-        step_ddpm (&b, betas[i], abar, abar_prev, variance, add_noise);
+        step_ddpm (&b, betas[i], abar, abar_to, variance, add_noise);
       else
-        step_ddim (&b, abar, abar_prev, params->eta, add_noise);
+        step_ddim (&b, abar, abar_to, params->eta, add_noise);
+      step++;
+
+      if (inpaint)
+        {
+          if (to >= 0)
+            kept_noise (&b, params->seed, to, visits[to]);
+          diffuse__inpaint_keep (b.x, params->init_image, b.known_eps, params->mask,
+                                 n, hw, abar_to);
+          /* the preview shows the kept pixels as they are */
+          diffuse__inpaint_keep (b.x0, params->init_image, b.known_eps, params->mask,
+                                 n, hw, 1.0);
+        }
 
       if (params->progress != NULL
-          && !params->progress (start - i + 1, n_steps, b.x0, count, channels,
+          && !params->progress (step, n_steps, b.x0, count, channels,
                                 height, width, params->user_data))
         {
           buffers_clear (&b);
           g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_CANCELLED,
-                       "sampling cancelled at step %d of %d", start - i + 1, n_steps);
+                       "sampling cancelled at step %d of %d", step, n_steps);
           return FALSE;
         }
     }
