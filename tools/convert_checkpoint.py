@@ -40,6 +40,8 @@ import torch
 
 from diffref.adm_unet import (ADMUNet, channel_mult_for_size,
                               config_to_metadata)
+from diffref.classifier import (EncoderUNet, classifier_config_to_metadata,
+                                make_classifier_config)
 from diffref.safetensors_io import save_file
 
 GD_NUM_CLASSES = 1000   # both codebases' class_cond means ImageNet-1k
@@ -594,8 +596,193 @@ def convert(argv):
     return 0
 
 
+# ---------------------------------------------------------------------------
+# Classifiers (--classifier): guided-diffusion's EncoderUNetModel
+
+# guided-diffusion's classifier_defaults(), with its classifier_ prefixes
+CLASSIFIER_DEFAULTS = dict(
+    image_size=64, classifier_width=128, classifier_depth=2,
+    classifier_attention_resolutions="32,16,8",
+    classifier_use_scale_shift_norm=True, classifier_resblock_updown=True,
+    classifier_pool="attention", classifier_use_fp16=False)
+
+
+def build_classifier_parser():
+    p = argparse.ArgumentParser(
+        prog="convert_checkpoint.py CLF.pt --classifier",
+        description="Convert a guided-diffusion noisy-image classifier "
+                    "(EncoderUNetModel .pt state dict) to a gimp-diffusion "
+                    ".safetensors classifier file.  Flags as in "
+                    "guided-diffusion's README; the class count is read "
+                    "from the checkpoint.")
+    p.add_argument("checkpoint")
+    p.add_argument("--classifier", action="store_true", required=True)
+    p.add_argument("-o", "--output", required=True)
+    d = CLASSIFIER_DEFAULTS
+    p.add_argument("--image_size", type=int, default=d["image_size"])
+    p.add_argument("--classifier_width", type=int,
+                   default=d["classifier_width"])
+    p.add_argument("--classifier_depth", type=int,
+                   default=d["classifier_depth"])
+    p.add_argument("--classifier_attention_resolutions",
+                   default=d["classifier_attention_resolutions"])
+    for k in ("classifier_use_scale_shift_norm", "classifier_resblock_updown",
+              "classifier_use_fp16"):
+        p.add_argument("--" + k, type=str2bool, default=d[k])
+    p.add_argument("--classifier_pool", choices=["attention", "adaptive"],
+                   default=d["classifier_pool"])
+    # Ours
+    p.add_argument("--in_channels", type=int, default=3)
+    p.add_argument("--channel_mult", default="",
+                   help="per-level widths (guided-diffusion's "
+                        "create_classifier has a table for 64, 128, 256 "
+                        "and 512 px only)")
+    p.add_argument("--diffusion_steps", type=int,
+                   help="T of the diffusion the classifier was trained "
+                        "for (recorded; sampling then checks the model's)")
+    p.add_argument("--noise_schedule", choices=["linear", "cosine"])
+    p.add_argument("--class-names", dest="class_names")
+    p.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f32")
+    p.add_argument("--description")
+    p.add_argument("--license")
+    p.add_argument("--source")
+    return p
+
+
+def _read_class_names(path, n):
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConvertError("cannot read --class-names: %s" % e)
+    if text.lstrip().startswith("["):
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConvertError("%s: bad JSON: %s" % (path, e))
+    else:
+        names = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not all(isinstance(x, str) for x in names):
+        raise ConvertError("%s: class names must be strings" % path)
+    if len(names) != n:
+        raise ConvertError("%s holds %d class names; the classifier has %d "
+                           "classes" % (path, len(names), n))
+    return names
+
+
+def classifier_classes(sd, pool):
+    """The number of classes: the rows of the output head's last layer."""
+    key = "out.2.c_proj.weight" if pool == "attention" else "out.3.weight"
+    if key not in sd:
+        other = "adaptive" if pool == "attention" else "attention"
+        okey = "out.3.weight" if pool == "attention" else "out.2.c_proj.weight"
+        if okey in sd:
+            raise ConvertError("the checkpoint has no %s but has %s: "
+                               "--classifier_pool %s" % (key, okey, other))
+        if "out.2.weight" in sd and "label_emb.weight" in sd or \
+                any(k.startswith("output_blocks.") for k in sd):
+            raise ConvertError("this is a diffusion UNet (it has "
+                               "output_blocks), not a classifier: convert "
+                               "it without --classifier")
+        raise ConvertError("the checkpoint has no %s: not a classifier "
+                           "with --classifier_pool %s" % (key, pool))
+    return int(sd[key].shape[0])
+
+
+def convert_classifier(argv):
+    a = build_classifier_parser().parse_args(argv)
+    try:
+        attn = [int(r) for r in
+                a.classifier_attention_resolutions.split(",") if r.strip()]
+    except ValueError:
+        raise ConvertError("--classifier_attention_resolutions %r is not a "
+                           "list of integers"
+                           % a.classifier_attention_resolutions)
+    if a.channel_mult == "":
+        try:
+            mult = channel_mult_for_size(a.image_size)
+        except ValueError:
+            raise ConvertError("guided-diffusion's create_classifier has no "
+                               "channel_mult for --image_size %d (it knows "
+                               "64, 128, 256, 512): give --channel_mult"
+                               % a.image_size)
+    else:
+        a.defaults = "guided-diffusion"
+        mult = resolve_channel_mult(a)
+    sd = load_state_dict(a.checkpoint)
+    n_classes = classifier_classes(sd, a.classifier_pool)
+    try:
+        cfg = make_classifier_config(
+            image_size=a.image_size, in_channels=a.in_channels,
+            model_channels=a.classifier_width, out_channels=n_classes,
+            num_res_blocks=a.classifier_depth, attention_resolutions=attn,
+            channel_mult=mult, num_heads=1, num_head_channels=64,
+            use_scale_shift_norm=a.classifier_use_scale_shift_norm,
+            resblock_updown=a.classifier_resblock_updown,
+            use_new_attention_order=False, pool=a.classifier_pool)
+    except ValueError as e:
+        raise ConvertError("flags describe no valid classifier: %s" % e)
+    if a.diffusion_steps:
+        cfg["diffusion_steps"] = a.diffusion_steps
+    if a.noise_schedule:
+        cfg["noise_schedule"] = a.noise_schedule
+    if a.class_names:
+        cfg["class_names"] = _read_class_names(a.class_names, n_classes)
+    with _skip_init():
+        want = {k: tuple(v.shape)
+                for k, v in EncoderUNet(cfg).state_dict().items()}
+    missing = [k for k in want if k not in sd]
+    unexpected = [k for k in sd if k not in want]
+    wrong = [(k, tuple(sd[k].shape), want[k]) for k in want
+             if k in sd and tuple(sd[k].shape) != want[k]]
+    if missing or unexpected or wrong:
+        lines = ["the checkpoint does not match the classifier the flags "
+                 "describe:"]
+        for title, items in (("missing", missing),
+                             ("unexpected", unexpected)):
+            if items:
+                lines.append("  %d %s tensors, e.g. %s"
+                             % (len(items), title, ", ".join(items[:4])))
+        if wrong:
+            lines.append("  %d tensors with other shapes, e.g. %s" % (
+                len(wrong), "; ".join("%s is %s, expected %s" % w
+                                      for w in wrong[:3])))
+        s = tuple(sd["input_blocks.0.0.weight"].shape) \
+            if "input_blocks.0.0.weight" in sd else None
+        if s and s[1] != a.in_channels:
+            lines.append("  hint: the checkpoint takes %d input channels: "
+                         "--in_channels %d" % (s[1], s[1]))
+        s = tuple(sd["time_embed.0.weight"].shape) \
+            if "time_embed.0.weight" in sd else None
+        if s and s[1] != a.classifier_width:
+            lines.append("  hint: --classifier_width %d" % s[1])
+        raise ConvertError("\n".join(lines))
+    for k, v in sd.items():
+        if not torch.isfinite(v).all():
+            raise ConvertError("tensor %s holds NaN or Inf" % k)
+    extra = {}
+    for key in ("description", "license"):
+        if getattr(a, key):
+            extra[key] = getattr(a, key)
+    extra["source"] = a.source or os.path.basename(a.checkpoint)
+    md = classifier_config_to_metadata(cfg, extra)
+    dt = {"f32": "F32", "f16": "F16", "bf16": "BF16"}[a.dtype]
+    tensors = {k: sd[k].detach().float().numpy() for k in want}
+    try:
+        save_file(a.output, tensors, md, dtype=dt)
+    except OSError as e:
+        raise ConvertError("cannot write %s: %s" % (a.output, e))
+    n_params = sum(int(np.prod(t.shape)) for t in tensors.values())
+    print("%s: classifier, %d tensors, %.1fM parameters, %s, %d classes, "
+          "pool %s -> %s" % (a.checkpoint, len(tensors), n_params / 1e6, dt,
+                             n_classes, a.classifier_pool, a.output))
+    return 0
+
+
 def main():
     try:
+        if "--classifier" in sys.argv[1:]:
+            return convert_classifier(sys.argv[1:])
         return convert(sys.argv[1:])
     except ConvertError as e:
         print("convert_checkpoint: %s" % e, file=sys.stderr)

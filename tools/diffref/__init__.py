@@ -3,6 +3,8 @@ converter, the golden-data writer, training, evaluation and the benches.
 
     adm_unet        ADMUNet with guided-diffusion's state_dict layout; model
                     configs and their safetensors metadata
+    classifier      EncoderUNet (guided-diffusion's noisy-image classifier),
+                    its metadata, and torch autograd of log p(y|x) wrt x
     diffusion       float64 schedules, respacing, DDIM/DDPM samplers,
                     classifier-free guidance (what the engine implements)
     rng             the engine's Philox4x32-10 + Box-Muller PRNG in numpy
