@@ -125,6 +125,24 @@ void diffuse__unet_weights_free (DiffuseUNetWeights *weights);
 /* model.c: the weights bound at load. */
 const DiffuseUNetWeights *diffuse__model_get_weights (const DiffuseModel *model);
 
+/* ---- classifier.c ------------------------------------------------------ */
+
+/* The classifier's layer list and parameters bound by name, as
+ * diffuse__unet_weights_new does for the UNet (a file with tensors the
+ * architecture does not use is rejected). */
+typedef struct _DiffuseClassifierWeights DiffuseClassifierWeights;
+
+DiffuseClassifierWeights *diffuse__classifier_weights_new (const DiffuseSafetensors *st,
+                                                           const DiffuseModelConfig *cfg,
+                                                           const char *name,
+                                                           GError **error);
+void diffuse__classifier_weights_free (DiffuseClassifierWeights *weights);
+const DiffuseClassifierWeights *
+     diffuse__model_get_classifier_weights (const DiffuseModel *model);
+/* For bench/: floating-point operations of one forward pass at this batch
+ * (convolutions, linear layers, attention products). */
+guint64 diffuse__classifier_get_flops (const DiffuseClassifier *clf, gint batch);
+
 /* ---- rng.c ------------------------------------------------------------- */
 
 /* One Philox4x32-10 block (Random123's philox4x32_10): counter ctr, key key.

@@ -71,6 +71,23 @@ gboolean    diffuse_variance_kind_from_string (const char *s, DiffuseVarianceKin
 
 #define DIFFUSE_MAX_LEVELS 8
 
+/* What a model file holds (metadata model_type). */
+typedef enum
+{
+  DIFFUSE_MODEL_UNET,        /* a diffusion UNet (model_type absent or "unet") */
+  DIFFUSE_MODEL_CLASSIFIER,  /* a noisy-image classifier, "classifier" */
+  DIFFUSE_MODEL_TYPE_COUNT
+} DiffuseModelType;
+
+/* A classifier's output head (guided-diffusion's EncoderUNetModel pool). */
+typedef enum
+{
+  DIFFUSE_POOL_NONE,         /* UNets */
+  DIFFUSE_POOL_ADAPTIVE,     /* GN, SiLU, spatial mean, 1×1 conv */
+  DIFFUSE_POOL_ATTENTION,    /* GN, SiLU, AttentionPool2d (fixed size) */
+  DIFFUSE_POOL_COUNT
+} DiffusePoolKind;
+
 /* The configuration, read from the safetensors header's __metadata__ with
  * guided-diffusion's option names (all values are strings there). */
 typedef struct
@@ -101,6 +118,13 @@ typedef struct
   gint diffusion_steps;      /* T */
   DiffuseScheduleKind noise_schedule;
   gboolean rescale_timesteps; /* model sees t·1000/T instead of t */
+  /* Classifiers (model_type DIFFUSE_MODEL_CLASSIFIER) have the UNet's down
+   * half and middle block, then the pool; out_channels = num_classes
+   * (logits), no label embedding, learn_sigma FALSE, null_class −1,
+   * diffusion_steps 0 unless the file records the diffusion it was
+   * trained for (then noise_schedule is that one's). */
+  DiffuseModelType model_type;
+  DiffusePoolKind pool;
 } DiffuseModelConfig;
 
 typedef struct _DiffuseModel DiffuseModel;
@@ -143,6 +167,39 @@ gboolean     diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x
 gsize        diffuse_unet_get_scratch_bytes (const DiffuseUNet *unet);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseUNet, diffuse_unet_free)
+
+/* ------------------------------------------------------------------ */
+/* Classifier (classifier.c): guided-diffusion's EncoderUNetModel, its   */
+/* logits and ∇x log softmax(logits)[y] for classifier guidance          */
+
+typedef struct _DiffuseClassifier DiffuseClassifier;
+
+/* Per-run state for a classifier model (a DiffuseModel of model_type
+ * DIFFUSE_MODEL_CLASSIFIER; a UNet is refused) at batch ≤ max_batch and
+ * height x width (the model's image_size exactly with the attention
+ * pool).  Holds every activation the gradient needs.  Threads: as
+ * DiffuseUNet. */
+DiffuseClassifier *diffuse_classifier_new (const DiffuseModel *model,
+                                           gint max_batch, gint height,
+                                           gint width, GError **error);
+void     diffuse_classifier_free (DiffuseClassifier *clf);
+/* x [batch, C, H, W]; timesteps [batch] as the network sees them;
+ * logits [batch, num_classes]. */
+gboolean diffuse_classifier_forward (DiffuseClassifier *clf, gint batch,
+                                     const float *x, const float *timesteps,
+                                     float *logits, GError **error);
+/* The forward pass, then grad [batch, C, H, W] = ∂/∂x Σ_b log
+ * softmax(logits_b)[labels_b] (each image's own log-probability, as
+ * guided-diffusion's cond_fn before classifier_scale).  logits may be
+ * NULL. */
+gboolean diffuse_classifier_grad (DiffuseClassifier *clf, gint batch,
+                                  const float *x, const float *timesteps,
+                                  const gint *labels, float *logits,
+                                  float *grad, GError **error);
+/* Bytes of activations and scratch this state holds. */
+gsize    diffuse_classifier_get_scratch_bytes (const DiffuseClassifier *clf);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseClassifier, diffuse_classifier_free)
 
 /* ------------------------------------------------------------------ */
 /* Counter-based PRNG (rng.c documents the construction).               */

@@ -26,6 +26,7 @@ struct _DiffuseModel
   gchar **class_names;        /* [num_classes], entries NULL when unnamed;
                                  NULL when the file gives no names */
   DiffuseUNetWeights *weights;
+  DiffuseClassifierWeights *clf_weights;  /* model_type classifier */
   guint64 n_params;
 };
 
@@ -314,6 +315,82 @@ parse_class_names (DiffuseModel *model, GError **error)
   return TRUE;
 }
 
+/* A classifier file (model_type "classifier", docs/DESIGN.md "Classifier
+ * file"): guided-diffusion's EncoderUNetModel options. */
+static gboolean
+parse_classifier_config (DiffuseModel *model, GError **error)
+{
+  DiffuseModelConfig *c = &model->config;
+  const char *s;
+
+  c->model_type = DIFFUSE_MODEL_CLASSIFIER;
+  if (!get_int (model, "image_size", 8, 1024, &c->image_size, error)
+      || !get_int (model, "in_channels", 1, 4, &c->in_channels, error)
+      || !get_int (model, "model_channels", GROUPS, 4096, &c->model_channels, error)
+      || !get_int (model, "num_classes", 1, MAX_CLASSES, &c->num_classes, error)
+      || !get_int (model, "num_res_blocks", 1, 16, &c->num_res_blocks, error)
+      || !get_channel_mult (model, c, error)
+      || !get_int_list (model, "attention_resolutions", 1, 1024, DIFFUSE_MAX_LEVELS, TRUE,
+                        c->attention_resolutions, &c->n_attention_resolutions, error)
+      || !get_int (model, "num_heads", -1, 1024, &c->num_heads, error)
+      || !get_int (model, "num_head_channels", -1, 4096, &c->num_head_channels, error)
+      || !get_bool (model, "use_scale_shift_norm", TRUE, &c->use_scale_shift_norm, error)
+      || !get_bool (model, "resblock_updown", TRUE, &c->resblock_updown, error)
+      || !get_bool (model, "use_new_attention_order", TRUE, &c->use_new_attention_order,
+                    error)
+      || !get_bool (model, "rescale_timesteps", FALSE, &c->rescale_timesteps, error))
+    return FALSE;
+  c->out_channels = c->num_classes;
+  s = diffuse__safetensors_get_metadata (model->st, "out_channels");
+  if (s != NULL && (!parse_int (s, 1, MAX_CLASSES, &c->out_channels)
+                    || c->out_channels != c->num_classes))
+    return md_error (error, model, "metadata out_channels = \"%s\" differs from "
+                     "num_classes %d (a classifier's outputs are its classes)",
+                     s, c->num_classes);
+  s = diffuse__safetensors_get_metadata (model->st, "pool");
+  if (s == NULL)
+    return md_error (error, model, "metadata lacks \"pool\"");
+  if (strcmp (s, "attention") == 0)
+    c->pool = DIFFUSE_POOL_ATTENTION;
+  else if (strcmp (s, "adaptive") == 0)
+    c->pool = DIFFUSE_POOL_ADAPTIVE;
+  else
+    return md_error (error, model, "metadata pool = \"%s\" is neither \"attention\" "
+                     "nor \"adaptive\" (guided-diffusion's spatial pools are not "
+                     "supported)", s);
+  if (c->image_size % (1 << (c->n_levels - 1)) != 0)
+    return md_error (error, model, "image_size %d cannot be halved %d times "
+                     "(channel_mult has %d levels)", c->image_size, c->n_levels - 1,
+                     c->n_levels);
+  if (c->num_head_channels == 0 || c->num_head_channels < -1)
+    return md_error (error, model, "num_head_channels %d is neither -1 nor positive",
+                     c->num_head_channels);
+  if (c->num_head_channels > 0)
+    c->num_heads = -1;
+  else if (c->num_heads < 1)
+    return md_error (error, model, "num_heads %d must be positive when "
+                     "num_head_channels is -1", c->num_heads);
+  c->num_heads_upsample = -1;
+  if (c->pool == DIFFUSE_POOL_ATTENTION
+      && (c->num_head_channels <= 0
+          || c->level_channels[c->n_levels - 1] % c->num_head_channels != 0))
+    return md_error (error, model, "the attention pool needs num_head_channels "
+                     "dividing the %d channels of the last level",
+                     c->level_channels[c->n_levels - 1]);
+  if (!check_attention (model, error))
+    return FALSE;
+  c->null_class = -1;
+  s = diffuse__safetensors_get_metadata (model->st, "diffusion_steps");
+  if (s != NULL && !get_int (model, "diffusion_steps", 1, 100000,
+                             &c->diffusion_steps, error))
+    return FALSE;
+  s = diffuse__safetensors_get_metadata (model->st, "noise_schedule");
+  if (s != NULL && !diffuse_schedule_kind_from_string (s, &c->noise_schedule))
+    return md_error (error, model, "metadata noise_schedule = \"%s\" is neither "
+                     "\"linear\" nor \"cosine\"", s);
+  return parse_class_names (model, error);
+}
+
 static gboolean
 parse_config (DiffuseModel *model, GError **error)
 {
@@ -321,6 +398,14 @@ parse_config (DiffuseModel *model, GError **error)
   const char *s;
 
   memset (c, 0, sizeof *c);
+  s = diffuse__safetensors_get_metadata (model->st, "model_type");
+  if (s != NULL && strcmp (s, "classifier") == 0)
+    return parse_classifier_config (model, error);
+  if (s != NULL && strcmp (s, "unet") != 0)
+    return md_error (error, model, "metadata model_type = \"%s\" is neither "
+                     "\"unet\" nor \"classifier\"", s);
+  c->model_type = DIFFUSE_MODEL_UNET;
+  c->pool = DIFFUSE_POOL_NONE;
   if (!get_int (model, "image_size", 8, 1024, &c->image_size, error)
       || !get_int (model, "in_channels", 1, 4, &c->in_channels, error)
       || !get_int (model, "model_channels", GROUPS, 4096, &c->model_channels, error)
@@ -416,6 +501,7 @@ diffuse_model_free (DiffuseModel *model)
   if (model == NULL)
     return;
   diffuse__unet_weights_free (model->weights);
+  diffuse__classifier_weights_free (model->clf_weights);
   diffuse__safetensors_free (model->st);
   g_strfreev (model->class_names);
   g_free (model->name);
@@ -428,9 +514,13 @@ bind_weights (DiffuseModel *model, GError **error)
 {
   guint n = diffuse__safetensors_get_n_tensors (model->st);
 
-  model->weights = diffuse__unet_weights_new (model->st, &model->config,
-                                              model->name, error);
-  if (model->weights == NULL)
+  if (model->config.model_type == DIFFUSE_MODEL_CLASSIFIER)
+    model->clf_weights = diffuse__classifier_weights_new (model->st, &model->config,
+                                                          model->name, error);
+  else
+    model->weights = diffuse__unet_weights_new (model->st, &model->config,
+                                                model->name, error);
+  if (model->weights == NULL && model->clf_weights == NULL)
     return FALSE;
   for (guint i = 0; i < n; i++)
     model->n_params += (guint64) diffuse__safetensors_get_nth (model->st, i)->n_elements;
@@ -487,6 +577,13 @@ diffuse__model_get_weights (const DiffuseModel *model)
 {
   g_return_val_if_fail (model != NULL, NULL);
   return model->weights;
+}
+
+const DiffuseClassifierWeights *
+diffuse__model_get_classifier_weights (const DiffuseModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  return model->clf_weights;
 }
 
 guint64

@@ -135,6 +135,13 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   float *p;
 
   g_return_val_if_fail (model != NULL, NULL);
+  if (diffuse_model_get_config (model)->model_type != DIFFUSE_MODEL_UNET)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "the model is a classifier, not a diffusion UNet (it can only "
+                   "guide sampling, as the classifier)");
+      return NULL;
+    }
   w = diffuse__model_get_weights (model);
   g_return_val_if_fail (w != NULL, NULL);
 

@@ -1,0 +1,1174 @@
+/* The noisy-image classifier of classifier guidance (Dhariwal & Nichol
+ * 2021, ADM-G; guided-diffusion's EncoderUNetModel): its parameters bound
+ * by state_dict name, the forward pass to logits, and the gradient
+ * ∇x log softmax(logits)[y] by a backward pass (seed "Classifier
+ * Guidance": the classifier's score ∇x log p_φ(y | x_t) shifts the
+ * sampler; sample.c applies it).
+ *
+ * Structure, as EncoderUNetModel builds it (ds = downsampling so far):
+ *   emb = time_embed (timestep_embedding (t, mc))          (no label)
+ *   input_blocks: conv3x3 in -> ch0; per level num_res_blocks × (ResBlock
+ *     [+ AttentionBlock when image_size/ds is an attention resolution]),
+ *     then (but at the last level) a stride-2 conv3x3 "op" or, with
+ *     resblock_updown, a down-ResBlock (average pooling inside)
+ *   middle_block: ResBlock, AttentionBlock, ResBlock
+ *   out: GroupNorm, SiLU, then
+ *     adaptive: mean over H·W, conv1x1 -> classes            (out.3)
+ *     attention: AttentionPool2d (out.2): tokens [mean, x_1 … x_HW] +
+ *       positional_embedding, qkv_proj, multi-head attention (q|k|v split
+ *       before heads, heads = C / num_head_channels), c_proj, token 0.
+ *
+ * The forward pass keeps, per layer, what its backward needs (the
+ * layer's input; a ResBlock's first conv output; an attention block's
+ * qkv), so the gradient is one forward and one backward pass.  Only
+ * input gradients are formed; each 3×3 stride-1 convolution's is again a
+ * 3×3 convolution (transposed, flipped kernel: backward.h), run in
+ * Winograd form like the forward.  t does not depend on x, so the
+ * timestep embedding enters the backward only through the scale-shift
+ * factors (1 + s) of each ResBlock's second GroupNorm.
+ *
+ * Layout [C, B, H, W] and threading as in unet.c. */
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "diffuse-private.h"
+#include "backward.h"
+
+#define GROUPS 32
+#define GN_EPS 1e-5f
+
+typedef struct
+{
+  gint c_in, c_out;
+  gboolean down;
+  gint n_emb;
+  const float *in_norm_w, *in_norm_b, *in_conv_w, *in_conv_b;
+  const float *emb_w, *emb_b;
+  const float *out_norm_w, *out_norm_b, *out_conv_w, *out_conv_b;
+  const float *skip_w, *skip_b;       /* NULL when c_in == c_out */
+  float *in_u, *out_u;                /* Winograd forms (forward) */
+  float *in_tu, *out_tu;              /* of the transposed kernels (backward) */
+} Res;
+
+typedef struct
+{
+  gint channels, heads;
+  const float *norm_w, *norm_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
+} Attn;
+
+typedef struct
+{
+  gint c_in, c_out, stride;
+  const float *w, *b;
+} Conv;
+
+typedef enum { OP_CONV, OP_RES, OP_ATTN } OpKind;
+
+typedef struct
+{
+  OpKind kind;
+  gint level;               /* input resolution H >> level */
+  gint c_in, c_out;
+  gint index;               /* into res[], attn[], conv[] */
+} Op;
+
+struct _DiffuseClassifierWeights
+{
+  DiffuseModelConfig config;
+  gint emb_dim;
+  const float *time_w0, *time_b0, *time_w2, *time_b2;
+  const float *out_norm_w, *out_norm_b;
+  gint ch;                  /* channels into the head */
+  gint head_level;
+  /* adaptive */
+  const float *fc_w, *fc_b;           /* [K, C], [K] */
+  /* attention pool */
+  const float *pos;                   /* [C, T + 1] */
+  const float *pqkv_w, *pqkv_b;       /* [3C, C], [3C] */
+  const float *pc_w, *pc_b;           /* [K, C], [K] */
+  gint pool_heads;
+  Op *ops;
+  gint n_ops;
+  Res *res;
+  gint n_res;
+  Attn *attn;
+  gint n_attn;
+  Conv *conv;
+  gint n_conv;
+  float *wino;              /* every Res *_u and *_tu */
+};
+
+/* ------------------------------------------------------------------ */
+/* Binding                                                             */
+
+typedef struct
+{
+  const DiffuseSafetensors *st;
+  const char *name;         /* the file's, for messages */
+  gboolean *used;           /* per tensor of st */
+  guint n_bound;
+  GError *error;
+} Binder;
+
+/* "printf (fmt, ...)" with the given shape; after the first failure
+ * every later call is a no-op returning NULL. */
+static const float *
+bind (Binder *bd, gint ndim, gint64 d0, gint64 d1, gint64 d2, gint64 d3,
+      const char *fmt, ...) G_GNUC_PRINTF (7, 8);
+
+static const float *
+bind (Binder *bd, gint ndim, gint64 d0, gint64 d1, gint64 d2, gint64 d3,
+      const char *fmt, ...)
+{
+  gint64 shape[4] = { d0, d1, d2, d3 };
+  g_autofree gchar *name = NULL;
+  const DiffuseTensorInfo *t;
+  va_list args;
+
+  if (bd->error)
+    return NULL;
+  va_start (args, fmt);
+  name = g_strdup_vprintf (fmt, args);
+  va_end (args);
+  t = diffuse__safetensors_get_shaped (bd->st, bd->name, name, ndim, shape,
+                                       &bd->error);
+  if (t == NULL)
+    return NULL;
+  bd->used[t - diffuse__safetensors_get_nth (bd->st, 0)] = TRUE;
+  bd->n_bound++;
+  return t->data;
+}
+
+#define B1(bd, a, ...) bind (bd, 1, a, 0, 0, 0, __VA_ARGS__)
+#define B2(bd, a, b, ...) bind (bd, 2, a, b, 0, 0, __VA_ARGS__)
+#define B3(bd, a, b, c, ...) bind (bd, 3, a, b, c, 0, __VA_ARGS__)
+#define B4(bd, a, b, c, d, ...) bind (bd, 4, a, b, c, d, __VA_ARGS__)
+
+static Op *
+add_op (DiffuseClassifierWeights *w, gint *cap, OpKind kind, gint level,
+        gint c_in, gint c_out)
+{
+  Op *op;
+
+  if (w->n_ops == *cap)
+    {
+      *cap = *cap ? 2 * *cap : 32;
+      w->ops = g_renew (Op, w->ops, *cap);
+    }
+  op = &w->ops[w->n_ops++];
+  *op = (Op) { kind, level, c_in, c_out, 0 };
+  return op;
+}
+
+static void
+add_res (DiffuseClassifierWeights *w, Binder *bd, gint *cap_ops,
+         const char *prefix, gint level, gint c_in, gint c_out, gboolean down)
+{
+  Op *op = add_op (w, cap_ops, OP_RES, level, c_in, c_out);
+  Res *r;
+
+  w->res = g_renew (Res, w->res, w->n_res + 1);
+  op->index = w->n_res;
+  r = &w->res[w->n_res++];
+  memset (r, 0, sizeof *r);
+  r->c_in = c_in;
+  r->c_out = c_out;
+  r->down = down;
+  r->n_emb = w->config.use_scale_shift_norm ? 2 * c_out : c_out;
+  r->in_norm_w = B1 (bd, c_in, "%s.in_layers.0.weight", prefix);
+  r->in_norm_b = B1 (bd, c_in, "%s.in_layers.0.bias", prefix);
+  r->in_conv_w = B4 (bd, c_out, c_in, 3, 3, "%s.in_layers.2.weight", prefix);
+  r->in_conv_b = B1 (bd, c_out, "%s.in_layers.2.bias", prefix);
+  r->emb_w = B2 (bd, r->n_emb, w->emb_dim, "%s.emb_layers.1.weight", prefix);
+  r->emb_b = B1 (bd, r->n_emb, "%s.emb_layers.1.bias", prefix);
+  r->out_norm_w = B1 (bd, c_out, "%s.out_layers.0.weight", prefix);
+  r->out_norm_b = B1 (bd, c_out, "%s.out_layers.0.bias", prefix);
+  r->out_conv_w = B4 (bd, c_out, c_out, 3, 3, "%s.out_layers.3.weight", prefix);
+  r->out_conv_b = B1 (bd, c_out, "%s.out_layers.3.bias", prefix);
+  if (c_in != c_out)
+    {
+      r->skip_w = B4 (bd, c_out, c_in, 1, 1, "%s.skip_connection.weight", prefix);
+      r->skip_b = B1 (bd, c_out, "%s.skip_connection.bias", prefix);
+    }
+}
+
+static void
+add_attn (DiffuseClassifierWeights *w, Binder *bd, gint *cap_ops,
+          const char *prefix, gint level, gint ch)
+{
+  const DiffuseModelConfig *cfg = &w->config;
+  Op *op = add_op (w, cap_ops, OP_ATTN, level, ch, ch);
+  Attn *a;
+
+  w->attn = g_renew (Attn, w->attn, w->n_attn + 1);
+  op->index = w->n_attn;
+  a = &w->attn[w->n_attn++];
+  a->channels = ch;
+  a->heads = cfg->num_head_channels > 0 ? ch / cfg->num_head_channels
+                                        : cfg->num_heads;
+  a->norm_w = B1 (bd, ch, "%s.norm.weight", prefix);
+  a->norm_b = B1 (bd, ch, "%s.norm.bias", prefix);
+  a->qkv_w = B3 (bd, 3 * ch, ch, 1, "%s.qkv.weight", prefix);
+  a->qkv_b = B1 (bd, 3 * ch, "%s.qkv.bias", prefix);
+  a->proj_w = B3 (bd, ch, ch, 1, "%s.proj_out.weight", prefix);
+  a->proj_b = B1 (bd, ch, "%s.proj_out.bias", prefix);
+}
+
+static void
+add_conv (DiffuseClassifierWeights *w, Binder *bd, gint *cap_ops,
+          const char *name, gint level, gint c_in, gint c_out, gint stride)
+{
+  Op *op = add_op (w, cap_ops, OP_CONV, level, c_in, c_out);
+  Conv *c;
+
+  w->conv = g_renew (Conv, w->conv, w->n_conv + 1);
+  op->index = w->n_conv;
+  c = &w->conv[w->n_conv++];
+  c->c_in = c_in;
+  c->c_out = c_out;
+  c->stride = stride;
+  c->w = B4 (bd, c_out, c_in, 3, 3, "%s.weight", name);
+  c->b = B1 (bd, c_out, "%s.bias", name);
+}
+
+static gboolean
+has_attention (const DiffuseModelConfig *cfg, gint ds)
+{
+  for (gint i = 0; i < cfg->n_attention_resolutions; i++)
+    if (cfg->image_size / cfg->attention_resolutions[i] == ds)
+      return TRUE;
+  return FALSE;
+}
+
+/* Winograd forms of every ResBlock conv and of its transposed kernel. */
+static gboolean
+make_winograd (DiffuseClassifierWeights *w)
+{
+  DiffusePool *pool = diffuse__pool_new (CLAMP (openblas_get_num_threads (), 1, 64));
+  gsize total = 0, big = 0;
+  float *p, *tmp;
+
+  for (gint i = 0; i < w->n_res; i++)
+    {
+      const Res *r = &w->res[i];
+
+      total += (gsize) 2 * 16 * r->c_out * (r->c_in + r->c_out);
+      big = MAX (big, (gsize) 9 * r->c_out * MAX (r->c_in, r->c_out));
+    }
+  w->wino = g_try_malloc (MAX (total, 1) * sizeof (float));
+  tmp = g_try_malloc (MAX (big, 1) * sizeof (float));
+  if (w->wino == NULL || tmp == NULL)
+    {
+      g_free (tmp);
+      diffuse__pool_free (pool);
+      return FALSE;
+    }
+  p = w->wino;
+  for (gint i = 0; i < w->n_res; i++)
+    {
+      Res *r = &w->res[i];
+
+      diffuse__winograd_weights (pool, r->in_conv_w, r->c_out, r->c_in, p);
+      r->in_u = p;
+      p += (gsize) 16 * r->c_out * r->c_in;
+      diffuse__winograd_weights (pool, r->out_conv_w, r->c_out, r->c_out, p);
+      r->out_u = p;
+      p += (gsize) 16 * r->c_out * r->c_out;
+      diffuse__conv3x3_transpose_weights (r->in_conv_w, r->c_out, r->c_in, tmp);
+      diffuse__winograd_weights (pool, tmp, r->c_in, r->c_out, p);
+      r->in_tu = p;
+      p += (gsize) 16 * r->c_out * r->c_in;
+      diffuse__conv3x3_transpose_weights (r->out_conv_w, r->c_out, r->c_out, tmp);
+      diffuse__winograd_weights (pool, tmp, r->c_out, r->c_out, p);
+      r->out_tu = p;
+      p += (gsize) 16 * r->c_out * r->c_out;
+    }
+  g_free (tmp);
+  diffuse__pool_free (pool);
+  return TRUE;
+}
+
+void
+diffuse__classifier_weights_free (DiffuseClassifierWeights *w)
+{
+  if (w == NULL)
+    return;
+  g_free (w->ops);
+  g_free (w->res);
+  g_free (w->attn);
+  g_free (w->conv);
+  g_free (w->wino);
+  g_free (w);
+}
+
+DiffuseClassifierWeights *
+diffuse__classifier_weights_new (const DiffuseSafetensors *st,
+                                 const DiffuseModelConfig *cfg,
+                                 const char *name, GError **error)
+{
+  guint n_tensors = diffuse__safetensors_get_n_tensors (st);
+  g_autofree gboolean *used = g_new0 (gboolean, MAX (n_tensors, 1));
+  DiffuseClassifierWeights *w = g_new0 (DiffuseClassifierWeights, 1);
+  Binder bd = { st, name, used, 0, NULL };
+  gint mc = cfg->model_channels, cap = 0, block = 1, ds = 1;
+  gint ch = cfg->level_channels[0], level, K = cfg->num_classes;
+
+  w->config = *cfg;
+  w->emb_dim = 4 * mc;
+  w->time_w0 = B2 (&bd, w->emb_dim, mc, "time_embed.0.weight");
+  w->time_b0 = B1 (&bd, w->emb_dim, "time_embed.0.bias");
+  w->time_w2 = B2 (&bd, w->emb_dim, w->emb_dim, "time_embed.2.weight");
+  w->time_b2 = B1 (&bd, w->emb_dim, "time_embed.2.bias");
+
+  add_conv (w, &bd, &cap, "input_blocks.0.0", 0, cfg->in_channels, ch, 1);
+  for (level = 0; level < cfg->n_levels; level++)
+    {
+      gint c_out = cfg->level_channels[level];
+
+      for (gint r = 0; r < cfg->num_res_blocks; r++, block++)
+        {
+          g_autofree gchar *p0 = g_strdup_printf ("input_blocks.%d.0", block);
+          g_autofree gchar *p1 = g_strdup_printf ("input_blocks.%d.1", block);
+
+          add_res (w, &bd, &cap, p0, level, ch, c_out, FALSE);
+          ch = c_out;
+          if (has_attention (cfg, ds))
+            add_attn (w, &bd, &cap, p1, level, ch);
+        }
+      if (level != cfg->n_levels - 1)
+        {
+          g_autofree gchar *p0 = g_strdup_printf ("input_blocks.%d.0", block);
+
+          if (cfg->resblock_updown)
+            add_res (w, &bd, &cap, p0, level, ch, ch, TRUE);
+          else
+            {
+              g_autofree gchar *op = g_strdup_printf ("%s.op", p0);
+
+              add_conv (w, &bd, &cap, op, level, ch, ch, 2);
+            }
+          block++;
+          ds *= 2;
+        }
+    }
+  level = cfg->n_levels - 1;
+  add_res (w, &bd, &cap, "middle_block.0", level, ch, ch, FALSE);
+  add_attn (w, &bd, &cap, "middle_block.1", level, ch);
+  add_res (w, &bd, &cap, "middle_block.2", level, ch, ch, FALSE);
+  w->ch = ch;
+  w->head_level = level;
+
+  w->out_norm_w = B1 (&bd, ch, "out.0.weight");
+  w->out_norm_b = B1 (&bd, ch, "out.0.bias");
+  if (cfg->pool == DIFFUSE_POOL_ADAPTIVE)
+    {
+      w->fc_w = B4 (&bd, K, ch, 1, 1, "out.3.weight");
+      w->fc_b = B1 (&bd, K, "out.3.bias");
+    }
+  else
+    {
+      gint side = cfg->image_size >> level;
+
+      w->pos = B2 (&bd, ch, (gint64) side * side + 1, "out.2.positional_embedding");
+      w->pqkv_w = B3 (&bd, 3 * ch, ch, 1, "out.2.qkv_proj.weight");
+      w->pqkv_b = B1 (&bd, 3 * ch, "out.2.qkv_proj.bias");
+      w->pc_w = B3 (&bd, K, ch, 1, "out.2.c_proj.weight");
+      w->pc_b = B1 (&bd, K, "out.2.c_proj.bias");
+      w->pool_heads = ch / cfg->num_head_channels;
+    }
+
+  /* a file with tensors this architecture does not use is most likely
+   * another architecture (or a UNet given as classifier) */
+  for (guint i = 0; i < n_tensors && bd.error == NULL; i++)
+    if (!used[i])
+      g_set_error (&bd.error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
+                   "%s: unexpected tensor '%s': this configuration's classifier "
+                   "has no such parameter (%u of the file's %u tensors used)",
+                   name, diffuse__safetensors_get_nth (st, i)->name, bd.n_bound,
+                   n_tensors);
+  if (bd.error == NULL && !make_winograd (w))
+    g_set_error (&bd.error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
+                 "cannot allocate the classifier's Winograd weights");
+  if (bd.error)
+    {
+      g_propagate_error (error, bd.error);
+      diffuse__classifier_weights_free (w);
+      return NULL;
+    }
+  return w;
+}
+
+/* ------------------------------------------------------------------ */
+/* Per-run state                                                       */
+
+struct _DiffuseClassifier
+{
+  const DiffuseClassifierWeights *w;
+  gint max_batch, height, width, n_threads;
+  DiffusePool *pool;
+  gsize scratch_bytes;
+  float *arena;
+  /* tape: act[i] = input of op i, act[n_ops] = input of the head;
+   * t_res[r] = ResBlock r's first conv output (+ emb), qkv[a] = attention
+   * block a's qkv, emb_out[r] = ResBlock r's emb_layers output [B, n_emb] */
+  float **act, **t_res, **qkv, **emb_out;
+  float *pool_qkv;          /* [3C, B, T + 1] */
+  float *pooled;            /* [C, B]: adaptive mean, or attention output */
+  /* scratch */
+  float *s1, *s2, *s3, *g0, *g1, *col, *wv, *wm, *scores;
+  float *temb, *emb_h, *emb, *emb_silu;
+  double *glogits;          /* [B, K] */
+};
+
+static gsize
+plane (const DiffuseClassifier *c, gint level)
+{
+  return (gsize) c->max_batch * (c->height >> level) * (c->width >> level);
+}
+
+void
+diffuse_classifier_free (DiffuseClassifier *clf)
+{
+  if (clf == NULL)
+    return;
+  diffuse__pool_free (clf->pool);
+  g_free (clf->arena);
+  g_free (clf->act);
+  g_free (clf->t_res);
+  g_free (clf->qkv);
+  g_free (clf->emb_out);
+  g_free (clf->glogits);
+  g_free (clf);
+}
+
+gsize
+diffuse_classifier_get_scratch_bytes (const DiffuseClassifier *clf)
+{
+  g_return_val_if_fail (clf != NULL, 0);
+  return clf->scratch_bytes;
+}
+
+DiffuseClassifier *
+diffuse_classifier_new (const DiffuseModel *model, gint max_batch, gint height,
+                        gint width, GError **error)
+{
+  const DiffuseModelConfig *cfg;
+  const DiffuseClassifierWeights *w;
+  DiffuseClassifier *c;
+  gsize act_total = 0, biggest = 0, col = 0, wv = 0, wm = 0, scores = 0;
+  gsize total, tokens;
+  gint unit;
+  float *p;
+
+  g_return_val_if_fail (model != NULL, NULL);
+  cfg = diffuse_model_get_config (model);
+  if (cfg->model_type != DIFFUSE_MODEL_CLASSIFIER)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "the model is a diffusion UNet, not a classifier");
+      return NULL;
+    }
+  w = diffuse__model_get_classifier_weights (model);
+  g_return_val_if_fail (w != NULL, NULL);
+  unit = 1 << (cfg->n_levels - 1);
+  if (max_batch < 1 || max_batch > 4096)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "batch size %d is out of range (1..4096)", max_batch);
+      return NULL;
+    }
+  if (cfg->pool == DIFFUSE_POOL_ATTENTION
+      && (height != cfg->image_size || width != cfg->image_size))
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "the classifier's attention pool takes %dx%d images only "
+                   "(its positional embedding is fixed), not %dx%d",
+                   cfg->image_size, cfg->image_size, width, height);
+      return NULL;
+    }
+  if (height < unit || width < unit || height % unit || width % unit
+      || height > 16384 || width > 16384)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "image size %dx%d is not a positive multiple of %d (up to 16384)",
+                   width, height, unit);
+      return NULL;
+    }
+
+  c = g_new0 (DiffuseClassifier, 1);
+  c->w = w;
+  c->max_batch = max_batch;
+  c->height = height;
+  c->width = width;
+  c->n_threads = CLAMP (openblas_get_num_threads (), 1, 64);
+  c->act = g_new0 (float *, w->n_ops + 1);
+  c->t_res = g_new0 (float *, w->n_res + 1);
+  c->qkv = g_new0 (float *, w->n_attn + 1);
+  c->emb_out = g_new0 (float *, w->n_res + 1);
+  c->glogits = g_new0 (double, (gsize) max_batch * cfg->num_classes);
+
+#define R16(x) (((x) + 15) / 16 * 16)
+  /* sizes: activations, and the scratch of the biggest layer */
+  for (gint i = 0; i < w->n_ops; i++)
+    {
+      const Op *op = &w->ops[i];
+      gsize n = plane (c, op->level);
+      gint lo = op->level;
+
+      act_total += R16 ((gsize) op->c_in * n);
+      biggest = MAX (biggest, (gsize) MAX (op->c_in, op->c_out) * n);
+      if (op->kind == OP_CONV)
+        {
+          const Conv *cv = &w->conv[op->index];
+
+          lo = cv->stride == 2 ? op->level + 1 : op->level;
+          col = MAX (col, (gsize) cv->c_in * 9 * plane (c, lo));
+          if (cv->stride == 1)
+            col = MAX (col, (gsize) cv->c_in * 9 * n);
+        }
+      else if (op->kind == OP_RES)
+        {
+          const Res *r = &w->res[op->index];
+          gsize tiles;
+
+          lo = r->down ? op->level + 1 : op->level;
+          tiles = diffuse__winograd_tiles (max_batch, height >> lo, width >> lo);
+          act_total += R16 ((gsize) r->c_out * plane (c, lo));
+          act_total += R16 ((gsize) max_batch * r->n_emb);
+          wv = MAX (wv, 16 * (gsize) MAX (r->c_in, r->c_out) * tiles);
+          wm = MAX (wm, 16 * (gsize) MAX (r->c_in, r->c_out) * tiles);
+          if (r->skip_w)
+            col = MAX (col, (gsize) r->c_in * plane (c, lo));
+        }
+      else
+        {
+          gsize t = (gsize) (height >> lo) * (width >> lo);
+
+          act_total += R16 ((gsize) 3 * op->c_in * n);
+          biggest = MAX (biggest, (gsize) 3 * op->c_in * n);
+          scores = MAX (scores, diffuse__attention_scratch (t, c->n_threads));
+          scores = MAX (scores, diffuse__attention_backward_scratch (t, c->n_threads));
+        }
+    }
+  tokens = (gsize) (height >> w->head_level) * (width >> w->head_level) + 1;
+  act_total += R16 ((gsize) w->ch * plane (c, w->head_level));
+  act_total += R16 ((gsize) 3 * w->ch * max_batch * tokens);
+  biggest = MAX (biggest, (gsize) 3 * w->ch * max_batch * tokens);
+  total = act_total + 5 * R16 (biggest) + R16 (col) + R16 (wv) + R16 (wm)
+          + R16 (scores) + R16 ((gsize) w->ch * max_batch)
+          + R16 ((gsize) max_batch * (cfg->model_channels + 3 * w->emb_dim)) + 16;
+  c->scratch_bytes = total * sizeof (float);
+  c->arena = g_try_malloc (c->scratch_bytes);
+  if (c->arena == NULL)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
+                   "cannot allocate %" G_GSIZE_FORMAT " MiB for the classifier "
+                   "at batch %d, %dx%d", c->scratch_bytes >> 20, max_batch,
+                   width, height);
+      diffuse_classifier_free (c);
+      return NULL;
+    }
+  p = (float *) (((guintptr) c->arena + 63) & ~(guintptr) 63);
+#define TAKE(dst, n) G_STMT_START { dst = p; p += R16 (n); } G_STMT_END
+  for (gint i = 0; i < w->n_ops; i++)
+    {
+      const Op *op = &w->ops[i];
+
+      TAKE (c->act[i], (gsize) op->c_in * plane (c, op->level));
+      if (op->kind == OP_RES)
+        {
+          const Res *r = &w->res[op->index];
+          gint lo = r->down ? op->level + 1 : op->level;
+
+          TAKE (c->t_res[op->index], (gsize) r->c_out * plane (c, lo));
+          TAKE (c->emb_out[op->index], (gsize) max_batch * r->n_emb);
+        }
+      else if (op->kind == OP_ATTN)
+        TAKE (c->qkv[op->index], (gsize) 3 * op->c_in * plane (c, op->level));
+    }
+  TAKE (c->act[w->n_ops], (gsize) w->ch * plane (c, w->head_level));
+  TAKE (c->pool_qkv, (gsize) 3 * w->ch * max_batch * tokens);
+  TAKE (c->s1, biggest);
+  TAKE (c->s2, biggest);
+  TAKE (c->s3, biggest);
+  TAKE (c->g0, biggest);
+  TAKE (c->g1, biggest);
+  TAKE (c->col, col);
+  TAKE (c->wv, wv);
+  TAKE (c->wm, wm);
+  TAKE (c->scores, scores);
+  TAKE (c->pooled, (gsize) w->ch * max_batch);
+  TAKE (c->temb, (gsize) max_batch * cfg->model_channels);
+  TAKE (c->emb_h, (gsize) max_batch * w->emb_dim);
+  TAKE (c->emb, (gsize) max_batch * w->emb_dim);
+  TAKE (c->emb_silu, (gsize) max_batch * w->emb_dim);
+#undef TAKE
+#undef R16
+  c->pool = diffuse__pool_new (c->n_threads);
+  return c;
+}
+
+/* ------------------------------------------------------------------ */
+/* Forward                                                             */
+
+/* ResBlock r on x [c_in, B, h, w] (level of the op) -> y; keeps
+ * t_res[r] = conv1 (…) (+ emb_out when not scale-shift) and emb_out[r]. */
+static void
+res_forward (DiffuseClassifier *c, gint ri, gint batch, gint h, gint wd,
+             const float *x, float *y)
+{
+  const Res *r = &c->w->res[ri];
+  gboolean ss = c->w->config.use_scale_shift_norm;
+  gint ho = r->down ? h / 2 : h, wo = r->down ? wd / 2 : wd;
+  gsize hw = (gsize) h * wd, hwo = (gsize) ho * wo;
+  const float *src = c->s1, *xs = x;
+  float *t = c->t_res[ri], *eo = c->emb_out[ri];
+
+  diffuse__group_norm (c->pool, x, r->c_in, batch, hw, GROUPS, GN_EPS,
+                       r->in_norm_w, r->in_norm_b, NULL, NULL, 0, TRUE, c->s1);
+  if (r->down)
+    {
+      diffuse__avgpool2x (c->pool, c->s1, r->c_in, batch, h, wd, c->s2);
+      diffuse__avgpool2x (c->pool, x, r->c_in, batch, h, wd, c->s3);
+      src = c->s2;
+      xs = c->s3;
+    }
+  diffuse__linear (c->emb_silu, batch, c->w->emb_dim, r->emb_w, r->emb_b,
+                   r->n_emb, eo);
+  diffuse__conv3x3_winograd (c->pool, src, r->c_in, batch, ho, wo, r->in_u,
+                             r->in_conv_b, ss ? NULL : eo, r->n_emb, r->c_out,
+                             FALSE, c->wv, c->wm, t);
+  diffuse__group_norm (c->pool, t, r->c_out, batch, hwo, GROUPS, GN_EPS,
+                       r->out_norm_w, r->out_norm_b, ss ? eo : NULL,
+                       ss ? eo + r->c_out : NULL, r->n_emb, TRUE, c->s1);
+  if (r->skip_w)
+    diffuse__conv2d (c->pool, xs, r->c_in, batch, ho, wo, r->skip_w, r->skip_b,
+                     NULL, 0, r->c_out, 1, 1, FALSE, NULL, y);
+  else
+    memcpy (y, xs, sizeof (float) * r->c_out * batch * hwo);
+  diffuse__conv3x3_winograd (c->pool, c->s1, r->c_out, batch, ho, wo, r->out_u,
+                             r->out_conv_b, NULL, 0, r->c_out, TRUE, c->wv,
+                             c->wm, y);
+}
+
+static void
+attn_forward (DiffuseClassifier *c, gint ai, gint batch, gint h, gint wd,
+              const float *x, float *y)
+{
+  const Attn *a = &c->w->attn[ai];
+  gsize hw = (gsize) h * wd;
+
+  diffuse__group_norm (c->pool, x, a->channels, batch, hw, GROUPS, GN_EPS,
+                       a->norm_w, a->norm_b, NULL, NULL, 0, FALSE, c->s1);
+  diffuse__conv2d (c->pool, c->s1, a->channels, batch, h, wd, a->qkv_w,
+                   a->qkv_b, NULL, 0, 3 * a->channels, 1, 1, FALSE, NULL,
+                   c->qkv[ai]);
+  diffuse__attention (c->pool, c->qkv[ai], a->channels, batch, hw, a->heads,
+                      !c->w->config.use_new_attention_order, c->scores, c->s2);
+  memcpy (y, x, sizeof (float) * a->channels * batch * hw);
+  diffuse__conv2d (c->pool, c->s2, a->channels, batch, h, wd, a->proj_w,
+                   a->proj_b, NULL, 0, a->channels, 1, 1, TRUE, NULL, y);
+}
+
+/* softmax over the T + 1 tokens of query token 0 for (b, head), into p */
+static void
+pool_probs (const DiffuseClassifier *c, gint batch, gsize tokens, gint b,
+            gint hd, double *p)
+{
+  const DiffuseClassifierWeights *w = c->w;
+  gint C = w->ch, ch = C / w->pool_heads;
+  gsize ld = (gsize) batch * tokens;
+  const float *q = c->pool_qkv + (gsize) hd * ch * ld + b * tokens;
+  const float *k = q + (gsize) C * ld;
+  double alpha = 1.0 / sqrt ((double) ch), m = -INFINITY, sum = 0.0;
+
+  for (gsize j = 0; j < tokens; j++)
+    {
+      double s = 0.0;
+
+      for (gint e = 0; e < ch; e++)
+        s += (double) q[(gsize) e * ld] * k[(gsize) e * ld + j];
+      p[j] = alpha * s;
+      m = MAX (m, p[j]);
+    }
+  for (gsize j = 0; j < tokens; j++)
+    {
+      p[j] = exp (p[j] - m);
+      sum += p[j];
+    }
+  for (gsize j = 0; j < tokens; j++)
+    p[j] /= sum;
+}
+
+/* logits [B, K] from act[n_ops] */
+static void
+head_forward (DiffuseClassifier *c, gint batch, float *logits)
+{
+  const DiffuseClassifierWeights *w = c->w;
+  gint C = w->ch, K = w->config.num_classes;
+  gint h = c->height >> w->head_level, wd = c->width >> w->head_level;
+  gsize hw = (gsize) h * wd;
+  const float *x = c->act[w->n_ops];
+
+  diffuse__group_norm (c->pool, x, C, batch, hw, GROUPS, GN_EPS, w->out_norm_w,
+                       w->out_norm_b, NULL, NULL, 0, TRUE, c->s1);
+  if (w->config.pool == DIFFUSE_POOL_ADAPTIVE)
+    {
+      for (gint ch = 0; ch < C; ch++)
+        for (gint b = 0; b < batch; b++)
+          {
+            const float *r = c->s1 + ((gsize) ch * batch + b) * hw;
+            double s = 0.0;
+
+            for (gsize i = 0; i < hw; i++)
+              s += r[i];
+            c->pooled[(gsize) ch * batch + b] = (float) (s / hw);
+          }
+      for (gint b = 0; b < batch; b++)
+        for (gint k = 0; k < K; k++)
+          {
+            double s = w->fc_b[k];
+
+            for (gint ch = 0; ch < C; ch++)
+              s += (double) w->fc_w[(gsize) k * C + ch] * c->pooled[(gsize) ch * batch + b];
+            logits[(gsize) b * K + k] = (float) s;
+          }
+      return;
+    }
+
+  /* attention pool: tokens [C, B, T + 1] into s2 */
+  gsize tokens = hw + 1, ld = (gsize) batch * tokens;
+  gint heads = w->pool_heads, ch = C / heads;
+  double *p = g_new (double, tokens);
+
+  for (gint e = 0; e < C; e++)
+    for (gint b = 0; b < batch; b++)
+      {
+        const float *r = c->s1 + ((gsize) e * batch + b) * hw;
+        float *o = c->s2 + (gsize) e * ld + b * tokens;
+        const float *pe = w->pos + (gsize) e * tokens;
+        double s = 0.0;
+
+        for (gsize i = 0; i < hw; i++)
+          s += r[i];
+        o[0] = (float) (s / hw) + pe[0];
+        for (gsize i = 0; i < hw; i++)
+          o[1 + i] = r[i] + pe[1 + i];
+      }
+  diffuse__conv2d (c->pool, c->s2, C, batch, 1, (gint) tokens, w->pqkv_w,
+                   w->pqkv_b, NULL, 0, 3 * C, 1, 1, FALSE, NULL, c->pool_qkv);
+  /* token 0's output per head: o = Σ_j p_j v_j */
+  for (gint b = 0; b < batch; b++)
+    for (gint hd = 0; hd < heads; hd++)
+      {
+        const float *v = c->pool_qkv + ((gsize) 2 * C + (gsize) hd * ch) * ld + b * tokens;
+
+        pool_probs (c, batch, tokens, b, hd, p);
+        for (gint e = 0; e < ch; e++)
+          {
+            double s = 0.0;
+
+            for (gsize j = 0; j < tokens; j++)
+              s += p[j] * v[(gsize) e * ld + j];
+            c->pooled[((gsize) hd * ch + e) * batch + b] = (float) s;
+          }
+      }
+  g_free (p);
+  for (gint b = 0; b < batch; b++)
+    for (gint k = 0; k < K; k++)
+      {
+        double s = w->pc_b[k];
+
+        for (gint e = 0; e < C; e++)
+          s += (double) w->pc_w[(gsize) k * C + e] * c->pooled[(gsize) e * batch + b];
+        logits[(gsize) b * K + k] = (float) s;
+      }
+}
+
+static gboolean
+check_call (DiffuseClassifier *c, gint batch, const float *x,
+            const float *timesteps, GError **error)
+{
+  g_return_val_if_fail (x != NULL && timesteps != NULL, FALSE);
+  if (batch < 1 || batch > c->max_batch)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "batch %d is out of range (1..%d)", batch, c->max_batch);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+forward (DiffuseClassifier *c, gint batch, const float *x,
+         const float *timesteps, float *logits)
+{
+  const DiffuseClassifierWeights *w = c->w;
+  const DiffuseModelConfig *cfg = &w->config;
+  gint E = w->emb_dim;
+
+  diffuse__timestep_embedding (timesteps, batch, cfg->model_channels, c->temb);
+  diffuse__linear (c->temb, batch, cfg->model_channels, w->time_w0, w->time_b0,
+                   E, c->emb_h);
+  diffuse__silu (c->pool, c->emb_h, (gsize) batch * E, c->emb_h);
+  diffuse__linear (c->emb_h, batch, E, w->time_w2, w->time_b2, E, c->emb);
+  diffuse__silu (c->pool, c->emb, (gsize) batch * E, c->emb_silu);
+
+  diffuse__nchw_to_cbhw (c->pool, x, batch, cfg->in_channels,
+                         (gsize) c->height * c->width, c->act[0]);
+  for (gint i = 0; i < w->n_ops; i++)
+    {
+      const Op *op = &w->ops[i];
+      gint h = c->height >> op->level, wd = c->width >> op->level;
+
+      switch (op->kind)
+        {
+        case OP_CONV:
+          {
+            const Conv *cv = &w->conv[op->index];
+
+            diffuse__conv2d (c->pool, c->act[i], cv->c_in, batch, h, wd, cv->w,
+                             cv->b, NULL, 0, cv->c_out, 3, cv->stride, FALSE,
+                             c->col, c->act[i + 1]);
+            break;
+          }
+        case OP_RES:
+          res_forward (c, op->index, batch, h, wd, c->act[i], c->act[i + 1]);
+          break;
+        case OP_ATTN:
+          attn_forward (c, op->index, batch, h, wd, c->act[i], c->act[i + 1]);
+          break;
+        }
+    }
+  head_forward (c, batch, logits);
+}
+
+/* Runs fn's pass with OpenBLAS single-threaded, as unet.c does. */
+static void
+threads_begin (DiffuseClassifier *c)
+{
+  diffuse__pool_set_active (c->pool, c->n_threads);
+  if (c->n_threads > 1)
+    openblas_set_num_threads (1);
+}
+
+static void
+threads_end (DiffuseClassifier *c)
+{
+  if (c->n_threads > 1)
+    openblas_set_num_threads (c->n_threads);
+}
+
+gboolean
+diffuse_classifier_forward (DiffuseClassifier *clf, gint batch, const float *x,
+                            const float *timesteps, float *logits,
+                            GError **error)
+{
+  g_return_val_if_fail (clf != NULL && logits != NULL, FALSE);
+  if (!check_call (clf, batch, x, timesteps, error))
+    return FALSE;
+  threads_begin (clf);
+  forward (clf, batch, x, timesteps, logits);
+  threads_end (clf);
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Backward                                                            */
+
+/* d act[n_ops] into g from glogits [B, K] */
+static void
+head_backward (DiffuseClassifier *c, gint batch, float *g)
+{
+  const DiffuseClassifierWeights *w = c->w;
+  gint C = w->ch, K = w->config.num_classes;
+  gint h = c->height >> w->head_level, wd = c->width >> w->head_level;
+  gsize hw = (gsize) h * wd;
+  const float *x = c->act[w->n_ops];
+
+  if (w->config.pool == DIFFUSE_POOL_ADAPTIVE)
+    {
+      /* d pooled = Wᵀ g; the mean spreads it evenly over H·W */
+      for (gint e = 0; e < C; e++)
+        for (gint b = 0; b < batch; b++)
+          {
+            double s = 0.0;
+            float *r = c->s1 + ((gsize) e * batch + b) * hw;
+
+            for (gint k = 0; k < K; k++)
+              s += w->fc_w[(gsize) k * C + e] * c->glogits[(gsize) b * K + k];
+            for (gsize i = 0; i < hw; i++)
+              r[i] = (float) (s / hw);
+          }
+    }
+  else
+    {
+      gsize tokens = hw + 1, ld = (gsize) batch * tokens;
+      gint heads = w->pool_heads, ch = C / heads;
+      double alpha = 1.0 / sqrt ((double) ch);
+      double *p = g_new (double, tokens), *dp = g_new (double, tokens);
+      float *dqkv = c->s3;
+
+      memset (dqkv, 0, sizeof (float) * 3 * C * ld);
+      for (gint b = 0; b < batch; b++)
+        {
+          /* d o (token 0's attention output) = c_projᵀ g, into pooled */
+          for (gint e = 0; e < C; e++)
+            {
+              double s = 0.0;
+
+              for (gint k = 0; k < K; k++)
+                s += w->pc_w[(gsize) k * C + e] * c->glogits[(gsize) b * K + k];
+              c->pooled[(gsize) e * batch + b] = (float) s;
+            }
+          for (gint hd = 0; hd < heads; hd++)
+            {
+              gsize rq = (gsize) hd * ch, rk = rq + C, rv = rq + 2 * (gsize) C;
+              const float *q = c->pool_qkv + rq * ld + b * tokens;
+              const float *k = c->pool_qkv + rk * ld + b * tokens;
+              const float *v = c->pool_qkv + rv * ld + b * tokens;
+              float *dq = dqkv + rq * ld + b * tokens;
+              float *dk = dqkv + rk * ld + b * tokens;
+              float *dv = dqkv + rv * ld + b * tokens;
+              const float *dO = c->pooled + rq * batch + b;
+              double pdp = 0.0;
+
+              pool_probs (c, batch, tokens, b, hd, p);
+              for (gsize j = 0; j < tokens; j++)
+                {
+                  double s = 0.0;
+
+                  for (gint e = 0; e < ch; e++)
+                    {
+                      s += (double) dO[(gsize) e * batch] * v[(gsize) e * ld + j];
+                      dv[(gsize) e * ld + j] = (float) (p[j] * dO[(gsize) e * batch]);
+                    }
+                  dp[j] = s;
+                  pdp += p[j] * s;
+                }
+              for (gsize j = 0; j < tokens; j++)
+                dp[j] = p[j] * (dp[j] - pdp);         /* dS */
+              for (gint e = 0; e < ch; e++)
+                {
+                  double s = 0.0;
+
+                  for (gsize j = 0; j < tokens; j++)
+                    {
+                      s += dp[j] * k[(gsize) e * ld + j];
+                      dk[(gsize) e * ld + j] = (float) (alpha * dp[j] * q[(gsize) e * ld]);
+                    }
+                  dq[(gsize) e * ld] = (float) (alpha * s);
+                }
+            }
+        }
+      g_free (p);
+      g_free (dp);
+      /* d tokens = qkv_projᵀ dqkv [C, B, T + 1] into s2 */
+      diffuse__conv2d_backward (c->pool, dqkv, 3 * C, batch, 1, (gint) tokens,
+                                w->pqkv_w, C, 1, 1, FALSE, NULL, c->s2);
+      /* token 0 is the mean of the others */
+      for (gint e = 0; e < C; e++)
+        for (gint b = 0; b < batch; b++)
+          {
+            const float *d = c->s2 + (gsize) e * ld + b * tokens;
+            float *r = c->s1 + ((gsize) e * batch + b) * hw;
+            float m = d[0] / (float) hw;
+
+            for (gsize i = 0; i < hw; i++)
+              r[i] = d[1 + i] + m;
+          }
+    }
+  diffuse__group_norm_backward (c->pool, x, C, batch, hw, GROUPS, GN_EPS,
+                                w->out_norm_w, w->out_norm_b, NULL, NULL, 0,
+                                TRUE, c->s1, g, FALSE);
+}
+
+/* dx (of the block's input, [c_in, B, h, w]) from dy (clobbered) */
+static void
+res_backward (DiffuseClassifier *c, gint ri, gint batch, gint h, gint wd,
+              const float *x, float *dy, float *dx)
+{
+  const Res *r = &c->w->res[ri];
+  gboolean ss = c->w->config.use_scale_shift_norm;
+  gint ho = r->down ? h / 2 : h, wo = r->down ? wd / 2 : wd;
+  gsize hw = (gsize) h * wd, hwo = (gsize) ho * wo;
+  const float *eo = c->emb_out[ri];
+  float *dxs = r->down ? c->s3 : dx;
+
+  /* skip path */
+  if (r->skip_w)
+    diffuse__conv2d_backward (c->pool, dy, r->c_out, batch, ho, wo, r->skip_w,
+                              r->c_in, 1, 1, FALSE, NULL, dxs);
+  else
+    memcpy (dxs, dy, sizeof (float) * r->c_out * batch * hwo);
+  if (r->down)
+    diffuse__avgpool2x_backward (c->pool, dxs, r->c_in, batch, h, wd, FALSE, dx);
+  /* out_layers: conv2ᵀ, then GN2 (scale-shift) + SiLU */
+  diffuse__conv3x3_winograd (c->pool, dy, r->c_out, batch, ho, wo, r->out_tu,
+                             NULL, NULL, 0, r->c_out, FALSE, c->wv, c->wm, c->s1);
+  diffuse__group_norm_backward (c->pool, c->t_res[ri], r->c_out, batch, hwo,
+                                GROUPS, GN_EPS, r->out_norm_w, r->out_norm_b,
+                                ss ? eo : NULL, ss ? eo + r->c_out : NULL,
+                                r->n_emb, TRUE, c->s1, c->s1, FALSE);
+  /* in_layers: conv1ᵀ (at the pooled size), pooling, GN1 + SiLU */
+  diffuse__conv3x3_winograd (c->pool, c->s1, r->c_out, batch, ho, wo, r->in_tu,
+                             NULL, NULL, 0, r->c_in, FALSE, c->wv, c->wm, c->s2);
+  if (r->down)
+    {
+      diffuse__avgpool2x_backward (c->pool, c->s2, r->c_in, batch, h, wd, FALSE,
+                                   c->s1);
+      diffuse__group_norm_backward (c->pool, x, r->c_in, batch, hw, GROUPS,
+                                    GN_EPS, r->in_norm_w, r->in_norm_b, NULL,
+                                    NULL, 0, TRUE, c->s1, dx, TRUE);
+    }
+  else
+    diffuse__group_norm_backward (c->pool, x, r->c_in, batch, hw, GROUPS,
+                                  GN_EPS, r->in_norm_w, r->in_norm_b, NULL,
+                                  NULL, 0, TRUE, c->s2, dx, TRUE);
+}
+
+static void
+attn_backward (DiffuseClassifier *c, gint ai, gint batch, gint h, gint wd,
+               const float *x, const float *dy, float *dx)
+{
+  const Attn *a = &c->w->attn[ai];
+  gsize hw = (gsize) h * wd;
+
+  memcpy (dx, dy, sizeof (float) * a->channels * batch * hw);
+  diffuse__conv2d_backward (c->pool, dy, a->channels, batch, h, wd, a->proj_w,
+                            a->channels, 1, 1, FALSE, NULL, c->s1);
+  diffuse__attention_backward (c->pool, c->qkv[ai], c->s1, a->channels, batch,
+                               hw, a->heads,
+                               !c->w->config.use_new_attention_order,
+                               c->scores, c->s2);
+  diffuse__conv2d_backward (c->pool, c->s2, 3 * a->channels, batch, h, wd,
+                            a->qkv_w, a->channels, 1, 1, FALSE, NULL, c->s1);
+  diffuse__group_norm_backward (c->pool, x, a->channels, batch, hw, GROUPS,
+                                GN_EPS, a->norm_w, a->norm_b, NULL, NULL, 0,
+                                FALSE, c->s1, dx, TRUE);
+}
+
+gboolean
+diffuse_classifier_grad (DiffuseClassifier *clf, gint batch, const float *x,
+                         const float *timesteps, const gint *labels,
+                         float *logits, float *grad, GError **error)
+{
+  const DiffuseClassifierWeights *w;
+  gint K;
+  float *lg, *g, *gn;
+
+  g_return_val_if_fail (clf != NULL && labels != NULL && grad != NULL, FALSE);
+  if (!check_call (clf, batch, x, timesteps, error))
+    return FALSE;
+  w = clf->w;
+  K = w->config.num_classes;
+  for (gint b = 0; b < batch; b++)
+    if (labels[b] < 0 || labels[b] >= K)
+      {
+        g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                     "class label %d is out of range: the classifier has %d "
+                     "classes (0..%d)", labels[b], K, K - 1);
+        return FALSE;
+      }
+  lg = logits ? logits : g_new (float, (gsize) batch * K);
+  threads_begin (clf);
+  forward (clf, batch, x, timesteps, lg);
+
+  /* ∂ log softmax(l)[y] / ∂ l_k = [k = y] − softmax(l)_k */
+  for (gint b = 0; b < batch; b++)
+    {
+      const float *l = lg + (gsize) b * K;
+      double m = l[0], sum = 0.0;
+
+      for (gint k = 1; k < K; k++)
+        m = MAX (m, l[k]);
+      for (gint k = 0; k < K; k++)
+        sum += exp (l[k] - m);
+      for (gint k = 0; k < K; k++)
+        clf->glogits[(gsize) b * K + k] = (k == labels[b] ? 1.0 : 0.0)
+                                          - exp (l[k] - m) / sum;
+    }
+  if (lg != logits)
+    g_free (lg);
+
+  g = clf->g0;
+  gn = clf->g1;
+  head_backward (clf, batch, g);
+  for (gint i = w->n_ops - 1; i >= 0; i--)
+    {
+      const Op *op = &w->ops[i];
+      gint h = clf->height >> op->level, wd = clf->width >> op->level;
+      float *tmp;
+
+      switch (op->kind)
+        {
+        case OP_CONV:
+          {
+            const Conv *cv = &w->conv[op->index];
+
+            diffuse__conv2d_backward (clf->pool, g, cv->c_out, batch, h, wd,
+                                      cv->w, cv->c_in, 3, cv->stride, FALSE,
+                                      clf->col, gn);
+            break;
+          }
+        case OP_RES:
+          res_backward (clf, op->index, batch, h, wd, clf->act[i], g, gn);
+          break;
+        case OP_ATTN:
+          attn_backward (clf, op->index, batch, h, wd, clf->act[i], g, gn);
+          break;
+        }
+      tmp = g;
+      g = gn;
+      gn = tmp;
+    }
+  diffuse__cbhw_to_nchw (clf->pool, g, batch, w->config.in_channels,
+                         (gsize) clf->height * clf->width, grad);
+  threads_end (clf);
+  return TRUE;
+}
+
+guint64
+diffuse__classifier_get_flops (const DiffuseClassifier *c, gint batch)
+{
+  const DiffuseClassifierWeights *w = c->w;
+  guint64 f = 0, E = w->emb_dim;
+
+#define PIX(l) ((guint64) batch * (c->height >> (l)) * (c->width >> (l)))
+  f += 2 * (guint64) batch * ((guint64) w->config.model_channels * E + E * E);
+  for (gint i = 0; i < w->n_ops; i++)
+    {
+      const Op *op = &w->ops[i];
+
+      if (op->kind == OP_CONV)
+        {
+          const Conv *cv = &w->conv[op->index];
+
+          f += 2 * (guint64) cv->c_out * cv->c_in * 9
+               * PIX (op->level + (cv->stride == 2));
+        }
+      else if (op->kind == OP_RES)
+        {
+          const Res *r = &w->res[op->index];
+          guint64 p = PIX (op->level + r->down);
+
+          f += 2 * (guint64) r->c_out * (r->c_in + r->c_out) * 9 * p;
+          if (r->skip_w)
+            f += 2 * (guint64) r->c_out * r->c_in * p;
+          f += 2 * (guint64) batch * r->n_emb * E;
+        }
+      else
+        {
+          guint64 t = (guint64) (c->height >> op->level) * (c->width >> op->level);
+
+          f += 2 * (guint64) 4 * op->c_in * op->c_in * PIX (op->level);
+          f += 2 * (guint64) 2 * batch * op->c_in * t * t;
+        }
+    }
+  f += 2 * (guint64) 3 * w->ch * w->ch * (PIX (w->head_level) + batch);
+#undef PIX
+  return f;
+}
