@@ -39,8 +39,8 @@ load_per_item (const char *path, gint batch, GError **error)
   return g_steal_pointer (&v);
 }
 
-static gboolean
-parse_timesteps (const char *text, gint batch, float **out, GError **error)
+gboolean
+cli_parse_timesteps (const char *text, gint batch, float **out, GError **error)
 {
   gchar *end = NULL;
   double t;
@@ -60,8 +60,8 @@ parse_timesteps (const char *text, gint batch, float **out, GError **error)
   return TRUE;
 }
 
-static gboolean
-parse_labels (const DiffuseModel *model, const char *text, gint batch,
+gboolean
+cli_parse_labels (const DiffuseModel *model, const char *text, gint batch,
               gint **out, GError **error)
 {
   const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
@@ -177,8 +177,8 @@ cli_forward (int argc, char **argv)
   w = (gint) shape[3];
   if (!diffuse_model_check_size (model, h, w, &error))
     return cli_fail (error);
-  if (!parse_timesteps (timestep, batch, &t, &error)
-      || !parse_labels (model, klass, batch, &labels, &error))
+  if (!cli_parse_timesteps (timestep, batch, &t, &error)
+      || !cli_parse_labels (model, klass, batch, &labels, &error))
     return cli_fail (error);
 
   cli_set_threads (threads);

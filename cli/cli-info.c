@@ -53,6 +53,47 @@ with_commas (guint64 v)
   return g_string_free (s, FALSE);
 }
 
+/* A classifier file: guided-diffusion's EncoderUNetModel options. */
+static int
+print_classifier (const DiffuseModel *model, const char *path G_GNUC_UNUSED,
+                  const char *n_params)
+{
+  const DiffuseModelConfig *c = diffuse_model_get_config (model);
+
+  printf ("type: classifier (noisy-image classifier for classifier guidance: "
+          "--classifier)\n");
+  printf ("parameters: %s\n", n_params);
+  printf ("image_size: %d\n", c->image_size);
+  printf ("in_channels: %d (%s)\n", c->in_channels, channel_names[c->in_channels]);
+  printf ("model_channels: %d\n", c->model_channels);
+  print_levels (c);
+  printf ("num_res_blocks: %d\n", c->num_res_blocks);
+  print_ints ("attention_resolutions", c->attention_resolutions,
+              c->n_attention_resolutions);
+  printf ("num_heads: %d\n", c->num_heads);
+  printf ("num_head_channels: %d\n", c->num_head_channels);
+  printf ("use_scale_shift_norm: %s\n", yes_no (c->use_scale_shift_norm));
+  printf ("resblock_updown: %s\n", yes_no (c->resblock_updown));
+  printf ("use_new_attention_order: %s\n", yes_no (c->use_new_attention_order));
+  if (c->pool == DIFFUSE_POOL_ATTENTION)
+    printf ("pool: attention (inputs must be %dx%d)\n", c->image_size, c->image_size);
+  else
+    printf ("pool: adaptive (sizes: multiples of %d)\n", 1 << (c->n_levels - 1));
+  if (c->diffusion_steps > 0)
+    printf ("diffusion_steps: %d\nnoise_schedule: %s\n", c->diffusion_steps,
+            diffuse_schedule_kind_to_string (c->noise_schedule));
+  else
+    printf ("diffusion_steps: not recorded\n");
+  printf ("num_classes: %d\nclasses:\n", c->num_classes);
+  for (gint i = 0; i < c->num_classes; i++)
+    {
+      const char *name = diffuse_model_get_class_name (model, i);
+
+      printf ("  %d: %s\n", i, name ? name : "(unnamed)");
+    }
+  return 0;
+}
+
 int
 cli_info (int argc, char **argv)
 {
@@ -78,6 +119,9 @@ cli_info (int argc, char **argv)
   n_params = with_commas (diffuse_model_get_n_params (model));
 
   printf ("model: %s\n", argv[1]);
+  if (c->model_type == DIFFUSE_MODEL_CLASSIFIER)
+    return print_classifier (model, argv[1], n_params);
+  printf ("type: diffusion UNet\n");
   printf ("parameters: %s\n", n_params);
   printf ("image_size: %d\n", c->image_size);
   printf ("in_channels: %d (%s)\n", c->in_channels,

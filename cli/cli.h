@@ -27,10 +27,19 @@ gchar **cli_preset_dirs (void);
 /* Sets OpenBLAS's thread count (process-wide) when n > 0. */
 void cli_set_threads (gint n);
 
+/* --timestep: one number for the batch or an .npy of B values (cli-forward.c) */
+gboolean cli_parse_timesteps (const char *text, gint batch, float **out,
+                              GError **error);
+/* --class: an index or name for the batch, or an .npy of B labels; NULL
+ * gives the null class (an error when the model has none). */
+gboolean cli_parse_labels (const DiffuseModel *model, const char *text,
+                           gint batch, gint **out, GError **error);
+
 int cli_info (int argc, char **argv);
 int cli_presets (int argc, char **argv);
 int cli_sample (int argc, char **argv, gboolean img2img);
 int cli_forward (int argc, char **argv);
+int cli_classify (int argc, char **argv);
 
 G_END_DECLS
 

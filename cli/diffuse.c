@@ -5,6 +5,8 @@
  *   diffuse sample  --model M --out out.png [options]
  *   diffuse img2img --model M --input in.png --strength S --out out.png [options]
  *   diffuse forward --model M --input x.npy --timestep T --class C --out eps.npy
+ *   diffuse classify --model CLF --input x.npy --timestep T [--class Y]
+ *                    --out logits.npy [--grad-out grad.npy]
  *
  * Each command parses its own options with a GOptionContext; `diffuse
  * COMMAND --help` lists them.  Errors are one line "diffuse: ..." on stderr,
@@ -114,6 +116,7 @@ static const char usage_text[] =
   "  sample         generate images from noise\n"
   "  img2img        re-imagine an input image (partial noising + denoising)\n"
   "  forward        run the network once on an .npy batch (debugging)\n"
+  "  classify       a classifier's logits and gradient of log p(y|x) on an .npy batch\n"
   "\n"
   "'diffuse COMMAND --help' lists the options of a command.\n";
 
@@ -160,8 +163,10 @@ main (int argc, char **argv)
     return cli_sample (argc, argv, TRUE);
   if (strcmp (command, "forward") == 0)
     return cli_forward (argc, argv);
+  if (strcmp (command, "classify") == 0)
+    return cli_classify (argc, argv);
 
   g_set_prgname ("diffuse");
   return cli_usage ("unknown command '%s' (commands: info, presets, sample, "
-                    "img2img, forward)", command);
+                    "img2img, forward, classify)", command);
 }

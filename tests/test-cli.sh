@@ -122,6 +122,39 @@ for x in "$G"/forward-*.x.npy; do
     compare "$name matches the reference" "$TMP/$name.npy" "$case.out.npy" 1e-4
   fi
 done
+# ---- classify: every golden classifier case (logits and gradient) ------
+for x in "$G"/clf-*.x.npy; do
+  case=${x%.x.npy}
+  name=$(basename "$case")
+  if run "classify $name" 0 classify --model "$case.safetensors" --input "$x" \
+       --timestep "$case.t.npy" --class "$case.y.npy" --out "$TMP/$name.l.npy" \
+       --grad-out "$TMP/$name.g.npy"; then
+    compare "$name logits match the reference" "$TMP/$name.l.npy" "$case.logits.npy" 1e-4
+    compare "$name gradient matches the reference" "$TMP/$name.g.npy" "$case.grad.npy" 2e-4
+  fi
+done
+C=$G/clf-grey-attn-ss-updown
+if run "classify by class name, logits only" 0 classify --model "$C.safetensors" \
+     --input "$C.x.npy" --timestep 10 --class d --out "$TMP/cl.npy"; then
+  pass "classify logits only"
+fi
+if run "info classifier" 0 info "$C.safetensors"; then
+  contains "info names the classifier" "^type: classifier"
+  contains "info shows the pool" "^pool: attention"
+fi
+expect_error "classify: a UNet is not a classifier" 1 classify \
+  --model "$G/forward-grey-cond.safetensors" --input "$C.x.npy" --timestep 5 \
+  --out "$TMP/cl.npy"
+expect_error "forward: a classifier is not a UNet" 1 forward \
+  --model "$C.safetensors" --input "$C.x.npy" --timestep 5 --class 1 \
+  --out "$TMP/cl.npy"
+expect_error "classify: class out of range" 1 classify --model "$C.safetensors" \
+  --input "$C.x.npy" --timestep 5 --class 5 --out "$TMP/cl.npy" --grad-out "$TMP/cg.npy"
+expect_error "classify: wrong channel count" 1 classify --model "$C.safetensors" \
+  --input "$G/clf-rgb-adaptive-ss-conv.x.npy" --timestep 5 --out "$TMP/cl.npy"
+expect_error "classify: --grad-out without --class" 2 classify --model "$C.safetensors" \
+  --input "$C.x.npy" --timestep 5 --out "$TMP/cl.npy" --grad-out "$TMP/cg.npy"
+
 expect_error "forward: missing --timestep" 2 forward \
   --model "$G/forward-grey-cond.safetensors" \
   --input "$G/forward-grey-cond.x.npy" --out "$TMP/f.npy"

@@ -709,6 +709,11 @@ def convert_classifier(argv):
     else:
         a.defaults = "guided-diffusion"
         mult = resolve_channel_mult(a)
+    # guided-diffusion silently skips resolutions the encoder never
+    # reaches (its defaults 32,16,8 at a small size): so do we, noisily
+    reached = [a.image_size >> lvl for lvl in range(len(mult))]
+    dropped = [r for r in attn if r not in reached]
+    attn = [r for r in attn if r in reached]
     sd = load_state_dict(a.checkpoint)
     n_classes = classifier_classes(sd, a.classifier_pool)
     try:
@@ -728,9 +733,17 @@ def convert_classifier(argv):
         cfg["noise_schedule"] = a.noise_schedule
     if a.class_names:
         cfg["class_names"] = _read_class_names(a.class_names, n_classes)
-    with _skip_init():
-        want = {k: tuple(v.shape)
-                for k, v in EncoderUNet(cfg).state_dict().items()}
+    try:
+        with _skip_init():
+            want = {k: tuple(v.shape)
+                    for k, v in EncoderUNet(cfg).state_dict().items()}
+    except ValueError as e:
+        s = tuple(sd["time_embed.0.weight"].shape) \
+            if "time_embed.0.weight" in sd else None
+        hint = ("; the checkpoint says --classifier_width %d" % s[1]
+                if s and s[1] != a.classifier_width else "")
+        raise ConvertError("flags describe no valid classifier: %s%s"
+                           % (e, hint))
     missing = [k for k in want if k not in sd]
     unexpected = [k for k in sd if k not in want]
     wrong = [(k, tuple(sd[k].shape), want[k]) for k in want
@@ -773,6 +786,12 @@ def convert_classifier(argv):
     except OSError as e:
         raise ConvertError("cannot write %s: %s" % (a.output, e))
     n_params = sum(int(np.prod(t.shape)) for t in tensors.values())
+    if dropped:
+        print("note: attention resolution%s %s dropped: the classifier never "
+              "works at %s px (guided-diffusion ignores them too)"
+              % ("s" if len(dropped) > 1 else "",
+                 ",".join(map(str, dropped)),
+                 " or ".join(map(str, dropped))), file=sys.stderr)
     print("%s: classifier, %d tensors, %.1fM parameters, %s, %d classes, "
           "pool %s -> %s" % (a.checkpoint, len(tensors), n_params / 1e6, dt,
                              n_classes, a.classifier_pool, a.output))
