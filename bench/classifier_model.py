@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes random-weight classifiers for bench-classifier (every parameter
-non-zero, tools/adm_unet.py randomize_) and, with --torch, times PyTorch's
+non-zero, diffref.adm_unet.randomize_) and, with --torch, times PyTorch's
 forward pass and gradient (autograd of log softmax[y] wrt x) on the same
 weights for comparison.
 
@@ -23,13 +23,13 @@ import time
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))  # the diffref package
 
-from adm_classifier import (EncoderUNet,  # noqa: E402
-                            classifier_config_to_metadata, grad_log_prob,
-                            make_classifier_config)
-from adm_unet import randomize_  # noqa: E402
-from safetensors_io import save_file  # noqa: E402
+from diffref.adm_unet import randomize_  # noqa: E402
+from diffref.classifier import (EncoderUNet,  # noqa: E402
+                                classifier_config_to_metadata, grad_log_prob,
+                                make_classifier_config)
+from diffref.safetensors_io import save_file  # noqa: E402
 
 CONFIGS = {
     "imagenet64": dict(image_size=64, model_channels=128, num_res_blocks=4,

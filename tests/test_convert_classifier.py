@@ -6,7 +6,7 @@
 
     test_convert_classifier.py PATH/TO/diffuse
 
-For two random-weight classifiers (tools/adm_classifier.py, whose
+For two random-weight classifiers (tools/diffref/classifier.py, whose
 state_dict is guided-diffusion's EncoderUNetModel's) given by README-style
 flags (guided-diffusion's classifier defaults at 32 px with 1000 classes;
 a grey adaptive-pool one with class names), torch.save()s the state dict,
@@ -36,9 +36,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "tools")
 sys.path.insert(0, TOOLS)
 
-from adm_classifier import (EncoderUNet, grad_log_prob,  # noqa: E402
-                            make_classifier_config)
-from adm_unet import ADMUNet, make_config, randomize_  # noqa: E402
+from diffref.adm_unet import ADMUNet, make_config, randomize_  # noqa: E402
+from diffref.classifier import (EncoderUNet, grad_log_prob,  # noqa: E402
+                                make_classifier_config)
 
 CONVERT = os.path.join(TOOLS, "convert_checkpoint.py")
 
