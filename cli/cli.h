@@ -40,6 +40,7 @@ int cli_presets (int argc, char **argv);
 int cli_sample (int argc, char **argv, gboolean img2img);
 int cli_forward (int argc, char **argv);
 int cli_classify (int argc, char **argv);
+int cli_nll (int argc, char **argv);
 
 G_END_DECLS
 

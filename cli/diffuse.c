@@ -7,6 +7,7 @@
  *   diffuse forward --model M --input x.npy --timestep T --class C --out eps.npy
  *   diffuse classify --model CLF --input x.npy --timestep T [--class Y]
  *                    --out logits.npy [--grad-out grad.npy]
+ *   diffuse nll     --model M --input x.npy|image.png [--out r.json] [options]
  *
  * Each command parses its own options with a GOptionContext; `diffuse
  * COMMAND --help` lists them.  Errors are one line "diffuse: ..." on stderr,
@@ -117,6 +118,7 @@ static const char usage_text[] =
   "  img2img        re-imagine an input image (partial noising + denoising)\n"
   "  forward        run the network once on an .npy batch (debugging)\n"
   "  classify       a classifier's logits and gradient of log p(y|x) on an .npy batch\n"
+  "  nll            the variational bound (negative log-likelihood) in bits/dim\n"
   "\n"
   "'diffuse COMMAND --help' lists the options of a command.\n";
 
@@ -165,8 +167,10 @@ main (int argc, char **argv)
     return cli_forward (argc, argv);
   if (strcmp (command, "classify") == 0)
     return cli_classify (argc, argv);
+  if (strcmp (command, "nll") == 0)
+    return cli_nll (argc, argv);
 
   g_set_prgname ("diffuse");
   return cli_usage ("unknown command '%s' (commands: info, presets, sample, "
-                    "img2img, forward, classify)", command);
+                    "img2img, forward, classify, nll)", command);
 }

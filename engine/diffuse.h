@@ -349,6 +349,81 @@ gboolean diffuse_inpaint_window (const DiffuseModelConfig *config, const float *
                                  gint *x, gint *y, gint *w, gint *h);
 
 /* ------------------------------------------------------------------ */
+/* Likelihood: the variational bound in bits per dimension (likelihood.c) */
+
+/* Called after each timestep's term (done = 1 … total); FALSE cancels. */
+typedef gboolean (*DiffuseNllProgressFunc) (gint done, gint total, gpointer user_data);
+
+typedef struct
+{
+  /* The reverse-process variances to evaluate the bound under, all from
+   * the same network passes: [n_variances] kinds; n_variances 0 = { AUTO }
+   * (learned for learn_sigma models, else fixed-large). */
+  const DiffuseVarianceKind *variances;
+  gint n_variances;
+  gboolean clip_denoised;   /* clip x̂0 to [−1, 1]; default TRUE (calc_bpd_loop's) */
+  /* 0 (default): every t = T−1 … 0, the bound itself.  N in 2..T: an
+   * ESTIMATE from N evenly strided t (t = 0 always, weight 1; the N−1
+   * others round(j(T−1)/(N−1)) with weight (T−1)/(N−1)). */
+  gint n_timesteps;
+  /* [count] class of each image, −1 = the null class; NULL = every image
+   * the null class (unconditional models: NULL or all −1). */
+  const gint *labels;
+  /* [T, count, C, H, W]: slice [t] is the ε that draws x_t =
+   * sqrt(ᾱ_t)x0 + sqrt(1−ᾱ_t)ε; NULL = from the PRNG with `seed`
+   * (stream 2^40 + t, image k at offset k·C·H·W). */
+  const float *noise;
+  guint64 seed;
+  gint batch;               /* images per network pass; 0 = min(count, 8) */
+  gint n_threads;           /* 0 = leave OpenBLAS's setting (process-wide) */
+  DiffuseNllProgressFunc progress;
+  gpointer user_data;
+} DiffuseNllParams;
+
+/* Everything in bits per dimension (nats / ln 2 / (C·H·W)).  Arrays are
+ * C order; [v] indexes variances, [j] terms, [k] images. */
+typedef struct
+{
+  gint count;                     /* images */
+  gint T;                         /* the model's diffusion steps */
+  gint n_terms;                   /* T, or n_timesteps for an estimate */
+  gint n_variances;
+  DiffuseVarianceKind *variances; /* [n_variances], AUTO resolved */
+  gint *timesteps;                /* [n_terms] t of each term, descending */
+  double *weights;                /* [n_terms] weight of each term in the total */
+  /* [n_variances][n_terms][count]: D_KL(q(x_{t−1}|x_t,x0) ‖ p_θ(x_{t−1}|x_t))
+   * for t ≥ 1, the discretized decoder's −log p_θ(x0|x1) at t = 0 */
+  double *terms;
+  double *prior;                  /* [count] D_KL(q(x_T|x0) ‖ N(0, I)) */
+  double *total;                  /* [n_variances][count] prior + Σ weight·term */
+  double *xstart_mse;             /* [n_terms][count] mean (x̂0 − x0)² */
+  double *eps_mse;                /* [n_terms][count] mean (ε̂ − ε)² (ε̂ from x̂0) */
+} DiffuseNllResult;
+
+void     diffuse_nll_params_init (DiffuseNllParams *params);
+/* Checks params against the model for count images of height x width
+ * (classes, variances, timesteps), before any work. */
+gboolean diffuse_nll_params_validate (const DiffuseNllParams *params,
+                                      const DiffuseModel *model, gint count,
+                                      gint height, gint width, GError **error);
+/* The bound of x0 [count, C, H, W] (values in [−1, 1] on the 8-bit grid:
+ * pixel / 127.5 − 1), as improved-diffusion's calc_bpd_loop. */
+DiffuseNllResult *diffuse_nll (const DiffuseModel *model, const DiffuseNllParams *params,
+                               const float *x0, gint count, gint height, gint width,
+                               GError **error);
+/* The same with any denoiser (closed-form tests) on a kind/T schedule:
+ * it gets batches of images in order (params->batch at a time), t_index
+ * and t_model both = t; params->labels must be NULL. */
+DiffuseNllResult *diffuse_nll_with (DiffuseScheduleKind kind, gint T,
+                                    DiffuseDenoiseFunc denoise, gpointer denoise_data,
+                                    gboolean has_variance, const DiffuseNllParams *params,
+                                    const float *x0, gint count, gint channels,
+                                    gint height, gint width, GError **error);
+void     diffuse_nll_result_free (DiffuseNllResult *result);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseNllResult, diffuse_nll_result_free)
+
+/* ------------------------------------------------------------------ */
 /* Images and arrays                                                    */
 
 /* PNG ↔ [1, channels, H, W] in [-1, 1].  Loading converts to `channels`
@@ -361,6 +436,11 @@ gboolean diffuse_png_save (const char *path, const float *data, gint channels,
 /* .npy: float32, C order, up to 4 dimensions. */
 float   *diffuse_npy_load (const char *path, gint *out_ndim, gint64 out_shape[4],
                            GError **error);
+/* The same up to max_ndim ≤ DIFFUSE_NPY_MAX_DIMS dimensions (5: the
+ * [T, B, C, H, W] noise of diffuse nll); out_shape has max_ndim entries. */
+#define DIFFUSE_NPY_MAX_DIMS 5
+float   *diffuse_npy_load_nd (const char *path, gint max_ndim, gint *out_ndim,
+                              gint64 *out_shape, GError **error);
 gboolean diffuse_npy_save (const char *path, const float *data, gint ndim,
                            const gint64 *shape, GError **error);
 

@@ -444,7 +444,7 @@ diffuse_png_save (const char *path, const float *data, gint channels,
 
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_MAGIC_LEN 6
-#define NPY_MAX_DIMS 4
+#define NPY_MAX_DIMS DIFFUSE_NPY_MAX_DIMS
 
 typedef struct
 {
@@ -544,7 +544,7 @@ parse_shape (Cursor *c, gint *ndim, gint64 shape[NPY_MAX_DIMS],
         }
       if (*ndim == NPY_MAX_DIMS)
         {
-          *why = "more than 4 dimensions";
+          *why = "more than " G_STRINGIFY (DIFFUSE_NPY_MAX_DIMS) " dimensions";
           return FALSE;
         }
       shape[(*ndim)++] = (gint64) v;
@@ -659,6 +659,13 @@ float *
 diffuse_npy_load (const char *path, gint *out_ndim, gint64 out_shape[4],
                   GError **error)
 {
+  return diffuse_npy_load_nd (path, 4, out_ndim, out_shape, error);
+}
+
+float *
+diffuse_npy_load_nd (const char *path, gint max_ndim, gint *out_ndim,
+                     gint64 *out_shape, GError **error)
+{
   g_autofree gchar *contents = NULL;
   g_autoptr (GString) why = g_string_new (NULL);
   gsize len = 0, header_len, data_start;
@@ -671,6 +678,7 @@ diffuse_npy_load (const char *path, gint *out_ndim, gint64 out_shape[4],
   GError *local = NULL;
 
   g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (max_ndim >= 0 && max_ndim <= NPY_MAX_DIMS, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   if (!g_file_get_contents (path, &contents, &len, &local))
@@ -725,6 +733,13 @@ diffuse_npy_load (const char *path, gint *out_ndim, gint64 out_shape[4],
       return NULL;
     }
   data_start += header_len;
+  if (ndim > max_ndim)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
+                   "%s: the array has %d dimensions, at most %d are accepted "
+                   "here", path, ndim, max_ndim);
+      return NULL;
+    }
 
   for (gint i = 0; i < ndim; i++)
     if (!g_uint64_checked_mul (&n, n, (guint64) shape[i])
@@ -764,7 +779,7 @@ diffuse_npy_load (const char *path, gint *out_ndim, gint64 out_shape[4],
   if (out_ndim)
     *out_ndim = ndim;
   if (out_shape)
-    for (gint i = 0; i < NPY_MAX_DIMS; i++)
+    for (gint i = 0; i < max_ndim; i++)
       out_shape[i] = i < ndim ? shape[i] : 0;
   return out;
 
@@ -789,7 +804,7 @@ diffuse_npy_save (const char *path, const float *data, gint ndim,
   g_return_val_if_fail (path != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (ndim < 0 || ndim > NPY_MAX_DIMS || (ndim > 0 && shape == NULL))
+  if (ndim < 0 || ndim > 4 || (ndim > 0 && shape == NULL))
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                    "%s: cannot save a .npy of %d dimensions (need 0..4)",

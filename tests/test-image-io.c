@@ -372,6 +372,44 @@ test_npy_hostile (void)
   }
 }
 
+/* Five dimensions only through diffuse_npy_load_nd; six never. */
+static void
+test_npy_5d (void)
+{
+  g_autofree gchar *good = data_path ("images/npy", "good-5d", ".npy");
+  g_autofree gchar *six = data_path ("images/npy", "bad-6d", ".npy");
+  g_autoptr (GError) error = NULL;
+  gint64 shape[5] = { -1, -1, -1, -1, -1 };
+  gint ndim = -1;
+  g_autofree float *a = diffuse_npy_load_nd (good, 5, &ndim, shape, &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpint (ndim, ==, 5);
+  g_assert_cmpint (shape[0], ==, 2);
+  g_assert_cmpint (shape[1], ==, 1);
+  g_assert_cmpint (shape[2], ==, 2);
+  g_assert_cmpint (shape[3], ==, 1);
+  g_assert_cmpint (shape[4], ==, 3);
+  for (gint i = 0; i < 12; i++)
+    g_assert_cmpfloat_with_epsilon (a[i], -1.0f + 2.0f * i / 11.0f, 1e-6);
+
+  /* the 4-D reader refuses it, naming the dimensions */
+  ndim = -1;
+  g_assert_null (diffuse_npy_load (good, &ndim, shape, &error));
+  g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT);
+  g_assert_nonnull (strstr (error->message, "5 dimensions"));
+  g_assert_cmpint (ndim, ==, -1);
+  g_clear_error (&error);
+  /* a 4-D limit through load_nd too */
+  g_assert_null (diffuse_npy_load_nd (good, 4, &ndim, shape, &error));
+  g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT);
+  g_clear_error (&error);
+  g_assert_null (diffuse_npy_load_nd (six, 5, &ndim, shape, &error));
+  g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT);
+  g_assert_nonnull (strstr (error->message, "more than 5"));
+  g_assert_cmpint (ndim, ==, -1);
+}
+
 /* Our writer produces numpy's bytes exactly, and round-trips 0..4 dims. */
 static void
 test_npy_save (void)
@@ -437,6 +475,7 @@ main (int argc, char **argv)
   g_test_add_func ("/image-io/png/save-errors", test_png_save_errors);
   g_test_add_func ("/image-io/npy/numpy-files", test_npy_numpy_files);
   g_test_add_func ("/image-io/npy/hostile", test_npy_hostile);
+  g_test_add_func ("/image-io/npy/5d", test_npy_5d);
   g_test_add_func ("/image-io/npy/save", test_npy_save);
   return g_test_run ();
 }

@@ -7,8 +7,8 @@ trajectories, all computed in float64 by our PyTorch/numpy reference
     tools/make_golden.py [OUTDIR] [--only CASE]...
                          (default: tests/data/golden; every case)
 
---only writes just the named cases (forward or trajectory names), leaving
-the other files as they are.
+--only writes just the named cases (forward or trajectory names, or
+nll-NAME for the bound's cases), leaving the other files as they are.
 
 Every weight is random (including the output convs and GroupNorm affine
 parameters that ADM initialises to zero/one), so outputs are non-trivial.
@@ -148,6 +148,28 @@ TRAJECTORIES = {
                             variance="learned", guidance=2.0, class_label=1,
                             seed=16, count=2, height=16, width=16,
                             clip_denoised=True, strength=1.0),
+}
+
+# name: the variational bound in bits/dim (tools/diffref/likelihood.py,
+# engine/likelihood.c) on a forward case's model; labels -1 = null class
+# (None: unconditional); timesteps 0 = every t (the bound), else an
+# estimate from that many t; noise from ref_rng (seed) as the engine draws it.
+NLL = {
+    # learn_sigma, F16, cosine T = 1000, RGBA: the bound under all three
+    # variances from the same network passes; an estimate from 12 t
+    "learned": dict(model="rgba-sigma", variances=["learned", "fixed-small",
+                                                   "fixed-large"],
+                    timesteps=12, seed=21, labels=None, clip_denoised=True),
+    # no learn_sigma (auto = fixed-large), T = 200 with rescale_timesteps:
+    # the full sum over every t, unclipped x0
+    "full": dict(model="rgb-uncond", variances=["auto", "fixed-small"],
+                 timesteps=0, seed=22, labels=None, clip_denoised=False),
+    # class-conditional with a null class: one image labelled, one not
+    "cond": dict(model="grey-cond", variances=["fixed-large", "fixed-small"],
+                 timesteps=9, seed=23, labels=[1, -1], clip_denoised=True),
+    # classes without a null class, learned sigma, linear T = 1000
+    "nonull": dict(model="onelevel", variances=["learned"], timesteps=7,
+                   seed=24, labels=[0, 2], clip_denoised=False),
 }
 
 
@@ -347,6 +369,76 @@ def make_trajectory(out, name, s, log):
                   np.abs(x).max(), err32))
 
 
+def nll_images(shape, seed):
+    """8-bit images in [-1, 1] (pixel / 127.5 - 1): a disc and a ramp,
+    pixel noise, and some pixels at exactly 0 and 255 (the open bins)."""
+    B, C, H, W = shape
+    rng = np.random.default_rng(seed)
+    smooth = init_image(shape, seed).astype(np.float64)
+    pix = np.round((smooth + 1) * 127.5) + rng.integers(-20, 21, size=shape)
+    pix = np.clip(pix, 0, 255)
+    pix.reshape(B, -1)[:, :8] = 0
+    pix.reshape(B, -1)[:, 8:16] = 255
+    return (pix / 127.5 - 1).astype(np.float32)
+
+
+def make_nll(out, name, s, log):
+    import json
+    from diffref import likelihood as rl
+    model_file = model_path(out, s["model"])
+    results = {}
+    for dt in (torch.float64, torch.float32):
+        model, cfg = load_model(model_file, dt)
+        C, H = cfg["in_channels"], cfg["image_size"]
+        x0 = nll_images((2, C, H, H), s["seed"])
+        labels = s["labels"] if s["labels"] is not None else [-1, -1]
+        chain = rl.Chain(cfg["noise_schedule"], cfg["diffusion_steps"])
+        kinds = rl.resolve_variances(s["variances"], cfg["learn_sigma"])
+        results[dt] = rl.bound(
+            chain, rl.model_eps_fn(model, cfg, labels), x0,
+            lambda t: rl.noise_for_t(s["seed"], t, x0.shape),
+            s["timesteps"], kinds, s["clip_denoised"])
+    r = results[torch.float64]
+    err32 = float(np.max(np.abs(results[torch.float32]["terms"] - r["terms"])
+                         / np.maximum(np.abs(r["terms"]), 1e-3)))
+    base = os.path.join(out, "nll-%s" % name)
+    np.save(base + ".x0.npy", x0)
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.optionxform = str
+    ini["nll"] = {
+        "model": os.path.basename(model_file),
+        "variances": ",".join(s["variances"]),
+        "timesteps": str(s["timesteps"]),
+        "seed": str(s["seed"]),
+        "labels": "" if s["labels"] is None
+        else ",".join(str(v) for v in s["labels"]),
+        "clip_denoised": "true" if s["clip_denoised"] else "false",
+    }
+    buf = io.StringIO()
+    ini.write(buf, space_around_delimiters=False)
+    with open(base + ".ini", "w") as f:
+        f.write("# made by tools/make_golden.py; see README.md\n")
+        f.write(buf.getvalue())
+    expected = {
+        "variances": kinds,
+        "timesteps": [int(t) for t in r["timesteps"]],
+        "weights": [float(w) for w in r["weights"]],
+        "terms_bpd": r["terms"].tolist(),
+        "prior_bpd": r["prior"].tolist(),
+        "total_bpd": r["total"].tolist(),
+        "xstart_mse": r["xstart_mse"].tolist(),
+        "eps_mse": r["eps_mse"].tolist(),
+    }
+    with open(base + ".json", "w") as f:
+        json.dump(expected, f, indent=1)
+        f.write("\n")
+    log.append("nll-%-10s %-10s %s N=%d  total %s bits/dim  "
+               "float32 vs float64 %.1e"
+               % (name, s["model"], "/".join(kinds),
+                  len(r["timesteps"]),
+                  " ".join("%.4f" % v for v in r["total"].mean(1)), err32))
+
+
 def main():
     args = sys.argv[1:]
     only = set()
@@ -356,7 +448,8 @@ def main():
             sys.exit("make_golden.py: --only needs a case name")
         only.add(args[i + 1])
         del args[i:i + 2]
-    unknown = only - set(FORWARD) - set(TRAJECTORIES)
+    unknown = (only - set(FORWARD) - set(TRAJECTORIES)
+               - set("nll-" + n for n in NLL))
     if unknown or len(args) > 1:
         sys.exit("usage: make_golden.py [OUTDIR] [--only CASE]...%s"
                  % ("  (unknown case: %s)" % ", ".join(sorted(unknown))
@@ -372,6 +465,9 @@ def main():
     for name, s in TRAJECTORIES.items():
         if not only or name in only:
             make_trajectory(out, name, s, log)
+    for name, s in NLL.items():
+        if not only or "nll-" + name in only:
+            make_nll(out, name, s, log)
     total = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
     for line in log:
         print(line)

@@ -7,6 +7,8 @@ converter, the golden-data writer, training, evaluation and the benches.
                     its metadata, and torch autograd of log p(y|x) wrt x
     diffusion       float64 schedules, respacing, DDIM/DDPM samplers,
                     classifier-free guidance (what the engine implements)
+    likelihood      the variational bound in bits/dim (calc_bpd_loop
+                    semantics; what engine/likelihood.c implements)
     rng             the engine's Philox4x32-10 + Box-Muller PRNG in numpy
     safetensors_io  numpy safetensors reader/writer
     training        torch forward process and hybrid loss for training

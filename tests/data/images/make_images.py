@@ -214,11 +214,15 @@ def npy_fixtures():
     np.save(path("good-4d"), np.linspace(-1, 1, 2 * 1 * 3 * 2,
                                          dtype=np.float32).reshape(2, 1, 3, 2))
     np.save(path("good-empty"), np.zeros((0, 3), dtype=np.float32))
+    # 5-D: diffuse_npy_load_nd only (the [T, B, C, H, W] noise of nll)
+    np.save(path("good-5d"), np.linspace(-1, 1, 2 * 1 * 2 * 1 * 3,
+                                         dtype=np.float32).reshape(2, 1, 2, 1, 3))
     # errors
     np.save(path("bad-f8"), np.zeros((2, 2), dtype=np.float64))
     np.save(path("bad-i4"), np.zeros((2, 2), dtype=np.int32))
     np.save(path("bad-fortran"), np.asfortranarray(np.zeros((2, 3), dtype=np.float32)))
     np.save(path("bad-5d"), np.zeros((1, 1, 1, 1, 2), dtype=np.float32))
+    np.save(path("bad-6d"), np.zeros((1, 1, 1, 1, 2, 1), dtype=np.float32))
     np.save(path("bad-big-endian"), np.zeros(3, dtype=">f4"))
     good = open(path("good-v1"), "rb").read()
     open(path("bad-truncated-data"), "wb").write(good[:-5])
