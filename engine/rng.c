@@ -1,7 +1,7 @@
 /* Counter-based PRNG: Philox4x32-10 (Salmon, Moraes, Dror, Shaw, "Parallel
  * random numbers: as easy as 1, 2, 3", SC 2011; the Random123 library) and
  * Box-Muller normals, exactly as docs/DESIGN.md "PRNG" specifies, so that
- * tools/ref_rng.py (numpy) reproduces every number.
+ * tools/diffref/rng.py (numpy) reproduces every number.
  *
  * Element i of stream s under seed k is a pure function of (k, s, i): no
  * state is kept anywhere, so any chunking or thread split of a request gives

@@ -2,7 +2,7 @@
  *
  * Everything is double precision, computed in the same order as
  * guided-diffusion (gaussian_diffusion.py, respace.py) so that the numpy
- * reference (tools/ref_diffusion.py) gets the same numbers.
+ * reference (tools/diffref/diffusion.py) gets the same numbers.
  *
  * Seed notes (../shared/seeds/): "Parameterization of β_t" gives the linear
  * schedule and ᾱ_t = ∏ (1 − β_s); "Fewer Sampling Steps" gives the strided
