@@ -118,9 +118,13 @@ cli_info (int argc, char **argv)
   c = diffuse_model_get_config (model);
   n_params = with_commas (diffuse_model_get_n_params (model));
 
-  printf ("model: %s\n", argv[1]);
-  if (c->model_type == DIFFUSE_MODEL_CLASSIFIER)
-    return print_classifier (model, argv[1], n_params);
+  {
+    g_autofree gchar *path = diffuse_text_escape (argv[1]);
+
+    printf ("model: %s\n", path);
+    if (c->model_type == DIFFUSE_MODEL_CLASSIFIER)
+      return print_classifier (model, path, n_params);
+  }
   printf ("type: diffusion UNet\n");
   printf ("parameters: %s\n", n_params);
   printf ("image_size: %d\n", c->image_size);
@@ -158,35 +162,31 @@ cli_info (int argc, char **argv)
       for (gint i = 0; i < c->num_classes; i++)
         {
           const char *name = diffuse_model_get_class_name (model, i);
+          /* names come from the file: no terminal escapes */
+          g_autofree gchar *shown = name ? diffuse_text_escape (name) : NULL;
 
-          printf ("  %d: %s%s\n", i, name ? name : "(unnamed)",
+          printf ("  %d: %s%s\n", i, shown ? shown : "(unnamed)",
                   i == c->null_class ? " [null class]" : "");
         }
     }
   return 0;
 }
 
+/* " sampler=ddim steps=50 ..." in the table's order */
 static gchar *
 preset_settings (const DiffusePreset *p)
 {
   GString *s = g_string_new (NULL);
-  gchar buf[G_ASCII_DTOSTR_BUF_SIZE];
+  gint n;
+  const DiffuseSetting *table = diffuse_settings (&n);
 
-  if (p->has_sampler)
-    g_string_append_printf (s, " sampler=%s", diffuse_sampler_kind_to_string (p->sampler));
-  if (p->has_steps)
-    g_string_append_printf (s, " steps=%d", p->steps);
-  if (p->has_eta)
-    g_string_append_printf (s, " eta=%s", g_ascii_formatd (buf, sizeof buf, "%g", p->eta));
-  if (p->has_guidance)
-    g_string_append_printf (s, " guidance=%s",
-                            g_ascii_formatd (buf, sizeof buf, "%g", p->guidance));
-  if (p->has_strength)
-    g_string_append_printf (s, " strength=%s",
-                            g_ascii_formatd (buf, sizeof buf, "%g", p->strength));
-  if (p->has_variance)
-    g_string_append_printf (s, " variance=%s",
-                            diffuse_variance_kind_to_string (p->variance));
+  for (gint i = 0; i < n; i++)
+    if (p->given & (1u << i))
+      {
+        g_autofree gchar *value = diffuse_setting_to_string (&table[i], &p->values);
+
+        g_string_append_printf (s, " %s=%s", table[i].name, value);
+      }
   return g_string_free (s, FALSE);
 }
 
@@ -195,31 +195,40 @@ cli_presets (int argc, char **argv)
 {
   g_autoptr (GOptionContext) context =
     g_option_context_new ("- list the sampling presets");
-  g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) presets = NULL;
-  g_auto (GStrv) dirs = cli_preset_dirs ();
+  g_auto (GStrv) dirs = NULL;
 
   g_option_context_set_summary (context,
     "Lists the presets usable with --preset NAME. Presets are read from the\n"
-    "system directory, then the user's directory (same name: the user's wins).\n"
-    "The environment variable DIFFUSE_PRESETS_DIR replaces the system directory.");
+    "system directory, then the user's directory (same name: the user's wins):\n"
+    "$XDG_CONFIG_HOME/gimp-diffusion/presets (~/.config/...), shared with the\n"
+    "GIMP plug-in. DIFFUSE_PRESETS_DIR replaces the system directory,\n"
+    "DIFFUSE_USER_PRESETS_DIR the user's.");
   if (!cli_parse (context, &argc, &argv))
     return CLI_EXIT_USAGE;
   if (argc != 1)
     return cli_usage ("presets takes no arguments");
 
-  presets = diffuse_presets_load_dirs ((const char *const *) dirs, &error);
-  if (presets == NULL)
-    return cli_fail (error);
-  printf ("# from %s and %s\n", dirs[0], dirs[1]);
+  presets = cli_load_presets (&dirs);
+  {
+    g_autofree gchar *d0 = diffuse_text_escape (dirs[0]);
+    g_autofree gchar *d1 = diffuse_text_escape (dirs[1]);
+
+    printf ("# from %s and %s\n", d0, d1);
+  }
   for (guint i = 0; i < presets->len; i++)
     {
       const DiffusePreset *p = presets->pdata[i];
       g_autofree gchar *settings = preset_settings (p);
+      g_autofree gchar *name = diffuse_text_escape (p->name);
 
-      printf ("%-18s%s\n", p->name, settings);
+      printf ("%-18s%s\n", name, settings);
       if (p->description && *p->description)
-        printf ("%-18s%s\n", "", p->description);
+        {
+          g_autofree gchar *description = diffuse_text_escape (p->description);
+
+          printf ("%-18s%s\n", "", description);
+        }
     }
   return 0;
 }

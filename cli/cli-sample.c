@@ -10,11 +10,16 @@
 
 typedef struct
 {
-  gchar *model, *null_model, *klass, *sampler, *variance, *respacing, *noise, *preset;
+  gchar *model, *null_model, *klass, *noise, *preset;
   gchar *out, *out_npy, *input, *seed;
-  gint steps, count, width, height, threads;
-  double eta, guidance, strength;
+  gint width, height, threads;
   gboolean quiet;
+  /* the settings table's options (--steps, --eta, ...): their values and
+   * which were given (a flag per setting, never a sentinel value) */
+  DiffuseSampleParams values;
+  DiffuseSettingsMask given;
+  GPtrArray *strings;          /* owned copies of string settings */
+  gchar *texts[32];            /* each given setting's text, as given */
 } Options;
 
 static void
@@ -23,15 +28,126 @@ options_clear (Options *o)
   g_free (o->model);
   g_free (o->null_model);
   g_free (o->klass);
-  g_free (o->sampler);
-  g_free (o->variance);
-  g_free (o->respacing);
   g_free (o->noise);
   g_free (o->preset);
   g_free (o->out);
   g_free (o->out_npy);
   g_free (o->input);
   g_free (o->seed);
+  g_clear_pointer (&o->strings, g_ptr_array_unref);
+  for (gsize i = 0; i < G_N_ELEMENTS (o->texts); i++)
+    g_free (o->texts[i]);
+}
+
+/* The options' values against the table's ranges, quoting each value as
+ * it was typed ("--eta 10.0000001", not 10). */
+static gboolean
+check_given (const Options *o, GError **error)
+{
+  gint n;
+  const DiffuseSetting *table = diffuse_settings (&n);
+
+  for (gint i = 0; i < n; i++)
+    if ((o->given & (1u << i)) && !diffuse_setting_check (&table[i], &o->values, NULL))
+      {
+        g_autofree gchar *range = diffuse_setting_describe_range (&table[i]);
+        g_autofree gchar *shown = diffuse_text_escape (o->texts[i]);
+
+        g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                     "--%s %s is out of range %s%s%s", table[i].name, shown,
+                     range[0] == '(' ? "" : "(", range, range[0] == '(' ? "" : ")");
+        return FALSE;
+      }
+  return TRUE;
+}
+
+static gboolean
+given (const Options *o, const char *name)
+{
+  gint index;
+
+  return diffuse_setting_find (name, &index) != NULL
+         && (o->given & (1u << index)) != 0;
+}
+
+/* GOptionArgFunc for every table option: "--eta VALUE" or "-s VALUE". */
+static gboolean
+on_setting (const gchar *option_name, const gchar *value, gpointer data,
+            GError **error)
+{
+  Options *o = data;
+  gint n, i;
+  const DiffuseSetting *table = diffuse_settings (&n);
+  GError *local = NULL;
+
+  for (i = 0; i < n; i++)
+    if (option_name[1] == '-' ? strcmp (option_name + 2, table[i].name) == 0
+        : (option_name[1] == table[i].short_name && option_name[2] == '\0'))
+      break;
+  if (i == n)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                   "%s is not a setting", option_name);
+      return FALSE;
+    }
+  if (table[i].type == DIFFUSE_SETTING_STRING)
+    {
+      /* the params keep a pointer: keep a copy alive */
+      value = g_strdup (value);
+      g_ptr_array_add (o->strings, (gpointer) value);
+    }
+  if (!diffuse_setting_parse (&table[i], value, &o->values, &local))
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--%s",
+                   local->message);
+      g_error_free (local);
+      return FALSE;
+    }
+  o->given |= 1u << i;
+  g_free (o->texts[i]);
+  o->texts[i] = g_strdup (value);
+  return TRUE;
+}
+
+/* One GOptionEntry per table setting with DIFFUSE_SETTING_CLI (img2img's
+ * only for img2img); help with range and default from the table.  The
+ * descriptions are kept in keep (freed with it). */
+static void
+add_setting_entries (GArray *entries, gboolean img2img, GPtrArray *keep)
+{
+  gint n;
+  const DiffuseSetting *table = diffuse_settings (&n);
+  DiffuseSampleParams defaults;
+
+  diffuse_sample_params_init (&defaults);
+  for (gint i = 0; i < n; i++)
+    {
+      const DiffuseSetting *s = &table[i];
+      g_autofree gchar *range = diffuse_setting_describe_range (s);
+      g_autofree gchar *def = diffuse_setting_to_string (s, &defaults);
+      gchar *help;
+      GOptionEntry e = { 0 };
+
+      if (!(s->flags & DIFFUSE_SETTING_CLI)
+          || (!img2img && (s->flags & DIFFUSE_SETTING_IMG2IMG)))
+        continue;
+      if (s->type == DIFFUSE_SETTING_STRING)
+        help = g_strdup (s->help);
+      else
+        help = g_strdup_printf ("%s (%s%s); default %s%s", s->help,
+                                s->type == DIFFUSE_SETTING_ENUM ? "" : "range ",
+                                range, def,
+                                s->flags & DIFFUSE_SETTING_PRESET
+                                ? " unless a preset sets it" : "");
+      g_ptr_array_add (keep, help);
+      e.long_name = s->name;
+      e.short_name = s->short_name;
+      e.arg = G_OPTION_ARG_CALLBACK;
+      e.arg_data = (gpointer) on_setting;
+      e.description = help;
+      e.arg_description = s->metavar;
+      g_array_append_val (entries, e);
+    }
 }
 
 typedef struct
@@ -79,28 +195,27 @@ numbered_path (const char *path, gint index, gint count)
 static DiffusePreset *
 find_preset (const char *name, GError **error)
 {
-  g_auto (GStrv) dirs = NULL;
   g_autoptr (GPtrArray) all = NULL;
   g_autoptr (GString) names = NULL;
+  g_autofree gchar *shown = NULL;
 
   if (strchr (name, '/') != NULL || g_str_has_suffix (name, ".preset"))
     return diffuse_preset_load_file (name, error);
 
-  dirs = cli_preset_dirs ();
-  all = diffuse_presets_load_dirs ((const char *const *) dirs, error);
-  if (all == NULL)
-    return NULL;
+  all = cli_load_presets (NULL);
   names = g_string_new (NULL);
   for (guint i = 0; i < all->len; i++)
     {
       DiffusePreset *p = all->pdata[i];
+      g_autofree gchar *pname = diffuse_text_escape (p->name);
 
       if (g_ascii_strcasecmp (p->name, name) == 0)
         return g_steal_pointer (&all->pdata[i]);
-      g_string_append_printf (names, "%s%s", i ? ", " : "", p->name);
+      g_string_append_printf (names, "%s%s", i ? ", " : "", pname);
     }
+  shown = diffuse_text_escape (name);
   g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-               "no preset named '%s' (available: %s)", name,
+               "no preset named '%s' (available: %s)", shown,
                names->len ? names->str : "none");
   return NULL;
 }
@@ -216,13 +331,11 @@ run (Options *o, gboolean img2img)
   const DiffuseModelConfig *cfg;
   DiffuseSampleParams params;
   DiffuseSampleInfo info = { 0 };
-  DiffuseSamplerKind sampler = DIFFUSE_SAMPLER_DDIM;
-  DiffuseVarianceKind variance = DIFFUSE_VARIANCE_AUTO;
   Progress progress = { o->quiet, isatty (2) };
   guint64 seed;
   gint height = o->height == NOT_GIVEN ? 0 : o->height;
   gint width = o->width == NOT_GIVEN ? 0 : o->width;
-  gint count = o->count;
+  gint count = given (o, "count") ? o->values.count : NOT_GIVEN;
   gint64 shape[4];
   gsize image_floats;
   gint64 t0;
@@ -234,11 +347,6 @@ run (Options *o, gboolean img2img)
     return cli_usage ("--input is required");
   if (o->out == NULL && o->out_npy == NULL)
     return cli_usage ("--out (or --out-npy) is required");
-  if (o->sampler && !diffuse_sampler_kind_from_string (o->sampler, &sampler))
-    return cli_usage ("--sampler must be ddim or ddpm, not '%s'", o->sampler);
-  if (o->variance && !diffuse_variance_kind_from_string (o->variance, &variance))
-    return cli_usage ("--variance must be auto, learned, fixed-small or "
-                      "fixed-large, not '%s'", o->variance);
   if (o->seed != NULL)
     {
       if (!g_ascii_string_to_unsigned (o->seed, 10, 0, G_MAXUINT64, &seed, NULL))
@@ -251,8 +359,23 @@ run (Options *o, gboolean img2img)
       || (o->width != NOT_GIVEN && o->width < 1))
     return cli_failf ("--width and --height must be positive");
 
+  /* a preset first, explicit options over it; every setting checked
+   * against the table before any file is loaded */
+  if (!check_given (o, &error))
+    return cli_fail (error);
   if (o->preset != NULL && (preset = find_preset (o->preset, &error)) == NULL)
     return cli_fail (error);
+  diffuse_sample_params_init (&params);
+  if (preset != NULL)
+    diffuse_preset_apply (preset, &params);
+  if (!img2img)
+    params.strength = 1.0;
+  diffuse_settings_copy (o->given, &params, &o->values);
+  if (o->threads != NOT_GIVEN)
+    params.n_threads = o->threads;
+  if (!diffuse_settings_validate (&params, &error))
+    return cli_fail (error);
+
   model = diffuse_model_new_from_file (o->model, &error);
   if (model == NULL)
     return cli_fail (error);
@@ -261,28 +384,6 @@ run (Options *o, gboolean img2img)
       && (null_model = diffuse_model_new_from_file (o->null_model, &error)) == NULL)
     return cli_fail (error);
 
-  /* a preset first, explicit options over it */
-  diffuse_sample_params_init (&params);
-  if (preset != NULL)
-    diffuse_preset_apply (preset, &params);
-  if (!img2img)
-    params.strength = 1.0;
-  if (o->sampler)
-    params.sampler = sampler;
-  if (o->variance)
-    params.variance = variance;
-  if (o->steps != NOT_GIVEN)
-    params.steps = o->steps;
-  if (o->respacing)
-    params.respacing = o->respacing;
-  if (!isnan (o->eta))
-    params.eta = o->eta;
-  if (!isnan (o->guidance))
-    params.guidance = o->guidance;
-  if (!isnan (o->strength))
-    params.strength = o->strength;
-  if (o->threads != NOT_GIVEN)
-    params.n_threads = o->threads;
   params.seed = seed;
   params.null_model = null_model;
   if (o->klass != NULL
@@ -363,39 +464,27 @@ run (Options *o, gboolean img2img)
 int
 cli_sample (int argc, char **argv, gboolean img2img)
 {
-  Options o = { .steps = NOT_GIVEN, .count = NOT_GIVEN, .width = NOT_GIVEN,
-                .height = NOT_GIVEN, .threads = NOT_GIVEN, .eta = NAN,
-                .guidance = NAN, .strength = NAN };
-  GOptionEntry common[] = {
+  Options o = { .width = NOT_GIVEN, .height = NOT_GIVEN, .threads = NOT_GIVEN };
+  GOptionEntry first[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &o.model,
       "Model file (.safetensors)", "FILE" },
     { "class", 'c', 0, G_OPTION_ARG_STRING, &o.klass,
       "Class: an index or a name from 'diffuse info' (\"none\" = the null "
       "class); default: the null class", "C" },
-    { "steps", 's', 0, G_OPTION_ARG_INT, &o.steps,
-      "Reverse steps (respaced evenly over the model's T); default 50", "N" },
-    { "eta", 0, 0, G_OPTION_ARG_DOUBLE, &o.eta,
-      "DDIM eta: 0 deterministic, 1 as noisy as DDPM; default 0", "E" },
-    { "guidance", 'w', 0, G_OPTION_ARG_DOUBLE, &o.guidance,
-      "Classifier-free guidance w (eps = (1+w) eps(y) - w eps(null); the "
-      "'scale' s of other tools is 1 + w); default 0", "W" },
+  };
+  GOptionEntry img2img_entries[] = {
+    { "input", 'i', 0, G_OPTION_ARG_FILENAME, &o.input,
+      "Input PNG (converted to the model's channels) or .npy [C,H,W] in "
+      "[-1,1]; resized with bilinear filtering when --width/--height "
+      "differ", "FILE" },
+  };
+  GOptionEntry rest[] = {
     { "null-model", 0, 0, G_OPTION_ARG_FILENAME, &o.null_model,
       "Take eps(null) for guidance from this model (unconditional, or with a "
       "null class; same channels, T and noise schedule), for class models "
       "without a null class such as OpenAI's ImageNet ones", "FILE" },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &o.seed,
       "Random seed (0..2^64-1); default: a random one, printed", "N" },
-    { "sampler", 0, 0, G_OPTION_ARG_STRING, &o.sampler,
-      "ddim or ddpm; default ddim", "NAME" },
-    { "variance", 0, 0, G_OPTION_ARG_STRING, &o.variance,
-      "DDPM variance: auto, learned, fixed-small, fixed-large; default auto",
-      "KIND" },
-    { "respacing", 0, 0, G_OPTION_ARG_STRING, &o.respacing,
-      "guided-diffusion timestep_respacing (\"ddim25\", \"10,10,10\"); "
-      "overrides --steps", "STR" },
-    { "count", 'n', 0, G_OPTION_ARG_INT, &o.count,
-      "Images in one batch; with more than one, out.png becomes out-0.png, "
-      "out-1.png, ...; default 1", "K" },
     { "noise", 0, 0, G_OPTION_ARG_FILENAME, &o.noise,
       "Use this .npy [K,C,H,W] as x_T (img2img: as the forward noise) "
       "instead of seeded noise", "FILE" },
@@ -409,31 +498,32 @@ cli_sample (int argc, char **argv, gboolean img2img)
       "Apply a preset (see 'diffuse presets') or a .preset file first; "
       "explicit options override it", "NAME" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &o.out,
-      "Output PNG (the model's channels: grey, grey+alpha, RGB or RGBA)", "FILE" },
+      "Output PNG (the model's channels: grey, grey+alpha, RGB or RGBA); "
+      "with --count K > 1, out.png becomes out-0.png, out-1.png, ...", "FILE" },
     { "out-npy", 0, 0, G_OPTION_ARG_FILENAME, &o.out_npy,
       "Also write the float samples [K,C,H,W] in [-1,1] as .npy", "FILE" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &o.quiet,
       "No progress or messages, only errors", NULL },
-    { NULL }
   };
-  GOptionEntry img2img_entries[] = {
-    { "input", 'i', 0, G_OPTION_ARG_FILENAME, &o.input,
-      "Input PNG (converted to the model's channels) or .npy [C,H,W] in "
-      "[-1,1]; resized with bilinear filtering when --width/--height "
-      "differ", "FILE" },
-    { "strength", 0, 0, G_OPTION_ARG_DOUBLE, &o.strength,
-      "How far to noise the input, in (0, 1]: 1 ignores it; default 1 "
-      "unless a preset sets it", "S" },
-    { NULL }
-  };
+  g_autoptr (GArray) entries = g_array_new (TRUE, TRUE, sizeof (GOptionEntry));
+  g_autoptr (GPtrArray) keep = g_ptr_array_new_with_free_func (g_free);
+  GOptionGroup *group;
   g_autoptr (GOptionContext) context = g_option_context_new (
     img2img ? "- re-imagine an image with a diffusion model"
             : "- generate images with a diffusion model");
   int status;
 
+  o.strings = g_ptr_array_new_with_free_func (g_free);
+  diffuse_sample_params_init (&o.values);
   if (img2img)
-    g_option_context_add_main_entries (context, img2img_entries, NULL);
-  g_option_context_add_main_entries (context, common, NULL);
+    g_array_append_vals (entries, img2img_entries, G_N_ELEMENTS (img2img_entries));
+  g_array_append_vals (entries, first, G_N_ELEMENTS (first));
+  add_setting_entries (entries, img2img, keep);
+  g_array_append_vals (entries, rest, G_N_ELEMENTS (rest));
+  /* a main group whose callbacks get &o */
+  group = g_option_group_new ("main", "", "", &o, NULL);
+  g_option_group_add_entries (group, (GOptionEntry *) entries->data);
+  g_option_context_set_main_group (context, group);
   if (!cli_parse (context, &argc, &argv))
     status = CLI_EXIT_USAGE;
   else if (argc > 1)

@@ -21,8 +21,12 @@ int cli_usage (const char *format, ...) G_GNUC_PRINTF (1, 2);
 gboolean cli_parse (GOptionContext *context, int *argc, char ***argv);
 
 /* The preset directories searched, in override order (system, then the
- * user's $XDG_CONFIG_HOME/gimp-diffusion/presets). NULL-terminated. */
+ * user's, diffuse_presets_user_dir ()). NULL-terminated. */
 gchar **cli_preset_dirs (void);
+/* Every preset of those directories; a bad file is skipped with a
+ * "diffuse: warning: ..." line on stderr.  dirs_out (may be NULL) gets
+ * the directories. */
+GPtrArray *cli_load_presets (gchar ***dirs_out);
 
 /* Sets OpenBLAS's thread count (process-wide) when n > 0. */
 void cli_set_threads (gint n);

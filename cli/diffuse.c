@@ -96,9 +96,28 @@ cli_preset_dirs (void)
   gchar **dirs = g_new0 (gchar *, 3);
 
   dirs[0] = g_strdup (diffuse_presets_system_dir ());
-  dirs[1] = g_build_filename (g_get_user_config_dir (), "gimp-diffusion",
-                              "presets", NULL);
+  dirs[1] = diffuse_presets_user_dir ();
   return dirs;
+}
+
+GPtrArray *
+cli_load_presets (gchar ***dirs_out)
+{
+  g_auto (GStrv) dirs = cli_preset_dirs ();
+  g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
+  GPtrArray *presets =
+    diffuse_presets_load_dirs ((const char *const *) dirs, warnings);
+
+  for (guint i = 0; i < warnings->len; i++)
+    {
+      g_autofree gchar *line = g_strdup_printf ("warning: %s",
+                                                (char *) warnings->pdata[i]);
+
+      print_line (line);
+    }
+  if (dirs_out != NULL)
+    *dirs_out = g_steal_pointer (&dirs);
+  return presets;
 }
 
 void

@@ -69,6 +69,15 @@ const char *diffuse__safetensors_get_metadata (const DiffuseSafetensors *st,
  * at most max_depth deep, else a short reason. */
 const char *diffuse__json_check (const char *text, gsize n, gint max_depth);
 
+/* ---- settings-table.c ------------------------------------------------ */
+
+/* Check the settings whose flags include all of need
+ * and none of skip; fill the table's defaults into params. */
+gboolean diffuse__settings_check_flags (const DiffuseSampleParams *params,
+                                        DiffuseSettingFlags need,
+                                        DiffuseSettingFlags skip, GError **error);
+void diffuse__settings_init (DiffuseSampleParams *params);
+
 /* ---- schedule.c ------------------------------------------------------ */
 
 /* The schedule for DiffuseSampleParams.steps when no respacing string is

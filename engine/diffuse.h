@@ -263,10 +263,13 @@ typedef gboolean (*DiffuseDenoiseFunc) (gpointer user_data, gint batch,
 
 typedef struct
 {
+  /* The user's settings: their ranges and defaults are the settings
+   * table's (diffuse_settings (), below). */
   DiffuseSamplerKind sampler;    /* default DDIM */
-  gint steps;                    /* default 50; used when respacing is NULL */
+  gint steps;                    /* 1..4000 and ≤ T, default 50; used when
+                                    respacing is NULL */
   const char *respacing;         /* overrides steps: "ddim50", "10,10,10" */
-  double eta;                    /* DDIM η ≥ 0; default 0 */
+  double eta;                    /* DDIM η in 0..10; default 0 */
   DiffuseVarianceKind variance;  /* DDPM; default AUTO */
   double guidance;               /* w in ε̄ = (1+w)ε(x,y) − wε(x,∅); default 0.
                                     The "scale s" convention is s = 1 + w. */
@@ -281,12 +284,12 @@ typedef struct
    * unconditional model may be guided too (away from the other model). */
   const DiffuseModel *null_model;
   guint64 seed;                  /* default 0 */
-  gint count;                    /* images in one batch, default 1 */
+  gint count;                    /* images in one batch, 1..64, default 1 */
   gint height, width;            /* default 0 = the model's image_size */
   gboolean clip_denoised;        /* clip predicted x0 to [-1,1]; default TRUE */
   /* img2img: init_image [count,C,H,W] (NULL = plain generation) */
   const float *init_image;
-  double strength;               /* in (0, 1]; default 1 */
+  double strength;               /* in (0, 1]; default 0.5 */
   /* optional x_T [count,C,H,W] instead of seeded noise */
   const float *init_noise;
   /* Inpainting (inpaint.c): mask [H, W] in [0, 1], 1 = regenerate, the
@@ -316,6 +319,83 @@ typedef struct
   gint start_timestep;     /* original t the reverse process started from */
   gint start_index;        /* its index in the respaced schedule */
 } DiffuseSampleInfo;
+
+/* ------------------------------------------------------------------ */
+/* Sampling settings: one table (settings-table.c) declares each setting  */
+/* the user can choose (name, type, range, default, help, field); the    */
+/* engine's validation, preset files, the CLI's options and the plug-in's */
+/* arguments are all made from it.  Adding a setting = one table row.    */
+
+typedef enum
+{
+  DIFFUSE_SETTING_INT,     /* a gint field */
+  DIFFUSE_SETTING_DOUBLE,  /* a double field */
+  DIFFUSE_SETTING_ENUM,    /* an enum field; nicks[] name its values 0..n-1 */
+  DIFFUSE_SETTING_STRING   /* a const char * field the params do not own */
+} DiffuseSettingType;
+
+typedef enum
+{
+  DIFFUSE_SETTING_PRESET        = 1 << 0, /* preset files may set it */
+  DIFFUSE_SETTING_CLI           = 1 << 1, /* an option of diffuse sample/img2img */
+  DIFFUSE_SETTING_PLUGIN        = 1 << 2, /* a plug-in procedure argument */
+  DIFFUSE_SETTING_IMG2IMG       = 1 << 3, /* only used with an init image */
+  DIFFUSE_SETTING_MIN_EXCLUSIVE = 1 << 4, /* the range is (min, max] */
+  DIFFUSE_SETTING_LOOP          = 1 << 5  /* read by diffuse_sample_with too */
+} DiffuseSettingFlags;
+
+typedef struct
+{
+  const char *name;          /* preset key, CLI --NAME, plug-in argument */
+  DiffuseSettingType type;
+  DiffuseSettingFlags flags;
+  gsize offset;              /* offsetof (DiffuseSampleParams, field) */
+  double min, max;           /* INT, DOUBLE: the accepted range (finite) */
+  double default_value;      /* INT, DOUBLE, ENUM (the enum value) */
+  const char *const *nicks;  /* ENUM: value names, NULL-terminated */
+  const char *const *nick_labels; /* ENUM: one label per value ("DDIM") */
+  const char *const *nick_help; /* ENUM: one line per value */
+  const char *label;         /* short label with a GTK mnemonic, "S_teps" */
+  const char *help;          /* one line */
+  const char *metavar;       /* CLI argument name, "N" */
+  char short_name;           /* CLI short option, or 0 */
+} DiffuseSetting;
+
+/* One bit per table index: which settings a preset or a caller gives. */
+typedef guint32 DiffuseSettingsMask;
+
+/* The table and its length, in a fixed order (index = bit in a mask). */
+const DiffuseSetting *diffuse_settings (gint *n_settings);
+/* NULL when there is none; *index (may be NULL) gets its position. */
+const DiffuseSetting *diffuse_setting_find (const char *name, gint *index);
+/* Parses text ("0.5", "ddim") into the setting's field of params: the
+ * syntax, finiteness (nan, inf and overflow are refused) and whether it
+ * fits the field; the range is diffuse_setting_check's.  Errors
+ * (DIFFUSE_ERROR_INVALID) name the setting and quote text as given. */
+gboolean diffuse_setting_parse (const DiffuseSetting *setting, const char *text,
+                                DiffuseSampleParams *params, GError **error);
+/* The field's value against the setting's range. */
+gboolean diffuse_setting_check (const DiffuseSetting *setting,
+                                const DiffuseSampleParams *params, GError **error);
+/* The field's value as text that parses back to the same value
+ * (doubles: the shortest such form, "10.0000001"); NULL strings give NULL. */
+gchar   *diffuse_setting_to_string (const DiffuseSetting *setting,
+                                    const DiffuseSampleParams *params);
+/* "0..10", "(0, 1]", "ddim, ddpm" */
+gchar   *diffuse_setting_describe_range (const DiffuseSetting *setting);
+/* Copies the setting's field from src to dst. */
+void     diffuse_setting_copy (const DiffuseSetting *setting,
+                               DiffuseSampleParams *dst,
+                               const DiffuseSampleParams *src);
+/* Copies every setting whose bit is in mask. */
+void     diffuse_settings_copy (DiffuseSettingsMask mask, DiffuseSampleParams *dst,
+                                const DiffuseSampleParams *src);
+/* Every setting of the table against its range, without a model. */
+gboolean diffuse_settings_validate (const DiffuseSampleParams *params, GError **error);
+
+/* text with C0/C1 control characters, DEL and invalid UTF-8 written as
+ * \xNN escapes (and \ as \\): safe to print to a terminal. */
+gchar   *diffuse_text_escape (const char *text);
 
 void     diffuse_sample_params_init (DiffuseSampleParams *params);
 /* Check every field against the model; a clear GError for anything off. */
@@ -451,22 +531,36 @@ typedef struct
 {
   gchar *name;
   gchar *description;
-  /* which fields the preset sets */
-  gboolean has_sampler, has_steps, has_eta, has_guidance, has_strength, has_variance;
-  DiffuseSamplerKind sampler;
-  gint steps;
-  double eta, guidance, strength;
-  DiffuseVarianceKind variance;
+  DiffuseSettingsMask given;    /* which settings (table bits) it sets */
+  DiffuseSampleParams values;   /* their values (other fields: defaults) */
 } DiffusePreset;
 
-/* Load every *.preset file in dir (sorted by name); later dirs override
- * earlier ones with the same name. */
-GPtrArray *diffuse_presets_load_dirs (const char *const *dirs, GError **error);
+/* A new preset with nothing given (values = the defaults). */
+DiffusePreset *diffuse_preset_new (const char *name, const char *description);
+gboolean diffuse_preset_has (const DiffusePreset *preset, const char *setting);
+
+/* Presets are small: larger files are refused. */
+#define DIFFUSE_PRESET_MAX_BYTES (64 * 1024)
+
+/* Load every *.preset file in dirs (sorted by name); later dirs override
+ * earlier ones with the same name.  A missing folder is skipped; a file
+ * or folder that cannot be read or parsed is skipped with one message in
+ * warnings (of gchar *, may be NULL) naming it.  Never fails. */
+GPtrArray *diffuse_presets_load_dirs (const char *const *dirs, GPtrArray *warnings);
+/* Opens without blocking (a FIFO is refused), reads regular files of at
+ * most DIFFUSE_PRESET_MAX_BYTES; messages never quote a non-preset
+ * file's contents. */
 DiffusePreset *diffuse_preset_load_file (const char *path, GError **error);
+/* Written to a temporary file in the same folder and renamed into place;
+ * an existing target that is not a regular file is refused. */
 gboolean diffuse_preset_save_file (const DiffusePreset *preset, const char *path,
                                    GError **error);
 void     diffuse_preset_free (DiffusePreset *preset);
 void     diffuse_preset_apply (const DiffusePreset *preset, DiffuseSampleParams *params);
+/* The user's preset folder, shared by the CLI and the plug-in:
+ * $DIFFUSE_USER_PRESETS_DIR when set, else
+ * $XDG_CONFIG_HOME/gimp-diffusion/presets (~/.config/...). */
+gchar      *diffuse_presets_user_dir (void);
 /* The shipped preset directory (set at build time). */
 const char *diffuse_presets_system_dir (void);
 

@@ -28,10 +28,6 @@
  * set small. */
 void openblas_set_num_threads (int num_threads);
 
-#define MAX_COUNT 64
-#define MAX_GUIDANCE 100.0
-#define MAX_ETA 10.0
-
 static DiffuseSchedule *
 schedule_for (const DiffuseSampleParams *params, const DiffuseModelConfig *cfg,
               GError **error)
@@ -103,13 +99,13 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
   gint h = params->height > 0 ? params->height : cfg->image_size;
   gint w = params->width > 0 ? params->width : cfg->image_size;
 
-  if ((guint) params->sampler >= DIFFUSE_SAMPLER_COUNT)
-    return invalid (error, "unknown sampler %d", (int) params->sampler);
-  if ((guint) params->variance >= DIFFUSE_VARIANCE_COUNT)
-    return invalid (error, "unknown variance kind %d", (int) params->variance);
+  /* every setting of the table against its range (settings-table.c),
+   * then what depends on the model */
+  if (!diffuse_settings_validate (params, error))
+    return FALSE;
   if (params->respacing == NULL || params->respacing[0] == '\0')
     {
-      if (params->steps < 1 || params->steps > T)
+      if (params->steps > T)
         return invalid (error, "steps = %d is out of range: the model has "
                         "diffusion_steps = %d, so 1..%d", params->steps, T, T);
     }
@@ -120,23 +116,11 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
       if (s == NULL)
         return FALSE;
     }
-  if (!isfinite (params->eta) || params->eta < 0.0 || params->eta > MAX_ETA)
-    return invalid (error, "eta = %g is out of range (0..%g)", params->eta, MAX_ETA);
-  if (!isfinite (params->guidance) || params->guidance < 0.0
-      || params->guidance > MAX_GUIDANCE)
-    return invalid (error, "guidance = %g is out of range (0..%g; w = scale - 1)",
-                    params->guidance, MAX_GUIDANCE);
-  if (params->count < 1 || params->count > MAX_COUNT)
-    return invalid (error, "count = %d is out of range (1..%d)", params->count,
-                    MAX_COUNT);
   if (params->height < 0 || params->width < 0)
     return invalid (error, "size %d x %d (height x width) is negative; 0 means the "
                     "model's image_size", params->height, params->width);
   if (!diffuse_model_check_size (model, h, w, error))
     return FALSE;
-  if (!isfinite (params->strength) || params->strength <= 0.0 || params->strength > 1.0)
-    return invalid (error, "strength = %g is out of range: it must be in (0, 1]",
-                    params->strength);
   if (params->n_threads < 0)
     return invalid (error, "n_threads = %d is negative", params->n_threads);
   {

@@ -201,22 +201,12 @@ diffuse_sample_params_init (DiffuseSampleParams *params)
   g_return_if_fail (params != NULL);
 
   memset (params, 0, sizeof *params);
-  params->sampler = DIFFUSE_SAMPLER_DDIM;
-  params->steps = 50;
-  params->respacing = NULL;
-  params->eta = 0.0;
-  params->variance = DIFFUSE_VARIANCE_AUTO;
-  params->guidance = 0.0;
+  /* sampler, steps, respacing, eta, variance, guidance, count, strength */
+  diffuse__settings_init (params);
   params->class_label = -1;
-  params->null_model = NULL;
-  params->seed = 0;
-  params->count = 1;
   params->height = 0;
   params->width = 0;
   params->clip_denoised = TRUE;
-  params->init_image = NULL;
-  params->strength = 1.0;
-  params->init_noise = NULL;
   params->mask = NULL;
   params->resample_count = 1;
   params->resample_jump = 10;
@@ -230,31 +220,12 @@ check_params (const DiffuseSchedule *schedule, gboolean has_variance,
               const DiffuseSampleParams *params, DiffuseVarianceKind *variance,
               GError **error)
 {
-  if ((guint) params->sampler >= DIFFUSE_SAMPLER_COUNT)
-    {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "unknown sampler %d", (int) params->sampler);
-      return FALSE;
-    }
-  if ((guint) params->variance >= DIFFUSE_VARIANCE_COUNT)
-    {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "unknown variance kind %d", (int) params->variance);
-      return FALSE;
-    }
-  if (!isfinite (params->eta) || params->eta < 0.0 || params->eta > 10.0)
-    {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "eta = %g is out of range (0..10)", params->eta);
-      return FALSE;
-    }
-  if (params->init_image != NULL
-      && (!isfinite (params->strength) || params->strength <= 0.0 || params->strength > 1.0))
-    {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "strength = %g is out of range: it must be in (0, 1]", params->strength);
-      return FALSE;
-    }
+  /* the settings this loop reads, by the table (settings-table.c);
+   * strength only matters with an init image */
+  if (!diffuse__settings_check_flags (params, DIFFUSE_SETTING_LOOP,
+                                      params->init_image != NULL
+                                      ? 0 : DIFFUSE_SETTING_IMG2IMG, error))
+    return FALSE;
   if (diffuse_schedule_get_n_steps (schedule) < 1)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,

@@ -40,44 +40,57 @@ dp_set_i18n (GimpPlugIn *plug_in, const gchar *procedure_name,
   return FALSE;
 }
 
+/* A GimpChoice of an enum setting's names, with the table's help. */
 static GimpChoice *
-sampler_choice (void)
+setting_choice (const DiffuseSetting *st)
 {
   GimpChoice *choice = gimp_choice_new ();
   gint k;
 
-  for (k = 0; k < DIFFUSE_SAMPLER_COUNT; k++)
+  for (k = 0; st->nicks[k] != NULL; k++)
     {
-      const char *nick = diffuse_sampler_kind_to_string (k);
-      g_autofree gchar *label = g_ascii_strup (nick, -1);
-
-      gimp_choice_add (choice, nick, k, label,
-                       k == DIFFUSE_SAMPLER_DDIM
-                       ? "Deterministic for eta = 0; works with few steps"
-                       : "Ancestral sampling; needs more steps");
+      gimp_choice_add (choice, st->nicks[k], k, st->nick_labels[k], st->nick_help[k]);
     }
   return choice;
 }
 
-static GimpChoice *
-variance_choice (void)
+/* The settings table's arguments (args.c chooses which, with their
+ * ranges and defaults). */
+static void
+add_table_arguments (GimpProcedure *procedure, DpKind kind)
 {
-  static const char *const help[DIFFUSE_VARIANCE_COUNT] = {
-    "Learned when the model has it, else fixed-large",
-    "The model's learned variance",
-    "Posterior variance (beta tilde)",
-    "beta",
-  };
-  GimpChoice *choice = gimp_choice_new ();
-  gint k;
+  DpArgSpec specs[32];
+  gint n = dp_arg_specs (kind, specs, G_N_ELEMENTS (specs));
+  gint i;
 
-  for (k = 0; k < DIFFUSE_VARIANCE_COUNT; k++)
+  for (i = 0; i < n; i++)
     {
-      const char *nick = diffuse_variance_kind_to_string (k);
+      const DiffuseSetting *st = specs[i].setting;
 
-      gimp_choice_add (choice, nick, k, nick, help[k]);
+      switch (st->type)
+        {
+        case DIFFUSE_SETTING_INT:
+          gimp_procedure_add_int_argument (procedure, st->name, st->label, st->help,
+                                           (gint) specs[i].min, (gint) specs[i].max,
+                                           (gint) specs[i].default_value,
+                                           G_PARAM_READWRITE);
+          break;
+        case DIFFUSE_SETTING_DOUBLE:
+          gimp_procedure_add_double_argument (procedure, st->name, st->label, st->help,
+                                              specs[i].min, specs[i].max,
+                                              specs[i].default_value, G_PARAM_READWRITE);
+          break;
+        case DIFFUSE_SETTING_ENUM:
+          gimp_procedure_add_choice_argument (procedure, st->name, st->label, st->help,
+                                              setting_choice (st), specs[i].default_nick,
+                                              G_PARAM_READWRITE);
+          break;
+        case DIFFUSE_SETTING_STRING:
+          gimp_procedure_add_string_argument (procedure, st->name, st->label, st->help,
+                                              "", G_PARAM_READWRITE);
+          break;
+        }
     }
-  return choice;
 }
 
 static void
@@ -89,46 +102,21 @@ add_common_arguments (GimpProcedure *procedure, DpKind kind)
                                       "model found", "", G_PARAM_READWRITE);
   gimp_procedure_add_string_argument (procedure, "preset", "_Preset",
                                       "Name of a preset whose values override the "
-                                      "sampler, steps, eta, guidance, strength and "
-                                      "variance arguments; empty = none", "",
+                                      "sampling arguments it sets; empty = none", "",
                                       G_PARAM_READWRITE);
   gimp_procedure_add_string_argument (procedure, "class", "Cl_ass",
                                       "Class name or index; empty = the model's "
                                       "\"no label\" class when it has one, else 0 "
                                       "(the sweep: the first real class)",
                                       "", G_PARAM_READWRITE);
-  gimp_procedure_add_int_argument (procedure, "steps", "S_teps",
-                                   "Sampling steps", 1, 4000, 50, G_PARAM_READWRITE);
-  gimp_procedure_add_choice_argument (procedure, "sampler", "Sa_mpler",
-                                      "DDIM or DDPM", sampler_choice (), "ddim",
-                                      G_PARAM_READWRITE);
-  gimp_procedure_add_double_argument (procedure, "eta", "_Eta",
-                                      "DDIM eta: 0 = deterministic, 1 = as noisy as DDPM",
-                                      0.0, 10.0, 0.0, G_PARAM_READWRITE);
-  if (kind != DP_SWEEP)
-    gimp_procedure_add_double_argument (procedure, "guidance", "G_uidance",
-                                        "Classifier-free guidance w: "
-                                        "(1+w) eps(x,y) - w eps(x,none); 0 = none",
-                                        0.0, 100.0, 0.0, G_PARAM_READWRITE);
-  else
+  add_table_arguments (procedure, kind);
+  if (kind == DP_SWEEP)
     gimp_procedure_add_string_argument (procedure, "guidance-values", "G_uidance values",
                                         "Guidance values to compare, comma-separated",
                                         "0,1,2,4,8", G_PARAM_READWRITE);
-  gimp_procedure_add_choice_argument (procedure, "variance", "Var_iance",
-                                      "DDPM reverse-step variance", variance_choice (),
-                                      "auto", G_PARAM_READWRITE);
   gimp_procedure_add_int_argument (procedure, "seed", "See_d",
                                    "Random seed (the same seed gives the same image)",
                                    0, G_MAXINT, 0, G_PARAM_READWRITE);
-  if (kind == DP_GENERATE)
-    gimp_procedure_add_int_argument (procedure, "count", "Cou_nt",
-                                     "Number of variations, one layer each",
-                                     1, 16, 1, G_PARAM_READWRITE);
-  if (kind == DP_IMG2IMG)
-    gimp_procedure_add_double_argument (procedure, "strength", "Stre_ngth",
-                                        "How far to noise the layer before denoising: "
-                                        "small keeps it, 1 redraws it",
-                                        0.0, 1.0, 0.5, G_PARAM_READWRITE);
   if (kind != DP_SWEEP)
     gimp_procedure_add_choice_argument (procedure, "size-mode", "Si_ze",
                                         "When the area's size differs from the model's",

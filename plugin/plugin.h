@@ -12,6 +12,7 @@
 #include <libgimp/gimp.h>
 
 #include "diffuse.h"
+#include "args.h"
 #include "job.h"
 
 G_BEGIN_DECLS
@@ -24,27 +25,17 @@ G_BEGIN_DECLS
 /* Native runs may use up to this many times the model's own area. */
 #define DP_MAX_AREA_FACTOR 16.0
 
-typedef enum
-{
-  DP_GENERATE,
-  DP_IMG2IMG,
-  DP_SWEEP
-} DpKind;
-
 /* The procedure's arguments, as read from its config. */
 typedef struct
 {
   gchar *model;            /* path or model name; "" = first model found */
   gchar *preset;           /* preset name or "" */
   gchar *class_text;       /* class name or index; "" = default */
-  gint steps;
-  DiffuseSamplerKind sampler;
-  double eta;
-  double guidance;
-  DiffuseVarianceKind variance;
+  /* the settings table's arguments of this procedure (steps, sampler,
+   * eta, guidance, variance, count, strength: dp_arg_specs); the others
+   * keep their defaults */
+  DiffuseSampleParams values;
   gint seed;
-  gint count;              /* generate */
-  double strength;         /* img2img */
   gchar *size_mode;        /* "auto", "model", "layer" */
   gchar *guidance_values;  /* sweep: "0,1,2,4" */
 } DpSettings;
@@ -76,8 +67,12 @@ typedef struct
 void      dp_settings_read (DpSettings *s, DpKind kind, GimpProcedureConfig *config);
 void      dp_settings_clear (DpSettings *s);
 gboolean  dp_settings_apply_preset (DpSettings *s, DpKind kind, GError **error);
+void      dp_config_apply_preset (GimpProcedureConfig *config, DpKind kind,
+                                  const DiffusePreset *preset);
+void      dp_config_to_preset (GimpProcedureConfig *config, DpKind kind,
+                               DiffusePreset *preset);
 gchar   **dp_preset_dirs (void);
-gchar    *dp_user_preset_dir (void);
+GPtrArray *dp_presets_load (gchar **warning);
 DiffusePreset *dp_preset_find (GPtrArray *presets, const char *name);
 double   *dp_parse_guidance_values (const char *text, gint *n, GError **error);
 

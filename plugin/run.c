@@ -223,6 +223,16 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
   gint n_guidance = 1, label, run_h, run_w, channels;
   DpJob *job;
 
+  if (run->kind == DP_IMG2IMG && s->values.strength == 0.0)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "Strength 0 would leave the layer as it is: use a value above 0");
+      return NULL;
+    }
+  /* the table's arguments, checked by the table (GParamSpec lets nan
+   * and inf through) */
+  if (! dp_settings_validate (run->kind, &s->values, error))
+    return NULL;
   if (! dp_run_load_model (run, s->model, error))
     return NULL;
   cfg = diffuse_model_get_config (run->model);
@@ -232,12 +242,6 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
     return NULL;
   if (! resolve_class (run->model, run->kind, s->class_text, &label, error))
     return NULL;
-  if (run->kind == DP_IMG2IMG && s->strength <= 0.0)
-    {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "Strength 0 would leave the layer as it is: use a value above 0");
-      return NULL;
-    }
   if (run->kind == DP_SWEEP)
     {
       guidance = dp_parse_guidance_values (s->guidance_values, &n_guidance, error);
@@ -246,17 +250,15 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
     }
 
   diffuse_sample_params_init (&params);
-  params.sampler = s->sampler;
-  params.steps = s->steps;
-  params.eta = s->eta;
-  params.variance = s->variance;
-  params.guidance = guidance != NULL ? guidance[0] : s->guidance;
+  diffuse_settings_copy (dp_arg_mask (run->kind), &params, &s->values);
+  if (guidance != NULL)
+    params.guidance = guidance[0];
   params.class_label = label;
   params.seed = (guint64) s->seed;
-  params.count = run->kind == DP_GENERATE ? s->count : 1;
   params.height = run_h;
   params.width = run_w;
-  params.strength = run->kind == DP_IMG2IMG ? s->strength : 1.0;
+  if (run->kind != DP_IMG2IMG)
+    params.strength = 1.0;
 
   job = dp_job_new (run->model, &params, params.count, channels, run_h, run_w,
                     n_guidance, guidance);

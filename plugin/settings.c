@@ -1,41 +1,60 @@
 /* Procedure arguments -> DpSettings, presets and the guidance list. */
-#include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "plugin.h"
 
+/* The table's arguments of this procedure from config into values. */
+static void
+read_table_args (DpKind kind, GimpProcedureConfig *config,
+                 DiffuseSampleParams *values)
+{
+  DpArgSpec specs[32];
+  gint n = dp_arg_specs (kind, specs, G_N_ELEMENTS (specs));
+  gint i;
+
+  for (i = 0; i < n; i++)
+    {
+      const DiffuseSetting *st = specs[i].setting;
+      gpointer field = G_STRUCT_MEMBER_P (values, st->offset);
+
+      switch (st->type)
+        {
+        case DIFFUSE_SETTING_INT:
+          g_object_get (config, st->name, (gint *) field, NULL);
+          break;
+        case DIFFUSE_SETTING_DOUBLE:
+          g_object_get (config, st->name, (double *) field, NULL);
+          break;
+        case DIFFUSE_SETTING_ENUM:
+          {
+            g_autofree gchar *nick = NULL;
+
+            /* an unknown name keeps the default */
+            g_object_get (config, st->name, &nick, NULL);
+            if (nick != NULL)
+              diffuse_setting_parse (st, nick, values, NULL);
+          }
+          break;
+        case DIFFUSE_SETTING_STRING:
+          break;                /* none is a plug-in argument */
+        }
+    }
+}
+
 void
 dp_settings_read (DpSettings *s, DpKind kind, GimpProcedureConfig *config)
 {
-  gchar *sampler = NULL, *variance = NULL;
-
   memset (s, 0, sizeof *s);
   g_object_get (config,
                 "model", &s->model,
                 "preset", &s->preset,
                 "class", &s->class_text,
-                "steps", &s->steps,
-                "sampler", &sampler,
-                "eta", &s->eta,
-                "variance", &variance,
                 "seed", &s->seed,
                 NULL);
-  if (! diffuse_sampler_kind_from_string (sampler, &s->sampler))
-    s->sampler = DIFFUSE_SAMPLER_DDIM;
-  if (! diffuse_variance_kind_from_string (variance, &s->variance))
-    s->variance = DIFFUSE_VARIANCE_AUTO;
-  g_free (sampler);
-  g_free (variance);
-
-  s->count = 1;
-  s->strength = 1.0;
+  diffuse_sample_params_init (&s->values);
+  read_table_args (kind, config, &s->values);
   if (kind != DP_SWEEP)
-    g_object_get (config, "guidance", &s->guidance, "size-mode", &s->size_mode, NULL);
-  if (kind == DP_GENERATE)
-    g_object_get (config, "count", &s->count, NULL);
-  if (kind == DP_IMG2IMG)
-    g_object_get (config, "strength", &s->strength, NULL);
+    g_object_get (config, "size-mode", &s->size_mode, NULL);
   if (kind == DP_SWEEP)
     g_object_get (config, "guidance-values", &s->guidance_values, NULL);
   if (s->size_mode == NULL)
@@ -59,14 +78,17 @@ dp_settings_clear (DpSettings *s)
   memset (s, 0, sizeof *s);
 }
 
-gchar *
-dp_user_preset_dir (void)
+/* The plug-in's old user folder (before the CLI and the plug-in shared
+ * one): still read, so that presets saved there are not lost. */
+static gchar *
+legacy_user_dir (void)
 {
   return g_build_filename (gimp_directory (), "diffusion", "presets", NULL);
 }
 
-/* Shipped presets, those next to the plug-in binary, then the user's own
- * (later folders override earlier ones with the same name). */
+/* Shipped presets, those next to the plug-in binary, the old plug-in
+ * folder, then the user's own, shared with the CLI (later folders
+ * override earlier ones with the same name). */
 gchar **
 dp_preset_dirs (void)
 {
@@ -75,10 +97,28 @@ dp_preset_dirs (void)
 
   g_ptr_array_add (dirs, g_strdup (diffuse_presets_system_dir ()));
   g_ptr_array_add (dirs, g_build_filename (bindir, "presets", NULL));
-  g_ptr_array_add (dirs, dp_user_preset_dir ());
+  g_ptr_array_add (dirs, legacy_user_dir ());
+  g_ptr_array_add (dirs, diffuse_presets_user_dir ());
   g_ptr_array_add (dirs, NULL);
   g_free (bindir);
   return (gchar **) g_ptr_array_free (dirs, FALSE);
+}
+
+/* Every preset; *warning (may be NULL) gets the files skipped, one per
+ * line, or NULL when none was. */
+GPtrArray *
+dp_presets_load (gchar **warning)
+{
+  g_auto (GStrv) dirs = dp_preset_dirs ();
+  g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
+  GPtrArray *presets = diffuse_presets_load_dirs ((const char *const *) dirs, warnings);
+
+  if (warning != NULL)
+    {
+      g_ptr_array_add (warnings, NULL);
+      *warning = warnings->len > 1 ? g_strjoinv ("\n", (gchar **) warnings->pdata) : NULL;
+    }
+  return presets;
 }
 
 DiffusePreset *
@@ -100,38 +140,79 @@ dp_preset_find (GPtrArray *presets, const char *name)
 gboolean
 dp_settings_apply_preset (DpSettings *s, DpKind kind, GError **error)
 {
-  g_auto (GStrv) dirs = NULL;
   g_autoptr (GPtrArray) presets = NULL;
+  g_autofree gchar *warning = NULL;
   DiffusePreset *p;
 
   if (s->preset == NULL || s->preset[0] == '\0')
     return TRUE;
 
-  dirs = dp_preset_dirs ();
-  presets = diffuse_presets_load_dirs ((const char *const *) dirs, error);
-  if (presets == NULL)
-    return FALSE;
+  presets = dp_presets_load (&warning);
+  if (warning != NULL)
+    g_printerr ("%s\n", warning);
   p = dp_preset_find (presets, s->preset);
   if (p == NULL)
     {
+      g_auto (GStrv) dirs = dp_preset_dirs ();
+      g_autofree gchar *where = g_strjoinv (", ", dirs);
+      g_autofree gchar *name = diffuse_text_escape (s->preset);
+
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "No preset named '%s' (looked in %s, %s and %s)",
-                   s->preset, dirs[0], dirs[1], dirs[2]);
+                   "No preset named '%s' (looked in %s)", name, where);
       return FALSE;
     }
-  if (p->has_sampler)
-    s->sampler = p->sampler;
-  if (p->has_steps)
-    s->steps = p->steps;
-  if (p->has_eta)
-    s->eta = p->eta;
-  if (p->has_guidance && kind != DP_SWEEP)
-    s->guidance = p->guidance;
-  if (p->has_strength && kind == DP_IMG2IMG)
-    s->strength = p->strength;
-  if (p->has_variance)
-    s->variance = p->variance;
+  diffuse_settings_copy (p->given & dp_arg_mask (kind), &s->values, &p->values);
   return TRUE;
+}
+
+/* The dialog: a preset's settings into the procedure's config. */
+void
+dp_config_apply_preset (GimpProcedureConfig *config, DpKind kind,
+                        const DiffusePreset *preset)
+{
+  DpArgSpec specs[32];
+  gint n = dp_arg_specs (kind, specs, G_N_ELEMENTS (specs));
+  gint i;
+
+  g_object_freeze_notify (G_OBJECT (config));
+  for (i = 0; i < n; i++)
+    {
+      const DiffuseSetting *st = specs[i].setting;
+      gconstpointer field = G_STRUCT_MEMBER_P (&preset->values, st->offset);
+
+      if (! (preset->given & (1u << specs[i].index)))
+        continue;
+      switch (st->type)
+        {
+        case DIFFUSE_SETTING_INT:
+          g_object_set (config, st->name, *(const gint *) field, NULL);
+          break;
+        case DIFFUSE_SETTING_DOUBLE:
+          g_object_set (config, st->name, *(const double *) field, NULL);
+          break;
+        case DIFFUSE_SETTING_ENUM:
+          g_object_set (config, st->name, st->nicks[*(const gint *) field], NULL);
+          break;
+        case DIFFUSE_SETTING_STRING:
+          break;
+        }
+    }
+  g_object_thaw_notify (G_OBJECT (config));
+}
+
+/* "Save as...": every preset setting of this procedure from its config. */
+void
+dp_config_to_preset (GimpProcedureConfig *config, DpKind kind,
+                     DiffusePreset *preset)
+{
+  DpArgSpec specs[32];
+  gint n = dp_arg_specs (kind, specs, G_N_ELEMENTS (specs));
+  gint i;
+
+  read_table_args (kind, config, &preset->values);
+  for (i = 0; i < n; i++)
+    if (specs[i].setting->flags & DIFFUSE_SETTING_PRESET)
+      preset->given |= 1u << specs[i].index;
 }
 
 /* "0, 1.5, 3" -> { 0, 1.5, 3 } */
@@ -142,24 +223,29 @@ dp_parse_guidance_values (const char *text, gint *n, GError **error)
   GArray *values = g_array_new (FALSE, FALSE, sizeof (double));
   gint i;
 
+  const DiffuseSetting *w = diffuse_setting_find ("guidance", NULL);
+  g_autofree gchar *range = diffuse_setting_describe_range (w);
+
   for (i = 0; parts[i] != NULL; i++)
     {
-      char *end;
-      double v;
+      DiffuseSampleParams p;
 
       if (parts[i][0] == '\0')
         continue;
-      errno = 0;
-      v = g_ascii_strtod (parts[i], &end);
-      if (errno != 0 || *end != '\0' || v < 0.0 || v > 100.0)
+      /* each value is a guidance setting: the table parses and checks it */
+      diffuse_sample_params_init (&p);
+      if (! diffuse_setting_parse (w, parts[i], &p, NULL)
+          || ! diffuse_setting_check (w, &p, NULL))
         {
+          g_autofree gchar *shown = diffuse_text_escape (parts[i]);
+
           g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                       "Guidance values: '%s' is not a number in [0, 100] "
-                       "(expected a list like \"0,1,2,4\")", parts[i]);
+                       "Guidance values: '%s' is not a number in %s "
+                       "(expected a list like \"0,1,2,4\")", shown, range);
           g_array_free (values, TRUE);
           return NULL;
         }
-      g_array_append_val (values, v);
+      g_array_append_val (values, p.guidance);
     }
   if (values->len == 0 || values->len > 32)
     {

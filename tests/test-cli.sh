@@ -335,5 +335,73 @@ expect_error "img2img: strength 0" 1 img2img --model "$M" --input "$TMP/g-0.png"
 expect_error "img2img: strength 1.5" 1 img2img --model "$M" --input "$TMP/g-0.png" \
   --strength 1.5 --out "$TMP/x.png"
 
+# ---- settings: non-finite and out-of-range values (issues 9, 10) --------
+err_has () {
+  if grep -q -- "$2" "$TMP/err"; then pass "$1"; else
+    fail "$1: stderr lacks '$2': $(cat "$TMP/err")"; fi
+}
+for opt in eta guidance; do
+  for v in nan inf -inf 1e999; do
+    expect_error "--$opt $v refused" 2 sample --model "$M" --$opt $v --out "$TMP/x.png" \
+      && err_has "--$opt $v: message names the setting" "$opt: '$v' is not a finite number"
+  done
+done
+expect_error "img2img --strength nan refused (not 'not given')" 2 img2img --model "$M" \
+  --input "$TMP/g-0.png" --strength nan --out "$TMP/x.png" \
+  && err_has "--strength nan: names it" "strength: 'nan' is not a finite number"
+expect_error "--eta 10.0000001: out of range" 1 sample --model "$M" --eta 10.0000001 \
+  --out "$TMP/x.png" && err_has "--eta 10.0000001 quoted as given" "eta 10.0000001 is out of range (0..10)"
+expect_error "--eta 1e39: out of range" 1 sample --model "$M" --eta 1e39 \
+  --out "$TMP/x.png" && err_has "--eta 1e39 quoted as given" "eta 1e39 is out of range"
+expect_error "--count 65" 1 sample --model "$M" --count 65 --out "$TMP/x.png"
+expect_error "--steps 4001" 1 sample --model "$M" --steps 4001 --out "$TMP/x.png"
+if run "sample --help lists the table's ranges" 0 sample --help; then
+  contains "--help: eta range" "--eta=E .*(range 0..10); default 0"
+  contains "--help: count range" "--count=K .*(range 1..64); default 1"
+fi
+if run "img2img --help: strength range" 0 img2img --help; then
+  contains "--help: strength range" "--strength=S .*(range (0, 1\]); default 0.5"
+fi
+
+# ---- the user's preset folder: hostile entries are skipped (issue 10) ----
+UP=$XDG_CONFIG_HOME/gimp-diffusion/presets
+mkdir -p "$UP"
+mkfifo "$UP/fifo.preset"
+mkdir "$UP/folder.preset"
+ln -s loop.preset "$UP/loop.preset"
+printf 'garbage\0\377\n' >"$UP/garbage.preset"
+printf '[preset]\nsteps=2\n' >"$UP/$(printf 'esc\033[31m').preset"
+printf '[preset]\nname=mine\nsteps=3\n' >"$UP/mine.preset"
+if timeout 20 "$DIFFUSE" presets >"$TMP/out" 2>"$TMP/err"; then
+  pass "presets with a FIFO, a folder, a loop and garbage in the user folder (no hang)"
+  contains "user preset listed" "^mine .*steps=3"
+  contains "shipped presets still listed" "^draft "
+  for f in fifo folder loop garbage; do
+    err_has "warning names $f.preset" "warning: skipping .*$f.preset"
+  done
+  err_has "control characters escaped in the warning" 'esc\\x1b\[31m.preset'
+  if grep -q $'\033' "$TMP/err" "$TMP/out"; then fail "raw escape printed"; else
+    pass "no raw escape character printed"; fi
+else
+  fail "presets with hostile user files: exit $?"; sed 's/^/    /' "$TMP/err"
+fi
+run "--preset draft with bad user files" 0 sample --model "$M" --preset draft \
+  --steps 1 --seed 1 --quiet --out "$TMP/p.png"
+run "--preset mine from the user folder" 0 sample --model "$M" --preset mine --seed 1 \
+  --out "$TMP/p.png" \
+  && if grep -q '^step 3/3$' "$TMP/err"; then pass "the user's preset applies"; else
+       fail "the user's preset did not apply"; fi
+rm -rf "$UP"
+printf 'root:$6$secretHASH$:19000:0:99999:7:::\n' >"$TMP/shadow"
+expect_error "--preset on a non-preset file" 1 sample --model "$M" --preset "$TMP/shadow" \
+  --out "$TMP/x.png"
+if grep -q "secretHASH" "$TMP/err"; then fail "the file's contents were echoed"; else
+  pass "--preset FILE does not echo the file's contents"; fi
+DIFFUSE_USER_PRESETS_DIR=$TMP/elsewhere
+mkdir -p "$DIFFUSE_USER_PRESETS_DIR"
+printf '[preset]\nname=other\nsteps=4\n' >"$DIFFUSE_USER_PRESETS_DIR/other.preset"
+DIFFUSE_USER_PRESETS_DIR=$DIFFUSE_USER_PRESETS_DIR run "DIFFUSE_USER_PRESETS_DIR" 0 presets \
+  && contains "DIFFUSE_USER_PRESETS_DIR is the user folder" "^other .*steps=4"
+
 echo "$checks checks, $failures failed"
 [ "$failures" -eq 0 ]

@@ -4,7 +4,12 @@
 #include <math.h>
 #include <string.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <glib/gstdio.h>
+
+#define HAS(p, key) diffuse_preset_has ((p), #key)
 
 static gchar *
 source_presets_dir (void)
@@ -40,11 +45,11 @@ test_shipped (void)
 {
   g_autofree gchar *dir = source_presets_dir ();
   const char *dirs[] = { dir, NULL };
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GPtrArray) presets = diffuse_presets_load_dirs (dirs, &error);
+  g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GPtrArray) presets = diffuse_presets_load_dirs (dirs, warnings);
   const DiffusePreset *p;
 
-  g_assert_no_error (error);
+  g_assert_cmpuint (warnings->len, ==, 0);
   g_assert_cmpuint (presets->len, ==, 7);
   for (guint i = 1; i < presets->len; i++)
     g_assert_cmpstr (((DiffusePreset *) presets->pdata[i - 1])->name, <,
@@ -53,54 +58,69 @@ test_shipped (void)
     g_assert_cmpstr (((DiffusePreset *) presets->pdata[i])->description, !=, "");
 
   p = find (presets, "draft");
-  g_assert_true (p->has_sampler && p->sampler == DIFFUSE_SAMPLER_DDIM);
-  g_assert_true (p->has_steps && p->steps == 10);
-  g_assert_false (p->has_strength);
+  g_assert_true (HAS (p, sampler) && p->values.sampler == DIFFUSE_SAMPLER_DDIM);
+  g_assert_true (HAS (p, steps) && p->values.steps == 10);
+  g_assert_false (HAS (p, strength));
 
   p = find (presets, "balanced");
-  g_assert_true (p->has_sampler && p->sampler == DIFFUSE_SAMPLER_DDIM);
-  g_assert_true (p->has_steps && p->steps == 50);
-  g_assert_true (p->has_guidance);
-  g_assert_cmpfloat (p->guidance, ==, 1.0);
+  g_assert_true (HAS (p, sampler) && p->values.sampler == DIFFUSE_SAMPLER_DDIM);
+  g_assert_true (HAS (p, steps) && p->values.steps == 50);
+  g_assert_true (HAS (p, guidance));
+  g_assert_cmpfloat (p->values.guidance, ==, 1.0);
 
   p = find (presets, "faithful-to-class");
-  g_assert_true (p->has_steps && p->steps == 50);
-  g_assert_true (p->has_guidance);
-  g_assert_cmpfloat (p->guidance, ==, 4.0);
+  g_assert_true (HAS (p, steps) && p->values.steps == 50);
+  g_assert_true (HAS (p, guidance));
+  g_assert_cmpfloat (p->values.guidance, ==, 4.0);
 
   p = find (presets, "diverse");
-  g_assert_true (p->has_sampler && p->sampler == DIFFUSE_SAMPLER_DDIM);
-  g_assert_true (p->has_eta && p->has_guidance);
-  g_assert_cmpfloat (p->eta, ==, 1.0);
-  g_assert_cmpfloat (p->guidance, ==, 0.0);
+  g_assert_true (HAS (p, sampler) && p->values.sampler == DIFFUSE_SAMPLER_DDIM);
+  g_assert_true (HAS (p, eta) && HAS (p, guidance));
+  g_assert_cmpfloat (p->values.eta, ==, 1.0);
+  g_assert_cmpfloat (p->values.guidance, ==, 0.0);
 
   p = find (presets, "ddpm-quality");
-  g_assert_true (p->has_sampler && p->sampler == DIFFUSE_SAMPLER_DDPM);
-  g_assert_true (p->has_steps && p->steps == 100);
-  g_assert_true (p->has_variance && p->variance == DIFFUSE_VARIANCE_LEARNED);
+  g_assert_true (HAS (p, sampler) && p->values.sampler == DIFFUSE_SAMPLER_DDPM);
+  g_assert_true (HAS (p, steps) && p->values.steps == 100);
+  g_assert_true (HAS (p, variance) && p->values.variance == DIFFUSE_VARIANCE_LEARNED);
 
   p = find (presets, "img2img-light");
-  g_assert_true (p->has_strength);
-  g_assert_cmpfloat (p->strength, ==, 0.3);
-  g_assert_false (p->has_steps || p->has_sampler || p->has_guidance);
+  g_assert_true (HAS (p, strength));
+  g_assert_cmpfloat (p->values.strength, ==, 0.3);
+  g_assert_false (HAS (p, steps) || HAS (p, sampler) || HAS (p, guidance));
 
   p = find (presets, "img2img-strong");
-  g_assert_true (p->has_strength);
-  g_assert_cmpfloat (p->strength, ==, 0.7);
+  g_assert_true (HAS (p, strength));
+  g_assert_cmpfloat (p->values.strength, ==, 0.7);
+}
+
+/* A preset with the named settings given, values from text. */
+static DiffusePreset *
+make (const char *name, const char *const *kv)
+{
+  DiffusePreset *p = diffuse_preset_new (name, NULL);
+
+  for (; kv[0] != NULL; kv += 2)
+    {
+      gint index;
+      const DiffuseSetting *s = diffuse_setting_find (kv[0], &index);
+
+      g_assert_nonnull (s);
+      g_assert_true (diffuse_setting_parse (s, kv[1], &p->values, NULL));
+      p->given |= 1u << index;
+    }
+  return p;
 }
 
 /* Only the fields a preset has change. */
 static void
 test_apply (void)
 {
-  DiffusePreset partial = { .name = (gchar *) "p", .has_guidance = TRUE,
-                            .guidance = 2.5, .has_strength = TRUE,
-                            .strength = 0.4 };
-  DiffusePreset full = { .name = (gchar *) "f", .has_sampler = TRUE,
-                         .sampler = DIFFUSE_SAMPLER_DDPM, .has_steps = TRUE,
-                         .steps = 77, .has_eta = TRUE, .eta = 0.5,
-                         .has_variance = TRUE,
-                         .variance = DIFFUSE_VARIANCE_FIXED_SMALL };
+  static const char *const partial_kv[] = { "guidance", "2.5", "strength", "0.4", NULL };
+  static const char *const full_kv[] = { "sampler", "ddpm", "steps", "77", "eta", "0.5",
+                                         "variance", "fixed-small", NULL };
+  g_autoptr (DiffusePreset) partial = make ("p", partial_kv);
+  g_autoptr (DiffusePreset) full = make ("f", full_kv);
   DiffuseSampleParams params;
 
   memset (&params, 0, sizeof params);
@@ -112,7 +132,7 @@ test_apply (void)
   params.strength = 1.0;
   params.seed = 99;
 
-  diffuse_preset_apply (&partial, &params);
+  diffuse_preset_apply (partial, &params);
   g_assert_cmpint (params.sampler, ==, DIFFUSE_SAMPLER_DDIM);
   g_assert_cmpint (params.steps, ==, 13);
   g_assert_cmpfloat (params.eta, ==, 0.25);
@@ -120,7 +140,7 @@ test_apply (void)
   g_assert_cmpfloat (params.guidance, ==, 2.5);
   g_assert_cmpfloat (params.strength, ==, 0.4);
 
-  diffuse_preset_apply (&full, &params);
+  diffuse_preset_apply (full, &params);
   g_assert_cmpint (params.sampler, ==, DIFFUSE_SAMPLER_DDPM);
   g_assert_cmpint (params.steps, ==, 77);
   g_assert_cmpfloat (params.eta, ==, 0.5);
@@ -133,70 +153,79 @@ test_apply (void)
 static void
 assert_presets_equal (const DiffusePreset *a, const DiffusePreset *b)
 {
+  gint n;
+  const DiffuseSetting *table = diffuse_settings (&n);
+
   g_assert_cmpstr (a->name, ==, b->name);
   g_assert_cmpstr (a->description ? a->description : "", ==,
                    b->description ? b->description : "");
-  g_assert_cmpint (a->has_sampler, ==, b->has_sampler);
-  g_assert_cmpint (a->has_steps, ==, b->has_steps);
-  g_assert_cmpint (a->has_eta, ==, b->has_eta);
-  g_assert_cmpint (a->has_guidance, ==, b->has_guidance);
-  g_assert_cmpint (a->has_strength, ==, b->has_strength);
-  g_assert_cmpint (a->has_variance, ==, b->has_variance);
-  if (a->has_sampler)
-    g_assert_cmpint (a->sampler, ==, b->sampler);
-  if (a->has_steps)
-    g_assert_cmpint (a->steps, ==, b->steps);
-  /* exact: the file holds %.17g */
-  if (a->has_eta)
-    g_assert_cmpfloat (a->eta, ==, b->eta);
-  if (a->has_guidance)
-    g_assert_cmpfloat (a->guidance, ==, b->guidance);
-  if (a->has_strength)
-    g_assert_cmpfloat (a->strength, ==, b->strength);
-  if (a->has_variance)
-    g_assert_cmpint (a->variance, ==, b->variance);
+  g_assert_cmphex (a->given, ==, b->given);
+  for (gint i = 0; i < n; i++)
+    if (a->given & (1u << i))
+      {
+        g_autofree gchar *va = diffuse_setting_to_string (&table[i], &a->values);
+        g_autofree gchar *vb = diffuse_setting_to_string (&table[i], &b->values);
+
+        /* exact: the shortest text that reads back is unique */
+        g_assert_cmpstr (va, ==, vb);
+      }
 }
 
-/* A user's preset survives save + load, for every subset of the fields. */
+/* A user's preset survives save + load, for every subset of the preset
+ * settings of the table. */
 static void
 test_save_round_trip (void)
 {
   g_autofree gchar *dir = g_dir_make_tmp ("diffuse-presets-XXXXXX", NULL);
   g_autofree gchar *path = g_build_filename (dir, "mine.preset", NULL);
+  gint n;
+  const DiffuseSetting *table = diffuse_settings (&n);
+  DiffuseSettingsMask preset_bits = 0;
+
+  for (gint i = 0; i < n; i++)
+    if (table[i].flags & DIFFUSE_SETTING_PRESET)
+      preset_bits |= 1u << i;
 
   for (guint mask = 0; mask < 64; mask++)
     {
-      DiffusePreset p = { 0 };
+      g_autoptr (DiffusePreset) p = diffuse_preset_new ("my own = settings; #1", NULL);
       g_autoptr (DiffusePreset) back = NULL;
       g_autoptr (GError) error = NULL;
+      guint bit = 0;
 
-      p.name = (gchar *) "my own = settings; #1";
-      p.description = (gchar *) (mask & 1 ? "Description with\nnewline, ü and \\" : "");
-      p.has_sampler = (mask & 1) != 0;
-      p.sampler = mask & 2 ? DIFFUSE_SAMPLER_DDPM : DIFFUSE_SAMPLER_DDIM;
-      p.has_steps = (mask & 2) != 0;
-      p.steps = 1 + mask * 7;
-      p.has_eta = (mask & 4) != 0;
-      p.eta = 0.1 * mask + 1e-13;
-      p.has_guidance = (mask & 8) != 0;
-      p.guidance = 1.0 / 3.0 + mask;
-      p.has_strength = (mask & 16) != 0;
-      p.strength = 0.3 + 0.01 * (mask % 50);
-      p.has_variance = (mask & 32) != 0;
-      p.variance = (DiffuseVarianceKind) (mask % DIFFUSE_VARIANCE_COUNT);
+      g_free (p->description);
+      p->description = g_strdup (mask & 1 ? "Description with\nnewline, ü and \\" : "");
+      /* the k-th preset setting is given when bit k of mask is set */
+      for (gint i = 0; i < n; i++)
+        if (preset_bits & (1u << i))
+          {
+            if (mask & (1u << bit))
+              p->given |= 1u << i;
+            bit++;
+          }
+      p->values.sampler = mask & 2 ? DIFFUSE_SAMPLER_DDPM : DIFFUSE_SAMPLER_DDIM;
+      p->values.steps = 1 + mask * 7;
+      p->values.eta = 0.1 * (mask % 64) + 1e-13;
+      p->values.guidance = 1.0 / 3.0 + mask;
+      p->values.strength = 0.3 + 0.01 * (mask % 50);
+      p->values.variance = (DiffuseVarianceKind) (mask % DIFFUSE_VARIANCE_COUNT);
 
-      g_assert_true (diffuse_preset_save_file (&p, path, &error));
+      g_assert_true (diffuse_preset_save_file (p, path, &error));
       g_assert_no_error (error);
       back = diffuse_preset_load_file (path, &error);
       g_assert_no_error (error);
-      assert_presets_equal (&p, back);
+      assert_presets_equal (p, back);
     }
 
   {
-    DiffusePreset nameless = { 0 };
+    g_autoptr (DiffusePreset) nameless = diffuse_preset_new (NULL, NULL);
+    g_autoptr (DiffusePreset) escape = diffuse_preset_new ("a\033[31mred", NULL);
     g_autoptr (GError) error = NULL;
 
-    g_assert_false (diffuse_preset_save_file (&nameless, path, &error));
+    g_assert_false (diffuse_preset_save_file (nameless, path, &error));
+    g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
+    g_clear_error (&error);
+    g_assert_false (diffuse_preset_save_file (escape, path, &error));
     g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
   }
   g_unlink (path);
@@ -214,7 +243,7 @@ test_override (void)
   g_autofree gchar *b = g_build_filename (user, "unnamed.preset", NULL);
   g_autofree gchar *c = g_build_filename (user, "ignored.txt", NULL);
   const char *dirs[] = { "/nonexistent/presets", system, user, NULL };
-  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GPtrArray) presets = NULL;
   const DiffusePreset *p;
 
@@ -222,15 +251,15 @@ test_override (void)
   write_file (b, "# comment\n[preset]\nguidance=3\ndescription[de]=Beschreibung\n");
   write_file (c, "not a preset");
 
-  presets = diffuse_presets_load_dirs (dirs, &error);
-  g_assert_no_error (error);
+  presets = diffuse_presets_load_dirs (dirs, warnings);
+  g_assert_cmpuint (warnings->len, ==, 0);
   g_assert_cmpuint (presets->len, ==, 8);
   p = find (presets, "draft");
-  g_assert_true (p->has_steps && p->steps == 20);
-  g_assert_false (p->has_sampler);
+  g_assert_true (HAS (p, steps) && p->values.steps == 20);
+  g_assert_false (HAS (p, sampler));
   p = find (presets, "unnamed");
-  g_assert_true (p->has_guidance);
-  g_assert_cmpfloat (p->guidance, ==, 3.0);
+  g_assert_true (HAS (p, guidance));
+  g_assert_cmpfloat (p->values.guidance, ==, 3.0);
 
   g_unlink (a);
   g_unlink (b);
@@ -253,6 +282,13 @@ test_bad_files (void)
     { "[preset]\nsteps=ten\n", "steps" },
     { "[preset]\nsteps=-5\n", "steps" },
     { "[preset]\nsteps=1000001\n", "steps" },
+    { "[preset]\nsteps=4001\n", "steps" },
+    { "[preset]\ncount=2\n", "count" },
+    { "[preset]\neta=10.0000001\n", "eta = 10.0000001 is out of range (0..10)" },
+    { "[preset]\neta=1e999\n", "not a finite number" },
+    { "[preset]\nguidance=-0.5\n", "guidance" },
+    { "[preset]\nguidance=100.5\n", "guidance" },
+    { "[preset]\nname=bad\x1b[2Jname\n", "control characters" },
     { "[preset]\neta=-1\n", "eta" },
     { "[preset]\neta=abc\n", "eta" },
     { "[preset]\nguidance=nan\n", "guidance" },
@@ -283,10 +319,21 @@ test_bad_files (void)
       g_assert_nonnull (strstr (error->message, cases[i].word));
       g_clear_error (&error);
 
-      /* one bad file makes the whole directory load fail, naming it */
-      all = diffuse_presets_load_dirs (dirs, &error);
-      g_assert_null (all);
-      g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT);
+      /* one bad file is skipped with a warning naming it; the folder's
+       * good files still load */
+      {
+        g_autofree gchar *good = g_build_filename (dir, "good.preset", NULL);
+        g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
+
+        write_file (good, "[preset]\nsteps=7\n");
+        all = diffuse_presets_load_dirs (dirs, warnings);
+        g_assert_cmpuint (all->len, ==, 1);
+        g_assert_cmpstr (((DiffusePreset *) all->pdata[0])->name, ==, "good");
+        g_assert_cmpuint (warnings->len, ==, 1);
+        g_assert_nonnull (strstr (warnings->pdata[0], path));
+        g_ptr_array_unref (all);
+        g_unlink (good);
+      }
     }
   g_unlink (path);
 
@@ -297,6 +344,122 @@ test_bad_files (void)
     g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO);
   }
   g_rmdir (dir);
+}
+
+/* Hostile entries in a preset folder: each is refused on its own without
+ * hanging or reading without bound, and skipped with a warning naming it
+ * when the folder is loaded (issue 10). */
+static void
+test_hostile_files (void)
+{
+  g_autofree gchar *dir = g_dir_make_tmp ("diffuse-presets-XXXXXX", NULL);
+  g_autofree gchar *fifo = g_build_filename (dir, "fifo.preset", NULL);
+  g_autofree gchar *big = g_build_filename (dir, "big.preset", NULL);
+  g_autofree gchar *folder = g_build_filename (dir, "folder.preset", NULL);
+  g_autofree gchar *loop = g_build_filename (dir, "loop.preset", NULL);
+  g_autofree gchar *shadow = g_build_filename (dir, "shadow.preset", NULL);
+  g_autofree gchar *good = g_build_filename (dir, "good.preset", NULL);
+  const char *bad[] = { fifo, big, folder, loop, shadow };
+  const char *dirs[] = { dir, NULL };
+  g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GPtrArray) all = NULL;
+  GString *huge = g_string_new ("[preset]\n");
+
+  g_assert_cmpint (mkfifo (fifo, 0600), ==, 0);
+  while (huge->len <= DIFFUSE_PRESET_MAX_BYTES)
+    g_string_append (huge, "# padding padding padding padding padding\n");
+  write_file (big, huge->str);
+  g_string_free (huge, TRUE);
+  g_assert_cmpint (g_mkdir (folder, 0700), ==, 0);
+  g_assert_cmpint (symlink ("loop.preset", loop), ==, 0);
+  write_file (shadow, "root:$6$secretHASH$xyz:19000:0:99999:7:::\n");
+  write_file (good, "[preset]\nsteps=7\n");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (GError) error = NULL;
+
+      g_assert_null (diffuse_preset_load_file (bad[i], &error));
+      g_assert_nonnull (error);
+      g_test_message ("%s", error->message);
+      g_assert_nonnull (strstr (error->message, bad[i]));
+      g_assert_null (strstr (error->message, "secretHASH"));
+      g_assert_null (strstr (error->message, "root:"));
+    }
+
+  all = diffuse_presets_load_dirs (dirs, warnings);
+  g_assert_cmpuint (all->len, ==, 1);
+  g_assert_cmpuint (warnings->len, ==, G_N_ELEMENTS (bad));
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      gboolean named = FALSE;
+
+      for (guint j = 0; j < warnings->len; j++)
+        named |= strstr (warnings->pdata[j], bad[i]) != NULL;
+      g_assert_true (named);
+    }
+
+  /* saving over a FIFO or a folder is refused; over a file it replaces it
+   * through a temporary file (nothing else left in the folder) */
+  {
+    g_autoptr (DiffusePreset) p = diffuse_preset_new ("mine", NULL);
+    g_autoptr (GError) error = NULL;
+    g_autoptr (GDir) d = NULL;
+    const char *entry;
+    guint n_entries = 0;
+
+    g_assert_false (diffuse_preset_save_file (p, fifo, &error));
+    g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO);
+    g_clear_error (&error);
+    g_assert_false (diffuse_preset_save_file (p, folder, &error));
+    g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO);
+    g_clear_error (&error);
+    g_assert_true (diffuse_preset_save_file (p, good, &error));
+    g_assert_no_error (error);
+    d = g_dir_open (dir, 0, NULL);
+    while ((entry = g_dir_read_name (d)) != NULL)
+      n_entries++;
+    g_assert_cmpuint (n_entries, ==, 6);
+  }
+
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    if (bad[i] == folder)
+      g_rmdir (bad[i]);
+    else
+      g_unlink (bad[i]);
+  g_unlink (good);
+  g_rmdir (dir);
+}
+
+/* Names with control characters are refused; escaping for printing. */
+static void
+test_escape (void)
+{
+  g_autofree gchar *a = diffuse_text_escape ("plain ü");
+  g_autofree gchar *b = diffuse_text_escape ("a\033[2Jb\\c\x7f\xc2\x9b\xff");
+
+  g_assert_cmpstr (a, ==, "plain ü");
+  g_assert_cmpstr (b, ==, "a\\x1b[2Jb\\\\c\\x7f\\x9b\\xff");
+}
+
+/* The user's folder: DIFFUSE_USER_PRESETS_DIR, else
+ * $XDG_CONFIG_HOME/gimp-diffusion/presets. */
+static void
+test_user_dir (void)
+{
+  g_autofree gchar *saved = g_strdup (g_getenv ("DIFFUSE_USER_PRESETS_DIR"));
+  g_autofree gchar *dir = NULL, *want = NULL;
+
+  g_setenv ("DIFFUSE_USER_PRESETS_DIR", "/some/presets", TRUE);
+  dir = diffuse_presets_user_dir ();
+  g_assert_cmpstr (dir, ==, "/some/presets");
+  g_clear_pointer (&dir, g_free);
+  g_unsetenv ("DIFFUSE_USER_PRESETS_DIR");
+  dir = diffuse_presets_user_dir ();
+  want = g_build_filename (g_get_user_config_dir (), "gimp-diffusion", "presets", NULL);
+  g_assert_cmpstr (dir, ==, want);
+  if (saved != NULL)
+    g_setenv ("DIFFUSE_USER_PRESETS_DIR", saved, TRUE);
 }
 
 /* The environment variable wins; without it the directory exists (the
@@ -332,5 +495,8 @@ main (int argc, char **argv)
   g_test_add_func ("/presets/override", test_override);
   g_test_add_func ("/presets/bad-files", test_bad_files);
   g_test_add_func ("/presets/system-dir", test_system_dir);
+  g_test_add_func ("/presets/hostile-files", test_hostile_files);
+  g_test_add_func ("/presets/escape", test_escape);
+  g_test_add_func ("/presets/user-dir", test_user_dir);
   return g_test_run ();
 }

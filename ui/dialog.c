@@ -253,33 +253,28 @@ model_file_set (GtkFileChooserButton *button, Dialog *d)
 
 /* ---- presets ----------------------------------------------------------- */
 
-static const char *const preset_props[] = {
-  "steps", "sampler", "eta", "guidance", "strength", "variance",
-};
-
+/* Whether a config property is a setting a preset can set (the table's). */
 static gboolean
-has_prop (Dialog *d, const char *name)
+is_preset_setting (const char *name)
 {
-  return g_object_class_find_property (G_OBJECT_GET_CLASS (d->config), name) != NULL;
+  const DiffuseSetting *st = diffuse_setting_find (name, NULL);
+
+  return st != NULL && (st->flags & DIFFUSE_SETTING_PRESET);
 }
 
 static void
 fill_preset_combo (Dialog *d, const char *select)
 {
   GtkComboBoxText *combo = GTK_COMBO_BOX_TEXT (d->preset_combo);
-  g_auto (GStrv) dirs = dp_preset_dirs ();
   g_autofree gchar *current = NULL;
-  GError *error = NULL;
+  g_autofree gchar *warning = NULL;
   guint i;
 
   g_clear_pointer (&d->presets, g_ptr_array_unref);
-  d->presets = diffuse_presets_load_dirs ((const char *const *) dirs, &error);
-  if (d->presets == NULL)
-    {
-      set_status (d, error->message, TRUE);
-      g_clear_error (&error);
-      d->presets = g_ptr_array_new ();
-    }
+  /* a bad file is skipped; say which */
+  d->presets = dp_presets_load (&warning);
+  if (warning != NULL)
+    set_status (d, warning, TRUE);
 
   if (select != NULL)
     current = g_strdup (select);
@@ -314,22 +309,7 @@ preset_changed (GtkComboBox *combo, Dialog *d)
   d->applying = TRUE;
   g_object_set (d->config, "preset", id, NULL);
   if (p != NULL)
-    {
-      g_object_freeze_notify (G_OBJECT (d->config));
-      if (p->has_sampler)
-        g_object_set (d->config, "sampler", diffuse_sampler_kind_to_string (p->sampler), NULL);
-      if (p->has_steps)
-        g_object_set (d->config, "steps", p->steps, NULL);
-      if (p->has_eta)
-        g_object_set (d->config, "eta", p->eta, NULL);
-      if (p->has_guidance && has_prop (d, "guidance"))
-        g_object_set (d->config, "guidance", p->guidance, NULL);
-      if (p->has_strength && has_prop (d, "strength"))
-        g_object_set (d->config, "strength", p->strength, NULL);
-      if (p->has_variance)
-        g_object_set (d->config, "variance", diffuse_variance_kind_to_string (p->variance), NULL);
-      g_object_thaw_notify (G_OBJECT (d->config));
-    }
+    dp_config_apply_preset (d->config, d->run->kind, p);
   d->applying = FALSE;
 }
 
@@ -337,8 +317,6 @@ preset_changed (GtkComboBox *combo, Dialog *d)
 static void
 config_notify (GObject *config, GParamSpec *pspec, Dialog *d)
 {
-  gsize i;
-
   if (g_strcmp0 (pspec->name, "size-mode") == 0)
     {
       update_size_label (d);
@@ -368,15 +346,13 @@ config_notify (GObject *config, GParamSpec *pspec, Dialog *d)
       fill_preset_combo (d, NULL);
       return;
     }
-  for (i = 0; i < G_N_ELEMENTS (preset_props); i++)
-    if (g_strcmp0 (pspec->name, preset_props[i]) == 0)
-      {
-        d->applying = TRUE;
-        g_object_set (d->config, "preset", "", NULL);
-        gtk_combo_box_set_active_id (GTK_COMBO_BOX (d->preset_combo), "");
-        d->applying = FALSE;
-        return;
-      }
+  if (is_preset_setting (pspec->name))
+    {
+      d->applying = TRUE;
+      g_object_set (d->config, "preset", "", NULL);
+      gtk_combo_box_set_active_id (GTK_COMBO_BOX (d->preset_combo), "");
+      d->applying = FALSE;
+    }
 }
 
 /* Keep a name usable as a file name. */
@@ -422,32 +398,19 @@ save_preset_clicked (GtkButton *button, Dialog *d)
       && gtk_entry_get_text (GTK_ENTRY (name_entry))[0] != '\0')
     {
       g_autofree gchar *file = preset_file_name (gtk_entry_get_text (GTK_ENTRY (name_entry)));
-      g_autofree gchar *dir = dp_user_preset_dir ();
+      g_autofree gchar *dir = diffuse_presets_user_dir ();
       g_autofree gchar *base = g_strconcat (file, ".preset", NULL);
       g_autofree gchar *path = g_build_filename (dir, base, NULL);
-      g_autofree gchar *sampler = NULL, *variance = NULL;
-      DiffusePreset p = { 0 };
+      g_autoptr (DiffusePreset) p =
+        diffuse_preset_new (file, gtk_entry_get_text (GTK_ENTRY (desc_entry)));
       GError *error = NULL;
 
-      p.name = (gchar *) file;
-      p.description = (gchar *) gtk_entry_get_text (GTK_ENTRY (desc_entry));
-      g_object_get (d->config, "steps", &p.steps, "eta", &p.eta,
-                    "sampler", &sampler, "variance", &variance, NULL);
-      p.has_steps = p.has_eta = TRUE;
-      p.has_sampler = diffuse_sampler_kind_from_string (sampler, &p.sampler);
-      p.has_variance = diffuse_variance_kind_from_string (variance, &p.variance);
-      if (has_prop (d, "guidance"))
-        {
-          g_object_get (d->config, "guidance", &p.guidance, NULL);
-          p.has_guidance = TRUE;
-        }
-      if (has_prop (d, "strength"))
-        {
-          g_object_get (d->config, "strength", &p.strength, NULL);
-          p.has_strength = TRUE;
-        }
+      /* every preset setting this procedure has (the table's) */
+      dp_config_to_preset (d->config, d->run->kind, p);
+      /* written atomically (a temporary file renamed into place) into the
+       * folder the CLI reads too */
       if (g_mkdir_with_parents (dir, 0755) != 0
-          || ! diffuse_preset_save_file (&p, path, &error))
+          || ! diffuse_preset_save_file (p, path, &error))
         {
           set_status (d, error != NULL ? error->message : "Could not create the preset folder",
                       TRUE);
@@ -685,27 +648,29 @@ build (Dialog *d)
   gtk_label_set_mnemonic_widget (GTK_LABEL (gtk_grid_get_child_at (GTK_GRID (grid), 0, 4)),
                                  d->preset_combo);
 
-  /* the generated widgets for the numeric arguments */
-  switch (d->run->kind)
-    {
-    case DP_GENERATE:
-      d->params_box = gimp_procedure_dialog_fill_box (d->dialog, "dp-params",
-                                                      "steps", "sampler", "eta", "guidance",
-                                                      "variance", "seed", "count",
-                                                      "size-mode", NULL);
-      break;
-    case DP_IMG2IMG:
-      d->params_box = gimp_procedure_dialog_fill_box (d->dialog, "dp-params",
-                                                      "strength", "steps", "sampler", "eta",
-                                                      "guidance", "variance", "seed",
-                                                      "size-mode", NULL);
-      break;
-    case DP_SWEEP:
-      d->params_box = gimp_procedure_dialog_fill_box (d->dialog, "dp-params",
-                                                      "guidance-values", "steps", "sampler",
-                                                      "eta", "variance", "seed", NULL);
-      break;
-    }
+  /* the generated widgets for the numeric arguments: the table's (the
+   * img2img-only ones and the sweep's list first), then the seed */
+  {
+    DpArgSpec specs[32];
+    gint n = dp_arg_specs (d->run->kind, specs, G_N_ELEMENTS (specs));
+    GList *names = NULL;
+    gint i;
+
+    if (d->run->kind == DP_SWEEP)
+      names = g_list_append (names, (gpointer) "guidance-values");
+    for (i = 0; i < n; i++)
+      if (specs[i].setting->flags & DIFFUSE_SETTING_IMG2IMG)
+        names = g_list_append (names, (gpointer) specs[i].setting->name);
+    for (i = 0; i < n; i++)
+      if (! (specs[i].setting->flags & DIFFUSE_SETTING_IMG2IMG))
+        names = g_list_append (names, (gpointer) specs[i].setting->name);
+    names = g_list_append (names, (gpointer) "seed");
+    if (d->run->kind != DP_SWEEP)
+      names = g_list_append (names, (gpointer) "size-mode");
+    d->params_box = gimp_procedure_dialog_fill_box_list (d->dialog, "dp-params",
+                                                        names);
+    g_list_free (names);
+  }
   gtk_box_pack_start (GTK_BOX (left), d->params_box, FALSE, FALSE, 0);
   button = gtk_button_new_with_mnemonic ("Pic_k a random seed");
   g_signal_connect (button, "clicked", G_CALLBACK (random_seed_clicked), d);

@@ -150,11 +150,17 @@ if S=$(wait_window "^Save Preset$"); then
   xdotool windowfocus --sync "$S" 2>/dev/null
   xdotool type --window "$S" --delay 30 "my look"
   key "$S" Return
-  P=$GIMP3_DIRECTORY/diffusion/presets/my-look.preset
+  # the folder shared with the CLI: $XDG_CONFIG_HOME/gimp-diffusion/presets
+  P=$HOME/.config/gimp-diffusion/presets/my-look.preset
   if wait_file "$P" 20 && grep -q "^steps=50" "$P" && grep -q "^guidance=1" "$P"; then
     pass "Save as... wrote the user preset ($(tr '\n' ' ' <"$P"))"
   else
     fail "Save as... did not write $P"
+  fi
+  if "$BUILD/cli/diffuse" presets 2>&1 | grep -q "^my-look .*steps=50"; then
+    pass "diffuse presets lists the preset saved in GIMP"
+  else
+    fail "diffuse presets does not list my-look: $("$BUILD/cli/diffuse" presets 2>&1)"
   fi
 else
   fail "the Save Preset dialog did not open"

@@ -25,7 +25,7 @@ fail () { FAIL=$((FAIL + 1)); say "FAIL: $*"; }
 if [ ! -f "$BUILD/build.ninja" ]; then
   meson setup "$BUILD" "$SRC" -Dplugin=enabled >/dev/null || { say "FAIL: meson setup"; exit 1; }
 fi
-ninja -C "$BUILD" plugin/gimp-diffusion plugin/diffuse-gimp-ref plugin/diffuse-png-check \
+ninja -C "$BUILD" plugin/gimp-diffusion plugin/diffuse-gimp-ref plugin/diffuse-png-check cli/diffuse \
   >"$T.build.log" 2>&1 || { cat "$T.build.log"; say "FAIL: build"; exit 1; }
 REF=$BUILD/plugin/diffuse-gimp-ref
 CHECK=$BUILD/plugin/diffuse-png-check
@@ -33,6 +33,12 @@ CHECK=$BUILD/plugin/diffuse-png-check
 rm -rf "$T"
 mkdir -p "$PROFILE/plug-ins/gimp-diffusion" "$IN" "$OUT"
 install -m 755 "$BUILD/plugin/gimp-diffusion" "$PROFILE/plug-ins/gimp-diffusion/"
+# the user's preset folder, shared by the CLI and the plug-in
+# ($XDG_CONFIG_HOME/gimp-diffusion/presets; the variable overrides it)
+export DIFFUSE_USER_PRESETS_DIR=$T/user-presets
+mkdir -p "$DIFFUSE_USER_PRESETS_DIR"
+printf '[preset]\nname=cli-made\nsampler=ddim\nsteps=10\neta=0\n' \
+  >"$DIFFUSE_USER_PRESETS_DIR/cli-made.preset"
 
 # ---- inputs ---------------------------------------------------------------
 magick -size 16x16 gradient:'#d03020-#2040c0' -rotate 30 -gravity center -extent 16x16 \
@@ -116,6 +122,8 @@ same "40x24 layer, size-mode model: 26x16 sample scaled = engine" "$OUT/gen-scal
 
 ref_model grey-cond "$R/gen-preset.png" --class square --steps 10 --seed 4 --sampler ddim --eta 0
 same "preset draft overrides steps/eta/sampler" "$OUT/gen-preset.png" "$R/gen-preset.png" 1 1
+same "a preset from the folder the CLI uses (cli-made) applies" "$OUT/gen-userpreset.png" \
+  "$R/gen-preset.png" 1 1
 
 # ---- img2img ----------------------------------------------------------------
 ref_model rgb-uncond "$R/i2i-rgb.png" --init "$IN/in-rgb.png" --strength 0.5 --steps 10 --seed 3

@@ -1,0 +1,484 @@
+/* The sampling settings table: every setting a user chooses, declared
+ * once.  Validation (sample.c, sampler.c), presets (presets.c), the CLI's
+ * options (cli/cli-sample.c) and the plug-in's arguments (plugin/args.c)
+ * are all made from this table.
+ *
+ * Ranges (one per setting; docs/settings.md lists them):
+ *   sampler    ddim | ddpm                      default ddim
+ *   steps      1..4000, and at most the model's diffusion_steps T
+ *                                               default 50
+ *   respacing  guided-diffusion timestep_respacing, checked against T
+ *   eta        0..10                            default 0
+ *   variance   auto | learned | fixed-small | fixed-large   default auto
+ *   guidance   0..100 (w; the "scale" s = 1 + w) default 0
+ *   strength   (0, 1]                           default 0.5 (img2img only)
+ *   count      1..64                            default 1
+ * 4000 is the largest T of guided-diffusion's models; 64 images are one
+ * batch in memory.  Values are doubles in the engine: nan, inf and text
+ * that overflows a double are refused by diffuse_setting_parse, and
+ * non-finite values by diffuse_setting_check.
+ */
+#include "diffuse-private.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+G_STATIC_ASSERT (sizeof (DiffuseSamplerKind) == sizeof (gint));
+G_STATIC_ASSERT (sizeof (DiffuseVarianceKind) == sizeof (gint));
+
+static const char *const sampler_nicks[] = { "ddim", "ddpm", NULL };
+static const char *const sampler_labels[] = { "DDIM", "DDPM" };
+static const char *const sampler_help[] = {
+  "Deterministic for eta = 0; works with few steps",
+  "Ancestral sampling; needs more steps",
+};
+static const char *const variance_nicks[] = {
+  "auto", "learned", "fixed-small", "fixed-large", NULL
+};
+static const char *const variance_help[] = {
+  "Learned when the model has it, else fixed-large",
+  "The model's learned variance",
+  "Posterior variance (beta tilde)",
+  "beta",
+};
+
+G_STATIC_ASSERT (G_N_ELEMENTS (sampler_nicks) == DIFFUSE_SAMPLER_COUNT + 1);
+G_STATIC_ASSERT (G_N_ELEMENTS (variance_nicks) == DIFFUSE_VARIANCE_COUNT + 1);
+
+#define FIELD(f) offsetof (DiffuseSampleParams, f)
+#define ALL (DIFFUSE_SETTING_PRESET | DIFFUSE_SETTING_CLI | DIFFUSE_SETTING_PLUGIN)
+
+/* Adding a setting: a field in DiffuseSampleParams and a row here; the
+ * CLI option, the preset key and the plug-in argument follow from the
+ * flags.  Rows keep their order (a row's index is its bit in masks). */
+static const DiffuseSetting settings[] = {
+  { .name = "steps", .type = DIFFUSE_SETTING_INT, .flags = ALL,
+    .offset = FIELD (steps), .min = 1, .max = 4000, .default_value = 50,
+    .label = "S_teps", .metavar = "N", .short_name = 's',
+    .help = "Reverse steps, spread evenly over the model's T (at most T)" },
+  { .name = "sampler", .type = DIFFUSE_SETTING_ENUM,
+    .flags = ALL | DIFFUSE_SETTING_LOOP, .offset = FIELD (sampler),
+    .min = 0, .max = DIFFUSE_SAMPLER_COUNT - 1, .default_value = DIFFUSE_SAMPLER_DDIM,
+    .nicks = sampler_nicks, .nick_labels = sampler_labels, .nick_help = sampler_help,
+    .label = "Sa_mpler", .metavar = "NAME", .help = "DDIM or DDPM" },
+  { .name = "eta", .type = DIFFUSE_SETTING_DOUBLE,
+    .flags = ALL | DIFFUSE_SETTING_LOOP, .offset = FIELD (eta),
+    .min = 0, .max = 10, .default_value = 0, .label = "_Eta", .metavar = "E",
+    .help = "DDIM eta: 0 = deterministic, 1 = as noisy as DDPM" },
+  { .name = "guidance", .type = DIFFUSE_SETTING_DOUBLE, .flags = ALL,
+    .offset = FIELD (guidance), .min = 0, .max = 100, .default_value = 0,
+    .label = "G_uidance", .metavar = "W", .short_name = 'w',
+    .help = "Classifier-free guidance w: (1+w) eps(x,y) - w eps(x,none); "
+            "0 = none; the 'scale' s of other tools is 1 + w" },
+  { .name = "variance", .type = DIFFUSE_SETTING_ENUM,
+    .flags = ALL | DIFFUSE_SETTING_LOOP, .offset = FIELD (variance),
+    .min = 0, .max = DIFFUSE_VARIANCE_COUNT - 1, .default_value = DIFFUSE_VARIANCE_AUTO,
+    .nicks = variance_nicks, .nick_labels = variance_nicks, .nick_help = variance_help,
+    .label = "Var_iance", .metavar = "KIND", .help = "DDPM reverse-step variance" },
+  { .name = "count", .type = DIFFUSE_SETTING_INT,
+    .flags = DIFFUSE_SETTING_CLI | DIFFUSE_SETTING_PLUGIN, .offset = FIELD (count),
+    .min = 1, .max = 64, .default_value = 1,
+    .label = "Cou_nt", .metavar = "K", .short_name = 'n',
+    .help = "Images in one batch (variations, one layer each)" },
+  { .name = "strength", .type = DIFFUSE_SETTING_DOUBLE,
+    .flags = ALL | DIFFUSE_SETTING_IMG2IMG | DIFFUSE_SETTING_MIN_EXCLUSIVE
+             | DIFFUSE_SETTING_LOOP,
+    .offset = FIELD (strength), .min = 0, .max = 1, .default_value = 0.5,
+    .label = "Stre_ngth", .metavar = "S",
+    .help = "How far to noise the input before denoising: small keeps it, "
+            "1 redraws it" },
+  { .name = "respacing", .type = DIFFUSE_SETTING_STRING,
+    .flags = DIFFUSE_SETTING_CLI, .offset = FIELD (respacing),
+    .label = "_Respacing", .metavar = "STR",
+    .help = "guided-diffusion timestep_respacing (\"ddim25\", \"10,10,10\"); "
+            "overrides steps" },
+};
+
+G_STATIC_ASSERT (G_N_ELEMENTS (settings) <= 8 * sizeof (DiffuseSettingsMask));
+
+const DiffuseSetting *
+diffuse_settings (gint *n_settings)
+{
+  if (n_settings != NULL)
+    *n_settings = G_N_ELEMENTS (settings);
+  return settings;
+}
+
+const DiffuseSetting *
+diffuse_setting_find (const char *name, gint *index)
+{
+  for (gsize i = 0; name != NULL && i < G_N_ELEMENTS (settings); i++)
+    if (strcmp (settings[i].name, name) == 0)
+      {
+        if (index != NULL)
+          *index = (gint) i;
+        return &settings[i];
+      }
+  return NULL;
+}
+
+/* ---- fields ----------------------------------------------------------- */
+
+static gint *
+int_field (const DiffuseSetting *s, DiffuseSampleParams *p)
+{
+  return (gint *) ((char *) p + s->offset);
+}
+
+static double *
+double_field (const DiffuseSetting *s, DiffuseSampleParams *p)
+{
+  return (double *) ((char *) p + s->offset);
+}
+
+static const char **
+string_field (const DiffuseSetting *s, DiffuseSampleParams *p)
+{
+  return (const char **) ((char *) p + s->offset);
+}
+
+/* the const accessors */
+#define INT_OF(s, p) (*int_field ((s), (DiffuseSampleParams *) (p)))
+#define DOUBLE_OF(s, p) (*double_field ((s), (DiffuseSampleParams *) (p)))
+#define STRING_OF(s, p) (*string_field ((s), (DiffuseSampleParams *) (p)))
+
+static gint
+n_nicks (const DiffuseSetting *s)
+{
+  gint n = 0;
+
+  while (s->nicks[n] != NULL)
+    n++;
+  return n;
+}
+
+/* ---- text --------------------------------------------------------------- */
+
+/* The shortest %.Ng (N = 1..17) that reads back as v, '.' as the decimal
+ * point whatever the locale. */
+static gchar *
+format_double (double v)
+{
+  gchar buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+  if (!isfinite (v))
+    return g_strdup (isnan (v) ? "nan" : v > 0 ? "inf" : "-inf");
+  if (v == floor (v) && fabs (v) < 1e15)
+    return g_strdup_printf ("%.0f", v);   /* 4000, not 4e+03 */
+  for (int digits = 1; digits <= 17; digits++)
+    {
+      gchar format[8];
+
+      snprintf (format, sizeof format, "%%.%dg", digits);
+      g_ascii_formatd (buf, sizeof buf, format, v);
+      if (g_ascii_strtod (buf, NULL) == v)
+        break;
+    }
+  return g_strdup (buf);
+}
+
+gchar *
+diffuse_text_escape (const char *text)
+{
+  GString *out = g_string_new (NULL);
+  const char *p = text != NULL ? text : "";
+  const char *end = p + strlen (p);
+
+  while (p < end)
+    {
+      gunichar c = g_utf8_get_char_validated (p, end - p);
+
+      if (c == (gunichar) -1 || c == (gunichar) -2)
+        {
+          g_string_append_printf (out, "\\x%02x", (guchar) *p);
+          p++;
+          continue;
+        }
+      if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0))
+        g_string_append_printf (out, "\\x%02x", (guint) c);
+      else if (c == '\\')
+        g_string_append (out, "\\\\");
+      else
+        g_string_append_len (out, p, g_utf8_next_char (p) - p);
+      p = g_utf8_next_char (p);
+    }
+  return g_string_free (out, FALSE);
+}
+
+gchar *
+diffuse_setting_to_string (const DiffuseSetting *s, const DiffuseSampleParams *p)
+{
+  g_return_val_if_fail (s != NULL && p != NULL, NULL);
+
+  switch (s->type)
+    {
+    case DIFFUSE_SETTING_INT:
+      return g_strdup_printf ("%d", INT_OF (s, p));
+    case DIFFUSE_SETTING_DOUBLE:
+      return format_double (DOUBLE_OF (s, p));
+    case DIFFUSE_SETTING_ENUM:
+      {
+        gint v = INT_OF (s, p);
+
+        if (v >= 0 && v < n_nicks (s))
+          return g_strdup (s->nicks[v]);
+        return g_strdup_printf ("%d", v);
+      }
+    case DIFFUSE_SETTING_STRING:
+      return g_strdup (STRING_OF (s, p));
+    }
+  g_return_val_if_reached (NULL);
+}
+
+gchar *
+diffuse_setting_describe_range (const DiffuseSetting *s)
+{
+  g_autofree gchar *lo = NULL, *hi = NULL;
+
+  g_return_val_if_fail (s != NULL, NULL);
+  switch (s->type)
+    {
+    case DIFFUSE_SETTING_INT:
+    case DIFFUSE_SETTING_DOUBLE:
+      lo = format_double (s->min);
+      hi = format_double (s->max);
+      if (s->flags & DIFFUSE_SETTING_MIN_EXCLUSIVE)
+        return g_strdup_printf ("(%s, %s]", lo, hi);
+      return g_strdup_printf ("%s..%s", lo, hi);
+    case DIFFUSE_SETTING_ENUM:
+      return g_strjoinv (", ", (gchar **) s->nicks);
+    case DIFFUSE_SETTING_STRING:
+      return g_strdup ("text");
+    }
+  g_return_val_if_reached (NULL);
+}
+
+/* ---- parse and check ----------------------------------------------------- */
+
+static gboolean
+fail_text (GError **error, const DiffuseSetting *s, const char *text,
+           const char *what)
+{
+  g_autofree gchar *shown = diffuse_text_escape (text);
+
+  g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID, "%s: '%s' is %s",
+               s->name, shown, what);
+  return FALSE;
+}
+
+static gboolean
+fail_range (GError **error, const DiffuseSetting *s, const char *shown)
+{
+  g_autofree gchar *range = diffuse_setting_describe_range (s);
+
+  /* "(0..10)"; an interval with an open end shows as itself: "(0, 1]" */
+  if (range[0] == '(')
+    g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                 "%s = %s is out of range %s", s->name, shown, range);
+  else
+    g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                 "%s = %s is out of range (%s)", s->name, shown, range);
+  return FALSE;
+}
+
+static gboolean
+in_range (const DiffuseSetting *s, double v)
+{
+  if (!isfinite (v) || v > s->max)
+    return FALSE;
+  if (s->flags & DIFFUSE_SETTING_MIN_EXCLUSIVE)
+    return v > s->min;
+  return v >= s->min;
+}
+
+gboolean
+diffuse_setting_parse (const DiffuseSetting *s, const char *text,
+                       DiffuseSampleParams *p, GError **error)
+{
+  g_autofree gchar *t = NULL;
+
+  g_return_val_if_fail (s != NULL && p != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (text == NULL)
+    return fail_text (error, s, "", "missing");
+  if (s->type == DIFFUSE_SETTING_STRING)
+    {
+      *string_field (s, p) = text;
+      return TRUE;
+    }
+  t = g_strstrip (g_strdup (text));
+  switch (s->type)
+    {
+    case DIFFUSE_SETTING_INT:
+      {
+        gint64 v;
+
+        if (!g_ascii_string_to_signed (t, 10, G_MININT64, G_MAXINT64, &v, NULL))
+          return fail_text (error, s, text, "not an integer");
+        if (v < G_MININT || v > G_MAXINT)
+          {
+            g_autofree gchar *shown = diffuse_text_escape (t);
+
+            return fail_range (error, s, shown);
+          }
+        *int_field (s, p) = (gint) v;
+        return TRUE;
+      }
+    case DIFFUSE_SETTING_DOUBLE:
+      {
+        gchar *end = NULL;
+        double v;
+
+        errno = 0;
+        v = g_ascii_strtod (t, &end);
+        if (*t == '\0' || end == NULL || *end != '\0')
+          return fail_text (error, s, text, "not a number");
+        if (!isfinite (v))
+          return fail_text (error, s, text, "not a finite number");
+        *double_field (s, p) = v;
+        return TRUE;
+      }
+    case DIFFUSE_SETTING_ENUM:
+      for (gint i = 0; s->nicks[i] != NULL; i++)
+        if (g_ascii_strcasecmp (s->nicks[i], t) == 0)
+          {
+            *int_field (s, p) = i;
+            return TRUE;
+          }
+      {
+        g_autofree gchar *what = NULL, *range = diffuse_setting_describe_range (s);
+
+        what = g_strdup_printf ("not one of %s", range);
+        return fail_text (error, s, text, what);
+      }
+    case DIFFUSE_SETTING_STRING:
+      break;
+    }
+  g_return_val_if_reached (FALSE);
+}
+
+gboolean
+diffuse_setting_check (const DiffuseSetting *s, const DiffuseSampleParams *p,
+                       GError **error)
+{
+  g_return_val_if_fail (s != NULL && p != NULL, FALSE);
+
+  switch (s->type)
+    {
+    case DIFFUSE_SETTING_INT:
+      if (!in_range (s, INT_OF (s, p)))
+        {
+          g_autofree gchar *shown = diffuse_setting_to_string (s, p);
+
+          return fail_range (error, s, shown);
+        }
+      return TRUE;
+    case DIFFUSE_SETTING_DOUBLE:
+      if (!isfinite (DOUBLE_OF (s, p)))
+        {
+          g_autofree gchar *shown = diffuse_setting_to_string (s, p);
+
+          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                       "%s = %s is not a finite number", s->name, shown);
+          return FALSE;
+        }
+      if (!in_range (s, DOUBLE_OF (s, p)))
+        {
+          g_autofree gchar *shown = diffuse_setting_to_string (s, p);
+
+          return fail_range (error, s, shown);
+        }
+      return TRUE;
+    case DIFFUSE_SETTING_ENUM:
+      if (INT_OF (s, p) < 0 || INT_OF (s, p) >= n_nicks (s))
+        {
+          g_autofree gchar *range = diffuse_setting_describe_range (s);
+
+          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                       "unknown %s %d (%s)", s->name, INT_OF (s, p), range);
+          return FALSE;
+        }
+      return TRUE;
+    case DIFFUSE_SETTING_STRING:
+      return TRUE;  /* respacing: parsed against the model's T (sample.c) */
+    }
+  g_return_val_if_reached (FALSE);
+}
+
+void
+diffuse_setting_copy (const DiffuseSetting *s, DiffuseSampleParams *dst,
+                      const DiffuseSampleParams *src)
+{
+  g_return_if_fail (s != NULL && dst != NULL && src != NULL);
+
+  switch (s->type)
+    {
+    case DIFFUSE_SETTING_INT:
+    case DIFFUSE_SETTING_ENUM:
+      *int_field (s, dst) = INT_OF (s, src);
+      break;
+    case DIFFUSE_SETTING_DOUBLE:
+      *double_field (s, dst) = DOUBLE_OF (s, src);
+      break;
+    case DIFFUSE_SETTING_STRING:
+      *string_field (s, dst) = STRING_OF (s, src);
+      break;
+    }
+}
+
+void
+diffuse_settings_copy (DiffuseSettingsMask mask, DiffuseSampleParams *dst,
+                       const DiffuseSampleParams *src)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (settings); i++)
+    if (mask & (1u << i))
+      diffuse_setting_copy (&settings[i], dst, src);
+}
+
+gboolean
+diffuse__settings_check_flags (const DiffuseSampleParams *params,
+                               DiffuseSettingFlags need, DiffuseSettingFlags skip,
+                               GError **error)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (settings); i++)
+    if ((settings[i].flags & need) == need && !(settings[i].flags & skip)
+        && !diffuse_setting_check (&settings[i], params, error))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+diffuse_settings_validate (const DiffuseSampleParams *params, GError **error)
+{
+  g_return_val_if_fail (params != NULL, FALSE);
+
+  return diffuse__settings_check_flags (params, 0, 0, error);
+}
+
+/* The table's defaults; every other field zero / NULL. */
+void
+diffuse__settings_init (DiffuseSampleParams *params)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (settings); i++)
+    {
+      const DiffuseSetting *s = &settings[i];
+
+      switch (s->type)
+        {
+        case DIFFUSE_SETTING_INT:
+        case DIFFUSE_SETTING_ENUM:
+          *int_field (s, params) = (gint) s->default_value;
+          break;
+        case DIFFUSE_SETTING_DOUBLE:
+          *double_field (s, params) = s->default_value;
+          break;
+        case DIFFUSE_SETTING_STRING:
+          *string_field (s, params) = NULL;
+          break;
+        }
+    }
+}
