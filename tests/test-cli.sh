@@ -353,6 +353,10 @@ expect_error "--eta 10.0000001: out of range" 1 sample --model "$M" --eta 10.000
   --out "$TMP/x.png" && err_has "--eta 10.0000001 quoted as given" "eta 10.0000001 is out of range (0..10)"
 expect_error "--eta 1e39: out of range" 1 sample --model "$M" --eta 1e39 \
   --out "$TMP/x.png" && err_has "--eta 1e39 quoted as given" "eta 1e39 is out of range"
+run "img2img without --strength: the table's default 0.5" 0 img2img --model "$M" \
+  --input "$TMP/g-0.png" --steps 20 --class 0 --seed 3 --out "$TMP/i.png" \
+  && contains "img2img default strength 0.5 (t = 526, 11 steps)" \
+       "strength 0.5 -> 11 reverse steps from t = 526"
 expect_error "--count 65" 1 sample --model "$M" --count 65 --out "$TMP/x.png"
 expect_error "--steps 4001" 1 sample --model "$M" --steps 4001 --out "$TMP/x.png"
 if run "sample --help lists the table's ranges" 0 sample --help; then
