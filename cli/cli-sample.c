@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+/* count's "not given yet" inside run () (load_noise fills it) */
 #define NOT_GIVEN G_MININT
 
 typedef struct
@@ -13,6 +14,7 @@ typedef struct
   gchar *model, *null_model, *klass, *noise, *preset;
   gchar *out, *out_npy, *input, *seed;
   gint width, height, threads;
+  gboolean width_given, height_given, threads_given;
   gboolean quiet;
   /* the settings table's options (--steps, --eta, ...): their values and
    * which were given (a flag per setting, never a sentinel value) */
@@ -68,6 +70,34 @@ given (const Options *o, const char *name)
 
   return diffuse_setting_find (name, &index) != NULL
          && (o->given & (1u << index)) != 0;
+}
+
+/* GOptionArgFunc for --width, --height and --threads: the value and a
+ * given flag (every int is a possible value, so none marks "not given"). */
+static gboolean
+on_int_option (const gchar *option_name, const gchar *value, gpointer data,
+               GError **error)
+{
+  Options *o = data;
+  gint *field = &o->threads;
+  gboolean *was_given = &o->threads_given;
+  gint64 v;
+
+  if (strcmp (option_name, "--width") == 0)
+    field = &o->width, was_given = &o->width_given;
+  else if (strcmp (option_name, "--height") == 0)
+    field = &o->height, was_given = &o->height_given;
+  if (!g_ascii_string_to_signed (value, 10, G_MININT, G_MAXINT, &v, NULL))
+    {
+      g_autofree gchar *shown = diffuse_text_escape (value);
+
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "%s: '%s' is not an integer", option_name, shown);
+      return FALSE;
+    }
+  *field = (gint) v;
+  *was_given = TRUE;
+  return TRUE;
 }
 
 /* GOptionArgFunc for every table option: "--eta VALUE" or "-s VALUE". */
@@ -333,8 +363,8 @@ run (Options *o, gboolean img2img)
   DiffuseSampleInfo info = { 0 };
   Progress progress = { o->quiet, isatty (2) };
   guint64 seed;
-  gint height = o->height == NOT_GIVEN ? 0 : o->height;
-  gint width = o->width == NOT_GIVEN ? 0 : o->width;
+  gint height = o->height_given ? o->height : 0;
+  gint width = o->width_given ? o->width : 0;
   gint count = given (o, "count") ? o->values.count : NOT_GIVEN;
   gint64 shape[4];
   gsize image_floats;
@@ -355,8 +385,7 @@ run (Options *o, gboolean img2img)
     }
   else
     seed = ((guint64) g_random_int () << 32) | g_random_int ();
-  if ((o->height != NOT_GIVEN && o->height < 1)
-      || (o->width != NOT_GIVEN && o->width < 1))
+  if ((o->height_given && o->height < 1) || (o->width_given && o->width < 1))
     return cli_failf ("--width and --height must be positive");
 
   /* a preset first, explicit options over it; every setting checked
@@ -371,7 +400,7 @@ run (Options *o, gboolean img2img)
   if (!img2img)
     params.strength = 1.0;
   diffuse_settings_copy (o->given, &params, &o->values);
-  if (o->threads != NOT_GIVEN)
+  if (o->threads_given)
     params.n_threads = o->threads;
   if (!diffuse_settings_validate (&params, &error))
     return cli_fail (error);
@@ -464,7 +493,7 @@ run (Options *o, gboolean img2img)
 int
 cli_sample (int argc, char **argv, gboolean img2img)
 {
-  Options o = { .width = NOT_GIVEN, .height = NOT_GIVEN, .threads = NOT_GIVEN };
+  Options o = { 0 };
   GOptionEntry first[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &o.model,
       "Model file (.safetensors)", "FILE" },
@@ -488,11 +517,12 @@ cli_sample (int argc, char **argv, gboolean img2img)
     { "noise", 0, 0, G_OPTION_ARG_FILENAME, &o.noise,
       "Use this .npy [K,C,H,W] as x_T (img2img: as the forward noise) "
       "instead of seeded noise", "FILE" },
-    { "width", 0, 0, G_OPTION_ARG_INT, &o.width,
+    { "width", 0, 0, G_OPTION_ARG_CALLBACK, (gpointer) on_int_option,
       "Width in pixels (a multiple of the model's size multiple); default: "
       "the model's image_size (img2img: the input's width)", "W" },
-    { "height", 0, 0, G_OPTION_ARG_INT, &o.height, "Height in pixels", "H" },
-    { "threads", 't', 0, G_OPTION_ARG_INT, &o.threads,
+    { "height", 0, 0, G_OPTION_ARG_CALLBACK, (gpointer) on_int_option,
+      "Height in pixels", "H" },
+    { "threads", 't', 0, G_OPTION_ARG_CALLBACK, (gpointer) on_int_option,
       "OpenBLAS threads; default: OpenBLAS's choice", "N" },
     { "preset", 'p', 0, G_OPTION_ARG_STRING, &o.preset,
       "Apply a preset (see 'diffuse presets') or a .preset file first; "

@@ -357,6 +357,10 @@ run "img2img without --strength: the table's default 0.5" 0 img2img --model "$M"
   --input "$TMP/g-0.png" --steps 20 --class 0 --seed 3 --out "$TMP/i.png" \
   && contains "img2img default strength 0.5 (t = 526, 11 steps)" \
        "strength 0.5 -> 11 reverse steps from t = 526"
+# "given" is a flag, not a sentinel value: G_MININT is refused like any
+# other negative width
+expect_error "--width -2147483648 (not taken as 'not given')" 1 sample --model "$M" \
+  --width -2147483648 --out "$TMP/x.png" && err_has "--width G_MININT: refused" "must be positive"
 expect_error "--count 65" 1 sample --model "$M" --count 65 --out "$TMP/x.png"
 expect_error "--steps 4001" 1 sample --model "$M" --steps 4001 --out "$TMP/x.png"
 if run "sample --help lists the table's ranges" 0 sample --help; then
