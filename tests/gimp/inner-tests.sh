@@ -195,41 +195,7 @@ for msg in "Failed to open file" "Indexed images are not supported" "giraffe" \
   else fail "no error message with '$msg'"; fi
 done
 
-# ---- tools/install-plugin.sh: installed plug-in finds models and presets ----
-# (a model by name from models/ beside the binary, a preset from presets/)
-if ls "$SRC"/models/*.safetensors >/dev/null 2>&1; then
-  P2=$T/profile-installed
-  m=$(basename "$(ls "$SRC"/models/*.safetensors | head -1)" .safetensors)
-  if GIMP3_DIRECTORY=$P2 "$SRC/tools/install-plugin.sh" "$BUILD" >"$T/install.log" 2>&1; then
-    pass "tools/install-plugin.sh installs into a profile"
-  else
-    fail "tools/install-plugin.sh"; cat "$T/install.log"
-  fi
-  cat >"$T/installed.scm" <<SCM
-(let* ((image (new-image 16 16 RGB RGB-IMAGE))
-       (bg (vector-ref (layers-of image) 0))
-       (layers (car (plug-in-diffuse-generate #:run-mode RUN-NONINTERACTIVE
-                      #:image image #:drawables (vector bg) #:model "$m"
-                      #:preset "draft" #:seed 12))))
-  (export-layer (vector-ref layers 0) "installed.png")
-  (gimp-image-delete image))
-SCM
-  GIMP3_DIRECTORY=$P2 timeout 300 gimp-console-3.0 -i --quit \
-    --batch-interpreter=plug-in-script-fu-eval \
-    -b "(begin (load \"$SRC/tests/gimp/scm/lib.scm\") (load \"$T/installed.scm\"))" \
-    >"$OUT/installed.log" 2>&1
-  # a 16x16 layer is smaller than the model: sampled at its size, shrunk
-  # (from the installed copy: models/ may be replaced while training runs)
-  "$REF" "$P2/plug-ins/gimp-diffusion/models/$m.safetensors" "$R/installed.png" --seed 12 --steps 10 \
-    --out-size 16x16 >/dev/null 2>&1 || true
-  if [ -s "$OUT/installed.png" ]; then
-    pass "installed plug-in ran with model '$m' by name and preset 'draft'"
-    same "installed plug-in = engine (draft: 10 steps; sampled at model size, shrunk)" \
-      "$OUT/installed.png" "$R/installed.png" 1
-  else
-    fail "installed plug-in did not run (log $OUT/installed.log)"; tail -5 "$OUT/installed.log"
-  fi
-fi
+# (tools/install-plugin.sh, uninstall and tools/gimp-batch.sh: install-tests.sh)
 
 say ""
 say "GIMP batch tests: $PASS passed, $FAIL failed"

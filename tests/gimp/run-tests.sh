@@ -7,7 +7,8 @@
 # ROOT defaults to .debroot in the source tree and is built when absent
 # (tests/gimp/make-root.sh: ~1.5 GB, about a minute with a fast mirror).
 # Runs the batch tests (inner-tests.sh: Script-Fu through gimp-console-3.0,
-# pixels checked against the engine) and the GUI tests under Xvfb
+# pixels checked against the engine), the install / uninstall / batch-script
+# tests (install-tests.sh) and the GUI tests under Xvfb
 # (gui-tests.sh: undo, the dialog's Cancel and OK).  --screenshot also
 # writes the dialog's screenshot to docs/dialog.png; --asan repeats the
 # batch tests with the plug-in built with AddressSanitizer + UBSan.
@@ -28,6 +29,8 @@ ROOT=${1:-$SRC/.debroot}
 "$SRC/tests/gimp/make-root.sh" "$ROOT"
 status=0
 "$SRC/tests/gimp/in-root.sh" "$ROOT" sh /src/tests/gimp/inner-tests.sh || status=1
+# install / upgrade / uninstall (user and system-wide) and tools/gimp-batch.sh
+"$SRC/tests/gimp/in-root.sh" "$ROOT" sh /src/tests/gimp/install-tests.sh || status=1
 if [ $ASAN -eq 1 ]; then
   # the batch tests again with the plug-in built with ASan + UBSan (GIMP
   # itself is not instrumented, so leak checks are off)
