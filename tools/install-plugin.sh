@@ -49,7 +49,11 @@ while [ $# -gt 0 ]; do
 done
 
 say () { printf 'install-plugin: %s\n' "$*"; }
-die () { printf 'install-plugin: %s\n' "$*" >&2; exit 1; }
+die () {
+  printf 'install-plugin: %s\n' "$*" >&2
+  [ -n "${LOG:-}" ] && [ ! -s "$LOG" ] && rm -f "$LOG"
+  exit 1
+}
 
 LOG=$(mktemp "${TMPDIR:-/tmp}/install-plugin.XXXXXX.log")
 # run WHAT CMD...: CMD's output goes to the log; on failure say what
@@ -111,14 +115,16 @@ uninstall () {
 if [ $ACTION = uninstall ]; then
   rm -f "$LOG"
   if uninstall; then
-    say "removed $DEST (restart GIMP: the procedures are gone)"
+    if [ -e "$DEST" ]; then
+      say "removed what it installed in $DEST (restart GIMP: the procedures are gone)"
+    else
+      say "removed $DEST (restart GIMP: the procedures are gone)"
+    fi
   else
     say "nothing to remove: $DEST does not exist"
   fi
   exit 0
 fi
-
-say "log: $LOG"
 
 # ---- what is needed ----------------------------------------------------
 missing=
@@ -144,11 +150,12 @@ if [ ! -d "$PROFILE" ]; then
     die "GIMP 3's profile folder $PROFILE does not exist yet.
   Start GIMP 3 once first ($START), so that it creates it (and imports
   your GIMP 2.10 settings), quit it, then run this again.  Or install
-  system-wide (README, \"System-wide\")."
+  system-wide (README, \"Install and uninstall\")."
   fi
 fi
 
 # ---- build ---------------------------------------------------------------
+say "log: $LOG"
 if [ -z "$BUILD" ]; then
   if [ $FLATPAK -eq 1 ]; then BUILD=$SRC/build-flatpak; else BUILD=$SRC/build-plugin; fi
 fi

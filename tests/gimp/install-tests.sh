@@ -111,7 +111,7 @@ if ls "$SRC"/models/*.safetensors >/dev/null 2>&1; then
                             #:preset \"draft\" #:seed 12))))
          (gimp-image-remove-layer image bg)
          (file-png-export #:run-mode RUN-NONINTERACTIVE #:image image
-                          #:file \"$T/installed.png\"))
+                          #:file \"$T/installed.png\" #:save-transparent TRUE))
        (gimp-image-delete image))"
   # a 16x16 layer is smaller than the model: sampled at its size, shrunk
   # (from the installed copy: models/ may be replaced while training runs)
