@@ -5,8 +5,6 @@
 #   tools/install-plugin.sh [BUILD]          build (in BUILD, default
 #                                            build-plugin/) and install
 #   tools/install-plugin.sh --uninstall      remove what it installed
-#   tools/install-plugin.sh --flatpak ...    the same for Flatpak GIMP
-#                                            (org.gimp.GIMP)
 #
 # Needs GIMP 3 and its development files (Debian 13: apt install gimp
 # libgimp-3.0-dev build-essential meson ninja-build pkg-config
@@ -22,24 +20,21 @@
 # and imports the settings of GIMP 2.10, but only when the folder does not
 # exist yet.  So this script never creates it: when it is missing it runs
 # GIMP once (gimp-console-3.0 -i --quit, GIMP's own first run, migration
-# included), or, with --no-first-run or for Flatpak, asks you to start GIMP
-# 3 once.  Every failure says which step failed and shows its log.
+# included), or, with --no-first-run, asks you to start GIMP 3 once.  Every failure says which step failed and shows its log.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 NAME=gimp-diffusion
 ACTION=install
-FLATPAK=0
 FIRST_RUN=1
 BUILD=
 
 usage () {
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
 }
 while [ $# -gt 0 ]; do
   case $1 in
     --uninstall) ACTION=uninstall ;;
-    --flatpak) FLATPAK=1 ;;
     --no-first-run) FIRST_RUN=0 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "install-plugin: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -72,11 +67,7 @@ run () {
 }
 
 # ---- GIMP's profile folder (libgimpbase's gimp_directory () rule) --------
-if [ $FLATPAK -eq 1 ]; then
-  # Flatpak sets XDG_CONFIG_HOME to the app's own folder
-  PROFILE=$HOME/.var/app/org.gimp.GIMP/config/GIMP/3.0
-  START="flatpak run org.gimp.GIMP"
-elif [ -n "${GIMP3_DIRECTORY:-}" ]; then
+if [ -n "${GIMP3_DIRECTORY:-}" ]; then
   case $GIMP3_DIRECTORY in
     /*) PROFILE=$GIMP3_DIRECTORY ;;
     *) PROFILE=$HOME/$GIMP3_DIRECTORY ;;   # GIMP takes it relative to HOME
@@ -140,7 +131,7 @@ fi
 
 # ---- the profile: GIMP creates it, never this script -------------------
 if [ ! -d "$PROFILE" ]; then
-  if [ $FLATPAK -eq 0 ] && [ $FIRST_RUN -eq 1 ] && command -v gimp-console-3.0 >/dev/null 2>&1; then
+  if [ $FIRST_RUN -eq 1 ] && command -v gimp-console-3.0 >/dev/null 2>&1; then
     say "$PROFILE does not exist yet: running GIMP 3 once"
     say "  (gimp-console-3.0 -i --quit: GIMP creates its profile and imports GIMP 2.10's settings)"
     run "GIMP 3's first run (gimp-console-3.0 -i --quit)" \
@@ -156,11 +147,8 @@ fi
 
 # ---- build ---------------------------------------------------------------
 say "log: $LOG"
-if [ -z "$BUILD" ]; then
-  if [ $FLATPAK -eq 1 ]; then BUILD=$SRC/build-flatpak; else BUILD=$SRC/build-plugin; fi
-fi
+BUILD=${BUILD:-$SRC/build-plugin}
 opts="-Dplugin=enabled"
-[ $FLATPAK -eq 1 ] && opts="$opts -Dstatic-blas=true"
 if [ -f "$BUILD/build.ninja" ]; then
   run "meson configure $BUILD" meson configure "$BUILD" $opts
 else
@@ -193,4 +181,4 @@ say "installed $DEST/$NAME"
 say "  models: $(cd "$DEST/models" && ls | tr '\n' ' ')"
 say "  presets: $(ls "$DEST/presets" | wc -l) in $DEST/presets"
 say "(re)start GIMP 3: Filters > Render > Diffusion"
-say "remove it with: tools/install-plugin.sh$([ $FLATPAK -eq 1 ] && echo ' --flatpak') --uninstall"
+say "remove it with: tools/install-plugin.sh --uninstall"

@@ -183,7 +183,7 @@ check "gimp-batch.sh img2img over a folder of 3 images (rc $rc)" test $rc -eq 0
 for n in "red blue" round green; do
   f=$(ls "$T/batch-in/$n".*)
   "$CLI" img2img --model "$M" --input "$f" --preset draft --strength 0.6 --seed 5 \
-    --quiet --out "$T/batch-ref/$n.png" || say "CLI failed on $f"
+    --quiet --out "$T/batch-ref/$n.png" 2>/dev/null || say "CLI failed on $f"
   same "  batch img2img '$n' = diffuse img2img --preset draft --strength 0.6 --seed 5" \
     "$T/batch-out/$n.png" "$T/batch-ref/$n.png" 1 3
 done
@@ -232,49 +232,23 @@ if [ -f "$SRC/models/fashion.safetensors" ]; then
     check "README block $(basename "$b" .sh) runs as written (rc $rc)" test $rc -eq 0
     [ $rc -eq 0 ] || { cat "$b"; tail -15 "$b.log"; }
   done
-  check "  README generate example wrote sneaker.png, 64x64" \
-    test "$($CHECK info "$W/sneaker.png" 2>&1)" = "64 64 3"
+  size=$($CHECK info "$W/sneaker.png" 2>&1)
+  check "  README generate example wrote sneaker.png, 64x64 ($size)" \
+    test "${size% *}" = "64 64"
+  "$CLI" sample --model "$FM" --class Sneaker --preset balanced --seed 42 \
+    --width 64 --height 64 --quiet --out "$W/sneaker-cli.png"
+  same "  README generate example = diffuse sample at 64x64" \
+    "$W/sneaker.png" "$W/sneaker-cli.png" 1 1
   "$CLI" img2img --model "$FM" --class Sneaker --preset img2img-strong --seed 7 \
-    --input "$W/first.png" --quiet --out "$W/first-i2i-cli.png"
+    --input "$W/first.png" --quiet --out "$W/first-i2i-cli.png" 2>/dev/null
   same "  README img2img example = diffuse img2img (first.png)" \
     "$W/first-i2i.png" "$W/first-i2i-cli.png" 1 1
   for n in round fade; do
     "$CLI" img2img --model "$FM" --class Sneaker --preset img2img-strong --seed 7 \
-      --input "$W/photos/$n.png" --quiet --out "$W/$n-cli.png"
+      --input "$W/photos/$n.png" --quiet --out "$W/$n-cli.png" 2>/dev/null
     same "  README gimp-batch.sh line: out/$n.png = diffuse img2img" "$W/out/$n.png" "$W/$n-cli.png" 1 1
   done
 fi
-
-# ---- 5c. the Flatpak build: OpenBLAS linked in, same pixels -----------------
-FB=$SRC/build-gimproot-flatpak
-H=$T/home-flatpak
-FP=$H/.var/app/org.gimp.GIMP/config/GIMP/3.0
-mkdir -p "$H"
-# the Flatpak GIMP's first run, simulated: GIMP with that profile folder
-GIMP3_DIRECTORY=$FP gimp_console "$H" "$T/flatpak-first.log" '(gimp-message "first run")'
-HOME=$H "$SRC/tools/install-plugin.sh" --flatpak "$FB" >"$T/install-flatpak.log" 2>&1
-rc=$?
-check "install-plugin.sh --flatpak (rc $rc) installs into ~/.var/app/org.gimp.GIMP/..." \
-  test $rc -eq 0 -a -x "$FP/plug-ins/gimp-diffusion/gimp-diffusion"
-[ $rc -eq 0 ] || cat "$T/install-flatpak.log"
-libs=$(ldd "$FP/plug-ins/gimp-diffusion/gimp-diffusion" 2>&1)
-check "  the Flatpak build needs no libopenblas or libgfortran" \
-  not sh -c "echo '$libs' | grep -q 'openblas\|gfortran'"
-glibc=$(objdump -T "$FP/plug-ins/gimp-diffusion/gimp-diffusion" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
-say "  (the Flatpak build needs $glibc at the most)"
-M=$GOLDEN/forward-rgb-uncond.safetensors
-GIMP3_DIRECTORY=$FP gimp_console "$H" "$T/flatpak-run.log" \
-  "(let* ((image (car (gimp-image-new 16 16 RGB)))
-          (bg (car (gimp-layer-new image \"bg\" 16 16 RGB-IMAGE 100 LAYER-MODE-NORMAL))))
-     (gimp-image-insert-layer image bg 0 0)
-     (plug-in-diffuse-generate #:run-mode RUN-NONINTERACTIVE #:image image
-       #:drawables (vector bg) #:model \"$M\" #:steps 6 #:seed 4)
-     (file-png-export #:run-mode RUN-NONINTERACTIVE #:image image #:file \"$T/flatpak.png\")
-     (gimp-image-delete image))"
-"$REF" "$M" "$T/flatpak-ref.png" --steps 6 --seed 4 >/dev/null 2>&1
-same "  the Flatpak build's plug-in = engine" "$T/flatpak.png" "$T/flatpak-ref.png" 1 3
-HOME=$H "$SRC/tools/install-plugin.sh" --flatpak --uninstall >"$T/uninstall-flatpak.log" 2>&1
-check "  --flatpak --uninstall removes it" not test -e "$FP/plug-ins/gimp-diffusion"
 
 # ---- 6. system-wide: meson --prefix=/usr, sudo ninja install / uninstall -----
 SYS=$SRC/build-gimproot-sys
