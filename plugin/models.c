@@ -127,11 +127,11 @@ dp_models_resolve (const char *model, GError **error)
     g_autofree gchar *user = dp_models_user_dir ();
 
     if (model == NULL || model[0] == '\0')
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO,
+      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                    "No diffusion model found: put a .safetensors model in %s "
                    "or give the model's path", user);
     else
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO,
+      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                    "No model named '%s' (looked in %s and the shipped models); "
                    "give a name from the model list or a path to a .safetensors file",
                    model, user);

@@ -247,14 +247,14 @@ dp_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
     run.drawable = drawables[0];
   else if (n_drawables > 1 && run.kind == DP_IMG2IMG)
     {
-      g_set_error (&error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+      g_set_error (&error, GIMP_PLUG_IN_ERROR, 0,
                    "Img2img works on one layer at a time; select a single layer");
       return gimp_procedure_new_return_values (procedure, GIMP_PDB_CALLING_ERROR, error);
     }
 
   if (run_mode == GIMP_RUN_INTERACTIVE)
     {
-      if (! dp_dialog_run (&run, &job, &settings, &error))
+      if (! dp_run_interactive (&run, &job, &settings, &error))
         status = error != NULL ? GIMP_PDB_EXECUTION_ERROR : GIMP_PDB_CANCEL;
     }
   else

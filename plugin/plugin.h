@@ -1,11 +1,14 @@
-/* gimp-diffusion plug-in: declarations shared by plugin/ and ui/.
+/* gimp-diffusion plug-in: the declarations of plugin/.
  *
  * The plug-in only translates between GIMP and libdiffuse: it reads the
  * procedure's arguments (DpSettings), loads the model, reads pixels into
  * float planes and builds a DpJob (prepare, main thread), runs the job
  * (any thread), and writes the result back into GIMP (finish, main
  * thread).  Interactive runs do the middle step on a worker thread from
- * the dialog (ui/dialog.c) so that the preview updates and Cancel works. */
+ * the dialog (ui/dialog.c) so that the preview updates and Cancel works.
+ * plugin/ uses ui/ (the dialog, the job, the preview), never the other
+ * way: the dialog gets what it needs of the plug-in as functions
+ * (interactive.c). */
 #ifndef DP_PLUGIN_H
 #define DP_PLUGIN_H
 
@@ -13,6 +16,7 @@
 
 #include "diffuse.h"
 #include "args.h"
+#include "dialog.h"
 #include "job.h"
 
 G_BEGIN_DECLS
@@ -77,13 +81,7 @@ DiffusePreset *dp_preset_find (GPtrArray *presets, const char *name);
 double   *dp_parse_guidance_values (const char *text, gint *n, GError **error);
 
 /* models.c: shipped models, the plug-in folder and the user folder */
-typedef struct
-{
-  gchar *name;   /* file name without .safetensors */
-  gchar *path;
-} DpModelEntry;
-
-GPtrArray *dp_models_list (void);          /* of DpModelEntry, sorted */
+GPtrArray *dp_models_list (void);          /* of DpModelEntry (ui/dialog.h), sorted */
 gchar     *dp_models_user_dir (void);
 gchar     *dp_models_resolve (const char *model, GError **error);
 void       dp_model_entry_free (DpModelEntry *entry);
@@ -106,10 +104,11 @@ void      dp_pixels_write (GeglBuffer *buffer, GimpDrawable *drawable, gint x,
                            gint y, gint width, gint height, gint channels,
                            const float *planes, const float *alpha);
 
-/* ui/dialog.c: TRUE with a finished job, FALSE when cancelled or failed
- * (error set when failed). */
-gboolean  dp_dialog_run (DpRun *run, DpJob **job_out, DpSettings *settings_out,
-                         GError **error);
+/* interactive.c: the dialog (ui/dialog.c) for this run; TRUE with a
+ * finished job and the settings it was made from, FALSE when the user
+ * closed the dialog. */
+gboolean  dp_run_interactive (DpRun *run, DpJob **job_out, DpSettings *settings_out,
+                              GError **error);
 
 G_END_DECLS
 

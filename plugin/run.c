@@ -83,7 +83,7 @@ find_target (DpRun *run, GError **error)
 
   if (run->image != NULL && gimp_image_get_base_type (run->image) == GIMP_INDEXED)
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                    "Indexed images are not supported: convert the image with "
                    "Image > Mode > RGB (or Grayscale) first");
       return FALSE;
@@ -93,13 +93,13 @@ find_target (DpRun *run, GError **error)
     {
       if (run->drawable == NULL)
         {
-          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+          g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                        "Img2img needs exactly one selected layer");
           return FALSE;
         }
       if (gimp_item_is_group (GIMP_ITEM (run->drawable)))
         {
-          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+          g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                        "Img2img paints on a layer, not on a layer group: "
                        "select a layer inside the group");
           return FALSE;
@@ -108,7 +108,7 @@ find_target (DpRun *run, GError **error)
                                           &run->width, &run->height)
           || run->width <= 0 || run->height <= 0)
         {
-          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+          g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                        "The selection does not touch the layer");
           return FALSE;
         }
@@ -163,7 +163,7 @@ plan_size (DpRun *run, const DpSettings *s, gint *run_h, gint *run_w,
       if ((double) run->height * run->width
           > 64.0 * DP_MAX_AREA_FACTOR * cfg->image_size * cfg->image_size)
         {
-          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+          g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                        "%d x %d is too large to sample at full size with a "
                        "%d px model; use size mode \"auto\" or \"model\"",
                        run->width, run->height, cfg->image_size);
@@ -225,7 +225,7 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
 
   if (run->kind == DP_IMG2IMG && s->values.strength == 0.0)
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                    "Strength 0 would leave the layer as it is: use a value above 0");
       return NULL;
     }
@@ -485,7 +485,7 @@ dp_run_finish (DpRun *run, const DpSettings *s, DpJob *job, GError **error)
       break;
     }
   if (! ok && error != NULL && *error == NULL)
-    g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID, "Could not write the result");
+    g_set_error (error, GIMP_PLUG_IN_ERROR, 0, "Could not write the result");
   if (run->run_mode != GIMP_RUN_NONINTERACTIVE)
     gimp_displays_flush ();
   return ok;

@@ -157,7 +157,7 @@ dp_settings_apply_preset (DpSettings *s, DpKind kind, GError **error)
       g_autofree gchar *where = g_strjoinv (", ", dirs);
       g_autofree gchar *name = diffuse_text_escape (s->preset);
 
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                    "No preset named '%s' (looked in %s)", name, where);
       return FALSE;
     }
@@ -239,7 +239,7 @@ dp_parse_guidance_values (const char *text, gint *n, GError **error)
         {
           g_autofree gchar *shown = diffuse_text_escape (parts[i]);
 
-          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+          g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                        "Guidance values: '%s' is not a number in %s "
                        "(expected a list like \"0,1,2,4\")", shown, range);
           g_array_free (values, TRUE);
@@ -249,7 +249,7 @@ dp_parse_guidance_values (const char *text, gint *n, GError **error)
     }
   if (values->len == 0 || values->len > 32)
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                    "Guidance values: give 1 to 32 values, like \"0,1,2,4\" (got %u)",
                    values->len);
       g_array_free (values, TRUE);

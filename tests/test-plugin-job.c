@@ -1,4 +1,4 @@
-/* The plug-in's sampling job (plugin/job.c, no GIMP in it): a cancel
+/* The plug-in's sampling job (ui/job.c, no GIMP in it): a cancel
  * requested during step k stops the run at step k, the preview holds the
  * last predicted x0, and finished runs (one, or one per guidance value of
  * a sweep) equal diffuse_sample called directly. */

@@ -4,14 +4,16 @@
  * "Save as preset"), a live preview of the predicted x0 and a progress
  * bar.  OK starts sampling on a worker thread while the dialog stays
  * open; Cancel then stops the job within one step, and the image is only
- * written after a job finishes (so a cancel leaves it as it was). */
+ * written after a job finishes (so a cancel leaves it as it was).
+ * Models, presets, sizes and jobs come from the plug-in's functions
+ * (DpDialogFuncs, dialog.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include <libgimp/gimp.h>
 #include <libgimp/gimpui.h>
 
-#include "plugin.h"
+#include "dialog.h"
 #include "preview.h"
 
 #define PREVIEW_SIZE 192
@@ -19,7 +21,9 @@
 
 typedef struct
 {
-  DpRun *run;
+  const DpDialogSpec *spec;
+  const DpDialogFuncs *f;
+  const DiffuseModel *model;     /* the plug-in's, NULL when none loaded */
   GimpProcedureDialog *dialog;
   GimpProcedureConfig *config;
   GtkWidget *model_combo;
@@ -62,13 +66,22 @@ set_status (Dialog *d, const char *text, gboolean is_error)
 static void
 update_size_label (Dialog *d)
 {
-  DpSettings s;
-  g_autofree gchar *text = NULL;
+  g_autofree gchar *text = d->f->describe_size (d->spec->data);
 
-  dp_settings_read (&s, d->run->kind, d->config);
-  text = dp_run_describe_size (d->run, &s);
   gtk_label_set_text (GTK_LABEL (d->size_label), text);
-  dp_settings_clear (&s);
+}
+
+/* The id a combo should show: select when given, else the config's
+ * value of prop. */
+static gchar *
+wanted_id (Dialog *d, const char *select, const char *prop)
+{
+  gchar *id = NULL;
+
+  if (select != NULL)
+    return g_strdup (select);
+  g_object_get (d->config, prop, &id, NULL);
+  return id;
 }
 
 /* ---- class combo --------------------------------------------------- */
@@ -83,13 +96,13 @@ fill_class_combo (Dialog *d)
 
   d->applying = TRUE;
   gtk_combo_box_text_remove_all (combo);
-  if (d->run->model == NULL)
+  if (d->model == NULL)
     {
       gtk_widget_set_sensitive (d->class_combo, FALSE);
       d->applying = FALSE;
       return;
     }
-  cfg = diffuse_model_get_config (d->run->model);
+  cfg = diffuse_model_get_config (d->model);
   if (cfg->num_classes <= 0)
     {
       gtk_combo_box_text_append (combo, "", "(unconditional model)");
@@ -101,7 +114,7 @@ fill_class_combo (Dialog *d)
   gtk_widget_set_sensitive (d->class_combo, TRUE);
   for (i = 0; i < cfg->num_classes; i++)
     {
-      const char *name = diffuse_model_get_class_name (d->run->model, i);
+      const char *name = diffuse_model_get_class_name (d->model, i);
       g_autofree gchar *id = g_strdup_printf ("%d", i);
       g_autofree gchar *text = name != NULL
         ? g_strdup_printf ("%s", name) : g_strdup_printf ("Class %d", i);
@@ -116,8 +129,8 @@ fill_class_combo (Dialog *d)
 
   g_object_get (d->config, "class", &current, NULL);
   if (current == NULL || current[0] == '\0'
-      || ! diffuse_model_find_class (d->run->model, current, &active, NULL))
-    active = dp_run_default_class (d->run->model, d->run->kind);
+      || ! diffuse_model_find_class (d->model, current, &active, NULL))
+    active = d->f->default_class (d->spec->data, d->model);
   gtk_combo_box_set_active (GTK_COMBO_BOX (combo), MAX (0, active));
   d->applying = FALSE;
 }
@@ -129,10 +142,10 @@ class_changed (GtkComboBox *combo, Dialog *d)
   const char *name;
   gint index;
 
-  if (d->applying || id == NULL || id[0] == '\0' || d->run->model == NULL)
+  if (d->applying || id == NULL || id[0] == '\0' || d->model == NULL)
     return;
   index = atoi (id);
-  name = diffuse_model_get_class_name (d->run->model, index);
+  name = diffuse_model_get_class_name (d->model, index);
   /* store the name when there is one: readable and model-independent */
   d->applying = TRUE;
   g_object_set (d->config, "class", name != NULL ? name : id, NULL);
@@ -145,32 +158,31 @@ static void
 load_selected_model (Dialog *d)
 {
   g_autofree gchar *model = NULL;
+  const char *path = NULL;
   GError *error = NULL;
 
   g_object_get (d->config, "model", &model, NULL);
-  if (! dp_run_load_model (d->run, model, &error))
+  d->model = d->f->load_model (d->spec->data, model, &path, &error);
+  if (d->model == NULL)
     {
       g_autofree gchar *markup = g_markup_printf_escaped (
         "<span foreground=\"#c01c28\">%s</span>", error->message);
 
       gtk_label_set_markup (GTK_LABEL (d->model_info), markup);
       g_clear_error (&error);
-      diffuse_model_free (d->run->model);
-      d->run->model = NULL;
-      g_clear_pointer (&d->run->model_path, g_free);
       gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), GTK_RESPONSE_OK, FALSE);
     }
   else
     {
-      const DiffuseModelConfig *cfg = diffuse_model_get_config (d->run->model);
+      const DiffuseModelConfig *cfg = diffuse_model_get_config (d->model);
       static const char *const layouts[5] = { "", "grey", "grey + alpha", "RGB", "RGBA" };
       g_autofree gchar *info = g_strdup_printf (
         "%d x %d %s, %d classes, %.1f M parameters",
         cfg->image_size, cfg->image_size, layouts[CLAMP (cfg->in_channels, 0, 4)],
-        cfg->num_classes, diffuse_model_get_n_params (d->run->model) / 1e6);
+        cfg->num_classes, diffuse_model_get_n_params (d->model) / 1e6);
 
       gtk_label_set_text (GTK_LABEL (d->model_info), info);
-      gtk_widget_set_tooltip_text (d->model_info, d->run->model_path);
+      gtk_widget_set_tooltip_text (d->model_info, path);
       gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), GTK_RESPONSE_OK, TRUE);
     }
   fill_class_combo (d);
@@ -194,15 +206,10 @@ static void
 fill_model_combo (Dialog *d, const char *select)
 {
   GtkComboBoxText *combo = GTK_COMBO_BOX_TEXT (d->model_combo);
-  g_autoptr (GPtrArray) list = dp_models_list ();
-  g_autofree gchar *current = NULL;
+  g_autoptr (GPtrArray) list = d->f->list_models (d->spec->data);
+  g_autofree gchar *current = wanted_id (d, select, "model");
   gboolean found = FALSE;
   guint i;
-
-  if (select != NULL)
-    current = g_strdup (select);
-  else
-    g_object_get (d->config, "model", &current, NULL);
 
   d->applying = TRUE;
   gtk_combo_box_text_remove_all (combo);
@@ -272,14 +279,11 @@ fill_preset_combo (Dialog *d, const char *select)
 
   g_clear_pointer (&d->presets, g_ptr_array_unref);
   /* a bad file is skipped; say which */
-  d->presets = dp_presets_load (&warning);
+  d->presets = d->f->load_presets (d->spec->data, &warning);
   if (warning != NULL)
     set_status (d, warning, TRUE);
 
-  if (select != NULL)
-    current = g_strdup (select);
-  else
-    g_object_get (d->config, "preset", &current, NULL);
+  current = wanted_id (d, select, "preset");
 
   d->applying = TRUE;
   gtk_combo_box_text_remove_all (combo);
@@ -299,17 +303,19 @@ static void
 preset_changed (GtkComboBox *combo, Dialog *d)
 {
   const char *id = gtk_combo_box_get_active_id (combo);
-  DiffusePreset *p;
+  gint active = gtk_combo_box_get_active (combo);
+  const DiffusePreset *p;
 
   if (d->applying || id == NULL)
     return;
-  p = id[0] != '\0' ? dp_preset_find (d->presets, id) : NULL;
+  /* entry 0 is "Custom", entry i + 1 is d->presets[i] */
+  p = active > 0 ? g_ptr_array_index (d->presets, active - 1) : NULL;
   gtk_widget_set_tooltip_text (d->preset_combo, p != NULL ? p->description : NULL);
 
   d->applying = TRUE;
   g_object_set (d->config, "preset", id, NULL);
   if (p != NULL)
-    dp_config_apply_preset (d->config, d->run->kind, p);
+    d->f->apply_preset (d->spec->data, p);
   d->applying = FALSE;
 }
 
@@ -370,10 +376,11 @@ preset_file_name (const char *name)
 static void
 save_preset_clicked (GtkButton *button, Dialog *d)
 {
+  g_autofree gchar *role = g_strconcat (d->spec->binary, "-save-preset", NULL);
   GtkWidget *ask, *grid, *name_entry, *desc_entry;
   gint response;
 
-  ask = gimp_dialog_new ("Save Preset", DP_BINARY "-save-preset",
+  ask = gimp_dialog_new ("Save Preset", role,
                          GTK_WIDGET (d->dialog), GTK_DIALOG_MODAL, NULL, NULL,
                          "_Cancel", GTK_RESPONSE_CANCEL,
                          "_Save", GTK_RESPONSE_OK, NULL);
@@ -406,7 +413,7 @@ save_preset_clicked (GtkButton *button, Dialog *d)
       GError *error = NULL;
 
       /* every preset setting this procedure has (the table's) */
-      dp_config_to_preset (d->config, d->run->kind, p);
+      d->f->preset_from_config (d->spec->data, p);
       /* written atomically (a temporary file renamed into place) into the
        * folder the CLI reads too */
       if (g_mkdir_with_parents (dir, 0755) != 0
@@ -511,7 +518,8 @@ run_job (Dialog *d, DpJob *job, GError **error)
   g_free (d->preview_buf);
   d->preview_buf = g_new0 (float, (gsize) job->count * job->channels
                                   * job->height * job->width);
-  /* the worker uses run->model: nothing may change it until it is done */
+  /* the worker uses the plug-in's model: nothing may change it until it
+   * is done */
   gtk_widget_set_sensitive (d->left, FALSE);
   gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), GTK_RESPONSE_OK, FALSE);
   gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), RESPONSE_RESET, FALSE);
@@ -565,19 +573,14 @@ labelled_row (GtkWidget *grid, gint row, const char *label, GtkWidget *widget)
 static GtkWidget *
 build (Dialog *d)
 {
-  static const char *const titles[] = {
-    "Diffusion: Generate", "Diffusion: Img2img", "Diffusion: Guidance Sweep",
-  };
+  const char *user_models = d->spec->user_models_dir;
   GtkWidget *dialog, *hbox, *left, *right, *grid, *row, *button, *frame;
   GtkFileFilter *filter;
-  g_autofree gchar *user_models = dp_models_user_dir ();
   g_autofree gchar *user_note = NULL;
 
-  dialog = gimp_procedure_dialog_new (d->run->procedure, d->config, titles[d->run->kind]);
+  dialog = gimp_procedure_dialog_new (d->spec->procedure, d->config, d->spec->title);
   d->dialog = GIMP_PROCEDURE_DIALOG (dialog);
-  gimp_procedure_dialog_set_ok_label (d->dialog,
-                                      d->run->kind == DP_SWEEP ? "S_weep" :
-                                      d->run->kind == DP_IMG2IMG ? "Appl_y" : "_Generate");
+  gimp_procedure_dialog_set_ok_label (d->dialog, d->spec->ok_label);
 
   hbox = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
   left = d->left = gtk_box_new (GTK_ORIENTATION_VERTICAL, 6);
@@ -648,25 +651,13 @@ build (Dialog *d)
   gtk_label_set_mnemonic_widget (GTK_LABEL (gtk_grid_get_child_at (GTK_GRID (grid), 0, 4)),
                                  d->preset_combo);
 
-  /* the generated widgets for the numeric arguments: the table's (the
-   * img2img-only ones and the sweep's list first), then the seed */
+  /* the generated widgets for the arguments the plug-in names */
   {
-    DpArgSpec specs[32];
-    gint n = dp_arg_specs (d->run->kind, specs, G_N_ELEMENTS (specs));
     GList *names = NULL;
     gint i;
 
-    if (d->run->kind == DP_SWEEP)
-      names = g_list_append (names, (gpointer) "guidance-values");
-    for (i = 0; i < n; i++)
-      if (specs[i].setting->flags & DIFFUSE_SETTING_IMG2IMG)
-        names = g_list_append (names, (gpointer) specs[i].setting->name);
-    for (i = 0; i < n; i++)
-      if (! (specs[i].setting->flags & DIFFUSE_SETTING_IMG2IMG))
-        names = g_list_append (names, (gpointer) specs[i].setting->name);
-    names = g_list_append (names, (gpointer) "seed");
-    if (d->run->kind != DP_SWEEP)
-      names = g_list_append (names, (gpointer) "size-mode");
+    for (i = 0; d->spec->param_names[i] != NULL; i++)
+      names = g_list_append (names, (gpointer) d->spec->param_names[i]);
     d->params_box = gimp_procedure_dialog_fill_box_list (d->dialog, "dp-params",
                                                         names);
     g_list_free (names);
@@ -715,39 +706,35 @@ build (Dialog *d)
 }
 
 gboolean
-dp_dialog_run (DpRun *run, DpJob **job_out, DpSettings *settings_out, GError **error)
+dp_dialog_run (const DpDialogSpec *spec, DpJob **job_out, GError **error)
 {
   Dialog d = { 0 };
   GtkWidget *dialog;
   gboolean done = FALSE;
 
-  gimp_ui_init (DP_BINARY);
-  d.run = run;
-  d.config = run->config;
+  gimp_ui_init (spec->binary);
+  d.spec = spec;
+  d.f = spec->funcs;
+  d.config = spec->config;
   dialog = build (&d);
   gtk_widget_show (dialog);
 
   while (! done && ! d.close_requested && gimp_procedure_dialog_run (d.dialog))
     {
-      DpSettings s;
       GError *err = NULL;
-      DpJob *job;
+      DpJob *job = d.f->prepare (spec->data, &err);
 
-      dp_settings_read (&s, run->kind, d.config);
-      job = dp_run_prepare (run, &s, &err);
       if (job != NULL && run_job (&d, job, &err))
         {
           *job_out = job;
-          *settings_out = s;
           done = TRUE;
           break;
         }
       dp_job_free (job);
-      dp_settings_clear (&s);
       if (g_error_matches (err, DIFFUSE_ERROR, DIFFUSE_ERROR_CANCELLED))
         {
           /* on GIMP's console too (the GUI tests look for it) */
-          g_printerr ("%s: %s\n", DP_BINARY, err->message);
+          g_printerr ("%s: %s\n", spec->binary, err->message);
           set_status (&d, "Stopped; the image is unchanged.", FALSE);
         }
       else
