@@ -12,8 +12,6 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include <cblas.h>
-
 #include "diffuse-private.h"
 
 static int
@@ -58,7 +56,6 @@ main (int argc, char **argv)
                   "[--threads N] [--repeat R]\n");
       return 2;
     }
-  openblas_set_num_threads (threads);
   model = diffuse_model_new_from_file (path, &error);
   if (model == NULL)
     {
@@ -67,7 +64,7 @@ main (int argc, char **argv)
     }
   cfg = diffuse_model_get_config (model);
   clf = diffuse_classifier_new (model, batch, cfg->image_size, cfg->image_size,
-                                &error);
+                                threads, &error);
   if (clf == NULL)
     {
       g_printerr ("bench-classifier: %s\n", error->message);

@@ -13,8 +13,6 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include <cblas.h>
-
 #include "diffuse-private.h"
 #include "layers.h"
 
@@ -83,8 +81,6 @@ main (int argc, char **argv)
                   "[--repeat R] [--out F.npy]\n");
       return 2;
     }
-  openblas_set_num_threads (threads);
-
   model_path = g_build_filename (dir, "model.safetensors", NULL);
   t0 = g_get_monotonic_time ();
   model = diffuse_model_new_from_file (model_path, &error);
@@ -111,7 +107,7 @@ main (int argc, char **argv)
   for (gint b = 0; b < batch; b++)
     labels[b] = (gint) y[b];
 
-  unet = diffuse_unet_new (model, batch, h, w, &error);
+  unet = diffuse_unet_new (model, batch, h, w, threads, &error);
   if (unet == NULL)
     {
       g_printerr ("bench-forward: %s\n", error->message);

@@ -32,7 +32,7 @@ cli_classify (int argc, char **argv)
     { "grad-out", 'g', 0, G_OPTION_ARG_FILENAME, &grad_path,
       "Gradient of log softmax(logits)[y] wrt x as .npy [B,C,H,W]", "FILE" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads,
-      "OpenBLAS threads; default: OpenBLAS's choice", "N" },
+      "Threads; default: as many as OpenBLAS would use (OPENBLAS_NUM_THREADS, else the cores)", "N" },
     { NULL }
   };
   g_autoptr (GOptionContext) context =
@@ -88,8 +88,7 @@ cli_classify (int argc, char **argv)
   if (klass != NULL && !cli_parse_labels (model, klass, batch, &labels, &error))
     return cli_fail (error);
 
-  cli_set_threads (threads);
-  clf = diffuse_classifier_new (model, batch, h, w, &error);
+  clf = diffuse_classifier_new (model, batch, h, w, threads, &error);
   if (clf == NULL)
     return cli_fail (error);
   logits = g_new (float, (gsize) batch * cfg->num_classes);

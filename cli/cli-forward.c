@@ -131,7 +131,7 @@ cli_forward (int argc, char **argv)
       "Raw network output as .npy [B,out_C,H,W] (eps, then the "
       "learned-sigma channels if any)", "FILE" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads,
-      "OpenBLAS threads; default: OpenBLAS's choice", "N" },
+      "Threads; default: as many as OpenBLAS would use (OPENBLAS_NUM_THREADS, else the cores)", "N" },
     { NULL }
   };
   g_autoptr (GOptionContext) context =
@@ -181,8 +181,7 @@ cli_forward (int argc, char **argv)
       || !cli_parse_labels (model, klass, batch, &labels, &error))
     return cli_fail (error);
 
-  cli_set_threads (threads);
-  unet = diffuse_unet_new (model, batch, h, w, &error);
+  unet = diffuse_unet_new (model, batch, h, w, threads, &error);
   if (unet == NULL)
     return cli_fail (error);
   out = g_try_new (float, (gsize) batch * cfg->out_channels * h * w);

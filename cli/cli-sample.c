@@ -523,7 +523,7 @@ cli_sample (int argc, char **argv, gboolean img2img)
     { "height", 0, 0, G_OPTION_ARG_CALLBACK, (gpointer) on_int_option,
       "Height in pixels", "H" },
     { "threads", 't', 0, G_OPTION_ARG_CALLBACK, (gpointer) on_int_option,
-      "OpenBLAS threads; default: OpenBLAS's choice", "N" },
+      "Threads; default: as many as OpenBLAS would use (OPENBLAS_NUM_THREADS, else the cores)", "N" },
     { "preset", 'p', 0, G_OPTION_ARG_STRING, &o.preset,
       "Apply a preset (see 'diffuse presets') or a .preset file first; "
       "explicit options override it", "NAME" },

@@ -28,9 +28,6 @@ gchar **cli_preset_dirs (void);
  * the directories. */
 GPtrArray *cli_load_presets (gchar ***dirs_out);
 
-/* Sets OpenBLAS's thread count (process-wide) when n > 0. */
-void cli_set_threads (gint n);
-
 /* --timestep: one number for the batch or an .npy of B values (cli-forward.c) */
 gboolean cli_parse_timesteps (const char *text, gint batch, float **out,
                               GError **error);

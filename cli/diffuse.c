@@ -19,9 +19,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* OpenBLAS's own extension (cblas.h). */
-void openblas_set_num_threads (int num_threads);
-
 static void
 print_line (const char *message)
 {
@@ -118,13 +115,6 @@ cli_load_presets (gchar ***dirs_out)
   if (dirs_out != NULL)
     *dirs_out = g_steal_pointer (&dirs);
   return presets;
-}
-
-void
-cli_set_threads (gint n)
-{
-  if (n > 0)
-    openblas_set_num_threads (n);
 }
 
 static const char usage_text[] =

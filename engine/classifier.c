@@ -32,8 +32,6 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include <cblas.h>
-
 #include "diffuse-private.h"
 #include "backward.h"
 
@@ -247,7 +245,7 @@ has_attention (const DiffuseModelConfig *cfg, gint ds)
 static gboolean
 make_winograd (DiffuseClassifierWeights *w)
 {
-  DiffusePool *pool = diffuse__pool_new (CLAMP (openblas_get_num_threads (), 1, 64));
+  DiffusePool *pool = diffuse__pool_new (diffuse__threads_for_run (0));
   gsize total = 0, big = 0;
   float *p, *tmp;
 
@@ -453,7 +451,7 @@ diffuse_classifier_get_scratch_bytes (const DiffuseClassifier *clf)
 
 DiffuseClassifier *
 diffuse_classifier_new (const DiffuseModel *model, gint max_batch, gint height,
-                        gint width, GError **error)
+                        gint width, gint n_threads, GError **error)
 {
   const DiffuseModelConfig *cfg;
   const DiffuseClassifierWeights *w;
@@ -474,6 +472,12 @@ diffuse_classifier_new (const DiffuseModel *model, gint max_batch, gint height,
   w = diffuse__model_get_classifier_weights (model);
   g_return_val_if_fail (w != NULL, NULL);
   unit = 1 << (cfg->n_levels - 1);
+  if (n_threads < 0)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "n_threads = %d is negative", n_threads);
+      return NULL;
+    }
   if (max_batch < 1 || max_batch > 4096)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
@@ -503,7 +507,7 @@ diffuse_classifier_new (const DiffuseModel *model, gint max_batch, gint height,
   c->max_batch = max_batch;
   c->height = height;
   c->width = width;
-  c->n_threads = CLAMP (openblas_get_num_threads (), 1, 64);
+  c->n_threads = diffuse__threads_for_run (n_threads);
   c->act = g_new0 (float *, w->n_ops + 1);
   c->t_res = g_new0 (float *, w->n_res + 1);
   c->qkv = g_new0 (float *, w->n_attn + 1);
@@ -846,20 +850,12 @@ forward (DiffuseClassifier *c, gint batch, const float *x,
   head_forward (c, batch, logits);
 }
 
-/* Runs fn's pass with OpenBLAS single-threaded, as unet.c does. */
+/* The pass runs on the state's own threads, which call OpenBLAS
+ * single-threaded (diffuse__threads_for_run set it so), as unet.c's. */
 static void
 threads_begin (DiffuseClassifier *c)
 {
   diffuse__pool_set_active (c->pool, c->n_threads);
-  if (c->n_threads > 1)
-    openblas_set_num_threads (1);
-}
-
-static void
-threads_end (DiffuseClassifier *c)
-{
-  if (c->n_threads > 1)
-    openblas_set_num_threads (c->n_threads);
 }
 
 gboolean
@@ -872,7 +868,6 @@ diffuse_classifier_forward (DiffuseClassifier *clf, gint batch, const float *x,
     return FALSE;
   threads_begin (clf);
   forward (clf, batch, x, timesteps, logits);
-  threads_end (clf);
   return TRUE;
 }
 
@@ -1127,7 +1122,6 @@ diffuse_classifier_grad (DiffuseClassifier *clf, gint batch, const float *x,
     }
   diffuse__cbhw_to_nchw (clf->pool, g, batch, w->config.in_channels,
                          (gsize) clf->height * clf->width, grad);
-  threads_end (clf);
   return TRUE;
 }
 

@@ -7,10 +7,13 @@
  *  - Images are float32, C order, NCHW, values in [-1, 1]
  *    (pixel p in 0..255 maps to p / 127.5 - 1).
  *  - Functions that can fail take GError ** last and return FALSE / NULL.
- *  - The model is immutable once loaded; every run keeps its own state, so
- *    several runs may share one DiffuseModel from several threads.
- *  - No global mutable state, with one documented exception: the OpenBLAS
- *    thread count is process-wide (see DiffuseSampleParams.n_threads).
+ *  - The model is immutable once loaded; every run keeps its own state,
+ *    its thread count included, so several runs may share one
+ *    DiffuseModel from several threads, each with its own thread count.
+ *  - No global mutable state.  The engine calls OpenBLAS from its own
+ *    threads, so the first model load or run sets OpenBLAS's process-wide
+ *    thread count to one, once; the engine's default thread count is
+ *    what OpenBLAS had chosen before (OPENBLAS_NUM_THREADS, or the cores).
  */
 #ifndef DIFFUSE_H
 #define DIFFUSE_H
@@ -151,11 +154,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseModel, diffuse_model_free)
 typedef struct _DiffuseUNet DiffuseUNet;
 
 /* Scratch for batches up to max_batch at height x width.  The state runs
- * its forward passes on as many threads as OpenBLAS is set to when it is
- * made; during a pass it sets OpenBLAS to one thread (it calls OpenBLAS
- * from its own threads) and sets it back afterwards. */
+ * its forward passes on its own n_threads threads (0: the default, see
+ * Conventions above); results do not depend on other states or runs. */
 DiffuseUNet *diffuse_unet_new (const DiffuseModel *model, gint max_batch,
-                               gint height, gint width, GError **error);
+                               gint height, gint width, gint n_threads,
+                               GError **error);
 void         diffuse_unet_free (DiffuseUNet *unet);
 /* x: [batch, in_channels, H, W]; timesteps: [batch], the value the network
  * embeds (already rescaled if the model wants it); labels: [batch] class
@@ -177,11 +180,12 @@ typedef struct _DiffuseClassifier DiffuseClassifier;
 /* Per-run state for a classifier model (a DiffuseModel of model_type
  * DIFFUSE_MODEL_CLASSIFIER; a UNet is refused) at batch ≤ max_batch and
  * height x width (the model's image_size exactly with the attention
- * pool).  Holds every activation the gradient needs.  Threads: as
- * DiffuseUNet. */
+ * pool).  Holds every activation the gradient needs.  Threads: its own
+ * n_threads (0: the default), as DiffuseUNet. */
 DiffuseClassifier *diffuse_classifier_new (const DiffuseModel *model,
                                            gint max_batch, gint height,
-                                           gint width, GError **error);
+                                           gint width, gint n_threads,
+                                           GError **error);
 void     diffuse_classifier_free (DiffuseClassifier *clf);
 /* x [batch, C, H, W]; timesteps [batch] as the network sees them;
  * logits [batch, num_classes]. */
@@ -308,7 +312,7 @@ typedef struct
    * repeats. */
   gint resample_count;
   gint resample_jump;
-  gint n_threads;                /* 0 = leave OpenBLAS's setting (process-wide) */
+  gint n_threads;                /* this run's threads; 0 = the default */
   DiffuseProgressFunc progress;
   gpointer user_data;
 } DiffuseSampleParams;

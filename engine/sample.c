@@ -16,17 +16,13 @@
  * and only its first C output channels.  Both must share T and the β
  * schedule, so that t and x_t mean the same to both.
  *
- * n_threads > 0 calls openblas_set_num_threads, which is process-wide: it
- * changes the thread count for every user of OpenBLAS in the process.
+ * params->n_threads goes to the run's own DiffuseUNet states: two runs
+ * in one process may use different counts at the same time.
  */
 #include <math.h>
 #include <string.h>
 
 #include "diffuse-private.h"
-
-/* OpenBLAS's own extension (cblas.h), declared here to keep the include
- * set small. */
-void openblas_set_num_threads (int num_threads);
 
 static DiffuseSchedule *
 schedule_for (const DiffuseSampleParams *params, const DiffuseModelConfig *cfg,
@@ -299,21 +295,19 @@ diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
                    cfg->in_channels, cfg->learn_sigma ? ", learn_sigma" : "");
       return FALSE;
     }
-  if (params->n_threads > 0)
-    openblas_set_num_threads (params->n_threads);
-
   g_autoptr (DiffuseSchedule) schedule = schedule_for (params, cfg, error);
   if (schedule == NULL)
     return FALSE;
 
   gint batch = d.guided && d.null_cfg == NULL ? 2 * count : count;
   gsize img = (gsize) cfg->in_channels * d.hw;
-  d.unet = diffuse_unet_new (model, batch, h, w, error);
+  d.unet = diffuse_unet_new (model, batch, h, w, params->n_threads, error);
   if (d.unet == NULL)
     return FALSE;
   if (d.null_cfg != NULL)
     {
-      d.null_unet = diffuse_unet_new (params->null_model, count, h, w, error);
+      d.null_unet = diffuse_unet_new (params->null_model, count, h, w,
+                                      params->n_threads, error);
       if (d.null_unet == NULL)
         {
           g_prefix_error (error, "null model: ");

@@ -1,5 +1,25 @@
 /* The thread pool that runs the UNet kernels; see threadpool.h. */
+#include <cblas.h>
+
 #include "threadpool.h"
+
+static gsize blas_once;
+static gint default_threads;
+
+gint
+diffuse__threads_for_run (gint n_threads)
+{
+  if (g_once_init_enter (&blas_once))
+    {
+      /* what OpenBLAS chose from OPENBLAS_NUM_THREADS or the cores,
+       * before it is set to one thread for good */
+      default_threads = openblas_get_num_threads ();
+      openblas_set_num_threads (1);
+      g_once_init_leave (&blas_once, 1);
+    }
+  return CLAMP (n_threads > 0 ? n_threads : default_threads, 1,
+                DIFFUSE_MAX_THREADS);
+}
 
 struct _DiffusePool
 {

@@ -20,6 +20,14 @@ typedef struct _DiffusePool DiffusePool;
 typedef void (*DiffuseRangeFunc) (gpointer data, gsize begin, gsize end,
                                   gint part);
 
+/* The thread count of a run that asks for n_threads (0: the default),
+ * 1..DIFFUSE_MAX_THREADS.  The default is the count OpenBLAS would have
+ * used (OPENBLAS_NUM_THREADS, else the cores).  The first call sets
+ * OpenBLAS, once for the process, to one thread: the kernels call it
+ * from the pool's threads, each on its own share.  Thread-safe. */
+#define DIFFUSE_MAX_THREADS 64
+gint         diffuse__threads_for_run (gint n_threads);
+
 /* n_threads − 1 workers (none for n_threads ≤ 1). */
 DiffusePool *diffuse__pool_new (gint n_threads);
 void         diffuse__pool_free (DiffusePool *pool);
@@ -29,8 +37,8 @@ void         diffuse__pool_set_active (DiffusePool *pool, gint n_threads);
 gint         diffuse__pool_get_active (const DiffusePool *pool);
 /* fn (data, begin, end, part) over [0, n), split across the active
  * threads.  The kernels call OpenBLAS from these threads, so
- * OpenBLAS itself should run single-threaded meanwhile (unet.c sees to
- * that). */
+ * OpenBLAS itself should run single-threaded (diffuse__threads_for_run
+ * sees to that). */
 void         diffuse__pool_run (DiffusePool *pool, gsize n, DiffuseRangeFunc fn,
                                 gpointer data);
 

@@ -7,8 +7,6 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include <cblas.h>
-
 #include "layers.h"
 #include "unet-weights.h"
 
@@ -274,7 +272,7 @@ make_winograd (DiffuseUNetWeights *w)
   if (w->wino == NULL)
     return;
   /* ImageNet-64's 290 M weights take a second per thread */
-  pool = diffuse__pool_new (CLAMP (openblas_get_num_threads (), 1, 64));
+  pool = diffuse__pool_new (diffuse__threads_for_run (0));
   p = w->wino;
   for (gint i = 0; i < w->n_res; i++)
     {

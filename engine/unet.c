@@ -16,13 +16,12 @@
  *
  * Activations are [C, B, H, W] (see layers.h), so each convolution over
  * the batch is one GEMM (im2col) or 16 (Winograd F(2×2, 3×3), for the
- * ResBlock and Upsample convs).  The pass runs on its own threads, which
- * call OpenBLAS single-threaded.  All scratch is allocated in
+ * ResBlock and Upsample convs).  The pass runs on the state's own
+ * threads (n_threads of diffuse_unet_new), which call OpenBLAS
+ * single-threaded.  All scratch is allocated in
  * diffuse_unet_new; the forward pass allocates nothing.  bench/README.md
  * has the measurements behind these choices. */
 #include <string.h>
-
-#include <cblas.h>
 
 #include "layers.h"
 #include "unet-weights.h"
@@ -38,7 +37,7 @@ struct _DiffuseUNet
   const DiffuseUNetWeights *w;
   gint max_batch, height, width;
   gsize scratch_bytes;
-  gint n_threads;           /* OpenBLAS's thread count when made */
+  gint n_threads;           /* this state's threads, 1..DIFFUSE_MAX_THREADS */
   DiffusePool *pool;        /* n_threads threads for everything */
   float *arena;
   /* [C, B, H, W] buffers, each sized for the largest use */
@@ -124,7 +123,7 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
 
 DiffuseUNet *
 diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
-                  gint width, GError **error)
+                  gint width, gint n_threads, GError **error)
 {
   const DiffuseUNetWeights *w;
   DiffuseUNet *u;
@@ -146,6 +145,12 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   g_return_val_if_fail (w != NULL, NULL);
 
   unit = 1 << (w->config.n_levels - 1);
+  if (n_threads < 0)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "n_threads = %d is negative", n_threads);
+      return NULL;
+    }
   if (max_batch < 1 || max_batch > 4096)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
@@ -167,9 +172,7 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   u->height = height;
   u->width = width;
   u->skips = g_new0 (float *, w->n_skips + 1);
-  /* the thread count OpenBLAS is set to now (DiffuseSampleParams.n_threads
-   * sets it before a run) */
-  u->n_threads = CLAMP (openblas_get_num_threads (), 1, 64);
+  u->n_threads = diffuse__threads_for_run (n_threads);
   plan (w, max_batch, height, width, u->n_threads, &s);
 
   max_emb = 0;
@@ -394,12 +397,10 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
 
   /* The pass runs on its own n_threads threads, GEMMs included (split
    * by columns, rows or independent products, all in one wake-up of the
-   * pool per layer), calling OpenBLAS single-threaded from each: OpenBLAS
-   * is set to one thread meanwhile and set back after.  Its own threads
-   * would otherwise spin between GEMMs and compete with ours. */
+   * pool per layer), calling OpenBLAS single-threaded from each
+   * (diffuse__threads_for_run set it so): its own threads would
+   * otherwise spin between GEMMs and compete with ours. */
   diffuse__pool_set_active (unet->pool, unet->n_threads);
-  if (unet->n_threads > 1)
-    openblas_set_num_threads (1);
 
   /* emb = time_embed (timestep_embedding (t)) + label_emb (y); the blocks
    * only ever use SiLU (emb) (emb_layers starts with SiLU) */
@@ -490,8 +491,6 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
                    unet->col, unet->t);
   diffuse__cbhw_to_nchw (unet->pool, unet->t, batch, w->out_conv.c_out,
                          (gsize) height * width, out);
-  if (unet->n_threads > 1)
-    openblas_set_num_threads (unet->n_threads);
   return TRUE;
 }
 

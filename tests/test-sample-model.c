@@ -473,8 +473,8 @@ test_null_model_eps (void)
   g_assert_true (diffuse_sample (m, &p, final, NULL, &error));
   g_assert_no_error (error);
 
-  g_autoptr (DiffuseUNet) um = diffuse_unet_new (m, N, 16, 16, &error);
-  g_autoptr (DiffuseUNet) un = diffuse_unet_new (frac, N, 16, 16, &error);
+  g_autoptr (DiffuseUNet) um = diffuse_unet_new (m, N, 16, 16, 0, &error);
+  g_autoptr (DiffuseUNet) un = diffuse_unet_new (frac, N, 16, 16, 0, &error);
   g_assert_no_error (error);
   g_assert_true (diffuse_unet_forward (um, N, xT, t, y, cond, &error));
   g_assert_true (diffuse_unet_forward (un, N, xT, t, no_label, null, &error));
@@ -577,8 +577,8 @@ test_null_model_learned_variance (void)
 
   g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR,
                                                             1000, "3", &error);
-  pd.cond = diffuse_unet_new (m, N, 16, 16, &error);
-  pd.null = diffuse_unet_new (frac, N, 16, 16, &error);
+  pd.cond = diffuse_unet_new (m, N, 16, 16, 0, &error);
+  pd.null = diffuse_unet_new (frac, N, 16, 16, 0, &error);
   g_assert_no_error (error);
   g_assert_true (diffuse_sample_with (sched, pair_denoise, &pd, TRUE, &p, N, 2, 16, 16,
                                       want, NULL, &error));
