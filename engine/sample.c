@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "diffuse-private.h"
+#include "gaussian-diffusion.h"
 
 static DiffuseSchedule *
 schedule_for (const DiffuseSampleParams *params, const DiffuseModelConfig *cfg,
@@ -235,10 +236,8 @@ model_denoise (gpointer user_data, gint count, const float *x_t, gint t_index,
           const float *uncond = d->null_unet != NULL
                                 ? d->null_out + k * (gsize) d->null_cfg->out_channels * d->hw
                                 : d->net_out + (count + k) * out_img;
-          double w = d->guidance;
 
-          for (gsize j = 0; j < img; j++)
-            eps[j] = (float) ((1.0 + w) * cond[j] - w * uncond[j]);
+          diffuse__guided_eps (cond, uncond, d->guidance, img, eps);
         }
       else
         memcpy (eps, cond, img * sizeof (float));

@@ -4,7 +4,9 @@
  * denoiser and calls diffuse_sample_with.
  *
  * Notation: respaced index i = n−1 … 0, ᾱ = ᾱ_i, ᾱ' = ᾱ_{i−1} (1 at i = 0),
- * β = β_i, both from the respaced schedule (never t − T/N).
+ * β = β_i, both from the respaced schedule (never t − T/N).  The formulas
+ * of each step (x0 from ε, the DDPM and DDIM updates, q(x_t | x_0) for
+ * img2img) are gaussian-diffusion.c's.
  *
  * Conventions (docs/DESIGN.md):
  *  - noise: stream 0 = x_T, stream 1 = img2img forward noise, stream 2 + i =
@@ -33,6 +35,7 @@
 #include <string.h>
 
 #include "diffuse-private.h"
+#include "gaussian-diffusion.h"
 
 #define STREAM_X_T 0
 #define STREAM_IMG2IMG 1
@@ -91,92 +94,6 @@ buffers_alloc (Buffers *b, gsize n, gboolean want_var, gboolean want_noise,
       return FALSE;
     }
   return TRUE;
-}
-
-/* x0 from ε (seed "Fewer Sampling Steps", DDIM part:
- * x0 = (x_t − sqrt(1−ᾱ)ε) / sqrt(ᾱ), written as guided-diffusion's
- * sqrt(1/ᾱ)·x_t − sqrt(1/ᾱ − 1)·ε), clipped to [−1, 1] on request. */
-static void
-predict_x0 (const Buffers *b, double abar, gboolean clip)
-{
-  double c1 = sqrt (1.0 / abar), c2 = sqrt (1.0 / abar - 1.0);
-
-  for (gsize j = 0; j < b->n; j++)
-    {
-      double v = c1 * b->x[j] - c2 * b->eps[j];
-
-      if (clip)
-        v = CLAMP (v, -1.0, 1.0);
-      b->x0[j] = (float) v;
-    }
-}
-
-/* DDIM step, Song et al. 2021 eq. 12 (seed "Fewer Sampling Steps":
- * x_{t−1} = sqrt(ᾱ')x0 + sqrt(1 − ᾱ' − σ²)ε + σz) with eq. 16's
- * σ = η·sqrt((1−ᾱ')/(1−ᾱ))·sqrt(1 − ᾱ/ᾱ').  ε is re-derived from the
- * (clipped) x0, as guided-diffusion's ddim_sample does, so that clipping
- * keeps x_{t−1} consistent with the x0 it reports.  For η > 1 the
- * direction term 1 − ᾱ' − σ² can go negative; it is clamped at 0 (the
- * step then only adds noise), where guided-diffusion would give NaN. */
-static void
-step_ddim (Buffers *b, double abar, double abar_prev, double eta, gboolean add_noise)
-{
-  double c1 = sqrt (1.0 / abar), c2 = sqrt (1.0 / abar - 1.0);
-  double sigma = eta * sqrt ((1.0 - abar_prev) / (1.0 - abar))
-                 * sqrt (1.0 - abar / abar_prev);
-  double dir = sqrt (MAX (1.0 - abar_prev - sigma * sigma, 0.0));
-  double a0 = sqrt (abar_prev);
-
-  for (gsize j = 0; j < b->n; j++)
-    {
-      double eps = (c1 * b->x[j] - b->x0[j]) / c2;
-      double v = a0 * b->x0[j] + dir * eps;
-
-      if (add_noise)
-        v += sigma * b->noise[j];
-      b->x[j] = (float) v;
-    }
-}
-
-/* DDPM ancestral step, Ho et al. 2020 eqs. 6-7 (seed "Fewer Sampling Steps":
- * μ̃ = sqrt(ᾱ')β/(1−ᾱ)·x0 + sqrt(α)(1−ᾱ')/(1−ᾱ)·x_t, β̃ = (1−ᾱ')β/(1−ᾱ)),
- * the mean taken from the clipped x0 (guided-diffusion p_mean_variance).
- * Variance:
- *  - FIXED_SMALL: β̃_i
- *  - FIXED_LARGE: β_i (guided-diffusion uses β̃_1 at i = 0, where no noise
- *    is added anyway)
- *  - LEARNED: seed "Parameterization of reverse process variance Σθ",
- *    Σ = exp(v log β + (1−v) log β̃) with v = (raw + 1)/2 (improved DDPM
- *    eq. 15; the network's raw output is in [−1, 1]). */
-static void
-step_ddpm (Buffers *b, double beta, double abar, double abar_prev,
-           DiffuseVarianceKind variance, gboolean add_noise)
-{
-  double coef_x0 = beta * sqrt (abar_prev) / (1.0 - abar);
-  double coef_xt = (1.0 - abar_prev) * sqrt (1.0 - beta) / (1.0 - abar);
-  double post_var = beta * (1.0 - abar_prev) / (1.0 - abar);
-  /* β̃ = 0 at i = 0, where no noise is added: no log needed there */
-  double log_small = add_noise ? log (post_var) : 0.0;
-  double log_large = log (beta);
-  double sigma_fixed = sqrt (variance == DIFFUSE_VARIANCE_FIXED_SMALL ? post_var : beta);
-
-  for (gsize j = 0; j < b->n; j++)
-    {
-      double v = coef_x0 * b->x0[j] + coef_xt * b->x[j];
-
-      if (add_noise)
-        {
-          double sigma = sigma_fixed;
-
-          if (variance == DIFFUSE_VARIANCE_LEARNED)
-            {
-              double frac = (b->var[j] + 1.0) / 2.0;
-              sigma = exp (0.5 * (frac * log_large + (1.0 - frac) * log_small));
-            }
-          v += sigma * b->noise[j];
-        }
-      b->x[j] = (float) v;
-    }
 }
 
 /* The fresh forward noise of the kept pixels on arriving at level L ≥ 0
@@ -310,16 +227,13 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
 
   if (params->init_image != NULL)
     {
-      /* q(x_t | x_0) = N(sqrt(ᾱ)x0, (1−ᾱ)I) (seed, forward process closed
-       * form), at the kept step where img2img starts.  eps holds ε here. */
-      double a = sqrt (abars[start]), s = sqrt (1.0 - abars[start]);
-
+      /* x_t ~ q(x_t | x_0) at the kept step where img2img starts; eps
+       * holds the forward noise ε here */
       if (params->init_noise != NULL)
         memcpy (b.eps, params->init_noise, n * sizeof (float));
       else
         diffuse_rng_normal (params->seed, STREAM_IMG2IMG, 0, b.eps, n);
-      for (gsize j = 0; j < n; j++)
-        b.x[j] = (float) (a * params->init_image[j] + s * b.eps[j]);
+      diffuse__q_sample (params->init_image, b.eps, abars[start], n, b.x);
     }
   else if (params->init_noise != NULL)
     memcpy (b.x, params->init_noise, n * sizeof (float));
@@ -354,15 +268,18 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
           buffers_clear (&b);
           return FALSE;
         }
-      predict_x0 (&b, abar, params->clip_denoised);
+      diffuse__predict_x0_from_eps (b.x, b.eps, abar, params->clip_denoised, n,
+                                    b.x0);
       if (add_noise)
         diffuse_rng_normal (params->seed, STREAM_STEP0 + (guint64) i
                             + ((guint64) visits[i] << 32), 0, b.noise, n);
       visits[i]++;
       if (is_ddpm)
-        step_ddpm (&b, betas[i], abar, abar_to, variance, add_noise);
+        diffuse__ddpm_step (b.x, b.x0, b.var, b.noise, n, betas[i], abar,
+                            abar_to, variance, add_noise);
       else
-        step_ddim (&b, abar, abar_to, params->eta, add_noise);
+        diffuse__ddim_step (b.x, b.x0, b.noise, n, abar, abar_to, params->eta,
+                            add_noise);
       step++;
 
       if (inpaint)

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "diffuse-private.h"
+#include "gaussian-diffusion.h"
 
 struct _DiffuseSchedule
 {
@@ -232,23 +233,24 @@ schedule_new (DiffuseScheduleKind kind, gint T, const char *respacing,
   s->betas = g_new (double, s->n);
   s->alphas_cumprod = g_new (double, s->n);
 
-  /* Respaced β (seed "Fewer Sampling Steps"; guided-diffusion SpacedDiffusion):
-   * β_i = 1 − ᾱ_{t_i} / ᾱ_{t_{i−1}} with ᾱ_{t_{−1}} = 1, then ᾱ_i recomputed
-   * as the cumulative product of the new (1 − β_i), as GaussianDiffusion does. */
-  double abar = 1.0, last = 1.0, acc = 1.0;
+  /* The kept steps' β, respaced from the full schedule's ᾱ, then ᾱ_i
+   * recomputed as the cumulative product of the new (1 − β_i), as
+   * GaussianDiffusion does (gaussian-diffusion.c). */
+  g_autofree double *abars = g_new (double, T);
+  double last = 1.0;
   gint i = 0;
+
+  diffuse__alphas_cumprod (betas, T, abars);
   for (gint t = 0; t < T; t++)
     {
-      abar *= 1.0 - betas[t];
       if (!keep[t])
         continue;
       s->timesteps[i] = t;
-      s->betas[i] = 1.0 - abar / last;
-      acc *= 1.0 - s->betas[i];
-      s->alphas_cumprod[i] = acc;
-      last = abar;
+      s->betas[i] = diffuse__respaced_beta (abars[t], last);
+      last = abars[t];
       i++;
     }
+  diffuse__alphas_cumprod (s->betas, s->n, s->alphas_cumprod);
   return s;
 }
 

@@ -1,0 +1,148 @@
+/* The formulas of Gaussian diffusion: ᾱ and respaced β, q(x_t | x_0),
+ * x_0 from ε, the posterior q(x_{t−1} | x_t, x_0), the learned variance,
+ * the DDPM and DDIM updates and classifier-free guidance.  Each function
+ * says which formula it implements (gaussian-diffusion.h gives the
+ * sources).  The order of every operation follows guided-diffusion, so
+ * that the numpy reference (tools/ref_diffusion.py) gets the same numbers
+ * up to rounding. */
+#include <math.h>
+
+#include "gaussian-diffusion.h"
+
+void
+diffuse__alphas_cumprod (const double *betas, gint n, double *alphas_cumprod)
+{
+  double acc = 1.0;
+
+  for (gint i = 0; i < n; i++)
+    {
+      acc *= 1.0 - betas[i];
+      alphas_cumprod[i] = acc;
+    }
+}
+
+double
+diffuse__respaced_beta (double alpha_bar, double alpha_bar_prev)
+{
+  return 1.0 - alpha_bar / alpha_bar_prev;
+}
+
+void
+diffuse__q_sample (const float *x0, const float *eps, double alpha_bar, gsize n,
+                   float *x_t)
+{
+  double a = sqrt (alpha_bar), s = sqrt (1.0 - alpha_bar);
+
+  for (gsize j = 0; j < n; j++)
+    x_t[j] = (float) (a * x0[j] + s * eps[j]);
+}
+
+void
+diffuse__predict_x0_from_eps (const float *x_t, const float *eps,
+                              double alpha_bar, gboolean clip, gsize n,
+                              float *x0)
+{
+  double c1 = sqrt (1.0 / alpha_bar), c2 = sqrt (1.0 / alpha_bar - 1.0);
+
+  for (gsize j = 0; j < n; j++)
+    {
+      double v = c1 * x_t[j] - c2 * eps[j];
+
+      if (clip)
+        v = CLAMP (v, -1.0, 1.0);
+      x0[j] = (float) v;
+    }
+}
+
+void
+diffuse__q_posterior (double beta, double alpha_bar, double alpha_bar_prev,
+                      DiffusePosterior *q)
+{
+  q->coef_x0 = beta * sqrt (alpha_bar_prev) / (1.0 - alpha_bar);
+  q->coef_xt = (1.0 - alpha_bar_prev) * sqrt (1.0 - beta) / (1.0 - alpha_bar);
+  q->variance = beta * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar);
+}
+
+double
+diffuse__q_posterior_mean (const DiffusePosterior *q, double x0, double x_t)
+{
+  return q->coef_x0 * x0 + q->coef_xt * x_t;
+}
+
+double
+diffuse__learned_log_variance (double raw, double log_beta, double log_beta_tilde)
+{
+  double v = (raw + 1.0) / 2.0;
+
+  return v * log_beta + (1.0 - v) * log_beta_tilde;
+}
+
+void
+diffuse__ddpm_step (float *x, const float *x0, const float *raw_var,
+                    const float *noise, gsize n, double beta, double alpha_bar,
+                    double alpha_bar_prev, DiffuseVarianceKind variance,
+                    gboolean add_noise)
+{
+  DiffusePosterior q;
+  double log_beta_tilde, log_beta, sigma_fixed;
+
+  diffuse__q_posterior (beta, alpha_bar, alpha_bar_prev, &q);
+  /* β̃ = 0 at the first step, where no noise is added: no log needed there */
+  log_beta_tilde = add_noise ? log (q.variance) : 0.0;
+  log_beta = log (beta);
+  sigma_fixed = sqrt (variance == DIFFUSE_VARIANCE_FIXED_SMALL ? q.variance : beta);
+
+  for (gsize j = 0; j < n; j++)
+    {
+      double v = diffuse__q_posterior_mean (&q, x0[j], x[j]);
+
+      if (add_noise)
+        {
+          double sigma = sigma_fixed;
+
+          if (variance == DIFFUSE_VARIANCE_LEARNED)
+            sigma = exp (0.5 * diffuse__learned_log_variance (raw_var[j], log_beta,
+                                                              log_beta_tilde));
+          v += sigma * noise[j];
+        }
+      x[j] = (float) v;
+    }
+}
+
+double
+diffuse__ddim_sigma (double alpha_bar, double alpha_bar_prev, double eta)
+{
+  return eta * sqrt ((1.0 - alpha_bar_prev) / (1.0 - alpha_bar))
+         * sqrt (1.0 - alpha_bar / alpha_bar_prev);
+}
+
+void
+diffuse__ddim_step (float *x, const float *x0, const float *noise, gsize n,
+                    double alpha_bar, double alpha_bar_prev, double eta,
+                    gboolean add_noise)
+{
+  /* ε = (x_t / sqrt(ᾱ) − x_0) / sqrt(1/ᾱ − 1) (guided-diffusion
+   * _predict_eps_from_xstart) */
+  double c1 = sqrt (1.0 / alpha_bar), c2 = sqrt (1.0 / alpha_bar - 1.0);
+  double sigma = diffuse__ddim_sigma (alpha_bar, alpha_bar_prev, eta);
+  double dir = sqrt (MAX (1.0 - alpha_bar_prev - sigma * sigma, 0.0));
+  double a0 = sqrt (alpha_bar_prev);
+
+  for (gsize j = 0; j < n; j++)
+    {
+      double eps = (c1 * x[j] - x0[j]) / c2;
+      double v = a0 * x0[j] + dir * eps;
+
+      if (add_noise)
+        v += sigma * noise[j];
+      x[j] = (float) v;
+    }
+}
+
+void
+diffuse__guided_eps (const float *eps_cond, const float *eps_null, double w,
+                     gsize n, float *eps)
+{
+  for (gsize j = 0; j < n; j++)
+    eps[j] = (float) ((1.0 + w) * eps_cond[j] - w * eps_null[j]);
+}

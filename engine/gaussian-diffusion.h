@@ -1,0 +1,104 @@
+/* The formulas of Gaussian diffusion (gaussian-diffusion.c), named as the
+ * seed notes (../shared/seeds/) and guided-diffusion's
+ * gaussian_diffusion.py name them.  The samplers (sampler.c), the
+ * schedules (schedule.c) and the model denoiser (sample.c) call them.
+ * Not installed.
+ *
+ * Notation: ᾱ = ᾱ_t of the step taken, ᾱ' = ᾱ_{t−1} (1 before the first
+ * step), β = β_t, all of the respaced schedule; arithmetic in double,
+ * results rounded to float once per element. */
+#ifndef DIFFUSE_GAUSSIAN_DIFFUSION_H
+#define DIFFUSE_GAUSSIAN_DIFFUSION_H
+
+#include <glib.h>
+
+#include "diffuse.h"
+
+G_BEGIN_DECLS
+
+/* ---- schedule ---------------------------------------------------------- */
+
+/* ᾱ_i = ∏_{j≤i} (1 − β_j) (seed "Parameterization of β_t"), i < n. */
+void   diffuse__alphas_cumprod (const double *betas, gint n, double *alphas_cumprod);
+
+/* The β of a kept step after respacing (seed "Fewer Sampling Steps";
+ * guided-diffusion SpacedDiffusion): β_i = 1 − ᾱ_{τ_i} / ᾱ_{τ_{i−1}},
+ * alpha_bar_prev = ᾱ of the previous kept step (1 for the first). */
+double diffuse__respaced_beta (double alpha_bar, double alpha_bar_prev);
+
+/* ---- forward process --------------------------------------------------- */
+
+/* A sample of q(x_t | x_0) = N(sqrt(ᾱ) x_0, (1 − ᾱ) I) for the given
+ * noise ε (seed, the forward process in closed form):
+ * x_t = sqrt(ᾱ) x_0 + sqrt(1 − ᾱ) ε, n elements. */
+void   diffuse__q_sample (const float *x0, const float *eps, double alpha_bar,
+                          gsize n, float *x_t);
+
+/* ---- reverse process --------------------------------------------------- */
+
+/* x_0 from ε (guided-diffusion _predict_xstart_from_eps; seed "Fewer
+ * Sampling Steps"): x_0 = (x_t − sqrt(1 − ᾱ) ε) / sqrt(ᾱ), computed as
+ * sqrt(1/ᾱ) x_t − sqrt(1/ᾱ − 1) ε; clipped to [−1, 1] when clip. */
+void   diffuse__predict_x0_from_eps (const float *x_t, const float *eps,
+                                     double alpha_bar, gboolean clip, gsize n,
+                                     float *x0);
+
+/* The posterior q(x_{t−1} | x_t, x_0) = N(μ̃, β̃ I) (Ho et al. 2020 eqs.
+ * 6–7; seed "Fewer Sampling Steps"):
+ *   μ̃ = coef_x0 · x_0 + coef_xt · x_t,
+ *   coef_x0 = sqrt(ᾱ') β / (1 − ᾱ),  coef_xt = sqrt(α) (1 − ᾱ') / (1 − ᾱ),
+ *   β̃ = variance = (1 − ᾱ') β / (1 − ᾱ)   (0 at the first step, ᾱ' = 1). */
+typedef struct
+{
+  double coef_x0, coef_xt;
+  double variance;
+} DiffusePosterior;
+
+void   diffuse__q_posterior (double beta, double alpha_bar, double alpha_bar_prev,
+                             DiffusePosterior *q);
+/* μ̃ of one element. */
+double diffuse__q_posterior_mean (const DiffusePosterior *q, double x0, double x_t);
+
+/* The learned variance (seed "Parameterization of reverse process
+ * variance Σθ"; improved DDPM eq. 15): log Σ = v log β + (1 − v) log β̃
+ * with v = (raw + 1) / 2, raw the network's output in [−1, 1]. */
+double diffuse__learned_log_variance (double raw, double log_beta,
+                                      double log_beta_tilde);
+
+/* DDPM ancestral step (Ho et al. 2020 Algorithm 2, with guided-diffusion's
+ * p_mean_variance): x_{t−1} = μ̃(x_0, x_t) + σ z, the mean from the
+ * (clipped) predicted x_0, in place on x (n elements).  σ² by variance:
+ * FIXED_SMALL β̃, FIXED_LARGE β (guided-diffusion uses β̃_1 at the first
+ * step, where no noise is added anyway), LEARNED Σ of
+ * diffuse__learned_log_variance from raw_var.  noise (z) is read only
+ * when add_noise; raw_var only for LEARNED with add_noise. */
+void   diffuse__ddpm_step (float *x, const float *x0, const float *raw_var,
+                           const float *noise, gsize n, double beta,
+                           double alpha_bar, double alpha_bar_prev,
+                           DiffuseVarianceKind variance, gboolean add_noise);
+
+/* σ of DDIM with η (Song et al. 2021 eq. 16; seed "Fewer Sampling Steps"):
+ * σ = η sqrt((1 − ᾱ') / (1 − ᾱ)) sqrt(1 − ᾱ / ᾱ'). */
+double diffuse__ddim_sigma (double alpha_bar, double alpha_bar_prev, double eta);
+
+/* DDIM update with η (Song et al. 2021 eq. 12; seed "Fewer Sampling
+ * Steps"): x_{t−1} = sqrt(ᾱ') x_0 + sqrt(1 − ᾱ' − σ²) ε + σ z, in place on
+ * x.  ε is re-derived from the (clipped) x_0 (guided-diffusion's
+ * ddim_sample), so that clipping keeps x_{t−1} consistent with the x_0 it
+ * reports.  For η > 1 the direction term 1 − ᾱ' − σ² can go negative; it
+ * is clamped at 0 (the step then only adds noise), where guided-diffusion
+ * would give NaN.  noise (z) is read only when add_noise. */
+void   diffuse__ddim_step (float *x, const float *x0, const float *noise, gsize n,
+                           double alpha_bar, double alpha_bar_prev, double eta,
+                           gboolean add_noise);
+
+/* ---- guidance ----------------------------------------------------------- */
+
+/* Classifier-free guidance (seed "Classifier-Free Guidance"; Ho & Salimans
+ * 2021 eq. 6): ε̄ = (1 + w) ε(x_t, y) − w ε(x_t, ∅), n elements. */
+void   diffuse__guided_eps (const float *eps_cond, const float *eps_null,
+                            double w, gsize n, float *eps);
+
+G_END_DECLS
+
+#endif /* DIFFUSE_GAUSSIAN_DIFFUSION_H */
