@@ -382,7 +382,7 @@ cli_nll (int argc, char **argv)
     { "batch", 'b', 0, G_OPTION_ARG_INT, &batch,
       "Images per network pass; default 8", "K" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads,
-      "OpenBLAS threads; default: OpenBLAS's choice", "N" },
+      "Threads; default: as many as OpenBLAS would use (OPENBLAS_NUM_THREADS, else the cores)", "N" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path,
       "Write the per-t terms, per-image totals and MSEs as JSON", "FILE" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress on stderr", NULL },

@@ -459,7 +459,7 @@ typedef struct
   const float *noise;
   guint64 seed;
   gint batch;               /* images per network pass; 0 = min(count, 8) */
-  gint n_threads;           /* 0 = leave OpenBLAS's setting (process-wide) */
+  gint n_threads;           /* this run's threads; 0 = the default */
   DiffuseNllProgressFunc progress;
   gpointer user_data;
 } DiffuseNllParams;

@@ -60,9 +60,6 @@
 
 #include "diffuse-private.h"
 
-/* OpenBLAS's own extension (cblas.h). */
-void openblas_set_num_threads (int num_threads);
-
 /* PRNG streams of the seeded noise: stream NLL_STREAM_BASE + t holds the ε
  * of x_t, image k at offset k·C·H·W (no overlap with the sampler's
  * streams 0, 1, 2 + i, so a sample's own noise is never reused). */
@@ -564,9 +561,6 @@ diffuse_nll (const DiffuseModel *model, const DiffuseNllParams *params, const fl
   if (!chain_for (&schedule, &chain, cfg->noise_schedule, cfg->diffusion_steps, error))
     return NULL;
 
-  if (params->n_threads > 0)
-    openblas_set_num_threads (params->n_threads);
-
   gint batch = MIN (params->batch > 0 ? params->batch : DEFAULT_BATCH, count);
   ModelData d = { 0 };
   DiffuseNllResult *r = NULL;
@@ -575,7 +569,8 @@ diffuse_nll (const DiffuseModel *model, const DiffuseNllParams *params, const fl
   d.labels = params->labels;
   d.t_scale = cfg->rescale_timesteps ? 1000.0 / cfg->diffusion_steps : 1.0;
   d.hw = (gsize) height * width;
-  d.unet = diffuse_unet_new (model, batch, height, width, error);
+  d.unet = diffuse_unet_new (model, batch, height, width, params->n_threads,
+                             error);
   if (d.unet == NULL)
     return NULL;
   d.t_in = g_new (float, batch);
