@@ -371,7 +371,8 @@ cli_nll (int argc, char **argv)
       "Seed of the noise when --noise is not given (0..2^64-1); default 0", "N" },
     { "timesteps", 0, 0, G_OPTION_ARG_INT, &timesteps,
       "ESTIMATE the sum from N evenly strided t (2..T; t = 0 always in, the "
-      "KL terms scaled by (T-1)/(N-1)); default: every t, the bound itself", "N" },
+      "KL terms scaled by (T-1)/(N-1)); it misses the large terms at t < "
+      "(T-1)/(N-1), so it runs low; default: every t, the bound itself", "N" },
     { "variance", 0, 0, G_OPTION_ARG_STRING, &variance,
       "Reverse variance(s) the bound is taken under, comma-separated, from "
       "the same network passes: auto, learned, fixed-small, fixed-large; "
