@@ -58,6 +58,11 @@ cli_classify (int argc, char **argv)
     return cli_usage ("--grad-out needs --class (the label whose log-probability "
                       "is differentiated)");
 
+  /* the outputs can be written, before any work */
+  if (!diffuse_output_check (out_path, &error)
+      || (grad_path != NULL && !diffuse_output_check (grad_path, &error)))
+    return cli_fail (error);
+
   model = diffuse_model_new_from_file (model_path, &error);
   if (model == NULL)
     return cli_fail (error);

@@ -39,6 +39,16 @@ load_per_item (const char *path, gint batch, GError **error)
   return g_steal_pointer (&v);
 }
 
+/* Index of the first NaN or Inf in v, or -1. */
+static gssize
+first_non_finite (const float *v, gsize n)
+{
+  for (gsize i = 0; i < n; i++)
+    if (!isfinite (v[i]))
+      return (gssize) i;
+  return -1;
+}
+
 gboolean
 cli_parse_timesteps (const char *text, gint batch, float **out, GError **error)
 {
@@ -46,12 +56,33 @@ cli_parse_timesteps (const char *text, gint batch, float **out, GError **error)
   double t;
 
   if (g_str_has_suffix (text, ".npy"))
-    return (*out = load_per_item (text, batch, error)) != NULL;
+    {
+      gssize bad;
+
+      if ((*out = load_per_item (text, batch, error)) == NULL)
+        return FALSE;
+      if ((bad = first_non_finite (*out, batch)) >= 0)
+        {
+          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                       "%s: timestep %g at index %" G_GSSIZE_FORMAT " is not "
+                       "finite", text, (*out)[bad], bad);
+          return FALSE;
+        }
+      return TRUE;
+    }
   t = g_ascii_strtod (text, &end);
-  if (*text == '\0' || *end != '\0' || !isfinite (t))
+  if (*text == '\0' || *end != '\0')
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                    "--timestep must be a number or an .npy file, not '%s'", text);
+      return FALSE;
+    }
+  /* the network embeds a float: 1e300 is finite as a double only */
+  if (!isfinite ((float) t))
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "--timestep %s is not a finite float32 number (|t| < %g)",
+                   text, (double) G_MAXFLOAT);
       return FALSE;
     }
   *out = g_new (float, batch);
@@ -154,6 +185,10 @@ cli_forward (int argc, char **argv)
   if (model_path == NULL || input == NULL || timestep == NULL || out_path == NULL)
     return cli_usage ("forward needs --model, --input, --timestep and --out");
 
+  /* the output can be written, before any work */
+  if (!diffuse_output_check (out_path, &error))
+    return cli_fail (error);
+
   model = diffuse_model_new_from_file (model_path, &error);
   if (model == NULL)
     return cli_fail (error);
@@ -175,6 +210,13 @@ cli_forward (int argc, char **argv)
   batch = (gint) shape[0];
   h = (gint) shape[2];
   w = (gint) shape[3];
+  {
+    gssize bad = first_non_finite (x, (gsize) batch * shape[1] * h * w);
+
+    if (bad >= 0)
+      return cli_failf ("%s: value %g at index %" G_GSSIZE_FORMAT " is not "
+                        "finite", input, x[bad], bad);
+  }
   if (!diffuse_model_check_size (model, h, w, &error))
     return cli_fail (error);
   if (!cli_parse_timesteps (timestep, batch, &t, &error)
@@ -189,6 +231,9 @@ cli_forward (int argc, char **argv)
     return cli_failf ("out of memory for the output");
   if (!diffuse_unet_forward (unet, batch, x, t, labels, out, &error))
     return cli_fail (error);
+  if (first_non_finite (out, (gsize) batch * cfg->out_channels * h * w) >= 0)
+    return cli_failf ("the network produced non-finite values (NaN or Inf); "
+                      "%s was not written", out_path);
 
   out_shape[0] = batch;
   out_shape[1] = cfg->out_channels;

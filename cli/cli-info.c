@@ -89,9 +89,38 @@ print_classifier (const DiffuseModel *model, const char *path G_GNUC_UNUSED,
     {
       const char *name = diffuse_model_get_class_name (model, i);
 
-      printf ("  %d: %s\n", i, name ? name : "(unnamed)");
+      g_autofree gchar *safe = name ? cli_escape (name) : NULL;
+
+      printf ("  %d: %s\n", i, safe ? safe : "(unnamed)");
     }
   return 0;
+}
+
+/* What one image at the model's own size takes (DDIM, 50 steps, with
+ * guidance when the model has a null class): memory and compute. */
+static void
+print_estimate (const DiffuseModel *model)
+{
+  const DiffuseModelConfig *c = diffuse_model_get_config (model);
+  DiffuseSampleParams params;
+  DiffuseRunEstimate e;
+  g_autofree gchar *mem = NULL, *weights = NULL;
+
+  diffuse_sample_params_init (&params);
+  params.steps = MIN (50, c->diffusion_steps);
+  if (c->num_classes > 0)
+    params.class_label = 0;
+  if (c->null_class >= 0 && c->null_class != 0)
+    params.guidance = 1.0;
+  if (!diffuse_sample_estimate (model, &params, &e, NULL))
+    return;
+  mem = cli_format_bytes (e.bytes);
+  weights = cli_format_bytes (e.weight_bytes);
+  printf ("run at %dx%d: about %s of memory besides the %s of weights, "
+          "%.3g GFLOP per network evaluation (%" G_GUINT64_FORMAT
+          " evaluations for %d steps%s)\n", c->image_size, c->image_size, mem,
+          weights, e.flops_per_eval / 1e9, e.n_evals, params.steps,
+          params.guidance > 0 ? " with guidance" : "");
 }
 
 int
@@ -148,6 +177,7 @@ cli_info (int argc, char **argv)
   printf ("rescale_timesteps: %s\n", yes_no (c->rescale_timesteps));
   printf ("size multiple: %d (sample sizes must be multiples of it)\n",
           1 << (c->n_levels - 1));
+  print_estimate (model);
   if (c->num_classes == 0)
     printf ("num_classes: 0 (unconditional)\n");
   else

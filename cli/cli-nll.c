@@ -227,7 +227,6 @@ write_json (const char *path, const char *model_path, const char *input,
   gint N = r->n_terms, K = r->count;
   g_autofree double *t_d = g_new (double, N);
   g_autofree double *means = g_new (double, N);
-  GError *local = NULL;
 
   for (gint j = 0; j < N; j++)
     t_d[j] = r->timesteps[j];
@@ -302,13 +301,13 @@ write_json (const char *path, const char *model_path, const char *input,
   json_generator_set_root (gen, root);
   json_generator_set_pretty (gen, FALSE);
   text = json_generator_to_data (gen, NULL);
-  if (!g_file_set_contents (path, text, -1, &local))
-    {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO, "%s", local->message);
-      g_error_free (local);
-      return FALSE;
-    }
-  return TRUE;
+  /* atomic, never over a device or FIFO (DiffuseOutput) */
+  {
+    g_autoptr (DiffuseOutput) out = diffuse_output_new (path, error);
+
+    return out != NULL && diffuse_output_write (out, text, strlen (text), error)
+      && diffuse_output_commit (out, error);
+  }
 }
 
 static void
@@ -421,13 +420,10 @@ cli_nll (int argc, char **argv)
                       ", not '%s'", G_MAXUINT64, seed_text);
   if (seed_text != NULL && noise_path != NULL)
     return cli_usage ("--seed and --noise exclude each other");
-  if (out_path != NULL)
-    {
-      g_autofree gchar *dir = g_path_get_dirname (out_path);
-
-      if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
-        return cli_failf ("%s: the directory %s does not exist", out_path, dir);
-    }
+  /* the output can be written (folder, permissions, a regular target),
+   * before any work */
+  if (out_path != NULL && !diffuse_output_check (out_path, &error))
+    return cli_fail (error);
 
   model = diffuse_model_new_from_file (model_path, &error);
   if (model == NULL)

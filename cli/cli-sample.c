@@ -350,9 +350,82 @@ load_input (const Options *o, const DiffuseModelConfig *cfg, gint *height,
   return sized;
 }
 
+/* Every output file of the run (the PNGs, then the .npy), made before
+ * sampling so that a missing folder, an unwritable one or a target that
+ * is not a regular file is refused before any work. */
+static gchar **
+output_paths (const Options *o, gint count)
+{
+  GPtrArray *paths = g_ptr_array_new ();
+
+  for (gint k = 0; o->out != NULL && k < count; k++)
+    g_ptr_array_add (paths, numbered_path (o->out, k, count));
+  if (o->out_npy != NULL)
+    g_ptr_array_add (paths, g_strdup (o->out_npy));
+  g_ptr_array_add (paths, NULL);
+  return (gchar **) g_ptr_array_free (paths, FALSE);
+}
+
+/* Writes the batch all or nothing: every file is written to its
+ * temporary file first, and only when all are complete are they renamed
+ * into place. */
+static gboolean
+write_outputs (const Options *o, gchar **paths, const float *out, gint count,
+               gint channels, gint height, gint width, guint64 seed,
+               GError **error)
+{
+  const gsize image_floats = (gsize) channels * height * width;
+  g_autoptr (GPtrArray) outs =
+    g_ptr_array_new_with_free_func ((GDestroyNotify) diffuse_output_free);
+  g_autofree gchar *seed_text = g_strdup_printf ("%" G_GUINT64_FORMAT, seed);
+  guint n = g_strv_length (paths);
+
+  for (guint i = 0; i < n; i++)
+    {
+      DiffuseOutput *f = diffuse_output_new (paths[i], error);
+
+      if (f == NULL)
+        return FALSE;
+      g_ptr_array_add (outs, f);
+      if (o->out != NULL && (gint) i < count)
+        {
+          g_autofree gchar *batch = g_strdup_printf ("image %u of %d", i, count);
+          /* the seed (and the image's place in its batch) reproduce it */
+          const char *text[] = {
+            "Software", "gimp-diffusion diffuse " DIFFUSE_VERSION,
+            "Seed", seed_text,
+            count > 1 ? "Batch" : NULL, batch,
+            NULL
+          };
+
+          if (!diffuse_output_write_png (f, out + i * image_floats, channels,
+                                         height, width, text, error))
+            return FALSE;
+        }
+      else
+        {
+          gint64 shape[4] = { count, channels, height, width };
+
+          if (!diffuse_output_write_npy (f, out, 4, shape, error))
+            return FALSE;
+        }
+    }
+  for (guint i = 0; i < n; i++)
+    if (!diffuse_output_commit (outs->pdata[i], error))
+      {
+        if (i > 0)
+          g_prefix_error (error, "after writing %u of %u files: ", i, n);
+        return FALSE;
+      }
+  for (guint i = 0; !o->quiet && i < n; i++)
+    printf ("wrote %s\n", paths[i]);
+  return TRUE;
+}
+
 static int
 run (Options *o, gboolean img2img)
 {
+  g_auto (GStrv) paths = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (DiffuseModel) model = NULL;
   g_autoptr (DiffuseModel) null_model = NULL;
@@ -366,8 +439,9 @@ run (Options *o, gboolean img2img)
   gint height = o->height_given ? o->height : 0;
   gint width = o->width_given ? o->width : 0;
   gint count = given (o, "count") ? o->values.count : NOT_GIVEN;
-  gint64 shape[4];
   gsize image_floats;
+  DiffuseRunEstimate estimate;
+  guint64 need, available;
   gint64 t0;
 
   /* --- everything that is a usage error comes first --- */
@@ -377,6 +451,9 @@ run (Options *o, gboolean img2img)
     return cli_usage ("--input is required");
   if (o->out == NULL && o->out_npy == NULL)
     return cli_usage ("--out (or --out-npy) is required");
+  if (o->out != NULL && !cli_has_extension (o->out, ".png"))
+    return cli_usage ("--out writes a PNG image: give it a .png name, not "
+                      "'%s' (convert to other formats afterwards)", o->out);
   if (o->seed != NULL)
     {
       if (!g_ascii_string_to_unsigned (o->seed, 10, 0, G_MAXUINT64, &seed, NULL))
@@ -392,6 +469,12 @@ run (Options *o, gboolean img2img)
    * against the table before any file is loaded */
   if (!check_given (o, &error))
     return cli_fail (error);
+  /* the outputs can be written (before any work); --noise may set count */
+  paths = output_paths (o, count == NOT_GIVEN ? 1 : count);
+  for (gint i = 0; paths[i] != NULL; i++)
+    if (!diffuse_output_check (paths[i], &error))
+      return cli_fail (error);
+
   if (o->preset != NULL && (preset = find_preset (o->preset, &error)) == NULL)
     return cli_fail (error);
   diffuse_sample_params_init (&params);
@@ -418,15 +501,41 @@ run (Options *o, gboolean img2img)
   if (o->klass != NULL
       && !diffuse_model_find_class (model, o->klass, &params.class_label, &error))
     return cli_fail (error);
+  if (params.guidance > 0.0 && null_model == NULL && cfg->num_classes > 0
+      && cfg->null_class < 0)
+    return cli_failf ("--guidance %g needs the model's null class, but %s has "
+                      "no null class: give an unconditional model with "
+                      "--null-model FILE", params.guidance, o->model);
 
   if (o->noise != NULL
       && (noise = load_noise (o, cfg, &count, &height, &width, &error)) == NULL)
     return cli_fail (error);
   if (count == NOT_GIVEN)
     count = 1;
+  if (count != (given (o, "count") ? o->values.count : 1))
+    {
+      g_strfreev (paths);
+      paths = output_paths (o, count);
+      for (gint i = 0; paths[i] != NULL; i++)
+        if (!diffuse_output_check (paths[i], &error))
+          return cli_fail (error);
+    }
   if (img2img
       && (input = load_input (o, cfg, &height, &width, &error)) == NULL)
     return cli_fail (error);
+  if (input != NULL)
+    {
+      /* the engine checks init_image too, but only once the run is set
+       * up: refuse a NaN input before anything else is said or done */
+      gsize n = (gsize) cfg->in_channels * height * width;
+
+      for (gsize i = 0; i < n; i++)
+        if (!(fabsf (input[i]) <= 1000.0f))
+          return cli_failf ("%s: the input image value %g at index %" G_GSIZE_FORMAT
+                            " is %s (need finite values within ±1000)", o->input,
+                            input[i], i, isfinite (input[i]) ? "too large"
+                                                             : "not finite");
+    }
   params.count = count;
   params.height = height;
   params.width = width;
@@ -440,7 +549,24 @@ run (Options *o, gboolean img2img)
   if (width == 0)
     width = cfg->image_size;
 
+  /* what the run takes, before anything large is allocated; the CLI adds
+   * its copy of the input for every image */
+  if (!diffuse_sample_estimate (model, &params, &estimate, &error))
+    return cli_fail (error);
   image_floats = (gsize) cfg->in_channels * height * width;
+  need = estimate.bytes + (input != NULL ? (guint64) count * image_floats * 4 : 0);
+  available = cli_available_memory ();
+  if (need > available)
+    {
+      g_autofree gchar *need_text = cli_format_bytes (need);
+      g_autofree gchar *avail_text = cli_format_bytes (available);
+
+      return cli_failf ("%d image%s of %d x %d need about %s of memory, more than "
+                        "the %s available: reduce --width/--height%s",
+                        count, count == 1 ? "" : "s", width, height, need_text,
+                        avail_text, count > 1 ? " or --count" : "");
+    }
+
   out = g_try_new (float, image_floats * count);
   if (input != NULL)
     {
@@ -454,8 +580,17 @@ run (Options *o, gboolean img2img)
     return cli_failf ("out of memory for %d images of %d x %d", count, width, height);
 
   if (!o->quiet)
-    fprintf (stderr, "seed %" G_GUINT64_FORMAT ", %d image%s of %d x %d\n", seed,
-             count, count == 1 ? "" : "s", width, height);
+    {
+      g_autofree gchar *need_text = cli_format_bytes (need);
+
+      fprintf (stderr, "seed %" G_GUINT64_FORMAT ", %d image%s of %d x %d: "
+               "about %s of memory, %.3g GFLOP (%" G_GUINT64_FORMAT
+               " network evaluations)\n", seed, count, count == 1 ? "" : "s",
+               width, height, need_text, estimate.flops / 1e9, estimate.n_evals);
+    }
+  else if (o->seed == NULL)
+    /* a random seed is always told, so that every image can be made again */
+    fprintf (stderr, "seed %" G_GUINT64_FORMAT "\n", seed);
   t0 = g_get_monotonic_time ();
   if (!diffuse_sample (model, &params, out, &info, &error))
     return cli_fail (error);
@@ -466,27 +601,9 @@ run (Options *o, gboolean img2img)
     printf ("img2img: strength %g -> %d reverse steps from t = %d\n",
             params.strength, info.n_steps_run, info.start_timestep);
 
-  for (gint k = 0; o->out != NULL && k < count; k++)
-    {
-      g_autofree gchar *path = numbered_path (o->out, k, count);
-
-      if (!diffuse_png_save (path, out + k * image_floats, cfg->in_channels,
-                             height, width, &error))
-        return cli_fail (error);
-      if (!o->quiet)
-        printf ("wrote %s\n", path);
-    }
-  shape[0] = count;
-  shape[1] = cfg->in_channels;
-  shape[2] = height;
-  shape[3] = width;
-  if (o->out_npy != NULL)
-    {
-      if (!diffuse_npy_save (o->out_npy, out, 4, shape, &error))
-        return cli_fail (error);
-      if (!o->quiet)
-        printf ("wrote %s\n", o->out_npy);
-    }
+  if (!write_outputs (o, paths, out, count, cfg->in_channels, height, width,
+                      seed, &error))
+    return cli_fail (error);
   return 0;
 }
 
@@ -513,7 +630,8 @@ cli_sample (int argc, char **argv, gboolean img2img)
       "null class; same channels, T and noise schedule), for class models "
       "without a null class such as OpenAI's ImageNet ones", "FILE" },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &o.seed,
-      "Random seed (0..2^64-1); default: a random one, printed", "N" },
+      "Random seed (0..2^64-1); default: a random one, printed (also with "
+      "--quiet, on stderr) and kept in the PNG's Seed text", "N" },
     { "noise", 0, 0, G_OPTION_ARG_FILENAME, &o.noise,
       "Use this .npy [K,C,H,W] as x_T (img2img: as the forward noise) "
       "instead of seeded noise", "FILE" },
@@ -528,8 +646,9 @@ cli_sample (int argc, char **argv, gboolean img2img)
       "Apply a preset (see 'diffuse presets') or a .preset file first; "
       "explicit options override it", "NAME" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &o.out,
-      "Output PNG (the model's channels: grey, grey+alpha, RGB or RGBA); "
-      "with --count K > 1, out.png becomes out-0.png, out-1.png, ...", "FILE" },
+      "Output PNG, named .png (the model's channels: grey, grey+alpha, RGB or "
+      "RGBA); with --count K > 1, out.png becomes out-0.png, out-1.png, ...; "
+      "written whole or not at all, with --count all files or none", "FILE" },
     { "out-npy", 0, 0, G_OPTION_ARG_FILENAME, &o.out_npy,
       "Also write the float samples [K,C,H,W] in [-1,1] as .npy", "FILE" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &o.quiet,

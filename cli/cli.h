@@ -28,6 +28,21 @@ gchar **cli_preset_dirs (void);
  * the directories. */
 GPtrArray *cli_load_presets (gchar ***dirs_out);
 
+/* text (from a file or the user) made safe for a terminal: invalid UTF-8
+ * replaced, control characters written as \xNN. */
+gchar *cli_escape (const char *text);
+
+/* Bytes this process can still allocate: the least of MemAvailable, the
+ * address-space limit (RLIMIT_AS) less what is mapped, and the cgroup's
+ * memory.max less memory.current; G_MAXUINT64 when none is known. */
+guint64 cli_available_memory (void);
+
+/* Prints "~12.3 MiB" style sizes. */
+gchar *cli_format_bytes (guint64 bytes);
+
+/* Whether path's file name ends in ext (".png"), ignoring ASCII case. */
+gboolean cli_has_extension (const char *path, const char *ext);
+
 /* --timestep: one number for the batch or an .npy of B values (cli-forward.c) */
 gboolean cli_parse_timesteps (const char *text, gint batch, float **out,
                               GError **error);

@@ -19,14 +19,36 @@
 #include <stdio.h>
 #include <string.h>
 
+gchar *
+cli_escape (const char *text)
+{
+  g_autofree gchar *valid = g_utf8_make_valid (text, -1);
+  GString *out = g_string_new (NULL);
+
+  for (const char *p = valid; *p != '\0'; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+
+      /* C0 and C1 controls, DEL: a terminal would act on them */
+      if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0))
+        g_string_append_printf (out, "\\x%02x", (guint) c);
+      else
+        g_string_append_len (out, p, g_utf8_next_char (p) - p);
+    }
+  return g_string_free (out, FALSE);
+}
+
 static void
 print_line (const char *message)
 {
   g_autofree gchar *one_line = g_strdup (message);
+  g_autofree gchar *safe = NULL;
 
   /* keep the promise of one line even for multi-line messages */
   g_strdelimit (one_line, "\r\n", ' ');
-  fprintf (stderr, "diffuse: %s\n", one_line);
+  /* messages quote file contents and names: no escape sequences */
+  safe = cli_escape (one_line);
+  fprintf (stderr, "diffuse: %s\n", safe);
 }
 
 int
@@ -115,6 +137,15 @@ cli_load_presets (gchar ***dirs_out)
   if (dirs_out != NULL)
     *dirs_out = g_steal_pointer (&dirs);
   return presets;
+}
+
+gboolean
+cli_has_extension (const char *path, const char *ext)
+{
+  gsize n = strlen (path), m = strlen (ext);
+
+  return n > m && path[n - m - 1] != '/'
+    && g_ascii_strcasecmp (path + n - m, ext) == 0;
 }
 
 static const char usage_text[] =

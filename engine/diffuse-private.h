@@ -15,6 +15,25 @@ gboolean diffuse__set_named_errorv (GError **error, gint code, const char *name,
                                     const char *format, va_list args)
   G_GNUC_PRINTF (4, 0);
 
+/* ---- files.c ----------------------------------------------------------- */
+
+/* Opens path for reading without blocking on a FIFO, and refuses anything
+ * but a regular file (FIFO, device, socket, directory: a clear GError).
+ * Returns a blocking file descriptor and its size, or -1. */
+gint     diffuse__open_regular (const char *path, guint64 *out_size,
+                                GError **error);
+/* Reads exactly n bytes (path names the file in messages). */
+gboolean diffuse__read_exact (gint fd, void *buf, gsize n, const char *path,
+                              GError **error);
+
+/* ---- image-io.c: the loaders on bytes in memory (fuzzing, tests) ------- */
+
+float *diffuse__png_load_bytes (const guint8 *bytes, gsize len, gint channels,
+                                gint *out_channels, gint *out_height,
+                                gint *out_width, GError **error);
+float *diffuse__npy_load_bytes (const guint8 *bytes, gsize len, gint *out_ndim,
+                                gint64 out_shape[4], GError **error);
+
 /* ---- safetensors.c: bounds-checked parser ---------------------------- */
 
 typedef enum
@@ -130,6 +149,12 @@ DiffuseUNetWeights *diffuse__unet_weights_new (const DiffuseSafetensors *st,
                                                const DiffuseModelConfig *cfg,
                                                const char *name, GError **error);
 void diffuse__unet_weights_free (DiffuseUNetWeights *weights);
+/* diffuse_unet_new's scratch for batch at height × width, in bytes,
+ * without allocating it. */
+guint64 diffuse__unet_estimate_bytes (const DiffuseModel *model, gint batch,
+                                      gint height, gint width);
+/* Floating-point operations of one forward pass of one image. */
+guint64 diffuse__unet_flops (const DiffuseModel *model, gint height, gint width);
 
 /* model.c: the weights bound at load. */
 const DiffuseUNetWeights *diffuse__model_get_weights (const DiffuseModel *model);
@@ -151,6 +176,13 @@ const DiffuseClassifierWeights *
 /* For bench/: floating-point operations of one forward pass at this batch
  * (convolutions, linear layers, attention products). */
 guint64 diffuse__classifier_get_flops (const DiffuseClassifier *clf, gint batch);
+
+/* ---- sampler.c --------------------------------------------------------- */
+
+/* init_noise and init_image ([n] floats each, when set) are finite and
+ * within ±1000; a clear GError names the first bad value. */
+gboolean diffuse__check_sample_inputs (const DiffuseSampleParams *params,
+                                       gsize n, GError **error);
 
 /* ---- rng.c ------------------------------------------------------------- */
 

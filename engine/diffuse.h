@@ -142,7 +142,11 @@ const char   *diffuse_model_get_class_name (const DiffuseModel *model, gint inde
  * "none"/"null" map to the null class when the model has one. */
 gboolean      diffuse_model_find_class (const DiffuseModel *model, const char *text,
                                         gint *out_index, GError **error);
-/* Whether (H, W) can be run: positive multiples of 2^(n_levels-1). */
+/* The largest width or height any run takes. */
+#define DIFFUSE_MAX_SIDE 16384
+
+/* Whether (H, W) can be run: positive multiples of 2^(n_levels-1), at
+ * most DIFFUSE_MAX_SIDE. */
 gboolean      diffuse_model_check_size (const DiffuseModel *model, gint height,
                                         gint width, GError **error);
 
@@ -291,7 +295,8 @@ typedef struct
   gint count;                    /* images in one batch, 1..64, default 1 */
   gint height, width;            /* default 0 = the model's image_size */
   gboolean clip_denoised;        /* clip predicted x0 to [-1,1]; default TRUE */
-  /* img2img: init_image [count,C,H,W] (NULL = plain generation) */
+  /* img2img: init_image [count,C,H,W] (NULL = plain generation); values
+   * (and init_noise's) must be finite and within ±1000 */
   const float *init_image;
   double strength;               /* in (0, 1]; default 0.5 */
   /* optional x_T [count,C,H,W] instead of seeded noise */
@@ -406,6 +411,27 @@ void     diffuse_sample_params_init (DiffuseSampleParams *params);
 gboolean diffuse_sample_params_validate (const DiffuseSampleParams *params,
                                          const DiffuseModel *model, GError **error);
 
+/* What a run will take, known before it starts (from the model's layer
+ * list and the run's size): for refusing what cannot fit, and for saying
+ * how long it will be. */
+typedef struct
+{
+  guint64 bytes;          /* memory the run allocates: network scratch,
+                             sampler and denoiser buffers, the output
+                             (the loaded weights are not included) */
+  guint64 weight_bytes;   /* the loaded models' weights (float32), for reference */
+  guint64 flops_per_eval; /* floating-point operations of one network
+                             evaluation of one image */
+  guint64 n_evals;        /* network evaluations of one image: count ×
+                             steps run, ×2 with guidance */
+  double flops;           /* flops_per_eval × n_evals */
+} DiffuseRunEstimate;
+
+/* Validates params, then fills estimate. */
+gboolean diffuse_sample_estimate (const DiffuseModel *model,
+                                  const DiffuseSampleParams *params,
+                                  DiffuseRunEstimate *estimate, GError **error);
+
 /* Generate (or img2img) with a model: out is [count, C, H, W] in [-1, 1]. */
 gboolean diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
                          float *out, DiffuseSampleInfo *info, GError **error);
@@ -507,6 +533,34 @@ void     diffuse_nll_result_free (DiffuseNllResult *result);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseNllResult, diffuse_nll_result_free)
 
+/* Output files (files.c)                                               */
+
+/* Every file the engine writes goes through a DiffuseOutput: the bytes go
+ * to a temporary file in the target's folder, renamed over the target by
+ * diffuse_output_commit only once all of it is written and flushed, so an
+ * error, a full disk or a signal leaves an existing file as it was.
+ * diffuse_output_new refuses, before anything is written, a target that
+ * exists and is not a regular file (device, FIFO, socket, directory), a
+ * missing folder and a folder it cannot write in.  A symbolic link is
+ * written through: the file it names is replaced, the link stays.  Nothing
+ * but the object's own temporary file is ever removed. */
+typedef struct _DiffuseOutput DiffuseOutput;
+
+DiffuseOutput *diffuse_output_new (const char *path, GError **error);
+/* The path as given to diffuse_output_new. */
+const char    *diffuse_output_get_path (const DiffuseOutput *out);
+gboolean       diffuse_output_write (DiffuseOutput *out, const void *data,
+                                     gsize len, GError **error);
+/* Renames the finished file into place; the object is then only freed. */
+gboolean       diffuse_output_commit (DiffuseOutput *out, GError **error);
+/* Without a commit, removes the temporary file (the target is untouched). */
+void           diffuse_output_free (DiffuseOutput *out);
+/* diffuse_output_new and _free: checks, before a long run, that path can
+ * be written. */
+gboolean       diffuse_output_check (const char *path, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseOutput, diffuse_output_free)
+
 /* ------------------------------------------------------------------ */
 /* Images and arrays                                                    */
 
@@ -517,7 +571,15 @@ float   *diffuse_png_load (const char *path, gint channels, gint *out_channels,
                            gint *out_height, gint *out_width, GError **error);
 gboolean diffuse_png_save (const char *path, const float *data, gint channels,
                            gint height, gint width, GError **error);
-/* .npy: float32, C order, up to 4 dimensions. */
+/* The same into an output (not committed): text is NULL or a
+ * NULL-terminated list of key, value, key, value ... written as PNG tEXt
+ * chunks (Latin-1 keys of 1..79 characters).  Data that is not finite
+ * (NaN, ±Inf) is refused: no image is written. */
+gboolean diffuse_output_write_png (DiffuseOutput *out, const float *data,
+                                   gint channels, gint height, gint width,
+                                   const char *const *text, GError **error);
+/* .npy: float32, C order, up to 4 dimensions.  Loading refuses anything
+ * but a regular file whose size is what its header promises. */
 float   *diffuse_npy_load (const char *path, gint *out_ndim, gint64 out_shape[4],
                            GError **error);
 /* The same up to max_ndim ≤ DIFFUSE_NPY_MAX_DIMS dimensions (5: the
@@ -527,6 +589,8 @@ float   *diffuse_npy_load_nd (const char *path, gint max_ndim, gint *out_ndim,
                               gint64 *out_shape, GError **error);
 gboolean diffuse_npy_save (const char *path, const float *data, gint ndim,
                            const gint64 *shape, GError **error);
+gboolean diffuse_output_write_npy (DiffuseOutput *out, const float *data,
+                                   gint ndim, const gint64 *shape, GError **error);
 
 /* ------------------------------------------------------------------ */
 /* Presets (presets/NAME.preset, GKeyFile; shared by plug-in and CLI)   */

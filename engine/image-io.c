@@ -16,13 +16,14 @@
  * .npy: NumPy's format (numpy/lib/format.py), versions 1.0, 2.0 and 3.0,
  * little-endian float32 ('<f4'), C order, up to 4 dimensions.
  */
-#include "diffuse.h"
+#include "diffuse-private.h"
 
 #include <errno.h>
 #include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 
@@ -78,7 +79,13 @@ typedef struct
   gint n_palette;        /* palette images: entries; pixels hold indices */
   guint8 palette[256][4];
   gboolean too_big;
+  guint64 file_size;     /* bytes in the file: bounds what it can hold */
 } PngReadCtx;
+
+/* deflate expands at most 1032:1 (zlib's technical notes): a header
+ * promising more pixel bytes than that from the file's size is a lie
+ * (or a truncated file), refused before the pixel buffer is allocated */
+#define DEFLATE_MAX_RATIO 1032
 
 /* Palette images keep their indices (one byte each): libpng would expand
  * an index past the palette's end to black with only a warning, while here
@@ -132,6 +139,11 @@ png_read_all (PngReadCtx *ctx)
       return FALSE;
     }
 
+  /* the filtered rows as stored: one filter byte each */
+  if ((guint64) h * (png_get_rowbytes (ctx->png, ctx->info) + 1)
+      > ctx->file_size * DEFLATE_MAX_RATIO + 65536)
+    png_error (ctx->png, "the header's size cannot come from a file this "
+               "small (truncated?)");
   if (color_type == PNG_COLOR_TYPE_PALETTE)
     read_palette (ctx);
   else
@@ -226,32 +238,24 @@ convert_to_planar (const PngReadCtx *ctx, gint channels, float *out)
     }
 }
 
-float *
-diffuse_png_load (const char *path, gint channels, gint *out_channels,
-                  gint *out_height, gint *out_width, GError **error)
+/* Decodes the PNG in fp (closed here); name is used in messages. */
+static float *
+png_load_fp (FILE *fp, guint64 file_size, const char *path, gint channels,
+             gint *out_channels, gint *out_height, gint *out_width,
+             GError **error)
 {
   PngReadCtx ctx = { 0 };
   guint8 sig[8];
   float *out = NULL;
   gsize n;
 
-  g_return_val_if_fail (path != NULL, NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-
+  ctx.fp = fp;
+  ctx.file_size = file_size;
   if (channels < 0 || channels > 4)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                    "%s: cannot load as %d channels (need 0..4)", path, channels);
-      return NULL;
-    }
-
-  ctx.fp = g_fopen (path, "rb");
-  if (ctx.fp == NULL)
-    {
-      int saved = errno;
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO,
-                   "%s: cannot open: %s", path, g_strerror (saved));
-      return NULL;
+      goto out;
     }
   if (fread (sig, 1, sizeof sig, ctx.fp) != sizeof sig
       || png_sig_cmp (sig, 0, sizeof sig) != 0)
@@ -313,10 +317,67 @@ out:
   return out;
 }
 
+float *
+diffuse_png_load (const char *path, gint channels, gint *out_channels,
+                  gint *out_height, gint *out_width, GError **error)
+{
+  g_autofree gchar *display = NULL;
+  FILE *fp;
+  gint fd;
+  guint64 size = 0;
+
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (channels < 0 || channels > 4)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "%s: cannot load as %d channels (need 0..4)", path, channels);
+      return NULL;
+    }
+  /* a regular file only: a FIFO or /dev/zero would block or never end */
+  fd = diffuse__open_regular (path, &size, error);
+  if (fd < 0)
+    return NULL;
+  display = g_filename_display_name (path);
+  fp = fdopen (fd, "rb");
+  if (fp == NULL)
+    {
+      int saved = errno;
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO,
+                   "%s: cannot open: %s", display, g_strerror (saved));
+      close (fd);
+      return NULL;
+    }
+  return png_load_fp (fp, size, display, channels, out_channels, out_height,
+                      out_width, error);
+}
+
+float *
+diffuse__png_load_bytes (const guint8 *bytes, gsize len, gint channels,
+                         gint *out_channels, gint *out_height, gint *out_width,
+                         GError **error)
+{
+  static const guint8 empty[1];
+  FILE *fp = fmemopen ((void *) (len ? bytes : empty), MAX (len, 1), "rb");
+
+  if (fp == NULL)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
+                   "<memory>: cannot open");
+      return NULL;
+    }
+  if (len == 0)
+    fseek (fp, 1, SEEK_SET); /* an empty stream */
+  return png_load_fp (fp, len, "<memory>", channels, out_channels, out_height,
+                      out_width, error);
+}
+
 /* ------------------------------------------------------------------ */
 /* PNG saving                                                           */
 
-/* [-1, 1] -> 0..255, rounded to nearest and clamped; NaN gives 0. */
+/* [-1, 1] -> 0..255, rounded to nearest and clamped (NaN is refused
+ * before this, but would give 0). */
 static inline guint8
 to_byte (float v)
 {
@@ -331,14 +392,31 @@ to_byte (float v)
 
 typedef struct
 {
-  FILE *fp;
+  DiffuseOutput *out;
+  GError *write_error;   /* the output's own error, when a write failed */
   png_structp png;
   png_infop info;
   PngErrorSink sink;
   guint8 *row;
   const float *data;
+  const char *const *text;
   gint channels, height, width;
 } PngWriteCtx;
+
+static void
+on_png_write (png_structp png, png_bytep data, png_size_t len)
+{
+  PngWriteCtx *ctx = png_get_io_ptr (png);
+
+  if (!diffuse_output_write (ctx->out, data, len, &ctx->write_error))
+    png_error (png, "write failed");
+}
+
+static void
+on_png_flush (png_structp png)
+{
+  (void) png;
+}
 
 static gboolean
 png_write_all (PngWriteCtx *ctx)
@@ -352,10 +430,21 @@ png_write_all (PngWriteCtx *ctx)
   if (setjmp (png_jmpbuf (ctx->png)))
     return FALSE;
 
-  png_init_io (ctx->png, ctx->fp);
+  png_set_write_fn (ctx->png, ctx, on_png_write, on_png_flush);
   png_set_IHDR (ctx->png, ctx->info, ctx->width, ctx->height, 8,
                 color_types[ctx->channels - 1], PNG_INTERLACE_NONE,
                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  for (gint i = 0; ctx->text != NULL && ctx->text[i] != NULL
+       && ctx->text[i + 1] != NULL; i += 2)
+    {
+      png_text t = { 0 };
+
+      t.compression = PNG_TEXT_COMPRESSION_NONE;
+      t.key = (png_charp) ctx->text[i];
+      t.text = (png_charp) ctx->text[i + 1];
+      t.text_length = strlen (t.text);
+      png_set_text (ctx->png, ctx->info, &t, 1);
+    }
   png_write_info (ctx->png, ctx->info);
   for (gint y = 0; y < ctx->height; y++)
     {
@@ -369,12 +458,107 @@ png_write_all (PngWriteCtx *ctx)
   return TRUE;
 }
 
+/* PNG tEXt keywords: 1..79 printable Latin-1 characters, no leading,
+ * trailing or double spaces (PNG spec 11.3.4.3). */
+static gboolean
+png_keyword_ok (const char *key)
+{
+  gsize n = strlen (key);
+
+  if (n < 1 || n > 79 || key[0] == ' ' || key[n - 1] == ' '
+      || strstr (key, "  ") != NULL)
+    return FALSE;
+  for (gsize i = 0; i < n; i++)
+    if ((guint8) key[i] < 32 || ((guint8) key[i] > 126 && (guint8) key[i] < 161))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+diffuse_output_write_png (DiffuseOutput *out, const float *data, gint channels,
+                          gint height, gint width, const char *const *text,
+                          GError **error)
+{
+  PngWriteCtx ctx = { 0 };
+  g_autofree gchar *path = NULL;
+  gboolean ok = FALSE;
+  gsize n;
+
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (data != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  path = g_filename_display_name (diffuse_output_get_path (out));
+  if (channels < 1 || channels > 4 || height < 1 || width < 1
+      || height > MAX_PNG_SIDE || width > MAX_PNG_SIDE)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "%s: cannot write a PNG of %d channels, %d x %d pixels",
+                   path, channels, width, height);
+      return FALSE;
+    }
+  for (gint i = 0; text != NULL && text[i] != NULL; i += 2)
+    if (!png_keyword_ok (text[i]) || text[i + 1] == NULL)
+      {
+        g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                     "%s: bad PNG text keyword or missing value", path);
+        return FALSE;
+      }
+  /* a NaN pixel has no 8-bit value: never write a silently black image */
+  n = (gsize) channels * height * width;
+  for (gsize i = 0; i < n; i++)
+    if (!isfinite (data[i]))
+      {
+        g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                     "%s: the image holds non-finite values (NaN or Inf); "
+                     "not written", path);
+        return FALSE;
+      }
+
+  ctx.out = out;
+  ctx.data = data;
+  ctx.text = text;
+  ctx.channels = channels;
+  ctx.height = height;
+  ctx.width = width;
+  ctx.row = g_try_malloc ((gsize) width * channels);
+  if (ctx.row == NULL)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
+                   "%s: out of memory", path);
+      return FALSE;
+    }
+
+  ctx.png = png_create_write_struct (PNG_LIBPNG_VER_STRING, &ctx.sink,
+                                     on_png_error, on_png_warning);
+  if (ctx.png != NULL)
+    ctx.info = png_create_info_struct (ctx.png);
+  if (ctx.png == NULL || ctx.info == NULL)
+    g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
+                 "%s: cannot create a PNG encoder", path);
+  else if (!png_write_all (&ctx))
+    {
+      if (ctx.write_error != NULL)
+        g_propagate_error (error, g_steal_pointer (&ctx.write_error));
+      else
+        g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO,
+                     "%s: cannot write PNG: %s", path, ctx.sink.message);
+    }
+  else
+    ok = TRUE;
+
+  if (ctx.png != NULL)
+    png_destroy_write_struct (&ctx.png, ctx.info ? &ctx.info : NULL);
+  g_clear_error (&ctx.write_error);
+  g_free (ctx.row);
+  return ok;
+}
+
 gboolean
 diffuse_png_save (const char *path, const float *data, gint channels,
                   gint height, gint width, GError **error)
 {
-  PngWriteCtx ctx = { 0 };
-  gboolean ok = FALSE;
+  g_autoptr (DiffuseOutput) out = NULL;
 
   g_return_val_if_fail (path != NULL, FALSE);
   g_return_val_if_fail (data != NULL, FALSE);
@@ -388,55 +572,10 @@ diffuse_png_save (const char *path, const float *data, gint channels,
                    path, channels, width, height);
       return FALSE;
     }
-
-  ctx.data = data;
-  ctx.channels = channels;
-  ctx.height = height;
-  ctx.width = width;
-  ctx.row = g_try_malloc ((gsize) width * channels);
-  if (ctx.row == NULL)
-    {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
-                   "%s: out of memory", path);
-      return FALSE;
-    }
-
-  ctx.fp = g_fopen (path, "wb");
-  if (ctx.fp == NULL)
-    {
-      int saved = errno;
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO,
-                   "%s: cannot create: %s", path, g_strerror (saved));
-      g_free (ctx.row);
-      return FALSE;
-    }
-
-  ctx.png = png_create_write_struct (PNG_LIBPNG_VER_STRING, &ctx.sink,
-                                     on_png_error, on_png_warning);
-  if (ctx.png != NULL)
-    ctx.info = png_create_info_struct (ctx.png);
-  if (ctx.png == NULL || ctx.info == NULL)
-    g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
-                 "%s: cannot create a PNG encoder", path);
-  else if (!png_write_all (&ctx))
-    g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO,
-                 "%s: cannot write PNG: %s", path, ctx.sink.message);
-  else
-    ok = TRUE;
-
-  if (ctx.png != NULL)
-    png_destroy_write_struct (&ctx.png, ctx.info ? &ctx.info : NULL);
-  g_free (ctx.row);
-  if (fclose (ctx.fp) != 0 && ok)
-    {
-      int saved = errno;
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO,
-                   "%s: cannot write: %s", path, g_strerror (saved));
-      ok = FALSE;
-    }
-  if (!ok)
-    g_unlink (path);
-  return ok;
+  out = diffuse_output_new (path, error);
+  return out != NULL
+    && diffuse_output_write_png (out, data, channels, height, width, NULL, error)
+    && diffuse_output_commit (out, error);
 }
 
 /* ------------------------------------------------------------------ */
@@ -655,78 +794,104 @@ parse_npy_header (const char *text, gsize len, gint *ndim,
   return TRUE;
 }
 
-float *
-diffuse_npy_load (const char *path, gint *out_ndim, gint64 out_shape[4],
-                  GError **error)
+/* numpy itself refuses headers over 10000 bytes by default (format.py's
+ * max_header_size); this leaves room and still bounds the read. */
+#define NPY_MAX_HEADER ((gsize) 1 << 20)
+
+/* Where an .npy comes from: a regular file (fd) or bytes in memory. */
+typedef struct
 {
-  return diffuse_npy_load_nd (path, 4, out_ndim, out_shape, error);
+  const char *name;     /* for messages */
+  gint fd;              /* -1: read from mem */
+  const guint8 *mem;
+  guint64 size;         /* the whole file's size, known before reading */
+  guint64 pos;
+} NpySource;
+
+static gboolean
+npy_read (NpySource *src, void *buf, gsize n, GError **error)
+{
+  if (src->fd >= 0)
+    {
+      if (!diffuse__read_exact (src->fd, buf, n, src->name, error))
+        return FALSE;
+    }
+  else
+    memcpy (buf, src->mem + src->pos, n);
+  src->pos += n;
+  return TRUE;
 }
 
-float *
-diffuse_npy_load_nd (const char *path, gint max_ndim, gint *out_ndim,
-                     gint64 *out_shape, GError **error)
+/* Every size the header promises is checked against src->size before
+ * anything but the header is read or allocated. */
+static float *
+npy_load_source (NpySource *src, gint max_ndim, gint *out_ndim,
+                 gint64 *out_shape, GError **error)
 {
-  g_autofree gchar *contents = NULL;
+  const char *path = src->name;
+  g_autofree gchar *header = NULL;
   g_autoptr (GString) why = g_string_new (NULL);
-  gsize len = 0, header_len, data_start;
+  guint8 prefix[12];
+  gsize header_len, data_start;
   guint64 n = 1;
   gint ndim = 0;
   gint64 shape[NPY_MAX_DIMS] = { 0 };
-  const guint8 *bytes;
   guint8 major;
   float *out;
-  GError *local = NULL;
 
-  g_return_val_if_fail (path != NULL, NULL);
-  g_return_val_if_fail (max_ndim >= 0 && max_ndim <= NPY_MAX_DIMS, NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-
-  if (!g_file_get_contents (path, &contents, &len, &local))
-    {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO, "%s", local->message);
-      g_error_free (local);
-      return NULL;
-    }
-  bytes = (const guint8 *) contents;
-
-  if (len < NPY_MAGIC_LEN + 2 || memcmp (bytes, NPY_MAGIC, NPY_MAGIC_LEN) != 0)
+  if (src->size < NPY_MAGIC_LEN + 2)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
                    "%s: not a .npy file (bad magic)", path);
       return NULL;
     }
-  major = bytes[NPY_MAGIC_LEN];
+  if (!npy_read (src, prefix, NPY_MAGIC_LEN + 2, error))
+    return NULL;
+  if (memcmp (prefix, NPY_MAGIC, NPY_MAGIC_LEN) != 0)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
+                   "%s: not a .npy file (bad magic)", path);
+      return NULL;
+    }
+  major = prefix[NPY_MAGIC_LEN];
   if (major == 1)
-    {
-      if (len < 10)
-        goto truncated;
-      header_len = bytes[8] | ((gsize) bytes[9] << 8);
-      data_start = 10;
-    }
+    data_start = 10;
   else if (major == 2 || major == 3)
-    {
-      if (len < 12)
-        goto truncated;
-      header_len = bytes[8] | ((gsize) bytes[9] << 8)
-        | ((gsize) bytes[10] << 16) | ((gsize) bytes[11] << 24);
-      data_start = 12;
-    }
+    data_start = 12;
   else
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
                    "%s: unsupported .npy version %u.%u", path, major,
-                   bytes[NPY_MAGIC_LEN + 1]);
+                   prefix[NPY_MAGIC_LEN + 1]);
       return NULL;
     }
-  if (header_len > len - data_start)
+  if (src->size < data_start)
     goto truncated;
-  if (memchr (bytes + data_start, '\0', header_len) != NULL)
+  if (!npy_read (src, prefix + 8, data_start - 8, error))
+    return NULL;
+  header_len = prefix[8] | ((gsize) prefix[9] << 8);
+  if (major != 1)
+    header_len |= ((gsize) prefix[10] << 16) | ((gsize) prefix[11] << 24);
+  if (header_len > src->size - data_start)
+    goto truncated;
+  if (header_len > NPY_MAX_HEADER)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
+                   "%s: .npy header of %" G_GSIZE_FORMAT " bytes is over the "
+                   "limit of %" G_GSIZE_FORMAT, path, header_len, NPY_MAX_HEADER);
+      return NULL;
+    }
+  header = g_malloc (header_len + 1);
+  if (!npy_read (src, header, header_len, error))
+    return NULL;
+  header[header_len] = '\0';
+  if (memchr (header, '\0', header_len) != NULL)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
                    "%s: .npy header contains a NUL byte", path);
       return NULL;
     }
-  if (!parse_npy_header (contents + data_start, header_len, &ndim, shape, why))
+  if (!parse_npy_header (header, header_len, &ndim, shape, why))
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
                    "%s: bad .npy header: %s", path, why->str);
@@ -749,11 +914,11 @@ diffuse_npy_load_nd (const char *path, gint max_ndim, gint *out_ndim,
                      "%s: .npy shape has too many elements", path);
         return NULL;
       }
-  if (n * sizeof (float) != len - data_start)
+  if (n * sizeof (float) != src->size - data_start)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
-                   "%s: .npy data is %" G_GSIZE_FORMAT " bytes, the shape "
-                   "needs %" G_GUINT64_FORMAT, path, len - data_start,
+                   "%s: .npy data is %" G_GUINT64_FORMAT " bytes, the shape "
+                   "needs %" G_GUINT64_FORMAT, path, src->size - data_start,
                    n * (guint64) sizeof (float));
       return NULL;
     }
@@ -766,7 +931,11 @@ diffuse_npy_load_nd (const char *path, gint max_ndim, gint *out_ndim,
                    "%s: out of memory for %" G_GUINT64_FORMAT " floats", path, n);
       return NULL;
     }
-  memcpy (out, bytes + data_start, n * sizeof (float));
+  if (!npy_read (src, out, n * sizeof (float), error))
+    {
+      g_free (out);
+      return NULL;
+    }
 #if G_BYTE_ORDER == G_BIG_ENDIAN
   for (guint64 i = 0; i < n; i++)
     {
@@ -789,20 +958,62 @@ truncated:
   return NULL;
 }
 
-gboolean
-diffuse_npy_save (const char *path, const float *data, gint ndim,
-                  const gint64 *shape, GError **error)
+float *
+diffuse_npy_load (const char *path, gint *out_ndim, gint64 out_shape[4],
+                  GError **error)
 {
+  return diffuse_npy_load_nd (path, 4, out_ndim, out_shape, error);
+}
+
+float *
+diffuse_npy_load_nd (const char *path, gint max_ndim, gint *out_ndim,
+                     gint64 *out_shape, GError **error)
+{
+  g_autofree gchar *display = NULL;
+  NpySource src = { 0 };
+  float *out;
+
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (max_ndim >= 0 && max_ndim <= NPY_MAX_DIMS, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  /* a regular file only: a FIFO would block, /dev/zero never ends */
+  src.fd = diffuse__open_regular (path, &src.size, error);
+  if (src.fd < 0)
+    return NULL;
+  display = g_filename_display_name (path);
+  src.name = display;
+  out = npy_load_source (&src, max_ndim, out_ndim, out_shape, error);
+  close (src.fd);
+  return out;
+}
+
+float *
+diffuse__npy_load_bytes (const guint8 *bytes, gsize len, gint *out_ndim,
+                         gint64 out_shape[4], GError **error)
+{
+  NpySource src = { "<memory>", -1, bytes, len, 0 };
+
+  g_return_val_if_fail (bytes != NULL || len == 0, NULL);
+  return npy_load_source (&src, 4, out_ndim, out_shape, error);
+}
+
+gboolean
+diffuse_output_write_npy (DiffuseOutput *out, const float *data, gint ndim,
+                          const gint64 *shape, GError **error)
+{
+  g_autofree gchar *path = NULL;
   g_autoptr (GString) header = g_string_new ("{'descr': '<f4', "
                                              "'fortran_order': False, 'shape': (");
   g_autofree guint8 *file = NULL;
   guint64 n = 1;
   gsize pad, total;
   guint8 prefix[10];
-  GError *local = NULL;
 
-  g_return_val_if_fail (path != NULL, FALSE);
+  g_return_val_if_fail (out != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  path = g_filename_display_name (diffuse_output_get_path (out));
 
   if (ndim < 0 || ndim > 4 || (ndim > 0 && shape == NULL))
     {
@@ -864,11 +1075,20 @@ diffuse_npy_save (const char *path, const float *data, gint ndim,
     }
 #endif
 
-  if (!g_file_set_contents (path, (const gchar *) file, total, &local))
-    {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO, "%s", local->message);
-      g_error_free (local);
-      return FALSE;
-    }
-  return TRUE;
+  return diffuse_output_write (out, file, total, error);
+}
+
+gboolean
+diffuse_npy_save (const char *path, const float *data, gint ndim,
+                  const gint64 *shape, GError **error)
+{
+  g_autoptr (DiffuseOutput) out = NULL;
+
+  g_return_val_if_fail (path != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  out = diffuse_output_new (path, error);
+  return out != NULL
+    && diffuse_output_write_npy (out, data, ndim, shape, error)
+    && diffuse_output_commit (out, error);
 }

@@ -67,7 +67,9 @@ fast_expf (float x)
   r = r - fn * 1.428606765330187e-06f;
   p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6.0f + r * (1.0f / 24.0f
       + r * (1.0f / 120.0f + r * (1.0f / 720.0f))))));
-  bits = ((gint32) fn + 127) << 23;
+  /* NaN in, NaN out (through p), without converting NaN to an integer
+   * (undefined behaviour; UBSan reports it) */
+  bits = ((fn == fn ? (gint32) fn : 0) + 127) << 23;
   memcpy (&scale, &bits, sizeof scale);
   return p * scale;
 }

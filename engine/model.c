@@ -7,6 +7,7 @@
  * multiples of the 32 GroupNorm groups, every attention resolution is one
  * the UNet passes through, and the head counts divide the channels of
  * every attention block. */
+#include <math.h>
 #include <string.h>
 
 #include <json-glib/json-glib.h>
@@ -523,7 +524,22 @@ bind_weights (DiffuseModel *model, GError **error)
   if (model->weights == NULL && model->clf_weights == NULL)
     return FALSE;
   for (guint i = 0; i < n; i++)
-    model->n_params += (guint64) diffuse__safetensors_get_nth (model->st, i)->n_elements;
+    {
+      const DiffuseTensorInfo *t = diffuse__safetensors_get_nth (model->st, i);
+
+      /* a NaN or Inf weight would turn every image into NaN: refused at
+       * load, naming the tensor (one pass over the weights) */
+      for (gint64 j = 0; j < t->n_elements; j++)
+        if (!isfinite (t->data[j]))
+          {
+            g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
+                         "%s: tensor '%s' holds a non-finite value (%g) at "
+                         "index %" G_GINT64_FORMAT, model->name, t->name,
+                         t->data[j], j);
+            return FALSE;
+          }
+      model->n_params += (guint64) t->n_elements;
+    }
   return TRUE;
 }
 
@@ -690,6 +706,13 @@ diffuse_model_check_size (const DiffuseModel *model, gint height, gint width,
 
   g_return_val_if_fail (model != NULL, FALSE);
   step = 1 << (model->config.n_levels - 1);
+  if (height > DIFFUSE_MAX_SIDE || width > DIFFUSE_MAX_SIDE)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "%s: size %dx%d is over the limit of %d pixels a side",
+                   model->name, width, height, DIFFUSE_MAX_SIDE);
+      return FALSE;
+    }
   if (height <= 0 || width <= 0 || height % step != 0 || width % step != 0)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,

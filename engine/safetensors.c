@@ -108,7 +108,13 @@ diffuse__json_check (const char *text, gsize n, gint max_depth)
       if (in_string)
         {
           if (escaped)
-            escaped = FALSE;
+            {
+              escaped = FALSE;
+              /* json-glib would cut the string at an escaped NUL, and a
+               * tensor name "a\u0000x" would pass as "a" */
+              if (c == 'u' && n - i > 4 && memcmp (text + i + 1, "0000", 4) == 0)
+                return "not usable: a string holds an escaped NUL (\\u0000)";
+            }
           else if (c == '\\')
             escaped = TRUE;
           else if (c == '"')
@@ -497,6 +503,14 @@ parse_header (DiffuseSafetensors *st, const guint8 *bytes, gsize len, GError **e
                  "safetensors header", len);
   for (i = 0; i < 8; i++)
     header_len |= (guint64) bytes[i] << (8 * i);
+  /* the format's header "MUST begin with a {": a file whose length
+   * field cannot be right and that has no '{' after it (a text file, a
+   * PNG) is not a safetensors file at all */
+  if (header_len > len - 8 && (len == 8 || bytes[8] != '{'))
+    return fail (error, st, "not a safetensors file (its first 8 bytes give "
+                 "a header length of %" G_GUINT64_FORMAT " for a file of %"
+                 G_GSIZE_FORMAT " bytes, and no JSON header follows)",
+                 header_len, len);
   if (header_len == 0)
     return fail (error, st, "header length is zero");
   if (header_len > len - 8)
@@ -593,13 +607,29 @@ diffuse__safetensors_open (const char *path, GError **error)
   g_autoptr (GError) map_error = NULL;
   g_autofree gchar *display = NULL;
   GMappedFile *map;
+  guint64 size = 0;
+  gint fd;
 
   g_return_val_if_fail (path != NULL, NULL);
   display = g_filename_display_name (path);
-  map = g_mapped_file_new (path, FALSE, &map_error);
+  /* a regular file only: a FIFO would block, a directory or device has
+   * nothing to map (refused with a message naming what it is) */
+  fd = diffuse__open_regular (path, &size, error);
+  if (fd < 0)
+    return NULL;
+  if (size == 0)
+    {
+      close (fd);
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
+                   "%s: not a safetensors file (it is empty)", display);
+      return NULL;
+    }
+  map = g_mapped_file_new_from_fd (fd, FALSE, &map_error);
+  close (fd);
   if (map == NULL)
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO, "%s", map_error->message);
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO, "%s: cannot map: %s",
+                   display, map_error->message);
       return NULL;
     }
   return open_common (display, map, (const guint8 *) g_mapped_file_get_contents (map),

@@ -128,6 +128,9 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
                                     error))
       return FALSE;
   }
+  if (!diffuse__check_sample_inputs (params, (gsize) params->count
+                                     * cfg->in_channels * h * w, error))
+    return FALSE;
 
   if (params->variance == DIFFUSE_VARIANCE_LEARNED && !cfg->learn_sigma)
     return invalid (error, "variance \"learned\" needs a learn_sigma model; this "
@@ -245,6 +248,76 @@ model_denoise (gpointer user_data, gint count, const float *x_t, gint t_index,
        * th.split(model_output, C, dim=1)) */
       if (var_out != NULL)
         memcpy (var_out + k * img, cond + img, img * sizeof (float));
+    }
+  return TRUE;
+}
+
+gboolean
+diffuse_sample_estimate (const DiffuseModel *model,
+                         const DiffuseSampleParams *params,
+                         DiffuseRunEstimate *estimate, GError **error)
+{
+  g_return_val_if_fail (model != NULL, FALSE);
+  g_return_val_if_fail (params != NULL, FALSE);
+  g_return_val_if_fail (estimate != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!diffuse_sample_params_validate (params, model, error))
+    return FALSE;
+
+  const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
+  if (cfg->model_type != DIFFUSE_MODEL_UNET
+      || (params->null_model != NULL
+          && diffuse_model_get_config (params->null_model)->model_type
+             != DIFFUSE_MODEL_UNET))
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
+                   "a classifier is not a diffusion model: it cannot sample");
+      return FALSE;
+    }
+  g_autoptr (DiffuseSchedule) schedule = schedule_for (params, cfg, error);
+  if (schedule == NULL)
+    return FALSE;
+  gint h = params->height > 0 ? params->height : cfg->image_size;
+  gint w = params->width > 0 ? params->width : cfg->image_size;
+  guint64 count = (guint64) params->count;
+  guint64 hw = (guint64) h * (guint64) w;
+  guint64 img = (guint64) cfg->in_channels * hw;
+  gint label = cfg->num_classes == 0 ? 0
+               : params->class_label >= 0 ? params->class_label : cfg->null_class;
+  gboolean guided = params->guidance > 0.0
+                    && (params->null_model != NULL || label != cfg->null_class);
+  gboolean separate = guided && params->null_model != NULL;
+  guint64 batch = guided && !separate ? 2 * count : count;
+  guint64 steps = params->init_image != NULL
+    ? (guint64) diffuse_schedule_index_for_strength (schedule, params->strength) + 1
+    : (guint64) diffuse_schedule_get_n_steps (schedule);
+  gboolean stochastic = params->sampler == DIFFUSE_SAMPLER_DDPM || params->eta > 0.0;
+
+  memset (estimate, 0, sizeof *estimate);
+  /* as diffuse_sample allocates: the network's scratch, the denoiser's
+   * input, timestep, label and output buffers, the sampler's x, ε, x̂0
+   * (+ noise, + variance) and the caller's output */
+  estimate->bytes = diffuse__unet_estimate_bytes (model, (gint) batch, h, w)
+    + 4 * (batch * img + 2 * batch + batch * cfg->out_channels * hw)
+    + 4 * count * img * (3 + (stochastic ? 1 : 0) + (cfg->learn_sigma ? 1 : 0))
+    + 4 * count * img;
+  estimate->weight_bytes = 4 * diffuse_model_get_n_params (model);
+  estimate->flops_per_eval = diffuse__unet_flops (model, h, w);
+  estimate->n_evals = count * steps * (guided ? 2 : 1);
+  estimate->flops = (double) estimate->flops_per_eval * (double) estimate->n_evals;
+  if (separate)
+    {
+      const DiffuseModelConfig *ncfg = diffuse_model_get_config (params->null_model);
+
+      estimate->bytes += diffuse__unet_estimate_bytes (params->null_model,
+                                                       (gint) count, h, w)
+        + 4 * count * ncfg->out_channels * hw;
+      estimate->weight_bytes += 4 * diffuse_model_get_n_params (params->null_model);
+      /* half the evaluations are the null model's */
+      estimate->flops = (double) count * steps
+        * ((double) estimate->flops_per_eval
+           + (double) diffuse__unet_flops (params->null_model, h, w));
     }
   return TRUE;
 }

@@ -43,6 +43,44 @@
 #define STREAM_JUMP0 (G_GUINT64_CONSTANT (1) << 48)
 #define STREAM_KEPT0 DIFFUSE__STREAM_KEPT0
 
+/* init_noise is N(0, I) (beyond ±1000 only by mistake: 3e38 overflows
+ * the first step), init_image in [-1, 1]: both must be finite and within
+ * this bound. */
+#define MAX_INPUT_ABS 1000.0f
+
+/* Index of the first value that is not finite or beyond ±bound, or -1. */
+static gssize
+first_bad_value (const float *v, gsize n, float bound)
+{
+  for (gsize i = 0; i < n; i++)
+    if (!(fabsf (v[i]) <= bound)) /* NaN fails too */
+      return (gssize) i;
+  return -1;
+}
+
+static gboolean
+check_input (const float *v, gsize n, const char *what, GError **error)
+{
+  gssize bad = v != NULL ? first_bad_value (v, n, MAX_INPUT_ABS) : -1;
+
+  if (bad < 0)
+    return TRUE;
+  g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+               "%s value %g at index %" G_GSSIZE_FORMAT " is %s (need finite "
+               "values within ±%g)", what, v[bad], bad,
+               isfinite (v[bad]) ? "too large" : "not finite",
+               (double) MAX_INPUT_ABS);
+  return FALSE;
+}
+
+gboolean
+diffuse__check_sample_inputs (const DiffuseSampleParams *params, gsize n,
+                              GError **error)
+{
+  return check_input (params->init_noise, n, "the initial noise", error)
+    && check_input (params->init_image, n, "the input image", error);
+}
+
 typedef struct
 {
   gsize n;        /* count·C·H·W */
@@ -201,7 +239,8 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
   gsize hw = (gsize) height * width;
   Buffers b;
 
-  if (!diffuse__inpaint_check (params, n_sched, height, width, error))
+  if (!diffuse__inpaint_check (params, n_sched, height, width, error)
+      || !diffuse__check_sample_inputs (params, n, error))
     return FALSE;
   if (params->init_image != NULL)
     start = diffuse_schedule_index_for_strength (schedule, params->strength);
@@ -293,6 +332,16 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
                                  n, hw, 1.0);
         }
 
+      /* a NaN or Inf (broken weights, an overflow) never becomes a
+       * silently black image: the run stops at the step that made it */
+      if (first_bad_value (b.x, n, G_MAXFLOAT) >= 0)
+        {
+          buffers_clear (&b);
+          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
+                       "the run produced non-finite values (NaN or Inf) at "
+                       "step %d of %d; nothing was written", step, n_steps);
+          return FALSE;
+        }
       if (params->progress != NULL
           && !params->progress (step, n_steps, b.x0, count, channels,
                                 height, width, params->user_data))

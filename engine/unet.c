@@ -121,6 +121,79 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
 #undef NAT
 }
 
+/* Floats of scratch (with alignment slack) for batch B at H × W. */
+static gsize
+scratch_floats (const DiffuseUNetWeights *w, gint max_batch, gint height,
+                gint width, gint n_threads, Sizes *s)
+{
+  gsize total, emb_floats;
+  gint max_emb = 0;
+
+  plan (w, max_batch, height, width, n_threads, s);
+  for (gint i = 0; i < w->n_res; i++)
+    max_emb = MAX (max_emb, w->res[i].n_emb);
+  emb_floats = (gsize) max_batch * (w->config.model_channels + 3 * w->emb_dim
+                                    + max_emb);
+  /* each buffer rounded up to 16 floats (64 bytes) */
+#define R16(x) (((x) + 15) / 16 * 16)
+  total = 2 * R16 (s->cur) + R16 (s->a) + R16 (s->a2) + R16 (s->xs) + R16 (s->t)
+          + R16 (s->col) + R16 (s->wm) + R16 (s->qkv) + R16 (s->scores)
+          + R16 (s->skips) + 5 * 16 + R16 (emb_floats) + 16;
+#undef R16
+  if (total > G_MAXSIZE / sizeof (float))
+    total = G_MAXSIZE / sizeof (float);
+  return total;
+}
+
+guint64
+diffuse__unet_estimate_bytes (const DiffuseModel *model, gint batch,
+                              gint height, gint width)
+{
+  const DiffuseUNetWeights *w = diffuse__model_get_weights (model);
+  Sizes s;
+
+  return (guint64) scratch_floats (w, batch, height, width,
+                                   diffuse__threads_for_run (0), &s) * sizeof (float);
+}
+
+/* Multiply-adds of one forward pass of one image at H × W: the
+ * convolutions and linear maps of every op, and attention's two products
+ * (QKᵀ and AV); norms, activations and the embedding MLP are
+ * comparatively negligible and left out. */
+guint64
+diffuse__unet_flops (const DiffuseModel *model, gint height, gint width)
+{
+  const DiffuseUNetWeights *w = diffuse__model_get_weights (model);
+  guint64 macs = 0;
+
+#define HW(l) ((guint64) (height >> (l)) * (guint64) (width >> (l)))
+  for (gint i = 0; i < w->n_ops; i++)
+    {
+      const Op *op = &w->ops[i];
+      guint64 ci = op->c_in, co = op->c_out, hw = HW (op->level_out);
+
+      switch (op->kind)
+        {
+        case OP_CONV_IN:
+        case OP_DOWN:
+        case OP_UP:
+          macs += co * ci * 9 * hw;
+          break;
+        case OP_RES:
+          macs += (co * ci * 9 + co * co * 9) * hw;
+          if (ci != co)
+            macs += co * ci * hw;
+          break;
+        case OP_ATTN:
+          macs += 4 * ci * ci * hw + 2 * hw * hw * ci;
+          break;
+        }
+    }
+  macs += (guint64) w->out_conv.c_out * w->out_conv.c_in * 9 * HW (0);
+#undef HW
+  return 2 * macs;
+}
+
 DiffuseUNet *
 diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
                   gint width, gint n_threads, GError **error)
@@ -129,8 +202,7 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   DiffuseUNet *u;
   Sizes s;
   gint unit;
-  gsize total, emb_floats;
-  gint max_emb;
+  gsize total;
   float *p;
 
   g_return_val_if_fail (model != NULL, NULL);
@@ -157,11 +229,17 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
                    "batch size %d is out of range (1..4096)", max_batch);
       return NULL;
     }
-  if (height < unit || width < unit || height % unit || width % unit
-      || height > 16384 || width > 16384)
+  if (height > DIFFUSE_MAX_SIDE || width > DIFFUSE_MAX_SIDE)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "image size %dx%d is not a positive multiple of %d (up to 16384)",
+                   "image size %dx%d is over the limit of %d pixels a side",
+                   width, height, DIFFUSE_MAX_SIDE);
+      return NULL;
+    }
+  if (height < unit || width < unit || height % unit || width % unit)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "image size %dx%d is not a positive multiple of %d",
                    width, height, unit);
       return NULL;
     }
@@ -173,20 +251,7 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   u->width = width;
   u->skips = g_new0 (float *, w->n_skips + 1);
   u->n_threads = diffuse__threads_for_run (n_threads);
-  plan (w, max_batch, height, width, u->n_threads, &s);
-
-  max_emb = 0;
-  for (gint i = 0; i < w->n_res; i++)
-    max_emb = MAX (max_emb, w->res[i].n_emb);
-  emb_floats = (gsize) max_batch * (w->config.model_channels + 3 * w->emb_dim
-                                    + max_emb);
-  /* each buffer rounded up to 16 floats (64 bytes) */
-#define R16(x) (((x) + 15) / 16 * 16)
-  total = 2 * R16 (s.cur) + R16 (s.a) + R16 (s.a2) + R16 (s.xs) + R16 (s.t)
-          + R16 (s.col) + R16 (s.wm) + R16 (s.qkv) + R16 (s.scores) + R16 (s.skips)
-          + 5 * 16 + R16 (emb_floats) + 16;
-  if (total > G_MAXSIZE / sizeof (float))
-    total = G_MAXSIZE / sizeof (float);
+  total = scratch_floats (w, max_batch, height, width, u->n_threads, &s);
   u->scratch_bytes = total * sizeof (float);
   u->arena = g_try_malloc (u->scratch_bytes);
   if (u->arena == NULL)
@@ -200,6 +265,7 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
     }
   /* align to 64 bytes */
   p = (float *) (((guintptr) u->arena + 63) & ~(guintptr) 63);
+#define R16(x) (((x) + 15) / 16 * 16)
 #define TAKE(dst, n) G_STMT_START { dst = p; p += R16 (n); } G_STMT_END
   TAKE (u->cur, s.cur);
   TAKE (u->nxt, s.cur);

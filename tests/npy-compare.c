@@ -8,6 +8,9 @@
  *   npy-compare --png-matches FILE.png X.npy INDEX
  *       The PNG is image INDEX of X [K, C, H, W] rounded to 8 bits: every
  *       pixel within half a level (plus float slack) of the clamped value.
+ *   npy-compare --fill OUT.npy K,C,H,W VALUE [INDEX]
+ *       Writes an array of that shape filled with 0, except element INDEX
+ *       (default: every element) set to VALUE ("nan", "inf", "3e38").
  *
  * Exit status 0 when the check holds, 1 when it does not or on errors.
  */
@@ -125,9 +128,39 @@ png_matches (const char *png, const char *npy, gint index)
   return 0;
 }
 
+static int
+fill (const char *path, const char *shape_text, const char *value_text,
+      const char *index_text)
+{
+  g_auto (GStrv) dims = g_strsplit (shape_text, ",", 0);
+  gint64 shape[4];
+  gint ndim = (gint) g_strv_length (dims);
+  gsize n = 1;
+  g_autofree float *data = NULL;
+  double value = g_ascii_strtod (value_text, NULL);
+  GError *error = NULL;
+
+  if (ndim < 1 || ndim > 4)
+    return 1;
+  for (gint i = 0; i < ndim; i++)
+    {
+      shape[i] = g_ascii_strtoll (dims[i], NULL, 10);
+      n *= (gsize) shape[i];
+    }
+  data = g_new0 (float, n);
+  for (gsize i = 0; i < n; i++)
+    if (index_text == NULL || i == (gsize) g_ascii_strtoull (index_text, NULL, 10))
+      data[i] = (float) value;
+  if (!diffuse_npy_save (path, data, ndim, shape, &error))
+    return fail (error);
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
+  if ((argc == 5 || argc == 6) && strcmp (argv[1], "--fill") == 0)
+    return fill (argv[2], argv[3], argv[4], argc == 6 ? argv[5] : NULL);
   if (argc == 3 && strcmp (argv[1], "--png-shape") == 0)
     return png_shape (argv[2]);
   if (argc == 5 && strcmp (argv[1], "--png-matches") == 0)

@@ -411,5 +411,179 @@ printf '[preset]\nname=other\nsteps=4\n' >"$DIFFUSE_USER_PRESETS_DIR/other.prese
 DIFFUSE_USER_PRESETS_DIR=$DIFFUSE_USER_PRESETS_DIR run "DIFFUSE_USER_PRESETS_DIR" 0 presets \
   && contains "DIFFUSE_USER_PRESETS_DIR is the user folder" "^other .*steps=4"
 
+# ---- files: never lost, never replaced when not regular (issue 10) -----
+# every check below failed (or hung) before the fix
+mkdir -p "$TMP/f"
+mkfifo "$TMP/f/fifo.png" "$TMP/f/fifo.npy" "$TMP/f/fifo.safetensors"
+mkdir "$TMP/f/dir.png"
+is_fifo () { if [ -p "$2" ]; then pass "$1: $2 is still a FIFO"; else fail "$1: $2 replaced"; fi; }
+err_has () {
+  if grep -q -- "$2" "$TMP/err"; then pass "$1: says '$2'"; else
+    fail "$1: stderr lacks '$2': $(cat "$TMP/err")"; fi
+}
+no_work () {
+  if grep -q '^step ' "$TMP/err"; then fail "$1: sampled before failing"; else
+    pass "$1: refused before sampling"; fi
+}
+expect_error "--out to a FIFO" 1 sample --model "$M" --steps 2 --out "$TMP/f/fifo.png" \
+  && err_has "--out to a FIFO" "not a regular file" && no_work "--out to a FIFO"
+is_fifo "--out to a FIFO" "$TMP/f/fifo.png"
+expect_error "--out-npy to a FIFO" 1 sample --model "$M" --steps 2 \
+  --out-npy "$TMP/f/fifo.npy"
+is_fifo "--out-npy to a FIFO" "$TMP/f/fifo.npy"
+expect_error "--out to a directory" 1 sample --model "$M" --steps 2 \
+  --out "$TMP/f/dir.png" && no_work "--out to a directory"
+[ -d "$TMP/f/dir.png" ] && pass "the directory is still there"
+expect_error "--out to a missing folder" 1 sample --model "$M" --steps 2 \
+  --out "$TMP/no/such/x.png" && err_has "missing folder" "does not exist" \
+  && no_work "missing folder"
+expect_error "forward --out to a FIFO" 1 forward --model "$M" \
+  --input "$G/forward-grey-cond.x.npy" --timestep 5 --out "$TMP/f/fifo.npy"
+is_fifo "forward --out to a FIFO" "$TMP/f/fifo.npy"
+# a symbolic link: the file it names is replaced, the link stays
+echo old >"$TMP/f/real.png"
+ln -s real.png "$TMP/f/link.png"
+if run "--out through a symlink" 0 sample --model "$M" --steps 2 --seed 1 --quiet \
+     --out "$TMP/f/link.png"; then
+  if [ -L "$TMP/f/link.png" ] && [ "$(readlink "$TMP/f/link.png")" = real.png ]; then
+    pass "the link stays a link"; else fail "the link was replaced"; fi
+  png_shape_is "written through the link" "$TMP/f/real.png" "1 16 16"
+fi
+# --count 3 with a file size limit that only the .npy exceeds: no PNG of
+# the batch is left either (all files or none)
+rm -f "$TMP"/f/b*.png
+(trap '' XFSZ; ulimit -f 2; "$DIFFUSE" sample --model "$M" --steps 2 --seed 1 \
+   --count 3 --quiet --out "$TMP/f/b.png" --out-npy "$TMP/f/b.npy" \
+   >"$TMP/out" 2>"$TMP/err")
+if [ $? -eq 1 ]; then pass "batch over the size limit fails"; else fail "batch did not fail"; fi
+left=$(cd "$TMP/f" && ls -a | grep '^\.\?b' | tr '\n' ' ')
+if [ -z "$left" ]; then pass "a failed batch leaves no file"; else
+  fail "a failed batch left: $left"; fi
+# an existing file is kept whole when the write fails
+echo "old image" >"$TMP/f/keep.npy"
+(trap '' XFSZ; ulimit -f 2; "$DIFFUSE" sample --model "$M" --steps 2 --seed 1 \
+   --count 3 --quiet --out-npy "$TMP/f/keep.npy" >"$TMP/out" 2>"$TMP/err")
+if [ "$(cat "$TMP/f/keep.npy")" = "old image" ]; then pass "a failed write keeps the old file"
+else fail "a failed write destroyed the old file"; fi
+expect_error "--out x.jpg" 2 sample --model "$M" --out "$TMP/f/x.jpg" \
+  && err_has "--out x.jpg" ".png"
+[ -e "$TMP/f/x.jpg" ] && fail "x.jpg was written"
+
+# ---- inputs must be regular files: no hang, no endless read -------------
+T="timeout 20"
+hang_check () { if [ "$1" -eq 124 ]; then fail "$2: hung (killed after 20 s)"; fi; }
+for what in model noise; do
+  case $what in
+    model) args=(sample --model "$TMP/f/fifo.safetensors" --out "$TMP/f/x.png") ;;
+    noise) args=(sample --model "$M" --noise "$TMP/f/fifo.npy" --out "$TMP/f/x.png") ;;
+  esac
+  $T "$DIFFUSE" "${args[@]}" >"$TMP/out" 2>"$TMP/err"; st=$?
+  hang_check $st "FIFO as $what"
+  if [ $st -eq 1 ] && grep -q "FIFO" "$TMP/err"; then pass "FIFO as $what refused"
+  else fail "FIFO as $what: exit $st, $(cat "$TMP/err")"; fi
+done
+$T "$DIFFUSE" img2img --model "$M" --input "$TMP/f/fifo.npy" --strength 0.5 \
+  --out "$TMP/f/x.png" >"$TMP/out" 2>"$TMP/err"; st=$?
+hang_check $st "FIFO as img2img input"
+if [ $st -eq 1 ] && grep -q FIFO "$TMP/err"; then pass "FIFO as img2img input refused"
+else fail "FIFO as img2img input: exit $st"; fi
+for dev in /dev/zero /dev/urandom; do
+  $T "$DIFFUSE" sample --model "$M" --noise $dev --out "$TMP/f/x.png" \
+    >"$TMP/out" 2>"$TMP/err"; st=$?
+  hang_check $st "$dev as --noise"
+  if [ $st -eq 1 ] && grep -q "character device, not a regular file" "$TMP/err"; then
+    pass "$dev as --noise refused"; else fail "$dev as --noise: exit $st"; fi
+  $T "$DIFFUSE" forward --model "$M" --input $dev --timestep 1 \
+    --out "$TMP/f/x.npy" >"$TMP/out" 2>"$TMP/err"; st=$?
+  hang_check $st "$dev as forward --input"
+  if [ $st -eq 1 ]; then pass "$dev as forward --input refused"; else
+    fail "$dev as forward --input: exit $st"; fi
+done
+expect_error "a directory as model" 1 info "$TMP/f" \
+  && err_has "a directory as model" "is a directory, not a regular file"
+expect_error "/dev/zero as model" 1 info /dev/zero \
+  && err_has "/dev/zero as model" "character device"
+printf 'This is a text file, not a model.\n' >"$TMP/f/text.safetensors"
+expect_error "a text file as model" 1 info "$TMP/f/text.safetensors" \
+  && err_has "a text file as model" "not a safetensors file"
+
+# ---- no silent NaN (issue 10): every case exited 0 with a black image ---
+for v in nan inf -inf 3e38; do
+  "$COMPARE" --fill "$TMP/f/noise-$v.npy" 1,1,16,16 "$v" 7
+  if expect_error "--noise with $v" 1 sample --model "$M" --class 0 --steps 2 \
+       --noise "$TMP/f/noise-$v.npy" --out "$TMP/f/nan.png"; then
+    err_has "--noise with $v" "at index 7"
+  fi
+  "$COMPARE" --fill "$TMP/f/in-$v.npy" 1,16,16 "$v" 9
+  expect_error "img2img .npy input with $v" 1 img2img --model "$M" --class 0 \
+    --steps 2 --strength 0.5 --input "$TMP/f/in-$v.npy" --out "$TMP/f/nan.png" \
+    && err_has "img2img input with $v" "at index 9"
+done
+[ -e "$TMP/f/nan.png" ] && fail "a NaN run wrote its PNG"
+expect_error "forward --timestep 1e300" 1 forward --model "$M" \
+  --input "$G/forward-grey-cond.x.npy" --timestep 1e300 --out "$TMP/f/t.npy" \
+  && err_has "forward --timestep 1e300" "not a finite float32"
+"$COMPARE" --fill "$TMP/f/x-nan.npy" 1,1,16,16 nan 3
+expect_error "forward with a NaN input" 1 forward --model "$M" \
+  --input "$TMP/f/x-nan.npy" --timestep 5 --out "$TMP/f/t.npy" \
+  && err_has "forward with a NaN input" "not finite"
+[ -e "$TMP/f/t.npy" ] && fail "forward wrote its output after a NaN"
+
+# ---- messages (issue 10) -----------------------------------------------
+expect_error "--width 65536" 1 sample --model "$M" --class 0 --width 65536 \
+  --out "$TMP/f/w.png" && err_has "--width 65536" "over the limit of 16384"
+(ulimit -v 400000; "$DIFFUSE" sample --model "$M" --class 0 --width 65536 \
+   --out "$TMP/f/w.png" >"$TMP/out" 2>"$TMP/err")
+err_has "--width 65536 under a memory limit" "over the limit of 16384"
+if expect_error "guidance without a null class" 1 sample --model "$O" --class 1 \
+     --guidance 2 --out "$TMP/f/x.png"; then
+  err_has "guidance without a null class" "no null class"
+  err_has "guidance without a null class" "--null-model"
+fi
+# with --quiet and no --seed the seed is still told, and kept in the PNG
+if run "--quiet without --seed" 0 sample --model "$M" --class 0 --steps 2 --quiet \
+     --out "$TMP/f/s.png"; then
+  seed=$(sed -n 's/^seed \([0-9]*\)$/\1/p' "$TMP/err")
+  if [ -n "$seed" ]; then pass "the random seed is printed: $seed"; else
+    fail "no seed on stderr: $(cat "$TMP/err")"; fi
+  if grep -aq "tEXtSeed.$seed" "$TMP/f/s.png"; then pass "the PNG holds the seed"
+  else fail "the PNG lacks tEXt Seed $seed"; fi
+  run "the printed seed reproduces the image" 0 sample --model "$M" --class 0 \
+    --steps 2 --quiet --seed "$seed" --out "$TMP/f/s2.png" \
+    && if cmp -s "$TMP/f/s.png" "$TMP/f/s2.png"; then pass "same image from the seed"
+       else fail "the seed did not reproduce the image"; fi
+fi
+# control characters in class names (from the file) are escaped when
+# printed: the header's "circle" becomes ESC[31mcircle
+src=$G/forward-grey-cond.safetensors
+n=$(od -An -tu8 -N8 "$src" | tr -d ' ')
+head -c $((8 + n)) "$src" | tail -c "$n" \
+  | sed 's/\\"circle\\"/\\"\\\\u001b[31mcircle\\"/' >"$TMP/f/hdr"
+m=$(stat -c %s "$TMP/f/hdr")
+{ for i in 0 1 2 3 4 5 6 7; do printf "\\$(printf %03o $(( (m >> (8 * i)) & 255 )))"; done
+  cat "$TMP/f/hdr"; tail -c +$((9 + n)) "$src"; } >"$TMP/f/esc.safetensors"
+if run "info, class name with ESC" 0 info "$TMP/f/esc.safetensors"; then
+  contains "the ESC is escaped" '^  0: \\x1b\[31mcircle$'
+  if grep -q $'\x1b' "$TMP/out"; then fail "a raw ESC reached the terminal"; else
+    pass "no raw ESC in the output"; fi
+fi
+expect_error "class with ESC in a message" 1 sample --model "$TMP/f/esc.safetensors" \
+  --class $'\x1b[2J' --out "$TMP/f/x.png"
+if grep -q $'\x1b' "$TMP/err"; then fail "a raw ESC in the error message"; else
+  pass "the error message escapes ESC"; fi
+
+# ---- resources are bounded before work starts ----------------------------
+if run "info prints the estimate" 0 info "$M"; then
+  contains "info: memory and compute" "^run at 16x16: about .* MiB of memory.*GFLOP"
+fi
+(ulimit -v 600000; "$DIFFUSE" sample --model "$M" --class 0 --steps 1 --width 2048 \
+   --height 2048 --out "$TMP/f/big.png" >"$TMP/out" 2>"$TMP/err"); st=$?
+if [ $st -eq 1 ] && grep -q "need about .* of memory, more than the .* available: reduce --width/--height" "$TMP/err"
+then pass "a run that cannot fit is refused: $(cat "$TMP/err")"
+else fail "no refusal under a memory limit: exit $st, $(cat "$TMP/err")"; fi
+no_work "memory refusal"
+run "the estimate is printed" 0 sample --model "$M" --class 0 --steps 1 --seed 1 \
+  --out "$TMP/f/e.png" && err_has "the estimate" "about .* of memory, .* GFLOP"
+
 echo "$checks checks, $failures failed"
 [ "$failures" -eq 0 ]

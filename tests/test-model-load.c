@@ -4,6 +4,7 @@
  * list is enumerated independently of engine/unet.c; the golden models
  * written by PyTorch (tests/data/golden) are checked against that list
  * too. */
+#include <math.h>
 #include <string.h>
 
 #include <glib/gstdio.h>
@@ -489,6 +490,40 @@ test_missing_tensor (void)
     }
 }
 
+/* A NaN or Inf weight (F32, or BF16 through the conversion) is refused
+ * at load, naming the tensor: it would make every image NaN. */
+static void
+test_non_finite_weights (void)
+{
+  const float bad_values[] = { NAN, INFINITY, -INFINITY };
+  const gint64 shape[2] = { 3, 128 };
+  DiffuseModelConfig cfg;
+
+  test_unet_config_init (&cfg);
+  for (guint k = 0; k < G_N_ELEMENTS (bad_values); k++)
+    {
+      g_autoptr (TestSt) b = model_builder (&cfg, NULL);
+      float data[3 * 128] = { 0 };
+
+      data[77] = bad_values[k];
+      g_assert_true (test_st_remove (b, "label_emb.weight"));
+      test_st_add_f32 (b, "label_emb.weight", 2, shape, data);
+      expect_load_error (b, DIFFUSE_ERROR_MODEL, "tensor 'label_emb.weight' "
+                         "holds a non-finite value");
+      expect_load_error (b, DIFFUSE_ERROR_MODEL, "at index 77");
+    }
+  {
+    g_autoptr (TestSt) b = model_builder (&cfg, NULL);
+    guint16 data[3 * 128] = { 0 };
+
+    data[5] = 0x7fc0; /* bf16 NaN */
+    g_assert_true (test_st_remove (b, "label_emb.weight"));
+    test_st_add_raw (b, "label_emb.weight", "BF16", 2, shape, data, sizeof data);
+    expect_load_error (b, DIFFUSE_ERROR_MODEL, "tensor 'label_emb.weight' "
+                       "holds a non-finite value (nan) at index 5");
+  }
+}
+
 static void
 test_wrong_shape (void)
 {
@@ -854,6 +889,7 @@ main (int argc, char **argv)
   g_test_add_func ("/model/booleans", test_booleans);
   g_test_add_func ("/model/missing-tensor", test_missing_tensor);
   g_test_add_func ("/model/wrong-shape", test_wrong_shape);
+  g_test_add_func ("/model/non-finite-weights", test_non_finite_weights);
   g_test_add_func ("/model/unexpected-tensor", test_unexpected_tensor);
   g_test_add_func ("/model/bf16", test_bf16_model);
   g_test_add_func ("/model/truncated", test_truncated);

@@ -242,6 +242,14 @@ test_header_json (void)
   expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],"
                        "\"extra\":1}}", 4, "unexpected field \"extra\"");
   expect_header_error ("{\"a\":1,\"b\xff\":2}", 0, "not valid UTF-8");
+  /* an escaped NUL in a name (json-glib would cut "t\u0000x" to "t") or a
+   * value; an escaped backslash before u0000 is an ordinary string */
+  expect_header_error ("{\"t\\u0000x\": {\"dtype\":\"F32\",\"shape\":[1],"
+                       "\"data_offsets\":[0,4]}}", 4, "escaped NUL");
+  expect_header_error ("{\"__metadata__\": {\"k\": \"v\\u0000\"}}", 0,
+                       "escaped NUL");
+  expect_header_error ("{\"__metadata__\": {\"k\": \"v\\\\u0000\"}, \"t\": 1}", 0,
+                       "entry of tensor 't' is not a JSON object");
   {
     /* a NUL inside the header (json-glib would cut the name there) */
     static const char header[] = "{\"t\0x\": {\"dtype\":\"F32\",\"shape\":[1],"

@@ -1,10 +1,13 @@
 #!/bin/sh
-# Builds the libFuzzer target with clang (Debian clang + libclang-rt-dev):
+# Builds the libFuzzer targets with clang (Debian clang + libclang-rt-dev):
 #   tests/fuzz/build.sh OUTDIR
-# then run, e.g.:
+# then run, e.g. (tests/fuzz/run.sh does all of them):
 #   OUTDIR/fuzz-safetensors -dict=tests/fuzz/safetensors.dict -max_len=1000000 \
 #     -max_total_time=300 CORPUS_DIR tests/fuzz/seeds tests/fuzz/regress
-# Inputs that crash go into tests/fuzz/regress/ (replayed by `meson test`).
+#   OUTDIR/fuzz-png CORPUS_DIR tests/data/images tests/fuzz/png/regress
+# Targets: safetensors, png, npy, preset, respacing (fuzz-NAME.c).  Inputs
+# that crash go into tests/fuzz/regress/ or tests/fuzz/NAME/regress/
+# (replayed by `meson test`).
 set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:?usage: build.sh OUTDIR}
@@ -16,10 +19,18 @@ flags="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=address,
        -fno-sanitize-recover=undefined -DDIFFUSE_PRESETS_DIR=\"/nonexistent\"
        -I$src/engine -I$src/tests $(pkg-config --cflags $pkgs)"
 libs="$(pkg-config --libs $pkgs) $blas -lm -lpthread"
-# shellcheck disable=SC2086
-$CC $flags -fsanitize=fuzzer -o "$out/fuzz-safetensors" \
-  "$src/tests/fuzz/fuzz-safetensors.c" "$src"/engine/*.c $libs
+# the engine once, instrumented for the fuzzer, then one link per target
+mkdir -p "$out/obj"
+for f in "$src"/engine/*.c; do
+  # shellcheck disable=SC2086
+  $CC $flags -fsanitize=fuzzer-no-link -c -o "$out/obj/$(basename "$f" .c).o" "$f"
+done
+for t in safetensors png npy preset respacing; do
+  # shellcheck disable=SC2086
+  $CC $flags -fsanitize=fuzzer -o "$out/fuzz-$t" \
+    "$src/tests/fuzz/fuzz-$t.c" "$out"/obj/*.o $libs
+  echo "built $out/fuzz-$t"
+done
 # shellcheck disable=SC2086
 $CC $flags -o "$out/make-seeds" "$src/tests/fuzz/make-seeds.c" \
-  "$src/tests/testutil-safetensors.c" "$src"/engine/*.c $libs
-echo "built $out/fuzz-safetensors"
+  "$src/tests/testutil-safetensors.c" "$out"/obj/*.o $libs
