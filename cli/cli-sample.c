@@ -11,7 +11,7 @@
 
 typedef struct
 {
-  gchar *model, *null_model, *klass, *noise, *preset;
+  gchar *model, *null_model, *classifier, *klass, *noise, *preset;
   gchar *out, *out_npy, *input, *seed;
   gint width, height, threads;
   gboolean width_given, height_given, threads_given;
@@ -29,6 +29,7 @@ options_clear (Options *o)
 {
   g_free (o->model);
   g_free (o->null_model);
+  g_free (o->classifier);
   g_free (o->klass);
   g_free (o->noise);
   g_free (o->preset);
@@ -356,6 +357,7 @@ run (Options *o, gboolean img2img)
   g_autoptr (GError) error = NULL;
   g_autoptr (DiffuseModel) model = NULL;
   g_autoptr (DiffuseModel) null_model = NULL;
+  g_autoptr (DiffuseModel) classifier = NULL;
   g_autoptr (DiffusePreset) preset = NULL;
   g_autofree float *noise = NULL, *input = NULL, *init = NULL, *out = NULL;
   const DiffuseModelConfig *cfg;
@@ -388,6 +390,9 @@ run (Options *o, gboolean img2img)
   if ((o->height_given && o->height < 1) || (o->width_given && o->width < 1))
     return cli_failf ("--width and --height must be positive");
 
+  if (given (o, "classifier-scale") && o->classifier == NULL)
+    return cli_usage ("--classifier-scale needs --classifier");
+
   /* a preset first, explicit options over it; every setting checked
    * against the table before any file is loaded */
   if (!check_given (o, &error))
@@ -413,10 +418,21 @@ run (Options *o, gboolean img2img)
       && (null_model = diffuse_model_new_from_file (o->null_model, &error)) == NULL)
     return cli_fail (error);
 
+  if (o->classifier != NULL
+      && (classifier = diffuse_model_new_from_file (o->classifier, &error)) == NULL)
+    return cli_fail (error);
+
   params.seed = seed;
   params.null_model = null_model;
+  /* classifier guidance (its scale is a setting of the table, default 1
+   * as guided-diffusion's classifier_scale; unused without a classifier) */
+  params.classifier = classifier;
+  /* the label names a class of the model, or of the classifier when the
+   * model is unconditional */
   if (o->klass != NULL
-      && !diffuse_model_find_class (model, o->klass, &params.class_label, &error))
+      && !diffuse_model_find_class (cfg->num_classes == 0 && classifier != NULL
+                                    ? classifier : model, o->klass,
+                                    &params.class_label, &error))
     return cli_fail (error);
 
   if (o->noise != NULL
@@ -512,6 +528,10 @@ cli_sample (int argc, char **argv, gboolean img2img)
       "Take eps(null) for guidance from this model (unconditional, or with a "
       "null class; same channels, T and noise schedule), for class models "
       "without a null class such as OpenAI's ImageNet ones", "FILE" },
+    { "classifier", 0, 0, G_OPTION_ARG_FILENAME, &o.classifier,
+      "Classifier guidance: a noisy-image classifier file (convert_checkpoint.py "
+      "--classifier) whose gradient of log p(class | x_t) steers sampling "
+      "(with --classifier-scale); needs --class", "FILE" },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &o.seed,
       "Random seed (0..2^64-1); default: a random one, printed", "N" },
     { "noise", 0, 0, G_OPTION_ARG_FILENAME, &o.noise,

@@ -49,11 +49,13 @@ typedef struct
   float *x0;      /* predicted x0 */
   float *noise;   /* the step's fresh noise, or NULL when never needed */
   float *known_eps; /* inpainting: the forward noise ε of the kept pixels */
+  float *grad;    /* classifier guidance: s·∇x log p(y | x_t), or NULL */
 } Buffers;
 
 static void
 buffers_clear (Buffers *b)
 {
+  g_free (b->grad);
   g_free (b->x);
   g_free (b->eps);
   g_free (b->var);
@@ -150,32 +152,63 @@ step_ddim (Buffers *b, double abar, double abar_prev, double eta, gboolean add_n
  *    eq. 15; the network's raw output is in [−1, 1]). */
 static void
 step_ddpm (Buffers *b, double beta, double abar, double abar_prev,
-           DiffuseVarianceKind variance, gboolean add_noise)
+           DiffuseVarianceKind variance, gboolean add_noise, double post_var1)
 {
   double coef_x0 = beta * sqrt (abar_prev) / (1.0 - abar);
   double coef_xt = (1.0 - abar_prev) * sqrt (1.0 - beta) / (1.0 - abar);
   double post_var = beta * (1.0 - abar_prev) / (1.0 - abar);
-  /* β̃ = 0 at i = 0, where no noise is added: no log needed there */
-  double log_small = add_noise ? log (post_var) : 0.0;
+  /* guided-diffusion's posterior_log_variance_clipped: log β̃₁ at index 0,
+   * where β̃ = 0 (only classifier guidance's Σ·g reads it there) */
+  gboolean first = abar_prev >= 1.0;
+  double log_small = log (first ? post_var1 : post_var);
   double log_large = log (beta);
   double sigma_fixed = sqrt (variance == DIFFUSE_VARIANCE_FIXED_SMALL ? post_var : beta);
+  /* condition_mean's Σ for the fixed variances: model_variance is β̃
+   * (FIXED_SMALL, 0 at index 0) or β with β̃₁ at index 0 (FIXED_LARGE) */
+  double var_fixed = variance == DIFFUSE_VARIANCE_FIXED_SMALL ? post_var
+                     : first ? post_var1 : beta;
 
   for (gsize j = 0; j < b->n; j++)
     {
       double v = coef_x0 * b->x0[j] + coef_xt * b->x[j];
+      double log_var = 0.0;
 
+      if (variance == DIFFUSE_VARIANCE_LEARNED && (add_noise || b->grad))
+        {
+          double frac = (b->var[j] + 1.0) / 2.0;
+
+          log_var = frac * log_large + (1.0 - frac) * log_small;
+        }
+      if (b->grad)
+        v += (variance == DIFFUSE_VARIANCE_LEARNED ? exp (log_var) : var_fixed)
+             * b->grad[j];
       if (add_noise)
         {
           double sigma = sigma_fixed;
 
           if (variance == DIFFUSE_VARIANCE_LEARNED)
-            {
-              double frac = (b->var[j] + 1.0) / 2.0;
-              sigma = exp (0.5 * (frac * log_large + (1.0 - frac) * log_small));
-            }
+            sigma = exp (0.5 * log_var);
           v += sigma * b->noise[j];
         }
       b->x[j] = (float) v;
+    }
+}
+
+/* Classifier guidance for DDIM, guided-diffusion's condition_score (Song
+ * et al. 2021's score view, seed "Classifier Guidance"): ε from the
+ * (clipped) x̂0, ε ← ε − sqrt(1 − ᾱ)·g, and x̂0 again from that ε,
+ * unclipped; step_ddim then re-derives the same ε from it. */
+static void
+condition_score (Buffers *b, double abar)
+{
+  double c1 = sqrt (1.0 / abar), c2 = sqrt (1.0 / abar - 1.0);
+  double s = sqrt (1.0 - abar);
+
+  for (gsize j = 0; j < b->n; j++)
+    {
+      double eps = (c1 * b->x[j] - b->x0[j]) / c2 - s * b->grad[j];
+
+      b->x0[j] = (float) (c1 * b->x[j] - c2 * eps);
     }
 }
 
@@ -213,6 +246,10 @@ diffuse_sample_params_init (DiffuseSampleParams *params)
   params->n_threads = 0;
   params->progress = NULL;
   params->user_data = NULL;
+  params->classifier = NULL;
+  params->classifier_scale = 1.0;
+  params->cond = NULL;
+  params->cond_data = NULL;
 }
 
 static gboolean
@@ -308,6 +345,22 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
                       inpaint, error))
     return FALSE;
 
+  if (params->cond != NULL)
+    {
+      b.grad = g_try_malloc (n * sizeof (float));
+      if (b.grad == NULL)
+        {
+          buffers_clear (&b);
+          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
+                       "cannot allocate the classifier gradient's buffer");
+          return FALSE;
+        }
+    }
+  /* β̃ at respaced index 1 (guided-diffusion's Σ at index 0 for fixed-large
+   * and its clipped log β̃₀); β₀ when the schedule has one step */
+  double post_var1 = n_sched > 1 ? betas[1] * (1.0 - abars[0]) / (1.0 - abars[1])
+                                 : betas[0];
+
   if (params->init_image != NULL)
     {
       /* q(x_t | x_0) = N(sqrt(ᾱ)x0, (1−ᾱ)I) (seed, forward process closed
@@ -355,12 +408,24 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
           return FALSE;
         }
       predict_x0 (&b, abar, params->clip_denoised);
+      if (b.grad != NULL)
+        {
+          /* the classifier sees x_t and the kept step's original t */
+          if (!params->cond (params->cond_data, count, b.x, i,
+                             (double) timesteps[i], b.grad, error))
+            {
+              buffers_clear (&b);
+              return FALSE;
+            }
+          if (!is_ddpm)
+            condition_score (&b, abar);
+        }
       if (add_noise)
         diffuse_rng_normal (params->seed, STREAM_STEP0 + (guint64) i
                             + ((guint64) visits[i] << 32), 0, b.noise, n);
       visits[i]++;
       if (is_ddpm)
-        step_ddpm (&b, betas[i], abar, abar_to, variance, add_noise);
+        step_ddpm (&b, betas[i], abar, abar_to, variance, add_noise, post_var1);
       else
         step_ddim (&b, abar, abar_to, params->eta, add_noise);
       step++;
