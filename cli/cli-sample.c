@@ -390,9 +390,6 @@ run (Options *o, gboolean img2img)
   if ((o->height_given && o->height < 1) || (o->width_given && o->width < 1))
     return cli_failf ("--width and --height must be positive");
 
-  if (given (o, "classifier-scale") && o->classifier == NULL)
-    return cli_usage ("--classifier-scale needs --classifier");
-
   /* a preset first, explicit options over it; every setting checked
    * against the table before any file is loaded */
   if (!check_given (o, &error))

@@ -219,9 +219,6 @@ expect_error "sample: more classes than the classifier has" 1 sample \
 expect_error "sample: attention-pool classifier at another size" 1 sample \
   --model "$G/forward-grey-cond.safetensors" --classifier "$CG" --class 1 \
   --width 32 --steps 2 --quiet --out "$TMP/x.png"
-expect_error "sample: --classifier-scale without --classifier" 2 sample \
-  --model "$G/forward-grey-cond.safetensors" --classifier-scale 2 --class 1 \
-  --steps 2 --quiet --out "$TMP/x.png"
 expect_error "sample: negative classifier scale" 1 sample \
   --model "$G/forward-grey-cond.safetensors" --classifier "$CG" --class 1 \
   --classifier-scale -1 --steps 2 --quiet --out "$TMP/x.png"
