@@ -11,7 +11,7 @@
 
 typedef struct
 {
-  gchar *model, *null_model, *klass, *noise, *preset;
+  gchar *model, *null_model, *classifier, *klass, *noise, *preset;
   gchar *out, *out_npy, *input, *seed;
   gint width, height, threads;
   gboolean width_given, height_given, threads_given;
@@ -29,6 +29,7 @@ options_clear (Options *o)
 {
   g_free (o->model);
   g_free (o->null_model);
+  g_free (o->classifier);
   g_free (o->klass);
   g_free (o->noise);
   g_free (o->preset);
@@ -429,6 +430,7 @@ run (Options *o, gboolean img2img)
   g_autoptr (GError) error = NULL;
   g_autoptr (DiffuseModel) model = NULL;
   g_autoptr (DiffuseModel) null_model = NULL;
+  g_autoptr (DiffuseModel) classifier = NULL;
   g_autoptr (DiffusePreset) preset = NULL;
   g_autofree float *noise = NULL, *input = NULL, *init = NULL, *out = NULL;
   const DiffuseModelConfig *cfg;
@@ -496,10 +498,21 @@ run (Options *o, gboolean img2img)
       && (null_model = diffuse_model_new_from_file (o->null_model, &error)) == NULL)
     return cli_fail (error);
 
+  if (o->classifier != NULL
+      && (classifier = diffuse_model_new_from_file (o->classifier, &error)) == NULL)
+    return cli_fail (error);
+
   params.seed = seed;
   params.null_model = null_model;
+  /* classifier guidance (its scale is a setting of the table, default 1
+   * as guided-diffusion's classifier_scale; unused without a classifier) */
+  params.classifier = classifier;
+  /* the label names a class of the model, or of the classifier when the
+   * model is unconditional */
   if (o->klass != NULL
-      && !diffuse_model_find_class (model, o->klass, &params.class_label, &error))
+      && !diffuse_model_find_class (cfg->num_classes == 0 && classifier != NULL
+                                    ? classifier : model, o->klass,
+                                    &params.class_label, &error))
     return cli_fail (error);
   if (params.guidance > 0.0 && null_model == NULL && cfg->num_classes > 0
       && cfg->null_class < 0)
@@ -629,6 +642,10 @@ cli_sample (int argc, char **argv, gboolean img2img)
       "Take eps(null) for guidance from this model (unconditional, or with a "
       "null class; same channels, T and noise schedule), for class models "
       "without a null class such as OpenAI's ImageNet ones", "FILE" },
+    { "classifier", 0, 0, G_OPTION_ARG_FILENAME, &o.classifier,
+      "Classifier guidance: a noisy-image classifier file (convert_checkpoint.py "
+      "--classifier) whose gradient of log p(class | x_t) steers sampling "
+      "(with --classifier-scale); needs --class", "FILE" },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &o.seed,
       "Random seed (0..2^64-1); default: a random one, printed (also with "
       "--quiet, on stderr) and kept in the PNG's Seed text", "N" },

@@ -269,6 +269,15 @@ typedef gboolean (*DiffuseDenoiseFunc) (gpointer user_data, gint batch,
                                         double t_model, float *eps_out,
                                         float *var_out, GError **error);
 
+/* Classifier guidance's term for the sampler: s·∇x log p(y | x_t) for the
+ * batch's x_t ([batch,C,H,W]) at respaced index t_index, t_model as for
+ * DiffuseDenoiseFunc (the original timestep of the kept step), into
+ * grad_out ([batch,C,H,W]). */
+typedef gboolean (*DiffuseCondFunc) (gpointer user_data, gint batch,
+                                     const float *x_t, gint t_index,
+                                     double t_model, float *grad_out,
+                                     GError **error);
+
 typedef struct
 {
   /* The user's settings: their ranges and defaults are the settings
@@ -320,6 +329,26 @@ typedef struct
   gint n_threads;                /* this run's threads; 0 = the default */
   DiffuseProgressFunc progress;
   gpointer user_data;
+  /* Classifier guidance (seed "Classifier Guidance"; Dhariwal & Nichol
+   * 2021, algorithms 1 and 2, as guided-diffusion's condition_mean and
+   * condition_score): with g = s·∇x log p_φ(y | x_t) from a noisy-image
+   * classifier that sees the original timestep of each kept step,
+   *   DDPM: μ ← μ + Σ·g  (Σ the step's model variance: β, β̃ or the
+   *         learned one; β̃₁ / clipped log β̃ at index 0 as guided-diffusion)
+   *   DDIM: ε ← ε − sqrt(1 − ᾱ)·g from the (clipped) x̂0, then x̂0 and the
+   *         step recomputed from that ε (x̂0 no longer clipped).
+   * It adds to classifier-free guidance (applied to ε first) and works
+   * with img2img and inpainting.
+   * diffuse_sample: classifier (a DIFFUSE_MODEL_CLASSIFIER model, same
+   * in_channels, a size it takes; default NULL = no classifier guidance)
+   * and classifier_scale s in 0..1000 (guided-diffusion's
+   * classifier_scale, default 1; unused without a classifier); y is
+   * class_label, which the classifier must have.
+   * diffuse_sample_with: cond (default NULL) returns g itself. */
+  const DiffuseModel *classifier;
+  double classifier_scale;
+  DiffuseCondFunc cond;
+  gpointer cond_data;
 } DiffuseSampleParams;
 
 typedef struct

@@ -79,33 +79,70 @@ diffuse__learned_log_variance (double raw, double log_beta, double log_beta_tild
 
 void
 diffuse__ddpm_step (float *x, const float *x0, const float *raw_var,
-                    const float *noise, gsize n, double beta, double alpha_bar,
-                    double alpha_bar_prev, DiffuseVarianceKind variance,
-                    gboolean add_noise)
+                    const float *grad, const float *noise, gsize n, double beta,
+                    double alpha_bar, double alpha_bar_prev, double beta_tilde_1,
+                    DiffuseVarianceKind variance, gboolean add_noise)
 {
   DiffusePosterior q;
-  double log_beta_tilde, log_beta, sigma_fixed;
+  double log_beta_tilde = 0.0, log_beta, sigma_fixed, var_fixed;
+  gboolean first = alpha_bar_prev >= 1.0;
+  gboolean need_log = variance == DIFFUSE_VARIANCE_LEARNED
+                      && (add_noise || grad != NULL);
 
   diffuse__q_posterior (beta, alpha_bar, alpha_bar_prev, &q);
-  /* β̃ = 0 at the first step, where no noise is added: no log needed there */
-  log_beta_tilde = add_noise ? log (q.variance) : 0.0;
+  /* guided-diffusion's posterior_log_variance_clipped: β̃ = 0 at the first
+   * step, where log β̃₁ stands in (only the guidance term Σ·g reads it
+   * there, since no noise is added) */
+  if (need_log)
+    log_beta_tilde = log (first ? beta_tilde_1 : q.variance);
   log_beta = log (beta);
   sigma_fixed = sqrt (variance == DIFFUSE_VARIANCE_FIXED_SMALL ? q.variance : beta);
+  /* condition_mean's Σ for the fixed variances: β̃ (FIXED_SMALL, 0 at the
+   * first step) or β with β̃₁ at the first step (FIXED_LARGE) */
+  var_fixed = variance == DIFFUSE_VARIANCE_FIXED_SMALL ? q.variance
+              : first ? beta_tilde_1 : beta;
 
   for (gsize j = 0; j < n; j++)
     {
       double v = diffuse__q_posterior_mean (&q, x0[j], x[j]);
+      double log_var = 0.0;
 
+      if (need_log)
+        log_var = diffuse__learned_log_variance (raw_var[j], log_beta,
+                                                 log_beta_tilde);
+      /* classifier guidance, guided-diffusion's condition_mean (seed
+       * "Classifier Guidance"): μ ← μ + s·Σ·∇ log p(y|x_t); grad holds s·∇ */
+      if (grad != NULL)
+        v += (variance == DIFFUSE_VARIANCE_LEARNED ? exp (log_var) : var_fixed)
+             * grad[j];
       if (add_noise)
         {
           double sigma = sigma_fixed;
 
           if (variance == DIFFUSE_VARIANCE_LEARNED)
-            sigma = exp (0.5 * diffuse__learned_log_variance (raw_var[j], log_beta,
-                                                              log_beta_tilde));
+            sigma = exp (0.5 * log_var);
           v += sigma * noise[j];
         }
       x[j] = (float) v;
+    }
+}
+
+void
+diffuse__condition_score (const float *x, const float *grad, gsize n,
+                          double alpha_bar, float *x0)
+{
+  /* guided-diffusion's condition_score (seed "Classifier Guidance", the
+   * score view of Song et al. 2021): ε from the (clipped) x̂0,
+   * ε ← ε − sqrt(1 − ᾱ)·g, then x̂0 again from that ε, unclipped; the
+   * DDIM step re-derives the same ε from it.  grad holds s·∇. */
+  double c1 = sqrt (1.0 / alpha_bar), c2 = sqrt (1.0 / alpha_bar - 1.0);
+  double s = sqrt (1.0 - alpha_bar);
+
+  for (gsize j = 0; j < n; j++)
+    {
+      double eps = (c1 * x[j] - x0[j]) / c2 - s * grad[j];
+
+      x0[j] = (float) (c1 * x[j] - c2 * eps);
     }
 }
 

@@ -71,11 +71,21 @@ double diffuse__learned_log_variance (double raw, double log_beta,
  * FIXED_SMALL β̃, FIXED_LARGE β (guided-diffusion uses β̃_1 at the first
  * step, where no noise is added anyway), LEARNED Σ of
  * diffuse__learned_log_variance from raw_var.  noise (z) is read only
- * when add_noise; raw_var only for LEARNED with add_noise. */
+ * when add_noise. */
 void   diffuse__ddpm_step (float *x, const float *x0, const float *raw_var,
-                           const float *noise, gsize n, double beta,
-                           double alpha_bar, double alpha_bar_prev,
-                           DiffuseVarianceKind variance, gboolean add_noise);
+                           const float *grad, const float *noise, gsize n,
+                           double beta, double alpha_bar, double alpha_bar_prev,
+                           double beta_tilde_1, DiffuseVarianceKind variance,
+                           gboolean add_noise);
+/* grad (may be NULL): s·∇x log p(y|x_t), added to the mean times Σ
+ * (classifier guidance, condition_mean); beta_tilde_1: β̃ at respaced
+ * index 1, guided-diffusion's stand-in for β̃ = 0 at the first step.
+ * raw_var is read for LEARNED when noise is added or grad is given. */
+
+/* Classifier guidance for DDIM (condition_score): x0 ← x̂0 of
+ * ε − sqrt(1 − ᾱ)·grad, ε re-derived from x and the given x0. */
+void   diffuse__condition_score (const float *x, const float *grad, gsize n,
+                                 double alpha_bar, float *x0);
 
 /* σ of DDIM with η (Song et al. 2021 eq. 16; seed "Fewer Sampling Steps"):
  * σ = η sqrt((1 − ᾱ') / (1 − ᾱ)) sqrt(1 − ᾱ / ᾱ'). */

@@ -84,6 +84,11 @@ check_null_model (const DiffuseModel *null_model, const DiffuseModelConfig *cfg,
   return TRUE;
 }
 
+static gboolean check_classifier (const DiffuseModel *classifier,
+                                  const DiffuseModelConfig *cfg,
+                                  const DiffuseSampleParams *params, gint h,
+                                  gint w, GError **error);
+
 gboolean
 diffuse_sample_params_validate (const DiffuseSampleParams *params,
                                 const DiffuseModel *model, GError **error)
@@ -96,6 +101,9 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
   gint h = params->height > 0 ? params->height : cfg->image_size;
   gint w = params->width > 0 ? params->width : cfg->image_size;
 
+  if (cfg->model_type != DIFFUSE_MODEL_UNET)
+    return invalid (error, "the model is a classifier, not a diffusion UNet; give "
+                    "it as the classifier");
   /* every setting of the table against its range (settings-table.c),
    * then what depends on the model */
   if (!diffuse_settings_validate (params, error))
@@ -140,7 +148,20 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
       && !check_null_model (params->null_model, cfg, h, w, error))
     return FALSE;
 
-  if (cfg->num_classes == 0)
+  if (params->classifier != NULL
+      && !check_classifier (params->classifier, cfg, params, h, w, error))
+    return FALSE;
+
+  if (cfg->num_classes == 0 && params->classifier != NULL)
+    {
+      /* an unconditional model steered by the classifier alone: the label
+       * is the classifier's */
+      if (params->guidance != 0.0 && params->null_model == NULL)
+        return invalid (error, "guidance needs a class-conditional model with a "
+                        "null class, or a separate null model; this model is "
+                        "unconditional");
+    }
+  else if (cfg->num_classes == 0)
     {
       if (params->class_label != -1)
         return invalid (error, "class %d given, but the model is unconditional",
@@ -165,6 +186,76 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
                         "the model has no null class; give a separate "
                         "unconditional model as the null model", params->guidance);
     }
+  return TRUE;
+}
+
+/* ---- classifier guidance ----------------------------------------------- */
+
+/* The classifier must read x_t as the model does (same channels, a size
+ * it takes) and have the label; when it records the diffusion it was
+ * trained for, that must be the model's. */
+static gboolean
+check_classifier (const DiffuseModel *classifier, const DiffuseModelConfig *cfg,
+                  const DiffuseSampleParams *params, gint h, gint w,
+                  GError **error)
+{
+  const DiffuseModelConfig *cc = diffuse_model_get_config (classifier);
+
+  if (cc->model_type != DIFFUSE_MODEL_CLASSIFIER)
+    return invalid (error, "the classifier is a diffusion UNet, not a classifier");
+  if (cc->in_channels != cfg->in_channels)
+    return invalid (error, "the classifier takes %d channels, the model makes %d; "
+                    "they must match", cc->in_channels, cfg->in_channels);
+  if (cc->pool == DIFFUSE_POOL_ATTENTION && (h != cc->image_size || w != cc->image_size))
+    return invalid (error, "the classifier's attention pool takes %dx%d images "
+                    "only; this run is %dx%d", cc->image_size, cc->image_size, w, h);
+  if (h % (1 << (cc->n_levels - 1)) != 0 || w % (1 << (cc->n_levels - 1)) != 0)
+    return invalid (error, "the classifier needs sizes that are multiples of %d; "
+                    "this run is %dx%d", 1 << (cc->n_levels - 1), w, h);
+  if (cc->diffusion_steps > 0 && (cc->diffusion_steps != cfg->diffusion_steps
+                                  || cc->noise_schedule != cfg->noise_schedule))
+    return invalid (error, "the classifier was trained for a %s schedule of %d "
+                    "steps, the model has a %s one of %d; they must match",
+                    diffuse_schedule_kind_to_string (cc->noise_schedule),
+                    cc->diffusion_steps,
+                    diffuse_schedule_kind_to_string (cfg->noise_schedule),
+                    cfg->diffusion_steps);
+  if (params->class_label < 0)
+    return invalid (error, "classifier guidance needs a class label (the "
+                    "classifier has classes 0..%d)", cc->num_classes - 1);
+  if (params->class_label >= cc->num_classes)
+    return invalid (error, "class %d: the classifier has only %d classes "
+                    "(0..%d)", params->class_label, cc->num_classes,
+                    cc->num_classes - 1);
+  return TRUE;
+}
+
+typedef struct
+{
+  DiffuseClassifier *clf;
+  double scale;         /* s */
+  double t_scale;       /* the model's timestep rescaling */
+  float *t_in;          /* [count] */
+  gint *labels;         /* [count] */
+  gsize n;              /* count·C·H·W */
+} ClassifierCond;
+
+/* s·∇x log p(y | x_t), guided-diffusion's cond_fn: the classifier sees
+ * the timestep as the model does (_scale_timesteps of the original t) */
+static gboolean
+classifier_cond (gpointer user_data, gint batch, const float *x_t,
+                 gint t_index G_GNUC_UNUSED, double t_model, float *grad_out,
+                 GError **error)
+{
+  ClassifierCond *c = user_data;
+
+  for (gint b = 0; b < batch; b++)
+    c->t_in[b] = (float) (t_model * c->t_scale);
+  if (!diffuse_classifier_grad (c->clf, batch, x_t, c->t_in, c->labels, NULL,
+                                grad_out, error))
+    return FALSE;
+  for (gsize j = 0; j < c->n; j++)
+    grad_out[j] = (float) (c->scale * grad_out[j]);
   return TRUE;
 }
 
@@ -343,6 +434,9 @@ diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
 
   d.cfg = cfg;
   d.hw = h * w;
+  ClassifierCond cc = { 0 };
+  DiffuseSampleParams run = *params;
+
   d.label = cfg->num_classes == 0 ? 0
             : params->class_label >= 0 ? params->class_label : cfg->null_class;
   /* guiding the null class with itself changes nothing: skip the 2nd pass
@@ -400,10 +494,32 @@ diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
       goto out;
     }
 
-  ok = diffuse_sample_with (schedule, model_denoise, &d, cfg->learn_sigma, params, count,
+  if (params->classifier != NULL && params->classifier_scale > 0.0)
+    {
+      cc.clf = diffuse_classifier_new (params->classifier, count, h, w, error);
+      if (cc.clf == NULL)
+        {
+          g_prefix_error (error, "classifier: ");
+          goto out;
+        }
+      cc.scale = params->classifier_scale;
+      cc.t_scale = d.t_scale;
+      cc.n = (gsize) count * img;
+      cc.t_in = g_new (float, count);
+      cc.labels = g_new (gint, count);
+      for (gint b = 0; b < count; b++)
+        cc.labels[b] = params->class_label;
+      run.cond = classifier_cond;
+      run.cond_data = &cc;
+    }
+
+  ok = diffuse_sample_with (schedule, model_denoise, &d, cfg->learn_sigma, &run, count,
                             cfg->in_channels, h, w, out, info, error);
 
 out:
+  diffuse_classifier_free (cc.clf);
+  g_free (cc.t_in);
+  g_free (cc.labels);
   g_free (d.x_in);
   g_free (d.t_in);
   g_free (d.labels);

@@ -90,11 +90,13 @@ typedef struct
   float *x0;      /* predicted x0 */
   float *noise;   /* the step's fresh noise, or NULL when never needed */
   float *known_eps; /* inpainting: the forward noise ε of the kept pixels */
+  float *grad;    /* classifier guidance: s·∇x log p(y | x_t), or NULL */
 } Buffers;
 
 static void
 buffers_clear (Buffers *b)
 {
+  g_free (b->grad);
   g_free (b->x);
   g_free (b->eps);
   g_free (b->var);
@@ -168,6 +170,10 @@ diffuse_sample_params_init (DiffuseSampleParams *params)
   params->n_threads = 0;
   params->progress = NULL;
   params->user_data = NULL;
+  params->classifier = NULL;
+  params->classifier_scale = 1.0;
+  params->cond = NULL;
+  params->cond_data = NULL;
 }
 
 static gboolean
@@ -264,6 +270,22 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
                       inpaint, error))
     return FALSE;
 
+  if (params->cond != NULL)
+    {
+      b.grad = g_try_malloc (n * sizeof (float));
+      if (b.grad == NULL)
+        {
+          buffers_clear (&b);
+          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
+                       "cannot allocate the classifier gradient's buffer");
+          return FALSE;
+        }
+    }
+  /* β̃ at respaced index 1 (guided-diffusion's Σ at index 0 for fixed-large
+   * and its clipped log β̃₀); β₀ when the schedule has one step */
+  double post_var1 = n_sched > 1 ? betas[1] * (1.0 - abars[0]) / (1.0 - abars[1])
+                                 : betas[0];
+
   if (params->init_image != NULL)
     {
       /* x_t ~ q(x_t | x_0) at the kept step where img2img starts; eps
@@ -309,13 +331,25 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
         }
       diffuse__predict_x0_from_eps (b.x, b.eps, abar, params->clip_denoised, n,
                                     b.x0);
+      if (b.grad != NULL)
+        {
+          /* the classifier sees x_t and the kept step's original t */
+          if (!params->cond (params->cond_data, count, b.x, i,
+                             (double) timesteps[i], b.grad, error))
+            {
+              buffers_clear (&b);
+              return FALSE;
+            }
+          if (!is_ddpm)
+            diffuse__condition_score (b.x, b.grad, n, abar, b.x0);
+        }
       if (add_noise)
         diffuse_rng_normal (params->seed, STREAM_STEP0 + (guint64) i
                             + ((guint64) visits[i] << 32), 0, b.noise, n);
       visits[i]++;
       if (is_ddpm)
-        diffuse__ddpm_step (b.x, b.x0, b.var, b.noise, n, betas[i], abar,
-                            abar_to, variance, add_noise);
+        diffuse__ddpm_step (b.x, b.x0, b.var, b.grad, b.noise, n, betas[i], abar,
+                            abar_to, post_var1, variance, add_noise);
       else
         diffuse__ddim_step (b.x, b.x0, b.noise, n, abar, abar_to, params->eta,
                             add_noise);

@@ -13,6 +13,8 @@
  *   guidance   0..100 (w; the "scale" s = 1 + w) default 0
  *   strength   (0, 1]                           default 0.5 (img2img only)
  *   count      1..64                            default 1
+ *   classifier-scale  0..1000 (guided-diffusion's classifier_scale s;
+ *              used with a classifier only)      default 1
  * 4000 is the largest T of guided-diffusion's models; 64 images are one
  * batch in memory.  Values are doubles in the engine: nan, inf and text
  * that overflows a double are refused by diffuse_setting_parse, and
@@ -95,6 +97,12 @@ static const DiffuseSetting settings[] = {
     .label = "_Respacing", .metavar = "STR",
     .help = "guided-diffusion timestep_respacing (\"ddim25\", \"10,10,10\"); "
             "overrides steps" },
+  { .name = "classifier-scale", .type = DIFFUSE_SETTING_DOUBLE,
+    .flags = DIFFUSE_SETTING_PRESET | DIFFUSE_SETTING_CLI,
+    .offset = FIELD (classifier_scale), .min = 0, .max = 1000, .default_value = 1,
+    .label = "C_lassifier scale", .metavar = "S",
+    .help = "Classifier guidance scale s (guided-diffusion's classifier_scale): "
+            "the mean moves by s * Sigma * grad log p(y|x_t); needs a classifier" },
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (settings) <= 8 * sizeof (DiffuseSettingsMask));

@@ -179,6 +179,9 @@ for ini_file in "$G"/traj-*.ini; do
   [ "$class" != "-1" ] && args+=(--class "$class")
   null_model=$(ini "$ini_file" null_model)
   [ -n "$null_model" ] && args+=(--null-model "$G/$null_model")
+  classifier=$(ini "$ini_file" classifier)
+  [ -n "$classifier" ] && args+=(--classifier "$G/$classifier"
+                                 --classifier-scale "$(ini "$ini_file" classifier_scale)")
   if [ "$(ini "$ini_file" clip_denoised)" != "true" ]; then
     fail "$name: clip_denoised false has no CLI option"; continue
   fi
@@ -193,6 +196,32 @@ for ini_file in "$G"/traj-*.ini; do
       "$G/$name.x0.npy" 1e-3
   fi
 done
+
+# classifier guidance: bad combinations fail before any step
+CG=$G/clf-grey-attn-ss-updown.safetensors
+expect_error "sample: classifier of another channel count" 1 sample \
+  --model "$G/forward-grey-cond.safetensors" \
+  --classifier "$G/clf-rgb-adaptive-ss-conv.safetensors" --class 1 --steps 2 \
+  --quiet --out "$TMP/x.png"
+expect_error "sample: a UNet as classifier" 1 sample \
+  --model "$G/forward-grey-cond.safetensors" \
+  --classifier "$G/forward-grey-cond.safetensors" --class 1 --steps 2 \
+  --quiet --out "$TMP/x.png"
+expect_error "sample: a classifier as model" 1 sample --model "$CG" --class 1 \
+  --steps 2 --quiet --out "$TMP/x.png"
+expect_error "sample: classifier guidance without a class" 1 sample \
+  --model "$G/forward-grey-cond.safetensors" --classifier "$CG" --steps 2 \
+  --quiet --out "$TMP/x.png"
+expect_error "sample: more classes than the classifier has" 1 sample \
+  --model "$G/forward-rgba-sigma.safetensors" \
+  --classifier "$G/clf-rgba-attn-noss-updown.safetensors" --class 3 \
+  --steps 2 --quiet --out "$TMP/x.png"
+expect_error "sample: attention-pool classifier at another size" 1 sample \
+  --model "$G/forward-grey-cond.safetensors" --classifier "$CG" --class 1 \
+  --width 32 --steps 2 --quiet --out "$TMP/x.png"
+expect_error "sample: negative classifier scale" 1 sample \
+  --model "$G/forward-grey-cond.safetensors" --classifier "$CG" --class 1 \
+  --classifier-scale -1 --steps 2 --quiet --out "$TMP/x.png"
 
 # PNG output: the model's channels (alpha kept), the right size, equal to
 # the float samples rounded to 8 bits; --count K numbers the files.

@@ -95,6 +95,11 @@ test_trajectory (gconstpointer data)
   g_assert_no_error (error);
   g_autofree char *init_name = g_key_file_get_string (kf, g, "init_image", NULL);
   g_autofree char *null_name = g_key_file_get_string (kf, g, "null_model", NULL);
+  /* classifier guidance (tools/make_classifier_golden.py's traj-clf-*) */
+  g_autofree char *clf_name = g_key_file_get_string (kf, g, "classifier", NULL);
+  double clf_scale = clf_name != NULL
+                     ? g_key_file_get_double (kf, g, "classifier_scale", &error) : 0.0;
+  g_assert_no_error (error);
 #undef STR
 #undef INT
 #undef DBL
@@ -107,7 +112,15 @@ test_trajectory (gconstpointer data)
   g_autofree char *null_path = null_name != NULL
                                ? g_build_filename (golden_dir (), null_name, NULL) : NULL;
   g_autoptr (DiffuseModel) null_model = NULL;
+  g_autoptr (DiffuseModel) classifier = NULL;
 
+  if (clf_name != NULL)
+    {
+      g_autofree char *clf_path = g_build_filename (golden_dir (), clf_name, NULL);
+
+      classifier = diffuse_model_new_from_file (clf_path, &error);
+      g_assert_no_error (error);
+    }
   if (null_path != NULL)
     {
       null_model = diffuse_model_new_from_file (null_path, &error);
@@ -138,6 +151,8 @@ test_trajectory (gconstpointer data)
   p.strength = strength;
   p.init_image = init;
   p.null_model = null_model;
+  p.classifier = classifier;
+  p.classifier_scale = clf_scale;
 
   for (gint pass = 0; pass < 2; pass++)
     {

@@ -167,39 +167,67 @@ def posterior_variance(beta, abar, abar_prev):
     return (1 - abar_prev) * beta / (1 - abar)
 
 
-def ddpm_step(x, x0, var_raw, beta, abar, abar_prev, variance, noise):
+def ddpm_step(x, x0, var_raw, beta, abar, abar_prev, variance, noise,
+              grad=None, post_var1=None):
     """Ancestral step (Ho et al. 2020 eqs. 6-7): μ̃ = sqrt(ᾱ')β/(1-ᾱ) x0 +
     sqrt(1-β)(1-ᾱ')/(1-ᾱ) x_t, plus σ z.  Variance:
       fixed-small  σ² = β̃ = (1-ᾱ')β/(1-ᾱ)
       fixed-large  σ² = β (β̃_1 at index 0, as guided-diffusion; no noise is
-                   added there, so it never matters)
+                   added there, so it only matters for classifier guidance)
       learned      improved DDPM eq. 15: log σ² = v log β + (1-v) log β̃,
-                   v = (raw + 1)/2; at index 0 log β̃ is clipped to log β̃_1
-                   (again unused: no noise at index 0)."""
+                   v = (raw + 1)/2; at index 0 log β̃ is clipped to log β̃_1.
+    grad: classifier guidance's s·∇x log p(y|x_t) (guided-diffusion's
+    condition_mean, Dhariwal & Nichol alg. 1): μ̃ += σ²·grad, with σ² as
+    above at every index (post_var1 = β̃_1 of the respaced schedule)."""
     c0, ct = posterior_mean_coefs(beta, abar, abar_prev)
     mean = c0 * x0 + ct * x
+    first = abar_prev >= 1.0
+    post = posterior_variance(beta, abar, abar_prev)
+    log_var = None
+    if variance == "learned" and (noise is not None or grad is not None):
+        frac = (var_raw + 1.0) / 2.0
+        log_small = math.log(post_var1 if first else post)
+        log_var = frac * math.log(beta) + (1 - frac) * log_small
+    if grad is not None:
+        if variance == "fixed-small":
+            var = post
+        elif variance == "fixed-large":
+            var = post_var1 if first else beta
+        elif variance == "learned":
+            var = np.exp(log_var)
+        else:
+            raise ValueError("unknown variance %r" % variance)
+        mean = mean + var * grad
     if noise is None:
         return mean
-    post = posterior_variance(beta, abar, abar_prev)
     if variance == "fixed-small":
         log_var = math.log(post)
     elif variance == "fixed-large":
         log_var = math.log(beta)
-    elif variance == "learned":
-        frac = (var_raw + 1.0) / 2.0
-        log_var = frac * math.log(beta) + (1 - frac) * math.log(post)
-    else:
+    elif variance != "learned":
         raise ValueError("unknown variance %r" % variance)
     return mean + np.exp(0.5 * log_var) * noise
 
 
+def condition_score(x, x0, abar, grad):
+    """Classifier guidance for DDIM (guided-diffusion's condition_score,
+    Dhariwal & Nichol alg. 2): ε from the (clipped) x0, ε -= sqrt(1-ᾱ)·grad,
+    and x0 again from that ε (not clipped)."""
+    c1, c2 = math.sqrt(1.0 / abar), math.sqrt(1.0 / abar - 1.0)
+    eps = (c1 * x - x0) / c2 - math.sqrt(1.0 - abar) * grad
+    return c1 * x - c2 * eps
+
+
 def sample(schedule, denoise, shape, sampler="ddim", eta=0.0,
            variance="auto", has_variance=False, seed=0, clip_denoised=True,
-           init_image=None, strength=1.0, init_noise=None, trace=None):
+           init_image=None, strength=1.0, init_noise=None, trace=None,
+           cond_fn=None):
     """The reverse process over any denoiser.  denoise(x, i, t_model) ->
     (eps, var_raw or None), float64 arrays of shape `shape`.  Returns the
     final x (float64) and info dict (start_index, start_timestep, n_steps).
-    trace: optional list that receives (i, x0_pred) per step."""
+    trace: optional list that receives (i, x0_pred) per step.
+    cond_fn(x, i, t_model) -> s·∇x log p(y|x_t): classifier guidance
+    (condition_mean for DDPM, condition_score for DDIM)."""
     if variance == "auto":
         variance = "learned" if has_variance else "fixed-large"
     if sampler == "ddpm" and variance == "learned" and not has_variance:
@@ -220,6 +248,9 @@ def sample(schedule, denoise, shape, sampler="ddim", eta=0.0,
     else:
         x = rng.normal_like(seed, STREAM_X_T, shape).astype(np.float64)
     abar_all = schedule.alphas_cumprod
+    betas = schedule.betas
+    post_var1 = (posterior_variance(betas[1], abar_all[1], abar_all[0])
+                 if schedule.n > 1 else betas[0])
     for i in range(start, -1, -1):
         abar = abar_all[i]
         abar_prev = abar_all[i - 1] if i > 0 else 1.0
@@ -228,13 +259,19 @@ def sample(schedule, denoise, shape, sampler="ddim", eta=0.0,
         if want_var and var_raw is None:
             raise ValueError("denoiser gave no variance")
         x0 = predict_x0(x, eps, abar, clip_denoised)
+        grad = None
+        if cond_fn is not None:
+            grad = cond_fn(x, i, schedule.timesteps[i])
+            if sampler == "ddim":
+                x0 = condition_score(x, x0, abar, grad)
+                grad = None
         noise = None
         if stochastic and i > 0:
             noise = rng.normal_like(seed, STREAM_STEP0 + i, shape) \
                 .astype(np.float64)
         if sampler == "ddpm":
             x = ddpm_step(x, x0, var_raw, schedule.betas[i], abar, abar_prev,
-                          variance, noise)
+                          variance, noise, grad, post_var1)
         elif sampler == "ddim":
             x = ddim_step(x, x0, abar, abar_prev, eta, noise)
         else:
