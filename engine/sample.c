@@ -496,7 +496,8 @@ diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
 
   if (params->classifier != NULL && params->classifier_scale > 0.0)
     {
-      cc.clf = diffuse_classifier_new (params->classifier, count, h, w, error);
+      cc.clf = diffuse_classifier_new (params->classifier, count, h, w,
+                                       params->n_threads, error);
       if (cc.clf == NULL)
         {
           g_prefix_error (error, "classifier: ");
