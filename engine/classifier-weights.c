@@ -10,49 +10,12 @@
 
 #include "backward.h"
 #include "classifier-weights.h"
+#include "tensor-binder.h"
 
-typedef struct
-{
-  const DiffuseSafetensors *st;
-  const char *name;         /* the file's, for messages */
-  gboolean *used;           /* per tensor of st */
-  guint n_bound;
-  GError *error;
-} Binder;
-
-/* "printf (fmt, ...)" with the given shape; after the first failure
- * every later call is a no-op returning NULL. */
-static const float *
-bind (Binder *bd, gint ndim, gint64 d0, gint64 d1, gint64 d2, gint64 d3,
-      const char *fmt, ...) G_GNUC_PRINTF (7, 8);
-
-static const float *
-bind (Binder *bd, gint ndim, gint64 d0, gint64 d1, gint64 d2, gint64 d3,
-      const char *fmt, ...)
-{
-  gint64 shape[4] = { d0, d1, d2, d3 };
-  g_autofree gchar *name = NULL;
-  const DiffuseTensorInfo *t;
-  va_list args;
-
-  if (bd->error)
-    return NULL;
-  va_start (args, fmt);
-  name = g_strdup_vprintf (fmt, args);
-  va_end (args);
-  t = diffuse__safetensors_get_shaped (bd->st, bd->name, name, ndim, shape,
-                                       &bd->error);
-  if (t == NULL)
-    return NULL;
-  bd->used[t - diffuse__safetensors_get_nth (bd->st, 0)] = TRUE;
-  bd->n_bound++;
-  return t->data;
-}
-
-#define B1(bd, a, ...) bind (bd, 1, a, 0, 0, 0, __VA_ARGS__)
-#define B2(bd, a, b, ...) bind (bd, 2, a, b, 0, 0, __VA_ARGS__)
-#define B3(bd, a, b, c, ...) bind (bd, 3, a, b, c, 0, __VA_ARGS__)
-#define B4(bd, a, b, c, d, ...) bind (bd, 4, a, b, c, d, __VA_ARGS__)
+#define B1 DIFFUSE_BIND1
+#define B2 DIFFUSE_BIND2
+#define B3 DIFFUSE_BIND3
+#define B4 DIFFUSE_BIND4
 
 static Op *
 add_op (DiffuseClassifierWeights *w, gint *cap, OpKind kind, gint level,
@@ -71,7 +34,7 @@ add_op (DiffuseClassifierWeights *w, gint *cap, OpKind kind, gint level,
 }
 
 static void
-add_res (DiffuseClassifierWeights *w, Binder *bd, gint *cap_ops,
+add_res (DiffuseClassifierWeights *w, DiffuseBinder *bd, gint *cap_ops,
          const char *prefix, gint level, gint c_in, gint c_out, gboolean down)
 {
   Op *op = add_op (w, cap_ops, OP_RES, level, c_in, c_out);
@@ -103,7 +66,7 @@ add_res (DiffuseClassifierWeights *w, Binder *bd, gint *cap_ops,
 }
 
 static void
-add_attn (DiffuseClassifierWeights *w, Binder *bd, gint *cap_ops,
+add_attn (DiffuseClassifierWeights *w, DiffuseBinder *bd, gint *cap_ops,
           const char *prefix, gint level, gint ch)
 {
   const DiffuseModelConfig *cfg = &w->config;
@@ -125,7 +88,7 @@ add_attn (DiffuseClassifierWeights *w, Binder *bd, gint *cap_ops,
 }
 
 static void
-add_conv (DiffuseClassifierWeights *w, Binder *bd, gint *cap_ops,
+add_conv (DiffuseClassifierWeights *w, DiffuseBinder *bd, gint *cap_ops,
           const char *name, gint level, gint c_in, gint c_out, gint stride)
 {
   Op *op = add_op (w, cap_ops, OP_CONV, level, c_in, c_out);
@@ -219,7 +182,7 @@ diffuse__classifier_weights_new (const DiffuseSafetensors *st,
   guint n_tensors = diffuse__safetensors_get_n_tensors (st);
   g_autofree gboolean *used = g_new0 (gboolean, MAX (n_tensors, 1));
   DiffuseClassifierWeights *w = g_new0 (DiffuseClassifierWeights, 1);
-  Binder bd = { st, name, used, 0, NULL };
+  DiffuseBinder bd = { st, name, used, 0, NULL };
   gint mc = cfg->model_channels, cap = 0, block = 1, ds = 1;
   gint ch = cfg->level_channels[0], level, K = cfg->num_classes;
 
@@ -289,13 +252,8 @@ diffuse__classifier_weights_new (const DiffuseSafetensors *st,
 
   /* a file with tensors this architecture does not use is most likely
    * another architecture (or a UNet given as classifier) */
-  for (guint i = 0; i < n_tensors && bd.error == NULL; i++)
-    if (!used[i])
-      g_set_error (&bd.error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
-                   "%s: unexpected tensor '%s': this configuration's classifier "
-                   "has no such parameter (%u of the file's %u tensors used)",
-                   name, diffuse__safetensors_get_nth (st, i)->name, bd.n_bound,
-                   n_tensors);
+  if (bd.error == NULL)
+    diffuse__binder_check_all_used (&bd, "classifier", &bd.error);
   if (bd.error == NULL && !make_winograd (w))
     g_set_error (&bd.error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
                  "cannot allocate the classifier's Winograd weights");

@@ -8,56 +8,18 @@
 #include <string.h>
 
 #include "layers.h"
+#include "tensor-binder.h"
 #include "unet-weights.h"
 
 #define GROUPS 32           /* GroupNorm32 */
 
-typedef struct
-{
-  const DiffuseSafetensors *st;
-  const char *name;         /* the file's, for messages */
-  gboolean *used;           /* per tensor of st */
-  guint n_bound;
-  GError *error;
-} Binder;
-
-/* Look up "printf (fmt, ...)" with the given shape (ndim values after
- * the name arguments are given through shape[]).  After the first failure
- * every later call is a no-op returning NULL. */
-static const float *
-bind (Binder *bd, gint ndim, gint64 d0, gint64 d1, gint64 d2, gint64 d3,
-      const char *fmt, ...) G_GNUC_PRINTF (7, 8);
-
-static const float *
-bind (Binder *bd, gint ndim, gint64 d0, gint64 d1, gint64 d2, gint64 d3,
-      const char *fmt, ...)
-{
-  gint64 shape[4] = { d0, d1, d2, d3 };
-  g_autofree gchar *name = NULL;
-  const DiffuseTensorInfo *t;
-  va_list args;
-
-  if (bd->error)
-    return NULL;
-  va_start (args, fmt);
-  name = g_strdup_vprintf (fmt, args);
-  va_end (args);
-  t = diffuse__safetensors_get_shaped (bd->st, bd->name, name, ndim, shape,
-                                       &bd->error);
-  if (t == NULL)
-    return NULL;
-  bd->used[t - diffuse__safetensors_get_nth (bd->st, 0)] = TRUE;
-  bd->n_bound++;
-  return t->data;
-}
-
-#define BIND1(bd, a, ...) bind (bd, 1, a, 0, 0, 0, __VA_ARGS__)
-#define BIND2(bd, a, b, ...) bind (bd, 2, a, b, 0, 0, __VA_ARGS__)
-#define BIND3(bd, a, b, c, ...) bind (bd, 3, a, b, c, 0, __VA_ARGS__)
-#define BIND4(bd, a, b, c, d, ...) bind (bd, 4, a, b, c, d, __VA_ARGS__)
+#define BIND1 DIFFUSE_BIND1
+#define BIND2 DIFFUSE_BIND2
+#define BIND3 DIFFUSE_BIND3
+#define BIND4 DIFFUSE_BIND4
 
 static void
-bind_res (Binder *bd, ResBlockWeights *r, const char *prefix, gint c_in,
+bind_res (DiffuseBinder *bd, ResBlockWeights *r, const char *prefix, gint c_in,
           gint c_out, gint emb_dim, gboolean scale_shift, gint updown)
 {
   r->c_in = c_in;
@@ -82,7 +44,7 @@ bind_res (Binder *bd, ResBlockWeights *r, const char *prefix, gint c_in,
 }
 
 static void
-bind_attn (Binder *bd, AttentionWeights *a, const char *prefix, gint channels,
+bind_attn (DiffuseBinder *bd, AttentionWeights *a, const char *prefix, gint channels,
            gint heads)
 {
   a->channels = channels;
@@ -96,7 +58,7 @@ bind_attn (Binder *bd, AttentionWeights *a, const char *prefix, gint channels,
 }
 
 static void
-bind_conv (Binder *bd, ConvWeights *c, const char *prefix, gint c_in, gint c_out)
+bind_conv (DiffuseBinder *bd, ConvWeights *c, const char *prefix, gint c_in, gint c_out)
 {
   c->c_in = c_in;
   c->c_out = c_out;
@@ -152,7 +114,7 @@ check_channels (const char *what, gint channels, gint heads, GError **error)
 typedef struct
 {
   DiffuseUNetWeights *w;
-  Binder *bd;
+  DiffuseBinder *bd;
   gint cap_ops, cap_res, cap_attn, cap_conv;
 } Builder;
 
@@ -297,41 +259,6 @@ make_winograd (DiffuseUNetWeights *w)
   diffuse__pool_free (pool);
 }
 
-static gboolean
-named_error (GError **error, const char *name, const char *format, ...)
-  G_GNUC_PRINTF (3, 4);
-
-static gboolean
-named_error (GError **error, const char *name, const char *format, ...)
-{
-  va_list args;
-
-  va_start (args, format);
-  diffuse__set_named_errorv (error, DIFFUSE_ERROR_MODEL, name, format, args);
-  va_end (args);
-  return FALSE;
-}
-
-/* A file with tensors the architecture does not use is rejected, since it
- * is most likely a different architecture. */
-static gboolean
-check_all_bound (const Binder *bd, GError **error)
-{
-  guint n = diffuse__safetensors_get_n_tensors (bd->st);
-
-  for (guint i = 0; i < n; i++)
-    if (!bd->used[i])
-      return named_error (error, bd->name, "unexpected tensor '%s': this "
-                          "configuration's UNet has no such parameter (%u of "
-                          "the file's %u tensors used)",
-                          diffuse__safetensors_get_nth (bd->st, i)->name,
-                          bd->n_bound, n);
-  if (bd->n_bound != n)
-    return named_error (error, bd->name, "the UNet bound %u tensors, the file "
-                        "has %u", bd->n_bound, n);
-  return TRUE;
-}
-
 DiffuseUNetWeights *
 diffuse__unet_weights_new (const DiffuseSafetensors *st,
                            const DiffuseModelConfig *cfg, const char *name,
@@ -340,7 +267,7 @@ diffuse__unet_weights_new (const DiffuseSafetensors *st,
   guint n_tensors = diffuse__safetensors_get_n_tensors (st);
   g_autofree gboolean *used = g_new0 (gboolean, MAX (n_tensors, 1));
   DiffuseUNetWeights *w = g_new0 (DiffuseUNetWeights, 1);
-  Binder bd = { st, name, used, 0, NULL };
+  DiffuseBinder bd = { st, name, used, 0, NULL };
   Builder b = { w, &bd, 0, 0, 0, 0 };
   gint mc = cfg->model_channels;
   gint ch, ds = 1, block = 0, depth;
@@ -455,7 +382,7 @@ diffuse__unet_weights_new (const DiffuseSafetensors *st,
       diffuse__unet_weights_free (w);
       return NULL;
     }
-  if (!check_all_bound (&bd, error))
+  if (!diffuse__binder_check_all_used (&bd, "UNet", error))
     {
       diffuse__unet_weights_free (w);
       return NULL;
