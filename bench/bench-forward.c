@@ -25,7 +25,8 @@ cmp_double (const void *a, const void *b)
 }
 
 static float *
-load (const char *dir, const char *stem, gint batch, gint *ndim, gint64 shape[4])
+load (const char *dir, const char *stem, gint batch, gint *ndim,
+      gint64 shape[4])
 {
   g_autofree gchar *path = g_strdup_printf ("%s/%s-%d.npy", dir, stem, batch);
   g_autoptr (GError) error = NULL;
@@ -130,11 +131,13 @@ main (int argc, char **argv)
   flops = diffuse__unet_get_flops (unet, batch);
   getrusage (RUSAGE_SELF, &ru);
   printf ("engine batch %d threads %d: best %.4f s median %.4f s (%d runs), "
-          "%.1f GFLOP, %.1f GFLOP/s, %.2f M params (load %.2f s), scratch %.1f MiB, "
+          "%.1f GFLOP, %.1f GFLOP/s, %.2f M params (load %.2f s), scratch %.1f "
+          "MiB, "
           "peak RSS %.1f MiB\n",
           batch, threads, times[0], times[repeat / 2], repeat, flops / 1e9,
-          flops / 1e9 / times[0], diffuse_model_get_n_params (model) / 1e6, load_s,
-          diffuse_unet_get_scratch_bytes (unet) / 1048576.0, ru.ru_maxrss / 1024.0);
+          flops / 1e9 / times[0], diffuse_model_get_n_params (model) / 1e6,
+          load_s, diffuse_unet_get_scratch_bytes (unet) / 1048576.0,
+          ru.ru_maxrss / 1024.0);
   if (out_path)
     {
       gint64 shape[4] = { batch, cfg->out_channels, h, w };

@@ -32,11 +32,13 @@ cli_classify (int argc, char **argv)
     { "grad-out", 'g', 0, G_OPTION_ARG_FILENAME, &grad_path,
       "Gradient of log softmax(logits)[y] wrt x as .npy [B,C,H,W]", "FILE" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads,
-      "Threads; default: as many as OpenBLAS would use (OPENBLAS_NUM_THREADS, else the cores)", "N" },
+      "Threads; default: as many as OpenBLAS would use (OPENBLAS_NUM_THREADS, "
+      "else the cores)",
+      "N" },
     { NULL }
   };
-  g_autoptr (GOptionContext) context =
-    g_option_context_new ("- a classifier's logits and gradient of log p(y|x)");
+  g_autoptr (GOptionContext) context = g_option_context_new (
+      "- a classifier's logits and gradient of log p(y|x)");
   g_autoptr (GError) error = NULL;
   g_autoptr (DiffuseModel) model = NULL;
   g_autoptr (DiffuseClassifier) clf = NULL;
@@ -52,15 +54,17 @@ cli_classify (int argc, char **argv)
     return CLI_EXIT_USAGE;
   if (argc > 1)
     return cli_usage ("unexpected argument '%s'", argv[1]);
-  if (model_path == NULL || input == NULL || timestep == NULL || out_path == NULL)
+  if (model_path == NULL || input == NULL || timestep == NULL ||
+      out_path == NULL)
     return cli_usage ("classify needs --model, --input, --timestep and --out");
   if (grad_path != NULL && klass == NULL)
-    return cli_usage ("--grad-out needs --class (the label whose log-probability "
-                      "is differentiated)");
+    return cli_usage (
+        "--grad-out needs --class (the label whose log-probability "
+        "is differentiated)");
 
   /* the outputs can be written, before any work */
-  if (!diffuse_output_check (out_path, &error)
-      || (grad_path != NULL && !diffuse_output_check (grad_path, &error)))
+  if (!diffuse_output_check (out_path, &error) ||
+      (grad_path != NULL && !diffuse_output_check (grad_path, &error)))
     return cli_fail (error);
 
   model = diffuse_model_new_from_file (model_path, &error);
@@ -69,7 +73,8 @@ cli_classify (int argc, char **argv)
   cfg = diffuse_model_get_config (model);
   if (cfg->model_type != DIFFUSE_MODEL_CLASSIFIER)
     return cli_failf ("%s is a diffusion UNet, not a classifier (use "
-                      "'diffuse forward' to run it)", model_path);
+                      "'diffuse forward' to run it)",
+                      model_path);
 
   x = diffuse_npy_load (input, &ndim, shape, &error);
   if (x == NULL)
@@ -80,11 +85,11 @@ cli_classify (int argc, char **argv)
       shape[0] = 1;
       ndim = 4;
     }
-  if (ndim != 4 || shape[1] != cfg->in_channels || shape[0] < 1 || shape[0] > 1024
-      || shape[2] > G_MAXINT || shape[3] > G_MAXINT)
+  if (ndim != 4 || shape[1] != cfg->in_channels || shape[0] < 1 ||
+      shape[0] > 1024 || shape[2] > G_MAXINT || shape[3] > G_MAXINT)
     return cli_failf ("%s: need float32 [B, %d, H, W] with 1 <= B <= 1024 (the "
-                      "classifier takes %d channels)", input, cfg->in_channels,
-                      cfg->in_channels);
+                      "classifier takes %d channels)",
+                      input, cfg->in_channels, cfg->in_channels);
   batch = (gint) shape[0];
   h = (gint) shape[2];
   w = (gint) shape[3];
@@ -102,7 +107,8 @@ cli_classify (int argc, char **argv)
       grad = g_try_new (float, (gsize) batch * cfg->in_channels * h * w);
       if (grad == NULL)
         return cli_failf ("out of memory for the gradient");
-      if (!diffuse_classifier_grad (clf, batch, x, t, labels, logits, grad, &error))
+      if (!diffuse_classifier_grad (clf, batch, x, t, labels, logits, grad,
+                                    &error))
         return cli_fail (error);
     }
   else if (!diffuse_classifier_forward (clf, batch, x, t, logits, &error))
@@ -112,7 +118,8 @@ cli_classify (int argc, char **argv)
   lshape[1] = cfg->num_classes;
   if (!diffuse_npy_save (out_path, logits, 2, lshape, &error))
     return cli_fail (error);
-  if (grad_path != NULL && !diffuse_npy_save (grad_path, grad, 4, shape, &error))
+  if (grad_path != NULL &&
+      !diffuse_npy_save (grad_path, grad, 4, shape, &error))
     return cli_fail (error);
   return 0;
 }

@@ -47,9 +47,8 @@ cli_fail (GError *error)
 }
 
 /* print_line of a printf-style message; returns exit_code */
-static int
-print_vline (int exit_code, const char *format, va_list args)
-  G_GNUC_PRINTF (2, 0);
+static int print_vline (int exit_code, const char *format, va_list args)
+    G_GNUC_PRINTF (2, 0);
 
 static int
 print_vline (int exit_code, const char *format, va_list args)
@@ -113,12 +112,12 @@ cli_load_presets (gchar ***dirs_out)
   g_auto (GStrv) dirs = cli_preset_dirs ();
   g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
   GPtrArray *presets =
-    diffuse_presets_load_dirs ((const char *const *) dirs, warnings);
+      diffuse_presets_load_dirs ((const char *const *) dirs, warnings);
 
   for (guint i = 0; i < warnings->len; i++)
     {
-      g_autofree gchar *line = g_strdup_printf ("warning: %s",
-                                                (char *) warnings->pdata[i]);
+      g_autofree gchar *line =
+          g_strdup_printf ("warning: %s", (char *) warnings->pdata[i]);
 
       print_line (line);
     }
@@ -132,6 +131,6 @@ cli_has_extension (const char *path, const char *ext)
 {
   gsize n = strlen (path), m = strlen (ext);
 
-  return n > m && path[n - m - 1] != '/'
-    && g_ascii_strcasecmp (path + n - m, ext) == 0;
+  return n > m && path[n - m - 1] != '/' &&
+         g_ascii_strcasecmp (path + n - m, ext) == 0;
 }

@@ -65,7 +65,8 @@ cli_parse_timesteps (const char *text, gint batch, float **out, GError **error)
         {
           g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                        "%s: timestep %g at index %" G_GSSIZE_FORMAT " is not "
-                       "finite", text, (*out)[bad], bad);
+                       "finite",
+                       text, (*out)[bad], bad);
           return FALSE;
         }
       return TRUE;
@@ -74,7 +75,8 @@ cli_parse_timesteps (const char *text, gint batch, float **out, GError **error)
   if (*text == '\0' || *end != '\0')
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "--timestep must be a number or an .npy file, not '%s'", text);
+                   "--timestep must be a number or an .npy file, not '%s'",
+                   text);
       return FALSE;
     }
   /* the network embeds a float: 1e300 is finite as a double only */
@@ -93,7 +95,7 @@ cli_parse_timesteps (const char *text, gint batch, float **out, GError **error)
 
 gboolean
 cli_parse_labels (const DiffuseModel *model, const char *text, gint batch,
-              gint **out, GError **error)
+                  gint **out, GError **error)
 {
   const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
   gint label = 0;
@@ -108,12 +110,13 @@ cli_parse_labels (const DiffuseModel *model, const char *text, gint batch,
       for (gint b = 0; b < batch; b++)
         {
           /* labels are stored as floats holding integers */
-          if (v[b] != floorf (v[b]) || v[b] < 0
-              || v[b] >= MAX (cfg->num_classes, 1))
+          if (v[b] != floorf (v[b]) || v[b] < 0 ||
+              v[b] >= MAX (cfg->num_classes, 1))
             {
               g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                            "%s: label %g at index %d is not a class index "
-                           "0..%d", text, v[b], b, MAX (cfg->num_classes, 1) - 1);
+                           "0..%d",
+                           text, v[b], b, MAX (cfg->num_classes, 1) - 1);
               return FALSE;
             }
           (*out)[b] = (gint) v[b];
@@ -154,19 +157,23 @@ cli_forward (int argc, char **argv)
       "x_t as .npy, float32 [B,C,H,W] or [C,H,W]", "FILE" },
     { "timestep", 'T', 0, G_OPTION_ARG_STRING, &timestep,
       "Network timestep value (already rescaled for rescale_timesteps "
-      "models), or an .npy of B values", "T" },
+      "models), or an .npy of B values",
+      "T" },
     { "class", 'c', 0, G_OPTION_ARG_STRING, &klass,
       "Class index or name, or an .npy of B labels; default: the null class",
       "C" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path,
       "Raw network output as .npy [B,out_C,H,W] (eps, then the "
-      "learned-sigma channels if any)", "FILE" },
+      "learned-sigma channels if any)",
+      "FILE" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads,
-      "Threads; default: as many as OpenBLAS would use (OPENBLAS_NUM_THREADS, else the cores)", "N" },
+      "Threads; default: as many as OpenBLAS would use (OPENBLAS_NUM_THREADS, "
+      "else the cores)",
+      "N" },
     { NULL }
   };
-  g_autoptr (GOptionContext) context =
-    g_option_context_new ("- evaluate the network once (debugging, golden tests)");
+  g_autoptr (GOptionContext) context = g_option_context_new (
+      "- evaluate the network once (debugging, golden tests)");
   g_autoptr (GError) error = NULL;
   g_autoptr (DiffuseModel) model = NULL;
   g_autoptr (DiffuseUNet) unet = NULL;
@@ -182,7 +189,8 @@ cli_forward (int argc, char **argv)
     return CLI_EXIT_USAGE;
   if (argc > 1)
     return cli_usage ("unexpected argument '%s'", argv[1]);
-  if (model_path == NULL || input == NULL || timestep == NULL || out_path == NULL)
+  if (model_path == NULL || input == NULL || timestep == NULL ||
+      out_path == NULL)
     return cli_usage ("forward needs --model, --input, --timestep and --out");
 
   /* the output can be written, before any work */
@@ -203,8 +211,8 @@ cli_forward (int argc, char **argv)
       shape[0] = 1;
       ndim = 4;
     }
-  if (ndim != 4 || shape[1] != cfg->in_channels || shape[0] < 1 || shape[0] > 1024
-      || shape[2] > G_MAXINT || shape[3] > G_MAXINT)
+  if (ndim != 4 || shape[1] != cfg->in_channels || shape[0] < 1 ||
+      shape[0] > 1024 || shape[2] > G_MAXINT || shape[3] > G_MAXINT)
     return cli_failf ("%s: need float32 [B, %d, H, W] with 1 <= B <= 1024",
                       input, cfg->in_channels);
   batch = (gint) shape[0];
@@ -215,12 +223,13 @@ cli_forward (int argc, char **argv)
 
     if (bad >= 0)
       return cli_failf ("%s: value %g at index %" G_GSSIZE_FORMAT " is not "
-                        "finite", input, x[bad], bad);
+                        "finite",
+                        input, x[bad], bad);
   }
   if (!diffuse_model_check_size (model, h, w, &error))
     return cli_fail (error);
-  if (!cli_parse_timesteps (timestep, batch, &t, &error)
-      || !cli_parse_labels (model, klass, batch, &labels, &error))
+  if (!cli_parse_timesteps (timestep, batch, &t, &error) ||
+      !cli_parse_labels (model, klass, batch, &labels, &error))
     return cli_fail (error);
 
   unet = diffuse_unet_new (model, batch, h, w, threads, &error);
@@ -233,7 +242,8 @@ cli_forward (int argc, char **argv)
     return cli_fail (error);
   if (first_non_finite (out, (gsize) batch * cfg->out_channels * h * w) >= 0)
     return cli_failf ("the network produced non-finite values (NaN or Inf); "
-                      "%s was not written", out_path);
+                      "%s was not written",
+                      out_path);
 
   out_shape[0] = batch;
   out_shape[1] = cfg->out_channels;

@@ -3,9 +3,8 @@
 
 #include <stdio.h>
 
-static const char *const channel_names[] = {
-  "", "grey", "grey+alpha", "RGB", "RGBA"
-};
+static const char *const channel_names[] = { "", "grey", "grey+alpha", "RGB",
+                                             "RGBA" };
 
 static void
 print_ints (const char *key, const gint *v, gint n)
@@ -64,7 +63,8 @@ print_classifier (const DiffuseModel *model, const char *path G_GNUC_UNUSED,
           "--classifier)\n");
   printf ("parameters: %s\n", n_params);
   printf ("image_size: %d\n", c->image_size);
-  printf ("in_channels: %d (%s)\n", c->in_channels, channel_names[c->in_channels]);
+  printf ("in_channels: %d (%s)\n", c->in_channels,
+          channel_names[c->in_channels]);
   printf ("model_channels: %d\n", c->model_channels);
   print_levels (c);
   printf ("num_res_blocks: %d\n", c->num_res_blocks);
@@ -76,9 +76,11 @@ print_classifier (const DiffuseModel *model, const char *path G_GNUC_UNUSED,
   printf ("resblock_updown: %s\n", yes_no (c->resblock_updown));
   printf ("use_new_attention_order: %s\n", yes_no (c->use_new_attention_order));
   if (c->pool == DIFFUSE_POOL_ATTENTION)
-    printf ("pool: attention (inputs must be %dx%d)\n", c->image_size, c->image_size);
+    printf ("pool: attention (inputs must be %dx%d)\n", c->image_size,
+            c->image_size);
   else
-    printf ("pool: adaptive (sizes: multiples of %d)\n", 1 << (c->n_levels - 1));
+    printf ("pool: adaptive (sizes: multiples of %d)\n",
+            1 << (c->n_levels - 1));
   if (c->diffusion_steps > 0)
     printf ("diffusion_steps: %d\nnoise_schedule: %s\n", c->diffusion_steps,
             diffuse_schedule_kind_to_string (c->noise_schedule));
@@ -118,28 +120,30 @@ print_estimate (const DiffuseModel *model)
   weights = cli_format_bytes (e.weight_bytes);
   printf ("run at %dx%d: about %s of memory besides the %s of weights, "
           "%.3g GFLOP per network evaluation (%" G_GUINT64_FORMAT
-          " evaluations for %d steps%s)\n", c->image_size, c->image_size, mem,
-          weights, e.flops_per_eval / 1e9, e.n_evals, params.steps,
-          params.guidance > 0 ? " with guidance" : "");
+          " evaluations for %d steps%s)\n",
+          c->image_size, c->image_size, mem, weights, e.flops_per_eval / 1e9,
+          e.n_evals, params.steps, params.guidance > 0 ? " with guidance" : "");
 }
 
 int
 cli_info (int argc, char **argv)
 {
   g_autoptr (GOptionContext) context =
-    g_option_context_new ("MODEL - print a model's configuration");
+      g_option_context_new ("MODEL - print a model's configuration");
   g_autoptr (GError) error = NULL;
   g_autoptr (DiffuseModel) model = NULL;
   g_autofree gchar *n_params = NULL;
   const DiffuseModelConfig *c;
 
-  g_option_context_set_summary (context,
-    "Prints the configuration read from the model's metadata (guided-diffusion\n"
-    "option names), the class names and the number of parameters.");
+  g_option_context_set_summary (
+      context, "Prints the configuration read from the model's metadata "
+               "(guided-diffusion\n"
+               "option names), the class names and the number of parameters.");
   if (!cli_parse (context, &argc, &argv))
     return CLI_EXIT_USAGE;
   if (argc != 2)
-    return cli_usage ("info needs exactly one MODEL file (see 'diffuse info --help')");
+    return cli_usage (
+        "info needs exactly one MODEL file (see 'diffuse info --help')");
 
   model = diffuse_model_new_from_file (argv[1], &error);
   if (model == NULL)
@@ -158,7 +162,9 @@ cli_info (int argc, char **argv)
   printf ("parameters: %s\n", n_params);
   printf ("image_size: %d\n", c->image_size);
   printf ("in_channels: %d (%s)\n", c->in_channels,
-          c->in_channels >= 1 && c->in_channels <= 4 ? channel_names[c->in_channels] : "?");
+          c->in_channels >= 1 && c->in_channels <= 4
+              ? channel_names[c->in_channels]
+              : "?");
   printf ("out_channels: %d\n", c->out_channels);
   printf ("model_channels: %d\n", c->model_channels);
   print_levels (c);
@@ -173,7 +179,8 @@ cli_info (int argc, char **argv)
   printf ("use_new_attention_order: %s\n", yes_no (c->use_new_attention_order));
   printf ("learn_sigma: %s\n", yes_no (c->learn_sigma));
   printf ("diffusion_steps: %d\n", c->diffusion_steps);
-  printf ("noise_schedule: %s\n", diffuse_schedule_kind_to_string (c->noise_schedule));
+  printf ("noise_schedule: %s\n",
+          diffuse_schedule_kind_to_string (c->noise_schedule));
   printf ("rescale_timesteps: %s\n", yes_no (c->rescale_timesteps));
   printf ("size multiple: %d (sample sizes must be multiples of it)\n",
           1 << (c->n_levels - 1));
@@ -213,7 +220,8 @@ preset_settings (const DiffusePreset *p)
   for (gint i = 0; i < n; i++)
     if (p->given & (1u << i))
       {
-        g_autofree gchar *value = diffuse_setting_to_string (&table[i], &p->values);
+        g_autofree gchar *value =
+            diffuse_setting_to_string (&table[i], &p->values);
 
         g_string_append_printf (s, " %s=%s", table[i].name, value);
       }
@@ -224,16 +232,19 @@ int
 cli_presets (int argc, char **argv)
 {
   g_autoptr (GOptionContext) context =
-    g_option_context_new ("- list the sampling presets");
+      g_option_context_new ("- list the sampling presets");
   g_autoptr (GPtrArray) presets = NULL;
   g_auto (GStrv) dirs = NULL;
 
-  g_option_context_set_summary (context,
-    "Lists the presets usable with --preset NAME. Presets are read from the\n"
-    "system directory, then the user's directory (same name: the user's wins):\n"
-    "$XDG_CONFIG_HOME/gimp-diffusion/presets (~/.config/...), shared with the\n"
-    "GIMP plug-in. DIFFUSE_PRESETS_DIR replaces the system directory,\n"
-    "DIFFUSE_USER_PRESETS_DIR the user's.");
+  g_option_context_set_summary (
+      context,
+      "Lists the presets usable with --preset NAME. Presets are read from the\n"
+      "system directory, then the user's directory (same name: the user's "
+      "wins):\n"
+      "$XDG_CONFIG_HOME/gimp-diffusion/presets (~/.config/...), shared with "
+      "the\n"
+      "GIMP plug-in. DIFFUSE_PRESETS_DIR replaces the system directory,\n"
+      "DIFFUSE_USER_PRESETS_DIR the user's.");
   if (!cli_parse (context, &argc, &argv))
     return CLI_EXIT_USAGE;
   if (argc != 1)

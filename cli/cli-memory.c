@@ -14,8 +14,8 @@ mem_available (void)
   g_autofree gchar *text = NULL;
   const char *p;
 
-  if (!g_file_get_contents ("/proc/meminfo", &text, NULL, NULL)
-      || (p = strstr (text, "MemAvailable:")) == NULL)
+  if (!g_file_get_contents ("/proc/meminfo", &text, NULL, NULL) ||
+      (p = strstr (text, "MemAvailable:")) == NULL)
     return G_MAXUINT64;
   return g_ascii_strtoull (p + strlen ("MemAvailable:"), NULL, 10) * 1024;
 }
@@ -33,7 +33,8 @@ address_space_left (void)
     return G_MAXUINT64;
   if (!g_file_get_contents ("/proc/self/statm", &statm, NULL, NULL))
     return lim.rlim_cur;
-  mapped = g_ascii_strtoull (statm, NULL, 10) * (guint64) sysconf (_SC_PAGESIZE);
+  mapped =
+      g_ascii_strtoull (statm, NULL, 10) * (guint64) sysconf (_SC_PAGESIZE);
   return mapped < lim.rlim_cur ? lim.rlim_cur - mapped : 0;
 }
 
@@ -46,16 +47,16 @@ cgroup_left (void)
   const char *rel;
   guint64 max, cur;
 
-  if (!g_file_get_contents ("/proc/self/cgroup", &cg, NULL, NULL)
-      || !g_str_has_prefix (cg, "0::"))
+  if (!g_file_get_contents ("/proc/self/cgroup", &cg, NULL, NULL) ||
+      !g_str_has_prefix (cg, "0::"))
     return G_MAXUINT64;
   rel = cg + 3;
   g_strchomp (cg);
   max_path = g_build_filename ("/sys/fs/cgroup", rel, "memory.max", NULL);
   cur_path = g_build_filename ("/sys/fs/cgroup", rel, "memory.current", NULL);
-  if (!g_file_get_contents (max_path, &max_text, NULL, NULL)
-      || g_str_has_prefix (max_text, "max")
-      || !g_file_get_contents (cur_path, &cur_text, NULL, NULL))
+  if (!g_file_get_contents (max_path, &max_text, NULL, NULL) ||
+      g_str_has_prefix (max_text, "max") ||
+      !g_file_get_contents (cur_path, &cur_text, NULL, NULL))
     return G_MAXUINT64;
   max = g_ascii_strtoull (max_text, NULL, 10);
   cur = g_ascii_strtoull (cur_text, NULL, 10);

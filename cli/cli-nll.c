@@ -33,7 +33,8 @@ on_progress (gint done, gint total, gpointer user_data)
   if (p->quiet)
     return TRUE;
   if (p->tty)
-    fprintf (stderr, "\rtimestep %d/%d%s", done, total, done == total ? "\n" : "");
+    fprintf (stderr, "\rtimestep %d/%d%s", done, total,
+             done == total ? "\n" : "");
   else if (done == total || done % 50 == 0)
     fprintf (stderr, "timestep %d/%d (%.0f s)\n", done, total,
              (g_get_monotonic_time () - p->t0) / 1e6);
@@ -43,8 +44,8 @@ on_progress (gint done, gint total, gpointer user_data)
 /* x0: .npy [B, C, H, W] or [C, H, W], or a PNG converted to the model's
  * channels (one image). */
 static float *
-load_images (const char *path, const DiffuseModelConfig *cfg, gint *count, gint *h,
-             gint *w, GError **error)
+load_images (const char *path, const DiffuseModelConfig *cfg, gint *count,
+             gint *h, gint *w, GError **error)
 {
   gint ndim, c = cfg->in_channels;
   gint64 s[4];
@@ -64,13 +65,14 @@ load_images (const char *path, const DiffuseModelConfig *cfg, gint *count, gint 
       s[0] = 1;
       ndim = 4;
     }
-  if (ndim != 4 || s[1] != c || s[0] < 1 || s[0] > MAX_IMAGES || s[2] < 1
-      || s[2] > G_MAXINT || s[3] < 1 || s[3] > G_MAXINT)
+  if (ndim != 4 || s[1] != c || s[0] < 1 || s[0] > MAX_IMAGES || s[2] < 1 ||
+      s[2] > G_MAXINT || s[3] < 1 || s[3] > G_MAXINT)
     {
       g_free (x);
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "%s: need float32 [B, %d, H, W] or [%d, H, W] with 1 <= B <= %d",
-                   path, c, c, MAX_IMAGES);
+      g_set_error (
+          error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+          "%s: need float32 [B, %d, H, W] or [%d, H, W] with 1 <= B <= %d",
+          path, c, c, MAX_IMAGES);
       return NULL;
     }
   *count = (gint) s[0];
@@ -83,8 +85,8 @@ load_images (const char *path, const DiffuseModelConfig *cfg, gint *count, gint 
  * (floats holding integers; −1 = the null class).  NULL text: NULL labels
  * (the null class, or unconditional). */
 static gboolean
-parse_labels (const DiffuseModel *model, const char *text, gint count, gint **out,
-              GError **error)
+parse_labels (const DiffuseModel *model, const char *text, gint count,
+              gint **out, GError **error)
 {
   gint label;
 
@@ -113,7 +115,8 @@ parse_labels (const DiffuseModel *model, const char *text, gint count, gint **ou
             {
               g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                            "%s: label %g of image %d is not a class index "
-                           "(or -1 for the null class)", text, v[k], k);
+                           "(or -1 for the null class)",
+                           text, v[k], k);
               g_clear_pointer (out, g_free);
               return FALSE;
             }
@@ -163,18 +166,20 @@ load_noise (const char *path, gint T, gint count, gint c, gint h, gint w,
 
   if (noise == NULL)
     return NULL;
-  if (ndim != 5 || s[0] != T || s[1] != count || s[2] != c || s[3] != h || s[4] != w)
+  if (ndim != 5 || s[0] != T || s[1] != count || s[2] != c || s[3] != h ||
+      s[4] != w)
     {
       g_autoptr (GString) got = g_string_new ("[");
 
       for (gint i = 0; i < ndim; i++)
-        g_string_append_printf (got, "%s%" G_GINT64_FORMAT, i ? ", " : "", s[i]);
+        g_string_append_printf (got, "%s%" G_GINT64_FORMAT, i ? ", " : "",
+                                s[i]);
       g_string_append_c (got, ']');
       g_free (noise);
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                    "%s: noise has shape %s, the run needs [T, B, C, H, W] = "
-                   "[%d, %d, %d, %d, %d] (slice [t] draws x_t)", path, got->str,
-                   T, count, c, h, w);
+                   "[%d, %d, %d, %d, %d] (slice [t] draws x_t)",
+                   path, got->str, T, count, c, h, w);
       return NULL;
     }
   return noise;
@@ -283,7 +288,8 @@ write_json (const char *path, const char *model_path, const char *input,
         means[j] = mean_of (terms + (gsize) j * K, K);
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "variance");
-      json_builder_add_string_value (b, diffuse_variance_kind_to_string (r->variances[v]));
+      json_builder_add_string_value (
+          b, diffuse_variance_kind_to_string (r->variances[v]));
       json_builder_set_member_name (b, "mean_total_bpd");
       json_builder_add_double_value (b, mean_of (r->total + (gsize) v * K, K));
       json_builder_set_member_name (b, "total_bpd");
@@ -305,8 +311,9 @@ write_json (const char *path, const char *model_path, const char *input,
   {
     g_autoptr (DiffuseOutput) out = diffuse_output_new (path, error);
 
-    return out != NULL && diffuse_output_write (out, text, strlen (text), error)
-      && diffuse_output_commit (out, error);
+    return out != NULL &&
+           diffuse_output_write (out, text, strlen (text), error) &&
+           diffuse_output_commit (out, error);
   }
 }
 
@@ -317,8 +324,10 @@ print_result (const DiffuseNllResult *r)
   gint j0 = N - 1; /* t = 0 comes last */
 
   if (N != r->T)
-    printf ("ESTIMATE from %d of T = %d timesteps (t = 0, and KL terms at evenly "
-            "strided t weighted by %.6g)\n", N, r->T, r->weights[0]);
+    printf (
+        "ESTIMATE from %d of T = %d timesteps (t = 0, and KL terms at evenly "
+        "strided t weighted by %.6g)\n",
+        N, r->T, r->weights[0]);
   else
     printf ("full bound: all T = %d timesteps\n", r->T);
   for (gint v = 0; v < r->n_variances; v++)
@@ -326,12 +335,13 @@ print_result (const DiffuseNllResult *r)
       const double *terms = r->terms + (gsize) v * N * K;
       double dec = mean_of (terms + (gsize) j0 * K, K);
 
-      printf ("variance %s: total %.6f bits/dim (mean of %d image%s): prior %.6g, "
-              "decoder (t = 0) %.6f, KL terms (t >= 1) %.6f\n",
-              diffuse_variance_kind_to_string (r->variances[v]),
-              mean_of (r->total + (gsize) v * K, K), K, K == 1 ? "" : "s",
-              mean_of (r->prior, K), dec,
-              mean_of (r->total + (gsize) v * K, K) - mean_of (r->prior, K) - dec);
+      printf (
+          "variance %s: total %.6f bits/dim (mean of %d image%s): prior %.6g, "
+          "decoder (t = 0) %.6f, KL terms (t >= 1) %.6f\n",
+          diffuse_variance_kind_to_string (r->variances[v]),
+          mean_of (r->total + (gsize) v * K, K), K, K == 1 ? "" : "s",
+          mean_of (r->prior, K), dec,
+          mean_of (r->total + (gsize) v * K, K) - mean_of (r->prior, K) - dec);
     }
   printf ("image");
   for (gint v = 0; v < r->n_variances; v++)
@@ -359,37 +369,47 @@ cli_nll (int argc, char **argv)
       "Model file (.safetensors)", "FILE" },
     { "input", 'i', 0, G_OPTION_ARG_FILENAME, &input,
       "Images: .npy float32 [B,C,H,W] or [C,H,W] in [-1,1] on the 8-bit grid "
-      "(pixel/127.5 - 1), or a PNG (converted to the model's channels)", "FILE" },
+      "(pixel/127.5 - 1), or a PNG (converted to the model's channels)",
+      "FILE" },
     { "class", 'c', 0, G_OPTION_ARG_STRING, &klass,
       "Class of every image (index or name; \"none\" = the null class), or an "
-      ".npy of B labels (-1 = null class); default: the null class", "Y" },
+      ".npy of B labels (-1 = null class); default: the null class",
+      "Y" },
     { "noise", 0, 0, G_OPTION_ARG_FILENAME, &noise_path,
       "float32 .npy [T,B,C,H,W]: slice [t] is the noise that draws x_t; "
-      "default: seeded noise", "FILE" },
+      "default: seeded noise",
+      "FILE" },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text,
-      "Seed of the noise when --noise is not given (0..2^64-1); default 0", "N" },
+      "Seed of the noise when --noise is not given (0..2^64-1); default 0",
+      "N" },
     { "timesteps", 0, 0, G_OPTION_ARG_INT, &timesteps,
       "ESTIMATE the sum from N evenly strided t (2..T; t = 0 always in, the "
       "KL terms scaled by (T-1)/(N-1)); it misses the large terms at t < "
-      "(T-1)/(N-1), so it runs low; default: every t, the bound itself", "N" },
+      "(T-1)/(N-1), so it runs low; default: every t, the bound itself",
+      "N" },
     { "variance", 0, 0, G_OPTION_ARG_STRING, &variance,
       "Reverse variance(s) the bound is taken under, comma-separated, from "
       "the same network passes: auto, learned, fixed-small, fixed-large; "
-      "default auto (learned for learn_sigma models, else fixed-large)", "KIND" },
+      "default auto (learned for learn_sigma models, else fixed-large)",
+      "KIND" },
     { "no-clip", 0, 0, G_OPTION_ARG_NONE, &no_clip,
       "Do not clip the predicted x0 to [-1,1] (calc_bpd_loop clips by default)",
       NULL },
     { "batch", 'b', 0, G_OPTION_ARG_INT, &batch,
       "Images per network pass; default 8", "K" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads,
-      "Threads; default: as many as OpenBLAS would use (OPENBLAS_NUM_THREADS, else the cores)", "N" },
+      "Threads; default: as many as OpenBLAS would use (OPENBLAS_NUM_THREADS, "
+      "else the cores)",
+      "N" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path,
       "Write the per-t terms, per-image totals and MSEs as JSON", "FILE" },
-    { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress on stderr", NULL },
+    { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress on stderr",
+      NULL },
     { NULL }
   };
-  g_autoptr (GOptionContext) context = g_option_context_new (
-    "- the variational bound (negative log-likelihood) in bits per dimension");
+  g_autoptr (GOptionContext) context =
+      g_option_context_new ("- the variational bound (negative log-likelihood) "
+                            "in bits per dimension");
   g_autoptr (GError) error = NULL;
   g_autoptr (DiffuseModel) model = NULL;
   g_autoptr (DiffuseNllResult) result = NULL;
@@ -411,13 +431,15 @@ cli_nll (int argc, char **argv)
   if (model_path == NULL || input == NULL)
     return cli_usage ("nll needs --model and --input");
   if (variance != NULL && !parse_variances (variance, kinds, &n_kinds))
-    return cli_usage ("--variance must be a comma-separated list of distinct "
-                      "kinds (auto, learned, fixed-small, fixed-large), not '%s'",
-                      variance);
-  if (seed_text != NULL
-      && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64, &seed, NULL))
+    return cli_usage (
+        "--variance must be a comma-separated list of distinct "
+        "kinds (auto, learned, fixed-small, fixed-large), not '%s'",
+        variance);
+  if (seed_text != NULL &&
+      !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64, &seed, NULL))
     return cli_usage ("--seed must be an integer in 0..%" G_GUINT64_FORMAT
-                      ", not '%s'", G_MAXUINT64, seed_text);
+                      ", not '%s'",
+                      G_MAXUINT64, seed_text);
   if (seed_text != NULL && noise_path != NULL)
     return cli_usage ("--seed and --noise exclude each other");
   /* the output can be written (folder, permissions, a regular target),
@@ -450,29 +472,31 @@ cli_nll (int argc, char **argv)
     return cli_fail (error);
   if (noise_path != NULL)
     {
-      noise = load_noise (noise_path, cfg->diffusion_steps, count, cfg->in_channels,
-                          h, w, &error);
+      noise = load_noise (noise_path, cfg->diffusion_steps, count,
+                          cfg->in_channels, h, w, &error);
       if (noise == NULL)
         return cli_fail (error);
       params.noise = noise;
     }
 
   if (!quiet)
-    fprintf (stderr, "%d image%s of %d x %d, %s noise, %d of %d timesteps\n", count,
-             count == 1 ? "" : "s", w, h, noise != NULL ? "given" : "seeded",
-             timesteps > 0 ? timesteps : cfg->diffusion_steps, cfg->diffusion_steps);
+    fprintf (
+        stderr, "%d image%s of %d x %d, %s noise, %d of %d timesteps\n", count,
+        count == 1 ? "" : "s", w, h, noise != NULL ? "given" : "seeded",
+        timesteps > 0 ? timesteps : cfg->diffusion_steps, cfg->diffusion_steps);
   progress.t0 = g_get_monotonic_time ();
   result = diffuse_nll (model, &params, x, count, h, w, &error);
   if (result == NULL)
     return cli_fail (error);
   if (!quiet)
-    fprintf (stderr, "done in %.1f s\n", (g_get_monotonic_time () - progress.t0) / 1e6);
+    fprintf (stderr, "done in %.1f s\n",
+             (g_get_monotonic_time () - progress.t0) / 1e6);
 
   print_result (result);
   if (out_path != NULL)
     {
-      if (!write_json (out_path, model_path, input, noise_path, seed, !no_clip, result,
-                       &error))
+      if (!write_json (out_path, model_path, input, noise_path, seed, !no_clip,
+                       result, &error))
         return cli_fail (error);
       if (!quiet)
         printf ("wrote %s\n", out_path);

@@ -20,8 +20,8 @@ typedef struct
    * which were given (a flag per setting, never a sentinel value) */
   DiffuseSampleParams values;
   DiffuseSettingsMask given;
-  GPtrArray *strings;          /* owned copies of string settings */
-  gchar *texts[32];            /* each given setting's text, as given */
+  GPtrArray *strings; /* owned copies of string settings */
+  gchar *texts[32];   /* each given setting's text, as given */
 } Options;
 
 static void
@@ -51,14 +51,16 @@ check_given (const Options *o, GError **error)
   const DiffuseSetting *table = diffuse_settings (&n);
 
   for (gint i = 0; i < n; i++)
-    if ((o->given & (1u << i)) && !diffuse_setting_check (&table[i], &o->values, NULL))
+    if ((o->given & (1u << i)) &&
+        !diffuse_setting_check (&table[i], &o->values, NULL))
       {
         g_autofree gchar *range = diffuse_setting_describe_range (&table[i]);
         g_autofree gchar *shown = diffuse_text_escape (o->texts[i]);
 
         g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                      "--%s %s is out of range %s%s%s", table[i].name, shown,
-                     range[0] == '(' ? "" : "(", range, range[0] == '(' ? "" : ")");
+                     range[0] == '(' ? "" : "(", range,
+                     range[0] == '(' ? "" : ")");
         return FALSE;
       }
   return TRUE;
@@ -69,8 +71,8 @@ given (const Options *o, const char *name)
 {
   gint index;
 
-  return diffuse_setting_find (name, &index) != NULL
-         && (o->given & (1u << index)) != 0;
+  return diffuse_setting_find (name, &index) != NULL &&
+         (o->given & (1u << index)) != 0;
 }
 
 /* GOptionArgFunc for --width, --height and --threads: the value and a
@@ -112,8 +114,9 @@ on_setting (const gchar *option_name, const gchar *value, gpointer data,
   GError *local = NULL;
 
   for (i = 0; i < n; i++)
-    if (option_name[1] == '-' ? strcmp (option_name + 2, table[i].name) == 0
-        : (option_name[1] == table[i].short_name && option_name[2] == '\0'))
+    if (option_name[1] == '-'
+            ? strcmp (option_name + 2, table[i].name) == 0
+            : (option_name[1] == table[i].short_name && option_name[2] == '\0'))
       break;
   if (i == n)
     {
@@ -159,17 +162,17 @@ add_setting_entries (GArray *entries, gboolean img2img, GPtrArray *keep)
       gchar *help;
       GOptionEntry e = { 0 };
 
-      if (!(s->flags & DIFFUSE_SETTING_CLI)
-          || (!img2img && (s->flags & DIFFUSE_SETTING_IMG2IMG)))
+      if (!(s->flags & DIFFUSE_SETTING_CLI) ||
+          (!img2img && (s->flags & DIFFUSE_SETTING_IMG2IMG)))
         continue;
       if (s->type == DIFFUSE_SETTING_STRING)
         help = g_strdup (s->help);
       else
-        help = g_strdup_printf ("%s (%s%s); default %s%s", s->help,
-                                s->type == DIFFUSE_SETTING_ENUM ? "" : "range ",
-                                range, def,
-                                s->flags & DIFFUSE_SETTING_PRESET
-                                ? " unless a preset sets it" : "");
+        help = g_strdup_printf (
+            "%s (%s%s); default %s%s", s->help,
+            s->type == DIFFUSE_SETTING_ENUM ? "" : "range ", range, def,
+            s->flags & DIFFUSE_SETTING_PRESET ? " unless a preset sets it"
+                                              : "");
       g_ptr_array_add (keep, help);
       e.long_name = s->name;
       e.short_name = s->short_name;
@@ -200,7 +203,8 @@ on_progress (gint step, gint n_steps, const float *x0_pred, gint count,
   if (p->quiet)
     return TRUE;
   if (p->tty)
-    fprintf (stderr, "\rstep %d/%d%s", step, n_steps, step == n_steps ? "\n" : "");
+    fprintf (stderr, "\rstep %d/%d%s", step, n_steps,
+             step == n_steps ? "\n" : "");
   else
     fprintf (stderr, "step %d/%d\n", step, n_steps);
   return TRUE;
@@ -267,7 +271,8 @@ load_noise (const Options *o, const DiffuseModelConfig *cfg, gint *count,
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                    "%s: noise must be [count, C, H, W] or [C, H, W], got %d "
-                   "dimensions", o->noise, ndim);
+                   "dimensions",
+                   o->noise, ndim);
       return NULL;
     }
   k = ndim == 4 ? shape[0] : 1;
@@ -280,15 +285,16 @@ load_noise (const Options *o, const DiffuseModelConfig *cfg, gint *count,
     *height = (gint) h;
   if (*width <= 0 && w <= G_MAXINT)
     *width = (gint) w;
-  if (k != (*count == NOT_GIVEN ? 1 : *count) || c != cfg->in_channels
-      || h != *height || w != *width)
+  if (k != (*count == NOT_GIVEN ? 1 : *count) || c != cfg->in_channels ||
+      h != *height || w != *width)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "%s: noise has shape [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
-                   ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "], the run needs "
-                   "[%d, %d, %d, %d]", o->noise, k, c, h, w,
-                   *count == NOT_GIVEN ? 1 : *count, cfg->in_channels, *height,
-                   *width);
+                   "%s: noise has shape [%" G_GINT64_FORMAT
+                   ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                   ", %" G_GINT64_FORMAT "], the run needs "
+                   "[%d, %d, %d, %d]",
+                   o->noise, k, c, h, w, *count == NOT_GIVEN ? 1 : *count,
+                   cfg->in_channels, *height, *width);
       return NULL;
     }
   return g_steal_pointer (&noise);
@@ -306,8 +312,8 @@ load_input_npy (const char *path, const DiffuseModelConfig *cfg, gint *h,
 
   if (x == NULL)
     return NULL;
-  if (!(ndim == 3 || (ndim == 4 && s[0] == 1)) || chw[0] != cfg->in_channels
-      || chw[1] < 1 || chw[1] > G_MAXINT || chw[2] < 1 || chw[2] > G_MAXINT)
+  if (!(ndim == 3 || (ndim == 4 && s[0] == 1)) || chw[0] != cfg->in_channels ||
+      chw[1] < 1 || chw[1] > G_MAXINT || chw[2] < 1 || chw[2] > G_MAXINT)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                    "%s: need an array [%d, H, W] or [1, %d, H, W]", path,
@@ -326,9 +332,10 @@ load_input (const Options *o, const DiffuseModelConfig *cfg, gint *height,
             gint *width, GError **error)
 {
   gint c = cfg->in_channels, h, w;
-  g_autofree float *image = g_str_has_suffix (o->input, ".npy")
-    ? load_input_npy (o->input, cfg, &h, &w, error)
-    : diffuse_png_load (o->input, c, NULL, &h, &w, error);
+  g_autofree float *image =
+      g_str_has_suffix (o->input, ".npy")
+          ? load_input_npy (o->input, cfg, &h, &w, error)
+          : diffuse_png_load (o->input, c, NULL, &h, &w, error);
   float *sized;
 
   if (image == NULL)
@@ -339,7 +346,7 @@ load_input (const Options *o, const DiffuseModelConfig *cfg, gint *height,
     *width = w;
   if (*height == h && *width == w)
     return g_steal_pointer (&image);
-  sized = g_try_new (float, (gsize) c * *height * *width);
+  sized = g_try_new (float, (gsize) c **height **width);
   if (sized == NULL)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
@@ -377,7 +384,7 @@ write_outputs (const Options *o, gchar **paths, const float *out, gint count,
 {
   const gsize image_floats = (gsize) channels * height * width;
   g_autoptr (GPtrArray) outs =
-    g_ptr_array_new_with_free_func ((GDestroyNotify) diffuse_output_free);
+      g_ptr_array_new_with_free_func ((GDestroyNotify) diffuse_output_free);
   g_autofree gchar *seed_text = g_strdup_printf ("%" G_GUINT64_FORMAT, seed);
   guint n = g_strv_length (paths);
 
@@ -390,14 +397,16 @@ write_outputs (const Options *o, gchar **paths, const float *out, gint count,
       g_ptr_array_add (outs, f);
       if (o->out != NULL && (gint) i < count)
         {
-          g_autofree gchar *batch = g_strdup_printf ("image %u of %d", i, count);
+          g_autofree gchar *batch =
+              g_strdup_printf ("image %u of %d", i, count);
           /* the seed (and the image's place in its batch) reproduce it */
-          const char *text[] = {
-            "Software", "gimp-diffusion diffuse " DIFFUSE_VERSION,
-            "Seed", seed_text,
-            count > 1 ? "Batch" : NULL, batch,
-            NULL
-          };
+          const char *text[] = { "Software",
+                                 "gimp-diffusion diffuse " DIFFUSE_VERSION,
+                                 "Seed",
+                                 seed_text,
+                                 count > 1 ? "Batch" : NULL,
+                                 batch,
+                                 NULL };
 
           if (!diffuse_output_write_png (f, out + i * image_floats, channels,
                                          height, width, text, error))
@@ -455,12 +464,15 @@ run (Options *o, gboolean img2img)
     return cli_usage ("--out (or --out-npy) is required");
   if (o->out != NULL && !cli_has_extension (o->out, ".png"))
     return cli_usage ("--out writes a PNG image: give it a .png name, not "
-                      "'%s' (convert to other formats afterwards)", o->out);
+                      "'%s' (convert to other formats afterwards)",
+                      o->out);
   if (o->seed != NULL)
     {
-      if (!g_ascii_string_to_unsigned (o->seed, 10, 0, G_MAXUINT64, &seed, NULL))
+      if (!g_ascii_string_to_unsigned (o->seed, 10, 0, G_MAXUINT64, &seed,
+                                       NULL))
         return cli_usage ("--seed must be an integer in 0..%" G_GUINT64_FORMAT
-                          ", not '%s'", G_MAXUINT64, o->seed);
+                          ", not '%s'",
+                          G_MAXUINT64, o->seed);
     }
   else
     seed = ((guint64) g_random_int () << 32) | g_random_int ();
@@ -494,12 +506,12 @@ run (Options *o, gboolean img2img)
   if (model == NULL)
     return cli_fail (error);
   cfg = diffuse_model_get_config (model);
-  if (o->null_model != NULL
-      && (null_model = diffuse_model_new_from_file (o->null_model, &error)) == NULL)
+  if (o->null_model != NULL && (null_model = diffuse_model_new_from_file (
+                                    o->null_model, &error)) == NULL)
     return cli_fail (error);
 
-  if (o->classifier != NULL
-      && (classifier = diffuse_model_new_from_file (o->classifier, &error)) == NULL)
+  if (o->classifier != NULL && (classifier = diffuse_model_new_from_file (
+                                    o->classifier, &error)) == NULL)
     return cli_fail (error);
 
   params.seed = seed;
@@ -509,19 +521,20 @@ run (Options *o, gboolean img2img)
   params.classifier = classifier;
   /* the label names a class of the model, or of the classifier when the
    * model is unconditional */
-  if (o->klass != NULL
-      && !diffuse_model_find_class (cfg->num_classes == 0 && classifier != NULL
-                                    ? classifier : model, o->klass,
-                                    &params.class_label, &error))
+  if (o->klass != NULL &&
+      !diffuse_model_find_class (
+          cfg->num_classes == 0 && classifier != NULL ? classifier : model,
+          o->klass, &params.class_label, &error))
     return cli_fail (error);
-  if (params.guidance > 0.0 && null_model == NULL && cfg->num_classes > 0
-      && cfg->null_class < 0)
+  if (params.guidance > 0.0 && null_model == NULL && cfg->num_classes > 0 &&
+      cfg->null_class < 0)
     return cli_failf ("--guidance %g needs the model's null class, but %s has "
                       "no null class: give an unconditional model with "
-                      "--null-model FILE", params.guidance, o->model);
+                      "--null-model FILE",
+                      params.guidance, o->model);
 
-  if (o->noise != NULL
-      && (noise = load_noise (o, cfg, &count, &height, &width, &error)) == NULL)
+  if (o->noise != NULL &&
+      (noise = load_noise (o, cfg, &count, &height, &width, &error)) == NULL)
     return cli_fail (error);
   if (count == NOT_GIVEN)
     count = 1;
@@ -533,8 +546,7 @@ run (Options *o, gboolean img2img)
         if (!diffuse_output_check (paths[i], &error))
           return cli_fail (error);
     }
-  if (img2img
-      && (input = load_input (o, cfg, &height, &width, &error)) == NULL)
+  if (img2img && (input = load_input (o, cfg, &height, &width, &error)) == NULL)
     return cli_fail (error);
   if (input != NULL)
     {
@@ -544,10 +556,11 @@ run (Options *o, gboolean img2img)
 
       for (gsize i = 0; i < n; i++)
         if (!(fabsf (input[i]) <= 1000.0f))
-          return cli_failf ("%s: the input image value %g at index %" G_GSIZE_FORMAT
-                            " is %s (need finite values within ±1000)", o->input,
-                            input[i], i, isfinite (input[i]) ? "too large"
-                                                             : "not finite");
+          return cli_failf (
+              "%s: the input image value %g at index %" G_GSIZE_FORMAT
+              " is %s (need finite values within ±1000)",
+              o->input, input[i], i,
+              isfinite (input[i]) ? "too large" : "not finite");
     }
   params.count = count;
   params.height = height;
@@ -567,39 +580,44 @@ run (Options *o, gboolean img2img)
   if (!diffuse_sample_estimate (model, &params, &estimate, &error))
     return cli_fail (error);
   image_floats = (gsize) cfg->in_channels * height * width;
-  need = estimate.bytes + (input != NULL ? (guint64) count * image_floats * 4 : 0);
+  need =
+      estimate.bytes + (input != NULL ? (guint64) count * image_floats * 4 : 0);
   available = cli_available_memory ();
   if (need > available)
     {
       g_autofree gchar *need_text = cli_format_bytes (need);
       g_autofree gchar *avail_text = cli_format_bytes (available);
 
-      return cli_failf ("%d image%s of %d x %d need about %s of memory, more than "
-                        "the %s available: reduce --width/--height%s",
-                        count, count == 1 ? "" : "s", width, height, need_text,
-                        avail_text, count > 1 ? " or --count" : "");
+      return cli_failf (
+          "%d image%s of %d x %d need about %s of memory, more than "
+          "the %s available: reduce --width/--height%s",
+          count, count == 1 ? "" : "s", width, height, need_text, avail_text,
+          count > 1 ? " or --count" : "");
     }
 
-  out = g_try_new (float, image_floats * count);
+  out = g_try_new (float, image_floats *count);
   if (input != NULL)
     {
       /* init_image is [count, C, H, W]: the same input for every image */
-      init = g_try_new (float, image_floats * count);
+      init = g_try_new (float, image_floats *count);
       for (gint k = 0; init != NULL && k < count; k++)
         memcpy (init + k * image_floats, input, image_floats * sizeof (float));
       params.init_image = init;
     }
   if (out == NULL || (input != NULL && init == NULL))
-    return cli_failf ("out of memory for %d images of %d x %d", count, width, height);
+    return cli_failf ("out of memory for %d images of %d x %d", count, width,
+                      height);
 
   if (!o->quiet)
     {
       g_autofree gchar *need_text = cli_format_bytes (need);
 
-      fprintf (stderr, "seed %" G_GUINT64_FORMAT ", %d image%s of %d x %d: "
+      fprintf (stderr,
+               "seed %" G_GUINT64_FORMAT ", %d image%s of %d x %d: "
                "about %s of memory, %.3g GFLOP (%" G_GUINT64_FORMAT
-               " network evaluations)\n", seed, count, count == 1 ? "" : "s",
-               width, height, need_text, estimate.flops / 1e9, estimate.n_evals);
+               " network evaluations)\n",
+               seed, count, count == 1 ? "" : "s", width, height, need_text,
+               estimate.flops / 1e9, estimate.n_evals);
     }
   else if (o->seed == NULL)
     /* a random seed is always told, so that every image can be made again */
@@ -629,43 +647,55 @@ cli_sample (int argc, char **argv, gboolean img2img)
       "Model file (.safetensors)", "FILE" },
     { "class", 'c', 0, G_OPTION_ARG_STRING, &o.klass,
       "Class: an index or a name from 'diffuse info' (\"none\" = the null "
-      "class); default: the null class", "C" },
+      "class); default: the null class",
+      "C" },
   };
   GOptionEntry img2img_entries[] = {
     { "input", 'i', 0, G_OPTION_ARG_FILENAME, &o.input,
       "Input PNG (converted to the model's channels) or .npy [C,H,W] in "
       "[-1,1]; resized with bilinear filtering when --width/--height "
-      "differ", "FILE" },
+      "differ",
+      "FILE" },
   };
   GOptionEntry rest[] = {
     { "null-model", 0, 0, G_OPTION_ARG_FILENAME, &o.null_model,
       "Take eps(null) for guidance from this model (unconditional, or with a "
       "null class; same channels, T and noise schedule), for class models "
-      "without a null class such as OpenAI's ImageNet ones", "FILE" },
+      "without a null class such as OpenAI's ImageNet ones",
+      "FILE" },
     { "classifier", 0, 0, G_OPTION_ARG_FILENAME, &o.classifier,
-      "Classifier guidance: a noisy-image classifier file (convert_checkpoint.py "
+      "Classifier guidance: a noisy-image classifier file "
+      "(convert_checkpoint.py "
       "--classifier) whose gradient of log p(class | x_t) steers sampling "
-      "(with --classifier-scale); needs --class", "FILE" },
+      "(with --classifier-scale); needs --class",
+      "FILE" },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &o.seed,
       "Random seed (0..2^64-1); default: a random one, printed (also with "
-      "--quiet, on stderr) and kept in the PNG's Seed text", "N" },
+      "--quiet, on stderr) and kept in the PNG's Seed text",
+      "N" },
     { "noise", 0, 0, G_OPTION_ARG_FILENAME, &o.noise,
       "Use this .npy [K,C,H,W] as x_T (img2img: as the forward noise) "
-      "instead of seeded noise", "FILE" },
+      "instead of seeded noise",
+      "FILE" },
     { "width", 0, 0, G_OPTION_ARG_CALLBACK, (gpointer) on_int_option,
       "Width in pixels (a multiple of the model's size multiple); default: "
-      "the model's image_size (img2img: the input's width)", "W" },
+      "the model's image_size (img2img: the input's width)",
+      "W" },
     { "height", 0, 0, G_OPTION_ARG_CALLBACK, (gpointer) on_int_option,
       "Height in pixels", "H" },
     { "threads", 't', 0, G_OPTION_ARG_CALLBACK, (gpointer) on_int_option,
-      "Threads; default: as many as OpenBLAS would use (OPENBLAS_NUM_THREADS, else the cores)", "N" },
+      "Threads; default: as many as OpenBLAS would use (OPENBLAS_NUM_THREADS, "
+      "else the cores)",
+      "N" },
     { "preset", 'p', 0, G_OPTION_ARG_STRING, &o.preset,
       "Apply a preset (see 'diffuse presets') or a .preset file first; "
-      "explicit options override it", "NAME" },
+      "explicit options override it",
+      "NAME" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &o.out,
       "Output PNG, named .png (the model's channels: grey, grey+alpha, RGB or "
       "RGBA); with --count K > 1, out.png becomes out-0.png, out-1.png, ...; "
-      "written whole or not at all, with --count all files or none", "FILE" },
+      "written whole or not at all, with --count all files or none",
+      "FILE" },
     { "out-npy", 0, 0, G_OPTION_ARG_FILENAME, &o.out_npy,
       "Also write the float samples [K,C,H,W] in [-1,1] as .npy", "FILE" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &o.quiet,
@@ -675,14 +705,15 @@ cli_sample (int argc, char **argv, gboolean img2img)
   g_autoptr (GPtrArray) keep = g_ptr_array_new_with_free_func (g_free);
   GOptionGroup *group;
   g_autoptr (GOptionContext) context = g_option_context_new (
-    img2img ? "- re-imagine an image with a diffusion model"
-            : "- generate images with a diffusion model");
+      img2img ? "- re-imagine an image with a diffusion model"
+              : "- generate images with a diffusion model");
   int status;
 
   o.strings = g_ptr_array_new_with_free_func (g_free);
   diffuse_sample_params_init (&o.values);
   if (img2img)
-    g_array_append_vals (entries, img2img_entries, G_N_ELEMENTS (img2img_entries));
+    g_array_append_vals (entries, img2img_entries,
+                         G_N_ELEMENTS (img2img_entries));
   g_array_append_vals (entries, first, G_N_ELEMENTS (first));
   add_setting_entries (entries, img2img, keep);
   g_array_append_vals (entries, rest, G_N_ELEMENTS (rest));

@@ -20,18 +20,21 @@
 #include <string.h>
 
 static const char usage_text[] =
-  "Usage: diffuse COMMAND [OPTIONS]\n"
-  "\n"
-  "Commands:\n"
-  "  info MODEL     print a model's configuration, classes and parameter count\n"
-  "  presets        list the sampling presets\n"
-  "  sample         generate images from noise\n"
-  "  img2img        re-imagine an input image (partial noising + denoising)\n"
-  "  forward        run the network once on an .npy batch (debugging)\n"
-  "  classify       a classifier's logits and gradient of log p(y|x) on an .npy batch\n"
-  "  nll            the variational bound (negative log-likelihood) in bits/dim\n"
-  "\n"
-  "'diffuse COMMAND --help' lists the options of a command.\n";
+    "Usage: diffuse COMMAND [OPTIONS]\n"
+    "\n"
+    "Commands:\n"
+    "  info MODEL     print a model's configuration, classes and parameter "
+    "count\n"
+    "  presets        list the sampling presets\n"
+    "  sample         generate images from noise\n"
+    "  img2img        re-imagine an input image (partial noising + denoising)\n"
+    "  forward        run the network once on an .npy batch (debugging)\n"
+    "  classify       a classifier's logits and gradient of log p(y|x) on an "
+    ".npy batch\n"
+    "  nll            the variational bound (negative log-likelihood) in "
+    "bits/dim\n"
+    "\n"
+    "'diffuse COMMAND --help' lists the options of a command.\n";
 
 int
 main (int argc, char **argv)
@@ -47,8 +50,8 @@ main (int argc, char **argv)
       return CLI_EXIT_USAGE;
     }
   command = argv[1];
-  if (strcmp (command, "--help") == 0 || strcmp (command, "-h") == 0
-      || strcmp (command, "help") == 0)
+  if (strcmp (command, "--help") == 0 || strcmp (command, "-h") == 0 ||
+      strcmp (command, "help") == 0)
     {
       fputs (usage_text, stdout);
       return 0;
@@ -83,5 +86,6 @@ main (int argc, char **argv)
 
   g_set_prgname ("diffuse");
   return cli_usage ("unknown command '%s' (commands: info, presets, sample, "
-                    "img2img, forward, classify, nll)", command);
+                    "img2img, forward, classify, nll)",
+                    command);
 }

@@ -111,10 +111,18 @@ diffuse__attention (DiffusePool *pool, const float *qkv, gint channels,
   gsize tq = MIN (t, DIFFUSE_ATTENTION_BLOCK);
   /* guided-diffusion scales q and k by ch^(−1/4) each; one 1/√ch on the
    * product is the same up to rounding */
-  AttentionJob j = { qkv, channels, batch, heads, channels / heads, t, tq,
-                     (t + tq - 1) / tq, legacy_order,
+  AttentionJob j = { qkv,
+                     channels,
+                     batch,
+                     heads,
+                     channels / heads,
+                     t,
+                     tq,
+                     (t + tq - 1) / tq,
+                     legacy_order,
                      (float) (1.0 / sqrt ((double) (channels / heads))),
-                     scratch, out };
+                     scratch,
+                     out };
 
   diffuse__pool_run (pool, (gsize) batch * heads * j.n_qb, attention_range, &j);
 }

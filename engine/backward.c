@@ -79,7 +79,8 @@ gn_back_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
           if (j->scale)
             s1c = 1.0f + j->scale[b * j->ss_stride + c];
           a = rstd * j->gamma[c] * s1c;
-          d = j->beta[c] * s1c + (j->scale ? j->shift[b * j->ss_stride + c] : 0.0f);
+          d = j->beta[c] * s1c +
+              (j->scale ? j->shift[b * j->ss_stride + c] : 0.0f);
           for (gsize i = 0; i < hw; i++)
             {
               float xh = (xr[i] - mean) * rstd;
@@ -126,8 +127,9 @@ diffuse__group_norm_backward (DiffusePool *pool, const float *x, gint channels,
                               gsize ss_stride, gboolean silu, float *dy,
                               float *dx, gboolean accumulate)
 {
-  GnBackJob j = { x, channels, batch, groups, hw, eps, gamma, beta, scale,
-                  shift, ss_stride, silu, accumulate, dy, dx };
+  GnBackJob j = { x,         channels, batch,      groups, hw,
+                  eps,       gamma,    beta,       scale,  shift,
+                  ss_stride, silu,     accumulate, dy,     dx };
 
   g_return_if_fail (!accumulate || dx != dy);
   diffuse__pool_run (pool, (gsize) batch * groups, gn_back_range, &j);
@@ -151,8 +153,9 @@ gemm_tn_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
   gsize c0 = begin * 64, c1 = MIN ((gsize) j->n, end * 64);
 
   if (c1 > c0)
-    cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, j->m, (gint) (c1 - c0),
-                 j->k, 1.0f, j->a, j->m, j->b + c0, j->n, 0.0f, j->c + c0, j->n);
+    cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, j->m,
+                 (gint) (c1 - c0), j->k, 1.0f, j->a, j->m, j->b + c0, j->n,
+                 0.0f, j->c + c0, j->n);
 }
 
 static void
@@ -242,7 +245,7 @@ diffuse__conv2d_backward (DiffusePool *pool, const float *dy, gint c_out,
     }
   /* w [Cout, Cin·k·k] read as Aᵀ: dcol [Cin·k·k, n] = wᵀ dy */
   gemm_tn (pool, c_in * k * k, (gint) n, c_out, w, dy, col);
-  cj = (Col2imJob) { col, batch, height, width, k, stride, accumulate, dx };
+  cj = (Col2imJob){ col, batch, height, width, k, stride, accumulate, dx };
   diffuse__pool_run (pool, c_in, col2im_range, &cj);
 }
 
@@ -255,7 +258,7 @@ diffuse__conv3x3_transpose_weights (const float *w, gint c_out, gint c_in,
       for (gint ky = 0; ky < 3; ky++)
         for (gint kx = 0; kx < 3; kx++)
           wt[(((gsize) ci * c_out + co) * 3 + ky) * 3 + kx] =
-            w[(((gsize) co * c_in + ci) * 3 + (2 - ky)) * 3 + (2 - kx)];
+              w[(((gsize) co * c_in + ci) * 3 + (2 - ky)) * 3 + (2 - kx)];
 }
 
 /* ------------------------------------------------------------------ */
@@ -411,10 +414,18 @@ diffuse__attention_backward (DiffusePool *pool, const float *qkv,
                              gsize t, gint heads, gboolean legacy_order,
                              float *scratch, float *dqkv)
 {
-  AttnBackJob j = { qkv, dout, channels, batch, heads, channels / heads, t,
-                    MIN (t, DIFFUSE_ATTENTION_BLOCK), legacy_order,
+  AttnBackJob j = { qkv,
+                    dout,
+                    channels,
+                    batch,
+                    heads,
+                    channels / heads,
+                    t,
+                    MIN (t, DIFFUSE_ATTENTION_BLOCK),
+                    legacy_order,
                     (float) (1.0 / sqrt ((double) (channels / heads))),
-                    scratch, dqkv };
+                    scratch,
+                    dqkv };
 
   diffuse__pool_run (pool, (gsize) batch * heads, attn_back_range, &j);
 }

@@ -56,11 +56,10 @@ void diffuse__avgpool2x_backward (DiffusePool *pool, const float *dy,
  *   dQ = α K·dSᵀ,  dK = α Q·dS.
  * scratch: diffuse__attention_backward_scratch (T, threads) floats. */
 gsize diffuse__attention_backward_scratch (gsize t, gint n_threads);
-void  diffuse__attention_backward (DiffusePool *pool, const float *qkv,
-                                   const float *dout, gint channels,
-                                   gint batch, gsize t, gint heads,
-                                   gboolean legacy_order, float *scratch,
-                                   float *dqkv);
+void diffuse__attention_backward (DiffusePool *pool, const float *qkv,
+                                  const float *dout, gint channels, gint batch,
+                                  gsize t, gint heads, gboolean legacy_order,
+                                  float *scratch, float *dqkv);
 
 G_END_DECLS
 

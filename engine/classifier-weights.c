@@ -29,7 +29,7 @@ add_op (DiffuseClassifierWeights *w, gint *cap, OpKind kind, gint level,
       w->ops = g_renew (Op, w->ops, *cap);
     }
   op = &w->ops[w->n_ops++];
-  *op = (Op) { kind, level, c_in, c_out, 0 };
+  *op = (Op){ kind, level, c_in, c_out, 0 };
   return op;
 }
 
@@ -60,7 +60,8 @@ add_res (DiffuseClassifierWeights *w, DiffuseBinder *bd, gint *cap_ops,
   r->out_conv_b = B1 (bd, c_out, "%s.out_layers.3.bias", prefix);
   if (c_in != c_out)
     {
-      r->skip_w = B4 (bd, c_out, c_in, 1, 1, "%s.skip_connection.weight", prefix);
+      r->skip_w =
+          B4 (bd, c_out, c_in, 1, 1, "%s.skip_connection.weight", prefix);
       r->skip_b = B1 (bd, c_out, "%s.skip_connection.bias", prefix);
     }
 }
@@ -77,8 +78,8 @@ add_attn (DiffuseClassifierWeights *w, DiffuseBinder *bd, gint *cap_ops,
   op->index = w->n_attn;
   a = &w->attn[w->n_attn++];
   a->channels = ch;
-  a->heads = cfg->num_head_channels > 0 ? ch / cfg->num_head_channels
-                                        : cfg->num_heads;
+  a->heads =
+      cfg->num_head_channels > 0 ? ch / cfg->num_head_channels : cfg->num_heads;
   a->norm_w = B1 (bd, ch, "%s.norm.weight", prefix);
   a->norm_b = B1 (bd, ch, "%s.norm.bias", prefix);
   a->qkv_w = B3 (bd, 3 * ch, ch, 1, "%s.qkv.weight", prefix);
@@ -151,7 +152,8 @@ make_winograd (DiffuseClassifierWeights *w)
       diffuse__winograd_weights (pool, tmp, r->c_in, r->c_out, p);
       r->in_tu = p;
       p += (gsize) 16 * r->c_out * r->c_in;
-      diffuse__conv3x3_transpose_weights (r->out_conv_w, r->c_out, r->c_out, tmp);
+      diffuse__conv3x3_transpose_weights (r->out_conv_w, r->c_out, r->c_out,
+                                          tmp);
       diffuse__winograd_weights (pool, tmp, r->c_out, r->c_out, p);
       r->out_tu = p;
       p += (gsize) 16 * r->c_out * r->c_out;
@@ -242,7 +244,8 @@ diffuse__classifier_weights_new (const DiffuseSafetensors *st,
     {
       gint side = cfg->image_size >> level;
 
-      w->pos = B2 (&bd, ch, (gint64) side * side + 1, "out.2.positional_embedding");
+      w->pos =
+          B2 (&bd, ch, (gint64) side * side + 1, "out.2.positional_embedding");
       w->pqkv_w = B3 (&bd, 3 * ch, ch, 1, "out.2.qkv_proj.weight");
       w->pqkv_b = B1 (&bd, 3 * ch, "out.2.qkv_proj.bias");
       w->pc_w = B3 (&bd, K, ch, 1, "out.2.c_proj.weight");

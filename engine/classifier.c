@@ -52,12 +52,12 @@ struct _DiffuseClassifier
    * t_res[r] = ResBlock r's first conv output (+ emb), qkv[a] = attention
    * block a's qkv, emb_out[r] = ResBlock r's emb_layers output [B, n_emb] */
   float **act, **t_res, **qkv, **emb_out;
-  float *pool_qkv;          /* [3C, B, T + 1] */
-  float *pooled;            /* [C, B]: adaptive mean, or attention output */
+  float *pool_qkv; /* [3C, B, T + 1] */
+  float *pooled;   /* [C, B]: adaptive mean, or attention output */
   /* scratch */
   float *s1, *s2, *s3, *g0, *g1, *col, *wv, *wm, *scores;
   float *temb, *emb_h, *emb, *emb_silu;
-  double *glogits;          /* [B, K] */
+  double *glogits; /* [B, K] */
 };
 
 static gsize
@@ -123,8 +123,8 @@ diffuse_classifier_new (const DiffuseModel *model, gint max_batch, gint height,
                    "batch size %d is out of range (1..4096)", max_batch);
       return NULL;
     }
-  if (cfg->pool == DIFFUSE_POOL_ATTENTION
-      && (height != cfg->image_size || width != cfg->image_size))
+  if (cfg->pool == DIFFUSE_POOL_ATTENTION &&
+      (height != cfg->image_size || width != cfg->image_size))
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                    "the classifier's attention pool takes %dx%d images only "
@@ -132,12 +132,13 @@ diffuse_classifier_new (const DiffuseModel *model, gint max_batch, gint height,
                    cfg->image_size, cfg->image_size, width, height);
       return NULL;
     }
-  if (height < unit || width < unit || height % unit || width % unit
-      || height > 16384 || width > 16384)
+  if (height < unit || width < unit || height % unit || width % unit ||
+      height > 16384 || width > 16384)
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "image size %dx%d is not a positive multiple of %d (up to 16384)",
-                   width, height, unit);
+      g_set_error (
+          error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+          "image size %dx%d is not a positive multiple of %d (up to 16384)",
+          width, height, unit);
       return NULL;
     }
 
@@ -178,7 +179,8 @@ diffuse_classifier_new (const DiffuseModel *model, gint max_batch, gint height,
           gsize tiles;
 
           lo = r->down ? op->level + 1 : op->level;
-          tiles = diffuse__winograd_tiles (max_batch, height >> lo, width >> lo);
+          tiles =
+              diffuse__winograd_tiles (max_batch, height >> lo, width >> lo);
           act_total += R16 ((gsize) r->c_out * plane (c, lo));
           act_total += R16 ((gsize) max_batch * r->n_emb);
           wv = MAX (wv, 16 * (gsize) MAX (r->c_in, r->c_out) * tiles);
@@ -193,29 +195,36 @@ diffuse_classifier_new (const DiffuseModel *model, gint max_batch, gint height,
           act_total += R16 ((gsize) 3 * op->c_in * n);
           biggest = MAX (biggest, (gsize) 3 * op->c_in * n);
           scores = MAX (scores, diffuse__attention_scratch (t, c->n_threads));
-          scores = MAX (scores, diffuse__attention_backward_scratch (t, c->n_threads));
+          scores = MAX (scores,
+                        diffuse__attention_backward_scratch (t, c->n_threads));
         }
     }
   tokens = (gsize) (height >> w->head_level) * (width >> w->head_level) + 1;
   act_total += R16 ((gsize) w->ch * plane (c, w->head_level));
   act_total += R16 ((gsize) 3 * w->ch * max_batch * tokens);
   biggest = MAX (biggest, (gsize) 3 * w->ch * max_batch * tokens);
-  total = act_total + 5 * R16 (biggest) + R16 (col) + R16 (wv) + R16 (wm)
-          + R16 (scores) + R16 ((gsize) w->ch * max_batch)
-          + R16 ((gsize) max_batch * (cfg->model_channels + 3 * w->emb_dim)) + 16;
+  total = act_total + 5 * R16 (biggest) + R16 (col) + R16 (wv) + R16 (wm) +
+          R16 (scores) + R16 ((gsize) w->ch * max_batch) +
+          R16 ((gsize) max_batch * (cfg->model_channels + 3 * w->emb_dim)) + 16;
   c->scratch_bytes = total * sizeof (float);
   c->arena = g_try_malloc (c->scratch_bytes);
   if (c->arena == NULL)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
                    "cannot allocate %" G_GSIZE_FORMAT " MiB for the classifier "
-                   "at batch %d, %dx%d", c->scratch_bytes >> 20, max_batch,
-                   width, height);
+                   "at batch %d, %dx%d",
+                   c->scratch_bytes >> 20, max_batch, width, height);
       diffuse_classifier_free (c);
       return NULL;
     }
   p = (float *) (((guintptr) c->arena + 63) & ~(guintptr) 63);
-#define TAKE(dst, n) G_STMT_START { dst = p; p += R16 (n); } G_STMT_END
+#define TAKE(dst, n)                                                           \
+  G_STMT_START                                                                 \
+  {                                                                            \
+    dst = p;                                                                   \
+    p += R16 (n);                                                              \
+  }                                                                            \
+  G_STMT_END
   for (gint i = 0; i < w->n_ops; i++)
     {
       const Op *op = &w->ops[i];
@@ -376,7 +385,8 @@ head_forward (DiffuseClassifier *c, gint batch, float *logits)
             double s = w->fc_b[k];
 
             for (gint ch = 0; ch < C; ch++)
-              s += (double) w->fc_w[(gsize) k * C + ch] * c->pooled[(gsize) ch * batch + b];
+              s += (double) w->fc_w[(gsize) k * C + ch] *
+                   c->pooled[(gsize) ch * batch + b];
             logits[(gsize) b * K + k] = (float) s;
           }
       return;
@@ -407,7 +417,8 @@ head_forward (DiffuseClassifier *c, gint batch, float *logits)
   for (gint b = 0; b < batch; b++)
     for (gint hd = 0; hd < heads; hd++)
       {
-        const float *v = c->pool_qkv + ((gsize) 2 * C + (gsize) hd * ch) * ld + b * tokens;
+        const float *v =
+            c->pool_qkv + ((gsize) 2 * C + (gsize) hd * ch) * ld + b * tokens;
 
         pool_probs (c, batch, tokens, b, hd, p);
         for (gint e = 0; e < ch; e++)
@@ -426,7 +437,8 @@ head_forward (DiffuseClassifier *c, gint batch, float *logits)
         double s = w->pc_b[k];
 
         for (gint e = 0; e < C; e++)
-          s += (double) w->pc_w[(gsize) k * C + e] * c->pooled[(gsize) e * batch + b];
+          s += (double) w->pc_w[(gsize) k * C + e] *
+               c->pooled[(gsize) e * batch + b];
         logits[(gsize) b * K + k] = (float) s;
       }
 }
@@ -577,14 +589,16 @@ head_backward (DiffuseClassifier *c, gint batch, float *g)
 
                   for (gint e = 0; e < ch; e++)
                     {
-                      s += (double) dO[(gsize) e * batch] * v[(gsize) e * ld + j];
-                      dv[(gsize) e * ld + j] = (float) (p[j] * dO[(gsize) e * batch]);
+                      s += (double) dO[(gsize) e * batch] *
+                           v[(gsize) e * ld + j];
+                      dv[(gsize) e * ld + j] =
+                          (float) (p[j] * dO[(gsize) e * batch]);
                     }
                   dp[j] = s;
                   pdp += p[j] * s;
                 }
               for (gsize j = 0; j < tokens; j++)
-                dp[j] = p[j] * (dp[j] - pdp);         /* dS */
+                dp[j] = p[j] * (dp[j] - pdp); /* dS */
               for (gint e = 0; e < ch; e++)
                 {
                   double s = 0.0;
@@ -592,7 +606,8 @@ head_backward (DiffuseClassifier *c, gint batch, float *g)
                   for (gsize j = 0; j < tokens; j++)
                     {
                       s += dp[j] * k[(gsize) e * ld + j];
-                      dk[(gsize) e * ld + j] = (float) (alpha * dp[j] * q[(gsize) e * ld]);
+                      dk[(gsize) e * ld + j] =
+                          (float) (alpha * dp[j] * q[(gsize) e * ld]);
                     }
                   dq[(gsize) e * ld] = (float) (alpha * s);
                 }
@@ -639,17 +654,20 @@ res_backward (DiffuseClassifier *c, gint ri, gint batch, gint h, gint wd,
   else
     memcpy (dxs, dy, sizeof (float) * r->c_out * batch * hwo);
   if (r->down)
-    diffuse__avgpool2x_backward (c->pool, dxs, r->c_in, batch, h, wd, FALSE, dx);
+    diffuse__avgpool2x_backward (c->pool, dxs, r->c_in, batch, h, wd, FALSE,
+                                 dx);
   /* out_layers: conv2ᵀ, then GN2 (scale-shift) + SiLU */
   diffuse__conv3x3_winograd (c->pool, dy, r->c_out, batch, ho, wo, r->out_tu,
-                             NULL, NULL, 0, r->c_out, FALSE, c->wv, c->wm, c->s1);
+                             NULL, NULL, 0, r->c_out, FALSE, c->wv, c->wm,
+                             c->s1);
   diffuse__group_norm_backward (c->pool, c->t_res[ri], r->c_out, batch, hwo,
                                 GROUPS, GN_EPS, r->out_norm_w, r->out_norm_b,
                                 ss ? eo : NULL, ss ? eo + r->c_out : NULL,
                                 r->n_emb, TRUE, c->s1, c->s1, FALSE);
   /* in_layers: conv1ᵀ (at the pooled size), pooling, GN1 + SiLU */
   diffuse__conv3x3_winograd (c->pool, c->s1, r->c_out, batch, ho, wo, r->in_tu,
-                             NULL, NULL, 0, r->c_in, FALSE, c->wv, c->wm, c->s2);
+                             NULL, NULL, 0, r->c_in, FALSE, c->wv, c->wm,
+                             c->s2);
   if (r->down)
     {
       diffuse__avgpool2x_backward (c->pool, c->s2, r->c_in, batch, h, wd, FALSE,
@@ -674,10 +692,9 @@ attn_backward (DiffuseClassifier *c, gint ai, gint batch, gint h, gint wd,
   memcpy (dx, dy, sizeof (float) * a->channels * batch * hw);
   diffuse__conv2d_backward (c->pool, dy, a->channels, batch, h, wd, a->proj_w,
                             a->channels, 1, 1, FALSE, NULL, c->s1);
-  diffuse__attention_backward (c->pool, c->qkv[ai], c->s1, a->channels, batch,
-                               hw, a->heads,
-                               !c->w->config.use_new_attention_order,
-                               c->scores, c->s2);
+  diffuse__attention_backward (
+      c->pool, c->qkv[ai], c->s1, a->channels, batch, hw, a->heads,
+      !c->w->config.use_new_attention_order, c->scores, c->s2);
   diffuse__conv2d_backward (c->pool, c->s2, 3 * a->channels, batch, h, wd,
                             a->qkv_w, a->channels, 1, 1, FALSE, NULL, c->s1);
   diffuse__group_norm_backward (c->pool, x, a->channels, batch, hw, GROUPS,
@@ -704,10 +721,11 @@ diffuse_classifier_grad (DiffuseClassifier *clf, gint batch, const float *x,
       {
         g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                      "class label %d is out of range: the classifier has %d "
-                     "classes (0..%d)", labels[b], K, K - 1);
+                     "classes (0..%d)",
+                     labels[b], K, K - 1);
         return FALSE;
       }
-  lg = logits ? logits : g_new (float, (gsize) batch * K);
+  lg = logits ? logits : g_new (float, (gsize) batch *K);
   threads_begin (clf);
   forward (clf, batch, x, timesteps, lg);
 
@@ -722,8 +740,8 @@ diffuse_classifier_grad (DiffuseClassifier *clf, gint batch, const float *x,
       for (gint k = 0; k < K; k++)
         sum += exp (l[k] - m);
       for (gint k = 0; k < K; k++)
-        clf->glogits[(gsize) b * K + k] = (k == labels[b] ? 1.0 : 0.0)
-                                          - exp (l[k] - m) / sum;
+        clf->glogits[(gsize) b * K + k] =
+            (k == labels[b] ? 1.0 : 0.0) - exp (l[k] - m) / sum;
     }
   if (lg != logits)
     g_free (lg);
@@ -780,8 +798,8 @@ diffuse__classifier_get_flops (const DiffuseClassifier *c, gint batch)
         {
           const Conv *cv = &w->conv[op->index];
 
-          f += 2 * (guint64) cv->c_out * cv->c_in * 9
-               * PIX (op->level + (cv->stride == 2));
+          f += 2 * (guint64) cv->c_out * cv->c_in * 9 *
+               PIX (op->level + (cv->stride == 2));
         }
       else if (op->kind == OP_RES)
         {
@@ -795,7 +813,8 @@ diffuse__classifier_get_flops (const DiffuseClassifier *c, gint batch)
         }
       else
         {
-          guint64 t = (guint64) (c->height >> op->level) * (c->width >> op->level);
+          guint64 t =
+              (guint64) (c->height >> op->level) * (c->width >> op->level);
 
           f += 2 * (guint64) 4 * op->c_in * op->c_in * PIX (op->level);
           f += 2 * (guint64) 2 * batch * op->c_in * t * t;

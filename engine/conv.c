@@ -17,16 +17,15 @@ typedef struct
 
 /* units: output channels */
 static void HOT
-bias_range (gpointer data, gsize begin, gsize end,
-              gint part G_GNUC_UNUSED)
+bias_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
 {
   const BiasJob *j = data;
 
   for (gsize c = begin; c < end; c++)
     for (gint b = 0; b < j->batch; b++)
       {
-        float v = (j->bias ? j->bias[c] : 0.0f)
-                  + (j->bias2 ? j->bias2[b * j->b2_stride + c] : 0.0f);
+        float v = (j->bias ? j->bias[c] : 0.0f) +
+                  (j->bias2 ? j->bias2[b * j->b2_stride + c] : 0.0f);
         float *row = j->out + (c * j->batch + b) * j->hw;
 
         if (j->add)
@@ -52,8 +51,8 @@ fill_bias (DiffusePool *pool, float *out, gint c_out, gint batch, gsize hw,
 /* The output columns [*lo, *hi) of an im2col row at kernel column kx:
  * those with 0 <= ox·stride + kx − pad < width; the rest read padding. */
 static inline void
-im2col_cols (gint wo, gint width, gint kx, gint pad, gint stride,
-             gint *lo, gint *hi)
+im2col_cols (gint wo, gint width, gint kx, gint pad, gint stride, gint *lo,
+             gint *hi)
 {
   gint l = 0, h = wo;
 
@@ -96,8 +95,7 @@ typedef struct
 
 /* units: input channels, each writing its k·k rows of col */
 static void
-im2col_range (gpointer data, gsize begin, gsize end,
-              gint part G_GNUC_UNUSED)
+im2col_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
 {
   const Im2colJob *j = data;
   gint k = j->k, stride = j->stride, height = j->height, width = j->width;
@@ -122,8 +120,10 @@ im2col_range (gpointer data, gsize begin, gsize end,
                 {
                   gint iy = oy * stride + ky - pad;
 
-                  im2col_row (dst, iy < 0 || iy >= height ? NULL
-                              : src + (gsize) iy * width + kx - pad,
+                  im2col_row (dst,
+                              iy < 0 || iy >= height
+                                  ? NULL
+                                  : src + (gsize) iy * width + kx - pad,
                               wo, lo, hi, stride);
                 }
             }
@@ -145,8 +145,8 @@ im2col (DiffusePool *pool, const float *x, gint channels, gint batch,
 /* im2col of output rows [r0, r1) (row r = b·Ho + oy) into the matching
  * columns of col[K, n] */
 static void
-im2col_rows (const float *x, gint channels, gint batch, gint height,
-             gint width, gint k, gint stride, gsize r0, gsize r1, float *col)
+im2col_rows (const float *x, gint channels, gint batch, gint height, gint width,
+             gint k, gint stride, gsize r0, gsize r1, float *col)
 {
   gint pad = k / 2;
   gint ho = (height + 2 * pad - k) / stride + 1;
@@ -166,10 +166,13 @@ im2col_rows (const float *x, gint channels, gint batch, gint height,
               gint b = (gint) (r / ho), oy = (gint) (r % ho);
               gint iy = oy * stride + ky - pad;
 
-              im2col_row (dst, iy < 0 || iy >= height ? NULL
-                          : x + (((gsize) c * batch + b) * height + iy) * width
-                            + kx - pad,
-                          wo, lo, hi, stride);
+              im2col_row (
+                  dst,
+                  iy < 0 || iy >= height
+                      ? NULL
+                      : x + (((gsize) c * batch + b) * height + iy) * width +
+                            kx - pad,
+                  wo, lo, hi, stride);
             }
         }
 }
@@ -188,8 +191,7 @@ typedef struct
  * sets its columns to the bias, builds their im2col and runs its GEMM
  * (single-threaded OpenBLAS) on them.  Units: output rows b·Ho + oy. */
 static void
-conv_cols_range (gpointer data, gsize begin, gsize end,
-                 gint part G_GNUC_UNUSED)
+conv_cols_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
 {
   const ConvJob *j = data;
   gsize hw = (gsize) j->ho * j->wo, n = (gsize) j->batch * hw;
@@ -199,11 +201,11 @@ conv_cols_range (gpointer data, gsize begin, gsize end,
 
   if (!j->accumulate || j->bias || j->bias2)
     for (gint c = 0; c < j->c_out; c++)
-      for (gsize col = n0; col < n0 + nc; )
+      for (gsize col = n0; col < n0 + nc;)
         {
           gsize b = col / hw, stop = MIN (n0 + nc, (b + 1) * hw);
-          float v = (j->bias ? j->bias[c] : 0.0f)
-                    + (j->bias2 ? j->bias2[b * j->b2_stride + c] : 0.0f);
+          float v = (j->bias ? j->bias[c] : 0.0f) +
+                    (j->bias2 ? j->bias2[b * j->b2_stride + c] : 0.0f);
           float *row = j->out + (gsize) c * n;
 
           if (j->accumulate)
@@ -236,16 +238,15 @@ typedef struct
 
 /* c[m, n] = a[m, k] b[k, n] + beta c, split by blocks of 16 rows of a */
 static void
-gemm_rows_range (gpointer data, gsize begin, gsize end,
-                 gint part G_GNUC_UNUSED)
+gemm_rows_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
 {
   const GemmJob *j = data;
   gint m0 = (gint) begin * 16, m1 = MIN (j->m, (gint) end * 16);
 
   if (m1 > m0)
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, j->n, j->k,
-                 1.0f, j->a + (gsize) m0 * j->lda, j->lda, j->b, j->ldb, j->beta,
-                 j->c + (gsize) m0 * j->ldc, j->ldc);
+                 1.0f, j->a + (gsize) m0 * j->lda, j->lda, j->b, j->ldb,
+                 j->beta, j->c + (gsize) m0 * j->ldc, j->ldc);
 }
 
 void
@@ -260,9 +261,12 @@ diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch,
   gsize n = (gsize) batch * ho * wo;
   gint kk = c_in * k * k;
   gint parts = diffuse__pool_get_active (pool);
-  ConvJob cj = { x, c_in, batch, height, width, k, stride, ho, wo, c_out, w,
-                 bias, bias2, b2_stride, accumulate, col, out };
-  GemmJob gj = { c_out, (gint) n, kk, w, col, kk, (gint) n, 1.0f, out, (gint) n };
+  ConvJob cj = { x,      c_in,      batch,      height, width, k,
+                 stride, ho,        wo,         c_out,  w,     bias,
+                 bias2,  b2_stride, accumulate, col,    out };
+  GemmJob gj = {
+    c_out, (gint) n, kk, w, col, kk, (gint) n, 1.0f, out, (gint) n
+  };
 
   /* Wide outputs: split the columns, so that every thread runs its own
    * im2col and GEMM in one go.  Narrow ones (deep levels): split the
@@ -275,8 +279,8 @@ diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch,
       return;
     }
   if (!accumulate || bias || bias2)
-    fill_bias (pool, out, c_out, batch, (gsize) ho * wo, bias, bias2,
-               b2_stride, accumulate);
+    fill_bias (pool, out, c_out, batch, (gsize) ho * wo, bias, bias2, b2_stride,
+               accumulate);
   if (k != 1 || stride != 1)
     im2col (pool, x, c_in, batch, height, width, k, stride, col);
   else

@@ -13,15 +13,15 @@ G_BEGIN_DECLS
  * model's name first); always returns FALSE. */
 gboolean diffuse__set_named_errorv (GError **error, gint code, const char *name,
                                     const char *format, va_list args)
-  G_GNUC_PRINTF (4, 0);
+    G_GNUC_PRINTF (4, 0);
 
 /* ---- files.c ----------------------------------------------------------- */
 
 /* Opens path for reading without blocking on a FIFO, and refuses anything
  * but a regular file (FIFO, device, socket, directory: a clear GError).
  * Returns a blocking file descriptor and its size, or -1. */
-gint     diffuse__open_regular (const char *path, guint64 *out_size,
-                                GError **error);
+gint diffuse__open_regular (const char *path, guint64 *out_size,
+                            GError **error);
 /* Reads exactly n bytes (path names the file in messages). */
 gboolean diffuse__read_exact (gint fd, void *buf, gsize n, const char *path,
                               GError **error);
@@ -48,11 +48,11 @@ typedef struct
 {
   gchar *name;
   DiffuseDtype dtype;
-  gint ndim;              /* 0..4 */
+  gint ndim; /* 0..4 */
   gint64 shape[4];
   gint64 n_elements;
-  const guint8 *raw;      /* points into the mapped file */
-  const float *data;      /* F32 view: into the map, or into a converted copy */
+  const guint8 *raw; /* points into the mapped file */
+  const float *data; /* F32 view: into the map, or into a converted copy */
 } DiffuseTensorInfo;
 
 typedef struct _DiffuseSafetensors DiffuseSafetensors;
@@ -60,26 +60,25 @@ typedef struct _DiffuseSafetensors DiffuseSafetensors;
 /* Maps the file, parses and checks the header: every length, offset and
  * element count against the file size, with overflow checks. Non-F32
  * tensors are converted to F32 once here. */
-DiffuseSafetensors *diffuse__safetensors_open (const char *path, GError **error);
+DiffuseSafetensors *diffuse__safetensors_open (const char *path,
+                                               GError **error);
 /* Same, from memory the caller keeps alive (fuzzing, tests). */
-DiffuseSafetensors *diffuse__safetensors_open_bytes (const guint8 *bytes, gsize len,
-                                                     GError **error);
+DiffuseSafetensors *diffuse__safetensors_open_bytes (const guint8 *bytes,
+                                                     gsize len, GError **error);
 void diffuse__safetensors_free (DiffuseSafetensors *st);
 /* NULL when absent. */
 const DiffuseTensorInfo *diffuse__safetensors_get (const DiffuseSafetensors *st,
-                                                    const char *name);
+                                                   const char *name);
 /* The tensor called name, which must have exactly the given shape (ndim
  * entries of shape); else NULL and a DIFFUSE_ERROR_MODEL that names
  * file_name, the tensor, the expected and the actual shape. */
-const DiffuseTensorInfo *diffuse__safetensors_get_shaped (const DiffuseSafetensors *st,
-                                                          const char *file_name,
-                                                          const char *name, gint ndim,
-                                                          const gint64 *shape,
-                                                          GError **error);
+const DiffuseTensorInfo *diffuse__safetensors_get_shaped (
+    const DiffuseSafetensors *st, const char *file_name, const char *name,
+    gint ndim, const gint64 *shape, GError **error);
 guint diffuse__safetensors_get_n_tensors (const DiffuseSafetensors *st);
 /* Tensor 0..n_tensors-1, in header order. */
-const DiffuseTensorInfo *diffuse__safetensors_get_nth (const DiffuseSafetensors *st,
-                                                        guint index);
+const DiffuseTensorInfo *
+diffuse__safetensors_get_nth (const DiffuseSafetensors *st, guint index);
 /* __metadata__ string value, NULL when absent. */
 const char *diffuse__safetensors_get_metadata (const DiffuseSafetensors *st,
                                                const char *key);
@@ -94,7 +93,8 @@ const char *diffuse__json_check (const char *text, gsize n, gint max_depth);
  * and none of skip; fill the table's defaults into params. */
 gboolean diffuse__settings_check_flags (const DiffuseSampleParams *params,
                                         DiffuseSettingFlags need,
-                                        DiffuseSettingFlags skip, GError **error);
+                                        DiffuseSettingFlags skip,
+                                        GError **error);
 void diffuse__settings_init (DiffuseSampleParams *params);
 
 /* ---- schedule.c ------------------------------------------------------ */
@@ -113,16 +113,18 @@ DiffuseSchedule *diffuse__schedule_new_steps (DiffuseScheduleKind kind, gint T,
 
 /* Mask and resampling fields of params against a schedule of n_steps
  * kept steps and an H x W image. */
-gboolean diffuse__inpaint_check (const DiffuseSampleParams *params, gint n_steps,
-                                 gint height, gint width, GError **error);
+gboolean diffuse__inpaint_check (const DiffuseSampleParams *params,
+                                 gint n_steps, gint height, gint width,
+                                 GError **error);
 /* RePaint's schedule of levels from start down to −1 (g_free it). */
-gint    *diffuse__inpaint_levels (gint start, gint jump, gint count, gint *n_levels);
+gint *diffuse__inpaint_levels (gint start, gint jump, gint count,
+                               gint *n_levels);
 /* x ← m·x + (1−m)·(sqrt(ᾱ)x0 + sqrt(1−ᾱ)ε), mask [hw] repeated over n. */
-void     diffuse__inpaint_keep (float *x, const float *x0, const float *eps,
-                                const float *mask, gsize n, gsize hw, double abar);
+void diffuse__inpaint_keep (float *x, const float *x0, const float *eps,
+                            const float *mask, gsize n, gsize hw, double abar);
 /* x ← sqrt(ᾱ_to/ᾱ_from)·x + sqrt(1 − ᾱ_to/ᾱ_from)·z, a jump up. */
-void     diffuse__forward_jump (float *x, const float *z, gsize n, double abar_from,
-                                double abar_to);
+void diffuse__forward_jump (float *x, const float *z, gsize n, double abar_from,
+                            double abar_to);
 
 /* ---- model.c ---------------------------------------------------------- */
 
@@ -134,7 +136,8 @@ DiffuseModel *diffuse__model_new_from_bytes (const guint8 *bytes, gsize len,
 /* Look up a tensor and check its shape exactly (ndim entries of shape),
  * as diffuse__safetensors_get_shaped. */
 const float *diffuse__model_tensor (const DiffuseModel *model, const char *name,
-                                    gint ndim, const gint64 *shape, GError **error);
+                                    gint ndim, const gint64 *shape,
+                                    GError **error);
 
 /* ---- unet-weights.c ---------------------------------------------------- */
 
@@ -147,17 +150,20 @@ typedef struct _DiffuseUNetWeights DiffuseUNetWeights;
 
 DiffuseUNetWeights *diffuse__unet_weights_new (const DiffuseSafetensors *st,
                                                const DiffuseModelConfig *cfg,
-                                               const char *name, GError **error);
+                                               const char *name,
+                                               GError **error);
 void diffuse__unet_weights_free (DiffuseUNetWeights *weights);
 /* diffuse_unet_new's scratch for batch at height × width, in bytes,
  * without allocating it. */
 guint64 diffuse__unet_estimate_bytes (const DiffuseModel *model, gint batch,
                                       gint height, gint width);
 /* Floating-point operations of one forward pass of one image. */
-guint64 diffuse__unet_flops (const DiffuseModel *model, gint height, gint width);
+guint64 diffuse__unet_flops (const DiffuseModel *model, gint height,
+                             gint width);
 
 /* model.c: the weights bound at load. */
-const DiffuseUNetWeights *diffuse__model_get_weights (const DiffuseModel *model);
+const DiffuseUNetWeights *
+diffuse__model_get_weights (const DiffuseModel *model);
 
 /* ---- classifier.c ------------------------------------------------------ */
 
@@ -166,16 +172,17 @@ const DiffuseUNetWeights *diffuse__model_get_weights (const DiffuseModel *model)
  * architecture does not use is rejected). */
 typedef struct _DiffuseClassifierWeights DiffuseClassifierWeights;
 
-DiffuseClassifierWeights *diffuse__classifier_weights_new (const DiffuseSafetensors *st,
-                                                           const DiffuseModelConfig *cfg,
-                                                           const char *name,
-                                                           GError **error);
+DiffuseClassifierWeights *
+diffuse__classifier_weights_new (const DiffuseSafetensors *st,
+                                 const DiffuseModelConfig *cfg,
+                                 const char *name, GError **error);
 void diffuse__classifier_weights_free (DiffuseClassifierWeights *weights);
 const DiffuseClassifierWeights *
-     diffuse__model_get_classifier_weights (const DiffuseModel *model);
+diffuse__model_get_classifier_weights (const DiffuseModel *model);
 /* For bench/: floating-point operations of one forward pass at this batch
  * (convolutions, linear layers, attention products). */
-guint64 diffuse__classifier_get_flops (const DiffuseClassifier *clf, gint batch);
+guint64 diffuse__classifier_get_flops (const DiffuseClassifier *clf,
+                                       gint batch);
 
 /* ---- sampler.c --------------------------------------------------------- */
 

@@ -27,12 +27,12 @@ GQuark diffuse_error_quark (void);
 
 typedef enum
 {
-  DIFFUSE_ERROR_IO,         /* file cannot be opened / read / written */
-  DIFFUSE_ERROR_FORMAT,     /* corrupt or hostile file contents */
-  DIFFUSE_ERROR_MODEL,      /* missing tensor, wrong shape / dtype, bad config */
-  DIFFUSE_ERROR_INVALID,    /* out-of-range parameter from the caller */
-  DIFFUSE_ERROR_CANCELLED,  /* the progress callback asked to stop */
-  DIFFUSE_ERROR_NO_MEMORY,  /* an allocation the run needs failed */
+  DIFFUSE_ERROR_IO,        /* file cannot be opened / read / written */
+  DIFFUSE_ERROR_FORMAT,    /* corrupt or hostile file contents */
+  DIFFUSE_ERROR_MODEL,     /* missing tensor, wrong shape / dtype, bad config */
+  DIFFUSE_ERROR_INVALID,   /* out-of-range parameter from the caller */
+  DIFFUSE_ERROR_CANCELLED, /* the progress callback asked to stop */
+  DIFFUSE_ERROR_NO_MEMORY, /* an allocation the run needs failed */
   DIFFUSE_ERROR_COUNT
 } DiffuseErrorCode;
 
@@ -55,7 +55,7 @@ typedef enum
 
 typedef enum
 {
-  DIFFUSE_VARIANCE_AUTO,        /* LEARNED when the model has learn_sigma, else FIXED_LARGE */
+  DIFFUSE_VARIANCE_AUTO, /* LEARNED when the model has learn_sigma, else FIXED_LARGE */
   DIFFUSE_VARIANCE_LEARNED,     /* Σθ = exp(v log β + (1−v) log β̃) */
   DIFFUSE_VARIANCE_FIXED_SMALL, /* σ² = β̃ (posterior variance) */
   DIFFUSE_VARIANCE_FIXED_LARGE, /* σ² = β (guided-diffusion also uses β̃₁ at the first step) */
@@ -63,11 +63,14 @@ typedef enum
 } DiffuseVarianceKind;
 
 const char *diffuse_schedule_kind_to_string (DiffuseScheduleKind kind);
-gboolean    diffuse_schedule_kind_from_string (const char *s, DiffuseScheduleKind *out);
+gboolean diffuse_schedule_kind_from_string (const char *s,
+                                            DiffuseScheduleKind *out);
 const char *diffuse_sampler_kind_to_string (DiffuseSamplerKind kind);
-gboolean    diffuse_sampler_kind_from_string (const char *s, DiffuseSamplerKind *out);
+gboolean diffuse_sampler_kind_from_string (const char *s,
+                                           DiffuseSamplerKind *out);
 const char *diffuse_variance_kind_to_string (DiffuseVarianceKind kind);
-gboolean    diffuse_variance_kind_from_string (const char *s, DiffuseVarianceKind *out);
+gboolean diffuse_variance_kind_from_string (const char *s,
+                                            DiffuseVarianceKind *out);
 
 /* ------------------------------------------------------------------ */
 /* Model                                                               */
@@ -77,17 +80,17 @@ gboolean    diffuse_variance_kind_from_string (const char *s, DiffuseVarianceKin
 /* What a model file holds (metadata model_type). */
 typedef enum
 {
-  DIFFUSE_MODEL_UNET,        /* a diffusion UNet (model_type absent or "unet") */
-  DIFFUSE_MODEL_CLASSIFIER,  /* a noisy-image classifier, "classifier" */
+  DIFFUSE_MODEL_UNET,       /* a diffusion UNet (model_type absent or "unet") */
+  DIFFUSE_MODEL_CLASSIFIER, /* a noisy-image classifier, "classifier" */
   DIFFUSE_MODEL_TYPE_COUNT
 } DiffuseModelType;
 
 /* A classifier's output head (guided-diffusion's EncoderUNetModel pool). */
 typedef enum
 {
-  DIFFUSE_POOL_NONE,         /* UNets */
-  DIFFUSE_POOL_ADAPTIVE,     /* GN, SiLU, spatial mean, 1×1 conv */
-  DIFFUSE_POOL_ATTENTION,    /* GN, SiLU, AttentionPool2d (fixed size) */
+  DIFFUSE_POOL_NONE,      /* UNets */
+  DIFFUSE_POOL_ADAPTIVE,  /* GN, SiLU, spatial mean, 1×1 conv */
+  DIFFUSE_POOL_ATTENTION, /* GN, SiLU, AttentionPool2d (fixed size) */
   DIFFUSE_POOL_COUNT
 } DiffusePoolKind;
 
@@ -96,11 +99,11 @@ typedef enum
 typedef struct
 {
   gint image_size;
-  gint in_channels;          /* 1..4: grey, grey+alpha, RGB, RGBA */
+  gint in_channels; /* 1..4: grey, grey+alpha, RGB, RGBA */
   gint model_channels;
-  gint out_channels;         /* in_channels, or 2·in_channels with learn_sigma */
+  gint out_channels; /* in_channels, or 2·in_channels with learn_sigma */
   gint num_res_blocks;
-  gint n_levels;             /* length of channel_mult */
+  gint n_levels; /* length of channel_mult */
   /* Per-level width factors, fractional allowed (guided-diffusion's 512 px
    * model has 0.5,1,1,2,2,4,4).  Level i has level_channels[i] =
    * int(channel_mult[i]·model_channels) channels, truncated as Python's
@@ -109,16 +112,16 @@ typedef struct
   gint level_channels[DIFFUSE_MAX_LEVELS];
   gint n_attention_resolutions;
   gint attention_resolutions[DIFFUSE_MAX_LEVELS]; /* in pixels, e.g. 32,16,8 */
-  gint num_heads;            /* -1 when num_head_channels is used */
-  gint num_head_channels;    /* -1 when num_heads is used */
-  gint num_heads_upsample;   /* -1 = num_heads */
+  gint num_heads;          /* -1 when num_head_channels is used */
+  gint num_head_channels;  /* -1 when num_heads is used */
+  gint num_heads_upsample; /* -1 = num_heads */
   gboolean use_scale_shift_norm;
   gboolean resblock_updown;
   gboolean use_new_attention_order;
   gboolean learn_sigma;
-  gint num_classes;          /* 0 = unconditional; includes the null class if any */
-  gint null_class;           /* index of the "no label" class, or -1 */
-  gint diffusion_steps;      /* T */
+  gint num_classes;     /* 0 = unconditional; includes the null class if any */
+  gint null_class;      /* index of the "no label" class, or -1 */
+  gint diffusion_steps; /* T */
   DiffuseScheduleKind noise_schedule;
   gboolean rescale_timesteps; /* model sees t·1000/T instead of t */
   /* Classifiers (model_type DIFFUSE_MODEL_CLASSIFIER) have the UNet's down
@@ -133,22 +136,23 @@ typedef struct
 typedef struct _DiffuseModel DiffuseModel;
 
 DiffuseModel *diffuse_model_new_from_file (const char *path, GError **error);
-void          diffuse_model_free (DiffuseModel *model);
+void diffuse_model_free (DiffuseModel *model);
 const DiffuseModelConfig *diffuse_model_get_config (const DiffuseModel *model);
-guint64       diffuse_model_get_n_params (const DiffuseModel *model);
+guint64 diffuse_model_get_n_params (const DiffuseModel *model);
 /* Class names: index 0..num_classes-1; NULL when the file gave none. */
-const char   *diffuse_model_get_class_name (const DiffuseModel *model, gint index);
+const char *diffuse_model_get_class_name (const DiffuseModel *model,
+                                          gint index);
 /* Parse "7", or a class name (case-insensitive), into a class index;
  * "none"/"null" map to the null class when the model has one. */
-gboolean      diffuse_model_find_class (const DiffuseModel *model, const char *text,
-                                        gint *out_index, GError **error);
+gboolean diffuse_model_find_class (const DiffuseModel *model, const char *text,
+                                   gint *out_index, GError **error);
 /* The largest width or height any run takes. */
 #define DIFFUSE_MAX_SIDE 16384
 
 /* Whether (H, W) can be run: positive multiples of 2^(n_levels-1), at
  * most DIFFUSE_MAX_SIDE. */
-gboolean      diffuse_model_check_size (const DiffuseModel *model, gint height,
-                                        gint width, GError **error);
+gboolean diffuse_model_check_size (const DiffuseModel *model, gint height,
+                                   gint width, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseModel, diffuse_model_free)
 
@@ -163,15 +167,15 @@ typedef struct _DiffuseUNet DiffuseUNet;
 DiffuseUNet *diffuse_unet_new (const DiffuseModel *model, gint max_batch,
                                gint height, gint width, gint n_threads,
                                GError **error);
-void         diffuse_unet_free (DiffuseUNet *unet);
+void diffuse_unet_free (DiffuseUNet *unet);
 /* x: [batch, in_channels, H, W]; timesteps: [batch], the value the network
  * embeds (already rescaled if the model wants it); labels: [batch] class
  * indices (ignored by unconditional models); out: [batch, out_channels, H, W]. */
-gboolean     diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
-                                   const float *timesteps, const gint *labels,
-                                   float *out, GError **error);
+gboolean diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
+                               const float *timesteps, const gint *labels,
+                               float *out, GError **error);
 /* Peak bytes of scratch this state holds (for the benchmark). */
-gsize        diffuse_unet_get_scratch_bytes (const DiffuseUNet *unet);
+gsize diffuse_unet_get_scratch_bytes (const DiffuseUNet *unet);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseUNet, diffuse_unet_free)
 
@@ -190,7 +194,7 @@ DiffuseClassifier *diffuse_classifier_new (const DiffuseModel *model,
                                            gint max_batch, gint height,
                                            gint width, gint n_threads,
                                            GError **error);
-void     diffuse_classifier_free (DiffuseClassifier *clf);
+void diffuse_classifier_free (DiffuseClassifier *clf);
 /* x [batch, C, H, W]; timesteps [batch] as the network sees them;
  * logits [batch, num_classes]. */
 gboolean diffuse_classifier_forward (DiffuseClassifier *clf, gint batch,
@@ -205,7 +209,7 @@ gboolean diffuse_classifier_grad (DiffuseClassifier *clf, gint batch,
                                   const gint *labels, float *logits,
                                   float *grad, GError **error);
 /* Bytes of activations and scratch this state holds. */
-gsize    diffuse_classifier_get_scratch_bytes (const DiffuseClassifier *clf);
+gsize diffuse_classifier_get_scratch_bytes (const DiffuseClassifier *clf);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseClassifier, diffuse_classifier_free)
 
@@ -231,17 +235,18 @@ typedef struct _DiffuseSchedule DiffuseSchedule;
  * kept steps: β_i = 1 − ᾱ_{t_i} / ᾱ_{t_{i−1}}. */
 DiffuseSchedule *diffuse_schedule_new (DiffuseScheduleKind kind, gint T,
                                        const char *respacing, GError **error);
-void          diffuse_schedule_free (DiffuseSchedule *schedule);
-gint          diffuse_schedule_get_n_steps (const DiffuseSchedule *schedule);
+void diffuse_schedule_free (DiffuseSchedule *schedule);
+gint diffuse_schedule_get_n_steps (const DiffuseSchedule *schedule);
 /* [n] original timesteps of the kept steps, ascending. */
-const gint   *diffuse_schedule_get_timesteps (const DiffuseSchedule *schedule);
+const gint *diffuse_schedule_get_timesteps (const DiffuseSchedule *schedule);
 /* [n] respaced β_i and ᾱ_i. */
 const double *diffuse_schedule_get_betas (const DiffuseSchedule *schedule);
-const double *diffuse_schedule_get_alphas_cumprod (const DiffuseSchedule *schedule);
+const double *
+diffuse_schedule_get_alphas_cumprod (const DiffuseSchedule *schedule);
 /* Index of the kept step whose original timestep is nearest to
  * strength·T (at least index 0): img2img starts there. */
-gint          diffuse_schedule_index_for_strength (const DiffuseSchedule *schedule,
-                                                   double strength);
+gint diffuse_schedule_index_for_strength (const DiffuseSchedule *schedule,
+                                          double strength);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseSchedule, diffuse_schedule_free)
 
@@ -282,15 +287,15 @@ typedef struct
 {
   /* The user's settings: their ranges and defaults are the settings
    * table's (diffuse_settings (), below). */
-  DiffuseSamplerKind sampler;    /* default DDIM */
-  gint steps;                    /* 1..4000 and ≤ T, default 50; used when
+  DiffuseSamplerKind sampler;   /* default DDIM */
+  gint steps;                   /* 1..4000 and ≤ T, default 50; used when
                                     respacing is NULL */
-  const char *respacing;         /* overrides steps: "ddim50", "10,10,10" */
-  double eta;                    /* DDIM η in 0..10; default 0 */
-  DiffuseVarianceKind variance;  /* DDPM; default AUTO */
-  double guidance;               /* w in ε̄ = (1+w)ε(x,y) − wε(x,∅); default 0.
+  const char *respacing;        /* overrides steps: "ddim50", "10,10,10" */
+  double eta;                   /* DDIM η in 0..10; default 0 */
+  DiffuseVarianceKind variance; /* DDPM; default AUTO */
+  double guidance;  /* w in ε̄ = (1+w)ε(x,y) − wε(x,∅); default 0.
                                     The "scale s" convention is s = 1 + w. */
-  gint class_label;              /* default -1 = null class (or unconditional) */
+  gint class_label; /* default -1 = null class (or unconditional) */
   /* Optional model for the ε(x,∅) branch of guidance (default NULL = the
    * model's own null class), for class models without a null class such
    * as OpenAI's ImageNet checkpoints, paired with an unconditional model.
@@ -300,14 +305,14 @@ typedef struct
    * model still comes from the conditional model.  With a null_model an
    * unconditional model may be guided too (away from the other model). */
   const DiffuseModel *null_model;
-  guint64 seed;                  /* default 0 */
-  gint count;                    /* images in one batch, 1..64, default 1 */
-  gint height, width;            /* default 0 = the model's image_size */
-  gboolean clip_denoised;        /* clip predicted x0 to [-1,1]; default TRUE */
+  guint64 seed;           /* default 0 */
+  gint count;             /* images in one batch, 1..64, default 1 */
+  gint height, width;     /* default 0 = the model's image_size */
+  gboolean clip_denoised; /* clip predicted x0 to [-1,1]; default TRUE */
   /* img2img: init_image [count,C,H,W] (NULL = plain generation); values
    * (and init_noise's) must be finite and within ±1000 */
   const float *init_image;
-  double strength;               /* in (0, 1]; default 0.5 */
+  double strength; /* in (0, 1]; default 0.5 */
   /* optional x_T [count,C,H,W] instead of seeded noise */
   const float *init_noise;
   /* Inpainting (inpaint.c): mask [H, W] in [0, 1], 1 = regenerate, the
@@ -326,7 +331,7 @@ typedef struct
    * repeats. */
   gint resample_count;
   gint resample_jump;
-  gint n_threads;                /* this run's threads; 0 = the default */
+  gint n_threads; /* this run's threads; 0 = the default */
   DiffuseProgressFunc progress;
   gpointer user_data;
   /* Classifier guidance (seed "Classifier Guidance"; Dhariwal & Nichol
@@ -353,9 +358,9 @@ typedef struct
 
 typedef struct
 {
-  gint n_steps_run;        /* reverse steps actually taken (img2img: ≥ 1) */
-  gint start_timestep;     /* original t the reverse process started from */
-  gint start_index;        /* its index in the respaced schedule */
+  gint n_steps_run;    /* reverse steps actually taken (img2img: ≥ 1) */
+  gint start_timestep; /* original t the reverse process started from */
+  gint start_index;    /* its index in the respaced schedule */
 } DiffuseSampleInfo;
 
 /* ------------------------------------------------------------------ */
@@ -366,37 +371,37 @@ typedef struct
 
 typedef enum
 {
-  DIFFUSE_SETTING_INT,     /* a gint field */
-  DIFFUSE_SETTING_DOUBLE,  /* a double field */
-  DIFFUSE_SETTING_ENUM,    /* an enum field; nicks[] name its values 0..n-1 */
-  DIFFUSE_SETTING_STRING   /* a const char * field the params do not own */
+  DIFFUSE_SETTING_INT,    /* a gint field */
+  DIFFUSE_SETTING_DOUBLE, /* a double field */
+  DIFFUSE_SETTING_ENUM,   /* an enum field; nicks[] name its values 0..n-1 */
+  DIFFUSE_SETTING_STRING  /* a const char * field the params do not own */
 } DiffuseSettingType;
 
 typedef enum
 {
-  DIFFUSE_SETTING_PRESET        = 1 << 0, /* preset files may set it */
-  DIFFUSE_SETTING_CLI           = 1 << 1, /* an option of diffuse sample/img2img */
-  DIFFUSE_SETTING_PLUGIN        = 1 << 2, /* a plug-in procedure argument */
-  DIFFUSE_SETTING_IMG2IMG       = 1 << 3, /* only used with an init image */
+  DIFFUSE_SETTING_PRESET = 1 << 0,  /* preset files may set it */
+  DIFFUSE_SETTING_CLI = 1 << 1,     /* an option of diffuse sample/img2img */
+  DIFFUSE_SETTING_PLUGIN = 1 << 2,  /* a plug-in procedure argument */
+  DIFFUSE_SETTING_IMG2IMG = 1 << 3, /* only used with an init image */
   DIFFUSE_SETTING_MIN_EXCLUSIVE = 1 << 4, /* the range is (min, max] */
-  DIFFUSE_SETTING_LOOP          = 1 << 5  /* read by diffuse_sample_with too */
+  DIFFUSE_SETTING_LOOP = 1 << 5           /* read by diffuse_sample_with too */
 } DiffuseSettingFlags;
 
 typedef struct
 {
-  const char *name;          /* preset key, CLI --NAME, plug-in argument */
+  const char *name; /* preset key, CLI --NAME, plug-in argument */
   DiffuseSettingType type;
   DiffuseSettingFlags flags;
-  gsize offset;              /* offsetof (DiffuseSampleParams, field) */
-  double min, max;           /* INT, DOUBLE: the accepted range (finite) */
-  double default_value;      /* INT, DOUBLE, ENUM (the enum value) */
-  const char *const *nicks;  /* ENUM: value names, NULL-terminated */
+  gsize offset;                   /* offsetof (DiffuseSampleParams, field) */
+  double min, max;                /* INT, DOUBLE: the accepted range (finite) */
+  double default_value;           /* INT, DOUBLE, ENUM (the enum value) */
+  const char *const *nicks;       /* ENUM: value names, NULL-terminated */
   const char *const *nick_labels; /* ENUM: one label per value ("DDIM") */
-  const char *const *nick_help; /* ENUM: one line per value */
-  const char *label;         /* short label with a GTK mnemonic, "S_teps" */
-  const char *help;          /* one line */
-  const char *metavar;       /* CLI argument name, "N" */
-  char short_name;           /* CLI short option, or 0 */
+  const char *const *nick_help;   /* ENUM: one line per value */
+  const char *label;   /* short label with a GTK mnemonic, "S_teps" */
+  const char *help;    /* one line */
+  const char *metavar; /* CLI argument name, "N" */
+  char short_name;     /* CLI short option, or 0 */
 } DiffuseSetting;
 
 /* One bit per table index: which settings a preset or a caller gives. */
@@ -414,41 +419,45 @@ gboolean diffuse_setting_parse (const DiffuseSetting *setting, const char *text,
                                 DiffuseSampleParams *params, GError **error);
 /* The field's value against the setting's range. */
 gboolean diffuse_setting_check (const DiffuseSetting *setting,
-                                const DiffuseSampleParams *params, GError **error);
+                                const DiffuseSampleParams *params,
+                                GError **error);
 /* The field's value as text that parses back to the same value
  * (doubles: the shortest such form, "10.0000001"); NULL strings give NULL. */
-gchar   *diffuse_setting_to_string (const DiffuseSetting *setting,
-                                    const DiffuseSampleParams *params);
+gchar *diffuse_setting_to_string (const DiffuseSetting *setting,
+                                  const DiffuseSampleParams *params);
 /* "0..10", "(0, 1]", "ddim, ddpm" */
-gchar   *diffuse_setting_describe_range (const DiffuseSetting *setting);
+gchar *diffuse_setting_describe_range (const DiffuseSetting *setting);
 /* Copies the setting's field from src to dst. */
-void     diffuse_setting_copy (const DiffuseSetting *setting,
-                               DiffuseSampleParams *dst,
-                               const DiffuseSampleParams *src);
+void diffuse_setting_copy (const DiffuseSetting *setting,
+                           DiffuseSampleParams *dst,
+                           const DiffuseSampleParams *src);
 /* Copies every setting whose bit is in mask. */
-void     diffuse_settings_copy (DiffuseSettingsMask mask, DiffuseSampleParams *dst,
-                                const DiffuseSampleParams *src);
+void diffuse_settings_copy (DiffuseSettingsMask mask, DiffuseSampleParams *dst,
+                            const DiffuseSampleParams *src);
 /* Every setting of the table against its range, without a model. */
-gboolean diffuse_settings_validate (const DiffuseSampleParams *params, GError **error);
+gboolean diffuse_settings_validate (const DiffuseSampleParams *params,
+                                    GError **error);
 
 /* text with C0/C1 control characters, DEL and invalid UTF-8 written as
  * \xNN escapes (and \ as \\): safe to print to a terminal. */
-gchar   *diffuse_text_escape (const char *text);
+gchar *diffuse_text_escape (const char *text);
 
-void     diffuse_sample_params_init (DiffuseSampleParams *params);
+void diffuse_sample_params_init (DiffuseSampleParams *params);
 /* Check every field against the model; a clear GError for anything off. */
 gboolean diffuse_sample_params_validate (const DiffuseSampleParams *params,
-                                         const DiffuseModel *model, GError **error);
+                                         const DiffuseModel *model,
+                                         GError **error);
 
 /* What a run will take, known before it starts (from the model's layer
  * list and the run's size): for refusing what cannot fit, and for saying
  * how long it will be. */
 typedef struct
 {
-  guint64 bytes;          /* memory the run allocates: network scratch,
+  guint64 bytes; /* memory the run allocates: network scratch,
                              sampler and denoiser buffers, the output
                              (the loaded weights are not included) */
-  guint64 weight_bytes;   /* the loaded models' weights (float32), for reference */
+  guint64
+      weight_bytes; /* the loaded models' weights (float32), for reference */
   guint64 flops_per_eval; /* floating-point operations of one network
                              evaluation of one image */
   guint64 n_evals;        /* network evaluations of one image: count ×
@@ -462,8 +471,9 @@ gboolean diffuse_sample_estimate (const DiffuseModel *model,
                                   DiffuseRunEstimate *estimate, GError **error);
 
 /* Generate (or img2img) with a model: out is [count, C, H, W] in [-1, 1]. */
-gboolean diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
-                         float *out, DiffuseSampleInfo *info, GError **error);
+gboolean diffuse_sample (const DiffuseModel *model,
+                         const DiffuseSampleParams *params, float *out,
+                         DiffuseSampleInfo *info, GError **error);
 
 /* The same sampler loop with any denoiser (closed-form tests, custom
  * networks).  shape: count, channels, height, width.  The model-free
@@ -473,9 +483,11 @@ gboolean diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *p
  * them: diffuse_sample_with runs the schedule it is given. */
 gboolean diffuse_sample_with (const DiffuseSchedule *schedule,
                               DiffuseDenoiseFunc denoise, gpointer denoise_data,
-                              gboolean has_variance, const DiffuseSampleParams *params,
-                              gint count, gint channels, gint height, gint width,
-                              float *out, DiffuseSampleInfo *info, GError **error);
+                              gboolean has_variance,
+                              const DiffuseSampleParams *params, gint count,
+                              gint channels, gint height, gint width,
+                              float *out, DiffuseSampleInfo *info,
+                              GError **error);
 
 /* The context window for inpainting a mask [H, W] (inpaint.c): the
  * bounds of the pixels where mask > 0, grown by margin on every side,
@@ -483,15 +495,17 @@ gboolean diffuse_sample_with (const DiffuseSchedule *schedule,
  * each side, all clamped to the image; the caller samples the window
  * (fitted with diffuse_fit_size) and pastes it back by the mask.  FALSE
  * when the mask is 0 everywhere. */
-gboolean diffuse_inpaint_window (const DiffuseModelConfig *config, const float *mask,
-                                 gint height, gint width, gint margin,
-                                 gint *x, gint *y, gint *w, gint *h);
+gboolean diffuse_inpaint_window (const DiffuseModelConfig *config,
+                                 const float *mask, gint height, gint width,
+                                 gint margin, gint *x, gint *y, gint *w,
+                                 gint *h);
 
 /* ------------------------------------------------------------------ */
 /* Likelihood: the variational bound in bits per dimension (likelihood.c) */
 
 /* Called after each timestep's term (done = 1 … total); FALSE cancels. */
-typedef gboolean (*DiffuseNllProgressFunc) (gint done, gint total, gpointer user_data);
+typedef gboolean (*DiffuseNllProgressFunc) (gint done, gint total,
+                                            gpointer user_data);
 
 typedef struct
 {
@@ -500,7 +514,8 @@ typedef struct
    * (learned for learn_sigma models, else fixed-large). */
   const DiffuseVarianceKind *variances;
   gint n_variances;
-  gboolean clip_denoised;   /* clip x̂0 to [−1, 1]; default TRUE (calc_bpd_loop's) */
+  gboolean
+      clip_denoised; /* clip x̂0 to [−1, 1]; default TRUE (calc_bpd_loop's) */
   /* 0 (default): every t = T−1 … 0, the bound itself.  N in 2..T: an
    * ESTIMATE from N evenly strided t (t = 0 always, weight 1; the N−1
    * others round(j(T−1)/(N−1)) with weight (T−1)/(N−1)). */
@@ -513,8 +528,8 @@ typedef struct
    * (stream 2^40 + t, image k at offset k·C·H·W). */
   const float *noise;
   guint64 seed;
-  gint batch;               /* images per network pass; 0 = min(count, 8) */
-  gint n_threads;           /* this run's threads; 0 = the default */
+  gint batch;     /* images per network pass; 0 = min(count, 8) */
+  gint n_threads; /* this run's threads; 0 = the default */
   DiffuseNllProgressFunc progress;
   gpointer user_data;
 } DiffuseNllParams;
@@ -523,23 +538,23 @@ typedef struct
  * C order; [v] indexes variances, [j] terms, [k] images. */
 typedef struct
 {
-  gint count;                     /* images */
-  gint T;                         /* the model's diffusion steps */
-  gint n_terms;                   /* T, or n_timesteps for an estimate */
+  gint count;   /* images */
+  gint T;       /* the model's diffusion steps */
+  gint n_terms; /* T, or n_timesteps for an estimate */
   gint n_variances;
   DiffuseVarianceKind *variances; /* [n_variances], AUTO resolved */
   gint *timesteps;                /* [n_terms] t of each term, descending */
-  double *weights;                /* [n_terms] weight of each term in the total */
+  double *weights; /* [n_terms] weight of each term in the total */
   /* [n_variances][n_terms][count]: D_KL(q(x_{t−1}|x_t,x0) ‖ p_θ(x_{t−1}|x_t))
    * for t ≥ 1, the discretized decoder's −log p_θ(x0|x1) at t = 0 */
   double *terms;
-  double *prior;                  /* [count] D_KL(q(x_T|x0) ‖ N(0, I)) */
-  double *total;                  /* [n_variances][count] prior + Σ weight·term */
-  double *xstart_mse;             /* [n_terms][count] mean (x̂0 − x0)² */
-  double *eps_mse;                /* [n_terms][count] mean (ε̂ − ε)² (ε̂ from x̂0) */
+  double *prior;      /* [count] D_KL(q(x_T|x0) ‖ N(0, I)) */
+  double *total;      /* [n_variances][count] prior + Σ weight·term */
+  double *xstart_mse; /* [n_terms][count] mean (x̂0 − x0)² */
+  double *eps_mse; /* [n_terms][count] mean (ε̂ − ε)² (ε̂ from x̂0) */
 } DiffuseNllResult;
 
-void     diffuse_nll_params_init (DiffuseNllParams *params);
+void diffuse_nll_params_init (DiffuseNllParams *params);
 /* Checks params against the model for count images of height x width
  * (classes, variances, timesteps), before any work. */
 gboolean diffuse_nll_params_validate (const DiffuseNllParams *params,
@@ -547,18 +562,19 @@ gboolean diffuse_nll_params_validate (const DiffuseNllParams *params,
                                       gint height, gint width, GError **error);
 /* The bound of x0 [count, C, H, W] (values in [−1, 1] on the 8-bit grid:
  * pixel / 127.5 − 1), as improved-diffusion's calc_bpd_loop. */
-DiffuseNllResult *diffuse_nll (const DiffuseModel *model, const DiffuseNllParams *params,
-                               const float *x0, gint count, gint height, gint width,
+DiffuseNllResult *diffuse_nll (const DiffuseModel *model,
+                               const DiffuseNllParams *params, const float *x0,
+                               gint count, gint height, gint width,
                                GError **error);
 /* The same with any denoiser (closed-form tests) on a kind/T schedule:
  * it gets batches of images in order (params->batch at a time), t_index
  * and t_model both = t; params->labels must be NULL. */
-DiffuseNllResult *diffuse_nll_with (DiffuseScheduleKind kind, gint T,
-                                    DiffuseDenoiseFunc denoise, gpointer denoise_data,
-                                    gboolean has_variance, const DiffuseNllParams *params,
-                                    const float *x0, gint count, gint channels,
-                                    gint height, gint width, GError **error);
-void     diffuse_nll_result_free (DiffuseNllResult *result);
+DiffuseNllResult *
+diffuse_nll_with (DiffuseScheduleKind kind, gint T, DiffuseDenoiseFunc denoise,
+                  gpointer denoise_data, gboolean has_variance,
+                  const DiffuseNllParams *params, const float *x0, gint count,
+                  gint channels, gint height, gint width, GError **error);
+void diffuse_nll_result_free (DiffuseNllResult *result);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseNllResult, diffuse_nll_result_free)
 
@@ -577,16 +593,16 @@ typedef struct _DiffuseOutput DiffuseOutput;
 
 DiffuseOutput *diffuse_output_new (const char *path, GError **error);
 /* The path as given to diffuse_output_new. */
-const char    *diffuse_output_get_path (const DiffuseOutput *out);
-gboolean       diffuse_output_write (DiffuseOutput *out, const void *data,
-                                     gsize len, GError **error);
+const char *diffuse_output_get_path (const DiffuseOutput *out);
+gboolean diffuse_output_write (DiffuseOutput *out, const void *data, gsize len,
+                               GError **error);
 /* Renames the finished file into place; the object is then only freed. */
-gboolean       diffuse_output_commit (DiffuseOutput *out, GError **error);
+gboolean diffuse_output_commit (DiffuseOutput *out, GError **error);
 /* Without a commit, removes the temporary file (the target is untouched). */
-void           diffuse_output_free (DiffuseOutput *out);
+void diffuse_output_free (DiffuseOutput *out);
 /* diffuse_output_new and _free: checks, before a long run, that path can
  * be written. */
-gboolean       diffuse_output_check (const char *path, GError **error);
+gboolean diffuse_output_check (const char *path, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseOutput, diffuse_output_free)
 
@@ -596,8 +612,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseOutput, diffuse_output_free)
 /* PNG ↔ [1, channels, H, W] in [-1, 1].  Loading converts to `channels`
  * (grey ↔ RGB, alpha added as opaque or dropped); channels 0 = keep the
  * file's own count, written to *out_channels. */
-float   *diffuse_png_load (const char *path, gint channels, gint *out_channels,
-                           gint *out_height, gint *out_width, GError **error);
+float *diffuse_png_load (const char *path, gint channels, gint *out_channels,
+                         gint *out_height, gint *out_width, GError **error);
 gboolean diffuse_png_save (const char *path, const float *data, gint channels,
                            gint height, gint width, GError **error);
 /* The same into an output (not committed): text is NULL or a
@@ -609,17 +625,18 @@ gboolean diffuse_output_write_png (DiffuseOutput *out, const float *data,
                                    const char *const *text, GError **error);
 /* .npy: float32, C order, up to 4 dimensions.  Loading refuses anything
  * but a regular file whose size is what its header promises. */
-float   *diffuse_npy_load (const char *path, gint *out_ndim, gint64 out_shape[4],
-                           GError **error);
+float *diffuse_npy_load (const char *path, gint *out_ndim, gint64 out_shape[4],
+                         GError **error);
 /* The same up to max_ndim ≤ DIFFUSE_NPY_MAX_DIMS dimensions (5: the
  * [T, B, C, H, W] noise of diffuse nll); out_shape has max_ndim entries. */
 #define DIFFUSE_NPY_MAX_DIMS 5
-float   *diffuse_npy_load_nd (const char *path, gint max_ndim, gint *out_ndim,
-                              gint64 *out_shape, GError **error);
+float *diffuse_npy_load_nd (const char *path, gint max_ndim, gint *out_ndim,
+                            gint64 *out_shape, GError **error);
 gboolean diffuse_npy_save (const char *path, const float *data, gint ndim,
                            const gint64 *shape, GError **error);
 gboolean diffuse_output_write_npy (DiffuseOutput *out, const float *data,
-                                   gint ndim, const gint64 *shape, GError **error);
+                                   gint ndim, const gint64 *shape,
+                                   GError **error);
 
 /* ------------------------------------------------------------------ */
 /* Presets (presets/NAME.preset, GKeyFile; shared by plug-in and CLI)   */
@@ -628,8 +645,8 @@ typedef struct
 {
   gchar *name;
   gchar *description;
-  DiffuseSettingsMask given;    /* which settings (table bits) it sets */
-  DiffuseSampleParams values;   /* their values (other fields: defaults) */
+  DiffuseSettingsMask given;  /* which settings (table bits) it sets */
+  DiffuseSampleParams values; /* their values (other fields: defaults) */
 } DiffusePreset;
 
 /* A new preset with nothing given (values = the defaults). */
@@ -643,21 +660,23 @@ gboolean diffuse_preset_has (const DiffusePreset *preset, const char *setting);
  * earlier ones with the same name.  A missing folder is skipped; a file
  * or folder that cannot be read or parsed is skipped with one message in
  * warnings (of gchar *, may be NULL) naming it.  Never fails. */
-GPtrArray *diffuse_presets_load_dirs (const char *const *dirs, GPtrArray *warnings);
+GPtrArray *diffuse_presets_load_dirs (const char *const *dirs,
+                                      GPtrArray *warnings);
 /* Opens without blocking (a FIFO is refused), reads regular files of at
  * most DIFFUSE_PRESET_MAX_BYTES; messages never quote a non-preset
  * file's contents. */
 DiffusePreset *diffuse_preset_load_file (const char *path, GError **error);
 /* Written to a temporary file in the same folder and renamed into place;
  * an existing target that is not a regular file is refused. */
-gboolean diffuse_preset_save_file (const DiffusePreset *preset, const char *path,
-                                   GError **error);
-void     diffuse_preset_free (DiffusePreset *preset);
-void     diffuse_preset_apply (const DiffusePreset *preset, DiffuseSampleParams *params);
+gboolean diffuse_preset_save_file (const DiffusePreset *preset,
+                                   const char *path, GError **error);
+void diffuse_preset_free (DiffusePreset *preset);
+void diffuse_preset_apply (const DiffusePreset *preset,
+                           DiffuseSampleParams *params);
 /* The user's preset folder, shared by the CLI and the plug-in:
  * $DIFFUSE_USER_PRESETS_DIR when set, else
  * $XDG_CONFIG_HOME/gimp-diffusion/presets (~/.config/...). */
-gchar      *diffuse_presets_user_dir (void);
+gchar *diffuse_presets_user_dir (void);
 /* The shipped preset directory (set at build time). */
 const char *diffuse_presets_system_dir (void);
 
@@ -674,9 +693,9 @@ typedef enum
 } DiffuseResampleKind;
 
 /* src [channels, src_h, src_w] -> dst [channels, dst_h, dst_w], planar. */
-void     diffuse_resample (const float *src, gint channels, gint src_h, gint src_w,
-                           float *dst, gint dst_h, gint dst_w,
-                           DiffuseResampleKind kind);
+void diffuse_resample (const float *src, gint channels, gint src_h, gint src_w,
+                       float *dst, gint dst_h, gint dst_w,
+                       DiffuseResampleKind kind);
 
 /* The size to sample at for a target area of target_h x target_w:
  * the target itself when allow_native, both sides are at least the

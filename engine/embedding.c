@@ -50,8 +50,7 @@ typedef struct
 } SiluJob;
 
 static void HOT
-silu_range (gpointer data, gsize begin, gsize end,
-              gint part G_GNUC_UNUSED)
+silu_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
 {
   SiluJob *j = data;
 

@@ -5,7 +5,7 @@
  * the canonical lower-case spelling. */
 #include "diffuse-private.h"
 
-G_DEFINE_QUARK (diffuse-error-quark, diffuse_error)
+G_DEFINE_QUARK (diffuse - error - quark, diffuse_error)
 
 gboolean
 diffuse__set_named_errorv (GError **error, gint code, const char *name,

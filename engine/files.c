@@ -64,16 +64,16 @@ diffuse__open_regular (const char *path, guint64 *out_size, GError **error)
     {
       int saved = errno;
 
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO, "%s: cannot open: %s",
-                   display, g_strerror (saved));
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO,
+                   "%s: cannot open: %s", display, g_strerror (saved));
       return -1;
     }
   if (fstat (fd, &st) != 0)
     {
       int saved = errno;
 
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO, "%s: cannot stat: %s",
-                   display, g_strerror (saved));
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO,
+                   "%s: cannot stat: %s", display, g_strerror (saved));
       close (fd);
       return -1;
     }
@@ -127,11 +127,11 @@ diffuse__read_exact (gint fd, void *buf, gsize n, const char *path,
 
 struct _DiffuseOutput
 {
-  gchar *path;       /* as given, for messages */
-  gchar *target;     /* the file that gets replaced (links resolved) */
-  gchar *tmp_path;   /* the temporary file this object created */
+  gchar *path;     /* as given, for messages */
+  gchar *target;   /* the file that gets replaced (links resolved) */
+  gchar *tmp_path; /* the temporary file this object created */
   gint fd;
-  gboolean failed;   /* a write failed: commit refuses */
+  gboolean failed; /* a write failed: commit refuses */
   gboolean committed;
 };
 
@@ -224,9 +224,9 @@ diffuse_output_new (const char *path, GError **error)
   base = g_path_get_basename (target);
   dir_display = g_filename_display_name (dir);
   /* hidden, beside the target, so that rename() stays in one file system */
-  out->tmp_path = g_strdup_printf ("%s%s.%s.XXXXXX", dir,
-                                   g_str_has_suffix (dir, G_DIR_SEPARATOR_S)
-                                   ? "" : G_DIR_SEPARATOR_S, base);
+  out->tmp_path = g_strdup_printf (
+      "%s%s.%s.XXXXXX", dir,
+      g_str_has_suffix (dir, G_DIR_SEPARATOR_S) ? "" : G_DIR_SEPARATOR_S, base);
   /* mode 0666 through the umask, as a plain create would give */
   out->fd = g_mkstemp_full (out->tmp_path, O_RDWR | O_CLOEXEC, 0666);
   if (out->fd < 0)
@@ -316,7 +316,8 @@ diffuse_output_commit (DiffuseOutput *out, GError **error)
   if (out->failed)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO,
-                   "%s: an earlier write failed (the file is unchanged)", display);
+                   "%s: an earlier write failed (the file is unchanged)",
+                   display);
       return FALSE;
     }
   fd = out->fd;

@@ -70,7 +70,8 @@ diffuse__q_posterior_mean (const DiffusePosterior *q, double x0, double x_t)
 }
 
 double
-diffuse__learned_log_variance (double raw, double log_beta, double log_beta_tilde)
+diffuse__learned_log_variance (double raw, double log_beta,
+                               double log_beta_tilde)
 {
   double v = (raw + 1.0) / 2.0;
 
@@ -80,14 +81,15 @@ diffuse__learned_log_variance (double raw, double log_beta, double log_beta_tild
 void
 diffuse__ddpm_step (float *x, const float *x0, const float *raw_var,
                     const float *grad, const float *noise, gsize n, double beta,
-                    double alpha_bar, double alpha_bar_prev, double beta_tilde_1,
-                    DiffuseVarianceKind variance, gboolean add_noise)
+                    double alpha_bar, double alpha_bar_prev,
+                    double beta_tilde_1, DiffuseVarianceKind variance,
+                    gboolean add_noise)
 {
   DiffusePosterior q;
   double log_beta_tilde = 0.0, log_beta, sigma_fixed, var_fixed;
   gboolean first = alpha_bar_prev >= 1.0;
-  gboolean need_log = variance == DIFFUSE_VARIANCE_LEARNED
-                      && (add_noise || grad != NULL);
+  gboolean need_log =
+      variance == DIFFUSE_VARIANCE_LEARNED && (add_noise || grad != NULL);
 
   diffuse__q_posterior (beta, alpha_bar, alpha_bar_prev, &q);
   /* guided-diffusion's posterior_log_variance_clipped: β̃ = 0 at the first
@@ -96,11 +98,13 @@ diffuse__ddpm_step (float *x, const float *x0, const float *raw_var,
   if (need_log)
     log_beta_tilde = log (first ? beta_tilde_1 : q.variance);
   log_beta = log (beta);
-  sigma_fixed = sqrt (variance == DIFFUSE_VARIANCE_FIXED_SMALL ? q.variance : beta);
+  sigma_fixed =
+      sqrt (variance == DIFFUSE_VARIANCE_FIXED_SMALL ? q.variance : beta);
   /* condition_mean's Σ for the fixed variances: β̃ (FIXED_SMALL, 0 at the
    * first step) or β with β̃₁ at the first step (FIXED_LARGE) */
   var_fixed = variance == DIFFUSE_VARIANCE_FIXED_SMALL ? q.variance
-              : first ? beta_tilde_1 : beta;
+              : first                                  ? beta_tilde_1
+                                                       : beta;
 
   for (gsize j = 0; j < n; j++)
     {
@@ -113,8 +117,9 @@ diffuse__ddpm_step (float *x, const float *x0, const float *raw_var,
       /* classifier guidance, guided-diffusion's condition_mean (seed
        * "Classifier Guidance"): μ ← μ + s·Σ·∇ log p(y|x_t); grad holds s·∇ */
       if (grad != NULL)
-        v += (variance == DIFFUSE_VARIANCE_LEARNED ? exp (log_var) : var_fixed)
-             * grad[j];
+        v +=
+            (variance == DIFFUSE_VARIANCE_LEARNED ? exp (log_var) : var_fixed) *
+            grad[j];
       if (add_noise)
         {
           double sigma = sigma_fixed;
@@ -149,8 +154,8 @@ diffuse__condition_score (const float *x, const float *grad, gsize n,
 double
 diffuse__ddim_sigma (double alpha_bar, double alpha_bar_prev, double eta)
 {
-  return eta * sqrt ((1.0 - alpha_bar_prev) / (1.0 - alpha_bar))
-         * sqrt (1.0 - alpha_bar / alpha_bar_prev);
+  return eta * sqrt ((1.0 - alpha_bar_prev) / (1.0 - alpha_bar)) *
+         sqrt (1.0 - alpha_bar / alpha_bar_prev);
 }
 
 void

@@ -19,7 +19,8 @@ G_BEGIN_DECLS
 /* ---- schedule ---------------------------------------------------------- */
 
 /* ᾱ_i = ∏_{j≤i} (1 − β_j) (seed "Parameterization of β_t"), i < n. */
-void   diffuse__alphas_cumprod (const double *betas, gint n, double *alphas_cumprod);
+void diffuse__alphas_cumprod (const double *betas, gint n,
+                              double *alphas_cumprod);
 
 /* The β of a kept step after respacing (seed "Fewer Sampling Steps";
  * guided-diffusion SpacedDiffusion): β_i = 1 − ᾱ_{τ_i} / ᾱ_{τ_{i−1}},
@@ -31,17 +32,17 @@ double diffuse__respaced_beta (double alpha_bar, double alpha_bar_prev);
 /* A sample of q(x_t | x_0) = N(sqrt(ᾱ) x_0, (1 − ᾱ) I) for the given
  * noise ε (seed, the forward process in closed form):
  * x_t = sqrt(ᾱ) x_0 + sqrt(1 − ᾱ) ε, n elements. */
-void   diffuse__q_sample (const float *x0, const float *eps, double alpha_bar,
-                          gsize n, float *x_t);
+void diffuse__q_sample (const float *x0, const float *eps, double alpha_bar,
+                        gsize n, float *x_t);
 
 /* ---- reverse process --------------------------------------------------- */
 
 /* x_0 from ε (guided-diffusion _predict_xstart_from_eps; seed "Fewer
  * Sampling Steps"): x_0 = (x_t − sqrt(1 − ᾱ) ε) / sqrt(ᾱ), computed as
  * sqrt(1/ᾱ) x_t − sqrt(1/ᾱ − 1) ε; clipped to [−1, 1] when clip. */
-void   diffuse__predict_x0_from_eps (const float *x_t, const float *eps,
-                                     double alpha_bar, gboolean clip, gsize n,
-                                     float *x0);
+void diffuse__predict_x0_from_eps (const float *x_t, const float *eps,
+                                   double alpha_bar, gboolean clip, gsize n,
+                                   float *x0);
 
 /* The posterior q(x_{t−1} | x_t, x_0) = N(μ̃, β̃ I) (Ho et al. 2020 eqs.
  * 6–7; seed "Fewer Sampling Steps"):
@@ -54,10 +55,11 @@ typedef struct
   double variance;
 } DiffusePosterior;
 
-void   diffuse__q_posterior (double beta, double alpha_bar, double alpha_bar_prev,
-                             DiffusePosterior *q);
+void diffuse__q_posterior (double beta, double alpha_bar, double alpha_bar_prev,
+                           DiffusePosterior *q);
 /* μ̃ of one element. */
-double diffuse__q_posterior_mean (const DiffusePosterior *q, double x0, double x_t);
+double diffuse__q_posterior_mean (const DiffusePosterior *q, double x0,
+                                  double x_t);
 
 /* The learned variance (seed "Parameterization of reverse process
  * variance Σθ"; improved DDPM eq. 15): log Σ = v log β + (1 − v) log β̃
@@ -72,11 +74,11 @@ double diffuse__learned_log_variance (double raw, double log_beta,
  * step, where no noise is added anyway), LEARNED Σ of
  * diffuse__learned_log_variance from raw_var.  noise (z) is read only
  * when add_noise. */
-void   diffuse__ddpm_step (float *x, const float *x0, const float *raw_var,
-                           const float *grad, const float *noise, gsize n,
-                           double beta, double alpha_bar, double alpha_bar_prev,
-                           double beta_tilde_1, DiffuseVarianceKind variance,
-                           gboolean add_noise);
+void diffuse__ddpm_step (float *x, const float *x0, const float *raw_var,
+                         const float *grad, const float *noise, gsize n,
+                         double beta, double alpha_bar, double alpha_bar_prev,
+                         double beta_tilde_1, DiffuseVarianceKind variance,
+                         gboolean add_noise);
 /* grad (may be NULL): s·∇x log p(y|x_t), added to the mean times Σ
  * (classifier guidance, condition_mean); beta_tilde_1: β̃ at respaced
  * index 1, guided-diffusion's stand-in for β̃ = 0 at the first step.
@@ -84,12 +86,13 @@ void   diffuse__ddpm_step (float *x, const float *x0, const float *raw_var,
 
 /* Classifier guidance for DDIM (condition_score): x0 ← x̂0 of
  * ε − sqrt(1 − ᾱ)·grad, ε re-derived from x and the given x0. */
-void   diffuse__condition_score (const float *x, const float *grad, gsize n,
-                                 double alpha_bar, float *x0);
+void diffuse__condition_score (const float *x, const float *grad, gsize n,
+                               double alpha_bar, float *x0);
 
 /* σ of DDIM with η (Song et al. 2021 eq. 16; seed "Fewer Sampling Steps"):
  * σ = η sqrt((1 − ᾱ') / (1 − ᾱ)) sqrt(1 − ᾱ / ᾱ'). */
-double diffuse__ddim_sigma (double alpha_bar, double alpha_bar_prev, double eta);
+double diffuse__ddim_sigma (double alpha_bar, double alpha_bar_prev,
+                            double eta);
 
 /* DDIM update with η (Song et al. 2021 eq. 12; seed "Fewer Sampling
  * Steps"): x_{t−1} = sqrt(ᾱ') x_0 + sqrt(1 − ᾱ' − σ²) ε + σ z, in place on
@@ -98,16 +101,16 @@ double diffuse__ddim_sigma (double alpha_bar, double alpha_bar_prev, double eta)
  * reports.  For η > 1 the direction term 1 − ᾱ' − σ² can go negative; it
  * is clamped at 0 (the step then only adds noise), where guided-diffusion
  * would give NaN.  noise (z) is read only when add_noise. */
-void   diffuse__ddim_step (float *x, const float *x0, const float *noise, gsize n,
-                           double alpha_bar, double alpha_bar_prev, double eta,
-                           gboolean add_noise);
+void diffuse__ddim_step (float *x, const float *x0, const float *noise, gsize n,
+                         double alpha_bar, double alpha_bar_prev, double eta,
+                         gboolean add_noise);
 
 /* ---- guidance ----------------------------------------------------------- */
 
 /* Classifier-free guidance (seed "Classifier-Free Guidance"; Ho & Salimans
  * 2021 eq. 6): ε̄ = (1 + w) ε(x_t, y) − w ε(x_t, ∅), n elements. */
-void   diffuse__guided_eps (const float *eps_cond, const float *eps_null,
-                            double w, gsize n, float *eps);
+void diffuse__guided_eps (const float *eps_cond, const float *eps_null,
+                          double w, gsize n, float *eps);
 
 G_END_DECLS
 

@@ -70,16 +70,16 @@ typedef struct
   png_structp png;
   png_infop info;
   PngErrorSink sink;
-  guint8 *pixels;        /* interleaved rows as decoded */
+  guint8 *pixels; /* interleaved rows as decoded */
   png_bytep *rows;
   guint32 width, height;
-  gint stride;           /* samples per pixel in pixels */
-  gint bit_depth;        /* 8 or 16 after the transforms */
-  gint channels;         /* the image's own channel count, 1..4 */
-  gint n_palette;        /* palette images: entries; pixels hold indices */
+  gint stride;    /* samples per pixel in pixels */
+  gint bit_depth; /* 8 or 16 after the transforms */
+  gint channels;  /* the image's own channel count, 1..4 */
+  gint n_palette; /* palette images: entries; pixels hold indices */
   guint8 palette[256][4];
   gboolean too_big;
-  guint64 file_size;     /* bytes in the file: bounds what it can hold */
+  guint64 file_size; /* bytes in the file: bounds what it can hold */
 } PngReadCtx;
 
 /* deflate expands at most 1032:1 (zlib's technical notes): a header
@@ -140,10 +140,10 @@ png_read_all (PngReadCtx *ctx)
     }
 
   /* the filtered rows as stored: one filter byte each */
-  if ((guint64) h * (png_get_rowbytes (ctx->png, ctx->info) + 1)
-      > ctx->file_size * DEFLATE_MAX_RATIO + 65536)
+  if ((guint64) h * (png_get_rowbytes (ctx->png, ctx->info) + 1) >
+      ctx->file_size * DEFLATE_MAX_RATIO + 65536)
     png_error (ctx->png, "the header's size cannot come from a file this "
-               "small (truncated?)");
+                         "small (truncated?)");
   if (color_type == PNG_COLOR_TYPE_PALETTE)
     read_palette (ctx);
   else
@@ -157,9 +157,9 @@ png_read_all (PngReadCtx *ctx)
   ctx->bit_depth = png_get_bit_depth (ctx->png, ctx->info);
   if (ctx->n_palette == 0)
     ctx->channels = ctx->stride;
-  if (ctx->stride < 1 || ctx->stride > 4
-      || (ctx->n_palette > 0 && ctx->stride != 1)
-      || (ctx->bit_depth != 8 && ctx->bit_depth != 16))
+  if (ctx->stride < 1 || ctx->stride > 4 ||
+      (ctx->n_palette > 0 && ctx->stride != 1) ||
+      (ctx->bit_depth != 8 && ctx->bit_depth != 16))
     png_error (ctx->png, "unexpected pixel layout after expansion");
 
   rowbytes = png_get_rowbytes (ctx->png, ctx->info);
@@ -200,8 +200,8 @@ fetch_pixel (const PngReadCtx *ctx, gsize i, float rgba[4])
     }
   for (gint c = 0; c < s; c++)
     v[c] = ctx->bit_depth == 16
-      ? ((const guint16 *) ctx->pixels)[i * s + c] / 65535.0f
-      : ctx->pixels[i * s + c] / 255.0f;
+               ? ((const guint16 *) ctx->pixels)[i * s + c] / 65535.0f
+               : ctx->pixels[i * s + c] / 255.0f;
   rgba[0] = v[0];
   rgba[1] = s >= 3 ? v[1] : v[0];
   rgba[2] = s >= 3 ? v[2] : v[0];
@@ -229,8 +229,8 @@ convert_to_planar (const PngReadCtx *ctx, gint channels, float *out)
         {
           /* ITU-R BT.601 luma */
           float y = src_colour
-            ? 0.299f * rgba[0] + 0.587f * rgba[1] + 0.114f * rgba[2]
-            : rgba[0];
+                        ? 0.299f * rgba[0] + 0.587f * rgba[1] + 0.114f * rgba[2]
+                        : rgba[0];
           out[i] = y * 2.0f - 1.0f;
         }
       if (dst_alpha)
@@ -254,11 +254,12 @@ png_load_fp (FILE *fp, guint64 file_size, const char *path, gint channels,
   if (channels < 0 || channels > 4)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "%s: cannot load as %d channels (need 0..4)", path, channels);
+                   "%s: cannot load as %d channels (need 0..4)", path,
+                   channels);
       goto out;
     }
-  if (fread (sig, 1, sizeof sig, ctx.fp) != sizeof sig
-      || png_sig_cmp (sig, 0, sizeof sig) != 0)
+  if (fread (sig, 1, sizeof sig, ctx.fp) != sizeof sig ||
+      png_sig_cmp (sig, 0, sizeof sig) != 0)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
                    "%s: not a PNG file (bad signature)", path);
@@ -279,10 +280,11 @@ png_load_fp (FILE *fp, guint64 file_size, const char *path, gint channels,
   if (!png_read_all (&ctx))
     {
       if (ctx.too_big)
-        g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
-                     "%s: image of %u x %u pixels is too large (limit %"
-                     G_GUINT64_FORMAT " pixels)", path, ctx.width, ctx.height,
-                     (guint64) MAX_PNG_PIXELS);
+        g_set_error (
+            error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
+            "%s: image of %u x %u pixels is too large (limit %" G_GUINT64_FORMAT
+            " pixels)",
+            path, ctx.width, ctx.height, (guint64) MAX_PNG_PIXELS);
       else
         g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
                      "%s: cannot decode PNG: %s", path, ctx.sink.message);
@@ -332,7 +334,8 @@ diffuse_png_load (const char *path, gint channels, gint *out_channels,
   if (channels < 0 || channels > 4)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "%s: cannot load as %d channels (need 0..4)", path, channels);
+                   "%s: cannot load as %d channels (need 0..4)", path,
+                   channels);
       return NULL;
     }
   /* a regular file only: a FIFO or /dev/zero would block or never end */
@@ -393,7 +396,7 @@ to_byte (float v)
 typedef struct
 {
   DiffuseOutput *out;
-  GError *write_error;   /* the output's own error, when a write failed */
+  GError *write_error; /* the output's own error, when a write failed */
   png_structp png;
   png_infop info;
   PngErrorSink sink;
@@ -421,10 +424,10 @@ on_png_flush (png_structp png)
 static gboolean
 png_write_all (PngWriteCtx *ctx)
 {
-  static const int color_types[] = {
-    PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA,
-    PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA
-  };
+  static const int color_types[] = { PNG_COLOR_TYPE_GRAY,
+                                     PNG_COLOR_TYPE_GRAY_ALPHA,
+                                     PNG_COLOR_TYPE_RGB,
+                                     PNG_COLOR_TYPE_RGB_ALPHA };
   const gsize plane = (gsize) ctx->height * ctx->width;
 
   if (setjmp (png_jmpbuf (ctx->png)))
@@ -434,8 +437,9 @@ png_write_all (PngWriteCtx *ctx)
   png_set_IHDR (ctx->png, ctx->info, ctx->width, ctx->height, 8,
                 color_types[ctx->channels - 1], PNG_INTERLACE_NONE,
                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  for (gint i = 0; ctx->text != NULL && ctx->text[i] != NULL
-       && ctx->text[i + 1] != NULL; i += 2)
+  for (gint i = 0;
+       ctx->text != NULL && ctx->text[i] != NULL && ctx->text[i + 1] != NULL;
+       i += 2)
     {
       png_text t = { 0 };
 
@@ -451,7 +455,7 @@ png_write_all (PngWriteCtx *ctx)
       for (gint x = 0; x < ctx->width; x++)
         for (gint c = 0; c < ctx->channels; c++)
           ctx->row[(gsize) x * ctx->channels + c] =
-            to_byte (ctx->data[c * plane + (gsize) y * ctx->width + x]);
+              to_byte (ctx->data[c * plane + (gsize) y * ctx->width + x]);
       png_write_row (ctx->png, ctx->row);
     }
   png_write_end (ctx->png, NULL);
@@ -465,11 +469,12 @@ png_keyword_ok (const char *key)
 {
   gsize n = strlen (key);
 
-  if (n < 1 || n > 79 || key[0] == ' ' || key[n - 1] == ' '
-      || strstr (key, "  ") != NULL)
+  if (n < 1 || n > 79 || key[0] == ' ' || key[n - 1] == ' ' ||
+      strstr (key, "  ") != NULL)
     return FALSE;
   for (gsize i = 0; i < n; i++)
-    if ((guint8) key[i] < 32 || ((guint8) key[i] > 126 && (guint8) key[i] < 161))
+    if ((guint8) key[i] < 32 ||
+        ((guint8) key[i] > 126 && (guint8) key[i] < 161))
       return FALSE;
   return TRUE;
 }
@@ -489,8 +494,8 @@ diffuse_output_write_png (DiffuseOutput *out, const float *data, gint channels,
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   path = g_filename_display_name (diffuse_output_get_path (out));
-  if (channels < 1 || channels > 4 || height < 1 || width < 1
-      || height > MAX_PNG_SIDE || width > MAX_PNG_SIDE)
+  if (channels < 1 || channels > 4 || height < 1 || width < 1 ||
+      height > MAX_PNG_SIDE || width > MAX_PNG_SIDE)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                    "%s: cannot write a PNG of %d channels, %d x %d pixels",
@@ -511,7 +516,8 @@ diffuse_output_write_png (DiffuseOutput *out, const float *data, gint channels,
       {
         g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                      "%s: the image holds non-finite values (NaN or Inf); "
-                     "not written", path);
+                     "not written",
+                     path);
         return FALSE;
       }
 
@@ -564,8 +570,8 @@ diffuse_png_save (const char *path, const float *data, gint channels,
   g_return_val_if_fail (data != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (channels < 1 || channels > 4 || height < 1 || width < 1
-      || height > MAX_PNG_SIDE || width > MAX_PNG_SIDE)
+  if (channels < 1 || channels > 4 || height < 1 || width < 1 ||
+      height > MAX_PNG_SIDE || width > MAX_PNG_SIDE)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                    "%s: cannot write a PNG of %d channels, %d x %d pixels",
@@ -573,9 +579,10 @@ diffuse_png_save (const char *path, const float *data, gint channels,
       return FALSE;
     }
   out = diffuse_output_new (path, error);
-  return out != NULL
-    && diffuse_output_write_png (out, data, channels, height, width, NULL, error)
-    && diffuse_output_commit (out, error);
+  return out != NULL &&
+         diffuse_output_write_png (out, data, channels, height, width, NULL,
+                                   error) &&
+         diffuse_output_commit (out, error);
 }
 
 /* ------------------------------------------------------------------ */
@@ -733,8 +740,10 @@ parse_npy_header (const char *text, gsize len, gint *ndim,
             }
           if (strcmp (descr, "<f4") != 0)
             {
-              g_string_printf (why, "dtype '%s' is not supported (need "
-                               "little-endian float32 '<f4')", descr);
+              g_string_printf (why,
+                               "dtype '%s' is not supported (need "
+                               "little-endian float32 '<f4')",
+                               descr);
               return FALSE;
             }
           seen_descr = TRUE;
@@ -744,7 +753,7 @@ parse_npy_header (const char *text, gsize len, gint *ndim,
           if (parse_word (&c, "True"))
             {
               g_string_assign (why, "fortran_order True is not supported "
-                               "(need C order)");
+                                    "(need C order)");
               return FALSE;
             }
           if (!parse_word (&c, "False"))
@@ -801,10 +810,10 @@ parse_npy_header (const char *text, gsize len, gint *ndim,
 /* Where an .npy comes from: a regular file (fd) or bytes in memory. */
 typedef struct
 {
-  const char *name;     /* for messages */
-  gint fd;              /* -1: read from mem */
+  const char *name; /* for messages */
+  gint fd;          /* -1: read from mem */
   const guint8 *mem;
-  guint64 size;         /* the whole file's size, known before reading */
+  guint64 size; /* the whole file's size, known before reading */
   guint64 pos;
 } NpySource;
 
@@ -878,7 +887,8 @@ npy_load_source (NpySource *src, gint max_ndim, gint *out_ndim,
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
                    "%s: .npy header of %" G_GSIZE_FORMAT " bytes is over the "
-                   "limit of %" G_GSIZE_FORMAT, path, header_len, NPY_MAX_HEADER);
+                   "limit of %" G_GSIZE_FORMAT,
+                   path, header_len, NPY_MAX_HEADER);
       return NULL;
     }
   header = g_malloc (header_len + 1);
@@ -902,13 +912,14 @@ npy_load_source (NpySource *src, gint max_ndim, gint *out_ndim,
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
                    "%s: the array has %d dimensions, at most %d are accepted "
-                   "here", path, ndim, max_ndim);
+                   "here",
+                   path, ndim, max_ndim);
       return NULL;
     }
 
   for (gint i = 0; i < ndim; i++)
-    if (!g_uint64_checked_mul (&n, n, (guint64) shape[i])
-        || n > G_MAXSIZE / sizeof (float))
+    if (!g_uint64_checked_mul (&n, n, (guint64) shape[i]) ||
+        n > G_MAXSIZE / sizeof (float))
       {
         g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
                      "%s: .npy shape has too many elements", path);
@@ -918,8 +929,8 @@ npy_load_source (NpySource *src, gint max_ndim, gint *out_ndim,
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
                    "%s: .npy data is %" G_GUINT64_FORMAT " bytes, the shape "
-                   "needs %" G_GUINT64_FORMAT, path, src->size - data_start,
-                   n * (guint64) sizeof (float));
+                   "needs %" G_GUINT64_FORMAT,
+                   path, src->size - data_start, n * (guint64) sizeof (float));
       return NULL;
     }
 
@@ -928,7 +939,8 @@ npy_load_source (NpySource *src, gint max_ndim, gint *out_ndim,
   if (out == NULL)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
-                   "%s: out of memory for %" G_GUINT64_FORMAT " floats", path, n);
+                   "%s: out of memory for %" G_GUINT64_FORMAT " floats", path,
+                   n);
       return NULL;
     }
   if (!npy_read (src, out, n * sizeof (float), error))
@@ -1003,8 +1015,9 @@ diffuse_output_write_npy (DiffuseOutput *out, const float *data, gint ndim,
                           const gint64 *shape, GError **error)
 {
   g_autofree gchar *path = NULL;
-  g_autoptr (GString) header = g_string_new ("{'descr': '<f4', "
-                                             "'fortran_order': False, 'shape': (");
+  g_autoptr (GString) header =
+      g_string_new ("{'descr': '<f4', "
+                    "'fortran_order': False, 'shape': (");
   g_autofree guint8 *file = NULL;
   guint64 n = 1;
   gsize pad, total;
@@ -1018,14 +1031,14 @@ diffuse_output_write_npy (DiffuseOutput *out, const float *data, gint ndim,
   if (ndim < 0 || ndim > 4 || (ndim > 0 && shape == NULL))
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "%s: cannot save a .npy of %d dimensions (need 0..4)",
-                   path, ndim);
+                   "%s: cannot save a .npy of %d dimensions (need 0..4)", path,
+                   ndim);
       return FALSE;
     }
   for (gint i = 0; i < ndim; i++)
     {
-      if (shape[i] < 0 || !g_uint64_checked_mul (&n, n, (guint64) shape[i])
-          || n > G_MAXSIZE / sizeof (float) / 2)
+      if (shape[i] < 0 || !g_uint64_checked_mul (&n, n, (guint64) shape[i]) ||
+          n > G_MAXSIZE / sizeof (float) / 2)
         {
           g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                        "%s: bad .npy shape entry %" G_GINT64_FORMAT, path,
@@ -1071,7 +1084,10 @@ diffuse_output_write_npy (DiffuseOutput *out, const float *data, gint ndim,
     {
       guint8 *f = file + sizeof prefix + header->len + i * 4;
       guint8 t0 = f[0], t1 = f[1];
-      f[0] = f[3]; f[1] = f[2]; f[2] = t1; f[3] = t0;
+      f[0] = f[3];
+      f[1] = f[2];
+      f[2] = t1;
+      f[3] = t0;
     }
 #endif
 
@@ -1088,7 +1104,7 @@ diffuse_npy_save (const char *path, const float *data, gint ndim,
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   out = diffuse_output_new (path, error);
-  return out != NULL
-    && diffuse_output_write_npy (out, data, ndim, shape, error)
-    && diffuse_output_commit (out, error);
+  return out != NULL &&
+         diffuse_output_write_npy (out, data, ndim, shape, error) &&
+         diffuse_output_commit (out, error);
 }

@@ -23,7 +23,8 @@ diffuse__inpaint_check (const DiffuseSampleParams *params, gint n_steps,
         {
           g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                        "resampling (resample_count = %d) is for inpainting: "
-                       "it needs a mask", params->resample_count);
+                       "it needs a mask",
+                       params->resample_count);
           return FALSE;
         }
       return TRUE;
@@ -40,22 +41,27 @@ diffuse__inpaint_check (const DiffuseSampleParams *params, gint n_steps,
       {
         g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                      "mask value %g at pixel (%d, %d) is outside [0, 1]",
-                     (double) params->mask[j], (gint) (j % width), (gint) (j / width));
+                     (double) params->mask[j], (gint) (j % width),
+                     (gint) (j / width));
         return FALSE;
       }
   if (params->resample_count < 1 || params->resample_count > MAX_RESAMPLE_COUNT)
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "resample_count = %d is out of range (1..%d; 1 = no resampling)",
-                   params->resample_count, MAX_RESAMPLE_COUNT);
+      g_set_error (
+          error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+          "resample_count = %d is out of range (1..%d; 1 = no resampling)",
+          params->resample_count, MAX_RESAMPLE_COUNT);
       return FALSE;
     }
-  if (params->resample_count > 1
-      && (params->resample_jump < 1 || params->resample_jump > MAX (n_steps - 1, 1)))
+  if (params->resample_count > 1 &&
+      (params->resample_jump < 1 ||
+       params->resample_jump > MAX (n_steps - 1, 1)))
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "resample_jump = %d is out of range (1..%d: the schedule has "
-                   "%d steps)", params->resample_jump, MAX (n_steps - 1, 1), n_steps);
+      g_set_error (
+          error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+          "resample_jump = %d is out of range (1..%d: the schedule has "
+          "%d steps)",
+          params->resample_jump, MAX (n_steps - 1, 1), n_steps);
       return FALSE;
     }
   return TRUE;
@@ -76,7 +82,8 @@ diffuse__inpaint_levels (gint start, gint jump, gint count, gint *n_levels)
       n_jump_levels++;
 
   /* each jump adds 1 up entry and `jump` down entries */
-  gsize max = (gsize) start + 2 + (gsize) n_jump_levels * (count - 1) * (jump + 1);
+  gsize max =
+      (gsize) start + 2 + (gsize) n_jump_levels * (count - 1) * (jump + 1);
   gint *levels = g_new (gint, max);
   gint *left = g_new0 (gint, start + 1);
   gsize n = 0;
@@ -108,8 +115,8 @@ diffuse__inpaint_levels (gint start, gint jump, gint count, gint *n_levels)
  * (seed, forward process), with the fixed ε of the run.  At ᾱ = 1 the
  * kept pixels become x0 itself, bit for bit. */
 void
-diffuse__inpaint_keep (float *x, const float *x0, const float *eps, const float *mask,
-                       gsize n, gsize hw, double abar)
+diffuse__inpaint_keep (float *x, const float *x0, const float *eps,
+                       const float *mask, gsize n, gsize hw, double abar)
 {
   double a = sqrt (abar), s = sqrt (1.0 - abar);
 
@@ -157,8 +164,8 @@ grow_span (gint *lo, gint *len, gint want, gint size)
 
 gboolean
 diffuse_inpaint_window (const DiffuseModelConfig *config, const float *mask,
-                        gint height, gint width, gint margin,
-                        gint *x, gint *y, gint *w, gint *h)
+                        gint height, gint width, gint margin, gint *x, gint *y,
+                        gint *w, gint *h)
 {
   g_return_val_if_fail (config != NULL && mask != NULL, FALSE);
   g_return_val_if_fail (height > 0 && width > 0 && margin >= 0, FALSE);

@@ -17,14 +17,14 @@
  * loops below are mostly short rows (8–64 floats), faster inline than as
  * the memcpy / memset calls gcc would otherwise turn them into. */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize ("no-trapping-math", "fp-contract=fast", \
-                      "no-tree-loop-distribute-patterns")
+#pragma GCC optimize("no-trapping-math", "fp-contract=fast",                   \
+                     "no-tree-loop-distribute-patterns")
 #endif
 
 /* The elementwise kernels are memory- and exp-bound; an AVX2/FMA clone,
  * picked at load time, runs them on 8 lanes where the CPU has it. */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__) \
-    && !defined(__SANITIZE_THREAD__)
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__) &&          \
+    !defined(__SANITIZE_THREAD__)
 /* (ThreadSanitizer instruments the ifunc resolvers, which run before it
  * is initialised.) */
 #define HOT __attribute__ ((target_clones ("arch=x86-64-v3", "default")))
@@ -65,8 +65,11 @@ fast_expf (float x)
   fn -= magic;
   r = x - fn * 0.693145751953125f;
   r = r - fn * 1.428606765330187e-06f;
-  p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6.0f + r * (1.0f / 24.0f
-      + r * (1.0f / 120.0f + r * (1.0f / 720.0f))))));
+  p = 1.0f +
+      r * (1.0f +
+           r * (0.5f + r * (1.0f / 6.0f +
+                            r * (1.0f / 24.0f +
+                                 r * (1.0f / 120.0f + r * (1.0f / 720.0f))))));
   /* NaN in, NaN out (through p), without converting NaN to an integer
    * (undefined behaviour; UBSan reports it) */
   bits = ((fn == fn ? (gint32) fn : 0) + 127) << 23;

@@ -31,7 +31,8 @@ G_BEGIN_DECLS
  * out[b, i] = cos (t_b f_i), out[b, half + i] = sin (t_b f_i) with
  * f_i = exp (-ln (10000) i / half), half = dim / 2; a zero column is
  * appended when dim is odd.  t: [B], out: [B, dim]. */
-void diffuse__timestep_embedding (const float *t, gint batch, gint dim, float *out);
+void diffuse__timestep_embedding (const float *t, gint batch, gint dim,
+                                  float *out);
 
 /* y[B, n_out] = x[B, n_in] · w[n_out, n_in]ᵀ + bias  (nn.Linear). */
 void diffuse__linear (const float *x, gint batch, gint n_in, const float *w,
@@ -49,10 +50,9 @@ void diffuse__silu (DiffusePool *pool, const float *x, gsize n, float *out);
  * (the two halves of a ResBlock's emb_layers output).  out may equal x. */
 void diffuse__group_norm (DiffusePool *pool, const float *x, gint channels,
                           gint batch, gsize hw, gint groups, float eps,
-                          const float *gamma,
-                          const float *beta, const float *scale,
-                          const float *shift, gsize ss_stride, gboolean silu,
-                          float *out);
+                          const float *gamma, const float *beta,
+                          const float *scale, const float *shift,
+                          gsize ss_stride, gboolean silu, float *out);
 
 /* 2-D convolution (nn.Conv2d, padding k/2, im2col + GEMM) on
  * [Cin, B, H, W], Ho = (H + 2·(k/2) − k) / stride + 1:
@@ -61,9 +61,10 @@ void diffuse__group_norm (DiffusePool *pool, const float *x, gint channels,
  * overwriting it.  col: scratch of Cin·k·k·B·Ho·Wo floats, unused (may be
  * NULL) for 1×1 stride-1 convolutions. */
 void diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch,
-                      gint height, gint width, const float *w, const float *bias,
-                      const float *bias2, gsize b2_stride, gint c_out, gint k,
-                      gint stride, gboolean accumulate, float *col, float *out);
+                      gint height, gint width, const float *w,
+                      const float *bias, const float *bias2, gsize b2_stride,
+                      gint c_out, gint k, gint stride, gboolean accumulate,
+                      float *col, float *out);
 
 /* Winograd F(2×2, 3×3) (Lavin & Gray 2015, "Fast Algorithms for
  * Convolutional Neural Networks"): a 3×3 stride-1 padding-1 convolution as
@@ -75,15 +76,15 @@ void diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch,
  * done once at load.  conv3x3_winograd: as diffuse__conv2d with k = 3,
  * stride 1; v: 16·Cin·tiles floats, m: 16·Cout·tiles floats of scratch,
  * tiles = winograd_tiles () = B·⌈H/2⌉·⌈W/2⌉. */
-void  diffuse__winograd_weights (DiffusePool *pool, const float *w, gint c_out,
-                                 gint c_in, float *u);
+void diffuse__winograd_weights (DiffusePool *pool, const float *w, gint c_out,
+                                gint c_in, float *u);
 gsize diffuse__winograd_tiles (gint batch, gint height, gint width);
-void  diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
-                                 gint batch, gint height, gint width,
-                                 const float *u, const float *bias,
-                                 const float *bias2, gsize b2_stride,
-                                 gint c_out, gboolean accumulate, float *v,
-                                 float *m, float *out);
+void diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
+                                gint batch, gint height, gint width,
+                                const float *u, const float *bias,
+                                const float *bias2, gsize b2_stride, gint c_out,
+                                gboolean accumulate, float *v, float *m,
+                                float *out);
 
 /* Nearest-neighbour ×2 upsampling (F.interpolate (scale_factor=2)):
  * x[C, B, H, W] -> out[C, B, 2H, 2W]. */

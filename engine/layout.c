@@ -13,15 +13,15 @@ typedef struct
 
 /* units: (b, c) planes in NCHW order */
 static void
-transpose_range (gpointer data, gsize begin, gsize end,
-              gint part G_GNUC_UNUSED)
+transpose_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
 {
   const TransposeJob *j = data;
 
   for (gsize u = begin; u < end; u++)
     {
       gsize b = u / j->channels, c = u % j->channels;
-      gsize nchw = (b * j->channels + c) * j->hw, cbhw = (c * j->batch + b) * j->hw;
+      gsize nchw = (b * j->channels + c) * j->hw,
+            cbhw = (c * j->batch + b) * j->hw;
 
       if (j->to_cbhw)
         memcpy (j->out + cbhw, j->x + nchw, sizeof (float) * j->hw);

@@ -111,8 +111,8 @@ diffuse_nll_result_free (DiffuseNllResult *result)
   g_free (result);
 }
 
-static gboolean
-invalid (GError **error, const char *format, ...) G_GNUC_PRINTF (2, 3);
+static gboolean invalid (GError **error, const char *format, ...)
+    G_GNUC_PRINTF (2, 3);
 
 static gboolean
 invalid (GError **error, const char *format, ...)
@@ -121,7 +121,8 @@ invalid (GError **error, const char *format, ...)
 
   va_start (args, format);
   if (error != NULL)
-    *error = g_error_new_valist (DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID, format, args);
+    *error =
+        g_error_new_valist (DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID, format, args);
   va_end (args);
   return FALSE;
 }
@@ -130,19 +131,21 @@ invalid (GError **error, const char *format, ...)
  * the images themselves. */
 static gboolean
 check_common (const DiffuseNllParams *params, gint T, gboolean has_variance,
-              const float *x0, gint count, gint channels, gint height, gint width,
-              GError **error)
+              const float *x0, gint count, gint channels, gint height,
+              gint width, GError **error)
 {
   if (T < 2)
-    return invalid (error, "the bound needs at least 2 diffusion steps (T = %d)", T);
+    return invalid (error,
+                    "the bound needs at least 2 diffusion steps (T = %d)", T);
   if (count < 1 || count > MAX_COUNT)
     return invalid (error, "%d images: need 1..%d", count, MAX_COUNT);
-  if (channels < 1 || height < 1 || width < 1
-      || (guint64) count * channels * height * width > G_MAXSIZE / sizeof (double) / 8)
+  if (channels < 1 || height < 1 || width < 1 ||
+      (guint64) count * channels * height * width >
+          G_MAXSIZE / sizeof (double) / 8)
     return invalid (error, "bad image shape %d x %d x %d x %d", count, channels,
                     height, width);
-  if (params->n_variances < 0 || params->n_variances > DIFFUSE_VARIANCE_COUNT
-      || (params->n_variances > 0 && params->variances == NULL))
+  if (params->n_variances < 0 || params->n_variances > DIFFUSE_VARIANCE_COUNT ||
+      (params->n_variances > 0 && params->variances == NULL))
     return invalid (error, "n_variances = %d: need 0..%d (0 = auto) and a list",
                     params->n_variances, DIFFUSE_VARIANCE_COUNT);
   for (gint v = 0; v < params->n_variances; v++)
@@ -152,13 +155,17 @@ check_common (const DiffuseNllParams *params, gint T, gboolean has_variance,
       if ((guint) kind >= DIFFUSE_VARIANCE_COUNT)
         return invalid (error, "unknown variance kind %d", (int) kind);
       if ((kind == DIFFUSE_VARIANCE_LEARNED) && !has_variance)
-        return invalid (error, "variance \"learned\" needs a learn_sigma model; "
+        return invalid (error,
+                        "variance \"learned\" needs a learn_sigma model; "
                         "this model predicts only ε (use fixed-small or "
                         "fixed-large)");
     }
-  if (params->n_timesteps != 0 && (params->n_timesteps < 2 || params->n_timesteps > T))
-    return invalid (error, "n_timesteps = %d is out of range: 0 (every t) or "
-                    "2..%d", params->n_timesteps, T);
+  if (params->n_timesteps != 0 &&
+      (params->n_timesteps < 2 || params->n_timesteps > T))
+    return invalid (error,
+                    "n_timesteps = %d is out of range: 0 (every t) or "
+                    "2..%d",
+                    params->n_timesteps, T);
   if (params->batch < 0 || params->batch > 4096)
     return invalid (error, "batch = %d is out of range (0 = default, 1..4096)",
                     params->batch);
@@ -171,7 +178,8 @@ check_common (const DiffuseNllParams *params, gint T, gboolean has_variance,
 
       for (gsize j = 0; j < n; j++)
         if (!(x0[j] >= -1.0f && x0[j] <= 1.0f))
-          return invalid (error, "image %" G_GSIZE_FORMAT " has the value %g at "
+          return invalid (error,
+                          "image %" G_GSIZE_FORMAT " has the value %g at "
                           "element %" G_GSIZE_FORMAT ": images must be finite "
                           "and in [-1, 1] (pixel / 127.5 - 1)",
                           j / img, (double) x0[j], j % img);
@@ -180,25 +188,27 @@ check_common (const DiffuseNllParams *params, gint T, gboolean has_variance,
 }
 
 gboolean
-diffuse_nll_params_validate (const DiffuseNllParams *params, const DiffuseModel *model,
-                             gint count, gint height, gint width, GError **error)
+diffuse_nll_params_validate (const DiffuseNllParams *params,
+                             const DiffuseModel *model, gint count, gint height,
+                             gint width, GError **error)
 {
   g_return_val_if_fail (params != NULL, FALSE);
   g_return_val_if_fail (model != NULL, FALSE);
 
   const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
 
-  if (!check_common (params, cfg->diffusion_steps, cfg->learn_sigma, NULL, count,
-                     cfg->in_channels, height, width, error))
+  if (!check_common (params, cfg->diffusion_steps, cfg->learn_sigma, NULL,
+                     count, cfg->in_channels, height, width, error))
     return FALSE;
   if (!diffuse_model_check_size (model, height, width, error))
     return FALSE;
   if (cfg->out_channels < (cfg->learn_sigma ? 2 : 1) * cfg->in_channels)
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
-                   "model has out_channels = %d, expected %d (in_channels = %d%s)",
-                   cfg->out_channels, (cfg->learn_sigma ? 2 : 1) * cfg->in_channels,
-                   cfg->in_channels, cfg->learn_sigma ? ", learn_sigma" : "");
+      g_set_error (
+          error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
+          "model has out_channels = %d, expected %d (in_channels = %d%s)",
+          cfg->out_channels, (cfg->learn_sigma ? 2 : 1) * cfg->in_channels,
+          cfg->in_channels, cfg->learn_sigma ? ", learn_sigma" : "");
       return FALSE;
     }
   for (gint k = 0; k < count; k++)
@@ -208,16 +218,21 @@ diffuse_nll_params_validate (const DiffuseNllParams *params, const DiffuseModel 
       if (cfg->num_classes == 0)
         {
           if (y != -1)
-            return invalid (error, "image %d has class %d, but the model is "
-                            "unconditional", k, y);
+            return invalid (error,
+                            "image %d has class %d, but the model is "
+                            "unconditional",
+                            k, y);
         }
       else if (y < -1 || y >= cfg->num_classes)
-        return invalid (error, "image %d has class %d: out of range (0..%d, or "
-                        "-1 for the null class)", k, y, cfg->num_classes - 1);
+        return invalid (error,
+                        "image %d has class %d: out of range (0..%d, or "
+                        "-1 for the null class)",
+                        k, y, cfg->num_classes - 1);
       else if (y == -1 && cfg->null_class < 0)
-        return invalid (error, "image %d has no class, and the model has no null "
-                        "class: give every image's class (0..%d)", k,
-                        cfg->num_classes - 1);
+        return invalid (error,
+                        "image %d has no class, and the model has no null "
+                        "class: give every image's class (0..%d)",
+                        k, cfg->num_classes - 1);
     }
   return TRUE;
 }
@@ -245,9 +260,9 @@ decoder_nll (double x, double mean, double log_var)
   double p;
 
   if (x < -0.999)
-    p = 0.5 * erfc (-hi / G_SQRT2);          /* Φ(hi): the bin open below */
+    p = 0.5 * erfc (-hi / G_SQRT2); /* Φ(hi): the bin open below */
   else if (x > 0.999)
-    p = 0.5 * erfc (lo / G_SQRT2);           /* 1 − Φ(lo): open above */
+    p = 0.5 * erfc (lo / G_SQRT2); /* 1 − Φ(lo): open above */
   else
     p = normal_cdf_diff (lo, hi);
   return -log (MAX (p, PROB_FLOOR));
@@ -272,17 +287,20 @@ typedef struct
 
 /* Resolved variance kinds: AUTO → learned / fixed-large. */
 static DiffuseVarianceKind *
-resolve_variances (const DiffuseNllParams *params, gboolean has_variance, gint *n)
+resolve_variances (const DiffuseNllParams *params, gboolean has_variance,
+                   gint *n)
 {
   gint nv = params->n_variances > 0 ? params->n_variances : 1;
   DiffuseVarianceKind *kinds = g_new (DiffuseVarianceKind, nv);
 
   for (gint v = 0; v < nv; v++)
     {
-      DiffuseVarianceKind kind = params->n_variances > 0 ? params->variances[v]
-                                                         : DIFFUSE_VARIANCE_AUTO;
+      DiffuseVarianceKind kind = params->n_variances > 0
+                                     ? params->variances[v]
+                                     : DIFFUSE_VARIANCE_AUTO;
       if (kind == DIFFUSE_VARIANCE_AUTO)
-        kind = has_variance ? DIFFUSE_VARIANCE_LEARNED : DIFFUSE_VARIANCE_FIXED_LARGE;
+        kind = has_variance ? DIFFUSE_VARIANCE_LEARNED
+                            : DIFFUSE_VARIANCE_FIXED_LARGE;
       kinds[v] = kind;
     }
   *n = nv;
@@ -290,9 +308,9 @@ resolve_variances (const DiffuseNllParams *params, gboolean has_variance, gint *
 }
 
 static DiffuseNllResult *
-nll_run (const Chain *chain, NllDenoise denoise, gpointer data, gboolean has_variance,
-         const DiffuseNllParams *params, const float *x0, gint count, gint channels,
-         gint height, gint width, GError **error)
+nll_run (const Chain *chain, NllDenoise denoise, gpointer data,
+         gboolean has_variance, const DiffuseNllParams *params, const float *x0,
+         gint count, gint channels, gint height, gint width, GError **error)
 {
   gint T = chain->T;
   gsize img = (gsize) channels * height * width;
@@ -319,7 +337,10 @@ nll_run (const Chain *chain, NllDenoise denoise, gpointer data, gboolean has_var
     {
       /* descending, as calc_bpd_loop: entry i is t = t_{N−1−i} */
       gint jj = N - 1 - j;
-      gint t = N == T ? jj : (gint) nearbyint ((double) ((gint64) jj * (T - 1)) / (N - 1));
+      gint t =
+          N == T
+              ? jj
+              : (gint) nearbyint ((double) ((gint64) jj * (T - 1)) / (N - 1));
 
       r->timesteps[j] = t;
       r->weights[j] = t == 0 || N == T ? 1.0 : (double) (T - 1) / (N - 1);
@@ -328,9 +349,9 @@ nll_run (const Chain *chain, NllDenoise denoise, gpointer data, gboolean has_var
   gsize n_out = (gsize) r->n_variances * N * count;
   r->terms = g_try_new0 (double, n_out);
   r->prior = g_try_new0 (double, count);
-  r->total = g_try_new0 (double, (gsize) r->n_variances * count);
-  r->xstart_mse = g_try_new0 (double, (gsize) N * count);
-  r->eps_mse = g_try_new0 (double, (gsize) N * count);
+  r->total = g_try_new0 (double, (gsize) r->n_variances *count);
+  r->xstart_mse = g_try_new0 (double, (gsize) N *count);
+  r->eps_mse = g_try_new0 (double, (gsize) N *count);
 
   double *xt = g_try_new (double, nb);
   float *xt_f = g_try_new (float, nb);
@@ -338,10 +359,10 @@ nll_run (const Chain *chain, NllDenoise denoise, gpointer data, gboolean has_var
   float *var = want_var ? g_try_new (float, nb) : NULL;
   float *noise = params->noise == NULL ? g_try_new (float, nb) : NULL;
 
-  if (r->terms == NULL || r->prior == NULL || r->total == NULL
-      || r->xstart_mse == NULL || r->eps_mse == NULL || xt == NULL || xt_f == NULL
-      || eps == NULL || (want_var && var == NULL)
-      || (params->noise == NULL && noise == NULL))
+  if (r->terms == NULL || r->prior == NULL || r->total == NULL ||
+      r->xstart_mse == NULL || r->eps_mse == NULL || xt == NULL ||
+      xt_f == NULL || eps == NULL || (want_var && var == NULL) ||
+      (params->noise == NULL && noise == NULL))
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
                    "cannot allocate the bound's buffers (%d terms, %d images)",
@@ -350,7 +371,8 @@ nll_run (const Chain *chain, NllDenoise denoise, gpointer data, gboolean has_var
     }
 
   double ln2 = G_LN2;
-  double log_post1 = log (chain->betas[1] * (1.0 - chain->abars[0]) / (1.0 - chain->abars[1]));
+  double log_post1 =
+      log (chain->betas[1] * (1.0 - chain->abars[0]) / (1.0 - chain->abars[1]));
 
   for (gint j = 0; j < N; j++)
     {
@@ -359,7 +381,8 @@ nll_run (const Chain *chain, NllDenoise denoise, gpointer data, gboolean has_var
       double abar_prev = t > 0 ? chain->abars[t - 1] : 1.0;
       double coef1 = beta * sqrt (abar_prev) / (1.0 - abar);
       double coef2 = (1.0 - abar_prev) * sqrt (1.0 - beta) / (1.0 - abar);
-      double log_post = t > 0 ? log (beta * (1.0 - abar_prev) / (1.0 - abar)) : log_post1;
+      double log_post =
+          t > 0 ? log (beta * (1.0 - abar_prev) / (1.0 - abar)) : log_post1;
       double log_beta = log (beta);
       double sa = sqrt (abar), s1a = sqrt (1.0 - abar);
       double rc = sqrt (1.0 / abar), rcm1 = sqrt (1.0 / abar - 1.0);
@@ -387,7 +410,8 @@ nll_run (const Chain *chain, NllDenoise denoise, gpointer data, gboolean has_var
               xt[i] = sa * x0c[i] + s1a * e[i];
               xt_f[i] = (float) xt[i];
             }
-          if (!denoise (data, first, b, xt_f, t, eps, want_var ? var : NULL, error))
+          if (!denoise (data, first, b, xt_f, t, eps, want_var ? var : NULL,
+                        error))
             goto out;
 
           for (gint k = 0; k < b; k++)
@@ -428,7 +452,8 @@ nll_run (const Chain *chain, NllDenoise denoise, gpointer data, gboolean has_var
                           break;
                         }
                       if (t == 0)
-                        sum[v] += decoder_nll (x, coef1 * xhat + coef2 * xt[i], lv);
+                        sum[v] +=
+                            decoder_nll (x, coef1 * xhat + coef2 * xt[i], lv);
                       else
                         sum[v] += gauss_kl (coef1 * (x - xhat), log_post, lv);
                     }
@@ -439,10 +464,12 @@ nll_run (const Chain *chain, NllDenoise denoise, gpointer data, gboolean has_var
               r->eps_mse[(gsize) j * count + im] = se_eps / img;
             }
         }
-      if (params->progress != NULL && !params->progress (j + 1, N, params->user_data))
+      if (params->progress != NULL &&
+          !params->progress (j + 1, N, params->user_data))
         {
           g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_CANCELLED,
-                       "likelihood cancelled after %d of %d timesteps", j + 1, N);
+                       "likelihood cancelled after %d of %d timesteps", j + 1,
+                       N);
           goto out;
         }
     }
@@ -491,17 +518,17 @@ typedef struct
 {
   DiffuseUNet *unet;
   const DiffuseModelConfig *cfg;
-  const gint *labels;   /* params->labels or NULL */
+  const gint *labels; /* params->labels or NULL */
   double t_scale;
   gsize hw;
   float *t_in;
   gint *y_in;
-  float *out;           /* [batch, out_C, H, W] */
+  float *out; /* [batch, out_C, H, W] */
 } ModelData;
 
 static gboolean
-model_denoise (gpointer user_data, gint first, gint batch, const float *x_t, gint t,
-               float *eps_out, float *var_out, GError **error)
+model_denoise (gpointer user_data, gint first, gint batch, const float *x_t,
+               gint t, float *eps_out, float *var_out, GError **error)
 {
   ModelData *d = user_data;
   gint c = d->cfg->in_channels;
@@ -512,9 +539,12 @@ model_denoise (gpointer user_data, gint first, gint batch, const float *x_t, gin
       gint y = d->labels != NULL ? d->labels[first + k] : -1;
 
       d->t_in[k] = (float) (t * d->t_scale);
-      d->y_in[k] = d->cfg->num_classes == 0 ? 0 : y >= 0 ? y : d->cfg->null_class;
+      d->y_in[k] = d->cfg->num_classes == 0 ? 0
+                   : y >= 0                 ? y
+                                            : d->cfg->null_class;
     }
-  if (!diffuse_unet_forward (d->unet, batch, x_t, d->t_in, d->y_in, d->out, error))
+  if (!diffuse_unet_forward (d->unet, batch, x_t, d->t_in, d->y_in, d->out,
+                             error))
     return FALSE;
   for (gint k = 0; k < batch; k++)
     {
@@ -522,14 +552,15 @@ model_denoise (gpointer user_data, gint first, gint batch, const float *x_t, gin
        * th.split(model_output, C, dim=1)) */
       memcpy (eps_out + k * img, d->out + k * out_img, img * sizeof (float));
       if (var_out != NULL)
-        memcpy (var_out + k * img, d->out + k * out_img + img, img * sizeof (float));
+        memcpy (var_out + k * img, d->out + k * out_img + img,
+                img * sizeof (float));
     }
   return TRUE;
 }
 
 static gboolean
-chain_for (DiffuseSchedule **schedule, Chain *chain, DiffuseScheduleKind kind, gint T,
-           GError **error)
+chain_for (DiffuseSchedule **schedule, Chain *chain, DiffuseScheduleKind kind,
+           gint T, GError **error)
 {
   *schedule = diffuse_schedule_new (kind, T, NULL, error);
   if (*schedule == NULL)
@@ -541,8 +572,9 @@ chain_for (DiffuseSchedule **schedule, Chain *chain, DiffuseScheduleKind kind, g
 }
 
 DiffuseNllResult *
-diffuse_nll (const DiffuseModel *model, const DiffuseNllParams *params, const float *x0,
-             gint count, gint height, gint width, GError **error)
+diffuse_nll (const DiffuseModel *model, const DiffuseNllParams *params,
+             const float *x0, gint count, gint height, gint width,
+             GError **error)
 {
   g_return_val_if_fail (model != NULL, NULL);
   g_return_val_if_fail (params != NULL, NULL);
@@ -551,14 +583,16 @@ diffuse_nll (const DiffuseModel *model, const DiffuseNllParams *params, const fl
 
   const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
 
-  if (!diffuse_nll_params_validate (params, model, count, height, width, error)
-      || !check_common (params, cfg->diffusion_steps, cfg->learn_sigma, x0, count,
-                        cfg->in_channels, height, width, error))
+  if (!diffuse_nll_params_validate (params, model, count, height, width,
+                                    error) ||
+      !check_common (params, cfg->diffusion_steps, cfg->learn_sigma, x0, count,
+                     cfg->in_channels, height, width, error))
     return NULL;
 
   g_autoptr (DiffuseSchedule) schedule = NULL;
   Chain chain;
-  if (!chain_for (&schedule, &chain, cfg->noise_schedule, cfg->diffusion_steps, error))
+  if (!chain_for (&schedule, &chain, cfg->noise_schedule, cfg->diffusion_steps,
+                  error))
     return NULL;
 
   gint batch = MIN (params->batch > 0 ? params->batch : DEFAULT_BATCH, count);
@@ -569,8 +603,8 @@ diffuse_nll (const DiffuseModel *model, const DiffuseNllParams *params, const fl
   d.labels = params->labels;
   d.t_scale = cfg->rescale_timesteps ? 1000.0 / cfg->diffusion_steps : 1.0;
   d.hw = (gsize) height * width;
-  d.unet = diffuse_unet_new (model, batch, height, width, params->n_threads,
-                             error);
+  d.unet =
+      diffuse_unet_new (model, batch, height, width, params->n_threads, error);
   if (d.unet == NULL)
     return NULL;
   d.t_in = g_new (float, batch);
@@ -578,7 +612,8 @@ diffuse_nll (const DiffuseModel *model, const DiffuseNllParams *params, const fl
   d.out = g_try_new (float, (gsize) batch * cfg->out_channels * d.hw);
   if (d.out == NULL)
     g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
-                 "cannot allocate the network's output for a batch of %d", batch);
+                 "cannot allocate the network's output for a batch of %d",
+                 batch);
   else
     r = nll_run (&chain, model_denoise, &d, cfg->learn_sigma, params, x0, count,
                  cfg->in_channels, height, width, error);
@@ -599,13 +634,14 @@ typedef struct
 } WithData;
 
 static gboolean
-with_denoise (gpointer user_data, gint first, gint batch, const float *x_t, gint t,
-              float *eps_out, float *var_out, GError **error)
+with_denoise (gpointer user_data, gint first, gint batch, const float *x_t,
+              gint t, float *eps_out, float *var_out, GError **error)
 {
   WithData *w = user_data;
 
   (void) first;
-  return w->denoise (w->data, batch, x_t, t, (double) t, eps_out, var_out, error);
+  return w->denoise (w->data, batch, x_t, t, (double) t, eps_out, var_out,
+                     error);
 }
 
 DiffuseNllResult *
@@ -619,7 +655,8 @@ diffuse_nll_with (DiffuseScheduleKind kind, gint T, DiffuseDenoiseFunc denoise,
   g_return_val_if_fail (x0 != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!check_common (params, T, has_variance, x0, count, channels, height, width, error))
+  if (!check_common (params, T, has_variance, x0, count, channels, height,
+                     width, error))
     return NULL;
   if (params->labels != NULL)
     {
@@ -633,6 +670,6 @@ diffuse_nll_with (DiffuseScheduleKind kind, gint T, DiffuseDenoiseFunc denoise,
     return NULL;
 
   WithData w = { denoise, denoise_data };
-  return nll_run (&chain, with_denoise, &w, has_variance, params, x0, count, channels,
-                  height, width, error);
+  return nll_run (&chain, with_denoise, &w, has_variance, params, x0, count,
+                  channels, height, width, error);
 }

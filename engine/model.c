@@ -14,26 +14,25 @@
 
 #include "diffuse-private.h"
 
-#define GROUPS 32             /* GroupNorm32 in guided-diffusion's nn.py */
+#define GROUPS 32 /* GroupNorm32 in guided-diffusion's nn.py */
 #define MAX_CLASSES 100000
 #define MAX_MULT 16
 #define MAX_LEVEL_CHANNELS 16384
 
 struct _DiffuseModel
 {
-  gchar *name;                /* the path as given, for messages */
+  gchar *name; /* the path as given, for messages */
   DiffuseSafetensors *st;
   DiffuseModelConfig config;
-  gchar **class_names;        /* [num_classes], entries NULL when unnamed;
+  gchar **class_names; /* [num_classes], entries NULL when unnamed;
                                  NULL when the file gives no names */
   DiffuseUNetWeights *weights;
-  DiffuseClassifierWeights *clf_weights;  /* model_type classifier */
+  DiffuseClassifierWeights *clf_weights; /* model_type classifier */
   guint64 n_params;
 };
 
-static gboolean
-md_error (GError **error, const DiffuseModel *model, const char *format, ...)
-  G_GNUC_PRINTF (3, 4);
+static gboolean md_error (GError **error, const DiffuseModel *model,
+                          const char *format, ...) G_GNUC_PRINTF (3, 4);
 
 static gboolean
 md_error (GError **error, const DiffuseModel *model, const char *format, ...)
@@ -41,7 +40,8 @@ md_error (GError **error, const DiffuseModel *model, const char *format, ...)
   va_list args;
 
   va_start (args, format);
-  diffuse__set_named_errorv (error, DIFFUSE_ERROR_MODEL, model->name, format, args);
+  diffuse__set_named_errorv (error, DIFFUSE_ERROR_MODEL, model->name, format,
+                             args);
   va_end (args);
   return FALSE;
 }
@@ -69,8 +69,9 @@ get_int (const DiffuseModel *model, const char *key, gint min, gint max,
   if (s == NULL)
     return md_error (error, model, "metadata lacks \"%s\"", key);
   if (!parse_int (s, min, max, out))
-    return md_error (error, model, "metadata %s = \"%s\" is not an integer in %d..%d",
-                     key, s, min, max);
+    return md_error (error, model,
+                     "metadata %s = \"%s\" is not an integer in %d..%d", key, s,
+                     min, max);
   return TRUE;
 }
 
@@ -88,12 +89,15 @@ get_bool (const DiffuseModel *model, const char *key, gboolean required,
       *out = FALSE;
       return TRUE;
     }
-  if (strcmp (s, "True") == 0 || strcmp (s, "true") == 0 || strcmp (s, "1") == 0)
+  if (strcmp (s, "True") == 0 || strcmp (s, "true") == 0 ||
+      strcmp (s, "1") == 0)
     *out = TRUE;
-  else if (strcmp (s, "False") == 0 || strcmp (s, "false") == 0 || strcmp (s, "0") == 0)
+  else if (strcmp (s, "False") == 0 || strcmp (s, "false") == 0 ||
+           strcmp (s, "0") == 0)
     *out = FALSE;
   else
-    return md_error (error, model, "metadata %s = \"%s\" is not True or False", key, s);
+    return md_error (error, model, "metadata %s = \"%s\" is not True or False",
+                     key, s);
   return TRUE;
 }
 
@@ -117,12 +121,16 @@ get_int_list (const DiffuseModel *model, const char *key, gint min, gint max,
   if (n == 0 && !allow_empty)
     return md_error (error, model, "metadata %s is empty", key);
   if (n > max_n)
-    return md_error (error, model, "metadata %s = \"%s\" has %d entries, at most %d "
-                     "are supported", key, s, n, max_n);
+    return md_error (error, model,
+                     "metadata %s = \"%s\" has %d entries, at most %d "
+                     "are supported",
+                     key, s, n, max_n);
   for (i = 0; i < n; i++)
     if (!parse_int (g_strstrip (parts[i]), min, max, &out[i]))
-      return md_error (error, model, "metadata %s = \"%s\": entry %d (\"%s\") is not "
-                       "an integer in %d..%d", key, s, i + 1, parts[i], min, max);
+      return md_error (error, model,
+                       "metadata %s = \"%s\": entry %d (\"%s\") is not "
+                       "an integer in %d..%d",
+                       key, s, i + 1, parts[i], min, max);
   *n_out = n;
   return TRUE;
 }
@@ -134,7 +142,8 @@ get_int_list (const DiffuseModel *model, const char *key, gint min, gint max,
  * GroupNorm groups.  g_ascii_strtod rounds correctly, as Python's float()
  * does, so the product and its truncation agree with the reference. */
 static gboolean
-get_channel_mult (const DiffuseModel *model, DiffuseModelConfig *c, GError **error)
+get_channel_mult (const DiffuseModel *model, DiffuseModelConfig *c,
+                  GError **error)
 {
   const char *s = diffuse__safetensors_get_metadata (model->st, "channel_mult");
   g_auto (GStrv) parts = NULL;
@@ -142,8 +151,10 @@ get_channel_mult (const DiffuseModel *model, DiffuseModelConfig *c, GError **err
 
   /* the time embedding's width; every published model has such a width */
   if (c->model_channels % GROUPS != 0)
-    return md_error (error, model, "model_channels %d is not a multiple of the %d "
-                     "GroupNorm groups", c->model_channels, GROUPS);
+    return md_error (error, model,
+                     "model_channels %d is not a multiple of the %d "
+                     "GroupNorm groups",
+                     c->model_channels, GROUPS);
   if (s == NULL)
     return md_error (error, model, "metadata lacks \"channel_mult\"");
   parts = g_strsplit (s, ",", -1);
@@ -151,8 +162,10 @@ get_channel_mult (const DiffuseModel *model, DiffuseModelConfig *c, GError **err
   if (n == 0 || (n == 1 && *g_strstrip (parts[0]) == '\0'))
     return md_error (error, model, "metadata channel_mult is empty");
   if (n > DIFFUSE_MAX_LEVELS)
-    return md_error (error, model, "metadata channel_mult = \"%s\" has %d entries, at "
-                     "most %d are supported", s, n, DIFFUSE_MAX_LEVELS);
+    return md_error (error, model,
+                     "metadata channel_mult = \"%s\" has %d entries, at "
+                     "most %d are supported",
+                     s, n, DIFFUSE_MAX_LEVELS);
   for (i = 0; i < n; i++)
     {
       const char *p = g_strstrip (parts[i]);
@@ -170,20 +183,25 @@ get_channel_mult (const DiffuseModel *model, DiffuseModelConfig *c, GError **err
         }
       m = digits > 0 && dots <= 1 ? g_ascii_strtod (p, NULL) : -1.0;
       if (!(m > 0.0 && m <= MAX_MULT))
-        return md_error (error, model, "metadata channel_mult = \"%s\": entry %d "
-                         "(\"%s\") is not a number in (0, %d]", s, i + 1, p, MAX_MULT);
+        return md_error (error, model,
+                         "metadata channel_mult = \"%s\": entry %d "
+                         "(\"%s\") is not a number in (0, %d]",
+                         s, i + 1, p, MAX_MULT);
       ch = m * c->model_channels;
       if (ch > MAX_LEVEL_CHANNELS)
-        return md_error (error, model, "channel_mult %g x model_channels %d is too "
-                         "wide (at most %d channels)", m, c->model_channels,
-                         MAX_LEVEL_CHANNELS);
+        return md_error (error, model,
+                         "channel_mult %g x model_channels %d is too "
+                         "wide (at most %d channels)",
+                         m, c->model_channels, MAX_LEVEL_CHANNELS);
       c->channel_mult[i] = m;
       c->level_channels[i] = (gint) ch;
       if (c->level_channels[i] < GROUPS || c->level_channels[i] % GROUPS != 0)
-        return md_error (error, model, "channel_mult %g x model_channels %d = %d "
-                         "channels (entry %d), not a positive multiple of the %d "
-                         "GroupNorm groups", m, c->model_channels,
-                         c->level_channels[i], i + 1, GROUPS);
+        return md_error (
+            error, model,
+            "channel_mult %g x model_channels %d = %d "
+            "channels (entry %d), not a positive multiple of the %d "
+            "GroupNorm groups",
+            m, c->model_channels, c->level_channels[i], i + 1, GROUPS);
     }
   c->n_levels = n;
   return TRUE;
@@ -206,21 +224,24 @@ level_has_attention (const DiffuseModelConfig *c, gint level)
  * the heads are ch / num_head_channels, else num_heads (num_heads_upsample
  * on the way up); either way they must divide ch. */
 static gboolean
-check_heads (const DiffuseModel *model, const char *where, gint ch, gint heads_key_value,
-             const char *heads_key, GError **error)
+check_heads (const DiffuseModel *model, const char *where, gint ch,
+             gint heads_key_value, const char *heads_key, GError **error)
 {
   const DiffuseModelConfig *c = &model->config;
 
   if (c->num_head_channels > 0)
     {
       if (ch % c->num_head_channels != 0)
-        return md_error (error, model, "num_head_channels %d does not divide the %d "
+        return md_error (error, model,
+                         "num_head_channels %d does not divide the %d "
                          "channels of the attention block %s",
                          c->num_head_channels, ch, where);
     }
   else if (ch % heads_key_value != 0)
-    return md_error (error, model, "%s %d does not divide the %d channels of the "
-                     "attention block %s", heads_key, heads_key_value, ch, where);
+    return md_error (error, model,
+                     "%s %d does not divide the %d channels of the "
+                     "attention block %s",
+                     heads_key, heads_key_value, ch, where);
   return TRUE;
 }
 
@@ -228,7 +249,8 @@ static gboolean
 check_attention (const DiffuseModel *model, GError **error)
 {
   const DiffuseModelConfig *c = &model->config;
-  gint heads_up = c->num_heads_upsample > 0 ? c->num_heads_upsample : c->num_heads;
+  gint heads_up =
+      c->num_heads_upsample > 0 ? c->num_heads_upsample : c->num_heads;
   gint i, j, level;
 
   for (i = 0; i < c->n_attention_resolutions; i++)
@@ -246,29 +268,33 @@ check_attention (const DiffuseModel *model, GError **error)
           for (level = 0; level < c->n_levels; level++)
             g_string_append_printf (ok, "%s%d", level > 0 ? ", " : "",
                                     c->image_size >> level);
-          return md_error (error, model, "attention resolution %d is not one the UNet "
-                           "passes through (%s)", r, ok->str);
+          return md_error (error, model,
+                           "attention resolution %d is not one the UNet "
+                           "passes through (%s)",
+                           r, ok->str);
         }
       for (j = 0; j < i; j++)
         if (c->attention_resolutions[j] == r)
-          return md_error (error, model, "attention resolution %d is listed twice", r);
+          return md_error (error, model,
+                           "attention resolution %d is listed twice", r);
     }
 
   for (level = 0; level < c->n_levels; level++)
     {
       gint ch = c->level_channels[level];
-      g_autofree gchar *where = g_strdup_printf ("at resolution %d",
-                                                 c->image_size >> level);
+      g_autofree gchar *where =
+          g_strdup_printf ("at resolution %d", c->image_size >> level);
 
       if (!level_has_attention (c, level))
         continue;
-      if (!check_heads (model, where, ch, c->num_heads, "num_heads", error)
-          || !check_heads (model, where, ch, heads_up, "num_heads_upsample", error))
+      if (!check_heads (model, where, ch, c->num_heads, "num_heads", error) ||
+          !check_heads (model, where, ch, heads_up, "num_heads_upsample",
+                        error))
         return FALSE;
     }
   return check_heads (model, "in the middle block",
-                      c->level_channels[c->n_levels - 1],
-                      c->num_heads, "num_heads", error);
+                      c->level_channels[c->n_levels - 1], c->num_heads,
+                      "num_heads", error);
 }
 
 static gboolean
@@ -285,16 +311,18 @@ parse_class_names (DiffuseModel *model, GError **error)
     return TRUE;
   parser = json_parser_new ();
   /* an array of strings nests one level */
-  if (diffuse__json_check (s, strlen (s), 1) != NULL
-      || !json_parser_load_from_data (parser, s, -1, NULL)
-      || (root = json_parser_get_root (parser)) == NULL
-      || !JSON_NODE_HOLDS_ARRAY (root))
-    return md_error (error, model, "metadata class_names is not a JSON array of strings");
+  if (diffuse__json_check (s, strlen (s), 1) != NULL ||
+      !json_parser_load_from_data (parser, s, -1, NULL) ||
+      (root = json_parser_get_root (parser)) == NULL ||
+      !JSON_NODE_HOLDS_ARRAY (root))
+    return md_error (error, model,
+                     "metadata class_names is not a JSON array of strings");
   arr = json_node_get_array (root);
   n = json_array_get_length (arr);
   if (n > (guint) c->num_classes)
-    return md_error (error, model, "metadata class_names has %u names for %d classes",
-                     n, c->num_classes);
+    return md_error (error, model,
+                     "metadata class_names has %u names for %d classes", n,
+                     c->num_classes);
   if (c->num_classes == 0)
     return TRUE;
   model->class_names = g_new0 (gchar *, c->num_classes + 1);
@@ -303,14 +331,18 @@ parse_class_names (DiffuseModel *model, GError **error)
       JsonNode *node = json_array_get_element (arr, i);
       const char *name;
 
-      if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
-        return md_error (error, model, "metadata class_names: entry %u is not a string", i);
+      if (!JSON_NODE_HOLDS_VALUE (node) ||
+          json_node_get_value_type (node) != G_TYPE_STRING)
+        return md_error (error, model,
+                         "metadata class_names: entry %u is not a string", i);
       name = json_node_get_string (node);
       if (*name == '\0')
-        return md_error (error, model, "metadata class_names: entry %u is empty", i);
+        return md_error (error, model,
+                         "metadata class_names: entry %u is empty", i);
       for (j = 0; j < i; j++)
         if (g_ascii_strcasecmp (model->class_names[j], name) == 0)
-          return md_error (error, model, "metadata class_names: \"%s\" appears twice", name);
+          return md_error (error, model,
+                           "metadata class_names: \"%s\" appears twice", name);
       model->class_names[i] = g_strdup (name);
     }
   return TRUE;
@@ -325,27 +357,33 @@ parse_classifier_config (DiffuseModel *model, GError **error)
   const char *s;
 
   c->model_type = DIFFUSE_MODEL_CLASSIFIER;
-  if (!get_int (model, "image_size", 8, 1024, &c->image_size, error)
-      || !get_int (model, "in_channels", 1, 4, &c->in_channels, error)
-      || !get_int (model, "model_channels", GROUPS, 4096, &c->model_channels, error)
-      || !get_int (model, "num_classes", 1, MAX_CLASSES, &c->num_classes, error)
-      || !get_int (model, "num_res_blocks", 1, 16, &c->num_res_blocks, error)
-      || !get_channel_mult (model, c, error)
-      || !get_int_list (model, "attention_resolutions", 1, 1024, DIFFUSE_MAX_LEVELS, TRUE,
-                        c->attention_resolutions, &c->n_attention_resolutions, error)
-      || !get_int (model, "num_heads", -1, 1024, &c->num_heads, error)
-      || !get_int (model, "num_head_channels", -1, 4096, &c->num_head_channels, error)
-      || !get_bool (model, "use_scale_shift_norm", TRUE, &c->use_scale_shift_norm, error)
-      || !get_bool (model, "resblock_updown", TRUE, &c->resblock_updown, error)
-      || !get_bool (model, "use_new_attention_order", TRUE, &c->use_new_attention_order,
-                    error)
-      || !get_bool (model, "rescale_timesteps", FALSE, &c->rescale_timesteps, error))
+  if (!get_int (model, "image_size", 8, 1024, &c->image_size, error) ||
+      !get_int (model, "in_channels", 1, 4, &c->in_channels, error) ||
+      !get_int (model, "model_channels", GROUPS, 4096, &c->model_channels,
+                error) ||
+      !get_int (model, "num_classes", 1, MAX_CLASSES, &c->num_classes, error) ||
+      !get_int (model, "num_res_blocks", 1, 16, &c->num_res_blocks, error) ||
+      !get_channel_mult (model, c, error) ||
+      !get_int_list (model, "attention_resolutions", 1, 1024,
+                     DIFFUSE_MAX_LEVELS, TRUE, c->attention_resolutions,
+                     &c->n_attention_resolutions, error) ||
+      !get_int (model, "num_heads", -1, 1024, &c->num_heads, error) ||
+      !get_int (model, "num_head_channels", -1, 4096, &c->num_head_channels,
+                error) ||
+      !get_bool (model, "use_scale_shift_norm", TRUE, &c->use_scale_shift_norm,
+                 error) ||
+      !get_bool (model, "resblock_updown", TRUE, &c->resblock_updown, error) ||
+      !get_bool (model, "use_new_attention_order", TRUE,
+                 &c->use_new_attention_order, error) ||
+      !get_bool (model, "rescale_timesteps", FALSE, &c->rescale_timesteps,
+                 error))
     return FALSE;
   c->out_channels = c->num_classes;
   s = diffuse__safetensors_get_metadata (model->st, "out_channels");
-  if (s != NULL && (!parse_int (s, 1, MAX_CLASSES, &c->out_channels)
-                    || c->out_channels != c->num_classes))
-    return md_error (error, model, "metadata out_channels = \"%s\" differs from "
+  if (s != NULL && (!parse_int (s, 1, MAX_CLASSES, &c->out_channels) ||
+                    c->out_channels != c->num_classes))
+    return md_error (error, model,
+                     "metadata out_channels = \"%s\" differs from "
                      "num_classes %d (a classifier's outputs are its classes)",
                      s, c->num_classes);
   s = diffuse__safetensors_get_metadata (model->st, "pool");
@@ -356,26 +394,34 @@ parse_classifier_config (DiffuseModel *model, GError **error)
   else if (strcmp (s, "adaptive") == 0)
     c->pool = DIFFUSE_POOL_ADAPTIVE;
   else
-    return md_error (error, model, "metadata pool = \"%s\" is neither \"attention\" "
-                     "nor \"adaptive\" (guided-diffusion's spatial pools are not "
-                     "supported)", s);
+    return md_error (
+        error, model,
+        "metadata pool = \"%s\" is neither \"attention\" "
+        "nor \"adaptive\" (guided-diffusion's spatial pools are not "
+        "supported)",
+        s);
   if (c->image_size % (1 << (c->n_levels - 1)) != 0)
-    return md_error (error, model, "image_size %d cannot be halved %d times "
-                     "(channel_mult has %d levels)", c->image_size, c->n_levels - 1,
-                     c->n_levels);
+    return md_error (error, model,
+                     "image_size %d cannot be halved %d times "
+                     "(channel_mult has %d levels)",
+                     c->image_size, c->n_levels - 1, c->n_levels);
   if (c->num_head_channels == 0 || c->num_head_channels < -1)
-    return md_error (error, model, "num_head_channels %d is neither -1 nor positive",
+    return md_error (error, model,
+                     "num_head_channels %d is neither -1 nor positive",
                      c->num_head_channels);
   if (c->num_head_channels > 0)
     c->num_heads = -1;
   else if (c->num_heads < 1)
-    return md_error (error, model, "num_heads %d must be positive when "
-                     "num_head_channels is -1", c->num_heads);
+    return md_error (error, model,
+                     "num_heads %d must be positive when "
+                     "num_head_channels is -1",
+                     c->num_heads);
   c->num_heads_upsample = -1;
-  if (c->pool == DIFFUSE_POOL_ATTENTION
-      && (c->num_head_channels <= 0
-          || c->level_channels[c->n_levels - 1] % c->num_head_channels != 0))
-    return md_error (error, model, "the attention pool needs num_head_channels "
+  if (c->pool == DIFFUSE_POOL_ATTENTION &&
+      (c->num_head_channels <= 0 ||
+       c->level_channels[c->n_levels - 1] % c->num_head_channels != 0))
+    return md_error (error, model,
+                     "the attention pool needs num_head_channels "
                      "dividing the %d channels of the last level",
                      c->level_channels[c->n_levels - 1]);
   if (!check_attention (model, error))
@@ -387,8 +433,10 @@ parse_classifier_config (DiffuseModel *model, GError **error)
     return FALSE;
   s = diffuse__safetensors_get_metadata (model->st, "noise_schedule");
   if (s != NULL && !diffuse_schedule_kind_from_string (s, &c->noise_schedule))
-    return md_error (error, model, "metadata noise_schedule = \"%s\" is neither "
-                     "\"linear\" nor \"cosine\"", s);
+    return md_error (error, model,
+                     "metadata noise_schedule = \"%s\" is neither "
+                     "\"linear\" nor \"cosine\"",
+                     s);
   return parse_class_names (model, error);
 }
 
@@ -403,44 +451,57 @@ parse_config (DiffuseModel *model, GError **error)
   if (s != NULL && strcmp (s, "classifier") == 0)
     return parse_classifier_config (model, error);
   if (s != NULL && strcmp (s, "unet") != 0)
-    return md_error (error, model, "metadata model_type = \"%s\" is neither "
-                     "\"unet\" nor \"classifier\"", s);
+    return md_error (error, model,
+                     "metadata model_type = \"%s\" is neither "
+                     "\"unet\" nor \"classifier\"",
+                     s);
   c->model_type = DIFFUSE_MODEL_UNET;
   c->pool = DIFFUSE_POOL_NONE;
-  if (!get_int (model, "image_size", 8, 1024, &c->image_size, error)
-      || !get_int (model, "in_channels", 1, 4, &c->in_channels, error)
-      || !get_int (model, "model_channels", GROUPS, 4096, &c->model_channels, error)
-      || !get_int (model, "out_channels", 1, 8, &c->out_channels, error)
-      || !get_int (model, "num_res_blocks", 1, 16, &c->num_res_blocks, error)
-      || !get_channel_mult (model, c, error)
-      || !get_int_list (model, "attention_resolutions", 1, 1024, DIFFUSE_MAX_LEVELS, TRUE,
-                        c->attention_resolutions, &c->n_attention_resolutions, error)
-      || !get_int (model, "num_heads", -1, 1024, &c->num_heads, error)
-      || !get_int (model, "num_head_channels", -1, 4096, &c->num_head_channels, error)
-      || !get_int (model, "num_heads_upsample", -1, 1024, &c->num_heads_upsample, error)
-      || !get_bool (model, "use_scale_shift_norm", TRUE, &c->use_scale_shift_norm, error)
-      || !get_bool (model, "resblock_updown", TRUE, &c->resblock_updown, error)
-      || !get_bool (model, "use_new_attention_order", TRUE, &c->use_new_attention_order,
-                    error)
-      || !get_bool (model, "learn_sigma", TRUE, &c->learn_sigma, error)
-      || !get_int (model, "num_classes", 0, MAX_CLASSES, &c->num_classes, error)
-      || !get_int (model, "diffusion_steps", 1, 100000, &c->diffusion_steps, error)
-      || !get_bool (model, "rescale_timesteps", FALSE, &c->rescale_timesteps, error))
+  if (!get_int (model, "image_size", 8, 1024, &c->image_size, error) ||
+      !get_int (model, "in_channels", 1, 4, &c->in_channels, error) ||
+      !get_int (model, "model_channels", GROUPS, 4096, &c->model_channels,
+                error) ||
+      !get_int (model, "out_channels", 1, 8, &c->out_channels, error) ||
+      !get_int (model, "num_res_blocks", 1, 16, &c->num_res_blocks, error) ||
+      !get_channel_mult (model, c, error) ||
+      !get_int_list (model, "attention_resolutions", 1, 1024,
+                     DIFFUSE_MAX_LEVELS, TRUE, c->attention_resolutions,
+                     &c->n_attention_resolutions, error) ||
+      !get_int (model, "num_heads", -1, 1024, &c->num_heads, error) ||
+      !get_int (model, "num_head_channels", -1, 4096, &c->num_head_channels,
+                error) ||
+      !get_int (model, "num_heads_upsample", -1, 1024, &c->num_heads_upsample,
+                error) ||
+      !get_bool (model, "use_scale_shift_norm", TRUE, &c->use_scale_shift_norm,
+                 error) ||
+      !get_bool (model, "resblock_updown", TRUE, &c->resblock_updown, error) ||
+      !get_bool (model, "use_new_attention_order", TRUE,
+                 &c->use_new_attention_order, error) ||
+      !get_bool (model, "learn_sigma", TRUE, &c->learn_sigma, error) ||
+      !get_int (model, "num_classes", 0, MAX_CLASSES, &c->num_classes, error) ||
+      !get_int (model, "diffusion_steps", 1, 100000, &c->diffusion_steps,
+                error) ||
+      !get_bool (model, "rescale_timesteps", FALSE, &c->rescale_timesteps,
+                 error))
     return FALSE;
 
   if (c->out_channels != c->in_channels * (c->learn_sigma ? 2 : 1))
-    return md_error (error, model, "out_channels %d does not match in_channels %d with "
-                     "learn_sigma %s (expected %d)", c->out_channels, c->in_channels,
+    return md_error (error, model,
+                     "out_channels %d does not match in_channels %d with "
+                     "learn_sigma %s (expected %d)",
+                     c->out_channels, c->in_channels,
                      c->learn_sigma ? "True" : "False",
                      c->in_channels * (c->learn_sigma ? 2 : 1));
   if (c->image_size % (1 << (c->n_levels - 1)) != 0)
-    return md_error (error, model, "image_size %d cannot be halved %d times "
-                     "(channel_mult has %d levels)", c->image_size, c->n_levels - 1,
-                     c->n_levels);
+    return md_error (error, model,
+                     "image_size %d cannot be halved %d times "
+                     "(channel_mult has %d levels)",
+                     c->image_size, c->n_levels - 1, c->n_levels);
 
   /* guided-diffusion: num_head_channels != -1 overrides the head counts */
   if (c->num_head_channels == 0 || c->num_head_channels < -1)
-    return md_error (error, model, "num_head_channels %d is neither -1 nor positive",
+    return md_error (error, model,
+                     "num_head_channels %d is neither -1 nor positive",
                      c->num_head_channels);
   if (c->num_head_channels > 0)
     {
@@ -450,10 +511,13 @@ parse_config (DiffuseModel *model, GError **error)
   else
     {
       if (c->num_heads < 1)
-        return md_error (error, model, "num_heads %d must be positive when "
-                         "num_head_channels is -1", c->num_heads);
+        return md_error (error, model,
+                         "num_heads %d must be positive when "
+                         "num_head_channels is -1",
+                         c->num_heads);
       if (c->num_heads_upsample == 0)
-        return md_error (error, model, "num_heads_upsample 0 is neither -1 nor positive");
+        return md_error (error, model,
+                         "num_heads_upsample 0 is neither -1 nor positive");
     }
   if (!check_attention (model, error))
     return FALSE;
@@ -463,19 +527,24 @@ parse_config (DiffuseModel *model, GError **error)
   if (s != NULL)
     {
       if (c->num_classes == 0)
-        return md_error (error, model, "null_class is set but the model is "
+        return md_error (error, model,
+                         "null_class is set but the model is "
                          "unconditional (num_classes 0)");
       if (!parse_int (s, 0, c->num_classes - 1, &c->null_class))
-        return md_error (error, model, "metadata null_class = \"%s\" is not a class index "
-                         "in 0..%d", s, c->num_classes - 1);
+        return md_error (error, model,
+                         "metadata null_class = \"%s\" is not a class index "
+                         "in 0..%d",
+                         s, c->num_classes - 1);
     }
 
   s = diffuse__safetensors_get_metadata (model->st, "noise_schedule");
   if (s == NULL)
     return md_error (error, model, "metadata lacks \"noise_schedule\"");
   if (!diffuse_schedule_kind_from_string (s, &c->noise_schedule))
-    return md_error (error, model, "metadata noise_schedule = \"%s\" is neither "
-                     "\"linear\" nor \"cosine\"", s);
+    return md_error (error, model,
+                     "metadata noise_schedule = \"%s\" is neither "
+                     "\"linear\" nor \"cosine\"",
+                     s);
 
   return parse_class_names (model, error);
 }
@@ -489,10 +558,11 @@ diffuse__model_tensor (const DiffuseModel *model, const char *name, gint ndim,
   const DiffuseTensorInfo *t;
 
   g_return_val_if_fail (model != NULL && name != NULL, NULL);
-  g_return_val_if_fail (ndim >= 0 && ndim <= 4 && (ndim == 0 || shape != NULL), NULL);
+  g_return_val_if_fail (ndim >= 0 && ndim <= 4 && (ndim == 0 || shape != NULL),
+                        NULL);
 
-  t = diffuse__safetensors_get_shaped (model->st, model->name, name, ndim, shape,
-                                       error);
+  t = diffuse__safetensors_get_shaped (model->st, model->name, name, ndim,
+                                       shape, error);
   return t ? t->data : NULL;
 }
 
@@ -516,8 +586,8 @@ bind_weights (DiffuseModel *model, GError **error)
   guint n = diffuse__safetensors_get_n_tensors (model->st);
 
   if (model->config.model_type == DIFFUSE_MODEL_CLASSIFIER)
-    model->clf_weights = diffuse__classifier_weights_new (model->st, &model->config,
-                                                          model->name, error);
+    model->clf_weights = diffuse__classifier_weights_new (
+        model->st, &model->config, model->name, error);
   else
     model->weights = diffuse__unet_weights_new (model->st, &model->config,
                                                 model->name, error);
@@ -534,8 +604,8 @@ bind_weights (DiffuseModel *model, GError **error)
           {
             g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
                          "%s: tensor '%s' holds a non-finite value (%g) at "
-                         "index %" G_GINT64_FORMAT, model->name, t->name,
-                         t->data[j], j);
+                         "index %" G_GINT64_FORMAT,
+                         model->name, t->name, t->data[j], j);
             return FALSE;
           }
       model->n_params += (guint64) t->n_elements;
@@ -613,7 +683,8 @@ const char *
 diffuse_model_get_class_name (const DiffuseModel *model, gint index)
 {
   g_return_val_if_fail (model != NULL, NULL);
-  if (model->class_names == NULL || index < 0 || index >= model->config.num_classes)
+  if (model->class_names == NULL || index < 0 ||
+      index >= model->config.num_classes)
     return NULL;
   return model->class_names[index];
 }
@@ -635,8 +706,8 @@ some_class_names (const DiffuseModel *model)
 }
 
 gboolean
-diffuse_model_find_class (const DiffuseModel *model, const char *text, gint *out_index,
-                          GError **error)
+diffuse_model_find_class (const DiffuseModel *model, const char *text,
+                          gint *out_index, GError **error)
 {
   const DiffuseModelConfig *c;
   g_autofree gchar *stripped = NULL;
@@ -650,9 +721,10 @@ diffuse_model_find_class (const DiffuseModel *model, const char *text, gint *out
 
   if (c->num_classes == 0)
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "%s: the model is unconditional and has no classes (got \"%s\")",
-                   model->name, stripped);
+      g_set_error (
+          error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+          "%s: the model is unconditional and has no classes (got \"%s\")",
+          model->name, stripped);
       return FALSE;
     }
   if (g_ascii_string_to_signed (stripped, 10, G_MININT64, G_MAXINT64, &v, NULL))
@@ -660,21 +732,22 @@ diffuse_model_find_class (const DiffuseModel *model, const char *text, gint *out
       if (v < 0 || v >= c->num_classes)
         {
           g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                       "%s: class %s is out of range 0..%d", model->name, stripped,
-                       c->num_classes - 1);
+                       "%s: class %s is out of range 0..%d", model->name,
+                       stripped, c->num_classes - 1);
           return FALSE;
         }
       *out_index = (gint) v;
       return TRUE;
     }
   for (i = 0; model->class_names != NULL && i < c->num_classes; i++)
-    if (model->class_names[i] != NULL
-        && g_ascii_strcasecmp (model->class_names[i], stripped) == 0)
+    if (model->class_names[i] != NULL &&
+        g_ascii_strcasecmp (model->class_names[i], stripped) == 0)
       {
         *out_index = i;
         return TRUE;
       }
-  if (g_ascii_strcasecmp (stripped, "none") == 0 || g_ascii_strcasecmp (stripped, "null") == 0)
+  if (g_ascii_strcasecmp (stripped, "none") == 0 ||
+      g_ascii_strcasecmp (stripped, "null") == 0)
     {
       if (c->null_class >= 0)
         {
@@ -683,18 +756,22 @@ diffuse_model_find_class (const DiffuseModel *model, const char *text, gint *out
         }
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                    "%s: the model has no null class, so \"%s\" cannot be used; "
-                   "give a class index 0..%d", model->name, stripped, c->num_classes - 1);
+                   "give a class index 0..%d",
+                   model->name, stripped, c->num_classes - 1);
       return FALSE;
     }
   names = some_class_names (model);
   if (*names != '\0')
-    g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                 "%s: unknown class \"%s\"; give an index 0..%d or a name such as %s",
-                 model->name, stripped, c->num_classes - 1, names);
+    g_set_error (
+        error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+        "%s: unknown class \"%s\"; give an index 0..%d or a name such as %s",
+        model->name, stripped, c->num_classes - 1, names);
   else
-    g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                 "%s: unknown class \"%s\"; the model has no class names, give an "
-                 "index 0..%d", model->name, stripped, c->num_classes - 1);
+    g_set_error (
+        error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+        "%s: unknown class \"%s\"; the model has no class names, give an "
+        "index 0..%d",
+        model->name, stripped, c->num_classes - 1);
   return FALSE;
 }
 
@@ -715,10 +792,11 @@ diffuse_model_check_size (const DiffuseModel *model, gint height, gint width,
     }
   if (height <= 0 || width <= 0 || height % step != 0 || width % step != 0)
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "%s: size %dx%d cannot be run; width and height must be positive "
-                   "multiples of %d (the UNet halves them %d times)",
-                   model->name, width, height, step, model->config.n_levels - 1);
+      g_set_error (
+          error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+          "%s: size %dx%d cannot be run; width and height must be positive "
+          "multiples of %d (the UNet halves them %d times)",
+          model->name, width, height, step, model->config.n_levels - 1);
       return FALSE;
     }
   return TRUE;

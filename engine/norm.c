@@ -62,7 +62,7 @@ typedef struct
 /* units u = b·groups + g */
 static void HOT
 group_norm_range (gpointer data, gsize begin, gsize end,
-              gint part G_GNUC_UNUSED)
+                  gint part G_GNUC_UNUSED)
 {
   const GroupNormJob *j = data;
   gint cg = j->channels / j->groups;
@@ -118,8 +118,8 @@ diffuse__group_norm (DiffusePool *pool, const float *x, gint channels,
                      const float *shift, gsize ss_stride, gboolean silu,
                      float *out)
 {
-  GroupNormJob j = { x, channels, batch, groups, hw, eps, gamma, beta, scale,
-                     shift, ss_stride, silu, out };
+  GroupNormJob j = { x,    channels, batch, groups,    hw,   eps, gamma,
+                     beta, scale,    shift, ss_stride, silu, out };
 
   diffuse__pool_run (pool, (gsize) batch * groups, group_norm_range, &j);
 }

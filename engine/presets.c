@@ -57,8 +57,8 @@ diffuse_preset_has (const DiffusePreset *preset, const char *setting)
   gint index;
 
   g_return_val_if_fail (preset != NULL, FALSE);
-  return diffuse_setting_find (setting, &index) != NULL
-         && (preset->given & (1u << index)) != 0;
+  return diffuse_setting_find (setting, &index) != NULL &&
+         (preset->given & (1u << index)) != 0;
 }
 
 static gboolean
@@ -66,7 +66,8 @@ format_error (GError **error, const char *path, const char *what)
 {
   g_autofree gchar *shown = diffuse_text_escape (path);
 
-  g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT, "%s: %s", shown, what);
+  g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT, "%s: %s", shown,
+               what);
   return FALSE;
 }
 
@@ -76,20 +77,21 @@ check_keys (GKeyFile *kf, const char *path, GError **error)
   g_auto (GStrv) keys = NULL;
 
   if (!g_key_file_has_group (kf, PRESET_GROUP))
-    return format_error (error, path, "not a preset file (no [" PRESET_GROUP "] group)");
+    return format_error (error, path,
+                         "not a preset file (no [" PRESET_GROUP "] group)");
   keys = g_key_file_get_keys (kf, PRESET_GROUP, NULL, NULL);
   for (gchar **k = keys; k && *k; k++)
     {
       const DiffuseSetting *s = diffuse_setting_find (*k, NULL);
 
-      if (strchr (*k, '[') != NULL || strcmp (*k, "name") == 0
-          || strcmp (*k, "description") == 0
-          || (s != NULL && (s->flags & DIFFUSE_SETTING_PRESET)))
+      if (strchr (*k, '[') != NULL || strcmp (*k, "name") == 0 ||
+          strcmp (*k, "description") == 0 ||
+          (s != NULL && (s->flags & DIFFUSE_SETTING_PRESET)))
         continue;
       {
         g_autofree gchar *key = diffuse_text_escape (*k);
         g_autofree gchar *what =
-          g_strdup_printf ("unknown key '%s' in [" PRESET_GROUP "]", key);
+            g_strdup_printf ("unknown key '%s' in [" PRESET_GROUP "]", key);
 
         return format_error (error, path, what);
       }
@@ -132,7 +134,8 @@ preset_from_key_file (GKeyFile *kf, const char *path, GError **error)
     }
   if (has_control (p->name) || !g_utf8_validate (p->name, -1, NULL))
     {
-      format_error (error, path, "the preset's name has control characters or "
+      format_error (error, path,
+                    "the preset's name has control characters or "
                     "is not UTF-8");
       return NULL;
     }
@@ -149,12 +152,12 @@ preset_from_key_file (GKeyFile *kf, const char *path, GError **error)
       g_autofree gchar *text = NULL;
       GError *local = NULL;
 
-      if (!(s->flags & DIFFUSE_SETTING_PRESET)
-          || !g_key_file_has_key (kf, PRESET_GROUP, s->name, NULL))
+      if (!(s->flags & DIFFUSE_SETTING_PRESET) ||
+          !g_key_file_has_key (kf, PRESET_GROUP, s->name, NULL))
         continue;
       text = g_key_file_get_value (kf, PRESET_GROUP, s->name, NULL);
-      if (!diffuse_setting_parse (s, text, &p->values, &local)
-          || !diffuse_setting_check (s, &p->values, &local))
+      if (!diffuse_setting_parse (s, text, &p->values, &local) ||
+          !diffuse_setting_check (s, &p->values, &local))
         {
           format_error (error, path, local->message);
           g_error_free (local);
@@ -195,7 +198,8 @@ read_preset_bytes (const char *path, gsize *length, GError **error)
     {
       close (fd);
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT,
-                   "%s: %" G_GINT64_FORMAT " bytes; a preset file has at most %d",
+                   "%s: %" G_GINT64_FORMAT
+                   " bytes; a preset file has at most %d",
                    shown, (gint64) st.st_size, DIFFUSE_PRESET_MAX_BYTES);
       return NULL;
     }
@@ -247,10 +251,12 @@ diffuse_preset_load_file (const char *path, GError **error)
     return NULL;
   /* GKeyFile's parse errors quote the offending line: say what is wrong
    * without it (the file may be anything, /etc/shadow say). */
-  if (memchr (data, '\0', length) != NULL || !g_utf8_validate (data, length, NULL)
-      || !g_key_file_load_from_data (kf, data, length, G_KEY_FILE_NONE, NULL))
+  if (memchr (data, '\0', length) != NULL ||
+      !g_utf8_validate (data, length, NULL) ||
+      !g_key_file_load_from_data (kf, data, length, G_KEY_FILE_NONE, NULL))
     {
-      format_error (error, path, "not a preset file (a [" PRESET_GROUP "] group "
+      format_error (error, path,
+                    "not a preset file (a [" PRESET_GROUP "] group "
                     "of key=value lines in UTF-8)");
       return NULL;
     }
@@ -274,27 +280,31 @@ diffuse_preset_save_file (const DiffusePreset *preset, const char *path,
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   shown = diffuse_text_escape (path);
-  if (preset->name == NULL || *preset->name == '\0' || has_control (preset->name)
-      || !g_utf8_validate (preset->name, -1, NULL))
+  if (preset->name == NULL || *preset->name == '\0' ||
+      has_control (preset->name) || !g_utf8_validate (preset->name, -1, NULL))
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                    "%s: a preset needs a one-line name without control "
-                   "characters", shown);
+                   "characters",
+                   shown);
       return FALSE;
     }
   if (g_lstat (path, &st) == 0 && !S_ISREG (st.st_mode))
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO,
-                   "%s exists and is not a regular file; not replacing it", shown);
+                   "%s exists and is not a regular file; not replacing it",
+                   shown);
       return FALSE;
     }
 
   g_key_file_set_string (kf, PRESET_GROUP, "name", preset->name);
   if (preset->description != NULL && *preset->description != '\0')
-    g_key_file_set_string (kf, PRESET_GROUP, "description", preset->description);
+    g_key_file_set_string (kf, PRESET_GROUP, "description",
+                           preset->description);
   table = diffuse_settings (&n);
   for (gint i = 0; i < n; i++)
-    if ((table[i].flags & DIFFUSE_SETTING_PRESET) && (preset->given & (1u << i)))
+    if ((table[i].flags & DIFFUSE_SETTING_PRESET) &&
+        (preset->given & (1u << i)))
       {
         g_autofree gchar *text = NULL;
 
@@ -311,7 +321,8 @@ diffuse_preset_save_file (const DiffusePreset *preset, const char *path,
   if (!g_file_set_contents_full (path, data, length,
                                  G_FILE_SET_CONTENTS_CONSISTENT, 0644, &local))
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO, "%s", local->message);
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO, "%s",
+                   local->message);
       g_error_free (local);
       return FALSE;
     }
@@ -351,15 +362,17 @@ load_dir (const char *dir, GPtrArray *presets, GPtrArray *warnings)
   GError *local = NULL;
 
   if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
-    return;                    /* e.g. a user directory not created yet */
+    return; /* e.g. a user directory not created yet */
   d = g_dir_open (dir, 0, &local);
   if (d == NULL)
     {
       g_autofree gchar *shown = diffuse_text_escape (dir);
 
       if (warnings != NULL)
-        g_ptr_array_add (warnings, g_strdup_printf ("skipping the preset folder "
-                                                    "%s: %s", shown, local->message));
+        g_ptr_array_add (warnings,
+                         g_strdup_printf ("skipping the preset folder "
+                                          "%s: %s",
+                                          shown, local->message));
       g_error_free (local);
       return;
     }
@@ -396,7 +409,7 @@ GPtrArray *
 diffuse_presets_load_dirs (const char *const *dirs, GPtrArray *warnings)
 {
   GPtrArray *presets =
-    g_ptr_array_new_with_free_func ((GDestroyNotify) diffuse_preset_free);
+      g_ptr_array_new_with_free_func ((GDestroyNotify) diffuse_preset_free);
 
   for (const char *const *dir = dirs; dir && *dir; dir++)
     load_dir (*dir, presets, warnings);
@@ -421,8 +434,8 @@ diffuse_presets_user_dir (void)
 
   if (env != NULL && *env != '\0')
     return g_strdup (env);
-  return g_build_filename (g_get_user_config_dir (), "gimp-diffusion", "presets",
-                           NULL);
+  return g_build_filename (g_get_user_config_dir (), "gimp-diffusion",
+                           "presets", NULL);
 }
 
 /* The environment variable DIFFUSE_PRESETS_DIR wins (tests, relocated
@@ -436,8 +449,8 @@ diffuse_presets_system_dir (void)
   if (env != NULL && *env != '\0')
     return env;
 #ifdef DIFFUSE_SOURCE_PRESETS_DIR
-  if (!g_file_test (DIFFUSE_PRESETS_DIR, G_FILE_TEST_IS_DIR)
-      && g_file_test (DIFFUSE_SOURCE_PRESETS_DIR, G_FILE_TEST_IS_DIR))
+  if (!g_file_test (DIFFUSE_PRESETS_DIR, G_FILE_TEST_IS_DIR) &&
+      g_file_test (DIFFUSE_SOURCE_PRESETS_DIR, G_FILE_TEST_IS_DIR))
     return DIFFUSE_SOURCE_PRESETS_DIR;
 #endif
   return DIFFUSE_PRESETS_DIR;

@@ -85,13 +85,13 @@ nearest_index (gint i, gint src_len, gint dst_len)
 
 void
 diffuse_resample (const float *src, gint channels, gint src_h, gint src_w,
-                  float *dst, gint dst_h, gint dst_w,
-                  DiffuseResampleKind kind)
+                  float *dst, gint dst_h, gint dst_w, DiffuseResampleKind kind)
 {
   gint c, y, x, k;
 
   g_return_if_fail (src != NULL && dst != NULL);
-  g_return_if_fail (channels > 0 && src_h > 0 && src_w > 0 && dst_h > 0 && dst_w > 0);
+  g_return_if_fail (channels > 0 && src_h > 0 && src_w > 0 && dst_h > 0 &&
+                    dst_w > 0);
   g_return_if_fail ((guint) kind < DIFFUSE_RESAMPLE_COUNT);
 
   if (kind == DIFFUSE_RESAMPLE_NEAREST)
@@ -99,8 +99,9 @@ diffuse_resample (const float *src, gint channels, gint src_h, gint src_w,
       for (c = 0; c < channels; c++)
         for (y = 0; y < dst_h; y++)
           {
-            const float *row = src + ((gsize) c * src_h
-                                      + nearest_index (y, src_h, dst_h)) * src_w;
+            const float *row =
+                src +
+                ((gsize) c * src_h + nearest_index (y, src_h, dst_h)) * src_w;
             float *out = dst + ((gsize) c * dst_h + y) * dst_w;
 
             for (x = 0; x < dst_w; x++)
@@ -111,7 +112,8 @@ diffuse_resample (const float *src, gint channels, gint src_h, gint src_w,
 
   {
     Filter fx, fy;
-    float *tmp = g_new (float, (gsize) channels * src_h * dst_w); /* [C, src_h, dst_w] */
+    float *tmp =
+        g_new (float, (gsize) channels *src_h *dst_w); /* [C, src_h, dst_w] */
 
     filter_init (&fx, src_w, dst_w);
     filter_init (&fy, src_h, dst_h);
@@ -146,7 +148,8 @@ diffuse_resample (const float *src, gint channels, gint src_h, gint src_w,
               double acc = 0.0;
 
               for (k = 0; k < fy.counts[y]; k++)
-                acc += (double) w[k] * plane[(gsize) (fy.firsts[y] + k) * dst_w + x];
+                acc += (double) w[k] *
+                       plane[(gsize) (fy.firsts[y] + k) * dst_w + x];
               out[x] = (float) acc;
             }
         }
@@ -168,13 +171,14 @@ round_to_multiple (double v, gint m)
 
 gboolean
 diffuse_fit_size (const DiffuseModelConfig *config, gint target_h,
-                  gint target_w, gboolean allow_native,
-                  double max_area_factor, gint *run_h, gint *run_w)
+                  gint target_w, gboolean allow_native, double max_area_factor,
+                  gint *run_h, gint *run_w)
 {
   gint m, size, cap, shorter;
   double scale;
 
-  g_return_val_if_fail (config != NULL && run_h != NULL && run_w != NULL, FALSE);
+  g_return_val_if_fail (config != NULL && run_h != NULL && run_w != NULL,
+                        FALSE);
   g_return_val_if_fail (target_h > 0 && target_w > 0, FALSE);
 
   m = 1 << MAX (0, config->n_levels - 1);
@@ -182,10 +186,9 @@ diffuse_fit_size (const DiffuseModelConfig *config, gint target_h,
 
   /* Smaller than the model: sample at its size and shrink, which keeps
    * what the model draws (a smaller canvas would crop its composition). */
-  if (allow_native
-      && target_h >= size && target_w >= size
-      && target_h % m == 0 && target_w % m == 0
-      && (double) target_h * target_w <= max_area_factor * size * size)
+  if (allow_native && target_h >= size && target_w >= size &&
+      target_h % m == 0 && target_w % m == 0 &&
+      (double) target_h * target_w <= max_area_factor * size * size)
     {
       *run_h = target_h;
       *run_w = target_w;

@@ -32,7 +32,8 @@ philox_round (guint32 c[4], const guint32 k[2])
 }
 
 void
-diffuse__philox4x32_10 (const guint32 ctr[4], const guint32 key[2], guint32 out[4])
+diffuse__philox4x32_10 (const guint32 ctr[4], const guint32 key[2],
+                        guint32 out[4])
 {
   guint32 c[4] = { ctr[0], ctr[1], ctr[2], ctr[3] };
   guint32 k[2] = { key[0], key[1] };
@@ -95,7 +96,8 @@ normal_block (guint64 seed, guint64 stream, guint64 block, float z[4])
 /* Element i is lane i % 4 of block i / 4; a request starting or ending in
  * the middle of a block computes the whole block and keeps its lanes. */
 void
-diffuse_rng_normal (guint64 seed, guint64 stream, guint64 offset, float *out, gsize n)
+diffuse_rng_normal (guint64 seed, guint64 stream, guint64 offset, float *out,
+                    gsize n)
 {
   gsize done = 0;
 
@@ -114,7 +116,8 @@ diffuse_rng_normal (guint64 seed, guint64 stream, guint64 offset, float *out, gs
 }
 
 void
-diffuse_rng_uniform (guint64 seed, guint64 stream, guint64 offset, double *out, gsize n)
+diffuse_rng_uniform (guint64 seed, guint64 stream, guint64 offset, double *out,
+                     gsize n)
 {
   gsize done = 0;
 

@@ -27,13 +27,13 @@
 
 struct _DiffuseSafetensors
 {
-  gchar *name;               /* for messages: the path, or "<memory>" */
-  GMappedFile *map;          /* NULL when opened from caller's bytes */
+  gchar *name;                /* for messages: the path, or "<memory>" */
+  GMappedFile *map;           /* NULL when opened from caller's bytes */
   DiffuseTensorInfo *tensors; /* [n_tensors], header order */
   guint n_tensors;
-  GHashTable *by_name;       /* name -> DiffuseTensorInfo * */
-  GHashTable *metadata;      /* key -> value, both owned */
-  float *converted;          /* F32 copies of converted tensors */
+  GHashTable *by_name;  /* name -> DiffuseTensorInfo * */
+  GHashTable *metadata; /* key -> value, both owned */
+  float *converted;     /* F32 copies of converted tensors */
 };
 
 static const struct
@@ -49,8 +49,8 @@ static const struct
 /* Other dtypes the format defines: named in the error as unsupported
  * rather than unknown. */
 static const char *const other_dtypes[] = {
-  "F64", "F8_E4M3", "F8_E5M2", "I64", "I32", "I16", "I8", "U64", "U32",
-  "U16", "U8", "BOOL",
+  "F64", "F8_E4M3", "F8_E5M2", "I64", "I32", "I16",
+  "I8",  "U64",     "U32",     "U16", "U8",  "BOOL",
 };
 
 void
@@ -74,9 +74,8 @@ diffuse__safetensors_free (DiffuseSafetensors *st)
   g_free (st);
 }
 
-static gboolean
-fail (GError **error, const DiffuseSafetensors *st, const char *format, ...)
-  G_GNUC_PRINTF (3, 4);
+static gboolean fail (GError **error, const DiffuseSafetensors *st,
+                      const char *format, ...) G_GNUC_PRINTF (3, 4);
 
 static gboolean
 fail (GError **error, const DiffuseSafetensors *st, const char *format, ...)
@@ -84,7 +83,8 @@ fail (GError **error, const DiffuseSafetensors *st, const char *format, ...)
   va_list args;
 
   va_start (args, format);
-  diffuse__set_named_errorv (error, DIFFUSE_ERROR_FORMAT, st->name, format, args);
+  diffuse__set_named_errorv (error, DIFFUSE_ERROR_FORMAT, st->name, format,
+                             args);
   va_end (args);
   return FALSE;
 }
@@ -112,7 +112,8 @@ diffuse__json_check (const char *text, gsize n, gint max_depth)
               escaped = FALSE;
               /* json-glib would cut the string at an escaped NUL, and a
                * tensor name "a\u0000x" would pass as "a" */
-              if (c == 'u' && n - i > 4 && memcmp (text + i + 1, "0000", 4) == 0)
+              if (c == 'u' && n - i > 4 &&
+                  memcmp (text + i + 1, "0000", 4) == 0)
                 return "not usable: a string holds an escaped NUL (\\u0000)";
             }
           else if (c == '\\')
@@ -129,7 +130,8 @@ diffuse__json_check (const char *text, gsize n, gint max_depth)
         }
       else if (c == '}' || c == ']')
         depth--;
-      else if (c == '\0' || (!g_ascii_isalnum (c) && strchr (" \t\n\r,:+-.", c) == NULL))
+      else if (c == '\0' ||
+               (!g_ascii_isalnum (c) && strchr (" \t\n\r,:+-.", c) == NULL))
         return "not plain JSON";
     }
   return NULL;
@@ -156,8 +158,8 @@ check_header_text (const DiffuseSafetensors *st, const char *text, gsize n,
  * "object-member" signal still fires for each, so count them. */
 typedef struct
 {
-  GHashTable *seen;   /* "object-pointer/name" */
-  gchar *duplicate;   /* first duplicate key */
+  GHashTable *seen; /* "object-pointer/name" */
+  gchar *duplicate; /* first duplicate key */
 } DuplicateCheck;
 
 static void
@@ -180,8 +182,8 @@ on_object_member (JsonParser *parser, JsonObject *object, const gchar *name,
 static gboolean
 get_nonneg_int (JsonNode *node, gint64 *out)
 {
-  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node)
-      || json_node_get_value_type (node) != G_TYPE_INT64)
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
+      json_node_get_value_type (node) != G_TYPE_INT64)
     return FALSE;
   *out = json_node_get_int (node);
   return *out >= 0;
@@ -203,9 +205,10 @@ parse_metadata (DiffuseSafetensors *st, JsonNode *node, GError **error)
       const char *key = l->data;
       JsonNode *value = json_object_get_member (obj, key);
 
-      if (!JSON_NODE_HOLDS_VALUE (value)
-          || json_node_get_value_type (value) != G_TYPE_STRING)
-        ok = fail (error, st, "__metadata__ value of '%s' is not a string", key);
+      if (!JSON_NODE_HOLDS_VALUE (value) ||
+          json_node_get_value_type (value) != G_TYPE_STRING)
+        ok =
+            fail (error, st, "__metadata__ value of '%s' is not a string", key);
       else
         g_hash_table_insert (st->metadata, g_strdup (key),
                              g_strdup (json_node_get_string (value)));
@@ -221,9 +224,10 @@ parse_dtype (DiffuseSafetensors *st, const char *tname, JsonNode *node,
   const char *s;
   guint i;
 
-  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node)
-      || json_node_get_value_type (node) != G_TYPE_STRING)
-    return fail (error, st, "tensor '%s': \"dtype\" is missing or not a string", tname);
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
+      json_node_get_value_type (node) != G_TYPE_STRING)
+    return fail (error, st, "tensor '%s': \"dtype\" is missing or not a string",
+                 tname);
   s = json_node_get_string (node);
   for (i = 0; i < DIFFUSE__DTYPE_COUNT; i++)
     if (strcmp (s, dtypes[i].name) == 0)
@@ -233,8 +237,10 @@ parse_dtype (DiffuseSafetensors *st, const char *tname, JsonNode *node,
       }
   for (i = 0; i < G_N_ELEMENTS (other_dtypes); i++)
     if (strcmp (s, other_dtypes[i]) == 0)
-      return fail (error, st, "tensor '%s': dtype %s is not supported (F32, F16 and BF16 are)",
-                   tname, s);
+      return fail (
+          error, st,
+          "tensor '%s': dtype %s is not supported (F32, F16 and BF16 are)",
+          tname, s);
   return fail (error, st, "tensor '%s': unknown dtype \"%s\"", tname, s);
 }
 
@@ -249,11 +255,13 @@ parse_shape (DiffuseSafetensors *st, const char *tname, JsonNode *node,
   guint64 count = 1;
 
   if (node == NULL || !JSON_NODE_HOLDS_ARRAY (node))
-    return fail (error, st, "tensor '%s': \"shape\" is missing or not an array", tname);
+    return fail (error, st, "tensor '%s': \"shape\" is missing or not an array",
+                 tname);
   arr = json_node_get_array (node);
   n = json_array_get_length (arr);
   if (n > 4)
-    return fail (error, st, "tensor '%s' has %u dimensions, at most 4 are supported",
+    return fail (error, st,
+                 "tensor '%s' has %u dimensions, at most 4 are supported",
                  tname, n);
   t->ndim = (gint) n;
   for (i = 0; i < n; i++)
@@ -261,11 +269,13 @@ parse_shape (DiffuseSafetensors *st, const char *tname, JsonNode *node,
       gint64 d;
 
       if (!get_nonneg_int (json_array_get_element (arr, i), &d))
-        return fail (error, st,
-                     "tensor '%s': shape entry %u is not a non-negative integer",
-                     tname, i);
+        return fail (
+            error, st,
+            "tensor '%s': shape entry %u is not a non-negative integer", tname,
+            i);
       t->shape[i] = d;
-      if (!g_uint64_checked_mul (&count, count, (guint64) d) || count > G_MAXINT64 / 4)
+      if (!g_uint64_checked_mul (&count, count, (guint64) d) ||
+          count > G_MAXINT64 / 4)
         return fail (error, st, "tensor '%s': element count overflows", tname);
     }
   t->n_elements = (gint64) count;
@@ -274,7 +284,8 @@ parse_shape (DiffuseSafetensors *st, const char *tname, JsonNode *node,
 
 static gboolean
 parse_tensor (DiffuseSafetensors *st, const char *tname, JsonNode *node,
-              guint64 data_len, DiffuseTensorInfo *t, gint64 *begin, GError **error)
+              guint64 data_len, DiffuseTensorInfo *t, gint64 *begin,
+              GError **error)
 {
   JsonObject *obj;
   JsonArray *offs;
@@ -291,8 +302,9 @@ parse_tensor (DiffuseSafetensors *st, const char *tname, JsonNode *node,
 
   members = json_object_get_members (obj);
   for (l = members; l != NULL; l = l->next)
-    if (g_strcmp0 (l->data, "dtype") != 0 && g_strcmp0 (l->data, "shape") != 0
-        && g_strcmp0 (l->data, "data_offsets") != 0)
+    if (g_strcmp0 (l->data, "dtype") != 0 &&
+        g_strcmp0 (l->data, "shape") != 0 &&
+        g_strcmp0 (l->data, "data_offsets") != 0)
       {
         fail (error, st, "tensor '%s': unexpected field \"%s\"", tname,
               (const char *) l->data);
@@ -301,28 +313,35 @@ parse_tensor (DiffuseSafetensors *st, const char *tname, JsonNode *node,
       }
   g_list_free (members);
 
-  if (!parse_dtype (st, tname, json_object_get_member (obj, "dtype"), &t->dtype, error)
-      || !parse_shape (st, tname, json_object_get_member (obj, "shape"), t, error))
+  if (!parse_dtype (st, tname, json_object_get_member (obj, "dtype"), &t->dtype,
+                    error) ||
+      !parse_shape (st, tname, json_object_get_member (obj, "shape"), t, error))
     return FALSE;
 
   offs_node = json_object_get_member (obj, "data_offsets");
-  if (offs_node == NULL || !JSON_NODE_HOLDS_ARRAY (offs_node)
-      || json_array_get_length (offs = json_node_get_array (offs_node)) != 2
-      || !get_nonneg_int (json_array_get_element (offs, 0), begin)
-      || !get_nonneg_int (json_array_get_element (offs, 1), &end))
+  if (offs_node == NULL || !JSON_NODE_HOLDS_ARRAY (offs_node) ||
+      json_array_get_length (offs = json_node_get_array (offs_node)) != 2 ||
+      !get_nonneg_int (json_array_get_element (offs, 0), begin) ||
+      !get_nonneg_int (json_array_get_element (offs, 1), &end))
     return fail (error, st,
-                 "tensor '%s': \"data_offsets\" is not an array of two non-negative integers",
+                 "tensor '%s': \"data_offsets\" is not an array of two "
+                 "non-negative integers",
                  tname);
   if (*begin > end)
-    return fail (error, st, "tensor '%s': data_offsets [%" G_GINT64_FORMAT ", %"
-                 G_GINT64_FORMAT "] are reversed", tname, *begin, end);
+    return fail (error, st,
+                 "tensor '%s': data_offsets [%" G_GINT64_FORMAT
+                 ", %" G_GINT64_FORMAT "] are reversed",
+                 tname, *begin, end);
   if ((guint64) end > data_len)
-    return fail (error, st, "tensor '%s': data ends at byte %" G_GINT64_FORMAT
-                 " of the data region, which holds only %" G_GUINT64_FORMAT " bytes",
+    return fail (error, st,
+                 "tensor '%s': data ends at byte %" G_GINT64_FORMAT
+                 " of the data region, which holds only %" G_GUINT64_FORMAT
+                 " bytes",
                  tname, end, data_len);
   n_bytes = (guint64) t->n_elements * dtypes[t->dtype].size;
   if ((guint64) (end - *begin) != n_bytes)
-    return fail (error, st, "tensor '%s': data_offsets span %" G_GINT64_FORMAT
+    return fail (error, st,
+                 "tensor '%s': data_offsets span %" G_GINT64_FORMAT
                  " bytes, but %s shape needs %" G_GUINT64_FORMAT,
                  tname, end - *begin, dtypes[t->dtype].name, n_bytes);
   t->name = g_strdup (tname);
@@ -361,14 +380,16 @@ check_tiling (DiffuseSafetensors *st, Span *spans, guint n, guint64 data_len,
   for (i = 0; i < n; i++)
     {
       if (spans[i].begin != pos)
-        return fail (error, st, "tensor '%s': data starts at byte %" G_GINT64_FORMAT
+        return fail (error, st,
+                     "tensor '%s': data starts at byte %" G_GINT64_FORMAT
                      ", expected %" G_GINT64_FORMAT
                      " (tensors must not overlap or leave holes)",
                      st->tensors[spans[i].index].name, spans[i].begin, pos);
       pos = spans[i].end;
     }
   if ((guint64) pos != data_len)
-    return fail (error, st, "%" G_GUINT64_FORMAT
+    return fail (error, st,
+                 "%" G_GUINT64_FORMAT
                  " bytes at the end of the data region belong to no tensor",
                  data_len - (guint64) pos);
   return TRUE;
@@ -385,11 +406,11 @@ half_to_float (guint16 h)
   float f;
 
   if (exp == 0x1f)
-    bits = sign | 0x7f800000u | (mant << 13);     /* inf, NaN */
+    bits = sign | 0x7f800000u | (mant << 13); /* inf, NaN */
   else if (exp != 0)
     bits = sign | ((exp + 112) << 23) | (mant << 13);
   else if (mant == 0)
-    bits = sign;                                  /* ±0 */
+    bits = sign; /* ±0 */
   else
     {
       /* subnormal m·2^-24: shift the leading 1 into the implicit bit */
@@ -425,8 +446,9 @@ convert (const DiffuseTensorInfo *t, float *dst)
           break;
         case DIFFUSE__DTYPE_F32:
         default:
-          bits = (guint32) p[4 * i] | ((guint32) p[4 * i + 1] << 8)
-                 | ((guint32) p[4 * i + 2] << 16) | ((guint32) p[4 * i + 3] << 24);
+          bits = (guint32) p[4 * i] | ((guint32) p[4 * i + 1] << 8) |
+                 ((guint32) p[4 * i + 2] << 16) |
+                 ((guint32) p[4 * i + 3] << 24);
           break;
         }
       memcpy (&dst[i], &bits, sizeof bits);
@@ -464,7 +486,8 @@ convert_tensors (DiffuseSafetensors *st, GError **error)
   if (st->converted == NULL)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
-                   "%s: cannot allocate %" G_GUINT64_FORMAT " bytes to convert tensors to F32",
+                   "%s: cannot allocate %" G_GUINT64_FORMAT
+                   " bytes to convert tensors to F32",
                    st->name, total * sizeof (float));
       return FALSE;
     }
@@ -484,7 +507,8 @@ convert_tensors (DiffuseSafetensors *st, GError **error)
 }
 
 static gboolean
-parse_header (DiffuseSafetensors *st, const guint8 *bytes, gsize len, GError **error)
+parse_header (DiffuseSafetensors *st, const guint8 *bytes, gsize len,
+              GError **error)
 {
   guint64 header_len = 0, data_len;
   const guint8 *data;
@@ -499,25 +523,33 @@ parse_header (DiffuseSafetensors *st, const guint8 *bytes, gsize len, GError **e
   guint i, n;
 
   if (len < 8)
-    return fail (error, st, "file is %" G_GSIZE_FORMAT " bytes long, too short for a "
-                 "safetensors header", len);
+    return fail (error, st,
+                 "file is %" G_GSIZE_FORMAT " bytes long, too short for a "
+                 "safetensors header",
+                 len);
   for (i = 0; i < 8; i++)
     header_len |= (guint64) bytes[i] << (8 * i);
   /* the format's header "MUST begin with a {": a file whose length
    * field cannot be right and that has no '{' after it (a text file, a
    * PNG) is not a safetensors file at all */
   if (header_len > len - 8 && (len == 8 || bytes[8] != '{'))
-    return fail (error, st, "not a safetensors file (its first 8 bytes give "
-                 "a header length of %" G_GUINT64_FORMAT " for a file of %"
-                 G_GSIZE_FORMAT " bytes, and no JSON header follows)",
+    return fail (error, st,
+                 "not a safetensors file (its first 8 bytes give "
+                 "a header length of %" G_GUINT64_FORMAT
+                 " for a file of %" G_GSIZE_FORMAT
+                 " bytes, and no JSON header follows)",
                  header_len, len);
   if (header_len == 0)
     return fail (error, st, "header length is zero");
   if (header_len > len - 8)
-    return fail (error, st, "header length %" G_GUINT64_FORMAT " is larger than the %"
-                 G_GSIZE_FORMAT " bytes that follow it", header_len, len - 8);
+    return fail (error, st,
+                 "header length %" G_GUINT64_FORMAT
+                 " is larger than the %" G_GSIZE_FORMAT " bytes that follow it",
+                 header_len, len - 8);
   if (header_len > MAX_HEADER_BYTES)
-    return fail (error, st, "header length %" G_GUINT64_FORMAT " exceeds the limit of %u bytes",
+    return fail (error, st,
+                 "header length %" G_GUINT64_FORMAT
+                 " exceeds the limit of %u bytes",
                  header_len, MAX_HEADER_BYTES);
   if (!check_header_text (st, (const char *) bytes + 8, header_len, error))
     return FALSE;
@@ -526,9 +558,10 @@ parse_header (DiffuseSafetensors *st, const guint8 *bytes, gsize len, GError **e
 
   parser = json_parser_new ();
   dup.seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  g_signal_connect (parser, "object-member", G_CALLBACK (on_object_member), &dup);
-  if (!json_parser_load_from_data (parser, (const char *) bytes + 8, (gssize) header_len,
-                                   &json_error))
+  g_signal_connect (parser, "object-member", G_CALLBACK (on_object_member),
+                    &dup);
+  if (!json_parser_load_from_data (parser, (const char *) bytes + 8,
+                                   (gssize) header_len, &json_error))
     {
       fail (error, st, "header is not valid JSON: %s", json_error->message);
       goto out;
@@ -566,13 +599,14 @@ parse_header (DiffuseSafetensors *st, const guint8 *bytes, gsize len, GError **e
         goto out;
       t->raw = data + begin;
       spans[st->n_tensors].begin = begin;
-      spans[st->n_tensors].end = begin + t->n_elements * (gint64) dtypes[t->dtype].size;
+      spans[st->n_tensors].end =
+          begin + t->n_elements * (gint64) dtypes[t->dtype].size;
       spans[st->n_tensors].index = st->n_tensors;
       st->n_tensors++;
       g_hash_table_insert (st->by_name, t->name, t);
     }
-  if (!check_tiling (st, spans, st->n_tensors, data_len, error)
-      || !convert_tensors (st, error))
+  if (!check_tiling (st, spans, st->n_tensors, data_len, error) ||
+      !convert_tensors (st, error))
     goto out;
   ok = TRUE;
 
@@ -592,7 +626,8 @@ open_common (const char *name, GMappedFile *map, const guint8 *bytes, gsize len,
   st->name = g_strdup (name);
   st->map = map;
   st->by_name = g_hash_table_new (g_str_hash, g_str_equal);
-  st->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  st->metadata =
+      g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   if (!parse_header (st, bytes, len, error))
     {
       diffuse__safetensors_free (st);
@@ -632,7 +667,8 @@ diffuse__safetensors_open (const char *path, GError **error)
                    display, map_error->message);
       return NULL;
     }
-  return open_common (display, map, (const guint8 *) g_mapped_file_get_contents (map),
+  return open_common (display, map,
+                      (const guint8 *) g_mapped_file_get_contents (map),
                       g_mapped_file_get_length (map), error);
 }
 
@@ -657,13 +693,13 @@ format_shape (GString *out, gint ndim, const gint64 *shape)
 
   g_string_append_c (out, '[');
   for (i = 0; i < ndim; i++)
-    g_string_append_printf (out, "%s%" G_GINT64_FORMAT, i > 0 ? ", " : "", shape[i]);
+    g_string_append_printf (out, "%s%" G_GINT64_FORMAT, i > 0 ? ", " : "",
+                            shape[i]);
   g_string_append_c (out, ']');
 }
 
-static gboolean
-named_error (GError **error, const char *name, const char *format, ...)
-  G_GNUC_PRINTF (3, 4);
+static gboolean named_error (GError **error, const char *name,
+                             const char *format, ...) G_GNUC_PRINTF (3, 4);
 
 static gboolean
 named_error (GError **error, const char *name, const char *format, ...)
@@ -677,16 +713,17 @@ named_error (GError **error, const char *name, const char *format, ...)
 }
 
 const DiffuseTensorInfo *
-diffuse__safetensors_get_shaped (const DiffuseSafetensors *st, const char *file_name,
-                                 const char *name, gint ndim, const gint64 *shape,
-                                 GError **error)
+diffuse__safetensors_get_shaped (const DiffuseSafetensors *st,
+                                 const char *file_name, const char *name,
+                                 gint ndim, const gint64 *shape, GError **error)
 {
   const DiffuseTensorInfo *t;
   gboolean same;
   gint i;
 
   g_return_val_if_fail (st != NULL && file_name != NULL && name != NULL, NULL);
-  g_return_val_if_fail (ndim >= 0 && ndim <= 4 && (ndim == 0 || shape != NULL), NULL);
+  g_return_val_if_fail (ndim >= 0 && ndim <= 4 && (ndim == 0 || shape != NULL),
+                        NULL);
 
   t = diffuse__safetensors_get (st, name);
   if (t == NULL)
@@ -726,7 +763,8 @@ diffuse__safetensors_get_nth (const DiffuseSafetensors *st, guint index)
 }
 
 const char *
-diffuse__safetensors_get_metadata (const DiffuseSafetensors *st, const char *key)
+diffuse__safetensors_get_metadata (const DiffuseSafetensors *st,
+                                   const char *key)
 {
   g_return_val_if_fail (st != NULL && key != NULL, NULL);
   return g_hash_table_lookup (st->metadata, key);

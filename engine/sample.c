@@ -38,8 +38,8 @@ schedule_for (const DiffuseSampleParams *params, const DiffuseModelConfig *cfg,
                                       params->steps, error);
 }
 
-static gboolean
-invalid (GError **error, const char *format, ...) G_GNUC_PRINTF (2, 3);
+static gboolean invalid (GError **error, const char *format, ...)
+    G_GNUC_PRINTF (2, 3);
 
 static gboolean
 invalid (GError **error, const char *format, ...)
@@ -48,7 +48,8 @@ invalid (GError **error, const char *format, ...)
 
   va_start (args, format);
   if (error != NULL)
-    *error = g_error_new_valist (DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID, format, args);
+    *error =
+        g_error_new_valist (DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID, format, args);
   va_end (args);
   return FALSE;
 }
@@ -63,18 +64,24 @@ check_null_model (const DiffuseModel *null_model, const DiffuseModelConfig *cfg,
   const DiffuseModelConfig *nc = diffuse_model_get_config (null_model);
 
   if (nc->in_channels != cfg->in_channels)
-    return invalid (error, "the null model has %d input channels, the model %d; "
-                    "they must match", nc->in_channels, cfg->in_channels);
+    return invalid (error,
+                    "the null model has %d input channels, the model %d; "
+                    "they must match",
+                    nc->in_channels, cfg->in_channels);
   if (nc->diffusion_steps != cfg->diffusion_steps)
-    return invalid (error, "the null model has diffusion_steps = %d, the model %d; "
-                    "they must match", nc->diffusion_steps, cfg->diffusion_steps);
+    return invalid (error,
+                    "the null model has diffusion_steps = %d, the model %d; "
+                    "they must match",
+                    nc->diffusion_steps, cfg->diffusion_steps);
   if (nc->noise_schedule != cfg->noise_schedule)
-    return invalid (error, "the null model has a %s noise schedule, the model a %s "
+    return invalid (error,
+                    "the null model has a %s noise schedule, the model a %s "
                     "one; they must match",
                     diffuse_schedule_kind_to_string (nc->noise_schedule),
                     diffuse_schedule_kind_to_string (cfg->noise_schedule));
   if (nc->num_classes > 0 && nc->null_class < 0)
-    return invalid (error, "the null model is class-conditional without a null "
+    return invalid (error,
+                    "the null model is class-conditional without a null "
                     "class; it must be unconditional or have a null class");
   if (!diffuse_model_check_size (null_model, h, w, error))
     {
@@ -102,7 +109,8 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
   gint w = params->width > 0 ? params->width : cfg->image_size;
 
   if (cfg->model_type != DIFFUSE_MODEL_UNET)
-    return invalid (error, "the model is a classifier, not a diffusion UNet; give "
+    return invalid (error,
+                    "the model is a classifier, not a diffusion UNet; give "
                     "it as the classifier");
   /* every setting of the table against its range (settings-table.c),
    * then what depends on the model */
@@ -111,8 +119,10 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
   if (params->respacing == NULL || params->respacing[0] == '\0')
     {
       if (params->steps > T)
-        return invalid (error, "steps = %d is out of range: the model has "
-                        "diffusion_steps = %d, so 1..%d", params->steps, T, T);
+        return invalid (error,
+                        "steps = %d is out of range: the model has "
+                        "diffusion_steps = %d, so 1..%d",
+                        params->steps, T, T);
     }
   else
     {
@@ -122,8 +132,10 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
         return FALSE;
     }
   if (params->height < 0 || params->width < 0)
-    return invalid (error, "size %d x %d (height x width) is negative; 0 means the "
-                    "model's image_size", params->height, params->width);
+    return invalid (error,
+                    "size %d x %d (height x width) is negative; 0 means the "
+                    "model's image_size",
+                    params->height, params->width);
   if (!diffuse_model_check_size (model, h, w, error))
     return FALSE;
   if (params->n_threads < 0)
@@ -131,25 +143,25 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
   {
     g_autoptr (DiffuseSchedule) s = schedule_for (params, cfg, error);
 
-    if (s == NULL
-        || !diffuse__inpaint_check (params, diffuse_schedule_get_n_steps (s), h, w,
-                                    error))
+    if (s == NULL || !diffuse__inpaint_check (
+                         params, diffuse_schedule_get_n_steps (s), h, w, error))
       return FALSE;
   }
-  if (!diffuse__check_sample_inputs (params, (gsize) params->count
-                                     * cfg->in_channels * h * w, error))
+  if (!diffuse__check_sample_inputs (
+          params, (gsize) params->count * cfg->in_channels * h * w, error))
     return FALSE;
 
   if (params->variance == DIFFUSE_VARIANCE_LEARNED && !cfg->learn_sigma)
-    return invalid (error, "variance \"learned\" needs a learn_sigma model; this "
+    return invalid (error,
+                    "variance \"learned\" needs a learn_sigma model; this "
                     "model predicts only ε (use fixed-small or fixed-large)");
 
-  if (params->null_model != NULL
-      && !check_null_model (params->null_model, cfg, h, w, error))
+  if (params->null_model != NULL &&
+      !check_null_model (params->null_model, cfg, h, w, error))
     return FALSE;
 
-  if (params->classifier != NULL
-      && !check_classifier (params->classifier, cfg, params, h, w, error))
+  if (params->classifier != NULL &&
+      !check_classifier (params->classifier, cfg, params, h, w, error))
     return FALSE;
 
   if (cfg->num_classes == 0 && params->classifier != NULL)
@@ -157,7 +169,8 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
       /* an unconditional model steered by the classifier alone: the label
        * is the classifier's */
       if (params->guidance != 0.0 && params->null_model == NULL)
-        return invalid (error, "guidance needs a class-conditional model with a "
+        return invalid (error,
+                        "guidance needs a class-conditional model with a "
                         "null class, or a separate null model; this model is "
                         "unconditional");
     }
@@ -169,22 +182,30 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
       /* with a null_model, an unconditional model can be guided too
        * (away from the other model's predictions) */
       if (params->guidance != 0.0 && params->null_model == NULL)
-        return invalid (error, "guidance needs a class-conditional model with a "
+        return invalid (error,
+                        "guidance needs a class-conditional model with a "
                         "null class, or a separate null model; this model is "
                         "unconditional");
     }
   else
     {
       if (params->class_label < -1 || params->class_label >= cfg->num_classes)
-        return invalid (error, "class %d is out of range (0..%d, or -1 for the "
-                        "null class)", params->class_label, cfg->num_classes - 1);
+        return invalid (error,
+                        "class %d is out of range (0..%d, or -1 for the "
+                        "null class)",
+                        params->class_label, cfg->num_classes - 1);
       if (params->class_label == -1 && cfg->null_class < 0)
-        return invalid (error, "the model has no null class: choose a class "
-                        "label (0..%d)", cfg->num_classes - 1);
-      if (params->guidance != 0.0 && cfg->null_class < 0 && params->null_model == NULL)
-        return invalid (error, "guidance = %g needs the model's null class, but "
+        return invalid (error,
+                        "the model has no null class: choose a class "
+                        "label (0..%d)",
+                        cfg->num_classes - 1);
+      if (params->guidance != 0.0 && cfg->null_class < 0 &&
+          params->null_model == NULL)
+        return invalid (error,
+                        "guidance = %g needs the model's null class, but "
                         "the model has no null class; give a separate "
-                        "unconditional model as the null model", params->guidance);
+                        "unconditional model as the null model",
+                        params->guidance);
     }
   return TRUE;
 }
@@ -202,42 +223,54 @@ check_classifier (const DiffuseModel *classifier, const DiffuseModelConfig *cfg,
   const DiffuseModelConfig *cc = diffuse_model_get_config (classifier);
 
   if (cc->model_type != DIFFUSE_MODEL_CLASSIFIER)
-    return invalid (error, "the classifier is a diffusion UNet, not a classifier");
+    return invalid (error,
+                    "the classifier is a diffusion UNet, not a classifier");
   if (cc->in_channels != cfg->in_channels)
-    return invalid (error, "the classifier takes %d channels, the model makes %d; "
-                    "they must match", cc->in_channels, cfg->in_channels);
-  if (cc->pool == DIFFUSE_POOL_ATTENTION && (h != cc->image_size || w != cc->image_size))
-    return invalid (error, "the classifier's attention pool takes %dx%d images "
-                    "only; this run is %dx%d", cc->image_size, cc->image_size, w, h);
+    return invalid (error,
+                    "the classifier takes %d channels, the model makes %d; "
+                    "they must match",
+                    cc->in_channels, cfg->in_channels);
+  if (cc->pool == DIFFUSE_POOL_ATTENTION &&
+      (h != cc->image_size || w != cc->image_size))
+    return invalid (error,
+                    "the classifier's attention pool takes %dx%d images "
+                    "only; this run is %dx%d",
+                    cc->image_size, cc->image_size, w, h);
   if (h % (1 << (cc->n_levels - 1)) != 0 || w % (1 << (cc->n_levels - 1)) != 0)
-    return invalid (error, "the classifier needs sizes that are multiples of %d; "
-                    "this run is %dx%d", 1 << (cc->n_levels - 1), w, h);
-  if (cc->diffusion_steps > 0 && (cc->diffusion_steps != cfg->diffusion_steps
-                                  || cc->noise_schedule != cfg->noise_schedule))
-    return invalid (error, "the classifier was trained for a %s schedule of %d "
+    return invalid (error,
+                    "the classifier needs sizes that are multiples of %d; "
+                    "this run is %dx%d",
+                    1 << (cc->n_levels - 1), w, h);
+  if (cc->diffusion_steps > 0 && (cc->diffusion_steps != cfg->diffusion_steps ||
+                                  cc->noise_schedule != cfg->noise_schedule))
+    return invalid (error,
+                    "the classifier was trained for a %s schedule of %d "
                     "steps, the model has a %s one of %d; they must match",
                     diffuse_schedule_kind_to_string (cc->noise_schedule),
                     cc->diffusion_steps,
                     diffuse_schedule_kind_to_string (cfg->noise_schedule),
                     cfg->diffusion_steps);
   if (params->class_label < 0)
-    return invalid (error, "classifier guidance needs a class label (the "
-                    "classifier has classes 0..%d)", cc->num_classes - 1);
-  if (params->class_label >= cc->num_classes)
-    return invalid (error, "class %d: the classifier has only %d classes "
-                    "(0..%d)", params->class_label, cc->num_classes,
+    return invalid (error,
+                    "classifier guidance needs a class label (the "
+                    "classifier has classes 0..%d)",
                     cc->num_classes - 1);
+  if (params->class_label >= cc->num_classes)
+    return invalid (error,
+                    "class %d: the classifier has only %d classes "
+                    "(0..%d)",
+                    params->class_label, cc->num_classes, cc->num_classes - 1);
   return TRUE;
 }
 
 typedef struct
 {
   DiffuseClassifier *clf;
-  double scale;         /* s */
-  double t_scale;       /* the model's timestep rescaling */
-  float *t_in;          /* [count] */
-  gint *labels;         /* [count] */
-  gsize n;              /* count·C·H·W */
+  double scale;   /* s */
+  double t_scale; /* the model's timestep rescaling */
+  float *t_in;    /* [count] */
+  gint *labels;   /* [count] */
+  gsize n;        /* count·C·H·W */
 } ClassifierCond;
 
 /* s·∇x log p(y | x_t), guided-diffusion's cond_fn: the classifier sees
@@ -265,21 +298,21 @@ typedef struct
 {
   DiffuseUNet *unet;
   const DiffuseModelConfig *cfg;
-  gboolean guided;      /* run conditional + null as one batch of 2·count */
-  double guidance;      /* w */
-  double t_scale;       /* 1000/T with rescale_timesteps, else 1 */
-  gint label;           /* the conditional label (0 for unconditional models) */
-  gint hw;              /* H·W */
-  float *x_in;          /* [batch·C·HW]: x_t, twice when guided */
-  float *t_in;          /* [batch] */
-  gint *labels;         /* [batch] */
-  float *net_out;       /* [batch·out_C·HW] */
+  gboolean guided; /* run conditional + null as one batch of 2·count */
+  double guidance; /* w */
+  double t_scale;  /* 1000/T with rescale_timesteps, else 1 */
+  gint label;      /* the conditional label (0 for unconditional models) */
+  gint hw;         /* H·W */
+  float *x_in;     /* [batch·C·HW]: x_t, twice when guided */
+  float *t_in;     /* [batch] */
+  gint *labels;    /* [batch] */
+  float *net_out;  /* [batch·out_C·HW] */
   /* params->null_model's pass (batch count), when given */
   DiffuseUNet *null_unet;
   const DiffuseModelConfig *null_cfg;
   double null_t_scale;
-  gint null_label;      /* its null class, 0 when unconditional */
-  float *null_out;      /* [count·null out_C·HW] */
+  gint null_label; /* its null class, 0 when unconditional */
+  float *null_out; /* [count·null out_C·HW] */
 } ModelDenoiser;
 
 static gboolean
@@ -302,8 +335,8 @@ model_denoise (gpointer user_data, gint count, const float *x_t, gint t_index,
       d->labels[b] = b < count ? d->label : d->cfg->null_class;
     }
 
-  if (!diffuse_unet_forward (d->unet, batch, d->x_in, d->t_in, d->labels, d->net_out,
-                             error))
+  if (!diffuse_unet_forward (d->unet, batch, d->x_in, d->t_in, d->labels,
+                             d->net_out, error))
     return FALSE;
 
   /* ε(x_t, ∅) from the null model: the same x_t, its own t rescaling */
@@ -314,8 +347,8 @@ model_denoise (gpointer user_data, gint count, const float *x_t, gint t_index,
           d->t_in[b] = (float) (t_model * d->null_t_scale);
           d->labels[b] = d->null_label;
         }
-      if (!diffuse_unet_forward (d->null_unet, count, d->x_in, d->t_in, d->labels,
-                                 d->null_out, error))
+      if (!diffuse_unet_forward (d->null_unet, count, d->x_in, d->t_in,
+                                 d->labels, d->null_out, error))
         return FALSE;
     }
 
@@ -327,9 +360,10 @@ model_denoise (gpointer user_data, gint count, const float *x_t, gint t_index,
       if (d->guided)
         {
           /* the null model's ε channels come first, as the model's do */
-          const float *uncond = d->null_unet != NULL
-                                ? d->null_out + k * (gsize) d->null_cfg->out_channels * d->hw
-                                : d->net_out + (count + k) * out_img;
+          const float *uncond =
+              d->null_unet != NULL
+                  ? d->null_out + k * (gsize) d->null_cfg->out_channels * d->hw
+                  : d->net_out + (count + k) * out_img;
 
           diffuse__guided_eps (cond, uncond, d->guidance, img, eps);
         }
@@ -357,10 +391,10 @@ diffuse_sample_estimate (const DiffuseModel *model,
     return FALSE;
 
   const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
-  if (cfg->model_type != DIFFUSE_MODEL_UNET
-      || (params->null_model != NULL
-          && diffuse_model_get_config (params->null_model)->model_type
-             != DIFFUSE_MODEL_UNET))
+  if (cfg->model_type != DIFFUSE_MODEL_UNET ||
+      (params->null_model != NULL &&
+       diffuse_model_get_config (params->null_model)->model_type !=
+           DIFFUSE_MODEL_UNET))
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
                    "a classifier is not a diffusion model: it cannot sample");
@@ -374,41 +408,51 @@ diffuse_sample_estimate (const DiffuseModel *model,
   guint64 count = (guint64) params->count;
   guint64 hw = (guint64) h * (guint64) w;
   guint64 img = (guint64) cfg->in_channels * hw;
-  gint label = cfg->num_classes == 0 ? 0
-               : params->class_label >= 0 ? params->class_label : cfg->null_class;
-  gboolean guided = params->guidance > 0.0
-                    && (params->null_model != NULL || label != cfg->null_class);
+  gint label = cfg->num_classes == 0      ? 0
+               : params->class_label >= 0 ? params->class_label
+                                          : cfg->null_class;
+  gboolean guided = params->guidance > 0.0 &&
+                    (params->null_model != NULL || label != cfg->null_class);
   gboolean separate = guided && params->null_model != NULL;
   guint64 batch = guided && !separate ? 2 * count : count;
   guint64 steps = params->init_image != NULL
-    ? (guint64) diffuse_schedule_index_for_strength (schedule, params->strength) + 1
-    : (guint64) diffuse_schedule_get_n_steps (schedule);
-  gboolean stochastic = params->sampler == DIFFUSE_SAMPLER_DDPM || params->eta > 0.0;
+                      ? (guint64) diffuse_schedule_index_for_strength (
+                            schedule, params->strength) +
+                            1
+                      : (guint64) diffuse_schedule_get_n_steps (schedule);
+  gboolean stochastic =
+      params->sampler == DIFFUSE_SAMPLER_DDPM || params->eta > 0.0;
 
   memset (estimate, 0, sizeof *estimate);
   /* as diffuse_sample allocates: the network's scratch, the denoiser's
    * input, timestep, label and output buffers, the sampler's x, ε, x̂0
    * (+ noise, + variance) and the caller's output */
-  estimate->bytes = diffuse__unet_estimate_bytes (model, (gint) batch, h, w)
-    + 4 * (batch * img + 2 * batch + batch * cfg->out_channels * hw)
-    + 4 * count * img * (3 + (stochastic ? 1 : 0) + (cfg->learn_sigma ? 1 : 0))
-    + 4 * count * img;
+  estimate->bytes =
+      diffuse__unet_estimate_bytes (model, (gint) batch, h, w) +
+      4 * (batch * img + 2 * batch + batch * cfg->out_channels * hw) +
+      4 * count * img *
+          (3 + (stochastic ? 1 : 0) + (cfg->learn_sigma ? 1 : 0)) +
+      4 * count * img;
   estimate->weight_bytes = 4 * diffuse_model_get_n_params (model);
   estimate->flops_per_eval = diffuse__unet_flops (model, h, w);
   estimate->n_evals = count * steps * (guided ? 2 : 1);
-  estimate->flops = (double) estimate->flops_per_eval * (double) estimate->n_evals;
+  estimate->flops =
+      (double) estimate->flops_per_eval * (double) estimate->n_evals;
   if (separate)
     {
-      const DiffuseModelConfig *ncfg = diffuse_model_get_config (params->null_model);
+      const DiffuseModelConfig *ncfg =
+          diffuse_model_get_config (params->null_model);
 
       estimate->bytes += diffuse__unet_estimate_bytes (params->null_model,
-                                                       (gint) count, h, w)
-        + 4 * count * ncfg->out_channels * hw;
-      estimate->weight_bytes += 4 * diffuse_model_get_n_params (params->null_model);
+                                                       (gint) count, h, w) +
+                         4 * count * ncfg->out_channels * hw;
+      estimate->weight_bytes +=
+          4 * diffuse_model_get_n_params (params->null_model);
       /* half the evaluations are the null model's */
-      estimate->flops = (double) count * steps
-        * ((double) estimate->flops_per_eval
-           + (double) diffuse__unet_flops (params->null_model, h, w));
+      estimate->flops =
+          (double) count * steps *
+          ((double) estimate->flops_per_eval +
+           (double) diffuse__unet_flops (params->null_model, h, w));
     }
   return TRUE;
 }
@@ -437,28 +481,31 @@ diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
   ClassifierCond cc = { 0 };
   DiffuseSampleParams run = *params;
 
-  d.label = cfg->num_classes == 0 ? 0
-            : params->class_label >= 0 ? params->class_label : cfg->null_class;
+  d.label = cfg->num_classes == 0      ? 0
+            : params->class_label >= 0 ? params->class_label
+                                       : cfg->null_class;
   /* guiding the null class with itself changes nothing: skip the 2nd pass
    * (a separate null model always gives a different ε(x, ∅)) */
-  d.guided = params->guidance > 0.0
-             && (params->null_model != NULL || d.label != cfg->null_class);
+  d.guided = params->guidance > 0.0 &&
+             (params->null_model != NULL || d.label != cfg->null_class);
   d.guidance = params->guidance;
   d.t_scale = cfg->rescale_timesteps ? 1000.0 / cfg->diffusion_steps : 1.0;
   if (d.guided && params->null_model != NULL)
     {
       d.null_cfg = diffuse_model_get_config (params->null_model);
       d.null_t_scale = d.null_cfg->rescale_timesteps
-                       ? 1000.0 / d.null_cfg->diffusion_steps : 1.0;
+                           ? 1000.0 / d.null_cfg->diffusion_steps
+                           : 1.0;
       d.null_label = d.null_cfg->num_classes > 0 ? d.null_cfg->null_class : 0;
     }
 
   if (cfg->out_channels < (cfg->learn_sigma ? 2 : 1) * cfg->in_channels)
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
-                   "model has out_channels = %d, expected %d (in_channels = %d%s)",
-                   cfg->out_channels, (cfg->learn_sigma ? 2 : 1) * cfg->in_channels,
-                   cfg->in_channels, cfg->learn_sigma ? ", learn_sigma" : "");
+      g_set_error (
+          error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
+          "model has out_channels = %d, expected %d (in_channels = %d%s)",
+          cfg->out_channels, (cfg->learn_sigma ? 2 : 1) * cfg->in_channels,
+          cfg->in_channels, cfg->learn_sigma ? ", learn_sigma" : "");
       return FALSE;
     }
   g_autoptr (DiffuseSchedule) schedule = schedule_for (params, cfg, error);
@@ -479,18 +526,20 @@ diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
           g_prefix_error (error, "null model: ");
           goto out;
         }
-      d.null_out = g_try_malloc ((gsize) count * d.null_cfg->out_channels * d.hw
-                                 * sizeof (float));
+      d.null_out = g_try_malloc ((gsize) count * d.null_cfg->out_channels *
+                                 d.hw * sizeof (float));
     }
   d.x_in = g_try_malloc ((gsize) batch * img * sizeof (float));
   d.t_in = g_try_malloc ((gsize) batch * sizeof (float));
   d.labels = g_try_malloc ((gsize) batch * sizeof (gint));
-  d.net_out = g_try_malloc ((gsize) batch * cfg->out_channels * d.hw * sizeof (float));
-  if (d.x_in == NULL || d.t_in == NULL || d.labels == NULL || d.net_out == NULL
-      || (d.null_cfg != NULL && d.null_out == NULL))
+  d.net_out =
+      g_try_malloc ((gsize) batch * cfg->out_channels * d.hw * sizeof (float));
+  if (d.x_in == NULL || d.t_in == NULL || d.labels == NULL ||
+      d.net_out == NULL || (d.null_cfg != NULL && d.null_out == NULL))
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
-                   "cannot allocate the denoiser's buffers for a batch of %d", batch);
+                   "cannot allocate the denoiser's buffers for a batch of %d",
+                   batch);
       goto out;
     }
 
@@ -514,8 +563,8 @@ diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
       run.cond_data = &cc;
     }
 
-  ok = diffuse_sample_with (schedule, model_denoise, &d, cfg->learn_sigma, &run, count,
-                            cfg->in_channels, h, w, out, info, error);
+  ok = diffuse_sample_with (schedule, model_denoise, &d, cfg->learn_sigma, &run,
+                            count, cfg->in_channels, h, w, out, info, error);
 
 out:
   diffuse_classifier_free (cc.clf);

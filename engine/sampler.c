@@ -67,7 +67,8 @@ check_input (const float *v, gsize n, const char *what, GError **error)
     return TRUE;
   g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                "%s value %g at index %" G_GSSIZE_FORMAT " is %s (need finite "
-               "values within ±%g)", what, v[bad], bad,
+               "values within ±%g)",
+               what, v[bad], bad,
                isfinite (v[bad]) ? "too large" : "not finite",
                (double) MAX_INPUT_ABS);
   return FALSE;
@@ -77,20 +78,20 @@ gboolean
 diffuse__check_sample_inputs (const DiffuseSampleParams *params, gsize n,
                               GError **error)
 {
-  return check_input (params->init_noise, n, "the initial noise", error)
-    && check_input (params->init_image, n, "the input image", error);
+  return check_input (params->init_noise, n, "the initial noise", error) &&
+         check_input (params->init_image, n, "the input image", error);
 }
 
 typedef struct
 {
-  gsize n;        /* count·C·H·W */
-  float *x;       /* x_t, updated in place */
-  float *eps;     /* ε̂ from the denoiser */
-  float *var;     /* raw variance output v ∈ [−1, 1] (learned), or NULL */
-  float *x0;      /* predicted x0 */
-  float *noise;   /* the step's fresh noise, or NULL when never needed */
+  gsize n;          /* count·C·H·W */
+  float *x;         /* x_t, updated in place */
+  float *eps;       /* ε̂ from the denoiser */
+  float *var;       /* raw variance output v ∈ [−1, 1] (learned), or NULL */
+  float *x0;        /* predicted x0 */
+  float *noise;     /* the step's fresh noise, or NULL when never needed */
   float *known_eps; /* inpainting: the forward noise ε of the kept pixels */
-  float *grad;    /* classifier guidance: s·∇x log p(y | x_t), or NULL */
+  float *grad;      /* classifier guidance: s·∇x log p(y | x_t), or NULL */
 } Buffers;
 
 static void
@@ -123,14 +124,15 @@ buffers_alloc (Buffers *b, gsize n, gboolean want_var, gboolean want_noise,
     b->noise = g_try_malloc (bytes);
   if (want_known)
     b->known_eps = g_try_malloc (bytes);
-  if (b->x == NULL || b->eps == NULL || b->x0 == NULL
-      || (want_var && b->var == NULL) || (want_noise && b->noise == NULL)
-      || (want_known && b->known_eps == NULL))
+  if (b->x == NULL || b->eps == NULL || b->x0 == NULL ||
+      (want_var && b->var == NULL) || (want_noise && b->noise == NULL) ||
+      (want_known && b->known_eps == NULL))
     {
       buffers_clear (b);
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
                    "cannot allocate the sampler's buffers (%" G_GSIZE_FORMAT
-                   " floats each)", n);
+                   " floats each)",
+                   n);
       return FALSE;
     }
   return TRUE;
@@ -146,7 +148,8 @@ buffers_alloc (Buffers *b, gsize n, gboolean want_var, gboolean want_noise,
 static void
 kept_noise (Buffers *b, guint64 seed, gint level, gint v)
 {
-  diffuse_rng_normal (seed, STREAM_KEPT0 + (guint64) level + ((guint64) v << 32), 0,
+  diffuse_rng_normal (seed,
+                      STREAM_KEPT0 + (guint64) level + ((guint64) v << 32), 0,
                       b->known_eps, b->n);
 }
 
@@ -183,9 +186,9 @@ check_params (const DiffuseSchedule *schedule, gboolean has_variance,
 {
   /* the settings this loop reads, by the table (settings-table.c);
    * strength only matters with an init image */
-  if (!diffuse__settings_check_flags (params, DIFFUSE_SETTING_LOOP,
-                                      params->init_image != NULL
-                                      ? 0 : DIFFUSE_SETTING_IMG2IMG, error))
+  if (!diffuse__settings_check_flags (
+          params, DIFFUSE_SETTING_LOOP,
+          params->init_image != NULL ? 0 : DIFFUSE_SETTING_IMG2IMG, error))
     return FALSE;
   if (diffuse_schedule_get_n_steps (schedule) < 1)
     {
@@ -196,9 +199,10 @@ check_params (const DiffuseSchedule *schedule, gboolean has_variance,
 
   *variance = params->variance;
   if (*variance == DIFFUSE_VARIANCE_AUTO)
-    *variance = has_variance ? DIFFUSE_VARIANCE_LEARNED : DIFFUSE_VARIANCE_FIXED_LARGE;
-  if (params->sampler == DIFFUSE_SAMPLER_DDPM && *variance == DIFFUSE_VARIANCE_LEARNED
-      && !has_variance)
+    *variance =
+        has_variance ? DIFFUSE_VARIANCE_LEARNED : DIFFUSE_VARIANCE_FIXED_LARGE;
+  if (params->sampler == DIFFUSE_SAMPLER_DDPM &&
+      *variance == DIFFUSE_VARIANCE_LEARNED && !has_variance)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                    "learned variance needs a denoiser that predicts it "
@@ -209,11 +213,11 @@ check_params (const DiffuseSchedule *schedule, gboolean has_variance,
 }
 
 gboolean
-diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise,
-                     gpointer denoise_data, gboolean has_variance,
-                     const DiffuseSampleParams *params, gint count, gint channels,
-                     gint height, gint width, float *out, DiffuseSampleInfo *info,
-                     GError **error)
+diffuse_sample_with (const DiffuseSchedule *schedule,
+                     DiffuseDenoiseFunc denoise, gpointer denoise_data,
+                     gboolean has_variance, const DiffuseSampleParams *params,
+                     gint count, gint channels, gint height, gint width,
+                     float *out, DiffuseSampleInfo *info, GError **error)
 {
   g_return_val_if_fail (schedule != NULL, FALSE);
   g_return_val_if_fail (denoise != NULL, FALSE);
@@ -224,11 +228,13 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
   DiffuseVarianceKind variance;
   if (!check_params (schedule, has_variance, params, &variance, error))
     return FALSE;
-  if (count < 1 || channels < 1 || height < 1 || width < 1
-      || (guint64) count * channels * height * width > G_MAXSIZE / sizeof (float) / 4)
+  if (count < 1 || channels < 1 || height < 1 || width < 1 ||
+      (guint64) count * channels * height * width >
+          G_MAXSIZE / sizeof (float) / 4)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "bad sample shape %d x %d x %d x %d", count, channels, height, width);
+                   "bad sample shape %d x %d x %d x %d", count, channels,
+                   height, width);
       return FALSE;
     }
 
@@ -245,8 +251,8 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
   gsize hw = (gsize) height * width;
   Buffers b;
 
-  if (!diffuse__inpaint_check (params, n_sched, height, width, error)
-      || !diffuse__check_sample_inputs (params, n, error))
+  if (!diffuse__inpaint_check (params, n_sched, height, width, error) ||
+      !diffuse__check_sample_inputs (params, n, error))
     return FALSE;
   if (params->init_image != NULL)
     start = diffuse_schedule_index_for_strength (schedule, params->strength);
@@ -254,8 +260,8 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
   /* the levels to visit (inpaint.c): start, start − 1, …, −1, with
    * RePaint's jumps back up when resampling */
   gint n_levels;
-  g_autofree gint *levels
-    = diffuse__inpaint_levels (start, params->resample_jump,
+  g_autofree gint *levels =
+      diffuse__inpaint_levels (start, params->resample_jump,
                                inpaint ? params->resample_count : 1, &n_levels);
   gint n_steps = 0, n_jumps = 0;
   for (gint k = 1; k < n_levels; k++)
@@ -283,8 +289,8 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
     }
   /* β̃ at respaced index 1 (guided-diffusion's Σ at index 0 for fixed-large
    * and its clipped log β̃₀); β₀ when the schedule has one step */
-  double post_var1 = n_sched > 1 ? betas[1] * (1.0 - abars[0]) / (1.0 - abars[1])
-                                 : betas[0];
+  double post_var1 =
+      n_sched > 1 ? betas[1] * (1.0 - abars[0]) / (1.0 - abars[1]) : betas[0];
 
   if (params->init_image != NULL)
     {
@@ -310,12 +316,12 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
       if (to > from)
         {
           /* RePaint's jump back up, then the kept pixels at that level */
-          diffuse_rng_normal (params->seed, STREAM_JUMP0 + (guint64) jump_no++, 0,
-                              b.noise, n);
+          diffuse_rng_normal (params->seed, STREAM_JUMP0 + (guint64) jump_no++,
+                              0, b.noise, n);
           diffuse__forward_jump (b.x, b.noise, n, abars[from], abar_to);
           kept_noise (&b, params->seed, to, visits[to]);
-          diffuse__inpaint_keep (b.x, params->init_image, b.known_eps, params->mask,
-                                 n, hw, abar_to);
+          diffuse__inpaint_keep (b.x, params->init_image, b.known_eps,
+                                 params->mask, n, hw, abar_to);
           continue;
         }
 
@@ -344,12 +350,14 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
             diffuse__condition_score (b.x, b.grad, n, abar, b.x0);
         }
       if (add_noise)
-        diffuse_rng_normal (params->seed, STREAM_STEP0 + (guint64) i
-                            + ((guint64) visits[i] << 32), 0, b.noise, n);
+        diffuse_rng_normal (params->seed,
+                            STREAM_STEP0 + (guint64) i +
+                                ((guint64) visits[i] << 32),
+                            0, b.noise, n);
       visits[i]++;
       if (is_ddpm)
-        diffuse__ddpm_step (b.x, b.x0, b.var, b.grad, b.noise, n, betas[i], abar,
-                            abar_to, post_var1, variance, add_noise);
+        diffuse__ddpm_step (b.x, b.x0, b.var, b.grad, b.noise, n, betas[i],
+                            abar, abar_to, post_var1, variance, add_noise);
       else
         diffuse__ddim_step (b.x, b.x0, b.noise, n, abar, abar_to, params->eta,
                             add_noise);
@@ -359,11 +367,11 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
         {
           if (to >= 0)
             kept_noise (&b, params->seed, to, visits[to]);
-          diffuse__inpaint_keep (b.x, params->init_image, b.known_eps, params->mask,
-                                 n, hw, abar_to);
+          diffuse__inpaint_keep (b.x, params->init_image, b.known_eps,
+                                 params->mask, n, hw, abar_to);
           /* the preview shows the kept pixels as they are */
-          diffuse__inpaint_keep (b.x0, params->init_image, b.known_eps, params->mask,
-                                 n, hw, 1.0);
+          diffuse__inpaint_keep (b.x0, params->init_image, b.known_eps,
+                                 params->mask, n, hw, 1.0);
         }
 
       /* a NaN or Inf (broken weights, an overflow) never becomes a
@@ -373,12 +381,13 @@ diffuse_sample_with (const DiffuseSchedule *schedule, DiffuseDenoiseFunc denoise
           buffers_clear (&b);
           g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
                        "the run produced non-finite values (NaN or Inf) at "
-                       "step %d of %d; nothing was written", step, n_steps);
+                       "step %d of %d; nothing was written",
+                       step, n_steps);
           return FALSE;
         }
-      if (params->progress != NULL
-          && !params->progress (step, n_steps, b.x0, count, channels,
-                                height, width, params->user_data))
+      if (params->progress != NULL &&
+          !params->progress (step, n_steps, b.x0, count, channels, height,
+                             width, params->user_data))
         {
           buffers_clear (&b);
           g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_CANCELLED,

@@ -18,10 +18,10 @@
 struct _DiffuseSchedule
 {
   DiffuseScheduleKind kind;
-  gint T;            /* original number of diffusion steps */
-  gint n;            /* kept steps */
-  gint *timesteps;   /* [n] original t of each kept step, ascending */
-  double *betas;     /* [n] respaced β_i */
+  gint T;                 /* original number of diffusion steps */
+  gint n;                 /* kept steps */
+  gint *timesteps;        /* [n] original t of each kept step, ascending */
+  double *betas;          /* [n] respaced β_i */
   double *alphas_cumprod; /* [n] respaced ᾱ_i = ∏_{j≤i} (1 − β_j) */
 };
 
@@ -103,11 +103,13 @@ respace_ddim (gint T, const char *respacing, gboolean *keep, GError **error)
 {
   gint64 want;
 
-  if (!parse_int (respacing + 4, respacing + strlen (respacing), &want) || want < 1)
+  if (!parse_int (respacing + 4, respacing + strlen (respacing), &want) ||
+      want < 1)
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "respacing \"%s\": expected \"ddimN\" with N a positive integer",
-                   respacing);
+      g_set_error (
+          error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+          "respacing \"%s\": expected \"ddimN\" with N a positive integer",
+          respacing);
       return FALSE;
     }
   for (gint i = 1; i < T; i++)
@@ -135,12 +137,14 @@ respace_sections (gint T, const char *respacing, gboolean *keep, GError **error)
   g_autofree gint64 *counts = g_new0 (gint64, MAX (n_sections, 1));
 
   for (guint k = 0; k < n_sections; k++)
-    if (!parse_int (parts[k], parts[k] + strlen (parts[k]), &counts[k]) || counts[k] < 1)
+    if (!parse_int (parts[k], parts[k] + strlen (parts[k]), &counts[k]) ||
+        counts[k] < 1)
       {
-        g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                     "respacing \"%s\": section %u (\"%s\") is not a positive "
-                     "integer; expected \"ddimN\" or comma-separated step counts",
-                     respacing, k + 1, parts[k]);
+        g_set_error (
+            error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+            "respacing \"%s\": section %u (\"%s\") is not a positive "
+            "integer; expected \"ddimN\" or comma-separated step counts",
+            respacing, k + 1, parts[k]);
         return FALSE;
       }
 
@@ -159,7 +163,8 @@ respace_sections (gint T, const char *respacing, gboolean *keep, GError **error)
                        respacing, k + 1, size, counts[k], T);
           return FALSE;
         }
-      double stride = counts[k] <= 1 ? 1.0 : (double) (size - 1) / (double) (counts[k] - 1);
+      double stride =
+          counts[k] <= 1 ? 1.0 : (double) (size - 1) / (double) (counts[k] - 1);
       double cur = 0.0;
       for (gint64 j = 0; j < counts[k]; j++)
         {
@@ -202,10 +207,11 @@ schedule_new (DiffuseScheduleKind kind, gint T, const char *respacing,
   for (gint t = 0; t < T; t++)
     if (!(betas[t] > 0.0 && betas[t] < 1.0))
       {
-        g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                     "%s schedule on T = %d steps has beta_%d = %g outside (0, 1)%s",
-                     diffuse_schedule_kind_to_string (kind), T, t + 1, betas[t],
-                     kind == DIFFUSE_SCHEDULE_LINEAR ? ": it needs T > 20" : "");
+        g_set_error (
+            error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+            "%s schedule on T = %d steps has beta_%d = %g outside (0, 1)%s",
+            diffuse_schedule_kind_to_string (kind), T, t + 1, betas[t],
+            kind == DIFFUSE_SCHEDULE_LINEAR ? ": it needs T > 20" : "");
         return NULL;
       }
 
@@ -279,7 +285,8 @@ diffuse__schedule_new_steps (DiffuseScheduleKind kind, gint T, gint steps,
   if (steps == 1)
     return schedule_new (kind, T, NULL, TRUE, error);
 
-  g_autofree char *respacing = steps == T ? g_strdup ("") : g_strdup_printf ("%d", steps);
+  g_autofree char *respacing =
+      steps == T ? g_strdup ("") : g_strdup_printf ("%d", steps);
   return schedule_new (kind, T, respacing, FALSE, error);
 }
 
@@ -326,7 +333,8 @@ diffuse_schedule_get_alphas_cumprod (const DiffuseSchedule *schedule)
  * step whose original t is nearest to strength·T.  Ties go to the smaller t
  * (less noise); strength ≤ 0 gives index 0. */
 gint
-diffuse_schedule_index_for_strength (const DiffuseSchedule *schedule, double strength)
+diffuse_schedule_index_for_strength (const DiffuseSchedule *schedule,
+                                     double strength)
 {
   g_return_val_if_fail (schedule != NULL, 0);
 

@@ -37,9 +37,8 @@ static const char *const sampler_help[] = {
   "Deterministic for eta = 0; works with few steps",
   "Ancestral sampling; needs more steps",
 };
-static const char *const variance_nicks[] = {
-  "auto", "learned", "fixed-small", "fixed-large", NULL
-};
+static const char *const variance_nicks[] = { "auto", "learned", "fixed-small",
+                                              "fixed-large", NULL };
 static const char *const variance_help[] = {
   "Learned when the model has it, else fixed-large",
   "The model's learned variance",
@@ -51,58 +50,115 @@ G_STATIC_ASSERT (G_N_ELEMENTS (sampler_nicks) == DIFFUSE_SAMPLER_COUNT + 1);
 G_STATIC_ASSERT (G_N_ELEMENTS (variance_nicks) == DIFFUSE_VARIANCE_COUNT + 1);
 
 #define FIELD(f) offsetof (DiffuseSampleParams, f)
-#define ALL (DIFFUSE_SETTING_PRESET | DIFFUSE_SETTING_CLI | DIFFUSE_SETTING_PLUGIN)
+#define ALL                                                                    \
+  (DIFFUSE_SETTING_PRESET | DIFFUSE_SETTING_CLI | DIFFUSE_SETTING_PLUGIN)
 
 /* Adding a setting: a field in DiffuseSampleParams and a row here; the
  * CLI option, the preset key and the plug-in argument follow from the
  * flags.  Rows keep their order (a row's index is its bit in masks). */
 static const DiffuseSetting settings[] = {
-  { .name = "steps", .type = DIFFUSE_SETTING_INT, .flags = ALL,
-    .offset = FIELD (steps), .min = 1, .max = 4000, .default_value = 50,
-    .label = "S_teps", .metavar = "N", .short_name = 's',
+  { .name = "steps",
+    .type = DIFFUSE_SETTING_INT,
+    .flags = ALL,
+    .offset = FIELD (steps),
+    .min = 1,
+    .max = 4000,
+    .default_value = 50,
+    .label = "S_teps",
+    .metavar = "N",
+    .short_name = 's',
     .help = "Reverse steps, spread evenly over the model's T (at most T)" },
-  { .name = "sampler", .type = DIFFUSE_SETTING_ENUM,
-    .flags = ALL | DIFFUSE_SETTING_LOOP, .offset = FIELD (sampler),
-    .min = 0, .max = DIFFUSE_SAMPLER_COUNT - 1, .default_value = DIFFUSE_SAMPLER_DDIM,
-    .nicks = sampler_nicks, .nick_labels = sampler_labels, .nick_help = sampler_help,
-    .label = "Sa_mpler", .metavar = "NAME", .help = "DDIM or DDPM" },
-  { .name = "eta", .type = DIFFUSE_SETTING_DOUBLE,
-    .flags = ALL | DIFFUSE_SETTING_LOOP, .offset = FIELD (eta),
-    .min = 0, .max = 10, .default_value = 0, .label = "_Eta", .metavar = "E",
+  { .name = "sampler",
+    .type = DIFFUSE_SETTING_ENUM,
+    .flags = ALL | DIFFUSE_SETTING_LOOP,
+    .offset = FIELD (sampler),
+    .min = 0,
+    .max = DIFFUSE_SAMPLER_COUNT - 1,
+    .default_value = DIFFUSE_SAMPLER_DDIM,
+    .nicks = sampler_nicks,
+    .nick_labels = sampler_labels,
+    .nick_help = sampler_help,
+    .label = "Sa_mpler",
+    .metavar = "NAME",
+    .help = "DDIM or DDPM" },
+  { .name = "eta",
+    .type = DIFFUSE_SETTING_DOUBLE,
+    .flags = ALL | DIFFUSE_SETTING_LOOP,
+    .offset = FIELD (eta),
+    .min = 0,
+    .max = 10,
+    .default_value = 0,
+    .label = "_Eta",
+    .metavar = "E",
     .help = "DDIM eta: 0 = deterministic, 1 = as noisy as DDPM" },
-  { .name = "guidance", .type = DIFFUSE_SETTING_DOUBLE, .flags = ALL,
-    .offset = FIELD (guidance), .min = 0, .max = 100, .default_value = 0,
-    .label = "G_uidance", .metavar = "W", .short_name = 'w',
+  { .name = "guidance",
+    .type = DIFFUSE_SETTING_DOUBLE,
+    .flags = ALL,
+    .offset = FIELD (guidance),
+    .min = 0,
+    .max = 100,
+    .default_value = 0,
+    .label = "G_uidance",
+    .metavar = "W",
+    .short_name = 'w',
     .help = "Classifier-free guidance w: (1+w) eps(x,y) - w eps(x,none); "
             "0 = none; the 'scale' s of other tools is 1 + w" },
-  { .name = "variance", .type = DIFFUSE_SETTING_ENUM,
-    .flags = ALL | DIFFUSE_SETTING_LOOP, .offset = FIELD (variance),
-    .min = 0, .max = DIFFUSE_VARIANCE_COUNT - 1, .default_value = DIFFUSE_VARIANCE_AUTO,
-    .nicks = variance_nicks, .nick_labels = variance_nicks, .nick_help = variance_help,
-    .label = "Var_iance", .metavar = "KIND", .help = "DDPM reverse-step variance" },
-  { .name = "count", .type = DIFFUSE_SETTING_INT,
-    .flags = DIFFUSE_SETTING_CLI | DIFFUSE_SETTING_PLUGIN, .offset = FIELD (count),
-    .min = 1, .max = 64, .default_value = 1,
-    .label = "Cou_nt", .metavar = "K", .short_name = 'n',
+  { .name = "variance",
+    .type = DIFFUSE_SETTING_ENUM,
+    .flags = ALL | DIFFUSE_SETTING_LOOP,
+    .offset = FIELD (variance),
+    .min = 0,
+    .max = DIFFUSE_VARIANCE_COUNT - 1,
+    .default_value = DIFFUSE_VARIANCE_AUTO,
+    .nicks = variance_nicks,
+    .nick_labels = variance_nicks,
+    .nick_help = variance_help,
+    .label = "Var_iance",
+    .metavar = "KIND",
+    .help = "DDPM reverse-step variance" },
+  { .name = "count",
+    .type = DIFFUSE_SETTING_INT,
+    .flags = DIFFUSE_SETTING_CLI | DIFFUSE_SETTING_PLUGIN,
+    .offset = FIELD (count),
+    .min = 1,
+    .max = 64,
+    .default_value = 1,
+    .label = "Cou_nt",
+    .metavar = "K",
+    .short_name = 'n',
     .help = "Images in one batch (variations, one layer each)" },
-  { .name = "strength", .type = DIFFUSE_SETTING_DOUBLE,
-    .flags = ALL | DIFFUSE_SETTING_IMG2IMG | DIFFUSE_SETTING_MIN_EXCLUSIVE
-             | DIFFUSE_SETTING_LOOP,
-    .offset = FIELD (strength), .min = 0, .max = 1, .default_value = 0.5,
-    .label = "Stre_ngth", .metavar = "S",
+  { .name = "strength",
+    .type = DIFFUSE_SETTING_DOUBLE,
+    .flags = ALL | DIFFUSE_SETTING_IMG2IMG | DIFFUSE_SETTING_MIN_EXCLUSIVE |
+             DIFFUSE_SETTING_LOOP,
+    .offset = FIELD (strength),
+    .min = 0,
+    .max = 1,
+    .default_value = 0.5,
+    .label = "Stre_ngth",
+    .metavar = "S",
     .help = "How far to noise the input before denoising: small keeps it, "
             "1 redraws it" },
-  { .name = "respacing", .type = DIFFUSE_SETTING_STRING,
-    .flags = DIFFUSE_SETTING_CLI, .offset = FIELD (respacing),
-    .label = "_Respacing", .metavar = "STR",
+  { .name = "respacing",
+    .type = DIFFUSE_SETTING_STRING,
+    .flags = DIFFUSE_SETTING_CLI,
+    .offset = FIELD (respacing),
+    .label = "_Respacing",
+    .metavar = "STR",
     .help = "guided-diffusion timestep_respacing (\"ddim25\", \"10,10,10\"); "
             "overrides steps" },
-  { .name = "classifier-scale", .type = DIFFUSE_SETTING_DOUBLE,
+  { .name = "classifier-scale",
+    .type = DIFFUSE_SETTING_DOUBLE,
     .flags = DIFFUSE_SETTING_PRESET | DIFFUSE_SETTING_CLI,
-    .offset = FIELD (classifier_scale), .min = 0, .max = 1000, .default_value = 1,
-    .label = "C_lassifier scale", .metavar = "S",
-    .help = "Classifier guidance scale s (guided-diffusion's classifier_scale): "
-            "the mean moves by s * Sigma * grad log p(y|x_t); needs a classifier" },
+    .offset = FIELD (classifier_scale),
+    .min = 0,
+    .max = 1000,
+    .default_value = 1,
+    .label = "C_lassifier scale",
+    .metavar = "S",
+    .help =
+        "Classifier guidance scale s (guided-diffusion's classifier_scale): "
+        "the mean moves by s * Sigma * grad log p(y|x_t); needs a classifier" },
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (settings) <= 8 * sizeof (DiffuseSettingsMask));
@@ -175,7 +231,7 @@ format_double (double v)
   if (!isfinite (v))
     return g_strdup (isnan (v) ? "nan" : v > 0 ? "inf" : "-inf");
   if (v == floor (v) && fabs (v) < 1e15)
-    return g_strdup_printf ("%.0f", v);   /* 4000, not 4e+03 */
+    return g_strdup_printf ("%.0f", v); /* 4000, not 4e+03 */
   for (int digits = 1; digits <= 17; digits++)
     {
       gchar format[8];
@@ -217,7 +273,8 @@ diffuse_text_escape (const char *text)
 }
 
 gchar *
-diffuse_setting_to_string (const DiffuseSetting *s, const DiffuseSampleParams *p)
+diffuse_setting_to_string (const DiffuseSetting *s,
+                           const DiffuseSampleParams *p)
 {
   g_return_val_if_fail (s != NULL && p != NULL, NULL);
 
@@ -358,7 +415,8 @@ diffuse_setting_parse (const DiffuseSetting *s, const char *text,
             return TRUE;
           }
       {
-        g_autofree gchar *what = NULL, *range = diffuse_setting_describe_range (s);
+        g_autofree gchar *what = NULL,
+                         *range = diffuse_setting_describe_range (s);
 
         what = g_strdup_printf ("not one of %s", range);
         return fail_text (error, s, text, what);
@@ -412,7 +470,7 @@ diffuse_setting_check (const DiffuseSetting *s, const DiffuseSampleParams *p,
         }
       return TRUE;
     case DIFFUSE_SETTING_STRING:
-      return TRUE;  /* respacing: parsed against the model's T (sample.c) */
+      return TRUE; /* respacing: parsed against the model's T (sample.c) */
     }
   g_return_val_if_reached (FALSE);
 }
@@ -449,12 +507,12 @@ diffuse_settings_copy (DiffuseSettingsMask mask, DiffuseSampleParams *dst,
 
 gboolean
 diffuse__settings_check_flags (const DiffuseSampleParams *params,
-                               DiffuseSettingFlags need, DiffuseSettingFlags skip,
-                               GError **error)
+                               DiffuseSettingFlags need,
+                               DiffuseSettingFlags skip, GError **error)
 {
   for (gsize i = 0; i < G_N_ELEMENTS (settings); i++)
-    if ((settings[i].flags & need) == need && !(settings[i].flags & skip)
-        && !diffuse_setting_check (&settings[i], params, error))
+    if ((settings[i].flags & need) == need && !(settings[i].flags & skip) &&
+        !diffuse_setting_check (&settings[i], params, error))
       return FALSE;
   return TRUE;
 }

@@ -24,15 +24,15 @@ diffuse__threads_for_run (gint n_threads)
 struct _DiffusePool
 {
   gint n_workers;
-  gint active;              /* threads used per job, 1..n_workers + 1 */
+  gint active; /* threads used per job, 1..n_workers + 1 */
   GThread **threads;
   GMutex lock;
   GCond start, done;
-  gint generation;          /* bumped per job (atomic) */
-  gint pending;             /* workers yet to finish this job (atomic) */
-  gint sleepers;            /* workers waiting on start (atomic) */
-  gint main_waiting;        /* the caller waits on done (atomic) */
-  gint quit;                /* atomic */
+  gint generation;   /* bumped per job (atomic) */
+  gint pending;      /* workers yet to finish this job (atomic) */
+  gint sleepers;     /* workers waiting on start (atomic) */
+  gint main_waiting; /* the caller waits on done (atomic) */
+  gint quit;         /* atomic */
   DiffuseRangeFunc fn;
   gpointer data;
   gsize n;
@@ -42,7 +42,7 @@ struct _DiffusePool
 typedef struct
 {
   DiffusePool *pool;
-  gint index;               /* 1..n_workers: this worker's part */
+  gint index; /* 1..n_workers: this worker's part */
 } Worker;
 
 /* Layers follow each other within microseconds, so both sides spin a
@@ -75,17 +75,18 @@ worker_main (gpointer user_data)
       gsize n;
       gint parts;
 
-      for (gint i = 0; i < SPIN_ITERATIONS
-           && g_atomic_int_get (&pool->generation) == seen
-           && !g_atomic_int_get (&pool->quit); i++)
+      for (gint i = 0; i < SPIN_ITERATIONS &&
+                       g_atomic_int_get (&pool->generation) == seen &&
+                       !g_atomic_int_get (&pool->quit);
+           i++)
         cpu_relax ();
-      if (g_atomic_int_get (&pool->generation) == seen
-          && !g_atomic_int_get (&pool->quit))
+      if (g_atomic_int_get (&pool->generation) == seen &&
+          !g_atomic_int_get (&pool->quit))
         {
           g_mutex_lock (&pool->lock);
           g_atomic_int_inc (&pool->sleepers);
-          while (g_atomic_int_get (&pool->generation) == seen
-                 && !g_atomic_int_get (&pool->quit))
+          while (g_atomic_int_get (&pool->generation) == seen &&
+                 !g_atomic_int_get (&pool->quit))
             g_cond_wait (&pool->start, &pool->lock);
           g_atomic_int_add (&pool->sleepers, -1);
           g_mutex_unlock (&pool->lock);
@@ -103,8 +104,8 @@ worker_main (gpointer user_data)
             self->index);
       /* every worker acknowledges every job, so none is still reading
        * this job's fields when the caller writes the next one's */
-      if (g_atomic_int_dec_and_test (&pool->pending)
-          && g_atomic_int_get (&pool->main_waiting))
+      if (g_atomic_int_dec_and_test (&pool->pending) &&
+          g_atomic_int_get (&pool->main_waiting))
         {
           g_mutex_lock (&pool->lock);
           g_cond_signal (&pool->done);
@@ -135,7 +136,7 @@ diffuse__pool_new (gint n_threads)
       if (th == NULL)
         {
           g_free (wk);
-          break;                /* run with the threads we have */
+          break; /* run with the threads we have */
         }
       pool->threads[pool->n_workers++] = th;
     }
@@ -210,7 +211,8 @@ diffuse__pool_run (DiffusePool *pool, gsize n, DiffuseRangeFunc fn,
 
   fn (data, 0, n / parts, 0);
 
-  for (gint i = 0; i < SPIN_ITERATIONS && g_atomic_int_get (&pool->pending) > 0; i++)
+  for (gint i = 0; i < SPIN_ITERATIONS && g_atomic_int_get (&pool->pending) > 0;
+       i++)
     cpu_relax ();
   if (g_atomic_int_get (&pool->pending) > 0)
     {

@@ -26,21 +26,21 @@ typedef void (*DiffuseRangeFunc) (gpointer data, gsize begin, gsize end,
  * OpenBLAS, once for the process, to one thread: the kernels call it
  * from the pool's threads, each on its own share.  Thread-safe. */
 #define DIFFUSE_MAX_THREADS 64
-gint         diffuse__threads_for_run (gint n_threads);
+gint diffuse__threads_for_run (gint n_threads);
 
 /* n_threads − 1 workers (none for n_threads ≤ 1). */
 DiffusePool *diffuse__pool_new (gint n_threads);
-void         diffuse__pool_free (DiffusePool *pool);
-gint         diffuse__pool_get_n_threads (const DiffusePool *pool);
+void diffuse__pool_free (DiffusePool *pool);
+gint diffuse__pool_get_n_threads (const DiffusePool *pool);
 /* Threads the pool's next jobs use: 1..pool size. */
-void         diffuse__pool_set_active (DiffusePool *pool, gint n_threads);
-gint         diffuse__pool_get_active (const DiffusePool *pool);
+void diffuse__pool_set_active (DiffusePool *pool, gint n_threads);
+gint diffuse__pool_get_active (const DiffusePool *pool);
 /* fn (data, begin, end, part) over [0, n), split across the active
  * threads.  The kernels call OpenBLAS from these threads, so
  * OpenBLAS itself should run single-threaded (diffuse__threads_for_run
  * sees to that). */
-void         diffuse__pool_run (DiffusePool *pool, gsize n, DiffuseRangeFunc fn,
-                                gpointer data);
+void diffuse__pool_run (DiffusePool *pool, gsize n, DiffuseRangeFunc fn,
+                        gpointer data);
 
 G_END_DECLS
 

@@ -11,7 +11,7 @@
 #include "tensor-binder.h"
 #include "unet-weights.h"
 
-#define GROUPS 32           /* GroupNorm32 */
+#define GROUPS 32 /* GroupNorm32 */
 
 #define BIND1 DIFFUSE_BIND1
 #define BIND2 DIFFUSE_BIND2
@@ -34,18 +34,20 @@ bind_res (DiffuseBinder *bd, ResBlockWeights *r, const char *prefix, gint c_in,
   r->emb_b = BIND1 (bd, r->n_emb, "%s.emb_layers.1.bias", prefix);
   r->out_norm_w = BIND1 (bd, c_out, "%s.out_layers.0.weight", prefix);
   r->out_norm_b = BIND1 (bd, c_out, "%s.out_layers.0.bias", prefix);
-  r->out_conv_w = BIND4 (bd, c_out, c_out, 3, 3, "%s.out_layers.3.weight", prefix);
+  r->out_conv_w =
+      BIND4 (bd, c_out, c_out, 3, 3, "%s.out_layers.3.weight", prefix);
   r->out_conv_b = BIND1 (bd, c_out, "%s.out_layers.3.bias", prefix);
   if (c_in != c_out)
     {
-      r->skip_w = BIND4 (bd, c_out, c_in, 1, 1, "%s.skip_connection.weight", prefix);
+      r->skip_w =
+          BIND4 (bd, c_out, c_in, 1, 1, "%s.skip_connection.weight", prefix);
       r->skip_b = BIND1 (bd, c_out, "%s.skip_connection.bias", prefix);
     }
 }
 
 static void
-bind_attn (DiffuseBinder *bd, AttentionWeights *a, const char *prefix, gint channels,
-           gint heads)
+bind_attn (DiffuseBinder *bd, AttentionWeights *a, const char *prefix,
+           gint channels, gint heads)
 {
   a->channels = channels;
   a->heads = heads;
@@ -58,7 +60,8 @@ bind_attn (DiffuseBinder *bd, AttentionWeights *a, const char *prefix, gint chan
 }
 
 static void
-bind_conv (DiffuseBinder *bd, ConvWeights *c, const char *prefix, gint c_in, gint c_out)
+bind_conv (DiffuseBinder *bd, ConvWeights *c, const char *prefix, gint c_in,
+           gint c_out)
 {
   c->c_in = c_in;
   c->c_out = c_out;
@@ -72,8 +75,8 @@ static gboolean
 has_attention (const DiffuseModelConfig *cfg, gint ds)
 {
   for (gint i = 0; i < cfg->n_attention_resolutions; i++)
-    if (cfg->attention_resolutions[i] > 0
-        && cfg->image_size / cfg->attention_resolutions[i] == ds)
+    if (cfg->attention_resolutions[i] > 0 &&
+        cfg->image_size / cfg->attention_resolutions[i] == ds)
       return TRUE;
   return FALSE;
 }
@@ -93,9 +96,10 @@ check_channels (const char *what, gint channels, gint heads, GError **error)
 {
   if (channels <= 0 || channels % GROUPS != 0)
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
-                   "%s has %d channels, not a multiple of the %d GroupNorm groups",
-                   what, channels, GROUPS);
+      g_set_error (
+          error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
+          "%s has %d channels, not a multiple of the %d GroupNorm groups", what,
+          channels, GROUPS);
       return FALSE;
     }
   if (heads == 0)
@@ -184,7 +188,9 @@ add_conv (Builder *b, OpKind kind, const char *prefix, gint level, gint c_in,
 {
   DiffuseUNetWeights *w = b->w;
   Op *op = add_op (b, kind, level,
-                   kind == OP_DOWN ? level + 1 : kind == OP_UP ? level - 1 : level,
+                   kind == OP_DOWN ? level + 1
+                   : kind == OP_UP ? level - 1
+                                   : level,
                    c_in, c_out);
 
   if (w->n_conv == b->cap_conv)
@@ -285,7 +291,8 @@ diffuse__unet_weights_new (const DiffuseSafetensors *st,
   w->time_w2 = BIND2 (&bd, w->emb_dim, w->emb_dim, "time_embed.2.weight");
   w->time_b2 = BIND1 (&bd, w->emb_dim, "time_embed.2.bias");
   if (cfg->num_classes > 0)
-    w->label_emb = BIND2 (&bd, cfg->num_classes, w->emb_dim, "label_emb.weight");
+    w->label_emb =
+        BIND2 (&bd, cfg->num_classes, w->emb_dim, "label_emb.weight");
 
   /* input blocks */
   add_conv (&b, OP_CONV_IN, "input_blocks.0.0", 0, cfg->in_channels, ch);
@@ -311,7 +318,8 @@ diffuse__unet_weights_new (const DiffuseSafetensors *st,
       if (level != cfg->n_levels - 1)
         {
           g_autofree gchar *p0 = g_strdup_printf ("input_blocks.%d.0", block);
-          g_autofree gchar *pop = g_strdup_printf ("input_blocks.%d.0.op", block);
+          g_autofree gchar *pop =
+              g_strdup_printf ("input_blocks.%d.0.op", block);
 
           if (updown_res)
             add_res (&b, p0, level, ch, ch, -1);
@@ -350,15 +358,17 @@ diffuse__unet_weights_new (const DiffuseSafetensors *st,
         ch = c_out;
         if (has_attention (cfg, ds))
           {
-            g_autofree gchar *p = g_strdup_printf ("output_blocks.%d.%d", block, sub++);
+            g_autofree gchar *p =
+                g_strdup_printf ("output_blocks.%d.%d", block, sub++);
 
             add_attn (&b, p, level, ch, TRUE);
           }
         if (level > 0 && i == cfg->num_res_blocks)
           {
-            g_autofree gchar *p = g_strdup_printf ("output_blocks.%d.%d", block, sub);
-            g_autofree gchar *pc = g_strdup_printf ("output_blocks.%d.%d.conv",
-                                                    block, sub);
+            g_autofree gchar *p =
+                g_strdup_printf ("output_blocks.%d.%d", block, sub);
+            g_autofree gchar *pc =
+                g_strdup_printf ("output_blocks.%d.%d.conv", block, sub);
 
             if (updown_res)
               add_res (&b, p, level, ch, ch, +1);

@@ -26,7 +26,7 @@
 #include "layers.h"
 #include "unet-weights.h"
 
-#define GROUPS 32           /* GroupNorm32 */
+#define GROUPS 32 /* GroupNorm32 */
 #define GN_EPS 1e-5f
 
 /* ------------------------------------------------------------------ */
@@ -37,16 +37,17 @@ struct _DiffuseUNet
   const DiffuseUNetWeights *w;
   gint max_batch, height, width;
   gsize scratch_bytes;
-  gint n_threads;           /* this state's threads, 1..DIFFUSE_MAX_THREADS */
-  DiffusePool *pool;        /* n_threads threads for everything */
+  gint n_threads;    /* this state's threads, 1..DIFFUSE_MAX_THREADS */
+  DiffusePool *pool; /* n_threads threads for everything */
   float *arena;
   /* [C, B, H, W] buffers, each sized for the largest use */
-  float *cur, *nxt;         /* the running activation h (room for cat (h, skip)) */
-  float *a, *a2, *xs, *t;   /* normalised input, resampled copies, ResBlock middle */
-  float *col;               /* im2col, or Winograd input tiles */
-  float *wm;                /* Winograd products */
-  float *qkv, *scores;      /* attention */
-  float **skips;            /* [n_skips] input-block outputs */
+  float *cur, *nxt; /* the running activation h (room for cat (h, skip)) */
+  float *a, *a2, *xs,
+      *t;              /* normalised input, resampled copies, ResBlock middle */
+  float *col;          /* im2col, or Winograd input tiles */
+  float *wm;           /* Winograd products */
+  float *qkv, *scores; /* attention */
+  float **skips;       /* [n_skips] input-block outputs */
   /* [B, ·] embedding buffers */
   float *temb, *emb_h, *emb, *emb_silu, *emb_out;
 };
@@ -56,8 +57,14 @@ typedef struct
   gsize cur, a, a2, xs, t, col, wm, qkv, scores, skips;
 } Sizes;
 
-#define UPD(field, v) \
-  G_STMT_START { gsize v_ = (v); if (v_ > s->field) s->field = v_; } G_STMT_END
+#define UPD(field, v)                                                          \
+  G_STMT_START                                                                 \
+  {                                                                            \
+    gsize v_ = (v);                                                            \
+    if (v_ > s->field)                                                         \
+      s->field = v_;                                                           \
+  }                                                                            \
+  G_STMT_END
 
 /* Record each buffer's largest use (in floats) over the ops, for batch B
  * at H × W. */
@@ -107,8 +114,8 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
           UPD (a, (gsize) op->c_in * n);
           UPD (qkv, (gsize) 3 * op->c_in * n);
           UPD (t, (gsize) op->c_in * n);
-          UPD (scores, diffuse__attention_scratch ((gsize) (height >> lo)
-                                                   * (width >> lo), n_threads));
+          UPD (scores, diffuse__attention_scratch (
+                           (gsize) (height >> lo) * (width >> lo), n_threads));
           break;
         }
       if (op->push_skip)
@@ -132,13 +139,13 @@ scratch_floats (const DiffuseUNetWeights *w, gint max_batch, gint height,
   plan (w, max_batch, height, width, n_threads, s);
   for (gint i = 0; i < w->n_res; i++)
     max_emb = MAX (max_emb, w->res[i].n_emb);
-  emb_floats = (gsize) max_batch * (w->config.model_channels + 3 * w->emb_dim
-                                    + max_emb);
+  emb_floats =
+      (gsize) max_batch * (w->config.model_channels + 3 * w->emb_dim + max_emb);
   /* each buffer rounded up to 16 floats (64 bytes) */
 #define R16(x) (((x) + 15) / 16 * 16)
-  total = 2 * R16 (s->cur) + R16 (s->a) + R16 (s->a2) + R16 (s->xs) + R16 (s->t)
-          + R16 (s->col) + R16 (s->wm) + R16 (s->qkv) + R16 (s->scores)
-          + R16 (s->skips) + 5 * 16 + R16 (emb_floats) + 16;
+  total = 2 * R16 (s->cur) + R16 (s->a) + R16 (s->a2) + R16 (s->xs) +
+          R16 (s->t) + R16 (s->col) + R16 (s->wm) + R16 (s->qkv) +
+          R16 (s->scores) + R16 (s->skips) + 5 * 16 + R16 (emb_floats) + 16;
 #undef R16
   if (total > G_MAXSIZE / sizeof (float))
     total = G_MAXSIZE / sizeof (float);
@@ -153,7 +160,8 @@ diffuse__unet_estimate_bytes (const DiffuseModel *model, gint batch,
   Sizes s;
 
   return (guint64) scratch_floats (w, batch, height, width,
-                                   diffuse__threads_for_run (0), &s) * sizeof (float);
+                                   diffuse__threads_for_run (0), &s) *
+         sizeof (float);
 }
 
 /* Multiply-adds of one forward pass of one image at H × W: the
@@ -208,9 +216,10 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   g_return_val_if_fail (model != NULL, NULL);
   if (diffuse_model_get_config (model)->model_type != DIFFUSE_MODEL_UNET)
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "the model is a classifier, not a diffusion UNet (it can only "
-                   "guide sampling, as the classifier)");
+      g_set_error (
+          error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+          "the model is a classifier, not a diffusion UNet (it can only "
+          "guide sampling, as the classifier)");
       return NULL;
     }
   w = diffuse__model_get_weights (model);
@@ -239,8 +248,8 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   if (height < unit || width < unit || height % unit || width % unit)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                   "image size %dx%d is not a positive multiple of %d",
-                   width, height, unit);
+                   "image size %dx%d is not a positive multiple of %d", width,
+                   height, unit);
       return NULL;
     }
 
@@ -257,16 +266,23 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   if (u->arena == NULL)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
-                   "cannot allocate %" G_GSIZE_FORMAT " MiB of UNet scratch for "
-                   "batch %d at %dx%d", u->scratch_bytes >> 20, max_batch,
-                   width, height);
+                   "cannot allocate %" G_GSIZE_FORMAT
+                   " MiB of UNet scratch for "
+                   "batch %d at %dx%d",
+                   u->scratch_bytes >> 20, max_batch, width, height);
       diffuse_unet_free (u);
       return NULL;
     }
   /* align to 64 bytes */
   p = (float *) (((guintptr) u->arena + 63) & ~(guintptr) 63);
 #define R16(x) (((x) + 15) / 16 * 16)
-#define TAKE(dst, n) G_STMT_START { dst = p; p += R16 (n); } G_STMT_END
+#define TAKE(dst, n)                                                           \
+  G_STMT_START                                                                 \
+  {                                                                            \
+    dst = p;                                                                   \
+    p += R16 (n);                                                              \
+  }                                                                            \
+  G_STMT_END
   TAKE (u->cur, s.cur);
   TAKE (u->nxt, s.cur);
   TAKE (u->a, s.a);
@@ -279,8 +295,8 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   TAKE (u->scores, s.scores);
   for (gint i = 0; i < w->n_skips; i++)
     {
-      gsize n = (gsize) w->skip_c[i] * max_batch * (height >> w->skip_level[i])
-                * (width >> w->skip_level[i]);
+      gsize n = (gsize) w->skip_c[i] * max_batch *
+                (height >> w->skip_level[i]) * (width >> w->skip_level[i]);
 
       u->skips[i] = p;
       p += R16 (n);
@@ -317,7 +333,14 @@ diffuse_unet_get_scratch_bytes (const DiffuseUNet *unet)
 /* ------------------------------------------------------------------ */
 /* Forward                                                             */
 
-#define SWAP(a, b) G_STMT_START { float *tmp_ = a; a = b; b = tmp_; } G_STMT_END
+#define SWAP(a, b)                                                             \
+  G_STMT_START                                                                 \
+  {                                                                            \
+    float *tmp_ = a;                                                           \
+    a = b;                                                                     \
+    b = tmp_;                                                                  \
+  }                                                                            \
+  G_STMT_END
 
 /* 3×3 stride-1 convolution: Winograd when the weights have that form.
  * Measured on the benchmark machine (2 Zen 4 cores, pass threads calling
@@ -332,7 +355,8 @@ conv3x3 (DiffuseUNet *u, const float *x, gint c_in, gint batch, gint h, gint w,
 {
   if (wu)
     diffuse__conv3x3_winograd (u->pool, x, c_in, batch, h, w, wu, bias, bias2,
-                               b2_stride, c_out, accumulate, u->col, u->wm, out);
+                               b2_stride, c_out, accumulate, u->col, u->wm,
+                               out);
   else
     diffuse__conv2d (u->pool, x, c_in, batch, h, w, wt, bias, bias2, b2_stride,
                      c_out, 3, 1, accumulate, u->col, out);
@@ -345,8 +369,8 @@ conv3x3 (DiffuseUNet *u, const float *x, gint c_in, gint batch, gint h, gint w,
  *   otherwise:   h = SiLU (GN (h + emb_layers (emb)))
  *   y = skip (x) + conv (h) */
 static void
-res_block (DiffuseUNet *u, const ResBlockWeights *r, gint batch, gint h,
-           gint w, const float *x, float *y)
+res_block (DiffuseUNet *u, const ResBlockWeights *r, gint batch, gint h, gint w,
+           const float *x, float *y)
 {
   const DiffuseModelConfig *cfg = &u->w->config;
   gsize hw = (gsize) h * w;
@@ -402,16 +426,15 @@ res_block (DiffuseUNet *u, const ResBlockWeights *r, gint batch, gint h,
 /* AttentionBlock._forward, in place on x [C, B, H, W]:
  *   x += proj_out (attention (qkv (GN (x)))) */
 static void
-attention_block (DiffuseUNet *u, const AttentionWeights *a, gint batch,
-                 gint h, gint w, float *x)
+attention_block (DiffuseUNet *u, const AttentionWeights *a, gint batch, gint h,
+                 gint w, float *x)
 {
   gsize hw = (gsize) h * w;
 
   diffuse__group_norm (u->pool, x, a->channels, batch, hw, GROUPS, GN_EPS,
                        a->norm_w, a->norm_b, NULL, NULL, 0, FALSE, u->a);
-  diffuse__conv2d (u->pool, u->a, a->channels, batch, h, w, a->qkv_w,
-                   a->qkv_b, NULL, 0, 3 * a->channels, 1, 1, FALSE, NULL,
-                   u->qkv);
+  diffuse__conv2d (u->pool, u->a, a->channels, batch, h, w, a->qkv_w, a->qkv_b,
+                   NULL, 0, 3 * a->channels, 1, 1, FALSE, NULL, u->qkv);
   diffuse__attention (u->pool, u->qkv, a->channels, batch, hw, a->heads,
                       !u->w->config.use_new_attention_order, u->scores, u->t);
   diffuse__conv2d (u->pool, u->t, a->channels, batch, h, w, a->proj_w,
@@ -447,8 +470,9 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
     {
       if (labels == NULL)
         {
-          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                       "the model is class-conditional but no labels were given");
+          g_set_error (
+              error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+              "the model is class-conditional but no labels were given");
           return FALSE;
         }
       for (gint b = 0; b < batch; b++)
@@ -470,7 +494,8 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
 
   /* emb = time_embed (timestep_embedding (t)) + label_emb (y); the blocks
    * only ever use SiLU (emb) (emb_layers starts with SiLU) */
-  diffuse__timestep_embedding (timesteps, batch, cfg->model_channels, unet->temb);
+  diffuse__timestep_embedding (timesteps, batch, cfg->model_channels,
+                               unet->temb);
   diffuse__linear (unet->temb, batch, cfg->model_channels, w->time_w0,
                    w->time_b0, E, unet->emb_h);
   diffuse__silu (unet->pool, unet->emb_h, (gsize) batch * E, unet->emb_h);
@@ -507,8 +532,8 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
           {
             const ConvWeights *c = &w->conv[op->index];
 
-            diffuse__conv2d (unet->pool, cur, c->c_in, batch, h, wd, c->w, c->b, NULL, 0,
-                             c->c_out, 3, 1, FALSE, unet->col, nxt);
+            diffuse__conv2d (unet->pool, cur, c->c_in, batch, h, wd, c->w, c->b,
+                             NULL, 0, c->c_out, 3, 1, FALSE, unet->col, nxt);
             SWAP (cur, nxt);
             break;
           }
@@ -516,8 +541,8 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
           {
             const ConvWeights *c = &w->conv[op->index];
 
-            diffuse__conv2d (unet->pool, cur, c->c_in, batch, h, wd, c->w, c->b, NULL, 0,
-                             c->c_out, 3, 2, FALSE, unet->col, nxt);
+            diffuse__conv2d (unet->pool, cur, c->c_in, batch, h, wd, c->w, c->b,
+                             NULL, 0, c->c_out, 3, 2, FALSE, unet->col, nxt);
             SWAP (cur, nxt);
             break;
           }
@@ -525,7 +550,8 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
           {
             const ConvWeights *c = &w->conv[op->index];
 
-            diffuse__upsample2x (unet->pool, cur, c->c_in, batch, h, wd, unet->a2);
+            diffuse__upsample2x (unet->pool, cur, c->c_in, batch, h, wd,
+                                 unet->a2);
             conv3x3 (unet, unet->a2, c->c_in, batch, 2 * h, 2 * wd, c->w, c->u,
                      c->b, NULL, 0, c->c_out, FALSE, nxt);
             SWAP (cur, nxt);
@@ -541,8 +567,8 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
         }
       if (op->push_skip)
         {
-          gsize no = (gsize) batch * (height >> op->level_out)
-                     * (width >> op->level_out);
+          gsize no = (gsize) batch * (height >> op->level_out) *
+                     (width >> op->level_out);
 
           memcpy (unet->skips[op->skip], cur, sizeof (float) * op->c_out * no);
         }
@@ -552,9 +578,9 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
   diffuse__group_norm (unet->pool, cur, w->out_conv.c_in, batch,
                        (gsize) height * width, GROUPS, GN_EPS, w->out_norm_w,
                        w->out_norm_b, NULL, NULL, 0, TRUE, unet->a);
-  diffuse__conv2d (unet->pool, unet->a, w->out_conv.c_in, batch, height, width, w->out_conv.w,
-                   w->out_conv.b, NULL, 0, w->out_conv.c_out, 3, 1, FALSE,
-                   unet->col, unet->t);
+  diffuse__conv2d (unet->pool, unet->a, w->out_conv.c_in, batch, height, width,
+                   w->out_conv.w, w->out_conv.b, NULL, 0, w->out_conv.c_out, 3,
+                   1, FALSE, unet->col, unet->t);
   diffuse__cbhw_to_nchw (unet->pool, unet->t, batch, w->out_conv.c_out,
                          (gsize) height * width, out);
   return TRUE;
@@ -569,7 +595,8 @@ diffuse__unet_get_flops (const DiffuseUNet *unet, gint batch)
   gint E = w->emb_dim;
 
 #define PIX(l) ((guint64) batch * (unet->height >> (l)) * (unet->width >> (l)))
-  f += 2 * (guint64) batch * ((guint64) cfg->model_channels * E + (guint64) E * E);
+  f += 2 * (guint64) batch *
+       ((guint64) cfg->model_channels * E + (guint64) E * E);
   for (gint i = 0; i < w->n_ops; i++)
     {
       const Op *op = &w->ops[i];
@@ -595,8 +622,8 @@ diffuse__unet_get_flops (const DiffuseUNet *unet, gint batch)
           }
         case OP_ATTN:
           {
-            guint64 t = (guint64) (unet->height >> op->level)
-                        * (unet->width >> op->level);
+            guint64 t = (guint64) (unet->height >> op->level) *
+                        (unet->width >> op->level);
 
             f += 2 * (guint64) 4 * op->c_in * op->c_in * p;
             f += 2 * (guint64) 2 * batch * op->c_in * t * t;

@@ -12,8 +12,7 @@ typedef struct
 
 /* units: [C·B] planes */
 static void
-upsample_range (gpointer data, gsize begin, gsize end,
-              gint part G_GNUC_UNUSED)
+upsample_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
 {
   const PlaneJob *j = data;
   gint height = j->height, width = j->width;
@@ -45,8 +44,7 @@ diffuse__upsample2x (DiffusePool *pool, const float *x, gint channels,
 }
 
 static void
-avgpool_range (gpointer data, gsize begin, gsize end,
-              gint part G_GNUC_UNUSED)
+avgpool_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
 {
   const PlaneJob *j = data;
   gint width = j->width, ho = j->height / 2, wo = j->width / 2;
@@ -62,8 +60,8 @@ avgpool_range (gpointer data, gsize begin, gsize end,
           const float *s1 = s0 + width;
 
           for (gint i = 0; i < wo; i++)
-            dst[(gsize) y * wo + i] = 0.25f * ((s0[2 * i] + s0[2 * i + 1])
-                                               + (s1[2 * i] + s1[2 * i + 1]));
+            dst[(gsize) y * wo + i] = 0.25f * ((s0[2 * i] + s0[2 * i + 1]) +
+                                               (s1[2 * i] + s1[2 * i + 1]));
         }
     }
 }

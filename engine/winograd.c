@@ -79,8 +79,8 @@ typedef struct
  * rows and four outputs per loop, which gcc vectorises. */
 static inline void
 wino_in_row (const float *restrict p, const float *restrict q, float sign,
-             gint n, float *restrict o0, float *restrict o1,
-             float *restrict o2, float *restrict o3)
+             gint n, float *restrict o0, float *restrict o1, float *restrict o2,
+             float *restrict o3)
 {
   for (gint tx = 0; tx < n; tx++)
     {
@@ -95,12 +95,11 @@ wino_in_row (const float *restrict p, const float *restrict q, float sign,
     }
 }
 
-#define WINO_SEGMENT 1024   /* tiles per padded row segment */
+#define WINO_SEGMENT 1024 /* tiles per padded row segment */
 
 /* units: input channels */
 static void HOT
-wino_in_range (gpointer data, gsize begin, gsize end,
-              gint part G_GNUC_UNUSED)
+wino_in_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
 {
   const WinoInJob *j = data;
   gint h = j->height, w = j->width, th = (h + 1) / 2, tw = (w + 1) / 2;
@@ -153,9 +152,9 @@ wino_in_range (gpointer data, gsize begin, gsize end,
                 wino_in_row (pad[2], pad[1], -1.0f, t1 - t0, o + 8 * plane + t0,
                              o + 9 * plane + t0, o + 10 * plane + t0,
                              o + 11 * plane + t0);
-                wino_in_row (pad[1], pad[3], -1.0f, t1 - t0, o + 12 * plane + t0,
-                             o + 13 * plane + t0, o + 14 * plane + t0,
-                             o + 15 * plane + t0);
+                wino_in_row (pad[1], pad[3], -1.0f, t1 - t0,
+                             o + 12 * plane + t0, o + 13 * plane + t0,
+                             o + 14 * plane + t0, o + 15 * plane + t0);
               }
           }
       }
@@ -216,20 +215,19 @@ wino_out_row (const float *const a[4], const float *const b[4],
 /* Y = Aᵀ M A (2×2 per tile), Aᵀ = [1 1 1 0; 0 1 −1 −1], plus bias, into
  * out (or added to it); units: output channels */
 static void HOT
-wino_out_range (gpointer data, gsize begin, gsize end,
-              gint part G_GNUC_UNUSED)
+wino_out_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
 {
   const WinoOutJob *j = data;
   gint h = j->height, w = j->width, th = (h + 1) / 2, tw = (w + 1) / 2;
   gsize plane = (gsize) j->c_out * j->tiles;
-  gint tw_full = w / 2;     /* tiles whose two output columns are inside */
+  gint tw_full = w / 2; /* tiles whose two output columns are inside */
 
   for (gsize o = begin; o < end; o++)
     for (gint b = 0; b < j->batch; b++)
       {
         float *dst = j->out + (o * j->batch + b) * h * w;
-        float bv = (j->bias ? j->bias[o] : 0.0f)
-                   + (j->bias2 ? j->bias2[b * j->b2_stride + o] : 0.0f);
+        float bv = (j->bias ? j->bias[o] : 0.0f) +
+                   (j->bias2 ? j->bias2[b * j->b2_stride + o] : 0.0f);
 
         for (gint ty = 0; ty < th; ty++)
           {
@@ -279,7 +277,8 @@ wino_out_range (gpointer data, gsize begin, gsize end,
                   {
                     y1[2 * tx] = j->accumulate ? y1[2 * tx] + v10 : v10;
                     if (2 * tx + 1 < w)
-                      y1[2 * tx + 1] = j->accumulate ? y1[2 * tx + 1] + v11 : v11;
+                      y1[2 * tx + 1] =
+                          j->accumulate ? y1[2 * tx + 1] + v11 : v11;
                   }
               }
           }
@@ -296,8 +295,7 @@ typedef struct
 
 /* M_ξ = U_ξ V_ξ for ξ in [begin, end), each a single-threaded GEMM */
 static void
-wino_gemm_range (gpointer data, gsize begin, gsize end,
-                 gint part G_GNUC_UNUSED)
+wino_gemm_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
 {
   const WinoGemmJob *j = data;
 
@@ -310,15 +308,15 @@ wino_gemm_range (gpointer data, gsize begin, gsize end,
 
 void
 diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
-                           gint batch, gint height, gint width,
-                           const float *u, const float *bias,
-                           const float *bias2, gsize b2_stride, gint c_out,
-                           gboolean accumulate, float *v, float *m, float *out)
+                           gint batch, gint height, gint width, const float *u,
+                           const float *bias, const float *bias2,
+                           gsize b2_stride, gint c_out, gboolean accumulate,
+                           float *v, float *m, float *out)
 {
   gsize tiles = diffuse__winograd_tiles (batch, height, width);
   WinoInJob in = { x, batch, height, width, tiles, v, c_in };
-  WinoOutJob oj = { m, batch, height, width, c_out, tiles, bias, bias2,
-                    b2_stride, accumulate, out };
+  WinoOutJob oj = { m,    batch, height,    width,      c_out, tiles,
+                    bias, bias2, b2_stride, accumulate, out };
 
   WinoGemmJob gj = { c_in, c_out, tiles, u, v, m };
 

@@ -24,7 +24,7 @@ typedef struct
    * bound (strength's 0) cannot be expressed there: the spec includes it
    * and the plug-in's table validation (dp_settings_validate) refuses it. */
   double min, max, default_value;
-  const char *default_nick;      /* ENUM: the default's name */
+  const char *default_nick; /* ENUM: the default's name */
 } DpArgSpec;
 
 /* The table's arguments of a procedure, in table order: every setting

@@ -8,7 +8,7 @@
 typedef struct
 {
   DpRun *run;
-  DpSettings settings;   /* of the last job prepared */
+  DpSettings settings; /* of the last job prepared */
   gboolean have_settings;
 } Interactive;
 
@@ -23,7 +23,7 @@ load_model (gpointer data, const char *model, const char **path, GError **error)
 {
   DpRun *run = ((Interactive *) data)->run;
 
-  if (! dp_run_load_model (run, model, error))
+  if (!dp_run_load_model (run, model, error))
     {
       /* the dialog shows the error and offers no model */
       g_clear_pointer (&run->model, diffuse_model_free);
@@ -89,7 +89,7 @@ prepare (gpointer data, GError **error)
 }
 
 static const DpDialogFuncs funcs = {
-  list_models, load_model, default_class, describe_size,
+  list_models,  load_model,   default_class,      describe_size,
   load_presets, apply_preset, preset_from_config, prepare,
 };
 
@@ -109,7 +109,7 @@ param_names (DpKind kind)
     if (specs[i].setting->flags & DIFFUSE_SETTING_IMG2IMG)
       g_ptr_array_add (names, (gpointer) specs[i].setting->name);
   for (i = 0; i < n; i++)
-    if (! (specs[i].setting->flags & DIFFUSE_SETTING_IMG2IMG))
+    if (!(specs[i].setting->flags & DIFFUSE_SETTING_IMG2IMG))
       g_ptr_array_add (names, (gpointer) specs[i].setting->name);
   g_ptr_array_add (names, (gpointer) "seed");
   if (kind != DP_SWEEP)
@@ -123,7 +123,9 @@ dp_run_interactive (DpRun *run, DpJob **job_out, DpSettings *settings_out,
                     GError **error)
 {
   static const char *const titles[] = {
-    "Diffusion: Generate", "Diffusion: Img2img", "Diffusion: Guidance Sweep",
+    "Diffusion: Generate",
+    "Diffusion: Img2img",
+    "Diffusion: Guidance Sweep",
   };
   static const char *const ok_labels[] = { "_Generate", "Appl_y", "S_weep" };
   Interactive in = { 0 };

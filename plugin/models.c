@@ -66,7 +66,8 @@ GPtrArray *
 dp_models_list (void)
 {
   g_autoptr (GPtrArray) dirs = model_dirs ();
-  GPtrArray *list = g_ptr_array_new_with_free_func ((GDestroyNotify) dp_model_entry_free);
+  GPtrArray *list =
+      g_ptr_array_new_with_free_func ((GDestroyNotify) dp_model_entry_free);
   GHashTable *seen = g_hash_table_new (g_str_hash, g_str_equal);
   guint i;
 
@@ -81,16 +82,18 @@ dp_models_list (void)
         {
           DpModelEntry *entry;
 
-          if (! g_str_has_suffix (file, ".safetensors"))
+          if (!g_str_has_suffix (file, ".safetensors"))
             continue;
           entry = g_new0 (DpModelEntry, 1);
-          entry->name = g_strndup (file, strlen (file) - strlen (".safetensors"));
+          entry->name =
+              g_strndup (file, strlen (file) - strlen (".safetensors"));
           if (g_hash_table_contains (seen, entry->name))
             {
               dp_model_entry_free (entry);
               continue;
             }
-          entry->path = g_build_filename (g_ptr_array_index (dirs, i), file, NULL);
+          entry->path =
+              g_build_filename (g_ptr_array_index (dirs, i), file, NULL);
           g_hash_table_add (seen, entry->name);
           g_ptr_array_add (list, entry);
         }
@@ -110,8 +113,8 @@ dp_models_resolve (const char *model, GError **error)
   g_autoptr (GPtrArray) list = NULL;
   guint i;
 
-  if (model != NULL && (strchr (model, G_DIR_SEPARATOR) != NULL
-                        || g_str_has_suffix (model, ".safetensors")))
+  if (model != NULL && (strchr (model, G_DIR_SEPARATOR) != NULL ||
+                        g_str_has_suffix (model, ".safetensors")))
     return g_strdup (model);
 
   list = dp_models_list ();
@@ -119,7 +122,8 @@ dp_models_resolve (const char *model, GError **error)
     {
       DpModelEntry *entry = g_ptr_array_index (list, i);
 
-      if (model == NULL || model[0] == '\0' || g_strcmp0 (entry->name, model) == 0)
+      if (model == NULL || model[0] == '\0' ||
+          g_strcmp0 (entry->name, model) == 0)
         return g_strdup (entry->path);
     }
 
@@ -129,12 +133,14 @@ dp_models_resolve (const char *model, GError **error)
     if (model == NULL || model[0] == '\0')
       g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                    "No diffusion model found: put a .safetensors model in %s "
-                   "or give the model's path", user);
+                   "or give the model's path",
+                   user);
     else
-      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
-                   "No model named '%s' (looked in %s and the shipped models); "
-                   "give a name from the model list or a path to a .safetensors file",
-                   model, user);
+      g_set_error (
+          error, GIMP_PLUG_IN_ERROR, 0,
+          "No model named '%s' (looked in %s and the shipped models); "
+          "give a name from the model list or a path to a .safetensors file",
+          model, user);
   }
   return NULL;
 }

@@ -21,13 +21,13 @@ dp_pixels_format (GimpDrawable *drawable, gint channels)
 }
 
 float *
-dp_pixels_read (GimpDrawable *drawable, gint x, gint y, gint width,
-                gint height, gint channels)
+dp_pixels_read (GimpDrawable *drawable, gint x, gint y, gint width, gint height,
+                gint channels)
 {
   GeglBuffer *buffer = gimp_drawable_get_buffer (drawable);
   gsize n = (gsize) width * height;
-  float *packed = g_new (float, n * channels);
-  float *planes = g_new (float, n * channels);
+  float *packed = g_new (float, n *channels);
+  float *planes = g_new (float, n *channels);
   gsize i;
   gint c;
 
@@ -38,7 +38,8 @@ dp_pixels_read (GimpDrawable *drawable, gint x, gint y, gint width,
 
   for (c = 0; c < channels; c++)
     for (i = 0; i < n; i++)
-      planes[c * n + i] = 2.0f * CLAMP (packed[i * channels + c], 0.0f, 1.0f) - 1.0f;
+      planes[c * n + i] =
+          2.0f * CLAMP (packed[i * channels + c], 0.0f, 1.0f) - 1.0f;
   g_free (packed);
   return planes;
 }
@@ -48,11 +49,11 @@ dp_pixels_read_alpha (GimpDrawable *drawable, gint x, gint y, gint width,
                       gint height)
 {
   GeglBuffer *buffer = gimp_drawable_get_buffer (drawable);
-  float *alpha = g_new (float, (gsize) width * height);
+  float *alpha = g_new (float, (gsize) width *height);
 
   gegl_buffer_get (buffer, GEGL_RECTANGLE (x, y, width, height), 1.0,
-                   babl_format ("A float"), alpha,
-                   GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_CLAMP);
+                   babl_format ("A float"), alpha, GEGL_AUTO_ROWSTRIDE,
+                   GEGL_ABYSS_CLAMP);
   g_object_unref (buffer);
   return alpha;
 }
@@ -74,10 +75,11 @@ dp_pixels_write (GeglBuffer *buffer, GimpDrawable *drawable, gint x, gint y,
 
   if (add_alpha)
     out_channels++;
-  packed = g_new (float, n * out_channels);
+  packed = g_new (float, n *out_channels);
   for (c = 0; c < channels; c++)
     for (i = 0; i < n; i++)
-      packed[i * out_channels + c] = CLAMP ((planes[c * n + i] + 1.0f) * 0.5f, 0.0f, 1.0f);
+      packed[i * out_channels + c] =
+          CLAMP ((planes[c * n + i] + 1.0f) * 0.5f, 0.0f, 1.0f);
   if (add_alpha)
     for (i = 0; i < n; i++)
       packed[i * out_channels + channels] = alpha[i];

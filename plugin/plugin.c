@@ -49,7 +49,8 @@ setting_choice (const DiffuseSetting *st)
 
   for (k = 0; st->nicks[k] != NULL; k++)
     {
-      gimp_choice_add (choice, st->nicks[k], k, st->nick_labels[k], st->nick_help[k]);
+      gimp_choice_add (choice, st->nicks[k], k, st->nick_labels[k],
+                       st->nick_help[k]);
     }
   return choice;
 }
@@ -70,24 +71,24 @@ add_table_arguments (GimpProcedure *procedure, DpKind kind)
       switch (st->type)
         {
         case DIFFUSE_SETTING_INT:
-          gimp_procedure_add_int_argument (procedure, st->name, st->label, st->help,
-                                           (gint) specs[i].min, (gint) specs[i].max,
-                                           (gint) specs[i].default_value,
-                                           G_PARAM_READWRITE);
+          gimp_procedure_add_int_argument (
+              procedure, st->name, st->label, st->help, (gint) specs[i].min,
+              (gint) specs[i].max, (gint) specs[i].default_value,
+              G_PARAM_READWRITE);
           break;
         case DIFFUSE_SETTING_DOUBLE:
-          gimp_procedure_add_double_argument (procedure, st->name, st->label, st->help,
-                                              specs[i].min, specs[i].max,
-                                              specs[i].default_value, G_PARAM_READWRITE);
+          gimp_procedure_add_double_argument (
+              procedure, st->name, st->label, st->help, specs[i].min,
+              specs[i].max, specs[i].default_value, G_PARAM_READWRITE);
           break;
         case DIFFUSE_SETTING_ENUM:
-          gimp_procedure_add_choice_argument (procedure, st->name, st->label, st->help,
-                                              setting_choice (st), specs[i].default_nick,
-                                              G_PARAM_READWRITE);
+          gimp_procedure_add_choice_argument (
+              procedure, st->name, st->label, st->help, setting_choice (st),
+              specs[i].default_nick, G_PARAM_READWRITE);
           break;
         case DIFFUSE_SETTING_STRING:
-          gimp_procedure_add_string_argument (procedure, st->name, st->label, st->help,
-                                              "", G_PARAM_READWRITE);
+          gimp_procedure_add_string_argument (procedure, st->name, st->label,
+                                              st->help, "", G_PARAM_READWRITE);
           break;
         }
     }
@@ -96,40 +97,46 @@ add_table_arguments (GimpProcedure *procedure, DpKind kind)
 static void
 add_common_arguments (GimpProcedure *procedure, DpKind kind)
 {
-  gimp_procedure_add_string_argument (procedure, "model", "M_odel",
-                                      "Model file (.safetensors) or the name of a "
-                                      "model in the model folders; empty = the first "
-                                      "model found", "", G_PARAM_READWRITE);
-  gimp_procedure_add_string_argument (procedure, "preset", "_Preset",
-                                      "Name of a preset whose values override the "
-                                      "sampling arguments it sets; empty = none", "",
-                                      G_PARAM_READWRITE);
-  gimp_procedure_add_string_argument (procedure, "class", "Cl_ass",
-                                      "Class name or index; empty = the model's "
-                                      "\"no label\" class when it has one, else 0 "
-                                      "(the sweep: the first real class)",
-                                      "", G_PARAM_READWRITE);
+  gimp_procedure_add_string_argument (
+      procedure, "model", "M_odel",
+      "Model file (.safetensors) or the name of a "
+      "model in the model folders; empty = the first "
+      "model found",
+      "", G_PARAM_READWRITE);
+  gimp_procedure_add_string_argument (
+      procedure, "preset", "_Preset",
+      "Name of a preset whose values override the "
+      "sampling arguments it sets; empty = none",
+      "", G_PARAM_READWRITE);
+  gimp_procedure_add_string_argument (
+      procedure, "class", "Cl_ass",
+      "Class name or index; empty = the model's "
+      "\"no label\" class when it has one, else 0 "
+      "(the sweep: the first real class)",
+      "", G_PARAM_READWRITE);
   add_table_arguments (procedure, kind);
   if (kind == DP_SWEEP)
-    gimp_procedure_add_string_argument (procedure, "guidance-values", "G_uidance values",
-                                        "Guidance values to compare, comma-separated",
-                                        "0,1,2,4,8", G_PARAM_READWRITE);
-  gimp_procedure_add_int_argument (procedure, "seed", "See_d",
-                                   "Random seed (the same seed gives the same image)",
-                                   0, G_MAXINT, 0, G_PARAM_READWRITE);
+    gimp_procedure_add_string_argument (
+        procedure, "guidance-values", "G_uidance values",
+        "Guidance values to compare, comma-separated", "0,1,2,4,8",
+        G_PARAM_READWRITE);
+  gimp_procedure_add_int_argument (
+      procedure, "seed", "See_d",
+      "Random seed (the same seed gives the same image)", 0, G_MAXINT, 0,
+      G_PARAM_READWRITE);
   if (kind != DP_SWEEP)
-    gimp_procedure_add_choice_argument (procedure, "size-mode", "Si_ze",
-                                        "When the area's size differs from the model's",
-                                        gimp_choice_new_with_values (
-                                          "auto", 0, "Automatic",
-                                          "At the area's size when the model allows it, "
-                                          "else at the model's size and scaled",
-                                          "model", 1, "Model size, scaled",
-                                          "Sample at the model's resolution and scale",
-                                          "layer", 2, "Area size",
-                                          "Sample fully convolutionally at the area's size",
-                                          NULL),
-                                        "auto", G_PARAM_READWRITE);
+    gimp_procedure_add_choice_argument (
+        procedure, "size-mode", "Si_ze",
+        "When the area's size differs from the model's",
+        gimp_choice_new_with_values (
+            "auto", 0, "Automatic",
+            "At the area's size when the model allows it, "
+            "else at the model's size and scaled",
+            "model", 1, "Model size, scaled",
+            "Sample at the model's resolution and scale", "layer", 2,
+            "Area size", "Sample fully convolutionally at the area's size",
+            NULL),
+        "auto", G_PARAM_READWRITE);
 }
 
 static GimpValueArray *dp_run (GimpProcedure *procedure, GimpRunMode run_mode,
@@ -151,8 +158,9 @@ dp_create_procedure (GimpPlugIn *plug_in, const gchar *name)
   else
     return NULL;
 
-  procedure = gimp_image_procedure_new (plug_in, name, GIMP_PDB_PROC_TYPE_PLUGIN,
-                                        dp_run, GINT_TO_POINTER (kind), NULL);
+  procedure =
+      gimp_image_procedure_new (plug_in, name, GIMP_PDB_PROC_TYPE_PLUGIN,
+                                dp_run, GINT_TO_POINTER (kind), NULL);
   gimp_procedure_set_image_types (procedure, "*");
   gimp_procedure_set_attribution (procedure, "gimp-diffusion authors",
                                   "gimp-diffusion authors", "2026");
@@ -160,36 +168,41 @@ dp_create_procedure (GimpPlugIn *plug_in, const gchar *name)
   switch (kind)
     {
     case DP_GENERATE:
-      gimp_procedure_set_sensitivity_mask (procedure, GIMP_PROCEDURE_SENSITIVE_ALWAYS);
+      gimp_procedure_set_sensitivity_mask (procedure,
+                                           GIMP_PROCEDURE_SENSITIVE_ALWAYS);
       gimp_procedure_set_menu_label (procedure, "_Generate...");
-      gimp_procedure_set_documentation (procedure,
-        "Generate an image of a class with a diffusion model",
-        "Samples a class-conditional diffusion model on the CPU into new "
-        "layers above the current one (one per variation), sized to the "
-        "selection, the current layer or the image. Models with alpha "
-        "give transparent layers.", name);
-      gimp_procedure_add_core_object_array_return_value (procedure, "layers", "Layers",
-                                                         "The new layers",
-                                                         GIMP_TYPE_LAYER,
-                                                         G_PARAM_READWRITE);
+      gimp_procedure_set_documentation (
+          procedure, "Generate an image of a class with a diffusion model",
+          "Samples a class-conditional diffusion model on the CPU into new "
+          "layers above the current one (one per variation), sized to the "
+          "selection, the current layer or the image. Models with alpha "
+          "give transparent layers.",
+          name);
+      gimp_procedure_add_core_object_array_return_value (
+          procedure, "layers", "Layers", "The new layers", GIMP_TYPE_LAYER,
+          G_PARAM_READWRITE);
       break;
     case DP_IMG2IMG:
-      gimp_procedure_set_sensitivity_mask (procedure, GIMP_PROCEDURE_SENSITIVE_DRAWABLE);
+      gimp_procedure_set_sensitivity_mask (procedure,
+                                           GIMP_PROCEDURE_SENSITIVE_DRAWABLE);
       gimp_procedure_set_menu_label (procedure, "_Img2img...");
-      gimp_procedure_set_documentation (procedure,
-        "Re-imagine the layer or selection with a diffusion model",
-        "Noises the layer (or the selection's bounds) part of the way, by "
-        "strength, then denoises it towards the chosen class. One undo "
-        "step restores the original.", name);
+      gimp_procedure_set_documentation (
+          procedure, "Re-imagine the layer or selection with a diffusion model",
+          "Noises the layer (or the selection's bounds) part of the way, by "
+          "strength, then denoises it towards the chosen class. One undo "
+          "step restores the original.",
+          name);
       break;
     case DP_SWEEP:
-      gimp_procedure_set_sensitivity_mask (procedure, GIMP_PROCEDURE_SENSITIVE_ALWAYS);
+      gimp_procedure_set_sensitivity_mask (procedure,
+                                           GIMP_PROCEDURE_SENSITIVE_ALWAYS);
       gimp_procedure_set_menu_label (procedure, "Guidance _Sweep...");
-      gimp_procedure_set_documentation (procedure,
-        "Compare guidance values for one seed and class",
-        "Samples the same seed and class once per guidance value and lays "
-        "the results out in a new image, labelled with the values, to tune "
-        "presets.", name);
+      gimp_procedure_set_documentation (
+          procedure, "Compare guidance values for one seed and class",
+          "Samples the same seed and class once per guidance value and lays "
+          "the results out in a new image, labelled with the values, to tune "
+          "presets.",
+          name);
       gimp_procedure_add_image_return_value (procedure, "sheet", "Sheet",
                                              "The contact sheet", FALSE,
                                              G_PARAM_READWRITE);
@@ -225,7 +238,8 @@ batch_step (DpJob *job, double fraction, gpointer user_data)
 
 static GimpValueArray *
 dp_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
-        GimpDrawable **drawables, GimpProcedureConfig *config, gpointer run_data)
+        GimpDrawable **drawables, GimpProcedureConfig *config,
+        gpointer run_data)
 {
   DpRun run = { 0 };
   DpSettings settings = { 0 };
@@ -233,8 +247,10 @@ dp_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   GError *error = NULL;
   GimpPDBStatusType status = GIMP_PDB_SUCCESS;
   GimpValueArray *values;
-  gsize n_drawables = drawables != NULL
-    ? gimp_core_object_array_get_length ((GObject **) drawables) : 0;
+  gsize n_drawables =
+      drawables != NULL
+          ? gimp_core_object_array_get_length ((GObject **) drawables)
+          : 0;
 
   gegl_init (NULL, NULL);
 
@@ -247,33 +263,36 @@ dp_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
     run.drawable = drawables[0];
   else if (n_drawables > 1 && run.kind == DP_IMG2IMG)
     {
-      g_set_error (&error, GIMP_PLUG_IN_ERROR, 0,
-                   "Img2img works on one layer at a time; select a single layer");
-      return gimp_procedure_new_return_values (procedure, GIMP_PDB_CALLING_ERROR, error);
+      g_set_error (
+          &error, GIMP_PLUG_IN_ERROR, 0,
+          "Img2img works on one layer at a time; select a single layer");
+      return gimp_procedure_new_return_values (procedure,
+                                               GIMP_PDB_CALLING_ERROR, error);
     }
 
   if (run_mode == GIMP_RUN_INTERACTIVE)
     {
-      if (! dp_run_interactive (&run, &job, &settings, &error))
+      if (!dp_run_interactive (&run, &job, &settings, &error))
         status = error != NULL ? GIMP_PDB_EXECUTION_ERROR : GIMP_PDB_CANCEL;
     }
   else
     {
       dp_settings_read (&settings, run.kind, config);
-      if (! dp_settings_apply_preset (&settings, run.kind, &error)
-          || (job = dp_run_prepare (&run, &settings, &error)) == NULL)
+      if (!dp_settings_apply_preset (&settings, run.kind, &error) ||
+          (job = dp_run_prepare (&run, &settings, &error)) == NULL)
         status = GIMP_PDB_CALLING_ERROR;
       else
         {
           gimp_progress_init ("Diffusion sampling");
           job->step_func = batch_step;
-          if (! dp_job_run (job, &error))
+          if (!dp_job_run (job, &error))
             status = GIMP_PDB_EXECUTION_ERROR;
           gimp_progress_end ();
         }
     }
 
-  if (status == GIMP_PDB_SUCCESS && ! dp_run_finish (&run, &settings, job, &error))
+  if (status == GIMP_PDB_SUCCESS &&
+      !dp_run_finish (&run, &settings, job, &error))
     status = GIMP_PDB_EXECUTION_ERROR;
 
   values = gimp_procedure_new_return_values (procedure, status, error);

@@ -81,7 +81,8 @@ find_target (DpRun *run, GError **error)
       return TRUE;
     }
 
-  if (run->image != NULL && gimp_image_get_base_type (run->image) == GIMP_INDEXED)
+  if (run->image != NULL &&
+      gimp_image_get_base_type (run->image) == GIMP_INDEXED)
     {
       g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                    "Indexed images are not supported: convert the image with "
@@ -104,9 +105,9 @@ find_target (DpRun *run, GError **error)
                        "select a layer inside the group");
           return FALSE;
         }
-      if (! gimp_drawable_mask_intersect (run->drawable, &run->x, &run->y,
-                                          &run->width, &run->height)
-          || run->width <= 0 || run->height <= 0)
+      if (!gimp_drawable_mask_intersect (run->drawable, &run->x, &run->y,
+                                         &run->width, &run->height) ||
+          run->width <= 0 || run->height <= 0)
         {
           g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                        "The selection does not touch the layer");
@@ -120,14 +121,16 @@ find_target (DpRun *run, GError **error)
     gboolean non_empty = FALSE;
     gint x1, y1, x2, y2;
 
-    if (gimp_selection_bounds (run->image, &non_empty, &x1, &y1, &x2, &y2) && non_empty)
+    if (gimp_selection_bounds (run->image, &non_empty, &x1, &y1, &x2, &y2) &&
+        non_empty)
       {
         run->x = x1;
         run->y = y1;
         run->width = x2 - x1;
         run->height = y2 - y1;
       }
-    else if (run->drawable != NULL && gimp_item_is_layer (GIMP_ITEM (run->drawable)))
+    else if (run->drawable != NULL &&
+             gimp_item_is_layer (GIMP_ITEM (run->drawable)))
       {
         gimp_drawable_get_offsets (run->drawable, &run->x, &run->y);
         run->width = gimp_drawable_get_width (run->drawable);
@@ -158,10 +161,11 @@ plan_size (DpRun *run, const DpSettings *s, gint *run_h, gint *run_w,
     }
   if (g_strcmp0 (s->size_mode, "layer") == 0)
     {
-      if (! diffuse_model_check_size (run->model, run->height, run->width, error))
+      if (!diffuse_model_check_size (run->model, run->height, run->width,
+                                     error))
         return FALSE;
-      if ((double) run->height * run->width
-          > 64.0 * DP_MAX_AREA_FACTOR * cfg->image_size * cfg->image_size)
+      if ((double) run->height * run->width >
+          64.0 * DP_MAX_AREA_FACTOR * cfg->image_size * cfg->image_size)
         {
           g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                        "%d x %d is too large to sample at full size with a "
@@ -174,9 +178,9 @@ plan_size (DpRun *run, const DpSettings *s, gint *run_h, gint *run_w,
       run->scaled = FALSE;
       return TRUE;
     }
-  run->scaled = ! diffuse_fit_size (cfg, run->height, run->width,
-                                    g_strcmp0 (s->size_mode, "model") != 0,
-                                    DP_MAX_AREA_FACTOR, run_h, run_w);
+  run->scaled = !diffuse_fit_size (cfg, run->height, run->width,
+                                   g_strcmp0 (s->size_mode, "model") != 0,
+                                   DP_MAX_AREA_FACTOR, run_h, run_w);
   return TRUE;
 }
 
@@ -192,7 +196,7 @@ dp_run_describe_size (DpRun *run, const DpSettings *s)
   if (run->model == NULL)
     return g_strdup ("");
   cfg = diffuse_model_get_config (run->model);
-  if (! find_target (run, &error) || ! plan_size (run, s, &h, &w, &error))
+  if (!find_target (run, &error) || !plan_size (run, s, &h, &w, &error))
     {
       text = g_strdup (error->message);
       g_error_free (error);
@@ -200,11 +204,11 @@ dp_run_describe_size (DpRun *run, const DpSettings *s)
     }
   if (run->kind == DP_SWEEP)
     return g_strdup_printf ("Samples at the model's size, %d x %d.", w, h);
-  if (! run->scaled && h == cfg->image_size && w == cfg->image_size)
-    return g_strdup_printf ("%s is %d x %d, the model's own size.",
-                            run->kind == DP_IMG2IMG ? "The area" : "The new layer",
-                            w, h);
-  if (! run->scaled)
+  if (!run->scaled && h == cfg->image_size && w == cfg->image_size)
+    return g_strdup_printf (
+        "%s is %d x %d, the model's own size.",
+        run->kind == DP_IMG2IMG ? "The area" : "The new layer", w, h);
+  if (!run->scaled)
     return g_strdup_printf ("Area %d x %d differs from the model's %d x %d: "
                             "sampling fully convolutionally at %d x %d.",
                             run->width, run->height, cfg->image_size,
@@ -225,26 +229,28 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
 
   if (run->kind == DP_IMG2IMG && s->values.strength == 0.0)
     {
-      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
-                   "Strength 0 would leave the layer as it is: use a value above 0");
+      g_set_error (
+          error, GIMP_PLUG_IN_ERROR, 0,
+          "Strength 0 would leave the layer as it is: use a value above 0");
       return NULL;
     }
   /* the table's arguments, checked by the table (GParamSpec lets nan
    * and inf through) */
-  if (! dp_settings_validate (run->kind, &s->values, error))
+  if (!dp_settings_validate (run->kind, &s->values, error))
     return NULL;
-  if (! dp_run_load_model (run, s->model, error))
+  if (!dp_run_load_model (run, s->model, error))
     return NULL;
   cfg = diffuse_model_get_config (run->model);
   channels = cfg->in_channels;
 
-  if (! find_target (run, error) || ! plan_size (run, s, &run_h, &run_w, error))
+  if (!find_target (run, error) || !plan_size (run, s, &run_h, &run_w, error))
     return NULL;
-  if (! resolve_class (run->model, run->kind, s->class_text, &label, error))
+  if (!resolve_class (run->model, run->kind, s->class_text, &label, error))
     return NULL;
   if (run->kind == DP_SWEEP)
     {
-      guidance = dp_parse_guidance_values (s->guidance_values, &n_guidance, error);
+      guidance =
+          dp_parse_guidance_values (s->guidance_values, &n_guidance, error);
       if (guidance == NULL)
         return NULL;
     }
@@ -265,13 +271,13 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
 
   if (run->kind == DP_IMG2IMG)
     {
-      g_autofree float *area = dp_pixels_read (run->drawable, run->x, run->y,
-                                               run->width, run->height, channels);
+      g_autofree float *area = dp_pixels_read (
+          run->drawable, run->x, run->y, run->width, run->height, channels);
 
-      job->init = g_new (float, (gsize) channels * run_h * run_w);
+      job->init = g_new (float, (gsize) channels *run_h *run_w);
       if (run->scaled)
-        diffuse_resample (area, channels, run->height, run->width,
-                          job->init, run_h, run_w, DIFFUSE_RESAMPLE_BILINEAR);
+        diffuse_resample (area, channels, run->height, run->width, job->init,
+                          run_h, run_w, DIFFUSE_RESAMPLE_BILINEAR);
       else
         memcpy (job->init, area, sizeof (float) * channels * run_h * run_w);
     }
@@ -285,14 +291,14 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
       for (i = 0; i < n_guidance; i++)
         {
           params.guidance = guidance[i];
-          if (! diffuse_sample_params_validate (&params, run->model, error))
+          if (!diffuse_sample_params_validate (&params, run->model, error))
             {
               dp_job_free (job);
               return NULL;
             }
         }
     }
-  else if (! diffuse_sample_params_validate (&params, run->model, error))
+  else if (!diffuse_sample_params_validate (&params, run->model, error))
     {
       dp_job_free (job);
       return NULL;
@@ -307,12 +313,12 @@ sample_at_target (DpRun *run, DpJob *job, gint k, float **scratch)
   gsize n = (gsize) job->channels * job->height * job->width;
   const float *src = job->out + n * k;
 
-  if (! run->scaled)
+  if (!run->scaled)
     return src;
   if (*scratch == NULL)
     *scratch = g_new (float, (gsize) job->channels * run->height * run->width);
-  diffuse_resample (src, job->channels, job->height, job->width,
-                    *scratch, run->height, run->width, DIFFUSE_RESAMPLE_BILINEAR);
+  diffuse_resample (src, job->channels, job->height, job->width, *scratch,
+                    run->height, run->width, DIFFUSE_RESAMPLE_BILINEAR);
   return *scratch;
 }
 
@@ -332,8 +338,8 @@ fill_layer (GimpLayer *layer, gint width, gint height, gint channels,
 {
   GeglBuffer *buffer = gimp_drawable_get_buffer (GIMP_DRAWABLE (layer));
 
-  dp_pixels_write (buffer, GIMP_DRAWABLE (layer), 0, 0, width, height,
-                   channels, planes, NULL);
+  dp_pixels_write (buffer, GIMP_DRAWABLE (layer), 0, 0, width, height, channels,
+                   planes, NULL);
   gegl_buffer_flush (buffer);
   g_object_unref (buffer);
   gimp_drawable_update (GIMP_DRAWABLE (layer), 0, 0, width, height);
@@ -344,7 +350,8 @@ finish_generate (DpRun *run, const DpSettings *s, DpJob *job)
 {
   g_autofree gchar *title = class_title (run->model, job->params.class_label);
   g_autofree float *scratch = NULL;
-  GimpImageType type = layer_type (gimp_image_get_base_type (run->image), job->channels);
+  GimpImageType type =
+      layer_type (gimp_image_get_base_type (run->image), job->channels);
   GimpLayer *parent = NULL;
   gint position = 0, k;
 
@@ -353,7 +360,8 @@ finish_generate (DpRun *run, const DpSettings *s, DpJob *job)
       GimpItem *p = gimp_item_get_parent (GIMP_ITEM (run->drawable));
 
       parent = p != NULL ? GIMP_LAYER (p) : NULL;
-      position = gimp_image_get_item_position (run->image, GIMP_ITEM (run->drawable));
+      position =
+          gimp_image_get_item_position (run->image, GIMP_ITEM (run->drawable));
     }
 
   gimp_image_undo_group_start (run->image);
@@ -363,7 +371,8 @@ finish_generate (DpRun *run, const DpSettings *s, DpJob *job)
       GimpLayer *layer;
 
       if (job->count > 1)
-        name = g_strdup_printf ("%s (seed %d, %d of %d)", title, s->seed, k + 1, job->count);
+        name = g_strdup_printf ("%s (seed %d, %d of %d)", title, s->seed, k + 1,
+                                job->count);
       else
         name = g_strdup_printf ("%s (seed %d)", title, s->seed);
       layer = gimp_layer_new (run->image, name, run->width, run->height, type,
@@ -387,17 +396,19 @@ finish_img2img (DpRun *run, DpJob *job)
   GeglBuffer *shadow;
 
   gimp_image_undo_group_start (run->image);
-  if (model_alpha && gimp_item_is_layer (GIMP_ITEM (run->drawable))
-      && ! gimp_drawable_has_alpha (run->drawable))
+  if (model_alpha && gimp_item_is_layer (GIMP_ITEM (run->drawable)) &&
+      !gimp_drawable_has_alpha (run->drawable))
     gimp_layer_add_alpha (GIMP_LAYER (run->drawable));
-  if (! model_alpha && gimp_drawable_has_alpha (run->drawable))
-    alpha = dp_pixels_read_alpha (run->drawable, run->x, run->y, run->width, run->height);
+  if (!model_alpha && gimp_drawable_has_alpha (run->drawable))
+    alpha = dp_pixels_read_alpha (run->drawable, run->x, run->y, run->width,
+                                  run->height);
 
   /* Pixels go to the shadow buffer and are merged in one undoable step;
    * the merge also blends by the selection mask. */
   shadow = gimp_drawable_get_shadow_buffer (run->drawable);
-  dp_pixels_write (shadow, run->drawable, run->x, run->y, run->width, run->height,
-                   job->channels, sample_at_target (run, job, 0, &scratch), alpha);
+  dp_pixels_write (shadow, run->drawable, run->x, run->y, run->width,
+                   run->height, job->channels,
+                   sample_at_target (run, job, 0, &scratch), alpha);
   gegl_buffer_flush (shadow);
   g_object_unref (shadow);
   gimp_drawable_merge_shadow (run->drawable, TRUE);
@@ -414,13 +425,13 @@ finish_sweep (DpRun *run, const DpSettings *s, DpJob *job)
 {
   const gint margin = 8, label_h = 22;
   gsize n = (gsize) job->channels * job->height * job->width;
-  gint factor = MAX (1, MIN (8, (128 + MAX (job->height, job->width) - 1)
-                                / MAX (job->height, job->width)));
+  gint factor = MAX (1, MIN (8, (128 + MAX (job->height, job->width) - 1) /
+                                    MAX (job->height, job->width)));
   gint cw = job->width * factor, ch = job->height * factor;
   gint width = job->n_runs * (cw + margin) + margin;
   gint height = ch + label_h + 2 * margin;
   g_autofree gchar *title = class_title (run->model, job->params.class_label);
-  g_autofree float *cell = g_new (float, (gsize) job->channels * ch * cw);
+  g_autofree float *cell = g_new (float, (gsize) job->channels *ch *cw);
   GimpImage *image;
   GimpLayer *background;
   GimpFont *font;
@@ -428,16 +439,16 @@ finish_sweep (DpRun *run, const DpSettings *s, DpJob *job)
 
   image = gimp_image_new (width, height, GIMP_RGB);
   gimp_image_undo_disable (image);
-  background = gimp_layer_new (image, "Background", width, height, GIMP_RGB_IMAGE,
-                               100.0, GIMP_LAYER_MODE_NORMAL);
+  background = gimp_layer_new (image, "Background", width, height,
+                               GIMP_RGB_IMAGE, 100.0, GIMP_LAYER_MODE_NORMAL);
   gimp_image_insert_layer (image, background, NULL, 0);
   gimp_drawable_fill (GIMP_DRAWABLE (background), GIMP_FILL_WHITE);
   font = gimp_context_get_font ();
 
   for (r = 0; r < job->n_runs; r++)
     {
-      g_autofree gchar *name = g_strdup_printf ("%s, seed %d, guidance %g",
-                                                title, s->seed, job->guidance[r]);
+      g_autofree gchar *name = g_strdup_printf (
+          "%s, seed %d, guidance %g", title, s->seed, job->guidance[r]);
       g_autofree gchar *label = g_strdup_printf ("w = %g", job->guidance[r]);
       GimpLayer *layer = gimp_layer_new (image, name, cw, ch,
                                          layer_type (GIMP_RGB, job->channels),
@@ -447,8 +458,8 @@ finish_sweep (DpRun *run, const DpSettings *s, DpJob *job)
 
       gimp_image_insert_layer (image, layer, NULL, 0);
       gimp_layer_set_offsets (layer, x, margin);
-      diffuse_resample (job->out + n * r, job->channels, job->height, job->width,
-                        cell, ch, cw, DIFFUSE_RESAMPLE_NEAREST);
+      diffuse_resample (job->out + n * r, job->channels, job->height,
+                        job->width, cell, ch, cw, DIFFUSE_RESAMPLE_NEAREST);
       fill_layer (layer, cw, ch, job->channels, cell);
 
       text = font != NULL ? gimp_text_layer_new (image, label, font, 14.0,
@@ -484,7 +495,7 @@ dp_run_finish (DpRun *run, const DpSettings *s, DpJob *job, GError **error)
       ok = finish_sweep (run, s, job);
       break;
     }
-  if (! ok && error != NULL && *error == NULL)
+  if (!ok && error != NULL && *error == NULL)
     g_set_error (error, GIMP_PLUG_IN_ERROR, 0, "Could not write the result");
   if (run->run_mode != GIMP_RUN_NONINTERACTIVE)
     gimp_displays_flush ();

@@ -36,7 +36,7 @@ read_table_args (DpKind kind, GimpProcedureConfig *config,
           }
           break;
         case DIFFUSE_SETTING_STRING:
-          break;                /* none is a plug-in argument */
+          break; /* none is a plug-in argument */
         }
     }
 }
@@ -45,12 +45,8 @@ void
 dp_settings_read (DpSettings *s, DpKind kind, GimpProcedureConfig *config)
 {
   memset (s, 0, sizeof *s);
-  g_object_get (config,
-                "model", &s->model,
-                "preset", &s->preset,
-                "class", &s->class_text,
-                "seed", &s->seed,
-                NULL);
+  g_object_get (config, "model", &s->model, "preset", &s->preset, "class",
+                &s->class_text, "seed", &s->seed, NULL);
   diffuse_sample_params_init (&s->values);
   read_table_args (kind, config, &s->values);
   if (kind != DP_SWEEP)
@@ -111,12 +107,15 @@ dp_presets_load (gchar **warning)
 {
   g_auto (GStrv) dirs = dp_preset_dirs ();
   g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
-  GPtrArray *presets = diffuse_presets_load_dirs ((const char *const *) dirs, warnings);
+  GPtrArray *presets =
+      diffuse_presets_load_dirs ((const char *const *) dirs, warnings);
 
   if (warning != NULL)
     {
       g_ptr_array_add (warnings, NULL);
-      *warning = warnings->len > 1 ? g_strjoinv ("\n", (gchar **) warnings->pdata) : NULL;
+      *warning = warnings->len > 1
+                     ? g_strjoinv ("\n", (gchar **) warnings->pdata)
+                     : NULL;
     }
   return presets;
 }
@@ -180,7 +179,7 @@ dp_config_apply_preset (GimpProcedureConfig *config, DpKind kind,
       const DiffuseSetting *st = specs[i].setting;
       gconstpointer field = G_STRUCT_MEMBER_P (&preset->values, st->offset);
 
-      if (! (preset->given & (1u << specs[i].index)))
+      if (!(preset->given & (1u << specs[i].index)))
         continue;
       switch (st->type)
         {
@@ -191,7 +190,8 @@ dp_config_apply_preset (GimpProcedureConfig *config, DpKind kind,
           g_object_set (config, st->name, *(const double *) field, NULL);
           break;
         case DIFFUSE_SETTING_ENUM:
-          g_object_set (config, st->name, st->nicks[*(const gint *) field], NULL);
+          g_object_set (config, st->name, st->nicks[*(const gint *) field],
+                        NULL);
           break;
         case DIFFUSE_SETTING_STRING:
           break;
@@ -234,14 +234,15 @@ dp_parse_guidance_values (const char *text, gint *n, GError **error)
         continue;
       /* each value is a guidance setting: the table parses and checks it */
       diffuse_sample_params_init (&p);
-      if (! diffuse_setting_parse (w, parts[i], &p, NULL)
-          || ! diffuse_setting_check (w, &p, NULL))
+      if (!diffuse_setting_parse (w, parts[i], &p, NULL) ||
+          !diffuse_setting_check (w, &p, NULL))
         {
           g_autofree gchar *shown = diffuse_text_escape (parts[i]);
 
           g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                        "Guidance values: '%s' is not a number in %s "
-                       "(expected a list like \"0,1,2,4\")", shown, range);
+                       "(expected a list like \"0,1,2,4\")",
+                       shown, range);
           g_array_free (values, TRUE);
           return NULL;
         }
@@ -249,9 +250,10 @@ dp_parse_guidance_values (const char *text, gint *n, GError **error)
     }
   if (values->len == 0 || values->len > 32)
     {
-      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
-                   "Guidance values: give 1 to 32 values, like \"0,1,2,4\" (got %u)",
-                   values->len);
+      g_set_error (
+          error, GIMP_PLUG_IN_ERROR, 0,
+          "Guidance values: give 1 to 32 values, like \"0,1,2,4\" (got %u)",
+          values->len);
       g_array_free (values, TRUE);
       return NULL;
     }

@@ -47,10 +47,12 @@ compare (const char *a_path, const char *b_path, double tol)
     return fail (error);
   if (nd_a != nd_b || memcmp (sa, sb, sizeof sa) != 0)
     {
-      fprintf (stderr, "npy-compare: shapes differ: %s has %d dims "
+      fprintf (stderr,
+               "npy-compare: shapes differ: %s has %d dims "
                "[%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT
                ",%" G_GINT64_FORMAT "], %s has %d dims [%" G_GINT64_FORMAT
-               ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT "]\n",
+               ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT
+               "]\n",
                a_path, nd_a, sa[0], sa[1], sa[2], sa[3], b_path, nd_b, sb[0],
                sb[1], sb[2], sb[3]);
       return 1;
@@ -70,8 +72,8 @@ compare (const char *a_path, const char *b_path, double tol)
       max_ref = MAX (max_ref, fabs ((double) b[i]));
     }
   printf ("%zu elements, max |a-b| = %.3g, max |b| = %.3g, relative %.3g "
-          "(tolerance %.3g)\n", n, max_diff, max_ref, max_diff / MAX (1.0, max_ref),
-          tol);
+          "(tolerance %.3g)\n",
+          n, max_diff, max_ref, max_diff / MAX (1.0, max_ref), tol);
   return max_diff / MAX (1.0, max_ref) <= tol ? 0 : 1;
 }
 
@@ -104,10 +106,13 @@ png_matches (const char *png, const char *npy, gint index)
   x = diffuse_npy_load (npy, &nd, s, &error);
   if (x == NULL)
     return fail (error);
-  if (nd != 4 || index < 0 || index >= s[0] || s[1] != c || s[2] != h || s[3] != w)
+  if (nd != 4 || index < 0 || index >= s[0] || s[1] != c || s[2] != h ||
+      s[3] != w)
     {
-      fprintf (stderr, "npy-compare: %s (%d x %d, %d channels) is not image %d "
-               "of %s\n", png, w, h, c, index, npy);
+      fprintf (stderr,
+               "npy-compare: %s (%d x %d, %d channels) is not image %d "
+               "of %s\n",
+               png, w, h, c, index, npy);
       return 1;
     }
   n = (gsize) c * h * w;
@@ -149,7 +154,8 @@ fill (const char *path, const char *shape_text, const char *value_text,
     }
   data = g_new0 (float, n);
   for (gsize i = 0; i < n; i++)
-    if (index_text == NULL || i == (gsize) g_ascii_strtoull (index_text, NULL, 10))
+    if (index_text == NULL ||
+        i == (gsize) g_ascii_strtoull (index_text, NULL, 10))
       data[i] = (float) value;
   if (!diffuse_npy_save (path, data, ndim, shape, &error))
     return fail (error);
@@ -168,6 +174,6 @@ main (int argc, char **argv)
   if (argc == 4)
     return compare (argv[1], argv[2], g_ascii_strtod (argv[3], NULL));
   fprintf (stderr, "usage: npy-compare A.npy B.npy TOL | --png-shape F.png | "
-           "--png-matches F.png X.npy INDEX\n");
+                   "--png-matches F.png X.npy INDEX\n");
   return 2;
 }

@@ -18,7 +18,9 @@
 #define TOL_FD 2e-3
 
 static const char *cases[] = {
-  "grey-attn-ss-updown", "rgb-adaptive-noss-conv", "rgba-attn-noss-updown",
+  "grey-attn-ss-updown",
+  "rgb-adaptive-noss-conv",
+  "rgba-attn-noss-updown",
   "rgb-adaptive-ss-conv",
 };
 
@@ -26,7 +28,8 @@ static float *
 load (const char *dir, const char *name, const char *suffix, gint *ndim,
       gint64 shape[4])
 {
-  g_autofree gchar *path = g_strdup_printf ("%s/clf-%s.%s.npy", dir, name, suffix);
+  g_autofree gchar *path =
+      g_strdup_printf ("%s/clf-%s.%s.npy", dir, name, suffix);
   g_autoptr (GError) error = NULL;
   float *d = diffuse_npy_load (path, ndim, shape, &error);
 
@@ -85,8 +88,9 @@ check_finite_differences (DiffuseClassifier *clf, gint K, gsize n,
         {
           state = state * 1664525u + 1013904223u;
           /* trial 0: every pixel; then a sparse direction */
-          dir[i] = (trial == 0 || (state >> 28) == 0) ? ((state >> 16) & 1 ? 1.0f : -1.0f)
-                                                       : 0.0f;
+          dir[i] = (trial == 0 || (state >> 28) == 0)
+                       ? ((state >> 16) & 1 ? 1.0f : -1.0f)
+                       : 0.0f;
           dot += (double) grad[i] * dir[i];
         }
       for (gsize i = 0; i < n; i++)
@@ -98,7 +102,8 @@ check_finite_differences (DiffuseClassifier *clf, gint K, gsize n,
       /* the perturbation actually applied, in float */
       fd = (fp - fm) / (2.0 * h);
       printf ("    finite differences %d: g·v %.6g, (f(x+hv) − f(x−hv))/2h "
-              "%.6g\n", trial, dot, fd);
+              "%.6g\n",
+              trial, dot, fd);
       if (!(fabs (fd - dot) <= TOL_FD * MAX (fabs (dot), 1e-2) + 2e-5))
         {
           printf ("    FAIL: finite differences disagree\n");
@@ -120,9 +125,9 @@ check_bad_input (DiffuseClassifier *clf, const DiffuseModel *model,
   gint bad[1] = { cfg->num_classes };
   gboolean ok = TRUE;
 
-  if (diffuse_classifier_grad (clf, 1, x, t, bad, logits, grad, &error)
-      || !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID)
-      || strstr (error->message, "classes") == NULL)
+  if (diffuse_classifier_grad (clf, 1, x, t, bad, logits, grad, &error) ||
+      !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID) ||
+      strstr (error->message, "classes") == NULL)
     ok = FALSE;
   else
     printf ("    label %d: %s\n", bad[0], error->message);
@@ -147,11 +152,11 @@ check_bad_input (DiffuseClassifier *clf, const DiffuseModel *model,
   }
   if (cfg->pool == DIFFUSE_POOL_ATTENTION)
     {
-      g_autoptr (DiffuseClassifier) c2 =
-        diffuse_classifier_new (model, 1, cfg->image_size, 2 * cfg->image_size,
-                                0, &error);
+      g_autoptr (DiffuseClassifier) c2 = diffuse_classifier_new (
+          model, 1, cfg->image_size, 2 * cfg->image_size, 0, &error);
 
-      if (c2 != NULL || !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID))
+      if (c2 != NULL ||
+          !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID))
         ok = FALSE;
       else
         printf ("    other size: %s\n", error->message);
@@ -168,7 +173,8 @@ run_case (const char *dir, const char *name)
   g_autofree gchar *path = g_strdup_printf ("%s/clf-%s.safetensors", dir, name);
   g_autoptr (GError) error = NULL;
   g_autoptr (DiffuseModel) model = NULL;
-  g_autofree float *x = NULL, *t = NULL, *yf = NULL, *want_l = NULL, *want_g = NULL;
+  g_autofree float *x = NULL, *t = NULL, *yf = NULL, *want_l = NULL,
+                   *want_g = NULL;
   g_autofree float *logits = NULL, *grad = NULL, *logits2 = NULL, *grad2 = NULL;
   g_autofree gint *y = NULL;
   gint nd, B, K, C, H, W;
@@ -204,10 +210,10 @@ run_case (const char *dir, const char *name)
   y = g_new (gint, B);
   for (gint b = 0; b < B; b++)
     y[b] = (gint) yf[b];
-  logits = g_new (float, (gsize) B * K);
-  logits2 = g_new (float, (gsize) B * K);
-  grad = g_new (float, B * n);
-  grad2 = g_new (float, B * n);
+  logits = g_new (float, (gsize) B *K);
+  logits2 = g_new (float, (gsize) B *K);
+  grad = g_new (float, B *n);
+  grad2 = g_new (float, B *n);
 
   for (gint threads = 1; threads <= 3; threads += 2)
     {
@@ -220,9 +226,9 @@ run_case (const char *dir, const char *name)
           return FALSE;
         }
       g_assert_true (diffuse_classifier_forward (clf, B, x, t, logits2, NULL));
-      g_assert_true (diffuse_classifier_grad (clf, B, x, t, y,
-                                              threads == 1 ? logits : logits2,
-                                              threads == 1 ? grad : grad2, NULL));
+      g_assert_true (diffuse_classifier_grad (
+          clf, B, x, t, y, threads == 1 ? logits : logits2,
+          threads == 1 ? grad : grad2, NULL));
       if (threads == 1)
         {
           dl = rel_diff (logits, want_l, (gsize) B * K);
@@ -230,7 +236,8 @@ run_case (const char *dir, const char *name)
           printf ("  logits[0] %.6f (want %.6f), grad[0] %.6g (want %.6g)\n",
                   logits[0], want_l[0], grad[0], want_g[0]);
           printf ("  1 thread: logits rel. diff %.3g, gradient rel. diff %.3g; "
-                  "%.2f MiB of activations and scratch\n", dl, dg,
+                  "%.2f MiB of activations and scratch\n",
+                  dl, dg,
                   diffuse_classifier_get_scratch_bytes (clf) / 1048576.0);
           if (dl > TOL_LOGITS || dg > TOL_GRAD)
             {
@@ -259,7 +266,8 @@ run_case (const char *dir, const char *name)
 static gboolean
 check_unet_refused (const char *dir)
 {
-  g_autofree gchar *path = g_strdup_printf ("%s/forward-grey-cond.safetensors", dir);
+  g_autofree gchar *path =
+      g_strdup_printf ("%s/forward-grey-cond.safetensors", dir);
   g_autoptr (GError) error = NULL;
   g_autoptr (DiffuseModel) model = diffuse_model_new_from_file (path, &error);
   g_autoptr (DiffuseClassifier) clf = NULL;
@@ -270,7 +278,8 @@ check_unet_refused (const char *dir)
       return FALSE;
     }
   clf = diffuse_classifier_new (model, 1, 16, 16, 0, &error);
-  if (clf != NULL || !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID))
+  if (clf != NULL ||
+      !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID))
     {
       printf ("FAIL: a UNet was accepted as a classifier\n");
       return FALSE;
@@ -283,7 +292,8 @@ int
 main (void)
 {
   const char *data = g_getenv ("DIFFUSE_TEST_DATA");
-  g_autofree gchar *dir = g_build_filename (data ? data : "tests/data", "golden", NULL);
+  g_autofree gchar *dir =
+      g_build_filename (data ? data : "tests/data", "golden", NULL);
   gboolean ok = TRUE;
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)

@@ -71,10 +71,9 @@ read_text (const char *path)
   return text;
 }
 
-static const float pixels[4 * 4] = {
-  -1, -0.5f, 0, 0.5f, 1, 0.25f, -0.25f, 0.75f,
-  -1, -0.5f, 0, 0.5f, 1, 0.25f, -0.25f, 0.75f
-};
+static const float pixels[4 * 4] = { -1,     -0.5f, 0,      0.5f,  1, 0.25f,
+                                     -0.25f, 0.75f, -1,     -0.5f, 0, 0.5f,
+                                     1,      0.25f, -0.25f, 0.75f };
 
 /* PNG and .npy saves: a FIFO, a directory or a device as the target is
  * refused before anything is written and stays what it was. */
@@ -302,7 +301,10 @@ test_output_png_text (void)
   g_assert_true (diffuse_output_write_png (out, pixels, 1, 4, 4, text, &error));
   g_assert_true (diffuse_output_commit (out, &error));
   g_assert_true (g_file_get_contents (path, &bytes, &len, NULL));
-  g_assert_nonnull (memmem (bytes, len, "tEXtSeed\0" "1234567890123", 22));
+  g_assert_nonnull (memmem (bytes, len,
+                            "tEXtSeed\0"
+                            "1234567890123",
+                            22));
 }
 
 /* Inputs: a FIFO is refused at once (no writer: a blocking open would
@@ -343,9 +345,10 @@ test_input_not_regular (void)
   /* before the fix this blocked forever (or read /dev/zero without end) */
   g_test_trap_subprocess (NULL, 20 * G_USEC_PER_SEC, 0);
   g_test_trap_assert_passed ();
-  g_test_trap_assert_stderr ("*in.npy: is a FIFO (named pipe), not a regular file*"
-                             "/dev/zero: is a character device, not a regular file*"
-                             "/: is a directory, not a regular file*");
+  g_test_trap_assert_stderr (
+      "*in.npy: is a FIFO (named pipe), not a regular file*"
+      "/dev/zero: is a character device, not a regular file*"
+      "/: is a directory, not a regular file*");
 }
 
 /* An .npy whose header promises more (or less) data than the file holds
@@ -369,7 +372,7 @@ test_input_npy_size (void)
   g_assert_null (diffuse_npy_load (path, NULL, NULL, &error));
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT);
   g_assert_nonnull (strstr (error->message, "data is 4 bytes, the shape needs "
-                            "4000000000000"));
+                                            "4000000000000"));
 }
 
 /* A PNG header promising more pixels than its file can hold (deflate
@@ -377,15 +380,16 @@ test_input_npy_size (void)
 static void
 test_input_png_promise (void)
 {
-  g_autofree gchar *path = g_build_filename (g_getenv ("DIFFUSE_SOURCE_ROOT"),
-                                             "tests", "fuzz", "png", "regress",
-                                             "huge-promise.png", NULL);
+  g_autofree gchar *path =
+      g_build_filename (g_getenv ("DIFFUSE_SOURCE_ROOT"), "tests", "fuzz",
+                        "png", "regress", "huge-promise.png", NULL);
   g_autoptr (GError) error = NULL;
   gint c, h, w;
 
   g_assert_null (diffuse_png_load (path, 0, &c, &h, &w, &error));
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT);
-  g_assert_nonnull (strstr (error->message, "cannot come from a file this small"));
+  g_assert_nonnull (
+      strstr (error->message, "cannot come from a file this small"));
 }
 
 int
@@ -402,7 +406,8 @@ main (int argc, char **argv)
       g_assert_nonnull (tmp_dir);
       g_setenv ("DIFFUSE_TEST_FILES_DIR", tmp_dir, TRUE);
     }
-  g_test_add_func ("/files/output/refuses-non-regular", test_output_refuses_non_regular);
+  g_test_add_func ("/files/output/refuses-non-regular",
+                   test_output_refuses_non_regular);
   g_test_add_func ("/files/output/symlink", test_output_symlink);
   g_test_add_func ("/files/output/atomic", test_output_atomic);
   g_test_add_func ("/files/output/full-disk", test_output_full_disk);

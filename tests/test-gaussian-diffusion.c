@@ -51,8 +51,8 @@ test_q_sample_inverts (void)
           diffuse__q_sample (x0, eps, abars[i], N, xt);
           diffuse__predict_x0_from_eps (xt, eps, abars[i], FALSE, N, back);
           for (gint j = 0; j < N; j++)
-            g_assert_cmpfloat_with_epsilon (back[j], x0[j],
-                                            1e-5 * (1.0 + 1.0 / sqrt (abars[i])));
+            g_assert_cmpfloat_with_epsilon (
+                back[j], x0[j], 1e-5 * (1.0 + 1.0 / sqrt (abars[i])));
         }
     }
 }
@@ -75,17 +75,17 @@ test_posterior_mean_is_eps_mean (void)
 
           diffuse__predict_x0_from_eps (xt, eps, abars[i], FALSE, N, x0);
           diffuse__q_posterior (betas[i], abars[i], abars[i - 1], &q);
-          g_assert_cmpfloat_with_epsilon (q.variance,
-                                          (1 - abars[i - 1]) / (1 - abars[i]) * betas[i],
-                                          1e-12);
+          g_assert_cmpfloat_with_epsilon (
+              q.variance, (1 - abars[i - 1]) / (1 - abars[i]) * betas[i],
+              1e-12);
           for (gint j = 0; j < N; j++)
             {
-              double mu = (xt[j] - betas[i] / sqrt (1 - abars[i]) * eps[j])
-                          / sqrt (1 - betas[i]);
+              double mu = (xt[j] - betas[i] / sqrt (1 - abars[i]) * eps[j]) /
+                          sqrt (1 - betas[i]);
               double got = diffuse__q_posterior_mean (&q, x0[j], xt[j]);
 
-              g_assert_cmpfloat_with_epsilon (got, mu, 1e-5 * (1 + fabs (mu))
-                                                       / sqrt (abars[i]));
+              g_assert_cmpfloat_with_epsilon (
+                  got, mu, 1e-5 * (1 + fabs (mu)) / sqrt (abars[i]));
             }
         }
     }
@@ -110,17 +110,20 @@ test_ddim (void)
 
           diffuse__q_posterior (betas[i], abars[i], abars[i - 1], &q);
           g_assert_cmpfloat_with_epsilon (sigma * sigma, q.variance, 1e-12);
-          g_assert_cmpfloat (diffuse__ddim_sigma (abars[i], abars[i - 1], 0.0), ==, 0.0);
+          g_assert_cmpfloat (diffuse__ddim_sigma (abars[i], abars[i - 1], 0.0),
+                             ==, 0.0);
 
           /* x_t from (x_0, ε), one deterministic step: the same ε at ᾱ' */
           diffuse__q_sample (x0, eps, abars[i], N, x);
-          diffuse__ddim_step (x, x0, NULL, N, abars[i], abars[i - 1], 0.0, FALSE);
+          diffuse__ddim_step (x, x0, NULL, N, abars[i], abars[i - 1], 0.0,
+                              FALSE);
           for (gint j = 0; j < N; j++)
             {
-              double want = sqrt (abars[i - 1]) * x0[j] + sqrt (1 - abars[i - 1]) * eps[j];
+              double want = sqrt (abars[i - 1]) * x0[j] +
+                            sqrt (1 - abars[i - 1]) * eps[j];
 
-              g_assert_cmpfloat_with_epsilon (x[j], want, 1e-5 * (1 + fabs (want))
-                                                         / sqrt (abars[i]));
+              g_assert_cmpfloat_with_epsilon (
+                  x[j], want, 1e-5 * (1 + fabs (want)) / sqrt (abars[i]));
             }
         }
     }
@@ -157,8 +160,9 @@ test_respaced_beta_keeps_alpha_bar (void)
         g_assert_cmpfloat_with_epsilon (abars[i], abar_full[ts[i]],
                                         1e-9 * abar_full[ts[i]]);
       /* and the rule itself, at the first two kept steps */
-      g_assert_cmpfloat (diffuse_schedule_get_betas (s)[1], ==,
-                         diffuse__respaced_beta (abar_full[ts[1]], abar_full[ts[0]]));
+      g_assert_cmpfloat (
+          diffuse_schedule_get_betas (s)[1], ==,
+          diffuse__respaced_beta (abar_full[ts[1]], abar_full[ts[0]]));
     }
 }
 
@@ -174,14 +178,16 @@ test_guidance (void)
     g_assert_cmpfloat (e[j], ==, c[j]);
   diffuse__guided_eps (c, u, 2.5, N, e);
   for (gint j = 0; j < N; j++)
-    g_assert_cmpfloat_with_epsilon (e[j] - c[j], 2.5 * (c[j] - u[j]), 1e-5 * (1 + fabs (e[j])));
+    g_assert_cmpfloat_with_epsilon (e[j] - c[j], 2.5 * (c[j] - u[j]),
+                                    1e-5 * (1 + fabs (e[j])));
 }
 
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  g_test_add_func ("/gaussian-diffusion/q-sample-inverts", test_q_sample_inverts);
+  g_test_add_func ("/gaussian-diffusion/q-sample-inverts",
+                   test_q_sample_inverts);
   g_test_add_func ("/gaussian-diffusion/posterior-mean-is-eps-mean",
                    test_posterior_mean_is_eps_mean);
   g_test_add_func ("/gaussian-diffusion/ddim", test_ddim);

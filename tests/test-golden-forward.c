@@ -19,7 +19,8 @@ static float *
 load_npy (const char *dir, const char *name, const char *suffix, gint *ndim,
           gint64 shape[4])
 {
-  g_autofree gchar *path = g_strdup_printf ("%s/forward-%s.%s.npy", dir, name, suffix);
+  g_autofree gchar *path =
+      g_strdup_printf ("%s/forward-%s.%s.npy", dir, name, suffix);
   g_autoptr (GError) error = NULL;
   float *data = diffuse_npy_load (path, ndim, shape, &error);
 
@@ -38,27 +39,27 @@ check_bad_input (DiffuseUNet *unet, const DiffuseModel *model, gint batch,
   GError *error = NULL;
   gint saved = labels[0];
 
-  if (diffuse_unet_forward (unet, batch + 1, x, t, labels, out, &error)
-      || !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID))
+  if (diffuse_unet_forward (unet, batch + 1, x, t, labels, out, &error) ||
+      !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID))
     ok = FALSE;
   g_clear_error (&error);
-  if (diffuse_unet_forward (unet, 0, x, t, labels, out, &error)
-      || !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID))
+  if (diffuse_unet_forward (unet, 0, x, t, labels, out, &error) ||
+      !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID))
     ok = FALSE;
   g_clear_error (&error);
   if (cfg->num_classes > 0)
     {
       labels[0] = cfg->num_classes;
-      if (diffuse_unet_forward (unet, batch, x, t, labels, out, &error)
-          || !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID))
+      if (diffuse_unet_forward (unet, batch, x, t, labels, out, &error) ||
+          !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID))
         ok = FALSE;
       g_clear_error (&error);
       labels[0] = saved;
     }
   /* 3 rows: not a multiple of 2^(levels − 1) */
-  if (cfg->n_levels > 1
-      && (diffuse_unet_new (model, 1, 3, 8, 0, &error) != NULL
-          || !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID)))
+  if (cfg->n_levels > 1 &&
+      (diffuse_unet_new (model, 1, 3, 8, 0, &error) != NULL ||
+       !g_error_matches (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID)))
     ok = FALSE;
   g_clear_error (&error);
   g_print ("  bad batch / label / size rejected: %s\n", ok ? "ok" : "FAIL");
@@ -69,7 +70,8 @@ check_bad_input (DiffuseUNet *unet, const DiffuseModel *model, gint batch,
 static gboolean
 run_case (const char *dir, const char *name)
 {
-  g_autofree gchar *model_path = g_strdup_printf ("%s/forward-%s.safetensors", dir, name);
+  g_autofree gchar *model_path =
+      g_strdup_printf ("%s/forward-%s.safetensors", dir, name);
   g_autoptr (GError) error = NULL;
   g_autoptr (DiffuseModel) model = NULL;
   g_autofree float *x = NULL, *t = NULL, *y = NULL, *want = NULL;
@@ -96,9 +98,10 @@ run_case (const char *dir, const char *name)
   want = load_npy (dir, name, "out", &nd_o, so);
   if (!x || !t || !y || !want)
     return FALSE;
-  if (nd_x != 4 || nd_t != 1 || nd_y != 1 || nd_o != 4 || sx[1] != cfg->in_channels
-      || st[0] != sx[0] || sy[0] != sx[0] || so[0] != sx[0]
-      || so[1] != cfg->out_channels || so[2] != sx[2] || so[3] != sx[3])
+  if (nd_x != 4 || nd_t != 1 || nd_y != 1 || nd_o != 4 ||
+      sx[1] != cfg->in_channels || st[0] != sx[0] || sy[0] != sx[0] ||
+      so[0] != sx[0] || so[1] != cfg->out_channels || so[2] != sx[2] ||
+      so[3] != sx[3])
     {
       g_printerr ("  inconsistent shapes in the case's .npy files\n");
       return FALSE;
@@ -121,7 +124,8 @@ run_case (const char *dir, const char *name)
       gint64 t0;
 
       /* the second state has room for one more image than it runs */
-      unet = diffuse_unet_new (model, batch + k, height, width, threads, &error);
+      unet =
+          diffuse_unet_new (model, batch + k, height, width, threads, &error);
       if (unet == NULL)
         {
           g_printerr ("  %s\n", error->message);
@@ -155,7 +159,7 @@ run_case (const char *dir, const char *name)
         {
           double d = fabs ((double) got[k][i] - want[i]);
 
-          if (!(d <= max_diff))     /* also catches NaN */
+          if (!(d <= max_diff)) /* also catches NaN */
             {
               max_diff = isnan (d) ? INFINITY : d;
               worst = i;
@@ -211,14 +215,15 @@ main (void)
   d = g_dir_open (dir, 0, NULL);
   if (d)
     while ((entry = g_dir_read_name (d)))
-      if (g_str_has_prefix (entry, "forward-")
-          && g_str_has_suffix (entry, ".safetensors"))
-        g_ptr_array_add (names, g_strndup (entry + 8,
-                                           strlen (entry) - 8 - strlen (".safetensors")));
+      if (g_str_has_prefix (entry, "forward-") &&
+          g_str_has_suffix (entry, ".safetensors"))
+        g_ptr_array_add (names,
+                         g_strndup (entry + 8, strlen (entry) - 8 -
+                                                   strlen (".safetensors")));
   if (names->len == 0)
     {
       g_print ("no forward-*.safetensors in %s\n", dir);
-      return 77;                /* skipped */
+      return 77; /* skipped */
     }
   g_ptr_array_sort (names, compare_names);
   for (guint i = 0; i < names->len; i++)

@@ -31,7 +31,8 @@ golden_dir (void)
     {
       const char *data = g_getenv ("DIFFUSE_TEST_DATA");
 
-      dir = g_build_filename (data != NULL ? data : "tests/data", "golden", NULL);
+      dir =
+          g_build_filename (data != NULL ? data : "tests/data", "golden", NULL);
     }
   return dir;
 }
@@ -63,8 +64,10 @@ static void
 case_load (Case *c, const char *name)
 {
   g_autofree char *ini = g_strdup_printf ("%s/nll-%s.ini", golden_dir (), name);
-  g_autofree char *x0_path = g_strdup_printf ("%s/nll-%s.x0.npy", golden_dir (), name);
-  g_autofree char *json_path = g_strdup_printf ("%s/nll-%s.json", golden_dir (), name);
+  g_autofree char *x0_path =
+      g_strdup_printf ("%s/nll-%s.x0.npy", golden_dir (), name);
+  g_autofree char *json_path =
+      g_strdup_printf ("%s/nll-%s.json", golden_dir (), name);
   g_autoptr (GKeyFile) kf = g_key_file_new ();
   g_autoptr (GError) error = NULL;
   const char *g = "nll";
@@ -80,11 +83,12 @@ case_load (Case *c, const char *name)
   c->model = diffuse_model_new_from_file (model_path, &error);
   g_assert_no_error (error);
 
-  g_auto (GStrv) kinds = g_key_file_get_string_list (kf, g, "variances", NULL, &error);
+  g_auto (GStrv) kinds =
+      g_key_file_get_string_list (kf, g, "variances", NULL, &error);
   g_assert_no_error (error);
   for (gint i = 0; kinds[i] != NULL; i++)
-    g_assert_true (diffuse_variance_kind_from_string (kinds[i],
-                                                      &c->variances[c->n_variances++]));
+    g_assert_true (diffuse_variance_kind_from_string (
+        kinds[i], &c->variances[c->n_variances++]));
   c->timesteps = g_key_file_get_integer (kf, g, "timesteps", &error);
   g_assert_no_error (error);
   c->seed = g_key_file_get_uint64 (kf, g, "seed", &error);
@@ -137,8 +141,8 @@ close_enough (double a, double b)
 
 /* expected [rows][cols] (or [cols] when rows == 0) against got */
 static void
-compare (JsonObject *o, const char *member, const double *got, gint outer, gint rows,
-         gint cols)
+compare (JsonObject *o, const char *member, const double *got, gint outer,
+         gint rows, gint cols)
 {
   JsonArray *a = json_object_get_array_member (o, member);
   double worst = 0.0;
@@ -159,8 +163,8 @@ compare (JsonObject *o, const char *member, const double *got, gint outer, gint 
 
               worst = MAX (worst, fabs (have - want) / MAX (fabs (want), 1e-3));
               if (!close_enough (have, want))
-                g_error ("%s[%d][%d][%d]: %.10g, the reference %.10g", member, v, i,
-                         k, have, want);
+                g_error ("%s[%d][%d][%d]: %.10g, the reference %.10g", member,
+                         v, i, k, have, want);
             }
         }
     }
@@ -181,8 +185,8 @@ check_result (const Case *c, const DiffuseNllResult *r)
   for (gint j = 0; j < N; j++)
     {
       g_assert_cmpint (r->timesteps[j], ==, json_array_get_int_element (ts, j));
-      g_assert_cmpfloat_with_epsilon (r->weights[j],
-                                      json_array_get_double_element (ws, j), 1e-12);
+      g_assert_cmpfloat_with_epsilon (
+          r->weights[j], json_array_get_double_element (ws, j), 1e-12);
     }
   /* the resolved kinds (auto → learned / fixed-large) as the reference's */
   JsonArray *kinds = json_object_get_array_member (e, "variances");
@@ -207,12 +211,13 @@ test_case (gconstpointer data)
 
   case_load (&c, name);
   params_for (&c, &p);
-  g_assert_true (diffuse_nll_params_validate (&p, c.model, c.count, c.h, c.w, &error));
+  g_assert_true (
+      diffuse_nll_params_validate (&p, c.model, c.count, c.h, c.w, &error));
   g_assert_no_error (error);
 
   /* from the seed */
-  g_autoptr (DiffuseNllResult) seeded = diffuse_nll (c.model, &p, c.x0, c.count, c.h,
-                                                     c.w, &error);
+  g_autoptr (DiffuseNllResult) seeded =
+      diffuse_nll (c.model, &p, c.x0, c.count, c.h, c.w, &error);
   g_assert_no_error (error);
   check_result (&c, seeded);
 
@@ -225,24 +230,26 @@ test_case (gconstpointer data)
   /* the same noise given as [T, B, C, H, W]: identical numbers */
   gint T = diffuse_model_get_config (c.model)->diffusion_steps;
   gsize per_t = (gsize) c.count * c.c * c.h * c.w;
-  g_autofree float *noise = g_new (float, T * per_t);
+  g_autofree float *noise = g_new (float, T *per_t);
   for (gint t = 0; t < T; t++)
-    diffuse_rng_normal (c.seed, NLL_STREAM_BASE + t, 0, noise + t * per_t, per_t);
+    diffuse_rng_normal (c.seed, NLL_STREAM_BASE + t, 0, noise + t * per_t,
+                        per_t);
   p.noise = noise;
   p.seed = c.seed + 12345; /* unused with noise */
-  g_autoptr (DiffuseNllResult) given = diffuse_nll (c.model, &p, c.x0, c.count, c.h,
-                                                    c.w, &error);
+  g_autoptr (DiffuseNllResult) given =
+      diffuse_nll (c.model, &p, c.x0, c.count, c.h, c.w, &error);
   g_assert_no_error (error);
   gsize n_terms = (gsize) seeded->n_variances * seeded->n_terms * c.count;
   g_assert_cmpmem (given->terms, n_terms * sizeof (double), seeded->terms,
                    n_terms * sizeof (double));
-  g_assert_cmpmem (given->total, (gsize) seeded->n_variances * c.count * sizeof (double),
-                   seeded->total, (gsize) seeded->n_variances * c.count * sizeof (double));
+  g_assert_cmpmem (
+      given->total, (gsize) seeded->n_variances * c.count * sizeof (double),
+      seeded->total, (gsize) seeded->n_variances * c.count * sizeof (double));
 
   /* one image per pass */
   p.batch = 1;
-  g_autoptr (DiffuseNllResult) single = diffuse_nll (c.model, &p, c.x0, c.count, c.h,
-                                                     c.w, &error);
+  g_autoptr (DiffuseNllResult) single =
+      diffuse_nll (c.model, &p, c.x0, c.count, c.h, c.w, &error);
   g_assert_no_error (error);
   check_result (&c, single);
 
@@ -270,7 +277,8 @@ expect_invalid (const Case *c, const DiffuseNllParams *p, const float *x0,
 
   q.progress = count_progress;
   q.user_data = &calls;
-  DiffuseNllResult *r = diffuse_nll (c->model, &q, x0, c->count, c->h, c->w, &error);
+  DiffuseNllResult *r =
+      diffuse_nll (c->model, &q, x0, c->count, c->h, c->w, &error);
   g_assert_null (r);
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
   g_assert_cmpint (calls, ==, 0);
@@ -286,9 +294,9 @@ test_bad_input (void)
   DiffuseNllParams p;
   g_autoptr (GError) error = NULL;
 
-  case_load (&c, "cond");     /* class model with a null class */
-  case_load (&u, "full");     /* unconditional, no learn_sigma */
-  case_load (&s, "nonull");   /* classes, no null class */
+  case_load (&c, "cond");   /* class model with a null class */
+  case_load (&u, "full");   /* unconditional, no learn_sigma */
+  case_load (&s, "nonull"); /* classes, no null class */
   params_for (&c, &p);
 
   gsize n = (gsize) c.count * c.c * c.h * c.w;
@@ -328,7 +336,8 @@ test_bad_input (void)
   gint calls = 0;
   p.progress = count_progress;
   p.user_data = &calls;
-  DiffuseNllResult *r = diffuse_nll (c.model, &p, c.x0, c.count, c.h, c.w, &error);
+  DiffuseNllResult *r =
+      diffuse_nll (c.model, &p, c.x0, c.count, c.h, c.w, &error);
   g_assert_null (r);
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_CANCELLED);
   g_assert_cmpint (calls, ==, 2);

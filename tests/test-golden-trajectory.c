@@ -18,7 +18,8 @@ golden_dir (void)
     {
       const char *data = g_getenv ("DIFFUSE_TEST_DATA");
 
-      dir = g_build_filename (data != NULL ? data : "tests/data", "golden", NULL);
+      dir =
+          g_build_filename (data != NULL ? data : "tests/data", "golden", NULL);
     }
   return dir;
 }
@@ -66,14 +67,18 @@ test_trajectory (gconstpointer data)
   g_autoptr (GError) error = NULL;
   const char *g = "trajectory";
 
-  g_assert_true (g_key_file_load_from_file (kf, ini_path, G_KEY_FILE_NONE, &error));
+  g_assert_true (
+      g_key_file_load_from_file (kf, ini_path, G_KEY_FILE_NONE, &error));
   g_assert_no_error (error);
 
-#define STR(key) g_autofree char *key = g_key_file_get_string (kf, g, #key, &error); \
+#define STR(key)                                                               \
+  g_autofree char *key = g_key_file_get_string (kf, g, #key, &error);          \
   g_assert_no_error (error)
-#define INT(key) gint key = g_key_file_get_integer (kf, g, #key, &error); \
+#define INT(key)                                                               \
+  gint key = g_key_file_get_integer (kf, g, #key, &error);                     \
   g_assert_no_error (error)
-#define DBL(key) double key = g_key_file_get_double (kf, g, #key, &error); \
+#define DBL(key)                                                               \
+  double key = g_key_file_get_double (kf, g, #key, &error);                    \
   g_assert_no_error (error)
   STR (model);
   STR (sampler);
@@ -93,12 +98,16 @@ test_trajectory (gconstpointer data)
   g_assert_no_error (error);
   gboolean clip = g_key_file_get_boolean (kf, g, "clip_denoised", &error);
   g_assert_no_error (error);
-  g_autofree char *init_name = g_key_file_get_string (kf, g, "init_image", NULL);
-  g_autofree char *null_name = g_key_file_get_string (kf, g, "null_model", NULL);
+  g_autofree char *init_name =
+      g_key_file_get_string (kf, g, "init_image", NULL);
+  g_autofree char *null_name =
+      g_key_file_get_string (kf, g, "null_model", NULL);
   /* classifier guidance (tools/make_classifier_golden.py's traj-clf-*) */
   g_autofree char *clf_name = g_key_file_get_string (kf, g, "classifier", NULL);
-  double clf_scale = clf_name != NULL
-                     ? g_key_file_get_double (kf, g, "classifier_scale", &error) : 0.0;
+  double clf_scale =
+      clf_name != NULL
+          ? g_key_file_get_double (kf, g, "classifier_scale", &error)
+          : 0.0;
   g_assert_no_error (error);
 #undef STR
 #undef INT
@@ -109,14 +118,16 @@ test_trajectory (gconstpointer data)
   g_assert_no_error (error);
   const DiffuseModelConfig *cfg = diffuse_model_get_config (m);
   gint64 n = (gint64) count * cfg->in_channels * height * width;
-  g_autofree char *null_path = null_name != NULL
-                               ? g_build_filename (golden_dir (), null_name, NULL) : NULL;
+  g_autofree char *null_path =
+      null_name != NULL ? g_build_filename (golden_dir (), null_name, NULL)
+                        : NULL;
   g_autoptr (DiffuseModel) null_model = NULL;
   g_autoptr (DiffuseModel) classifier = NULL;
 
   if (clf_name != NULL)
     {
-      g_autofree char *clf_path = g_build_filename (golden_dir (), clf_name, NULL);
+      g_autofree char *clf_path =
+          g_build_filename (golden_dir (), clf_name, NULL);
 
       classifier = diffuse_model_new_from_file (clf_path, &error);
       g_assert_no_error (error);
@@ -163,11 +174,12 @@ test_trajectory (gconstpointer data)
       g_assert_true (diffuse_sample (m, &p, out, &info, &error));
       g_assert_no_error (error);
       double d = max_rel_diff (out, expect, n, &where);
-      g_test_message ("%s (%s): max rel diff %.3g at %" G_GSIZE_FORMAT " (%g vs %g); "
+      g_test_message ("%s (%s): max rel diff %.3g at %" G_GSIZE_FORMAT
+                      " (%g vs %g); "
                       "start index %d t %d, %d steps",
-                      stem, pass == 0 ? "init_noise" : "seed", d, where, out[where],
-                      expect[where], info.start_index, info.start_timestep,
-                      info.n_steps_run);
+                      stem, pass == 0 ? "init_noise" : "seed", d, where,
+                      out[where], expect[where], info.start_index,
+                      info.start_timestep, info.n_steps_run);
       g_assert_cmpfloat (d, <, 1e-3);
       g_assert_cmpint (info.start_index, ==, start_index);
       g_assert_cmpint (info.start_timestep, ==, start_timestep);

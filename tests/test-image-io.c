@@ -13,15 +13,16 @@
 #include <glib/gstdio.h>
 
 static const char *valid_images[] = {
-  "grey8", "grey-alpha8", "rgb8", "rgba8", "rgb8-interlaced", "rgb16",
-  "rgba16", "grey16", "palette4-trns", "palette4", "grey1", "grey2",
-  "grey8-trns", "rgb8-trns", NULL
+  "grey8", "grey-alpha8", "rgb8",       "rgba8",         "rgb8-interlaced",
+  "rgb16", "rgba16",      "grey16",     "palette4-trns", "palette4",
+  "grey1", "grey2",       "grey8-trns", "rgb8-trns",     NULL
 };
 
 static const char *corrupt_images[] = {
-  "corrupt-truncated", "corrupt-no-iend", "corrupt-crc", "corrupt-not-png",
-  "corrupt-empty", "corrupt-zlib", "corrupt-short-data", "corrupt-zero-width",
-  "corrupt-huge", "corrupt-huge-area", "corrupt-palette-index", NULL
+  "corrupt-truncated",  "corrupt-no-iend",       "corrupt-crc",
+  "corrupt-not-png",    "corrupt-empty",         "corrupt-zlib",
+  "corrupt-short-data", "corrupt-zero-width",    "corrupt-huge",
+  "corrupt-huge-area",  "corrupt-palette-index", NULL
 };
 
 static gchar *
@@ -91,13 +92,15 @@ test_png_convert (void)
         gint sc = (gint) shape[1];
         gsize plane = (gsize) (shape[2] * shape[3]);
         gint c = -1, h, w;
-        g_autofree float *got = diffuse_png_load (path, want, &c, &h, &w, &error);
+        g_autofree float *got =
+            diffuse_png_load (path, want, &c, &h, &w, &error);
 
         g_assert_no_error (error);
         g_assert_cmpint (c, ==, want);
         for (gsize i = 0; i < plane; i++)
           {
-            double rgb[3], alpha = (sc == 2 || sc == 4) ? src[(sc - 1) * plane + i] : 1.0;
+            double rgb[3],
+                alpha = (sc == 2 || sc == 4) ? src[(sc - 1) * plane + i] : 1.0;
 
             for (gint k = 0; k < 3; k++)
               rgb[k] = src[(sc >= 3 ? k : 0) * plane + i];
@@ -113,7 +116,8 @@ test_png_convert (void)
                   e = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2];
                 if (fabs (got[k * plane + i] - e) > 1e-5)
                   g_error ("%s as %d channels: channel %d pixel %zu: got %g, "
-                           "expected %g", *n, want, k, i, got[k * plane + i], e);
+                           "expected %g",
+                           *n, want, k, i, got[k * plane + i], e);
               }
           }
       }
@@ -143,11 +147,13 @@ test_png_missing (void)
   g_autoptr (GError) error = NULL;
   gint c, h, w;
 
-  g_assert_null (diffuse_png_load ("/nonexistent/dir/x.png", 0, &c, &h, &w, &error));
+  g_assert_null (
+      diffuse_png_load ("/nonexistent/dir/x.png", 0, &c, &h, &w, &error));
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO);
   g_clear_error (&error);
 
-  g_assert_null (diffuse_png_load ("/nonexistent/dir/x.png", 5, &c, &h, &w, &error));
+  g_assert_null (
+      diffuse_png_load ("/nonexistent/dir/x.png", 5, &c, &h, &w, &error));
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
 }
 
@@ -211,7 +217,7 @@ test_png_round_trip (void)
 
       g_assert_true (g_file_get_contents (path, &bytes, &len, NULL));
       g_assert_cmpuint (len, >, 26);
-      g_assert_cmpint ((guint8) bytes[24], ==, 8);              /* bit depth */
+      g_assert_cmpint ((guint8) bytes[24], ==, 8); /* bit depth */
       g_assert_cmpint ((guint8) bytes[25], ==, color_type[ch - 1]);
 
       back = diffuse_png_load (path, 0, &c, &hh, &ww, &error);
@@ -225,7 +231,8 @@ test_png_round_trip (void)
 
           if (fabsf (back[i] - e) > 1e-6f)
             g_error ("%d channels, element %zu (input %g): got %g, expected "
-                     "level %d", ch, i, data[i], back[i], want[i]);
+                     "level %d",
+                     ch, i, data[i], back[i], want[i]);
         }
       g_unlink (path);
     }
@@ -238,7 +245,8 @@ test_png_save_errors (void)
   g_autoptr (GError) error = NULL;
   float px[4] = { 0 };
 
-  g_assert_false (diffuse_png_save ("/nonexistent/dir/out.png", px, 1, 1, 1, &error));
+  g_assert_false (
+      diffuse_png_save ("/nonexistent/dir/out.png", px, 1, 1, 1, &error));
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO);
   g_clear_error (&error);
   g_assert_false (diffuse_png_save ("/tmp/never.png", px, 5, 1, 1, &error));
@@ -332,13 +340,15 @@ test_npy_numpy_files (void)
 static void
 test_npy_hostile (void)
 {
-  static const char *bad[] = {
-    "bad-f8", "bad-i4", "bad-fortran", "bad-5d", "bad-big-endian",
-    "bad-truncated-data", "bad-extra-data", "bad-truncated-header",
-    "bad-magic", "bad-version", "bad-header-len", "bad-overflow",
-    "bad-negative", "bad-no-shape", "bad-unclosed", "bad-nul", "bad-empty",
-    NULL
-  };
+  static const char *bad[] = { "bad-f8",         "bad-i4",
+                               "bad-fortran",    "bad-5d",
+                               "bad-big-endian", "bad-truncated-data",
+                               "bad-extra-data", "bad-truncated-header",
+                               "bad-magic",      "bad-version",
+                               "bad-header-len", "bad-overflow",
+                               "bad-negative",   "bad-no-shape",
+                               "bad-unclosed",   "bad-nul",
+                               "bad-empty",      NULL };
 
   for (const char **b = bad; *b; b++)
     {
@@ -456,7 +466,8 @@ test_npy_save (void)
   g_assert_false (diffuse_npy_save (path, a, 3, shape, &error));
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
   g_clear_error (&error);
-  g_assert_false (diffuse_npy_save ("/nonexistent/dir/a.npy", a, 1, shape, &error));
+  g_assert_false (
+      diffuse_npy_save ("/nonexistent/dir/a.npy", a, 1, shape, &error));
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO);
 
   g_unlink (path);

@@ -29,8 +29,8 @@ typedef struct
   /* kept-path check: the original, its forward noise and the mask */
   const float *x0, *mask;
   guint64 seed;
-  gint start;         /* img2img's start index */
-  gint visits[1000];  /* calls so far per index */
+  gint start;        /* img2img's start index */
+  gint visits[1000]; /* calls so far per index */
   double max_err;
 } PairOracle;
 
@@ -65,8 +65,10 @@ pair_denoise (gpointer user_data, gint batch, const float *x_t, gint t_index,
       if (t_index == o->start && v == 0)
         diffuse_rng_normal (o->seed, 1, 0, eps, n);
       else
-        diffuse_rng_normal (o->seed, DIFFUSE__STREAM_KEPT0 + (guint64) t_index
-                            + ((guint64) v << 32), 0, eps, n);
+        diffuse_rng_normal (o->seed,
+                            DIFFUSE__STREAM_KEPT0 + (guint64) t_index +
+                                ((guint64) v << 32),
+                            0, eps, n);
       for (gsize j = 0; j < n; j++)
         if (o->mask[j % HW] == 0.0f)
           {
@@ -100,8 +102,8 @@ odd_column_mask (float *mask)
 }
 
 static void
-params_for (DiffuseSampleParams *p, DiffuseSamplerKind sampler, const float *init,
-            const float *mask)
+params_for (DiffuseSampleParams *p, DiffuseSamplerKind sampler,
+            const float *init, const float *mask)
 {
   diffuse_sample_params_init (p);
   p->sampler = sampler;
@@ -117,12 +119,17 @@ params_for (DiffuseSampleParams *p, DiffuseSamplerKind sampler, const float *ini
 static void
 test_kept_path (void)
 {
-  g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, 1000,
-                                                            "20", NULL);
+  g_autoptr (DiffuseSchedule) sched =
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, 1000, "20", NULL);
   g_autofree float *init = g_new (float, N_PIX);
   g_autofree float *out = g_new (float, N_PIX);
   float mask[HW];
-  struct { DiffuseSamplerKind sampler; double eta, strength; gint r, j; } cases[] = {
+  struct
+  {
+    DiffuseSamplerKind sampler;
+    double eta, strength;
+    gint r, j;
+  } cases[] = {
     { DIFFUSE_SAMPLER_DDIM, 0.0, 1.0, 1, 10 },
     { DIFFUSE_SAMPLER_DDIM, 1.0, 0.6, 1, 10 },
     { DIFFUSE_SAMPLER_DDPM, 0.0, 1.0, 3, 4 },
@@ -137,7 +144,9 @@ test_kept_path (void)
 
   for (guint c = 0; c < G_N_ELEMENTS (cases); c++)
     {
-      PairOracle o = { .schedule = sched, .x0 = init, .mask = mask, .seed = 11 };
+      PairOracle o = {
+        .schedule = sched, .x0 = init, .mask = mask, .seed = 11
+      };
       DiffuseSampleParams p;
       DiffuseSampleInfo info;
       g_autoptr (GError) error = NULL;
@@ -148,13 +157,14 @@ test_kept_path (void)
       p.resample_count = cases[c].r;
       p.resample_jump = cases[c].j;
       o.start = diffuse_schedule_index_for_strength (sched, p.strength);
-      g_assert_true (diffuse_sample_with (sched, pair_denoise, &o, FALSE, &p, COUNT, 1,
-                                          H, W, out, &info, &error));
+      g_assert_true (diffuse_sample_with (sched, pair_denoise, &o, FALSE, &p,
+                                          COUNT, 1, H, W, out, &info, &error));
       g_assert_no_error (error);
       g_assert_cmpint (o.calls, ==, info.n_steps_run);
       g_test_message ("%s eta %.1f strength %.1f r %d j %d: %d network calls, "
-                      "kept path error %.2g", diffuse_sampler_kind_to_string (p.sampler),
-                      p.eta, p.strength, p.resample_count, p.resample_jump, o.calls,
+                      "kept path error %.2g",
+                      diffuse_sampler_kind_to_string (p.sampler), p.eta,
+                      p.strength, p.resample_count, p.resample_jump, o.calls,
                       o.max_err);
       g_assert_cmpfloat (o.max_err, <, 1e-6);
       gsize changed = 0;
@@ -178,8 +188,8 @@ test_kept_path (void)
 static void
 test_all_ones (void)
 {
-  g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000,
-                                                            "ddim25", NULL);
+  g_autoptr (DiffuseSchedule) sched =
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000, "ddim25", NULL);
   g_autofree float *init = g_new (float, N_PIX);
   g_autofree float *a = g_new (float, N_PIX);
   g_autofree float *b = g_new (float, N_PIX);
@@ -193,11 +203,11 @@ test_all_ones (void)
   params_for (&p, DIFFUSE_SAMPLER_DDIM, init, NULL);
   p.eta = 1.0;
   p.strength = 0.8;
-  g_assert_true (diffuse_sample_with (sched, pair_denoise, &o, FALSE, &p, COUNT, 1, H, W,
-                                      a, NULL, NULL));
+  g_assert_true (diffuse_sample_with (sched, pair_denoise, &o, FALSE, &p, COUNT,
+                                      1, H, W, a, NULL, NULL));
   p.mask = ones;
-  g_assert_true (diffuse_sample_with (sched, pair_denoise, &o, FALSE, &p, COUNT, 1, H, W,
-                                      b, NULL, NULL));
+  g_assert_true (diffuse_sample_with (sched, pair_denoise, &o, FALSE, &p, COUNT,
+                                      1, H, W, b, NULL, NULL));
   g_assert_cmpmem (a, N_PIX * sizeof (float), b, N_PIX * sizeof (float));
 }
 
@@ -221,11 +231,11 @@ regress (const float *x, double *slope, double *resid)
 }
 
 static void
-converge_case (const char *respacing, DiffuseSamplerKind sampler, double eta, gint r,
-               gint jump, double *slope, double *resid)
+converge_case (const char *respacing, DiffuseSamplerKind sampler, double eta,
+               gint r, gint jump, double *slope, double *resid)
 {
-  g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000,
-                                                            respacing, NULL);
+  g_autoptr (DiffuseSchedule) sched =
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000, respacing, NULL);
   g_autofree float *init = g_new (float, N_PIX);
   g_autofree float *out = g_new (float, N_PIX);
   float mask[HW];
@@ -239,17 +249,17 @@ converge_case (const char *respacing, DiffuseSamplerKind sampler, double eta, gi
   p.eta = eta;
   p.resample_count = r;
   p.resample_jump = jump;
-  g_assert_true (diffuse_sample_with (sched, pair_denoise, &o, FALSE, &p, COUNT, 1, H, W,
-                                      out, NULL, &error));
+  g_assert_true (diffuse_sample_with (sched, pair_denoise, &o, FALSE, &p, COUNT,
+                                      1, H, W, out, NULL, &error));
   g_assert_no_error (error);
   for (gsize j = 0; j < N_PIX; j += 2)
     g_assert_true (out[j] == init[j]);
   regress (out, slope, resid);
-  g_test_message ("%s steps %s eta %.1f, resample %d x jump %d: slope %.4f (exact %.2f), "
-                  "residual variance %.4f (exact %.4f)",
-                  diffuse_sampler_kind_to_string (sampler), respacing, eta, r, jump,
-                  *slope, RHO,
-                  *resid, S * S * (1 - RHO * RHO));
+  g_test_message (
+      "%s steps %s eta %.1f, resample %d x jump %d: slope %.4f (exact %.2f), "
+      "residual variance %.4f (exact %.4f)",
+      diffuse_sampler_kind_to_string (sampler), respacing, eta, r, jump, *slope,
+      RHO, *resid, S * S * (1 - RHO * RHO));
 }
 
 /* Measured here (pairs of 8·64·64/2 = 16384; standard error of the slope
@@ -271,7 +281,8 @@ test_converges (void)
   /* resampling: most of the way to the exact conditional */
   converge_case ("50", DIFFUSE_SAMPLER_DDPM, 0.0, 10, 1, &slope, &resid);
   g_assert_cmpfloat (fabs (slope - RHO), <, fabs (slope0 - RHO) / 4);
-  g_assert_cmpfloat (fabs (resid - want_resid), <, fabs (resid0 - want_resid) / 4);
+  g_assert_cmpfloat (fabs (resid - want_resid), <,
+                     fabs (resid0 - want_resid) / 4);
   g_assert_cmpfloat (fabs (slope - RHO), <, 0.06);
   /* more steps: closer still */
   converge_case ("200", DIFFUSE_SAMPLER_DDPM, 0.0, 10, 1, &slope, &resid);
@@ -300,8 +311,8 @@ test_levels (void)
 static void
 test_bad_params (void)
 {
-  g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000,
-                                                            "10", NULL);
+  g_autoptr (DiffuseSchedule) sched =
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000, "10", NULL);
   g_autofree float *init = g_new0 (float, N_PIX);
   g_autofree float *out = g_new (float, N_PIX);
   float mask[HW];
@@ -309,7 +320,12 @@ test_bad_params (void)
   DiffuseSampleParams p;
 
   odd_column_mask (mask);
-  struct { const char *what; gint field; float value; } cases[] = {
+  struct
+  {
+    const char *what;
+    gint field;
+    float value;
+  } cases[] = {
     { "no init_image", 0, 0 },
     { "mask above 1", 1, 1.5f },
     { "mask NaN", 1, NAN },
@@ -328,16 +344,32 @@ test_bad_params (void)
       params_for (&p, DIFFUSE_SAMPLER_DDIM, init, mask);
       switch (cases[c].field)
         {
-        case 0: p.init_image = NULL; break;
-        case 1: bad[77] = cases[c].value; p.mask = bad; break;
-        case 2: p.mask = NULL; p.resample_count = 3; break;
-        case 3: p.resample_count = 0; break;
-        case 4: p.resample_count = 2; p.resample_jump = 0; break;
-        case 5: p.resample_count = 2; p.resample_jump = 10; break;
+        case 0:
+          p.init_image = NULL;
+          break;
+        case 1:
+          bad[77] = cases[c].value;
+          p.mask = bad;
+          break;
+        case 2:
+          p.mask = NULL;
+          p.resample_count = 3;
+          break;
+        case 3:
+          p.resample_count = 0;
+          break;
+        case 4:
+          p.resample_count = 2;
+          p.resample_jump = 0;
+          break;
+        case 5:
+          p.resample_count = 2;
+          p.resample_jump = 10;
+          break;
         }
       o.calls = 0;
-      g_assert_false (diffuse_sample_with (sched, pair_denoise, &o, FALSE, &p, COUNT, 1,
-                                           H, W, out, NULL, &error));
+      g_assert_false (diffuse_sample_with (sched, pair_denoise, &o, FALSE, &p,
+                                           COUNT, 1, H, W, out, NULL, &error));
       g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
       g_assert_cmpint (o.calls, ==, 0);
       g_test_message ("%s: %s", cases[c].what, error->message);
@@ -354,12 +386,14 @@ test_window (void)
   gint x, y, w, h;
 
   cfg.image_size = 32;
-  g_assert_false (diffuse_inpaint_window (&cfg, mask, 100, 200, 8, &x, &y, &w, &h));
+  g_assert_false (
+      diffuse_inpaint_window (&cfg, mask, 100, 200, 8, &x, &y, &w, &h));
   /* a 4 x 6 blob at (x 100..105, y 50..53) */
   for (gint r = 50; r < 54; r++)
     for (gint c = 100; c < 106; c++)
       mask[r * 200 + c] = 0.5f;
-  g_assert_true (diffuse_inpaint_window (&cfg, mask, 100, 200, 8, &x, &y, &w, &h));
+  g_assert_true (
+      diffuse_inpaint_window (&cfg, mask, 100, 200, 8, &x, &y, &w, &h));
   g_assert_cmpint (w, ==, 32);
   g_assert_cmpint (h, ==, 32);
   g_assert_cmpint (x, <=, 92);
@@ -370,13 +404,15 @@ test_window (void)
   for (gint r = 0; r < 60; r++)
     for (gint c = 150; c < 200; c++)
       mask[r * 200 + c] = 1.0f;
-  g_assert_true (diffuse_inpaint_window (&cfg, mask, 100, 200, 8, &x, &y, &w, &h));
+  g_assert_true (
+      diffuse_inpaint_window (&cfg, mask, 100, 200, 8, &x, &y, &w, &h));
   g_assert_cmpint (x, ==, 92);
   g_assert_cmpint (y, ==, 0);
   g_assert_cmpint (x + w, ==, 200);
   g_assert_cmpint (y + h, ==, 68);
   /* an image smaller than the model: the whole image */
-  g_assert_true (diffuse_inpaint_window (&cfg, mask + 150, 20, 20, 8, &x, &y, &w, &h));
+  g_assert_true (
+      diffuse_inpaint_window (&cfg, mask + 150, 20, 20, 8, &x, &y, &w, &h));
   g_assert_cmpint (x, ==, 0);
   g_assert_cmpint (w, ==, 20);
 }

@@ -10,7 +10,7 @@
 #include "layers.h"
 
 static gint n_failed;
-static DiffusePool *pool;     /* NULL on the first round, 3 threads on the second */
+static DiffusePool *pool; /* NULL on the first round, 3 threads on the second */
 
 static float *
 random_floats (GRand *rng, gsize n, double lo, double hi)
@@ -24,7 +24,8 @@ random_floats (GRand *rng, gsize n, double lo, double hi)
 
 /* max |got − want| / max (1, max |want|) ≤ tol */
 static void
-check (const char *what, const float *got, const double *want, gsize n, double tol)
+check (const char *what, const float *got, const double *want, gsize n,
+       double tol)
 {
   double max_diff = 0.0, max_ref = 0.0;
   gsize worst = 0;
@@ -44,8 +45,8 @@ check (const char *what, const float *got, const double *want, gsize n, double t
     {
       n_failed++;
       g_print ("FAIL %s: largest difference %.3g at %" G_GSIZE_FORMAT
-               " (got %.7g, want %.7g)\n", what, max_diff, worst, got[worst],
-               want[worst]);
+               " (got %.7g, want %.7g)\n",
+               what, max_diff, worst, got[worst], want[worst]);
     }
   else
     g_print ("ok   %s (n %" G_GSIZE_FORMAT ", largest difference %.3g)\n", what,
@@ -69,7 +70,8 @@ test_timestep_embedding (void)
       gint dim = dims[k], half = dim / 2;
       g_autofree float *got = g_new (float, 3 * dim);
       g_autofree double *want = g_new (double, 3 * dim);
-      g_autofree gchar *what = g_strdup_printf ("timestep_embedding dim %d", dim);
+      g_autofree gchar *what =
+          g_strdup_printf ("timestep_embedding dim %d", dim);
 
       diffuse__timestep_embedding (t, 3, dim, got);
       for (gint b = 0; b < 3; b++)
@@ -100,9 +102,10 @@ test_linear (GRand *rng)
       g_autofree float *x = random_floats (rng, B * ni, -2, 2);
       g_autofree float *w = random_floats (rng, no * ni, -1, 1);
       g_autofree float *bias = random_floats (rng, no, -1, 1);
-      g_autofree float *got = g_new (float, B * no);
-      g_autofree double *want = g_new (double, B * no);
-      g_autofree gchar *what = g_strdup_printf ("linear %dx%d -> %d", B, ni, no);
+      g_autofree float *got = g_new (float, B *no);
+      g_autofree double *want = g_new (double, B *no);
+      g_autofree gchar *what =
+          g_strdup_printf ("linear %dx%d -> %d", B, ni, no);
 
       diffuse__linear (x, B, ni, w, bias, no, got);
       for (gint b = 0; b < B; b++)
@@ -136,7 +139,8 @@ test_silu (GRand *rng)
     if (fabs (got[i] - want[i]) > 1e-6 * fabs (want[i]) + 1e-30)
       {
         n_failed++;
-        g_print ("FAIL silu relative at x = %g: %.9g vs %.9g\n", x[i], got[i], want[i]);
+        g_print ("FAIL silu relative at x = %g: %.9g vs %.9g\n", x[i], got[i],
+                 want[i]);
         break;
       }
 }
@@ -145,8 +149,10 @@ static void
 test_group_norm (GRand *rng)
 {
   /* channels, batch, hw, groups, mode (0 plain, 1 silu, 2 scale-shift + silu) */
-  gint cases[][5] = { { 32, 1, 1, 32, 0 }, { 64, 2, 35, 32, 1 },
-                      { 96, 3, 17, 32, 2 }, { 48, 2, 64, 8, 2 },
+  gint cases[][5] = { { 32, 1, 1, 32, 0 },
+                      { 64, 2, 35, 32, 1 },
+                      { 96, 3, 17, 32, 2 },
+                      { 48, 2, 64, 8, 2 },
                       { 384, 2, 16, 32, 1 } };
 
   for (guint k = 0; k < G_N_ELEMENTS (cases); k++)
@@ -160,8 +166,8 @@ test_group_norm (GRand *rng)
       g_autofree float *ss = random_floats (rng, B * stride, -0.5, 0.5);
       g_autofree float *got = g_new (float, n);
       g_autofree double *want = g_new (double, n);
-      g_autofree gchar *what = g_strdup_printf ("group_norm C %d B %d hw %d G %d mode %d",
-                                                C, B, hw, G, mode);
+      g_autofree gchar *what = g_strdup_printf (
+          "group_norm C %d B %d hw %d G %d mode %d", C, B, hw, G, mode);
 
       diffuse__group_norm (pool, x, C, B, hw, G, 1e-5f, gamma, beta,
                            mode == 2 ? ss : NULL, mode == 2 ? ss + C : NULL,
@@ -186,7 +192,8 @@ test_group_norm (GRand *rng)
               for (gint i = 0; i < hw; i++)
                 {
                   gsize idx = ((gsize) c * B + b) * hw + i;
-                  double y = (x[idx] - mean) / sqrt (var + 1e-5) * gamma[c] + beta[c];
+                  double y =
+                      (x[idx] - mean) / sqrt (var + 1e-5) * gamma[c] + beta[c];
 
                   if (mode == 2)
                     y = y * (1.0 + ss[b * stride + c]) + ss[b * stride + C + c];
@@ -214,19 +221,20 @@ conv_ref (const float *x, gint ci, gint B, gint H, gint W, const float *w,
         for (gint ox = 0; ox < wo; ox++)
           {
             gsize idx = (((gsize) o * B + b) * ho + oy) * wo + ox;
-            double s = (init ? init[idx] : 0.0) + (bias ? bias[o] : 0.0)
-                       + (bias2 ? bias2[b * b2s + o] : 0.0);
+            double s = (init ? init[idx] : 0.0) + (bias ? bias[o] : 0.0) +
+                       (bias2 ? bias2[b * b2s + o] : 0.0);
 
             for (gint c = 0; c < ci; c++)
               for (gint ky = 0; ky < k; ky++)
                 for (gint kx = 0; kx < k; kx++)
                   {
-                    gint iy = oy * stride + ky - pad, ix = ox * stride + kx - pad;
+                    gint iy = oy * stride + ky - pad,
+                         ix = ox * stride + kx - pad;
 
                     if (iy < 0 || iy >= H || ix < 0 || ix >= W)
                       continue;
-                    s += (double) w[((o * ci + c) * k + ky) * k + kx]
-                         * x[(((gsize) c * B + b) * H + iy) * W + ix];
+                    s += (double) w[((o * ci + c) * k + ky) * k + kx] *
+                         x[(((gsize) c * B + b) * H + iy) * W + ix];
                   }
             out[idx] = s;
           }
@@ -236,10 +244,12 @@ static void
 test_conv2d (GRand *rng)
 {
   /* c_in, c_out, B, H, W, k, stride, accumulate, bias2 */
-  gint cases[][9] = { { 3, 5, 1, 7, 5, 3, 1, 0, 0 }, { 8, 4, 2, 6, 9, 3, 1, 1, 1 },
-                      { 6, 7, 3, 8, 8, 3, 2, 0, 0 }, { 5, 3, 2, 7, 9, 3, 2, 0, 1 },
-                      { 16, 9, 2, 5, 3, 1, 1, 1, 0 }, { 4, 6, 1, 1, 1, 3, 1, 0, 1 },
-                      { 32, 24, 2, 16, 16, 3, 1, 0, 0 } };
+  gint cases[][9] = {
+    { 3, 5, 1, 7, 5, 3, 1, 0, 0 },    { 8, 4, 2, 6, 9, 3, 1, 1, 1 },
+    { 6, 7, 3, 8, 8, 3, 2, 0, 0 },    { 5, 3, 2, 7, 9, 3, 2, 0, 1 },
+    { 16, 9, 2, 5, 3, 1, 1, 1, 0 },   { 4, 6, 1, 1, 1, 3, 1, 0, 1 },
+    { 32, 24, 2, 16, 16, 3, 1, 0, 0 }
+  };
 
   for (guint k = 0; k < G_N_ELEMENTS (cases); k++)
     {
@@ -251,20 +261,20 @@ test_conv2d (GRand *rng)
       gint wo = (W + 2 * pad - ks) / stride + 1;
       gsize n_out = (gsize) co * B * ho * wo;
       g_autofree float *x = random_floats (rng, (gsize) ci * B * H * W, -1, 1);
-      g_autofree float *w = random_floats (rng, (gsize) co * ci * ks * ks, -1, 1);
+      g_autofree float *w =
+          random_floats (rng, (gsize) co * ci * ks * ks, -1, 1);
       g_autofree float *bias = random_floats (rng, co, -1, 1);
       g_autofree float *bias2 = random_floats (rng, B * (co + 2), -1, 1);
       g_autofree float *init = random_floats (rng, n_out, -1, 1);
       g_autofree float *got = g_memdup2 (init, n_out * sizeof (float));
-      g_autofree float *col = g_new (float, (gsize) ci * ks * ks * B * ho * wo);
+      g_autofree float *col = g_new (float, (gsize) ci *ks *ks *B *ho *wo);
       g_autofree double *want = g_new (double, n_out);
-      g_autofree gchar *what = g_strdup_printf ("conv2d %d->%d B %d %dx%d k %d s %d%s%s",
-                                                ci, co, B, W, H, ks, stride,
-                                                acc ? " accumulate" : "",
-                                                use_b2 ? " bias2" : "");
+      g_autofree gchar *what = g_strdup_printf (
+          "conv2d %d->%d B %d %dx%d k %d s %d%s%s", ci, co, B, W, H, ks, stride,
+          acc ? " accumulate" : "", use_b2 ? " bias2" : "");
 
-      diffuse__conv2d (pool, x, ci, B, H, W, w, bias, use_b2 ? bias2 : NULL, co + 2,
-                       co, ks, stride, acc, col, got);
+      diffuse__conv2d (pool, x, ci, B, H, W, w, bias, use_b2 ? bias2 : NULL,
+                       co + 2, co, ks, stride, acc, col, got);
       conv_ref (x, ci, B, H, W, w, bias, use_b2 ? bias2 : NULL, co + 2, co, ks,
                 stride, acc ? init : NULL, want);
       check (what, got, want, n_out, 1e-5);
@@ -275,10 +285,12 @@ static void
 test_winograd (GRand *rng)
 {
   /* c_in, c_out, B, H, W, accumulate, bias2 */
-  gint cases[][7] = { { 3, 5, 1, 4, 4, 0, 0 }, { 8, 4, 2, 7, 5, 1, 1 },
-                      { 32, 32, 2, 16, 16, 0, 1 }, { 5, 3, 3, 1, 1, 0, 0 },
-                      { 6, 7, 1, 2, 9, 1, 0 }, { 64, 48, 2, 8, 6, 1, 1 },
-                      { 2, 3, 1, 3, 2051, 0, 1 } };   /* rows of several segments */
+  gint cases[][7] = {
+    { 3, 5, 1, 4, 4, 0, 0 },     { 8, 4, 2, 7, 5, 1, 1 },
+    { 32, 32, 2, 16, 16, 0, 1 }, { 5, 3, 3, 1, 1, 0, 0 },
+    { 6, 7, 1, 2, 9, 1, 0 },     { 64, 48, 2, 8, 6, 1, 1 },
+    { 2, 3, 1, 3, 2051, 0, 1 }
+  }; /* rows of several segments */
 
   for (guint k = 0; k < G_N_ELEMENTS (cases); k++)
     {
@@ -297,16 +309,16 @@ test_winograd (GRand *rng)
       g_autofree float *v = g_new (float, 16 * ci * tiles);
       g_autofree float *m = g_new (float, 16 * co * tiles);
       g_autofree double *want = g_new (double, n_out);
-      g_autofree gchar *what = g_strdup_printf ("conv3x3_winograd %d->%d B %d %dx%d%s%s",
-                                                ci, co, B, W, H,
-                                                acc ? " accumulate" : "",
-                                                use_b2 ? " bias2" : "");
+      g_autofree gchar *what = g_strdup_printf (
+          "conv3x3_winograd %d->%d B %d %dx%d%s%s", ci, co, B, W, H,
+          acc ? " accumulate" : "", use_b2 ? " bias2" : "");
 
       diffuse__winograd_weights (pool, w, co, ci, u);
       diffuse__conv3x3_winograd (pool, x, ci, B, H, W, u, bias,
-                                 use_b2 ? bias2 : NULL, co + 2, co, acc, v, m, got);
-      conv_ref (x, ci, B, H, W, w, bias, use_b2 ? bias2 : NULL, co + 2, co, 3, 1,
-                acc ? init : NULL, want);
+                                 use_b2 ? bias2 : NULL, co + 2, co, acc, v, m,
+                                 got);
+      conv_ref (x, ci, B, H, W, w, bias, use_b2 ? bias2 : NULL, co + 2, co, 3,
+                1, acc ? init : NULL, want);
       check (what, got, want, n_out, 2e-5);
     }
 }
@@ -334,8 +346,8 @@ test_resample (GRand *rng)
           {
             const float *s = x + (p * H + 2 * y) * W + 2 * i;
 
-            want_down[(p * (H / 2) + y) * (W / 2) + i]
-              = ((double) s[0] + s[1] + s[W] + s[W + 1]) / 4.0;
+            want_down[(p * (H / 2) + y) * (W / 2) + i] =
+                ((double) s[0] + s[1] + s[W] + s[W + 1]) / 4.0;
           }
     }
   check ("upsample2x", up, want_up, 4 * n, 0.0);
@@ -346,24 +358,27 @@ static void
 test_attention (GRand *rng)
 {
   /* channels, batch, T, heads, legacy */
-  gint cases[][5] = { { 8, 1, 5, 1, 1 }, { 12, 2, 35, 3, 1 }, { 12, 2, 35, 3, 0 },
-                      { 64, 3, 64, 4, 0 }, { 32, 2, 17, 2, 1 },
-                      { 16, 2, 600, 2, 0 } };     /* 600: three query blocks */
+  gint cases[][5] = {
+    { 8, 1, 5, 1, 1 },   { 12, 2, 35, 3, 1 }, { 12, 2, 35, 3, 0 },
+    { 64, 3, 64, 4, 0 }, { 32, 2, 17, 2, 1 }, { 16, 2, 600, 2, 0 }
+  }; /* 600: three query blocks */
 
   for (guint k = 0; k < G_N_ELEMENTS (cases); k++)
     {
-      gint C = cases[k][0], B = cases[k][1], T = cases[k][2], heads = cases[k][3];
+      gint C = cases[k][0], B = cases[k][1], T = cases[k][2],
+           heads = cases[k][3];
       gboolean legacy = cases[k][4];
       gint ch = C / heads;
       gsize ld = (gsize) B * T;
       g_autofree float *qkv = random_floats (rng, 3 * C * ld, -3, 3);
-      g_autofree float *scores = g_new (float, diffuse__attention_scratch (T, 4));
-      g_autofree float *got = g_new (float, C * ld);
-      g_autofree double *want = g_new (double, C * ld);
+      g_autofree float *scores =
+          g_new (float, diffuse__attention_scratch (T, 4));
+      g_autofree float *got = g_new (float, C *ld);
+      g_autofree double *want = g_new (double, C *ld);
       g_autofree double *w = g_new (double, T);
-      g_autofree gchar *what = g_strdup_printf ("attention C %d B %d T %d heads %d %s",
-                                                C, B, T, heads,
-                                                legacy ? "legacy" : "new");
+      g_autofree gchar *what =
+          g_strdup_printf ("attention C %d B %d T %d heads %d %s", C, B, T,
+                           heads, legacy ? "legacy" : "new");
 
       diffuse__attention (pool, qkv, C, B, T, heads, legacy, scores, got);
       for (gint b = 0; b < B; b++)
@@ -373,7 +388,7 @@ test_attention (GRand *rng)
             gint rq = legacy ? h * 3 * ch : h * ch;
             gint rk = legacy ? rq + ch : C + h * ch;
             gint rv = legacy ? rq + 2 * ch : 2 * C + h * ch;
-#define AT(r, t) ((double) qkv[(gsize) (r) * ld + (gsize) b * T + (t)])
+#define AT(r, t) ((double) qkv[(gsize) (r) *ld + (gsize) b * T + (t)])
 
             for (gint t = 0; t < T; t++)
               {
@@ -470,7 +485,8 @@ test_thread_invariance (GRand *rng)
                      diffuse__pool_get_n_threads (p));
           }
     }
-  g_print ("ok   thread invariance (group_norm, attention: 1, 2, 3, 4 threads)\n");
+  g_print (
+      "ok   thread invariance (group_norm, attention: 1, 2, 3, 4 threads)\n");
   for (gint k = 0; k < 2; k++)
     {
       g_free (ref[k]);

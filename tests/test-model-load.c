@@ -39,8 +39,9 @@ load (const TestSt *b, GError **error)
   Loaded *l = g_new0 (Loaded, 1);
 
   l->bytes = test_st_serialize (b);
-  l->model = diffuse__model_new_from_bytes (g_bytes_get_data (l->bytes, NULL),
-                                            g_bytes_get_size (l->bytes), NAME, error);
+  l->model =
+      diffuse__model_new_from_bytes (g_bytes_get_data (l->bytes, NULL),
+                                     g_bytes_get_size (l->bytes), NAME, error);
   if (l->model == NULL)
     {
       loaded_free (l);
@@ -74,9 +75,9 @@ expect_load_error (const TestSt *b, gint code, const char *want)
   g_assert_null (l);
   g_assert_nonnull (error);
   g_test_message ("error: %s", error->message);
-  if (error->domain != DIFFUSE_ERROR || error->code != code
-      || !g_str_has_prefix (error->message, NAME ": ")
-      || strstr (error->message, want) == NULL)
+  if (error->domain != DIFFUSE_ERROR || error->code != code ||
+      !g_str_has_prefix (error->message, NAME ": ") ||
+      strstr (error->message, want) == NULL)
     g_error ("got error %d \"%s\", want %d containing \"%s\"", error->code,
              error->message, code, want);
 }
@@ -101,7 +102,8 @@ assert_config_equal (const DiffuseModelConfig *a, const DiffuseModelConfig *b)
     }
   g_assert_cmpint (a->n_attention_resolutions, ==, b->n_attention_resolutions);
   for (i = 0; i < a->n_attention_resolutions; i++)
-    g_assert_cmpint (a->attention_resolutions[i], ==, b->attention_resolutions[i]);
+    g_assert_cmpint (a->attention_resolutions[i], ==,
+                     b->attention_resolutions[i]);
   g_assert_cmpint (a->num_heads, ==, b->num_heads);
   g_assert_cmpint (a->num_head_channels, ==, b->num_head_channels);
   g_assert_cmpint (a->num_heads_upsample, ==, b->num_heads_upsample);
@@ -143,10 +145,12 @@ test_valid (void)
   g_assert_no_error (error);
   p = diffuse__model_tensor (l->model, "out.2.bias", 1, shape, &error);
   g_assert_no_error (error);
-  g_assert_cmpmem (p, 2 * sizeof (float), diffuse__safetensors_get (st, "out.2.bias")->data,
+  g_assert_cmpmem (p, 2 * sizeof (float),
+                   diffuse__safetensors_get (st, "out.2.bias")->data,
                    2 * sizeof (float));
   diffuse__safetensors_free (st);
-  g_assert_null (diffuse__model_tensor (l->model, "out.2.bias", 1, wrong, &error));
+  g_assert_null (
+      diffuse__model_tensor (l->model, "out.2.bias", 1, wrong, &error));
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL);
   g_assert_cmpstr (error->message, ==,
                    NAME ": tensor 'out.2.bias' has shape [2], expected [3]");
@@ -292,10 +296,22 @@ static void
 test_missing_metadata (void)
 {
   static const char *const required[] = {
-    "image_size", "in_channels", "model_channels", "out_channels", "num_res_blocks",
-    "attention_resolutions", "channel_mult", "num_heads", "num_head_channels",
-    "num_heads_upsample", "use_scale_shift_norm", "resblock_updown",
-    "use_new_attention_order", "learn_sigma", "num_classes", "diffusion_steps",
+    "image_size",
+    "in_channels",
+    "model_channels",
+    "out_channels",
+    "num_res_blocks",
+    "attention_resolutions",
+    "channel_mult",
+    "num_heads",
+    "num_head_channels",
+    "num_heads_upsample",
+    "use_scale_shift_norm",
+    "resblock_updown",
+    "use_new_attention_order",
+    "learn_sigma",
+    "num_classes",
+    "diffusion_steps",
     "noise_schedule",
   };
   DiffuseModelConfig cfg;
@@ -305,7 +321,8 @@ test_missing_metadata (void)
   for (i = 0; i < G_N_ELEMENTS (required); i++)
     {
       g_autoptr (TestSt) b = model_builder (&cfg, NULL);
-      g_autofree gchar *want = g_strdup_printf ("metadata lacks \"%s\"", required[i]);
+      g_autofree gchar *want =
+          g_strdup_printf ("metadata lacks \"%s\"", required[i]);
 
       test_st_set_metadata (b, required[i], NULL);
       expect_load_error (b, DIFFUSE_ERROR_MODEL, want);
@@ -350,13 +367,16 @@ test_bad_metadata (void)
     { "image_size", "0x10", "image_size" },
     { "image_size", "", "image_size" },
     { "image_size", "99999999999999999999", "image_size" },
-    { "image_size", "12", "attention resolution 8 is not one the UNet passes through" },
+    { "image_size", "12",
+      "attention resolution 8 is not one the UNet passes through" },
     { "in_channels", "5", "in_channels = \"5\" is not an integer in 1..4" },
     { "in_channels", "0", "in 1..4" },
-    { "out_channels", "1", "out_channels 1 does not match in_channels 1 with learn_sigma "
+    { "out_channels", "1",
+      "out_channels 1 does not match in_channels 1 with learn_sigma "
       "True (expected 2)" },
     { "learn_sigma", "False", "expected 1" },
-    { "model_channels", "48", "model_channels 48 is not a multiple of the 32 GroupNorm" },
+    { "model_channels", "48",
+      "model_channels 48 is not a multiple of the 32 GroupNorm" },
     { "model_channels", "16", "in 32..4096" },
     { "num_res_blocks", "0", "num_res_blocks = \"0\"" },
     { "num_res_blocks", "17", "in 1..16" },
@@ -373,46 +393,63 @@ test_bad_metadata (void)
     { "channel_mult", "1,0x2", "entry 2 (\"0x2\")" },
     { "channel_mult", "1,1.2.3", "entry 2 (\"1.2.3\")" },
     { "channel_mult", "1,.", "entry 2 (\".\")" },
-    { "channel_mult", "1,2.5", "channel_mult 2.5 x model_channels 32 = 80 channels "
+    { "channel_mult", "1,2.5",
+      "channel_mult 2.5 x model_channels 32 = 80 channels "
       "(entry 2), not a positive multiple of the 32 GroupNorm groups" },
     { "channel_mult", "0.5,1", "= 16 channels (entry 1)" },
     { "channel_mult", "0.01,1", "= 0 channels (entry 1)" },
     { "channel_mult", "1,,2", "entry 2" },
     { "channel_mult", "1,2,2,2,2,2", "image_size 16 cannot be halved 5 times" },
-    { "attention_resolutions", "5", "attention resolution 5 is not one the UNet passes" },
+    { "attention_resolutions", "5",
+      "attention resolution 5 is not one the UNet passes" },
     { "attention_resolutions", "32", "attention resolution 32" },
     { "attention_resolutions", "4", "attention resolution 4" },
-    { "attention_resolutions", "8,8", "attention resolution 8 is listed twice" },
+    { "attention_resolutions", "8,8",
+      "attention resolution 8 is listed twice" },
     { "attention_resolutions", "0", "entry 1 (\"0\")" },
-    { "num_heads", "3", "num_heads 3 does not divide the 64 channels of the attention "
+    { "num_heads", "3",
+      "num_heads 3 does not divide the 64 channels of the attention "
       "block at resolution 8" },
     { "num_heads", "0", "num_heads 0 must be positive" },
     { "num_heads", "-1", "num_heads -1 must be positive" },
-    { "num_heads_upsample", "3", "num_heads_upsample 3 does not divide the 64 channels" },
-    { "num_heads_upsample", "0", "num_heads_upsample 0 is neither -1 nor positive" },
-    { "num_head_channels", "24", "num_head_channels 24 does not divide the 64 channels" },
-    { "num_head_channels", "0", "num_head_channels 0 is neither -1 nor positive" },
-    { "num_head_channels", "-2", "num_head_channels = \"-2\" is not an integer in -1..4096" },
-    { "use_scale_shift_norm", "yes", "use_scale_shift_norm = \"yes\" is not True or False" },
+    { "num_heads_upsample", "3",
+      "num_heads_upsample 3 does not divide the 64 channels" },
+    { "num_heads_upsample", "0",
+      "num_heads_upsample 0 is neither -1 nor positive" },
+    { "num_head_channels", "24",
+      "num_head_channels 24 does not divide the 64 channels" },
+    { "num_head_channels", "0",
+      "num_head_channels 0 is neither -1 nor positive" },
+    { "num_head_channels", "-2",
+      "num_head_channels = \"-2\" is not an integer in -1..4096" },
+    { "use_scale_shift_norm", "yes",
+      "use_scale_shift_norm = \"yes\" is not True or False" },
     { "resblock_updown", "TRUE", "resblock_updown = \"TRUE\"" },
     { "learn_sigma", "", "learn_sigma = \"\"" },
     { "rescale_timesteps", "maybe", "rescale_timesteps = \"maybe\"" },
-    { "num_classes", "-1", "num_classes = \"-1\" is not an integer in 0..100000" },
+    { "num_classes", "-1",
+      "num_classes = \"-1\" is not an integer in 0..100000" },
     { "num_classes", "many", "num_classes" },
     { "null_class", "3", "null_class = \"3\" is not a class index in 0..2" },
     { "null_class", "-1", "null_class = \"-1\"" },
-    { "diffusion_steps", "0", "diffusion_steps = \"0\" is not an integer in 1..100000" },
+    { "diffusion_steps", "0",
+      "diffusion_steps = \"0\" is not an integer in 1..100000" },
     { "diffusion_steps", "100001", "diffusion_steps" },
-    { "noise_schedule", "quadratic", "noise_schedule = \"quadratic\" is neither" },
+    { "noise_schedule", "quadratic",
+      "noise_schedule = \"quadratic\" is neither" },
     { "class_names", "cat,dog", "class_names is not a JSON array of strings" },
     { "class_names", "{\"a\":\"b\"}", "class_names is not a JSON array" },
     { "class_names", "[1]", "class_names: entry 0 is not a string" },
-    { "class_names", "[\"a\",[\"b\"]]", "class_names is not a JSON array of strings" },
+    { "class_names", "[\"a\",[\"b\"]]",
+      "class_names is not a JSON array of strings" },
     { "class_names", "[\"a\",null]", "class_names: entry 1 is not a string" },
-    { "class_names", "[\"a\",\"b\",\"c\",\"d\"]", "class_names has 4 names for 3 classes" },
-    { "class_names", "[\"cat\",\"Cat\"]", "class_names: \"Cat\" appears twice" },
+    { "class_names", "[\"a\",\"b\",\"c\",\"d\"]",
+      "class_names has 4 names for 3 classes" },
+    { "class_names", "[\"cat\",\"Cat\"]",
+      "class_names: \"Cat\" appears twice" },
     { "class_names", "[\"\"]", "class_names: entry 0 is empty" },
-    { "class_names", "[[\"a\"]]", "class_names is not a JSON array of strings" },
+    { "class_names", "[[\"a\"]]",
+      "class_names is not a JSON array of strings" },
     { "class_names", "['a']", "class_names is not a JSON array of strings" },
   };
   DiffuseModelConfig cfg;
@@ -435,7 +472,8 @@ test_bad_metadata (void)
     cfg.null_class = -1;
     b = model_builder (&cfg, NULL);
     test_st_set_metadata (b, "null_class", "0");
-    expect_load_error (b, DIFFUSE_ERROR_MODEL, "null_class is set but the model is "
+    expect_load_error (b, DIFFUSE_ERROR_MODEL,
+                       "null_class is set but the model is "
                        "unconditional");
   }
 }
@@ -444,7 +482,7 @@ static void
 test_booleans (void)
 {
   static const char *const spellings[][2] = {
-    { "True", "1" }, { "true", "1" }, { "1", "1" },
+    { "True", "1" },  { "true", "1" },  { "1", "1" },
     { "False", "0" }, { "false", "0" }, { "0", "0" },
   };
   DiffuseModelConfig cfg;
@@ -461,10 +499,11 @@ test_booleans (void)
       test_st_set_metadata (b, "use_new_attention_order", spellings[i][0]);
       l = load (b, &error);
       g_assert_no_error (error);
-      g_assert_cmpint (diffuse_model_get_config (l->model)->rescale_timesteps, ==,
-                       spellings[i][1][0] == '1');
-      g_assert_cmpint (diffuse_model_get_config (l->model)->use_new_attention_order, ==,
-                       spellings[i][1][0] == '1');
+      g_assert_cmpint (diffuse_model_get_config (l->model)->rescale_timesteps,
+                       ==, spellings[i][1][0] == '1');
+      g_assert_cmpint (
+          diffuse_model_get_config (l->model)->use_new_attention_order, ==,
+          spellings[i][1][0] == '1');
     }
 }
 
@@ -508,7 +547,8 @@ test_non_finite_weights (void)
       data[77] = bad_values[k];
       g_assert_true (test_st_remove (b, "label_emb.weight"));
       test_st_add_f32 (b, "label_emb.weight", 2, shape, data);
-      expect_load_error (b, DIFFUSE_ERROR_MODEL, "tensor 'label_emb.weight' "
+      expect_load_error (b, DIFFUSE_ERROR_MODEL,
+                         "tensor 'label_emb.weight' "
                          "holds a non-finite value");
       expect_load_error (b, DIFFUSE_ERROR_MODEL, "at index 77");
     }
@@ -518,8 +558,10 @@ test_non_finite_weights (void)
 
     data[5] = 0x7fc0; /* bf16 NaN */
     g_assert_true (test_st_remove (b, "label_emb.weight"));
-    test_st_add_raw (b, "label_emb.weight", "BF16", 2, shape, data, sizeof data);
-    expect_load_error (b, DIFFUSE_ERROR_MODEL, "tensor 'label_emb.weight' "
+    test_st_add_raw (b, "label_emb.weight", "BF16", 2, shape, data,
+                     sizeof data);
+    expect_load_error (b, DIFFUSE_ERROR_MODEL,
+                       "tensor 'label_emb.weight' "
                        "holds a non-finite value (nan) at index 5");
   }
 }
@@ -534,7 +576,8 @@ test_wrong_shape (void)
     g_autoptr (TestSt) b = model_builder (&cfg, NULL);
     const gint64 shape[4] = { 32, 16, 3, 3 };
 
-    g_assert_true (test_st_reshape (b, "input_blocks.1.0.in_layers.2.weight", 4, shape));
+    g_assert_true (
+        test_st_reshape (b, "input_blocks.1.0.in_layers.2.weight", 4, shape));
     expect_load_error (b, DIFFUSE_ERROR_MODEL,
                        "tensor 'input_blocks.1.0.in_layers.2.weight' has shape "
                        "[32, 16, 3, 3], expected [32, 32, 3, 3]");
@@ -544,7 +587,8 @@ test_wrong_shape (void)
     const gint64 shape[3] = { 3, 128, 1 };
 
     g_assert_true (test_st_reshape (b, "label_emb.weight", 3, shape));
-    expect_load_error (b, DIFFUSE_ERROR_MODEL, "tensor 'label_emb.weight' has shape "
+    expect_load_error (b, DIFFUSE_ERROR_MODEL,
+                       "tensor 'label_emb.weight' has shape "
                        "[3, 128, 1], expected [3, 128]");
   }
   {
@@ -552,7 +596,8 @@ test_wrong_shape (void)
     g_autoptr (TestSt) b = model_builder (&cfg, NULL);
 
     test_st_set_metadata (b, "num_classes", "4");
-    expect_load_error (b, DIFFUSE_ERROR_MODEL, "tensor 'label_emb.weight' has shape "
+    expect_load_error (b, DIFFUSE_ERROR_MODEL,
+                       "tensor 'label_emb.weight' has shape "
                        "[3, 128], expected [4, 128]");
   }
   {
@@ -562,7 +607,8 @@ test_wrong_shape (void)
     cfg.use_scale_shift_norm = FALSE;
     b = model_builder (&cfg, NULL);
     test_st_set_metadata (b, "use_scale_shift_norm", "True");
-    expect_load_error (b, DIFFUSE_ERROR_MODEL, ".emb_layers.1.weight' has shape [");
+    expect_load_error (b, DIFFUSE_ERROR_MODEL,
+                       ".emb_layers.1.weight' has shape [");
   }
 }
 
@@ -577,7 +623,8 @@ test_unexpected_tensor (void)
     const gint64 shape[1] = { 4 };
 
     test_st_add_f32 (b, "extra.weight", 1, shape, NULL);
-    expect_load_error (b, DIFFUSE_ERROR_MODEL, "unexpected tensor 'extra.weight'");
+    expect_load_error (b, DIFFUSE_ERROR_MODEL,
+                       "unexpected tensor 'extra.weight'");
   }
   {
     /* a conditional file read as unconditional */
@@ -585,7 +632,8 @@ test_unexpected_tensor (void)
 
     test_st_set_metadata (b, "num_classes", "0");
     test_st_set_metadata (b, "null_class", NULL);
-    expect_load_error (b, DIFFUSE_ERROR_MODEL, "unexpected tensor 'label_emb.weight'");
+    expect_load_error (b, DIFFUSE_ERROR_MODEL,
+                       "unexpected tensor 'label_emb.weight'");
   }
   {
     /* attention tensors where the metadata has none (at full resolution,
@@ -595,7 +643,8 @@ test_unexpected_tensor (void)
     cfg.attention_resolutions[0] = 16;
     b = model_builder (&cfg, NULL);
     test_st_set_metadata (b, "attention_resolutions", "");
-    expect_load_error (b, DIFFUSE_ERROR_MODEL, "unexpected tensor 'input_blocks.1.1.norm.");
+    expect_load_error (b, DIFFUSE_ERROR_MODEL,
+                       "unexpected tensor 'input_blocks.1.1.norm.");
   }
 }
 
@@ -628,8 +677,8 @@ test_bf16_model (void)
   for (i = 0; i < diffuse__safetensors_get_n_tensors (st); i++)
     {
       const DiffuseTensorInfo *t = diffuse__safetensors_get_nth (st, i);
-      const float *got = diffuse__model_tensor (l->model, t->name, t->ndim, t->shape,
-                                                &error);
+      const float *got =
+          diffuse__model_tensor (l->model, t->name, t->ndim, t->shape, &error);
       gint64 k;
 
       g_assert_no_error (error);
@@ -662,10 +711,12 @@ test_truncated (void)
   /* 40 cuts in the header, 40 in the data */
   for (i = 0; i < 80; i++)
     {
-      gsize cut = i < 40 ? header_end * i / 40 : header_end + (len - header_end) * (i - 40) / 40;
+      gsize cut = i < 40 ? header_end * i / 40
+                         : header_end + (len - header_end) * (i - 40) / 40;
       g_autofree guint8 *copy = g_memdup2 (p, cut);
       g_autoptr (GError) error = NULL;
-      DiffuseModel *model = diffuse__model_new_from_bytes (copy, cut, NAME, &error);
+      DiffuseModel *model =
+          diffuse__model_new_from_bytes (copy, cut, NAME, &error);
 
       g_assert_null (model);
       g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT);
@@ -720,7 +771,8 @@ static void
 test_classes (void)
 {
   {
-    g_autoptr (Loaded) l = load_with_classes (3, 2, "[\"Cat\", \"dog\", \"nothing\"]");
+    g_autoptr (Loaded) l =
+        load_with_classes (3, 2, "[\"Cat\", \"dog\", \"nothing\"]");
     const DiffuseModel *m = l->model;
 
     g_assert_cmpstr (diffuse_model_get_class_name (m, 0), ==, "Cat");
@@ -737,19 +789,22 @@ test_classes (void)
     expect_class (m, "nothing", 2);
     expect_no_class (m, "3", "class 3 is out of range 0..2");
     expect_no_class (m, "-1", "out of range");
-    expect_no_class (m, "bird", "unknown class \"bird\"; give an index 0..2 or a name "
+    expect_no_class (m, "bird",
+                     "unknown class \"bird\"; give an index 0..2 or a name "
                      "such as \"Cat\", \"dog\", \"nothing\"");
     expect_no_class (m, "", "unknown class \"\"");
   }
   {
     /* more names than the message shows; some classes unnamed */
-    g_autoptr (Loaded) l = load_with_classes (8, -1, "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\"]");
+    g_autoptr (Loaded) l =
+        load_with_classes (8, -1, "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\"]");
 
     g_assert_cmpstr (diffuse_model_get_class_name (l->model, 5), ==, "f");
     g_assert_null (diffuse_model_get_class_name (l->model, 6));
     expect_class (l->model, "E", 4);
     expect_class (l->model, "7", 7);
-    expect_no_class (l->model, "g", "such as \"a\", \"b\", \"c\", \"d\", \"e\", ...");
+    expect_no_class (l->model, "g",
+                     "such as \"a\", \"b\", \"c\", \"d\", \"e\", ...");
     expect_no_class (l->model, "none", "no null class");
   }
   {
@@ -757,7 +812,8 @@ test_classes (void)
 
     g_assert_null (diffuse_model_get_class_name (l->model, 0));
     expect_class (l->model, "2", 2);
-    expect_no_class (l->model, "cat", "the model has no class names, give an index 0..2");
+    expect_no_class (l->model, "cat",
+                     "the model has no class names, give an index 0..2");
   }
   {
     g_autoptr (Loaded) l = load_with_classes (0, -1, "[]");
@@ -795,15 +851,17 @@ test_golden (void)
       DiffuseSafetensors *file, *expected;
       guint i;
 
-      if (!g_str_has_prefix (entry, "forward-") || !g_str_has_suffix (entry, ".safetensors"))
+      if (!g_str_has_prefix (entry, "forward-") ||
+          !g_str_has_suffix (entry, ".safetensors"))
         continue;
       path = g_build_filename (dir_path, entry, NULL);
       model = diffuse_model_new_from_file (path, &error);
       g_assert_no_error (error);
       test_unet_add_tensors (b, diffuse_model_get_config (model));
       expected_bytes = test_st_serialize (b);
-      expected = diffuse__safetensors_open_bytes (g_bytes_get_data (expected_bytes, NULL),
-                                                  g_bytes_get_size (expected_bytes), &error);
+      expected = diffuse__safetensors_open_bytes (
+          g_bytes_get_data (expected_bytes, NULL),
+          g_bytes_get_size (expected_bytes), &error);
       g_assert_no_error (error);
       file = diffuse__safetensors_open (path, &error);
       g_assert_no_error (error);
@@ -811,7 +869,8 @@ test_golden (void)
                         diffuse__safetensors_get_n_tensors (expected));
       for (i = 0; i < diffuse__safetensors_get_n_tensors (expected); i++)
         {
-          const DiffuseTensorInfo *e = diffuse__safetensors_get_nth (expected, i);
+          const DiffuseTensorInfo *e =
+              diffuse__safetensors_get_nth (expected, i);
           const DiffuseTensorInfo *f = diffuse__safetensors_get (file, e->name);
 
           if (f == NULL)
@@ -843,25 +902,28 @@ test_enum_strings (void)
   for (i = 0; i < DIFFUSE_SCHEDULE_COUNT; i++)
     {
       g_assert_true (diffuse_schedule_kind_from_string (
-        diffuse_schedule_kind_to_string ((DiffuseScheduleKind) i), &sk));
+          diffuse_schedule_kind_to_string ((DiffuseScheduleKind) i), &sk));
       g_assert_cmpint (sk, ==, i);
     }
   for (i = 0; i < DIFFUSE_SAMPLER_COUNT; i++)
     {
       g_assert_true (diffuse_sampler_kind_from_string (
-        diffuse_sampler_kind_to_string ((DiffuseSamplerKind) i), &mk));
+          diffuse_sampler_kind_to_string ((DiffuseSamplerKind) i), &mk));
       g_assert_cmpint (mk, ==, i);
     }
   for (i = 0; i < DIFFUSE_VARIANCE_COUNT; i++)
     {
       g_assert_true (diffuse_variance_kind_from_string (
-        diffuse_variance_kind_to_string ((DiffuseVarianceKind) i), &vk));
+          diffuse_variance_kind_to_string ((DiffuseVarianceKind) i), &vk));
       g_assert_cmpint (vk, ==, i);
     }
-  g_assert_cmpstr (diffuse_schedule_kind_to_string (DIFFUSE_SCHEDULE_COSINE), ==, "cosine");
-  g_assert_cmpstr (diffuse_sampler_kind_to_string (DIFFUSE_SAMPLER_DDPM), ==, "ddpm");
-  g_assert_cmpstr (diffuse_variance_kind_to_string (DIFFUSE_VARIANCE_FIXED_SMALL), ==,
-                   "fixed-small");
+  g_assert_cmpstr (diffuse_schedule_kind_to_string (DIFFUSE_SCHEDULE_COSINE),
+                   ==, "cosine");
+  g_assert_cmpstr (diffuse_sampler_kind_to_string (DIFFUSE_SAMPLER_DDPM), ==,
+                   "ddpm");
+  g_assert_cmpstr (
+      diffuse_variance_kind_to_string (DIFFUSE_VARIANCE_FIXED_SMALL), ==,
+      "fixed-small");
   g_assert_true (diffuse_schedule_kind_from_string ("Linear", &sk));
   g_assert_cmpint (sk, ==, DIFFUSE_SCHEDULE_LINEAR);
   g_assert_true (diffuse_sampler_kind_from_string ("DDIM", &mk));

@@ -28,9 +28,9 @@
 
 typedef struct
 {
-  const float *noise;   /* [T, count, n] */
-  gsize per_t;          /* count·C·H·W */
-  double raw_var;       /* what the oracle reports as the variance output */
+  const float *noise; /* [T, count, n] */
+  gsize per_t;        /* count·C·H·W */
+  double raw_var;     /* what the oracle reports as the variance output */
   gint calls;
 } Oracle;
 
@@ -45,7 +45,8 @@ oracle_denoise (gpointer user_data, gint batch, const float *x_t, gint t_index,
   (void) error;
   o->calls++;
   g_assert_cmpuint ((gsize) batch * (o->per_t / batch), ==, o->per_t);
-  memcpy (eps_out, o->noise + (gsize) t_index * o->per_t, o->per_t * sizeof (float));
+  memcpy (eps_out, o->noise + (gsize) t_index * o->per_t,
+          o->per_t * sizeof (float));
   if (var_out != NULL)
     for (gsize i = 0; i < o->per_t; i++)
       var_out[i] = (float) o->raw_var;
@@ -98,7 +99,7 @@ oracle_case (DiffuseScheduleKind kind, gint T)
   const float *x0 = grid_images ();
   gint count = 2, n_img = 16;
   gsize per_t = (gsize) count * n_img;
-  g_autofree float *noise = g_new (float, T * per_t);
+  g_autofree float *noise = g_new (float, T *per_t);
   g_autoptr (DiffuseSchedule) s = diffuse_schedule_new (kind, T, NULL, NULL);
   const double *b = diffuse_schedule_get_betas (s);
   const double *ab = diffuse_schedule_get_alphas_cumprod (s);
@@ -118,8 +119,8 @@ oracle_case (DiffuseScheduleKind kind, gint T)
   p.noise = noise;
   p.batch = count;
 
-  g_autoptr (DiffuseNllResult) r = diffuse_nll_with (kind, T, oracle_denoise, &o, TRUE,
-                                                     &p, x0, count, 1, 4, 4, &error);
+  g_autoptr (DiffuseNllResult) r = diffuse_nll_with (
+      kind, T, oracle_denoise, &o, TRUE, &p, x0, count, 1, 4, 4, &error);
   g_assert_no_error (error);
   g_assert_cmpint (o.calls, ==, T);
   g_assert_cmpint (r->n_terms, ==, T);
@@ -158,9 +159,12 @@ oracle_case (DiffuseScheduleKind kind, gint T)
               double want_fixed = decoder_bits (x0 + k * n_img, n_img, lp);
               double want_learned = decoder_bits (x0 + k * n_img, n_img, lv);
 
-              g_assert_cmpfloat (fabs (small - want_fixed), <=, 1e-9 * want_fixed);
-              g_assert_cmpfloat (fabs (large - want_fixed), <=, 1e-9 * want_fixed);
-              g_assert_cmpfloat (fabs (learned - want_learned), <=, 1e-9 * want_learned);
+              g_assert_cmpfloat (fabs (small - want_fixed), <=,
+                                 1e-9 * want_fixed);
+              g_assert_cmpfloat (fabs (large - want_fixed), <=,
+                                 1e-9 * want_fixed);
+              g_assert_cmpfloat (fabs (learned - want_learned), <=,
+                                 1e-9 * want_learned);
               continue;
             }
           double lp = log_post_var (b, ab, t), lb = log (b[t]);
@@ -170,7 +174,8 @@ oracle_case (DiffuseScheduleKind kind, gint T)
           double want_learned = 0.5 * (expm1 (u) - u) / G_LN2;
 
           g_assert_cmpfloat (fabs (small), <, 1e-12);
-          g_assert_cmpfloat (fabs (large - want_large), <=, 1e-9 * want_large + 1e-13);
+          g_assert_cmpfloat (fabs (large - want_large), <=,
+                             1e-9 * want_large + 1e-13);
           g_assert_cmpfloat (fabs (learned - want_learned), <=,
                              1e-9 * want_learned + 1e-13);
         }
@@ -183,19 +188,21 @@ oracle_case (DiffuseScheduleKind kind, gint T)
 
         for (gint j = 0; j < T; j++)
           want += r->terms[(vi * T + j) * count + k];
-        g_assert_cmpfloat (fabs (r->total[vi * count + k] - want), <=, 1e-12 * want);
+        g_assert_cmpfloat (fabs (r->total[vi * count + k] - want), <=,
+                           1e-12 * want);
       }
   g_test_message ("%s T=%d oracle: total %.6f (fixed-small) %.6f (fixed-large) "
-                  "%.6f (learned) bits/dim", diffuse_schedule_kind_to_string (kind), T,
-                  r->total[0], r->total[count], r->total[2 * count]);
+                  "%.6f (learned) bits/dim",
+                  diffuse_schedule_kind_to_string (kind), T, r->total[0],
+                  r->total[count], r->total[2 * count]);
 
   /* the estimate: t = round(j(T−1)/(N−1)), the KL terms weighted (T−1)/(N−1);
    * its terms are the full run's at those t (the same noise) */
   gint N = 7;
   p.n_timesteps = N;
   o.calls = 0;
-  g_autoptr (DiffuseNllResult) e = diffuse_nll_with (kind, T, oracle_denoise, &o, TRUE,
-                                                     &p, x0, count, 1, 4, 4, &error);
+  g_autoptr (DiffuseNllResult) e = diffuse_nll_with (
+      kind, T, oracle_denoise, &o, TRUE, &p, x0, count, 1, 4, 4, &error);
   g_assert_no_error (error);
   g_assert_cmpint (o.calls, ==, N);
   g_assert_cmpint (e->n_terms, ==, N);
@@ -212,7 +219,8 @@ oracle_case (DiffuseScheduleKind kind, gint T)
 
           g_assert_cmpint (e->timesteps[j], ==, t);
           g_assert_cmpfloat (e->weights[j], ==, w);
-          g_assert_cmpfloat (term, ==, r->terms[(1 * T + (T - 1 - t)) * count + k]);
+          g_assert_cmpfloat (term, ==,
+                             r->terms[(1 * T + (T - 1 - t)) * count + k]);
           want += w * term;
         }
       g_assert_cmpfloat (fabs (e->total[count + k] - want), <=, 1e-12 * want);
@@ -257,8 +265,8 @@ test_gaussian (void)
 {
   const gint T = 30, count = 4000;
   const double s2 = 0.25, x0v = 0.6;
-  g_autoptr (DiffuseSchedule) s = diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, T,
-                                                        NULL, NULL);
+  g_autoptr (DiffuseSchedule) s =
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, T, NULL, NULL);
   const double *b = diffuse_schedule_get_betas (s);
   const double *ab = diffuse_schedule_get_alphas_cumprod (s);
   g_autofree float *x0 = g_new (float, count);
@@ -276,9 +284,9 @@ test_gaussian (void)
   p.clip_denoised = FALSE;
   p.seed = 5;
   p.batch = 1000;
-  g_autoptr (DiffuseNllResult) r = diffuse_nll_with (DIFFUSE_SCHEDULE_COSINE, T,
-                                                     gauss_denoise, &g, FALSE, &p, x0,
-                                                     count, 1, 1, 1, &error);
+  g_autoptr (DiffuseNllResult) r =
+      diffuse_nll_with (DIFFUSE_SCHEDULE_COSINE, T, gauss_denoise, &g, FALSE,
+                        &p, x0, count, 1, 1, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpint (g.calls, ==, T * count / 1000);
   for (gint j = 0; j < T - 1; j++)
@@ -300,14 +308,17 @@ test_gaussian (void)
         m2 += pow (r->terms[(gsize) j * count + i] - mean, 2);
       double se = sqrt (m2 / (count - 1) / count);
       if (fabs (mean - want) > 5.0 * se)
-        g_error ("t = %d: mean KL %.6g bits, expected %.6g (standard error %.2g)", t,
-                 mean, want, se);
+        g_error (
+            "t = %d: mean KL %.6g bits, expected %.6g (standard error %.2g)", t,
+            mean, want, se);
       sum_want += want;
       sum_got += mean;
       var_sum += se * se;
     }
-  g_test_message ("Gaussian data, exact denoiser: sum of KL over t >= 1 %.6f bits/dim, "
-                  "expected %.6f +- %.6f", sum_got, sum_want, sqrt (var_sum));
+  g_test_message (
+      "Gaussian data, exact denoiser: sum of KL over t >= 1 %.6f bits/dim, "
+      "expected %.6f +- %.6f",
+      sum_got, sum_want, sqrt (var_sum));
   g_assert_cmpfloat (fabs (sum_got - sum_want), <=, 5.0 * sqrt (var_sum));
 }
 
@@ -320,8 +331,8 @@ expect_refused (DiffuseScheduleKind kind, gint T, gboolean has_var,
 {
   Gauss g = { NULL, 1.0, 0 };
   g_autoptr (GError) error = NULL;
-  DiffuseNllResult *r = diffuse_nll_with (kind, T, gauss_denoise, &g, has_var, p, x0,
-                                          count, c, 4, 4, &error);
+  DiffuseNllResult *r = diffuse_nll_with (kind, T, gauss_denoise, &g, has_var,
+                                          p, x0, count, c, 4, 4, &error);
 
   g_assert_null (r);
   g_assert_nonnull (error);
@@ -347,19 +358,24 @@ test_refusals (void)
   gint labels[2] = { 0, 0 };
 
   diffuse_nll_params_init (&p);
-  expect_refused (DIFFUSE_SCHEDULE_COSINE, 1, FALSE, &p, x0, 2, 1, "at least 2");
+  expect_refused (DIFFUSE_SCHEDULE_COSINE, 1, FALSE, &p, x0, 2, 1,
+                  "at least 2");
   expect_refused (DIFFUSE_SCHEDULE_COSINE, 10, FALSE, &p, x0, 0, 1, "images");
   expect_refused (DIFFUSE_SCHEDULE_LINEAR, 10, FALSE, &p, x0, 2, 1, "T > 20");
   p.n_variances = 1;
   p.variances = &learned;
-  expect_refused (DIFFUSE_SCHEDULE_COSINE, 10, FALSE, &p, x0, 2, 1, "learn_sigma");
+  expect_refused (DIFFUSE_SCHEDULE_COSINE, 10, FALSE, &p, x0, 2, 1,
+                  "learn_sigma");
   p.variances = &bogus;
-  expect_refused (DIFFUSE_SCHEDULE_COSINE, 10, TRUE, &p, x0, 2, 1, "unknown variance");
+  expect_refused (DIFFUSE_SCHEDULE_COSINE, 10, TRUE, &p, x0, 2, 1,
+                  "unknown variance");
   diffuse_nll_params_init (&p);
   p.n_timesteps = 11;
-  expect_refused (DIFFUSE_SCHEDULE_COSINE, 10, FALSE, &p, x0, 2, 1, "n_timesteps");
+  expect_refused (DIFFUSE_SCHEDULE_COSINE, 10, FALSE, &p, x0, 2, 1,
+                  "n_timesteps");
   p.n_timesteps = -3;
-  expect_refused (DIFFUSE_SCHEDULE_COSINE, 10, FALSE, &p, x0, 2, 1, "n_timesteps");
+  expect_refused (DIFFUSE_SCHEDULE_COSINE, 10, FALSE, &p, x0, 2, 1,
+                  "n_timesteps");
   diffuse_nll_params_init (&p);
   p.batch = -1;
   expect_refused (DIFFUSE_SCHEDULE_COSINE, 10, FALSE, &p, x0, 2, 1, "batch");
@@ -370,15 +386,15 @@ test_refusals (void)
   /* cancelled after the third timestep, with the error code for it */
   {
     Gauss g = { NULL, 1.0, 0 };
-    g_autoptr (DiffuseSchedule) s = diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, 10,
-                                                          NULL, NULL);
+    g_autoptr (DiffuseSchedule) s =
+        diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, 10, NULL, NULL);
     g_autoptr (GError) error = NULL;
 
     g.ab = diffuse_schedule_get_alphas_cumprod (s);
     diffuse_nll_params_init (&p);
     p.progress = cancel_at_3;
-    g_assert_null (diffuse_nll_with (DIFFUSE_SCHEDULE_COSINE, 10, gauss_denoise, &g,
-                                     FALSE, &p, x0, 2, 1, 4, 4, &error));
+    g_assert_null (diffuse_nll_with (DIFFUSE_SCHEDULE_COSINE, 10, gauss_denoise,
+                                     &g, FALSE, &p, x0, 2, 1, 4, 4, &error));
     g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_CANCELLED);
     g_assert_cmpint (g.calls, ==, 3);
   }

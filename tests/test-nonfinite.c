@@ -12,7 +12,7 @@
 
 typedef struct
 {
-  gint nan_at;      /* t_index at which ε̂ becomes NaN, -1 never */
+  gint nan_at; /* t_index at which ε̂ becomes NaN, -1 never */
   gint calls;
 } Denoiser;
 
@@ -36,7 +36,7 @@ static gboolean
 run (const DiffuseSampleParams *params, Denoiser *d, float *out, GError **error)
 {
   g_autoptr (DiffuseSchedule) s =
-    diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 100, "10", NULL);
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 100, "10", NULL);
 
   return diffuse_sample_with (s, denoise, d, FALSE, params, 1, C, H, W, out,
                               NULL, error);
@@ -93,7 +93,8 @@ test_bad_inputs (void)
           }
         g_assert_false (run (&params, &d, out, &error));
         g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
-        g_assert_nonnull (strstr (error->message, which ? "input image" : "noise"));
+        g_assert_nonnull (
+            strstr (error->message, which ? "input image" : "noise"));
         g_assert_nonnull (strstr (error->message, "at index 3"));
         g_assert_cmpint (d.calls, ==, 0); /* refused before any work */
         g_test_message ("%s", error->message);

@@ -29,9 +29,9 @@ static DiffuseModel *
 load_model (void)
 {
   const char *dir = g_getenv ("DIFFUSE_TEST_DATA");
-  g_autofree gchar *path = g_build_filename (dir != NULL ? dir : "tests/data",
-                                             "golden", "forward-grey-cond.safetensors",
-                                             NULL);
+  g_autofree gchar *path =
+      g_build_filename (dir != NULL ? dir : "tests/data", "golden",
+                        "forward-grey-cond.safetensors", NULL);
   GError *error = NULL;
   DiffuseModel *model = diffuse_model_new_from_file (path, &error);
 
@@ -112,7 +112,8 @@ test_full_run_matches_engine (void)
   g_assert_true (dp_job_run (job, &error));
   g_assert_no_error (error);
   g_assert_cmpint (c.calls, ==, 12);
-  g_assert_cmpmem (job->out, sizeof (float) * 2 * 16 * 16, direct, sizeof (float) * 2 * 16 * 16);
+  g_assert_cmpmem (job->out, sizeof (float) * 2 * 16 * 16, direct,
+                   sizeof (float) * 2 * 16 * 16);
   dp_job_free (job);
 }
 
@@ -135,7 +136,8 @@ test_sweep_runs (void)
     {
       p.guidance = guidance[r];
       g_assert_true (diffuse_sample (model, &p, direct, NULL, &error));
-      g_assert_cmpmem (job->out + r * 16 * 16, sizeof direct, direct, sizeof direct);
+      g_assert_cmpmem (job->out + r * 16 * 16, sizeof direct, direct,
+                       sizeof direct);
     }
   /* the values really differ */
   g_assert_true (memcmp (job->out, job->out + 2 * 16 * 16, sizeof direct) != 0);

@@ -55,7 +55,8 @@ test_shipped (void)
     g_assert_cmpstr (((DiffusePreset *) presets->pdata[i - 1])->name, <,
                      ((DiffusePreset *) presets->pdata[i])->name);
   for (guint i = 0; i < presets->len; i++)
-    g_assert_cmpstr (((DiffusePreset *) presets->pdata[i])->description, !=, "");
+    g_assert_cmpstr (((DiffusePreset *) presets->pdata[i])->description, !=,
+                     "");
 
   p = find (presets, "draft");
   g_assert_true (HAS (p, sampler) && p->values.sampler == DIFFUSE_SAMPLER_DDIM);
@@ -82,7 +83,8 @@ test_shipped (void)
   p = find (presets, "ddpm-quality");
   g_assert_true (HAS (p, sampler) && p->values.sampler == DIFFUSE_SAMPLER_DDPM);
   g_assert_true (HAS (p, steps) && p->values.steps == 100);
-  g_assert_true (HAS (p, variance) && p->values.variance == DIFFUSE_VARIANCE_LEARNED);
+  g_assert_true (HAS (p, variance) &&
+                 p->values.variance == DIFFUSE_VARIANCE_LEARNED);
 
   p = find (presets, "img2img-light");
   g_assert_true (HAS (p, strength));
@@ -116,8 +118,10 @@ make (const char *name, const char *const *kv)
 static void
 test_apply (void)
 {
-  static const char *const partial_kv[] = { "guidance", "2.5", "strength", "0.4", NULL };
-  static const char *const full_kv[] = { "sampler", "ddpm", "steps", "77", "eta", "0.5",
+  static const char *const partial_kv[] = { "guidance", "2.5", "strength",
+                                            "0.4", NULL };
+  static const char *const full_kv[] = { "sampler",  "ddpm",        "steps",
+                                         "77",       "eta",         "0.5",
                                          "variance", "fixed-small", NULL };
   g_autoptr (DiffusePreset) partial = make ("p", partial_kv);
   g_autoptr (DiffusePreset) full = make ("f", full_kv);
@@ -163,8 +167,10 @@ assert_presets_equal (const DiffusePreset *a, const DiffusePreset *b)
   for (gint i = 0; i < n; i++)
     if (a->given & (1u << i))
       {
-        g_autofree gchar *va = diffuse_setting_to_string (&table[i], &a->values);
-        g_autofree gchar *vb = diffuse_setting_to_string (&table[i], &b->values);
+        g_autofree gchar *va =
+            diffuse_setting_to_string (&table[i], &a->values);
+        g_autofree gchar *vb =
+            diffuse_setting_to_string (&table[i], &b->values);
 
         /* exact: the shortest text that reads back is unique */
         g_assert_cmpstr (va, ==, vb);
@@ -188,13 +194,15 @@ test_save_round_trip (void)
 
   for (guint mask = 0; mask < 64; mask++)
     {
-      g_autoptr (DiffusePreset) p = diffuse_preset_new ("my own = settings; #1", NULL);
+      g_autoptr (DiffusePreset) p =
+          diffuse_preset_new ("my own = settings; #1", NULL);
       g_autoptr (DiffusePreset) back = NULL;
       g_autoptr (GError) error = NULL;
       guint bit = 0;
 
       g_free (p->description);
-      p->description = g_strdup (mask & 1 ? "Description with\nnewline, ü and \\" : "");
+      p->description =
+          g_strdup (mask & 1 ? "Description with\nnewline, ü and \\" : "");
       /* the k-th preset setting is given when bit k of mask is set */
       for (gint i = 0; i < n; i++)
         if (preset_bits & (1u << i))
@@ -203,12 +211,14 @@ test_save_round_trip (void)
               p->given |= 1u << i;
             bit++;
           }
-      p->values.sampler = mask & 2 ? DIFFUSE_SAMPLER_DDPM : DIFFUSE_SAMPLER_DDIM;
+      p->values.sampler =
+          mask & 2 ? DIFFUSE_SAMPLER_DDPM : DIFFUSE_SAMPLER_DDIM;
       p->values.steps = 1 + mask * 7;
       p->values.eta = 0.1 * (mask % 64) + 1e-13;
       p->values.guidance = 1.0 / 3.0 + mask;
       p->values.strength = 0.3 + 0.01 * (mask % 50);
-      p->values.variance = (DiffuseVarianceKind) (mask % DIFFUSE_VARIANCE_COUNT);
+      p->values.variance =
+          (DiffuseVarianceKind) (mask % DIFFUSE_VARIANCE_COUNT);
 
       g_assert_true (diffuse_preset_save_file (p, path, &error));
       g_assert_no_error (error);
@@ -219,7 +229,8 @@ test_save_round_trip (void)
 
   {
     g_autoptr (DiffusePreset) nameless = diffuse_preset_new (NULL, NULL);
-    g_autoptr (DiffusePreset) escape = diffuse_preset_new ("a\033[31mred", NULL);
+    g_autoptr (DiffusePreset) escape =
+        diffuse_preset_new ("a\033[31mred", NULL);
     g_autoptr (GError) error = NULL;
 
     g_assert_false (diffuse_preset_save_file (nameless, path, &error));
@@ -248,7 +259,8 @@ test_override (void)
   const DiffusePreset *p;
 
   write_file (a, "[preset]\nname=draft\nsteps=20\n");
-  write_file (b, "# comment\n[preset]\nguidance=3\ndescription[de]=Beschreibung\n");
+  write_file (
+      b, "# comment\n[preset]\nguidance=3\ndescription[de]=Beschreibung\n");
   write_file (c, "not a preset");
 
   presets = diffuse_presets_load_dirs (dirs, warnings);
@@ -284,7 +296,8 @@ test_bad_files (void)
     { "[preset]\nsteps=1000001\n", "steps" },
     { "[preset]\nsteps=4001\n", "steps" },
     { "[preset]\ncount=2\n", "count" },
-    { "[preset]\neta=10.0000001\n", "eta = 10.0000001 is out of range (0..10)" },
+    { "[preset]\neta=10.0000001\n",
+      "eta = 10.0000001 is out of range (0..10)" },
     { "[preset]\neta=1e999\n", "not a finite number" },
     { "[preset]\nguidance=-0.5\n", "guidance" },
     { "[preset]\nguidance=100.5\n", "guidance" },
@@ -323,7 +336,8 @@ test_bad_files (void)
        * good files still load */
       {
         g_autofree gchar *good = g_build_filename (dir, "good.preset", NULL);
-        g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
+        g_autoptr (GPtrArray) warnings =
+            g_ptr_array_new_with_free_func (g_free);
 
         write_file (good, "[preset]\nsteps=7\n");
         all = diffuse_presets_load_dirs (dirs, warnings);
@@ -456,7 +470,8 @@ test_user_dir (void)
   g_clear_pointer (&dir, g_free);
   g_unsetenv ("DIFFUSE_USER_PRESETS_DIR");
   dir = diffuse_presets_user_dir ();
-  want = g_build_filename (g_get_user_config_dir (), "gimp-diffusion", "presets", NULL);
+  want = g_build_filename (g_get_user_config_dir (), "gimp-diffusion",
+                           "presets", NULL);
   g_assert_cmpstr (dir, ==, want);
   if (saved != NULL)
     g_setenv ("DIFFUSE_USER_PRESETS_DIR", saved, TRUE);
@@ -475,8 +490,8 @@ test_system_dir (void)
   g_assert_cmpstr (diffuse_presets_system_dir (), ==, "/some/where/else");
 
   g_unsetenv ("DIFFUSE_PRESETS_DIR");
-  balanced = g_build_filename (diffuse_presets_system_dir (),
-                               "balanced.preset", NULL);
+  balanced =
+      g_build_filename (diffuse_presets_system_dir (), "balanced.preset", NULL);
   g_test_message ("system dir without the variable: %s",
                   diffuse_presets_system_dir ());
   g_assert_true (g_file_test (balanced, G_FILE_TEST_IS_REGULAR));

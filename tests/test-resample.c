@@ -26,7 +26,9 @@ test_nearest (void)
   /* 2x2 -> 4x4 replicates each pixel into a 2x2 block; 4x4 -> 2x2 picks
    * source (1,1), (1,3), (3,1), (3,3): floor ((i + 0.5) * 2). */
   const float small[4] = { 1, 2, 3, 4 };
-  const float big_expect[16] = { 1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4 };
+  const float big_expect[16] = {
+    1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4
+  };
   float big[16], back[4];
   float ramp[16];
   gint i;
@@ -56,8 +58,10 @@ test_bilinear_halve (void)
 
   diffuse_resample (src, 1, 1, 8, dst, 1, 4, DIFFUSE_RESAMPLE_BILINEAR);
   g_assert_cmpfloat_with_epsilon (dst[0], (3 * 0 + 3 * 8 + 1 * 16) / 7.0, 1e-5);
-  g_assert_cmpfloat_with_epsilon (dst[1], (8 + 3 * 16 + 3 * 24 + 32) / 8.0, 1e-5);
-  g_assert_cmpfloat_with_epsilon (dst[2], (24 + 3 * 32 + 3 * 40 + 48) / 8.0, 1e-5);
+  g_assert_cmpfloat_with_epsilon (dst[1], (8 + 3 * 16 + 3 * 24 + 32) / 8.0,
+                                  1e-5);
+  g_assert_cmpfloat_with_epsilon (dst[2], (24 + 3 * 32 + 3 * 40 + 48) / 8.0,
+                                  1e-5);
   g_assert_cmpfloat_with_epsilon (dst[3], (40 + 3 * 48 + 3 * 56) / 7.0, 1e-5);
 }
 
@@ -75,8 +79,8 @@ test_bilinear_linear_exact (void)
     {
       gint n = sizes[t][0], m = sizes[t][1], i, j;
       double s = (double) n / m;
-      float *src = g_new (float, n * n);
-      float *dst = g_new (float, m * m);
+      float *src = g_new (float, n *n);
+      float *dst = g_new (float, m *m);
       gint margin = (gint) ceil (2.0 / MIN (1.0, 1.0 / s)) + 1;
 
       for (i = 0; i < n; i++)
@@ -88,10 +92,13 @@ test_bilinear_linear_exact (void)
           {
             double yi = (i + 0.5) * s - 0.5, xj = (j + 0.5) * s - 0.5;
 
-            if (yi < margin * MAX (1.0, s) || yi > n - 1 - margin * MAX (1.0, s)
-                || xj < margin * MAX (1.0, s) || xj > n - 1 - margin * MAX (1.0, s))
+            if (yi < margin * MAX (1.0, s) ||
+                yi > n - 1 - margin * MAX (1.0, s) ||
+                xj < margin * MAX (1.0, s) ||
+                xj > n - 1 - margin * MAX (1.0, s))
               continue;
-            g_assert_cmpfloat_with_epsilon (dst[i * m + j], 0.25 * yi - 0.5 * xj + 1.0, 1e-4);
+            g_assert_cmpfloat_with_epsilon (dst[i * m + j],
+                                            0.25 * yi - 0.5 * xj + 1.0, 1e-4);
           }
       g_free (src);
       g_free (dst);
@@ -109,7 +116,8 @@ test_bilinear_constant (void)
     src[i] = i < 35 ? -0.5f : (i < 70 ? 0.25f : 1.0f);
   diffuse_resample (src, 3, 7, 5, dst, 13, 2, DIFFUSE_RESAMPLE_BILINEAR);
   for (i = 0; i < 3 * 13 * 2; i++)
-    g_assert_cmpfloat_with_epsilon (dst[i], i < 26 ? -0.5 : (i < 52 ? 0.25 : 1.0), 1e-6);
+    g_assert_cmpfloat_with_epsilon (
+        dst[i], i < 26 ? -0.5 : (i < 52 ? 0.25 : 1.0), 1e-6);
 }
 
 static void
@@ -167,7 +175,8 @@ main (int argc, char **argv)
   g_test_add_func ("/resample/identity", test_identity);
   g_test_add_func ("/resample/nearest", test_nearest);
   g_test_add_func ("/resample/bilinear-halve", test_bilinear_halve);
-  g_test_add_func ("/resample/bilinear-linear-exact", test_bilinear_linear_exact);
+  g_test_add_func ("/resample/bilinear-linear-exact",
+                   test_bilinear_linear_exact);
   g_test_add_func ("/resample/bilinear-constant", test_bilinear_constant);
   g_test_add_func ("/resample/fit-size", test_fit_size);
   return g_test_run ();

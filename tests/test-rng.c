@@ -14,11 +14,14 @@ test_philox_known_answers (void)
   {
     guint32 ctr[4], key[2], expect[4];
   } kat[] = {
-    { { 0, 0, 0, 0 }, { 0, 0 },
+    { { 0, 0, 0, 0 },
+      { 0, 0 },
       { 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8 } },
-    { { 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff }, { 0xffffffff, 0xffffffff },
+    { { 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff },
+      { 0xffffffff, 0xffffffff },
       { 0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd } },
-    { { 0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344 }, { 0xa4093822, 0x299f31d0 },
+    { { 0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344 },
+      { 0xa4093822, 0x299f31d0 },
       { 0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1 } },
   };
 
@@ -30,8 +33,8 @@ test_philox_known_answers (void)
       for (int j = 0; j < 4; j++)
         {
           if (out[j] != kat[k].expect[j])
-            g_test_message ("vector %u lane %d: got %08x, expected %08x", k, j, out[j],
-                            kat[k].expect[j]);
+            g_test_message ("vector %u lane %d: got %08x, expected %08x", k, j,
+                            out[j], kat[k].expect[j]);
           g_assert_cmphex (out[j], ==, kat[k].expect[j]);
         }
     }
@@ -44,7 +47,8 @@ test_stream_layout (void)
 {
   const guint64 seeds[] = { 0, 1, G_GUINT64_CONSTANT (0x299f31d0a4093822),
                             G_MAXUINT64 };
-  const guint64 streams[] = { 0, 1, 2, 1001, G_GUINT64_CONSTANT (0x0370734413198a2e) };
+  const guint64 streams[] = { 0, 1, 2, 1001,
+                              G_GUINT64_CONSTANT (0x0370734413198a2e) };
   const guint64 blocks[] = { 0, 1, 7, G_GUINT64_CONSTANT (0x100000002),
                              G_GUINT64_CONSTANT (0x3fffffffffffffff) };
 
@@ -64,7 +68,8 @@ test_stream_layout (void)
           diffuse_rng_uniform (seed, stream, block * 4, u, 4);
           diffuse_rng_normal (seed, stream, block * 4, z, 4);
           for (int j = 0; j < 4; j++)
-            g_assert_cmpfloat (u[j], ==, ((double) raw[j] + 0.5) / 4294967296.0);
+            g_assert_cmpfloat (u[j], ==,
+                               ((double) raw[j] + 0.5) / 4294967296.0);
           for (int j = 0; j < 4; j += 2)
             {
               double r = sqrt (-2.0 * log (u[j]));
@@ -86,7 +91,10 @@ test_stream_layout (void)
 static void
 test_chunking (void)
 {
-  enum { N = 1003 };
+  enum
+  {
+    N = 1003
+  };
   g_autofree float *whole = g_new (float, N);
   g_autofree float *parts = g_new (float, N);
   g_autofree double *uwhole = g_new (double, N);
@@ -124,7 +132,10 @@ test_chunking (void)
 static void
 test_streams_differ (void)
 {
-  enum { N = 4096 };
+  enum
+  {
+    N = 4096
+  };
   g_autofree float *a = g_new (float, N);
   g_autofree float *b = g_new (float, N);
   g_autofree float *c = g_new (float, N);
@@ -143,7 +154,8 @@ test_streams_differ (void)
     }
   ab /= N;
   ac /= N;
-  g_test_message ("corr(stream 0, stream 1) = %.4f, corr(seed 1, seed 2) = %.4f", ab, ac);
+  g_test_message (
+      "corr(stream 0, stream 1) = %.4f, corr(seed 1, seed 2) = %.4f", ab, ac);
   g_assert_cmpint (same, ==, 0);
   /* 5 standard errors of a correlation of N independent pairs */
   g_assert_cmpfloat (fabs (ab), <, 5.0 / sqrt (N));
@@ -154,7 +166,10 @@ test_streams_differ (void)
 static void
 test_moments (void)
 {
-  enum { N = 1 << 20 };
+  enum
+  {
+    N = 1 << 20
+  };
   g_autofree float *z = g_new (float, N);
   g_autofree double *u = g_new (double, N);
 
@@ -180,11 +195,12 @@ test_moments (void)
       g_assert_true (u[i] > 0.0 && u[i] < 1.0);
     }
   m1 /= N, m2 /= N, m3 /= N, m4 /= N, lag /= N - 1, um /= N, uv /= N;
-  g_test_message ("normals: mean %.5f var %.5f skew %.5f kurt %.4f lag1 %.5f "
-                  "min %.3f max %.3f; uniforms: mean %.5f var %.6f (1/12 = %.6f)",
-                  m1, m2, m3, m4, lag, zmin, zmax, um, uv, 1.0 / 12);
+  g_test_message (
+      "normals: mean %.5f var %.5f skew %.5f kurt %.4f lag1 %.5f "
+      "min %.3f max %.3f; uniforms: mean %.5f var %.6f (1/12 = %.6f)",
+      m1, m2, m3, m4, lag, zmin, zmax, um, uv, 1.0 / 12);
   double se = 1.0 / sqrt (N);
-  g_assert_cmpfloat (fabs (m1), <, 5 * se);                    /* sd 1 */
+  g_assert_cmpfloat (fabs (m1), <, 5 * se);                     /* sd 1 */
   g_assert_cmpfloat (fabs (m2 - 1.0), <, 5 * sqrt (2.0) * se);  /* sd sqrt 2 */
   g_assert_cmpfloat (fabs (m3), <, 5 * sqrt (15.0) * se);       /* sd sqrt 15 */
   g_assert_cmpfloat (fabs (m4 - 3.0), <, 5 * sqrt (96.0) * se); /* sd sqrt 96 */

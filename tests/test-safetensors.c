@@ -115,8 +115,9 @@ test_valid (void)
   g_assert_cmpint (t->dtype, ==, DIFFUSE__DTYPE_F16);
   g_assert_cmpfloat (t->data[0], ==, 1.0f);
   g_assert_cmpfloat (t->data[1], ==, -2.0f);
-  g_assert_cmpfloat (t->data[2], ==, 0.333251953125f);   /* 0x3555 = 1365/4096 */
-  g_assert_cmpfloat (t->data[3], ==, ldexpf (1.0f, -24)); /* smallest subnormal */
+  g_assert_cmpfloat (t->data[2], ==, 0.333251953125f); /* 0x3555 = 1365/4096 */
+  g_assert_cmpfloat (t->data[3], ==,
+                     ldexpf (1.0f, -24)); /* smallest subnormal */
   diffuse__safetensors_free (st);
   diffuse__safetensors_free (NULL);
 }
@@ -171,7 +172,8 @@ test_truncated (void)
       DiffuseSafetensors *st = open_copy (p, cut, &error);
 
       if (st != NULL)
-        g_error ("a file cut to %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes opened",
+        g_error ("a file cut to %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
+                 " bytes opened",
                  cut, len);
       g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_FORMAT);
     }
@@ -205,7 +207,8 @@ test_header_length (void)
 {
   g_autoptr (GBytes) zero = with_header_length (0, 16);
   g_autoptr (GBytes) huge = with_header_length (G_MAXUINT64, 16);
-  g_autoptr (GBytes) big = with_header_length (G_GUINT64_CONSTANT (1) << 63, 16);
+  g_autoptr (GBytes) big =
+      with_header_length (G_GUINT64_CONSTANT (1) << 63, 16);
   g_autoptr (GBytes) one_more = with_header_length (9, 16);
   g_autoptr (GBytes) exact = with_header_length (8, 16);
   g_autoptr (GBytes) short_file = g_bytes_new ("\x02\0\0\0\0\0\0", 7);
@@ -213,12 +216,14 @@ test_header_length (void)
   DiffuseSafetensors *st;
 
   expect_format_error (zero, "header length is zero", NULL);
-  expect_format_error (huge, "header length 18446744073709551615 is larger", NULL);
+  expect_format_error (huge, "header length 18446744073709551615 is larger",
+                       NULL);
   expect_format_error (big, "is larger than the 8 bytes", NULL);
   expect_format_error (one_more, "header length 9 is larger", NULL);
   expect_format_error (short_file, "too short", NULL);
   /* "{      }" with no tensors is a valid empty file */
-  st = diffuse__safetensors_open_bytes (g_bytes_get_data (exact, NULL), 16, &error);
+  st = diffuse__safetensors_open_bytes (g_bytes_get_data (exact, NULL), 16,
+                                        &error);
   g_assert_no_error (error);
   g_assert_cmpuint (diffuse__safetensors_get_n_tensors (st), ==, 0);
   diffuse__safetensors_free (st);
@@ -235,21 +240,27 @@ test_header_json (void)
   expect_header_error ("{\"a\":", 0, "not valid JSON");
   expect_header_error ("[1, 2]", 0, "not a JSON object");
   expect_header_error ("42", 0, "not a JSON object");
-  expect_header_error ("{\"t\": [1, 2]}", 0, "entry of tensor 't' is not a JSON object");
-  expect_header_error ("{\"t\": \"F32\"}", 0, "entry of tensor 't' is not a JSON object");
-  expect_header_error ("{\"\": {\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]}}",
-                       4, "empty tensor name");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],"
-                       "\"extra\":1}}", 4, "unexpected field \"extra\"");
+  expect_header_error ("{\"t\": [1, 2]}", 0,
+                       "entry of tensor 't' is not a JSON object");
+  expect_header_error ("{\"t\": \"F32\"}", 0,
+                       "entry of tensor 't' is not a JSON object");
+  expect_header_error (
+      "{\"\": {\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]}}", 4,
+      "empty tensor name");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],"
+      "\"extra\":1}}",
+      4, "unexpected field \"extra\"");
   expect_header_error ("{\"a\":1,\"b\xff\":2}", 0, "not valid UTF-8");
   /* an escaped NUL in a name (json-glib would cut "t\u0000x" to "t") or a
    * value; an escaped backslash before u0000 is an ordinary string */
   expect_header_error ("{\"t\\u0000x\": {\"dtype\":\"F32\",\"shape\":[1],"
-                       "\"data_offsets\":[0,4]}}", 4, "escaped NUL");
+                       "\"data_offsets\":[0,4]}}",
+                       4, "escaped NUL");
   expect_header_error ("{\"__metadata__\": {\"k\": \"v\\u0000\"}}", 0,
                        "escaped NUL");
-  expect_header_error ("{\"__metadata__\": {\"k\": \"v\\\\u0000\"}, \"t\": 1}", 0,
-                       "entry of tensor 't' is not a JSON object");
+  expect_header_error ("{\"__metadata__\": {\"k\": \"v\\\\u0000\"}, \"t\": 1}",
+                       0, "entry of tensor 't' is not a JSON object");
   {
     /* a NUL inside the header (json-glib would cut the name there) */
     static const char header[] = "{\"t\0x\": {\"dtype\":\"F32\",\"shape\":[1],"
@@ -276,10 +287,12 @@ test_header_json (void)
   /* brackets inside strings do not count */
   {
     g_autoptr (GError) error = NULL;
-    g_autoptr (GBytes) f = test_st_bytes_from_header (
-      "{\"__metadata__\":{\"x\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"[[[\"}}", NULL, 0);
-    DiffuseSafetensors *st = diffuse__safetensors_open_bytes (g_bytes_get_data (f, NULL),
-                                                              g_bytes_get_size (f), &error);
+    g_autoptr (GBytes) f =
+        test_st_bytes_from_header ("{\"__metadata__\":{\"x\":\"[[[[[[[[[[[[[[[["
+                                   "[[[[[[[[[[[[[[[[\\\"[[[\"}}",
+                                   NULL, 0);
+    DiffuseSafetensors *st = diffuse__safetensors_open_bytes (
+        g_bytes_get_data (f, NULL), g_bytes_get_size (f), &error);
 
     g_assert_no_error (error);
     g_assert_cmpstr (diffuse__safetensors_get_metadata (st, "x"), ==,
@@ -291,85 +304,118 @@ test_header_json (void)
 static void
 test_dtype (void)
 {
-  expect_header_error ("{\"t\": {\"dtype\":\"F99\",\"shape\":[1],\"data_offsets\":[0,4]}}",
-                       4, "tensor 't': unknown dtype \"F99\"");
-  expect_header_error ("{\"t\": {\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}",
-                       8, "dtype I64 is not supported");
-  expect_header_error ("{\"t\": {\"dtype\":\"f32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
-                       4, "unknown dtype");
-  expect_header_error ("{\"t\": {\"dtype\":4,\"shape\":[1],\"data_offsets\":[0,4]}}",
-                       4, "\"dtype\" is missing or not a string");
-  expect_header_error ("{\"t\": {\"shape\":[1],\"data_offsets\":[0,4]}}",
-                       4, "\"dtype\" is missing");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F99\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+      "tensor 't': unknown dtype \"F99\"");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8,
+      "dtype I64 is not supported");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"f32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+      "unknown dtype");
+  expect_header_error (
+      "{\"t\": {\"dtype\":4,\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+      "\"dtype\" is missing or not a string");
+  expect_header_error ("{\"t\": {\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+                       "\"dtype\" is missing");
 }
 
 static void
 test_shape (void)
 {
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}",
-                       4, "shape entry 0 is not a non-negative integer");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}",
-                       4, "shape entry 0");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[\"2\"],\"data_offsets\":[0,8]}}",
-                       8, "shape entry 0");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4,
+      "shape entry 0 is not a non-negative integer");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4,
+      "shape entry 0");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[\"2\"],\"data_offsets\":[0,8]}}",
+      8, "shape entry 0");
   expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],"
-                       "\"data_offsets\":[0,4]}}", 4, "has 5 dimensions");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":2,\"data_offsets\":[0,8]}}",
-                       8, "\"shape\" is missing or not an array");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"data_offsets\":[0,8]}}",
-                       8, "\"shape\" is missing");
+                       "\"data_offsets\":[0,4]}}",
+                       4, "has 5 dimensions");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":2,\"data_offsets\":[0,8]}}", 8,
+      "\"shape\" is missing or not an array");
+  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", 8,
+                       "\"shape\" is missing");
   /* products that wrap 64 bits, and ones whose byte count would */
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,1,0],"
-                       "\"data_offsets\":[0,0]}}", 0, "element count overflows");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[4611686018427387904],"
-                       "\"data_offsets\":[0,0]}}", 0, "element count overflows");
-  expect_header_error ("{\"t\": {\"dtype\":\"F16\",\"shape\":[65536,65536,65536,65536],"
-                       "\"data_offsets\":[0,0]}}", 0, "element count overflows");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,1,0],"
+      "\"data_offsets\":[0,0]}}",
+      0, "element count overflows");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[4611686018427387904],"
+      "\"data_offsets\":[0,0]}}",
+      0, "element count overflows");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F16\",\"shape\":[65536,65536,65536,65536],"
+      "\"data_offsets\":[0,0]}}",
+      0, "element count overflows");
   /* beyond 64 bits json-glib wraps; the result is still rejected */
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[99999999999999999999],"
-                       "\"data_offsets\":[0,4]}}", 4, "tensor 't'");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[99999999999999999999],"
+      "\"data_offsets\":[0,4]}}",
+      4, "tensor 't'");
 }
 
 static void
 test_offsets (void)
 {
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
-                       4, "data ends at byte 8 of the data region, which holds only 4");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}",
-                       8, "data_offsets [8, 4] are reversed");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}",
-                       8, "span 4 bytes, but F32 shape needs 8");
-  expect_header_error ("{\"t\": {\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[0,8]}}",
-                       8, "span 8 bytes, but BF16 shape needs 6");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}",
-                       4, "not an array of two non-negative integers");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}",
-                       4, "data_offsets");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4,8]}}",
-                       4, "data_offsets");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[1]}}", 4, "data_offsets");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[1],"
-                       "\"data_offsets\":[18446744073709551612,18446744073709551616]}}",
-                       4, "tensor 't'");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4,
+      "data ends at byte 8 of the data region, which holds only 4");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", 8,
+      "data_offsets [8, 4] are reversed");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 8,
+      "span 4 bytes, but F32 shape needs 8");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8,
+      "span 8 bytes, but BF16 shape needs 6");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", 4,
+      "not an array of two non-negative integers");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", 4,
+      "data_offsets");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4,8]}}", 4,
+      "data_offsets");
+  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[1]}}", 4,
+                       "data_offsets");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[1],"
+      "\"data_offsets\":[18446744073709551612,18446744073709551616]}}",
+      4, "tensor 't'");
   /* the tensors must tile the data region */
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
-                       8, "tensor 't': data starts at byte 4, expected 0");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                       "\"u\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
-                       8, "data starts at byte 4, expected 8");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
-                       12, "8 bytes at the end of the data region belong to no tensor");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
+      "tensor 't': data starts at byte 4, expected 0");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+      "\"u\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+      8, "data starts at byte 4, expected 8");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 12,
+      "8 bytes at the end of the data region belong to no tensor");
 }
 
 static void
 test_duplicates (void)
 {
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                       "\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
-                       8, "header has the key 't' twice");
-  expect_header_error ("{\"t\": {\"dtype\":\"F32\",\"dtype\":\"F16\",\"shape\":[1],"
-                       "\"data_offsets\":[0,4]}}", 4, "key 'dtype' twice");
-  expect_header_error ("{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"}}", 0, "key 'k' twice");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+      "\"t\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+      8, "header has the key 't' twice");
+  expect_header_error (
+      "{\"t\": {\"dtype\":\"F32\",\"dtype\":\"F16\",\"shape\":[1],"
+      "\"data_offsets\":[0,4]}}",
+      4, "key 'dtype' twice");
+  expect_header_error ("{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"}}", 0,
+                       "key 'k' twice");
   expect_header_error ("{\"__metadata__\":{},\"__metadata__\":{}}", 0,
                        "key '__metadata__' twice");
 }
@@ -379,10 +425,13 @@ test_metadata (void)
 {
   expect_header_error ("{\"__metadata__\":{\"k\":1}}", 0,
                        "__metadata__ value of 'k' is not a string");
-  expect_header_error ("{\"__metadata__\":{\"k\":null}}", 0, "value of 'k' is not a string");
+  expect_header_error ("{\"__metadata__\":{\"k\":null}}", 0,
+                       "value of 'k' is not a string");
   expect_header_error ("{\"__metadata__\":{\"k\":[\"a\"]}}", 0, "not a string");
-  expect_header_error ("{\"__metadata__\":\"x\"}", 0, "__metadata__ is not a JSON object");
-  expect_header_error ("{\"__metadata__\":[]}", 0, "__metadata__ is not a JSON object");
+  expect_header_error ("{\"__metadata__\":\"x\"}", 0,
+                       "__metadata__ is not a JSON object");
+  expect_header_error ("{\"__metadata__\":[]}", 0,
+                       "__metadata__ is not a JSON object");
 }
 
 /* binary16 by its definition: (-1)^s · 2^(e-15) · (1 + m/1024), or
@@ -432,7 +481,7 @@ check_all_halves (const char *dtype, double (*reference) (guint16))
 
   for (i = 0; i < 65536; i++)
     {
-      raw[2 * i] = (guint8) i;          /* little-endian */
+      raw[2 * i] = (guint8) i; /* little-endian */
       raw[2 * i + 1] = (guint8) (i >> 8);
     }
   test_st_add_raw (b, "all", dtype, 2, shape, raw, 65536 * 2);

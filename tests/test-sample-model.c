@@ -16,8 +16,8 @@ static DiffuseModel *
 load_model (const char *name)
 {
   const char *data = g_getenv ("DIFFUSE_TEST_DATA");
-  g_autofree char *path = g_build_filename (data != NULL ? data : "tests/data", "golden",
-                                            name, NULL);
+  g_autofree char *path = g_build_filename (data != NULL ? data : "tests/data",
+                                            "golden", name, NULL);
   g_autoptr (GError) error = NULL;
   DiffuseModel *m = diffuse_model_new_from_file (path, &error);
 
@@ -27,8 +27,11 @@ load_model (const char *name)
 
 typedef void (*Mutate) (DiffuseSampleParams *p);
 
-#define BAD(fn, body) \
-  static void fn (DiffuseSampleParams *p) { body; }
+#define BAD(fn, body)                                                          \
+  static void fn (DiffuseSampleParams *p)                                      \
+  {                                                                            \
+    body;                                                                      \
+  }
 BAD (steps_0, p->steps = 0)
 BAD (steps_over, p->steps = 1001)
 BAD (eta_neg, p->eta = -0.5)
@@ -67,18 +70,30 @@ test_bad_params (void)
     const char *what;
     Mutate mutate;
   } bad[] = {
-    { "steps 0", steps_0 },          { "steps > T", steps_over },
-    { "eta < 0", eta_neg },          { "eta > 10", eta_big },
-    { "eta NaN", eta_nan },          { "eta inf", eta_inf },
-    { "guidance < 0", guid_neg },    { "guidance > 100", guid_big },
-    { "guidance NaN", guid_nan },    { "guidance inf", guid_inf },
-    { "class -2", class_low },       { "class = num_classes", class_high },
-    { "count 0", count_0 },          { "count 65", count_65 },
-    { "height 15", size_odd },       { "width -16", size_neg },
-    { "strength 0", strength_0 },    { "strength > 1", strength_big },
-    { "strength NaN", strength_nan }, { "sampler", sampler_bad },
-    { "variance", variance_bad },    { "learned, no learn_sigma", variance_learned },
-    { "respacing fast", respacing_garbage }, { "respacing ddim999", respacing_big },
+    { "steps 0", steps_0 },
+    { "steps > T", steps_over },
+    { "eta < 0", eta_neg },
+    { "eta > 10", eta_big },
+    { "eta NaN", eta_nan },
+    { "eta inf", eta_inf },
+    { "guidance < 0", guid_neg },
+    { "guidance > 100", guid_big },
+    { "guidance NaN", guid_nan },
+    { "guidance inf", guid_inf },
+    { "class -2", class_low },
+    { "class = num_classes", class_high },
+    { "count 0", count_0 },
+    { "count 65", count_65 },
+    { "height 15", size_odd },
+    { "width -16", size_neg },
+    { "strength 0", strength_0 },
+    { "strength > 1", strength_big },
+    { "strength NaN", strength_nan },
+    { "sampler", sampler_bad },
+    { "variance", variance_bad },
+    { "learned, no learn_sigma", variance_learned },
+    { "respacing fast", respacing_garbage },
+    { "respacing ddim999", respacing_big },
     { "n_threads -1", threads_neg },
   };
   float out[16 * 16];
@@ -171,14 +186,14 @@ typedef struct
 } Progress;
 
 static gboolean
-on_progress (gint step, gint n_steps, const float *x0, gint count, gint channels,
-             gint height, gint width, gpointer user_data)
+on_progress (gint step, gint n_steps, const float *x0, gint count,
+             gint channels, gint height, gint width, gpointer user_data)
 {
   Progress *pr = user_data;
 
   pr->calls++;
-  pr->ok = pr->ok && step == pr->last + 1 && count == 2 && channels == 1 && height == 16
-           && width == 16 && x0 != NULL;
+  pr->ok = pr->ok && step == pr->last + 1 && count == 2 && channels == 1 &&
+           height == 16 && width == 16 && x0 != NULL;
   for (gint j = 0; j < count * channels * height * width; j++)
     pr->ok = pr->ok && isfinite (x0[j]) && fabsf (x0[j]) <= 1.0f;
   pr->last = step;
@@ -273,7 +288,8 @@ test_guidance_batch (void)
 {
   g_autoptr (DiffuseModel) m = load_model ("forward-grey-cond.safetensors");
   const gsize img = 16 * 16;
-  float xT[2 * 16 * 16], guided[2 * 16 * 16], cond[2 * 16 * 16], null[2 * 16 * 16];
+  float xT[2 * 16 * 16], guided[2 * 16 * 16], cond[2 * 16 * 16],
+      null[2 * 16 * 16];
   float one[16 * 16];
   DiffuseSampleParams p;
   g_autoptr (GError) error = NULL;
@@ -302,9 +318,10 @@ test_guidance_batch (void)
       d = MAX (d, fabs (guided[j] - want));
       scale = MAX (scale, fabs (want));
     }
-  g_test_message ("guided x0 vs (1+w) cond - w null: max diff %.3g (scale %.3g); "
-                  "cond vs guided differ by %.3g",
-                  d, scale, max_abs_diff (cond, guided, 2 * img));
+  g_test_message (
+      "guided x0 vs (1+w) cond - w null: max diff %.3g (scale %.3g); "
+      "cond vs guided differ by %.3g",
+      d, scale, max_abs_diff (cond, guided, 2 * img));
   g_assert_cmpfloat (d, <, 1e-4 * MAX (1.0, scale));
   g_assert_cmpfloat (max_abs_diff (cond, guided, 2 * img), >, 1e-2);
 
@@ -316,9 +333,11 @@ test_guidance_batch (void)
   p.count = 1;
   g_assert_true (diffuse_sample (m, &p, one, NULL, &error));
   double x0_size = max_abs_value (guided, img);
-  g_test_message ("count 1 vs first of count 2 (unclipped x0 up to %.3g): max diff %.3g",
-                  x0_size, max_abs_diff (one, guided, img));
-  g_assert_cmpfloat (max_abs_diff (one, guided, img), <, 1e-5 * MAX (1.0, x0_size));
+  g_test_message (
+      "count 1 vs first of count 2 (unclipped x0 up to %.3g): max diff %.3g",
+      x0_size, max_abs_diff (one, guided, img));
+  g_assert_cmpfloat (max_abs_diff (one, guided, img), <,
+                     1e-5 * MAX (1.0, x0_size));
 
   /* and from the seed: count 1 vs count 2, DDPM (reverse-step noise too) */
   float a[16 * 16], b[2 * 16 * 16];
@@ -331,7 +350,8 @@ test_guidance_batch (void)
   g_assert_true (diffuse_sample (m, &p, a, NULL, &error));
   p.count = 2;
   g_assert_true (diffuse_sample (m, &p, b, NULL, &error));
-  g_test_message ("count 1 vs first of count 2: max diff %.3g", max_abs_diff (a, b, img));
+  g_test_message ("count 1 vs first of count 2: max diff %.3g",
+                  max_abs_diff (a, b, img));
   g_assert_cmpfloat (max_abs_diff (a, b, img), <, BATCHING_TOL);
   g_assert_cmpfloat (max_abs_diff (b, b + img, img), >, 1e-2);
 }
@@ -360,7 +380,8 @@ test_null_model_rules (void)
     { m, ga, 16, "the null model is class-conditional without a null class" },
     { m, rgb, 16, "the null model has 3 input channels, the model 2" },
     /* nonsquare: 3 channels, T = 1000 linear; rgb-uncond: T = 200 cosine */
-    { wide, rgb, 16, "the null model has diffusion_steps = 200, the model 1000" },
+    { wide, rgb, 16,
+      "the null model has diffusion_steps = 200, the model 1000" },
     /* onelevel runs at any size, frac (3 levels) at multiples of 4 */
     { m, frac, 18, "null model: " },
   };
@@ -373,15 +394,18 @@ test_null_model_rules (void)
 
       diffuse_sample_params_init (&p);
       p.steps = 2;
-      p.class_label = diffuse_model_get_config (bad[k].model)->num_classes > 0 ? 1 : -1;
+      p.class_label =
+          diffuse_model_get_config (bad[k].model)->num_classes > 0 ? 1 : -1;
       p.guidance = 2.0;
       p.null_model = bad[k].null_model;
       p.height = p.width = bad[k].size;
-      g_assert_false (diffuse_sample_params_validate (&p, bad[k].model, &error));
+      g_assert_false (
+          diffuse_sample_params_validate (&p, bad[k].model, &error));
       g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
       g_test_message ("null model case %u: %s", k, error->message);
       if (strstr (error->message, bad[k].want) == NULL)
-        g_error ("case %u: \"%s\" lacks \"%s\"", k, error->message, bad[k].want);
+        g_error ("case %u: \"%s\" lacks \"%s\"", k, error->message,
+                 bad[k].want);
       g_clear_error (&error);
       out[0] = 42.0f;
       g_assert_false (diffuse_sample (bad[k].model, &p, out, NULL, &error));
@@ -419,7 +443,8 @@ test_null_model_rules (void)
   p.guidance = 1.0;
   g_assert_false (diffuse_sample_params_validate (&p, frac, NULL));
   p.null_model = m;
-  g_assert_false (diffuse_sample_params_validate (&p, frac, NULL)); /* no null class */
+  g_assert_false (
+      diffuse_sample_params_validate (&p, frac, NULL)); /* no null class */
   p.null_model = frac;
   g_assert_true (diffuse_sample_params_validate (&p, frac, NULL));
   /* without guidance the null model is still checked, never run */
@@ -430,12 +455,13 @@ test_null_model_rules (void)
 }
 
 static gboolean
-keep_first_x0 (gint step, gint n_steps, const float *x0, gint count, gint channels,
-               gint height, gint width, gpointer user_data)
+keep_first_x0 (gint step, gint n_steps, const float *x0, gint count,
+               gint channels, gint height, gint width, gpointer user_data)
 {
   (void) n_steps;
   if (step == 1)
-    memcpy (user_data, x0, (gsize) count * channels * height * width * sizeof (float));
+    memcpy (user_data, x0,
+            (gsize) count * channels * height * width * sizeof (float));
   return TRUE;
 }
 
@@ -449,7 +475,13 @@ test_null_model_eps (void)
 {
   g_autoptr (DiffuseModel) m = load_model ("forward-onelevel.safetensors");
   g_autoptr (DiffuseModel) frac = load_model ("forward-frac.safetensors");
-  enum { N = 2, C = 2, HW = 16 * 16, IMG = C * HW };
+  enum
+  {
+    N = 2,
+    C = 2,
+    HW = 16 * 16,
+    IMG = C * HW
+  };
   const double w = 2.5;
   float xT[N * IMG], out[N * IMG], cond[N * 2 * IMG], null[N * 2 * IMG];
   const float t[N] = { 999.0f, 999.0f };
@@ -480,8 +512,8 @@ test_null_model_eps (void)
   g_assert_true (diffuse_unet_forward (un, N, xT, t, no_label, null, &error));
   g_assert_no_error (error);
 
-  g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR,
-                                                            1000, "2", &error);
+  g_autoptr (DiffuseSchedule) sched =
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000, "2", &error);
   g_assert_no_error (error);
   g_assert_cmpint (diffuse_schedule_get_timesteps (sched)[1], ==, 999);
   double abar = diffuse_schedule_get_alphas_cumprod (sched)[1];
@@ -501,9 +533,10 @@ test_null_model_eps (void)
         d_null = MAX (d_null, fabs (got - en));
         scale = MAX (scale, fabs (want));
       }
-  g_test_message ("null model guidance, w = %g: ε̄ max diff %.3g (|ε̄| max %.3g); "
-                  "differs from ε(x,y) by %.3g, from the null model's ε by %.3g",
-                  w, d, scale, d_cond, d_null);
+  g_test_message (
+      "null model guidance, w = %g: ε̄ max diff %.3g (|ε̄| max %.3g); "
+      "differs from ε(x,y) by %.3g, from the null model's ε by %.3g",
+      w, d, scale, d_cond, d_null);
   g_assert_cmpfloat (d, <, 2e-6 * MAX (1.0, scale));
   g_assert_cmpfloat (d_cond, >, 0.1);
   g_assert_cmpfloat (d_null, >, 0.1);
@@ -535,16 +568,17 @@ pair_denoise (gpointer user_data, gint count, const float *x_t, gint t_index,
   (void) t_index;
   for (gint k = 0; k < count; k++)
     t[k] = (float) t_model, y[k] = pd->label;
-  if (!diffuse_unet_forward (pd->cond, count, x_t, t, y, c, error)
-      || !diffuse_unet_forward (pd->null, count, x_t, t, none, n, error))
+  if (!diffuse_unet_forward (pd->cond, count, x_t, t, y, c, error) ||
+      !diffuse_unet_forward (pd->null, count, x_t, t, none, n, error))
     return FALSE;
   for (gint k = 0; k < count; k++)
     for (gsize j = 0; j < img; j++)
       {
-        eps_out[k * img + j] = (float) ((1.0 + pd->w) * c[k * 2 * img + j]
-                                        - pd->w * n[k * 2 * img + j]);
+        eps_out[k * img + j] = (float) ((1.0 + pd->w) * c[k * 2 * img + j] -
+                                        pd->w * n[k * 2 * img + j]);
         if (var_out != NULL)
-          var_out[k * img + j] = (pd->var_from_null ? n : c)[k * 2 * img + img + j];
+          var_out[k * img + j] =
+              (pd->var_from_null ? n : c)[k * 2 * img + img + j];
       }
   return TRUE;
 }
@@ -557,7 +591,11 @@ test_null_model_learned_variance (void)
 {
   g_autoptr (DiffuseModel) m = load_model ("forward-onelevel.safetensors");
   g_autoptr (DiffuseModel) frac = load_model ("forward-frac.safetensors");
-  enum { N = 2, IMG = 2 * 16 * 16 };
+  enum
+  {
+    N = 2,
+    IMG = 2 * 16 * 16
+  };
   float got[N * IMG], want[N * IMG], wrong[N * IMG];
   DiffuseSampleParams p;
   g_autoptr (GError) error = NULL;
@@ -575,16 +613,16 @@ test_null_model_learned_variance (void)
   g_assert_true (diffuse_sample (m, &p, got, NULL, &error));
   g_assert_no_error (error);
 
-  g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR,
-                                                            1000, "3", &error);
+  g_autoptr (DiffuseSchedule) sched =
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000, "3", &error);
   pd.cond = diffuse_unet_new (m, N, 16, 16, 0, &error);
   pd.null = diffuse_unet_new (frac, N, 16, 16, 0, &error);
   g_assert_no_error (error);
-  g_assert_true (diffuse_sample_with (sched, pair_denoise, &pd, TRUE, &p, N, 2, 16, 16,
-                                      want, NULL, &error));
+  g_assert_true (diffuse_sample_with (sched, pair_denoise, &pd, TRUE, &p, N, 2,
+                                      16, 16, want, NULL, &error));
   pd.var_from_null = TRUE;
-  g_assert_true (diffuse_sample_with (sched, pair_denoise, &pd, TRUE, &p, N, 2, 16, 16,
-                                      wrong, NULL, &error));
+  g_assert_true (diffuse_sample_with (sched, pair_denoise, &pd, TRUE, &p, N, 2,
+                                      16, 16, wrong, NULL, &error));
   g_assert_no_error (error);
   diffuse_unet_free (pd.cond);
   diffuse_unet_free (pd.null);
@@ -592,7 +630,8 @@ test_null_model_learned_variance (void)
   double d = max_abs_diff (got, want, N * IMG);
   double d_wrong = max_abs_diff (got, wrong, N * IMG);
   g_test_message ("DDPM learned, null model: vs reference loop %.3g; "
-                  "vs variance from the null model %.3g", d, d_wrong);
+                  "vs variance from the null model %.3g",
+                  d, d_wrong);
   g_assert_cmpfloat (d, <, 1e-5);
   g_assert_cmpfloat (d_wrong, >, 1e-2);
 }
@@ -623,7 +662,8 @@ test_null_model_null_class (void)
   g_assert_no_error (error);
   g_test_message ("own null class vs the same model as null model: %.3g "
                   "(unguided differs by %.3g)",
-                  max_abs_diff (a, b, 2 * 16 * 16), max_abs_diff (a, c, 2 * 16 * 16));
+                  max_abs_diff (a, b, 2 * 16 * 16),
+                  max_abs_diff (a, c, 2 * 16 * 16));
   g_assert_cmpfloat (max_abs_diff (a, b, 2 * 16 * 16), <, BATCHING_TOL);
   g_assert_cmpfloat (max_abs_diff (a, c, 2 * 16 * 16), >, 1e-2);
 }
@@ -634,12 +674,14 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/sample-model/bad-params", test_bad_params);
   g_test_add_func ("/sample-model/null-class-rules", test_null_class_rules);
-  g_test_add_func ("/sample-model/progress-and-cancel", test_progress_and_cancel);
+  g_test_add_func ("/sample-model/progress-and-cancel",
+                   test_progress_and_cancel);
   g_test_add_func ("/sample-model/guidance-batch", test_guidance_batch);
   g_test_add_func ("/sample-model/null-model-rules", test_null_model_rules);
   g_test_add_func ("/sample-model/null-model-eps", test_null_model_eps);
   g_test_add_func ("/sample-model/null-model-learned-variance",
                    test_null_model_learned_variance);
-  g_test_add_func ("/sample-model/null-model-null-class", test_null_model_null_class);
+  g_test_add_func ("/sample-model/null-model-null-class",
+                   test_null_model_null_class);
   return g_test_run ();
 }

@@ -45,7 +45,8 @@ oracle_denoise (gpointer user_data, gint batch, const float *x_t, gint t_index,
   gsize n = (gsize) batch * H * W;
 
   (void) error;
-  g_assert_cmpfloat (t_model, ==, diffuse_schedule_get_timesteps (o->schedule)[t_index]);
+  g_assert_cmpfloat (t_model, ==,
+                     diffuse_schedule_get_timesteps (o->schedule)[t_index]);
   o->calls++;
   for (gsize j = 0; j < n; j++)
     {
@@ -108,8 +109,9 @@ typedef struct
 /* Mean and variance of x after the steps start … 0, for x0 ~ N(μ, s²),
  * x_start ~ N(m, v), sampler without clipping. */
 static Moments
-propagate (const DiffuseSchedule *sched, const DiffuseSampleParams *p, double mu,
-           double s, gint start, double m, double v, const double *raw_var)
+propagate (const DiffuseSchedule *sched, const DiffuseSampleParams *p,
+           double mu, double s, gint start, double m, double v,
+           const double *raw_var)
 {
   const double *beta = diffuse_schedule_get_betas (sched);
   const double *abar = diffuse_schedule_get_alphas_cumprod (sched);
@@ -120,7 +122,8 @@ propagate (const DiffuseSchedule *sched, const DiffuseSampleParams *p, double mu
       double g = sqrt (1 - a) / (a * s * s + 1 - a);
       /* ε̂ = ea·x + eb, x0̂ = (x − sqrt(1−ᾱ)ε̂)/sqrt(ᾱ) */
       double ea = g, eb = -g * sqrt (a) * mu;
-      double xa = (1 - sqrt (1 - a) * ea) / sqrt (a), xb = -sqrt (1 - a) * eb / sqrt (a);
+      double xa = (1 - sqrt (1 - a) * ea) / sqrt (a),
+             xb = -sqrt (1 - a) * eb / sqrt (a);
       double ka, kb, var_noise = 0;
 
       if (p->sampler == DIFFUSE_SAMPLER_DDIM)
@@ -189,7 +192,7 @@ static float *
 run_seeds (const DiffuseSchedule *sched, Oracle *o, DiffuseSampleParams *p,
            gboolean has_var, gint n_seeds)
 {
-  float *all = g_new (float, n_seeds * N_PIX);
+  float *all = g_new (float, n_seeds *N_PIX);
 
   for (gint k = 0; k < n_seeds; k++)
     {
@@ -198,8 +201,9 @@ run_seeds (const DiffuseSchedule *sched, Oracle *o, DiffuseSampleParams *p,
 
       p->seed = 1000 + 17 * k;
       o->calls = 0;
-      g_assert_true (diffuse_sample_with (sched, oracle_denoise, o, has_var, p, COUNT, 1,
-                                          H, W, all + k * N_PIX, &info, &error));
+      g_assert_true (diffuse_sample_with (sched, oracle_denoise, o, has_var, p,
+                                          COUNT, 1, H, W, all + k * N_PIX,
+                                          &info, &error));
       g_assert_no_error (error);
       g_assert_cmpint (o->calls, ==, info.n_steps_run);
     }
@@ -207,7 +211,8 @@ run_seeds (const DiffuseSchedule *sched, Oracle *o, DiffuseSampleParams *p,
 }
 
 static float *
-run (const DiffuseSchedule *sched, Oracle *o, DiffuseSampleParams *p, gboolean has_var)
+run (const DiffuseSchedule *sched, Oracle *o, DiffuseSampleParams *p,
+     gboolean has_var)
 {
   return run_seeds (sched, o, p, has_var, N_SEEDS);
 }
@@ -220,15 +225,16 @@ typedef struct
   double eta;
   DiffuseVarianceKind variance;
   const char *respacing;
-  double target_tol; /* relative tolerance on the variance vs s², or 0 = report only */
+  double
+      target_tol; /* relative tolerance on the variance vs s², or 0 = report only */
 } GaussCase;
 
 /* Returns the sample variance. */
 static double
 gaussian_case (const GaussCase *c)
 {
-  g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000,
-                                                            c->respacing, NULL);
+  g_autoptr (DiffuseSchedule) sched =
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000, c->respacing, NULL);
   g_autofree double *raw = true_raw_variance (sched, S);
   Oracle o = { sched, 1, { MU }, { S }, { 1.0 }, raw, 0 };
   DiffuseSampleParams p;
@@ -238,22 +244,25 @@ gaussian_case (const GaussCase *c)
   g_autofree float *x = run (sched, &o, &p, learned);
   gsize n = N_SEEDS * N_PIX;
   Moments got = sample_moments (x, n);
-  Moments want = propagate (sched, &p, MU, S, diffuse_schedule_get_n_steps (sched) - 1,
-                            0.0, 1.0, raw);
+  Moments want =
+      propagate (sched, &p, MU, S, diffuse_schedule_get_n_steps (sched) - 1,
+                 0.0, 1.0, raw);
   double se_m = sqrt (want.var / n), se_v = want.var * sqrt (2.0 / (n - 1));
 
-  g_test_message ("%s eta=%.1f %-11s %-7s: mean %.4f (recurrence %.4f, data %.2f), "
-                  "var %.4f (recurrence %.4f, data %.4f)",
-                  diffuse_sampler_kind_to_string (c->sampler), c->eta,
-                  diffuse_variance_kind_to_string (c->variance), c->respacing, got.mean,
-                  want.mean, MU, got.var, want.var, S * S);
+  g_test_message (
+      "%s eta=%.1f %-11s %-7s: mean %.4f (recurrence %.4f, data %.2f), "
+      "var %.4f (recurrence %.4f, data %.4f)",
+      diffuse_sampler_kind_to_string (c->sampler), c->eta,
+      diffuse_variance_kind_to_string (c->variance), c->respacing, got.mean,
+      want.mean, MU, got.var, want.var, S * S);
   g_assert_cmpfloat (fabs (got.mean - want.mean), <, 5 * se_m);
   g_assert_cmpfloat (fabs (got.var - want.var), <, 5 * se_v);
   /* the sampler reaches the data distribution itself where it should */
   if (c->target_tol > 0)
     {
       g_assert_cmpfloat (fabs (got.mean - MU), <, 5 * se_m + 0.005);
-      g_assert_cmpfloat (fabs (got.var - S * S), <, c->target_tol * S * S + 5 * se_v);
+      g_assert_cmpfloat (fabs (got.var - S * S), <,
+                         c->target_tol * S * S + 5 * se_v);
     }
   return got.var;
 }
@@ -313,8 +322,8 @@ test_gaussian_ddpm (void)
       if (c.variance == DIFFUSE_VARIANCE_AUTO)
         {
           /* run as AUTO, propagate as LEARNED: the same numbers */
-          g_autoptr (DiffuseSchedule) sched =
-            diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000, c.respacing, NULL);
+          g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (
+              DIFFUSE_SCHEDULE_LINEAR, 1000, c.respacing, NULL);
           g_autofree double *raw = true_raw_variance (sched, S);
           Oracle o = { sched, 1, { MU }, { S }, { 1.0 }, raw, 0 };
           DiffuseSampleParams p, pl;
@@ -339,9 +348,11 @@ test_gaussian_ddpm (void)
 static void
 test_mixture (void)
 {
-  const double mu[2] = { -0.6, 0.5 }, s[2] = { 0.15, 0.2 }, pi[2] = { 0.3, 0.7 };
+  const double mu[2] = { -0.6, 0.5 }, s[2] = { 0.15, 0.2 },
+               pi[2] = { 0.3, 0.7 };
   double mean = pi[0] * mu[0] + pi[1] * mu[1];
-  double ex2 = pi[0] * (mu[0] * mu[0] + s[0] * s[0]) + pi[1] * (mu[1] * mu[1] + s[1] * s[1]);
+  double ex2 = pi[0] * (mu[0] * mu[0] + s[0] * s[0]) +
+               pi[1] * (mu[1] * mu[1] + s[1] * s[1]);
   double var = ex2 - mean * mean;
   const struct
   {
@@ -357,9 +368,10 @@ test_mixture (void)
 
   for (guint k = 0; k < G_N_ELEMENTS (cases); k++)
     {
-      g_autoptr (DiffuseSchedule) sched =
-        diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, 1000, cases[k].respacing, NULL);
-      Oracle o = { sched, 2, { mu[0], mu[1] }, { s[0], s[1] }, { pi[0], pi[1] }, NULL, 0 };
+      g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (
+          DIFFUSE_SCHEDULE_COSINE, 1000, cases[k].respacing, NULL);
+      Oracle o = { sched, 2, { mu[0], mu[1] }, { s[0], s[1] }, { pi[0], pi[1] },
+                   NULL,  0 };
       DiffuseSampleParams p;
 
       params_for (&p, cases[k].sampler, cases[k].eta, cases[k].variance);
@@ -372,13 +384,15 @@ test_mixture (void)
         {
           low += x[j] < -0.05;
           /* within 3 sd of either mode */
-          near += fabs (x[j] - mu[0]) < 3 * s[0] || fabs (x[j] - mu[1]) < 3 * s[1];
+          near +=
+              fabs (x[j] - mu[0]) < 3 * s[0] || fabs (x[j] - mu[1]) < 3 * s[1];
         }
       double frac = (double) low / n, fnear = (double) near / n;
-      g_test_message ("mixture %s eta=%.1f %s: mean %.4f (%.4f), var %.4f (%.4f), "
-                      "P(x < -0.05) %.4f (%.2f), within 3 sd of a mode %.4f (0.997)",
-                      diffuse_sampler_kind_to_string (cases[k].sampler), cases[k].eta,
-                      cases[k].respacing, got.mean, mean, got.var, var, frac, pi[0], fnear);
+      g_test_message (
+          "mixture %s eta=%.1f %s: mean %.4f (%.4f), var %.4f (%.4f), "
+          "P(x < -0.05) %.4f (%.2f), within 3 sd of a mode %.4f (0.997)",
+          diffuse_sampler_kind_to_string (cases[k].sampler), cases[k].eta,
+          cases[k].respacing, got.mean, mean, got.var, var, frac, pi[0], fnear);
       /* discretisation error of 200+ steps is well under these */
       g_assert_cmpfloat (fabs (got.mean - mean), <, 0.02);
       g_assert_cmpfloat (fabs (got.var - var), <, 0.05 * var);
@@ -393,8 +407,8 @@ test_mixture (void)
 static void
 test_img2img (void)
 {
-  g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000,
-                                                            "ddim50", NULL);
+  g_autoptr (DiffuseSchedule) sched =
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000, "ddim50", NULL);
   Oracle o = { sched, 1, { MU }, { S }, { 1.0 }, NULL, 0 };
   g_autofree float *init = g_new (float, N_PIX);
   g_autofree float *out = g_new (float, N_PIX);
@@ -412,8 +426,8 @@ test_img2img (void)
   p.init_image = init;
   p.strength = 0.05;
   p.seed = 5;
-  g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, FALSE, &p, COUNT, 1, H, W,
-                                      out, &info, &error));
+  g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, FALSE, &p,
+                                      COUNT, 1, H, W, out, &info, &error));
   g_assert_no_error (error);
   /* 0.05·1000 = 50: 40 and 60 tie, the smaller wins */
   g_assert_cmpint (info.start_index, ==, 2);
@@ -438,8 +452,8 @@ test_img2img (void)
   msd_expect /= N_PIX;
 
   p.strength = 1.0;
-  g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, FALSE, &p, COUNT, 1, H, W,
-                                      out1, &info, &error));
+  g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, FALSE, &p,
+                                      COUNT, 1, H, W, out1, &info, &error));
   g_assert_cmpint (info.start_index, ==, 49);
   g_assert_cmpint (info.start_timestep, ==, 980);
   g_assert_cmpint (info.n_steps_run, ==, 50);
@@ -448,11 +462,13 @@ test_img2img (void)
     msd1 += (out1[j] - init[j]) * (out1[j] - init[j]);
   msd1 /= N_PIX;
 
-  g_test_message ("img2img strength 0.05: RMS(out - in) %.4f (affine map predicts %.4f); "
-                  "strength 1: %.4f (independent draws: sqrt(2) s = %.4f)",
-                  sqrt (msd), sqrt (msd_expect), sqrt (msd1), sqrt (2.0) * S);
+  g_test_message (
+      "img2img strength 0.05: RMS(out - in) %.4f (affine map predicts %.4f); "
+      "strength 1: %.4f (independent draws: sqrt(2) s = %.4f)",
+      sqrt (msd), sqrt (msd_expect), sqrt (msd1), sqrt (2.0) * S);
   /* MSD is a mean of N_PIX terms with relative sd ≈ sqrt(2/N_PIX) */
-  g_assert_cmpfloat (fabs (msd - msd_expect), <, 5 * sqrt (2.0 / N_PIX) * msd_expect);
+  g_assert_cmpfloat (fabs (msd - msd_expect), <,
+                     5 * sqrt (2.0 / N_PIX) * msd_expect);
   g_assert_cmpfloat (sqrt (msd), <, 0.25 * sqrt (msd1));
   g_assert_cmpfloat (fabs (sqrt (msd1) - sqrt (2.0) * S), <, 0.1 * S);
 }
@@ -462,8 +478,8 @@ test_img2img (void)
 static void
 test_reproducible (void)
 {
-  g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, 1000,
-                                                            "20", NULL);
+  g_autoptr (DiffuseSchedule) sched =
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, 1000, "20", NULL);
   g_autofree double *raw = true_raw_variance (sched, S);
   Oracle o = { sched, 1, { MU }, { S }, { 1.0 }, raw, 0 };
   const gsize img = H * W;
@@ -471,7 +487,8 @@ test_reproducible (void)
   g_autofree float *b = g_new (float, 3 * img);
   g_autofree float *c = g_new (float, img);
   g_autofree float *xT = g_new (float, 3 * img);
-  const DiffuseSamplerKind samplers[] = { DIFFUSE_SAMPLER_DDPM, DIFFUSE_SAMPLER_DDIM };
+  const DiffuseSamplerKind samplers[] = { DIFFUSE_SAMPLER_DDPM,
+                                          DIFFUSE_SAMPLER_DDIM };
 
   for (guint k = 0; k < G_N_ELEMENTS (samplers); k++)
     {
@@ -480,14 +497,15 @@ test_reproducible (void)
       params_for (&p, samplers[k], 0.7, DIFFUSE_VARIANCE_LEARNED);
       p.clip_denoised = TRUE;
       p.seed = G_GUINT64_CONSTANT (0xfeedface12345678);
-      g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, TRUE, &p, 3, 1, H, W, a,
-                                          NULL, NULL));
-      g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, TRUE, &p, 3, 1, H, W, b,
-                                          NULL, NULL));
-      g_assert_cmpmem (a, 3 * img * sizeof (float), b, 3 * img * sizeof (float));
+      g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, TRUE, &p,
+                                          3, 1, H, W, a, NULL, NULL));
+      g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, TRUE, &p,
+                                          3, 1, H, W, b, NULL, NULL));
+      g_assert_cmpmem (a, 3 * img * sizeof (float), b,
+                       3 * img * sizeof (float));
 
-      g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, TRUE, &p, 1, 1, H, W, c,
-                                          NULL, NULL));
+      g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, TRUE, &p,
+                                          1, 1, H, W, c, NULL, NULL));
       g_assert_cmpmem (a, img * sizeof (float), c, img * sizeof (float));
 
       /* images 2 and 3 differ from image 1 */
@@ -497,14 +515,15 @@ test_reproducible (void)
       diffuse_rng_normal (p.seed, 0, 0, xT, 3 * img);
       p.init_noise = xT;
       p.seed = 1; /* x_T given; the later noise still comes from the seed */
-      g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, TRUE, &p, 3, 1, H, W, b,
-                                          NULL, NULL));
+      g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, TRUE, &p,
+                                          3, 1, H, W, b, NULL, NULL));
       if (samplers[k] == DIFFUSE_SAMPLER_DDPM)
         g_assert_true (memcmp (a, b, 3 * img * sizeof (float)) != 0);
       p.seed = G_GUINT64_CONSTANT (0xfeedface12345678);
-      g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, TRUE, &p, 3, 1, H, W, b,
-                                          NULL, NULL));
-      g_assert_cmpmem (a, 3 * img * sizeof (float), b, 3 * img * sizeof (float));
+      g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, TRUE, &p,
+                                          3, 1, H, W, b, NULL, NULL));
+      g_assert_cmpmem (a, 3 * img * sizeof (float), b,
+                       3 * img * sizeof (float));
 
       /* clipping keeps every output in [−1, 1] */
       for (gsize j = 0; j < 3 * img; j++)
@@ -520,14 +539,14 @@ typedef struct
 } Progress;
 
 static gboolean
-on_progress (gint step, gint n_steps, const float *x0, gint count, gint channels,
-             gint height, gint width, gpointer user_data)
+on_progress (gint step, gint n_steps, const float *x0, gint count,
+             gint channels, gint height, gint width, gpointer user_data)
 {
   Progress *pr = user_data;
 
   pr->calls++;
-  pr->x0_ok = pr->x0_ok && step == pr->last_step + 1 && x0 != NULL && count == 2
-              && channels == 1 && height == H && width == W;
+  pr->x0_ok = pr->x0_ok && step == pr->last_step + 1 && x0 != NULL &&
+              count == 2 && channels == 1 && height == H && width == W;
   pr->last_step = step;
   pr->n_steps = n_steps;
   for (gsize j = 0; j < (gsize) count * H * W; j++)
@@ -538,8 +557,8 @@ on_progress (gint step, gint n_steps, const float *x0, gint count, gint channels
 static void
 test_progress_cancel (void)
 {
-  g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000,
-                                                            "ddim25", NULL);
+  g_autoptr (DiffuseSchedule) sched =
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000, "ddim25", NULL);
   Oracle o = { sched, 1, { MU }, { S }, { 1.0 }, NULL, 0 };
   g_autofree float *out = g_new (float, 2 * H * W);
   DiffuseSampleParams p;
@@ -549,8 +568,8 @@ test_progress_cancel (void)
   p.clip_denoised = TRUE;
   p.progress = on_progress;
   p.user_data = &pr;
-  g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, FALSE, &p, 2, 1, H, W, out,
-                                      NULL, NULL));
+  g_assert_true (diffuse_sample_with (sched, oracle_denoise, &o, FALSE, &p, 2,
+                                      1, H, W, out, NULL, NULL));
   g_assert_cmpint (pr.calls, ==, 25);
   g_assert_cmpint (pr.n_steps, ==, 25);
   g_assert_cmpint (pr.last_step, ==, 25);
@@ -560,8 +579,8 @@ test_progress_cancel (void)
   g_autoptr (GError) error = NULL;
   pr = (Progress){ 0, 3, 0, 0, TRUE };
   o.calls = 0;
-  g_assert_false (diffuse_sample_with (sched, oracle_denoise, &o, FALSE, &p, 2, 1, H, W,
-                                       out, NULL, &error));
+  g_assert_false (diffuse_sample_with (sched, oracle_denoise, &o, FALSE, &p, 2,
+                                       1, H, W, out, NULL, &error));
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_CANCELLED);
   g_assert_cmpint (pr.calls, ==, 3);
   g_assert_cmpint (o.calls, ==, 3);
@@ -576,8 +595,8 @@ failing_denoise (gpointer user_data, gint batch, const float *x_t, gint t_index,
   (void) batch, (void) x_t, (void) t_model, (void) eps_out, (void) var_out;
   if (++*calls == 4)
     {
-      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL, "denoiser failed at %d",
-                   t_index);
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
+                   "denoiser failed at %d", t_index);
       return FALSE;
     }
   memset (eps_out, 0, (gsize) batch * H * W * sizeof (float));
@@ -588,11 +607,11 @@ failing_denoise (gpointer user_data, gint batch, const float *x_t, gint t_index,
 static void
 test_bad_params (void)
 {
-  g_autoptr (DiffuseSchedule) sched = diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000,
-                                                            "ddim10", NULL);
+  g_autoptr (DiffuseSchedule) sched =
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000, "ddim10", NULL);
   Oracle o = { sched, 1, { MU }, { S }, { 1.0 }, NULL, 0 };
-  g_autofree float *out = g_new (float, H * W);
-  g_autofree float *init = g_new0 (float, H * W);
+  g_autofree float *out = g_new (float, H *W);
+  g_autofree float *init = g_new0 (float, H *W);
   const struct
   {
     const char *what;
@@ -607,7 +626,8 @@ test_bad_params (void)
     { "eta NaN", DIFFUSE_SAMPLER_DDIM, NAN, DIFFUSE_VARIANCE_AUTO, 1, 1 },
     { "sampler", DIFFUSE_SAMPLER_COUNT, 0, DIFFUSE_VARIANCE_AUTO, 1, 1 },
     { "variance", DIFFUSE_SAMPLER_DDPM, 0, DIFFUSE_VARIANCE_COUNT, 1, 1 },
-    { "learned without v", DIFFUSE_SAMPLER_DDPM, 0, DIFFUSE_VARIANCE_LEARNED, 1, 1 },
+    { "learned without v", DIFFUSE_SAMPLER_DDPM, 0, DIFFUSE_VARIANCE_LEARNED, 1,
+      1 },
     { "strength 0", DIFFUSE_SAMPLER_DDIM, 0, DIFFUSE_VARIANCE_AUTO, 0, 1 },
     { "strength > 1", DIFFUSE_SAMPLER_DDIM, 0, DIFFUSE_VARIANCE_AUTO, 1.5, 1 },
     { "strength NaN", DIFFUSE_SAMPLER_DDIM, 0, DIFFUSE_VARIANCE_AUTO, NAN, 1 },
@@ -623,7 +643,8 @@ test_bad_params (void)
       p.strength = bad[k].strength;
       p.init_image = init;
       g_assert_false (diffuse_sample_with (sched, oracle_denoise, &o, FALSE, &p,
-                                           bad[k].count, 1, H, W, out, NULL, &error));
+                                           bad[k].count, 1, H, W, out, NULL,
+                                           &error));
       g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
       g_test_message ("%s: %s", bad[k].what, error->message);
     }
@@ -632,8 +653,8 @@ test_bad_params (void)
   DiffuseSampleParams p;
   gint calls = 0;
   params_for (&p, DIFFUSE_SAMPLER_DDIM, 0.5, DIFFUSE_VARIANCE_AUTO);
-  g_assert_false (diffuse_sample_with (sched, failing_denoise, &calls, FALSE, &p, 1, 1, H,
-                                       W, out, NULL, &error));
+  g_assert_false (diffuse_sample_with (sched, failing_denoise, &calls, FALSE,
+                                       &p, 1, 1, H, W, out, NULL, &error));
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL);
   g_assert_cmpint (calls, ==, 4);
 }

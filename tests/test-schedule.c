@@ -26,8 +26,8 @@ test_linear (void)
   for (guint k = 0; k < G_N_ELEMENTS (Ts); k++)
     {
       gint T = Ts[k];
-      g_autoptr (DiffuseSchedule) s = diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, T,
-                                                            NULL, NULL);
+      g_autoptr (DiffuseSchedule) s =
+          diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, T, NULL, NULL);
       g_assert_nonnull (s);
       g_assert_cmpint (diffuse_schedule_get_n_steps (s), ==, T);
       const double *beta = diffuse_schedule_get_betas (s);
@@ -71,8 +71,8 @@ test_cosine (void)
   for (guint k = 0; k < G_N_ELEMENTS (Ts); k++)
     {
       gint T = Ts[k];
-      g_autoptr (DiffuseSchedule) s = diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, T,
-                                                            "", NULL);
+      g_autoptr (DiffuseSchedule) s =
+          diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, T, "", NULL);
       g_assert_nonnull (s);
       const double *beta = diffuse_schedule_get_betas (s);
       const double *abar = diffuse_schedule_get_alphas_cumprod (s);
@@ -97,8 +97,8 @@ test_cosine (void)
       /* the last step is the singular one: f(T) = cos²(π/2) ≈ 0 */
       g_assert_cmpint (n_clipped, >=, 1);
       g_assert_cmpfloat (beta[T - 1], ==, 0.999);
-      g_test_message ("cosine T=%d: beta_1 = %.4g, %d clipped, abar_T = %.4g", T,
-                      beta[0], n_clipped, abar[T - 1]);
+      g_test_message ("cosine T=%d: beta_1 = %.4g, %d clipped, abar_T = %.4g",
+                      T, beta[0], n_clipped, abar[T - 1]);
       /* ᾱ_T = ᾱ_{T−1}·(1 − 0.999) */
       assert_rel (abar[T - 1], abar[T - 2] * (1.0 - 0.999), 1e-12);
     }
@@ -109,8 +109,10 @@ check_respacing (DiffuseScheduleKind kind, gint T, const char *respacing,
                  const gint *expect, gint n_expect)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (DiffuseSchedule) full = diffuse_schedule_new (kind, T, NULL, &error);
-  g_autoptr (DiffuseSchedule) s = diffuse_schedule_new (kind, T, respacing, &error);
+  g_autoptr (DiffuseSchedule) full =
+      diffuse_schedule_new (kind, T, NULL, &error);
+  g_autoptr (DiffuseSchedule) s =
+      diffuse_schedule_new (kind, T, respacing, &error);
 
   g_assert_no_error (error);
   g_assert_cmpint (diffuse_schedule_get_n_steps (s), ==, n_expect);
@@ -118,8 +120,8 @@ check_respacing (DiffuseScheduleKind kind, gint T, const char *respacing,
   for (gint i = 0; i < n_expect; i++)
     {
       if (ts[i] != expect[i])
-        g_error ("T=%d \"%s\": timestep %d is %d, expected %d", T, respacing, i, ts[i],
-                 expect[i]);
+        g_error ("T=%d \"%s\": timestep %d is %d, expected %d", T, respacing, i,
+                 ts[i], expect[i]);
     }
 
   /* β_i = 1 − ᾱ_{t_i}/ᾱ_{t_{i−1}} re-multiplied gives back the full
@@ -205,20 +207,33 @@ test_bad_respacing (void)
     gint T;
     const char *s;
   } bad[] = {
-    { 1000, "ddim" },     { 1000, "ddim0" },   { 1000, "ddimx" },
-    { 1000, "ddim50x" },  { 1000, "ddim-5" },  { 1000, "ddim999" },
-    { 1000, "ddim1001" }, { 1000, "0" },       { 1000, "10,0" },
-    { 1000, "abc" },      { 1000, "10,,10" },  { 1000, "-5" },
-    { 1000, "1001" },     { 15, "10,10" },     { 2, "1,1,1" },
-    { 1000, "5.5" },      { 1000, "10;10" },   { 1000, "," },
-    { 1000, "99999999999999999999" },          { 1, "ddim1" },
+    { 1000, "ddim" },
+    { 1000, "ddim0" },
+    { 1000, "ddimx" },
+    { 1000, "ddim50x" },
+    { 1000, "ddim-5" },
+    { 1000, "ddim999" },
+    { 1000, "ddim1001" },
+    { 1000, "0" },
+    { 1000, "10,0" },
+    { 1000, "abc" },
+    { 1000, "10,,10" },
+    { 1000, "-5" },
+    { 1000, "1001" },
+    { 15, "10,10" },
+    { 2, "1,1,1" },
+    { 1000, "5.5" },
+    { 1000, "10;10" },
+    { 1000, "," },
+    { 1000, "99999999999999999999" },
+    { 1, "ddim1" },
   };
 
   for (guint k = 0; k < G_N_ELEMENTS (bad); k++)
     {
       g_autoptr (GError) error = NULL;
-      DiffuseSchedule *s = diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, bad[k].T,
-                                                 bad[k].s, &error);
+      DiffuseSchedule *s = diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE,
+                                                 bad[k].T, bad[k].s, &error);
 
       if (s != NULL)
         g_error ("respacing \"%s\" on T=%d was accepted", bad[k].s, bad[k].T);
@@ -227,14 +242,17 @@ test_bad_respacing (void)
     }
 
   g_autoptr (GError) error = NULL;
-  g_assert_null (diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 0, NULL, &error));
+  g_assert_null (
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 0, NULL, &error));
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
   g_clear_error (&error);
-  g_assert_null (diffuse_schedule_new (DIFFUSE_SCHEDULE_COUNT, 1000, NULL, &error));
+  g_assert_null (
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_COUNT, 1000, NULL, &error));
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
   g_clear_error (&error);
   /* linear β_T = 0.02·1000/T: T = 10 would need β up to 2 */
-  g_assert_null (diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 10, NULL, &error));
+  g_assert_null (
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 10, NULL, &error));
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
   g_test_message ("linear T=10: %s", error->message);
 }
@@ -242,19 +260,25 @@ test_bad_respacing (void)
 static void
 test_strength (void)
 {
-  g_autoptr (DiffuseSchedule) s = diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000,
-                                                        "ddim50", NULL);
+  g_autoptr (DiffuseSchedule) s =
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_LINEAR, 1000, "ddim50", NULL);
   /* timesteps 0, 20, …, 980 */
-  g_assert_cmpint (diffuse_schedule_index_for_strength (s, 1.0), ==, 49);  /* 1000 → 980 */
-  g_assert_cmpint (diffuse_schedule_index_for_strength (s, 0.5), ==, 25);  /* 500 */
-  g_assert_cmpint (diffuse_schedule_index_for_strength (s, 0.052), ==, 3); /* 52 → 60 */
-  g_assert_cmpint (diffuse_schedule_index_for_strength (s, 0.05), ==, 2);  /* tie 40/60 → 40 */
-  g_assert_cmpint (diffuse_schedule_index_for_strength (s, 0.011), ==, 1); /* 11 → 20 */
-  g_assert_cmpint (diffuse_schedule_index_for_strength (s, 0.009), ==, 0); /* 9 → 0 */
+  g_assert_cmpint (diffuse_schedule_index_for_strength (s, 1.0), ==,
+                   49); /* 1000 → 980 */
+  g_assert_cmpint (diffuse_schedule_index_for_strength (s, 0.5), ==,
+                   25); /* 500 */
+  g_assert_cmpint (diffuse_schedule_index_for_strength (s, 0.052), ==,
+                   3); /* 52 → 60 */
+  g_assert_cmpint (diffuse_schedule_index_for_strength (s, 0.05), ==,
+                   2); /* tie 40/60 → 40 */
+  g_assert_cmpint (diffuse_schedule_index_for_strength (s, 0.011), ==,
+                   1); /* 11 → 20 */
+  g_assert_cmpint (diffuse_schedule_index_for_strength (s, 0.009), ==,
+                   0); /* 9 → 0 */
   g_assert_cmpint (diffuse_schedule_index_for_strength (s, 0.0), ==, 0);
 
-  g_autoptr (DiffuseSchedule) full = diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, 100,
-                                                           NULL, NULL);
+  g_autoptr (DiffuseSchedule) full =
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, 100, NULL, NULL);
   g_assert_cmpint (diffuse_schedule_index_for_strength (full, 1.0), ==, 99);
   g_assert_cmpint (diffuse_schedule_index_for_strength (full, 0.3), ==, 30);
 }
@@ -265,31 +289,32 @@ test_strength (void)
 static void
 test_steps (void)
 {
-  g_autoptr (DiffuseSchedule) full = diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, 1000,
-                                                           NULL, NULL);
+  g_autoptr (DiffuseSchedule) full =
+      diffuse_schedule_new (DIFFUSE_SCHEDULE_COSINE, 1000, NULL, NULL);
   const double *abar_full = diffuse_schedule_get_alphas_cumprod (full);
   g_autoptr (GError) error = NULL;
 
-  g_autoptr (DiffuseSchedule) one = diffuse__schedule_new_steps (DIFFUSE_SCHEDULE_COSINE,
-                                                                 1000, 1, &error);
+  g_autoptr (DiffuseSchedule) one =
+      diffuse__schedule_new_steps (DIFFUSE_SCHEDULE_COSINE, 1000, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpint (diffuse_schedule_get_n_steps (one), ==, 1);
   g_assert_cmpint (diffuse_schedule_get_timesteps (one)[0], ==, 999);
-  g_assert_cmpfloat (fabs (diffuse_schedule_get_alphas_cumprod (one)[0] - abar_full[999]),
-                     <, 1e-15);
+  g_assert_cmpfloat (
+      fabs (diffuse_schedule_get_alphas_cumprod (one)[0] - abar_full[999]), <,
+      1e-15);
 
-  g_autoptr (DiffuseSchedule) two = diffuse__schedule_new_steps (DIFFUSE_SCHEDULE_COSINE,
-                                                                 1000, 2, &error);
+  g_autoptr (DiffuseSchedule) two =
+      diffuse__schedule_new_steps (DIFFUSE_SCHEDULE_COSINE, 1000, 2, &error);
   g_assert_cmpint (diffuse_schedule_get_n_steps (two), ==, 2);
   g_assert_cmpint (diffuse_schedule_get_timesteps (two)[0], ==, 0);
   g_assert_cmpint (diffuse_schedule_get_timesteps (two)[1], ==, 999);
 
-  g_autoptr (DiffuseSchedule) all = diffuse__schedule_new_steps (DIFFUSE_SCHEDULE_COSINE,
-                                                                 1000, 1000, &error);
+  g_autoptr (DiffuseSchedule) all =
+      diffuse__schedule_new_steps (DIFFUSE_SCHEDULE_COSINE, 1000, 1000, &error);
   g_assert_cmpint (diffuse_schedule_get_n_steps (all), ==, 1000);
 
-  g_autoptr (DiffuseSchedule) none = diffuse__schedule_new_steps (DIFFUSE_SCHEDULE_COSINE,
-                                                                  1000, 0, &error);
+  g_autoptr (DiffuseSchedule) none =
+      diffuse__schedule_new_steps (DIFFUSE_SCHEDULE_COSINE, 1000, 0, &error);
   g_assert_null (none);
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
 }

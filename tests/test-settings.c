@@ -114,8 +114,9 @@ cli_accepts (const DiffuseSetting *s, const char *text)
   argv[argc++] = "--out-npy";
   argv[argc++] = out;
   argv[argc] = NULL;
-  g_assert_true (g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL,
-                               NULL, NULL, NULL, &err, &status, &error));
+  g_assert_true (g_spawn_sync (NULL, (gchar **) argv, NULL,
+                               G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
+                               &err, &status, &error));
   g_assert_no_error (error);
   if (g_spawn_check_wait_status (status, NULL))
     return TRUE;
@@ -167,14 +168,15 @@ check_plugin (const DiffuseSetting *s, gint index, const char *text, double v,
       if (s->type == DIFFUSE_SETTING_INT && (v != floor (v) || !isfinite (v)))
         spec_ok = FALSE;
       diffuse_sample_params_init (&p);
-      plugin_ok = spec_ok && diffuse_setting_parse (s, text, &p, NULL)
-                  && dp_settings_validate (kind, &p, NULL);
+      plugin_ok = spec_ok && diffuse_setting_parse (s, text, &p, NULL) &&
+                  dp_settings_validate (kind, &p, NULL);
       g_assert_cmpint (plugin_ok, ==, want);
       /* the spec itself differs from the table only at an exclusive bound
        * (strength 0) and for nan, both refused by the validation */
       if (spec_ok != want)
-        g_assert_true (isnan (v)
-                       || ((s->flags & DIFFUSE_SETTING_MIN_EXCLUSIVE) && v == s->min));
+        g_assert_true (
+            isnan (v) ||
+            ((s->flags & DIFFUSE_SETTING_MIN_EXCLUSIVE) && v == s->min));
     }
 }
 
@@ -207,7 +209,8 @@ test_agreement (gconstpointer data)
   gint index = GPOINTER_TO_INT (data);
   const DiffuseSetting *s = &diffuse_settings (NULL)[index];
   g_autoptr (GError) error = NULL;
-  g_autoptr (DiffuseModel) model = diffuse_model_new_from_file (model_path, &error);
+  g_autoptr (DiffuseModel) model =
+      diffuse_model_new_from_file (model_path, &error);
 
   g_assert_no_error (error);
   if (s->type == DIFFUSE_SETTING_ENUM)
@@ -234,8 +237,10 @@ test_agreement (gconstpointer data)
 
   {
     double lo = s->min, hi = s->max;
-    double below = s->type == DIFFUSE_SETTING_INT ? lo - 1 : nextafter (lo, -INFINITY);
-    double above = s->type == DIFFUSE_SETTING_INT ? hi + 1 : nextafter (hi, INFINITY);
+    double below =
+        s->type == DIFFUSE_SETTING_INT ? lo - 1 : nextafter (lo, -INFINITY);
+    double above =
+        s->type == DIFFUSE_SETTING_INT ? hi + 1 : nextafter (hi, INFINITY);
     double values[] = { lo, hi, below, above, (lo + hi) / 2 };
 
     for (gsize i = 0; i < G_N_ELEMENTS (values); i++)
@@ -247,15 +252,17 @@ test_agreement (gconstpointer data)
         else
           g_ascii_formatd (text, sizeof text, "%.17g", values[i]);
         check_value (s, index, model, text,
-                     s->type == DIFFUSE_SETTING_INT ? floor (values[i]) : values[i]);
+                     s->type == DIFFUSE_SETTING_INT ? floor (values[i])
+                                                    : values[i]);
       }
     check_value (s, index, model, "nan", NAN);
     check_value (s, index, model, "inf", INFINITY);
     check_value (s, index, model, "-inf", -INFINITY);
     if (s->type == DIFFUSE_SETTING_DOUBLE)
       {
-        check_value (s, index, model, "1e39", 1e39);     /* overflows a float */
-        check_value (s, index, model, "1e999", INFINITY); /* overflows a double */
+        check_value (s, index, model, "1e39", 1e39); /* overflows a float */
+        check_value (s, index, model, "1e999",
+                     INFINITY); /* overflows a double */
         check_value (s, index, model, "0x1p-1", 0.5);
       }
     else
@@ -274,15 +281,17 @@ test_defaults (void)
   const char *argv[] = { diffuse_path, "img2img", "--help", NULL };
   g_autofree gchar *help = NULL;
 
-  g_assert_true (g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL,
-                               NULL, NULL, &help, NULL, NULL, NULL));
+  g_assert_true (g_spawn_sync (NULL, (gchar **) argv, NULL,
+                               G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &help,
+                               NULL, NULL, NULL));
   diffuse_sample_params_init (&p);
   for (gint i = 0; i < n; i++)
     {
       const DiffuseSetting *s = &table[i];
       g_autofree gchar *value = diffuse_setting_to_string (s, &p);
       g_autofree gchar *range = diffuse_setting_describe_range (s);
-      g_autofree gchar *option = g_strdup_printf ("--%s=%s", s->name, s->metavar);
+      g_autofree gchar *option =
+          g_strdup_printf ("--%s=%s", s->name, s->metavar);
       const char *line;
 
       g_assert_nonnull (diffuse_setting_find (s->name, NULL));
@@ -315,8 +324,8 @@ test_shared_folder (void)
   g_autoptr (DiffusePreset) p = diffuse_preset_new ("mine", "saved by a test");
   g_autofree gchar *out = NULL;
   const char *argv[] = { diffuse_path, "presets", NULL };
-  g_auto (GStrv) envp = g_environ_setenv (g_get_environ (), "DIFFUSE_USER_PRESETS_DIR",
-                                          dir, TRUE);
+  g_auto (GStrv) envp = g_environ_setenv (
+      g_get_environ (), "DIFFUSE_USER_PRESETS_DIR", dir, TRUE);
   DpArgSpec specs[32];
   gint n = dp_arg_specs (DP_IMG2IMG, specs, G_N_ELEMENTS (specs));
 
@@ -327,8 +336,9 @@ test_shared_folder (void)
   p->values.steps = 33;
   p->values.strength = 0.25;
   g_assert_true (diffuse_preset_save_file (p, path, NULL));
-  g_assert_true (g_spawn_sync (NULL, (gchar **) argv, envp, G_SPAWN_STDERR_TO_DEV_NULL,
-                               NULL, NULL, &out, NULL, NULL, NULL));
+  g_assert_true (g_spawn_sync (NULL, (gchar **) argv, envp,
+                               G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out,
+                               NULL, NULL, NULL));
   g_test_message ("%s", out);
   g_assert_nonnull (strstr (out, "mine "));
   g_assert_nonnull (strstr (out, "steps=33"));
@@ -367,7 +377,8 @@ main (int argc, char **argv)
 
   for (gint i = 0; i < n; i++)
     {
-      g_autofree gchar *name = g_strdup_printf ("/settings/agree/%s", table[i].name);
+      g_autofree gchar *name =
+          g_strdup_printf ("/settings/agree/%s", table[i].name);
 
       g_test_add_data_func (name, GINT_TO_POINTER (i), test_agreement);
     }

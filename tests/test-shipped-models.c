@@ -23,9 +23,9 @@ check_metadata (DiffuseModel *model, const char *path)
   const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
 
   g_test_message ("%s: %d classes, %" G_GUINT64_FORMAT " parameters, %dx%d, "
-                  "%d channels", path, cfg->num_classes,
-                  diffuse_model_get_n_params (model), cfg->image_size,
-                  cfg->image_size, cfg->in_channels);
+                  "%d channels",
+                  path, cfg->num_classes, diffuse_model_get_n_params (model),
+                  cfg->image_size, cfg->image_size, cfg->in_channels);
   g_assert_cmpint (cfg->num_classes, >=, 3);
   g_assert_cmpint (cfg->null_class, ==, cfg->num_classes - 1);
   g_assert_true (cfg->learn_sigma);
@@ -60,7 +60,7 @@ sample_and_check (DiffuseModel *model, DiffuseSamplerKind sampler, gint label)
   GError *error = NULL;
   const gint count = 2;
   gsize per = (gsize) cfg->in_channels * cfg->image_size * cfg->image_size;
-  g_autofree float *out = g_new0 (float, count * per);
+  g_autofree float *out = g_new0 (float, count *per);
 
   diffuse_sample_params_init (&p);
   p.sampler = sampler;
@@ -90,7 +90,8 @@ sample_and_check (DiffuseModel *model, DiffuseSamplerKind sampler, gint label)
         }
       double mean = sum / per, sd = sqrt (MAX (0.0, sq / per - mean * mean));
       g_test_message ("sampler %s class %d image %d: mean %.3f sd %.3f",
-                      diffuse_sampler_kind_to_string (sampler), label, k, mean, sd);
+                      diffuse_sampler_kind_to_string (sampler), label, k, mean,
+                      sd);
       /* A trained model makes images with structure, not a flat field. */
       g_assert_cmpfloat (sd, >, 0.05);
     }

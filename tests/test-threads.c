@@ -9,13 +9,12 @@
 
 #include "diffuse-private.h"
 
-
 static DiffuseModel *
 load_model (const char *name)
 {
   const char *data = g_getenv ("DIFFUSE_TEST_DATA");
-  g_autofree char *path = g_build_filename (data != NULL ? data : "tests/data", "golden",
-                                            name, NULL);
+  g_autofree char *path = g_build_filename (data != NULL ? data : "tests/data",
+                                            "golden", name, NULL);
   g_autoptr (GError) error = NULL;
   DiffuseModel *m = diffuse_model_new_from_file (path, &error);
 
@@ -27,8 +26,8 @@ typedef struct
 {
   const DiffuseModel *model;
   DiffuseSampleParams params;
-  gsize n;                  /* floats of the output */
-  gint *start;              /* both threads wait on this before sampling */
+  gsize n;     /* floats of the output */
+  gint *start; /* both threads wait on this before sampling */
   float *out;
   GError *error;
 } Run;

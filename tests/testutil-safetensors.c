@@ -18,9 +18,9 @@ typedef struct
 
 struct _TestSt
 {
-  GPtrArray *entries;    /* Entry *, file order */
-  GPtrArray *md_keys;    /* gchar *, insertion order */
-  GHashTable *md;        /* key -> value */
+  GPtrArray *entries; /* Entry *, file order */
+  GPtrArray *md_keys; /* gchar *, insertion order */
+  GHashTable *md;     /* key -> value */
 };
 
 static void
@@ -116,7 +116,8 @@ test_st_add_bf16_of (TestSt *b, const DiffuseSafetensors *f32)
           memcpy (&bits, &t->data[k], 4);
           h[k] = GUINT16_TO_LE ((guint16) (bits >> 16));
         }
-      test_st_add_raw (b, t->name, "BF16", t->ndim, t->shape, h, t->n_elements * 2);
+      test_st_add_raw (b, t->name, "BF16", t->ndim, t->shape, h,
+                       t->n_elements * 2);
     }
 }
 
@@ -278,7 +279,8 @@ test_st_serialize (const TestSt *b)
       append_json_string (h, e->name);
       g_string_append_printf (h, ":{\"dtype\":\"%s\",\"shape\":[", e->dtype);
       for (d = 0; d < e->ndim; d++)
-        g_string_append_printf (h, "%s%" G_GINT64_FORMAT, d > 0 ? "," : "", e->shape[d]);
+        g_string_append_printf (h, "%s%" G_GINT64_FORMAT, d > 0 ? "," : "",
+                                e->shape[d]);
       g_string_append_printf (h, "],\"data_offsets\":[%u,%" G_GSIZE_FORMAT "]}",
                               data->len, data->len + size);
       g_byte_array_append (data, p, size);
@@ -382,8 +384,10 @@ test_unet_set_metadata (TestSt *b, const DiffuseModelConfig *cfg)
   set_int (b, "num_heads", cfg->num_heads);
   set_int (b, "num_head_channels", cfg->num_head_channels);
   set_int (b, "num_heads_upsample", cfg->num_heads_upsample);
-  test_st_set_metadata (b, "use_scale_shift_norm", cfg->use_scale_shift_norm ? "True" : "False");
-  test_st_set_metadata (b, "resblock_updown", cfg->resblock_updown ? "True" : "False");
+  test_st_set_metadata (b, "use_scale_shift_norm",
+                        cfg->use_scale_shift_norm ? "True" : "False");
+  test_st_set_metadata (b, "resblock_updown",
+                        cfg->resblock_updown ? "True" : "False");
   test_st_set_metadata (b, "use_new_attention_order",
                         cfg->use_new_attention_order ? "True" : "False");
   test_st_set_metadata (b, "learn_sigma", cfg->learn_sigma ? "True" : "False");
@@ -395,7 +399,8 @@ test_unet_set_metadata (TestSt *b, const DiffuseModelConfig *cfg)
   set_int (b, "diffusion_steps", cfg->diffusion_steps);
   test_st_set_metadata (b, "noise_schedule",
                         diffuse_schedule_kind_to_string (cfg->noise_schedule));
-  test_st_set_metadata (b, "rescale_timesteps", cfg->rescale_timesteps ? "True" : "False");
+  test_st_set_metadata (b, "rescale_timesteps",
+                        cfg->rescale_timesteps ? "True" : "False");
 }
 
 typedef struct
@@ -405,7 +410,8 @@ typedef struct
 } Adder;
 
 static void
-add (Adder *a, const char *name, gint ndim, gint64 d0, gint64 d1, gint64 d2, gint64 d3)
+add (Adder *a, const char *name, gint ndim, gint64 d0, gint64 d1, gint64 d2,
+     gint64 d3)
 {
   gint64 shape[4] = { d0, d1, d2, d3 };
 
@@ -425,7 +431,8 @@ add_norm (Adder *a, const char *prefix, gint64 ch)
 }
 
 static void
-add_layer (Adder *a, const char *prefix, gint ndim, gint64 cout, gint64 cin, gint64 k)
+add_layer (Adder *a, const char *prefix, gint ndim, gint64 cout, gint64 cin,
+           gint64 k)
 {
   g_autofree gchar *w = g_strconcat (prefix, ".weight", NULL);
   g_autofree gchar *bias = g_strconcat (prefix, ".bias", NULL);
@@ -439,8 +446,8 @@ add_layer (Adder *a, const char *prefix, gint ndim, gint64 cout, gint64 cin, gin
  * Dropout, conv3x3), skip_connection conv1x1 when the width changes.
  * up/down resampling inside the block has no parameters. */
 static void
-add_resblock (Adder *a, const DiffuseModelConfig *cfg, const char *p, gint64 cin,
-              gint64 cout)
+add_resblock (Adder *a, const DiffuseModelConfig *cfg, const char *p,
+              gint64 cin, gint64 cout)
 {
   gint64 emb = 4 * cfg->model_channels;
   g_autofree gchar *n1 = g_strconcat (p, ".in_layers.0", NULL);
@@ -478,8 +485,8 @@ has_attention (const DiffuseModelConfig *cfg, gint ds)
   gint i;
 
   for (i = 0; i < cfg->n_attention_resolutions; i++)
-    if (cfg->image_size / cfg->attention_resolutions[i] == ds
-        && cfg->image_size % cfg->attention_resolutions[i] == 0)
+    if (cfg->image_size / cfg->attention_resolutions[i] == ds &&
+        cfg->image_size % cfg->attention_resolutions[i] == 0)
       return TRUE;
   return FALSE;
 }

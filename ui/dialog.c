@@ -17,13 +17,13 @@
 #include "preview.h"
 
 #define PREVIEW_SIZE 192
-#define RESPONSE_RESET 1   /* GimpProcedureDialog's Reset button */
+#define RESPONSE_RESET 1 /* GimpProcedureDialog's Reset button */
 
 typedef struct
 {
   const DpDialogSpec *spec;
   const DpDialogFuncs *f;
-  const DiffuseModel *model;     /* the plug-in's, NULL when none loaded */
+  const DiffuseModel *model; /* the plug-in's, NULL when none loaded */
   GimpProcedureDialog *dialog;
   GimpProcedureConfig *config;
   GtkWidget *model_combo;
@@ -32,12 +32,12 @@ typedef struct
   GtkWidget *preset_combo;
   GtkWidget *size_label;
   GtkWidget *params_box;
-  GtkWidget *left;               /* everything that edits the settings */
+  GtkWidget *left; /* everything that edits the settings */
   GtkWidget *preview;
   GtkWidget *progress;
   GtkWidget *status;
-  GPtrArray *presets;            /* of DiffusePreset */
-  gboolean applying;             /* we are setting config values ourselves */
+  GPtrArray *presets; /* of DiffusePreset */
+  gboolean applying;  /* we are setting config values ourselves */
 
   /* the running job */
   DpJob *job;
@@ -45,7 +45,7 @@ typedef struct
   gboolean job_ok;
   GError *job_error;
   gboolean close_requested;
-  gboolean model_changed;        /* config's model changed while running */
+  gboolean model_changed; /* config's model changed while running */
   GMainLoop *loop;
   float *preview_buf;
 } Dialog;
@@ -55,8 +55,8 @@ set_status (Dialog *d, const char *text, gboolean is_error)
 {
   if (is_error)
     {
-      g_autofree gchar *markup = g_markup_printf_escaped ("<span foreground=\"#c01c28\">%s</span>",
-                                                          text);
+      g_autofree gchar *markup = g_markup_printf_escaped (
+          "<span foreground=\"#c01c28\">%s</span>", text);
       gtk_label_set_markup (GTK_LABEL (d->status), markup);
     }
   else
@@ -116,20 +116,21 @@ fill_class_combo (Dialog *d)
     {
       const char *name = diffuse_model_get_class_name (d->model, i);
       g_autofree gchar *id = g_strdup_printf ("%d", i);
-      g_autofree gchar *text = name != NULL
-        ? g_strdup_printf ("%s", name) : g_strdup_printf ("Class %d", i);
+      g_autofree gchar *text = name != NULL ? g_strdup_printf ("%s", name)
+                                            : g_strdup_printf ("Class %d", i);
 
       if (i == cfg->null_class)
         {
           g_free (text);
-          text = g_strdup_printf ("%s (no label)", name != NULL ? name : "none");
+          text =
+              g_strdup_printf ("%s (no label)", name != NULL ? name : "none");
         }
       gtk_combo_box_text_append (combo, id, text);
     }
 
   g_object_get (d->config, "class", &current, NULL);
-  if (current == NULL || current[0] == '\0'
-      || ! diffuse_model_find_class (d->model, current, &active, NULL))
+  if (current == NULL || current[0] == '\0' ||
+      !diffuse_model_find_class (d->model, current, &active, NULL))
     active = d->f->default_class (d->spec->data, d->model);
   gtk_combo_box_set_active (GTK_COMBO_BOX (combo), MAX (0, active));
   d->applying = FALSE;
@@ -166,24 +167,27 @@ load_selected_model (Dialog *d)
   if (d->model == NULL)
     {
       g_autofree gchar *markup = g_markup_printf_escaped (
-        "<span foreground=\"#c01c28\">%s</span>", error->message);
+          "<span foreground=\"#c01c28\">%s</span>", error->message);
 
       gtk_label_set_markup (GTK_LABEL (d->model_info), markup);
       g_clear_error (&error);
-      gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), GTK_RESPONSE_OK, FALSE);
+      gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog),
+                                         GTK_RESPONSE_OK, FALSE);
     }
   else
     {
       const DiffuseModelConfig *cfg = diffuse_model_get_config (d->model);
-      static const char *const layouts[5] = { "", "grey", "grey + alpha", "RGB", "RGBA" };
+      static const char *const layouts[5] = { "", "grey", "grey + alpha", "RGB",
+                                              "RGBA" };
       g_autofree gchar *info = g_strdup_printf (
-        "%d x %d %s, %d classes, %.1f M parameters",
-        cfg->image_size, cfg->image_size, layouts[CLAMP (cfg->in_channels, 0, 4)],
-        cfg->num_classes, diffuse_model_get_n_params (d->model) / 1e6);
+          "%d x %d %s, %d classes, %.1f M parameters", cfg->image_size,
+          cfg->image_size, layouts[CLAMP (cfg->in_channels, 0, 4)],
+          cfg->num_classes, diffuse_model_get_n_params (d->model) / 1e6);
 
       gtk_label_set_text (GTK_LABEL (d->model_info), info);
       gtk_widget_set_tooltip_text (d->model_info, path);
-      gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), GTK_RESPONSE_OK, TRUE);
+      gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog),
+                                         GTK_RESPONSE_OK, TRUE);
     }
   fill_class_combo (d);
   update_size_label (d);
@@ -219,14 +223,15 @@ fill_model_combo (Dialog *d, const char *select)
 
       /* ids are names for listed models, paths otherwise */
       gtk_combo_box_text_append (combo, e->name, e->name);
-      if (g_strcmp0 (current, e->name) == 0 || g_strcmp0 (current, e->path) == 0)
+      if (g_strcmp0 (current, e->name) == 0 ||
+          g_strcmp0 (current, e->path) == 0)
         {
           g_free (current);
           current = g_strdup (e->name);
           found = TRUE;
         }
     }
-  if (current != NULL && current[0] != '\0' && ! found)
+  if (current != NULL && current[0] != '\0' && !found)
     {
       g_autofree gchar *base = g_path_get_basename (current);
 
@@ -247,7 +252,8 @@ fill_model_combo (Dialog *d, const char *select)
 static void
 model_file_set (GtkFileChooserButton *button, Dialog *d)
 {
-  g_autofree gchar *path = gtk_file_chooser_get_filename (GTK_FILE_CHOOSER (button));
+  g_autofree gchar *path =
+      gtk_file_chooser_get_filename (GTK_FILE_CHOOSER (button));
 
   if (path == NULL)
     return;
@@ -294,7 +300,8 @@ fill_preset_combo (Dialog *d, const char *select)
 
       gtk_combo_box_text_append (combo, p->name, p->name);
     }
-  if (current == NULL || ! gtk_combo_box_set_active_id (GTK_COMBO_BOX (combo), current))
+  if (current == NULL ||
+      !gtk_combo_box_set_active_id (GTK_COMBO_BOX (combo), current))
     gtk_combo_box_set_active (GTK_COMBO_BOX (combo), 0);
   d->applying = FALSE;
 }
@@ -310,7 +317,8 @@ preset_changed (GtkComboBox *combo, Dialog *d)
     return;
   /* entry 0 is "Custom", entry i + 1 is d->presets[i] */
   p = active > 0 ? g_ptr_array_index (d->presets, active - 1) : NULL;
-  gtk_widget_set_tooltip_text (d->preset_combo, p != NULL ? p->description : NULL);
+  gtk_widget_set_tooltip_text (d->preset_combo,
+                               p != NULL ? p->description : NULL);
 
   d->applying = TRUE;
   g_object_set (d->config, "preset", id, NULL);
@@ -369,7 +377,8 @@ preset_file_name (const char *name)
   const char *p;
 
   for (p = name; *p != '\0'; p++)
-    g_string_append_c (s, g_ascii_isalnum (*p) || *p == '-' || *p == '_' ? *p : '-');
+    g_string_append_c (s, g_ascii_isalnum (*p) || *p == '-' || *p == '_' ? *p
+                                                                         : '-');
   return g_string_free (s, FALSE);
 }
 
@@ -380,10 +389,9 @@ save_preset_clicked (GtkButton *button, Dialog *d)
   GtkWidget *ask, *grid, *name_entry, *desc_entry;
   gint response;
 
-  ask = gimp_dialog_new ("Save Preset", role,
-                         GTK_WIDGET (d->dialog), GTK_DIALOG_MODAL, NULL, NULL,
-                         "_Cancel", GTK_RESPONSE_CANCEL,
-                         "_Save", GTK_RESPONSE_OK, NULL);
+  ask = gimp_dialog_new ("Save Preset", role, GTK_WIDGET (d->dialog),
+                         GTK_DIALOG_MODAL, NULL, NULL, "_Cancel",
+                         GTK_RESPONSE_CANCEL, "_Save", GTK_RESPONSE_OK, NULL);
   grid = gtk_grid_new ();
   gtk_grid_set_row_spacing (GTK_GRID (grid), 6);
   gtk_grid_set_column_spacing (GTK_GRID (grid), 6);
@@ -401,31 +409,35 @@ save_preset_clicked (GtkButton *button, Dialog *d)
   gtk_widget_show_all (grid);
 
   response = gimp_dialog_run (GIMP_DIALOG (ask));
-  if (response == GTK_RESPONSE_OK
-      && gtk_entry_get_text (GTK_ENTRY (name_entry))[0] != '\0')
+  if (response == GTK_RESPONSE_OK &&
+      gtk_entry_get_text (GTK_ENTRY (name_entry))[0] != '\0')
     {
-      g_autofree gchar *file = preset_file_name (gtk_entry_get_text (GTK_ENTRY (name_entry)));
+      g_autofree gchar *file =
+          preset_file_name (gtk_entry_get_text (GTK_ENTRY (name_entry)));
       g_autofree gchar *dir = diffuse_presets_user_dir ();
       g_autofree gchar *base = g_strconcat (file, ".preset", NULL);
       g_autofree gchar *path = g_build_filename (dir, base, NULL);
-      g_autoptr (DiffusePreset) p =
-        diffuse_preset_new (file, gtk_entry_get_text (GTK_ENTRY (desc_entry)));
+      g_autoptr (DiffusePreset) p = diffuse_preset_new (
+          file, gtk_entry_get_text (GTK_ENTRY (desc_entry)));
       GError *error = NULL;
 
       /* every preset setting this procedure has (the table's) */
       d->f->preset_from_config (d->spec->data, p);
       /* written atomically (a temporary file renamed into place) into the
        * folder the CLI reads too */
-      if (g_mkdir_with_parents (dir, 0755) != 0
-          || ! diffuse_preset_save_file (p, path, &error))
+      if (g_mkdir_with_parents (dir, 0755) != 0 ||
+          !diffuse_preset_save_file (p, path, &error))
         {
-          set_status (d, error != NULL ? error->message : "Could not create the preset folder",
+          set_status (d,
+                      error != NULL ? error->message
+                                    : "Could not create the preset folder",
                       TRUE);
           g_clear_error (&error);
         }
       else
         {
-          g_autofree gchar *msg = g_strdup_printf ("Saved preset '%s' in %s", file, dir);
+          g_autofree gchar *msg =
+              g_strdup_printf ("Saved preset '%s' in %s", file, dir);
 
           fill_preset_combo (d, file);
           d->applying = TRUE;
@@ -474,8 +486,8 @@ show_preview (Dialog *d, gboolean force)
   if (dp_job_take_preview (job, d->preview_buf, &fraction, &text) || force)
     {
       g_autoptr (GdkPixbuf) pixbuf =
-        dp_preview_pixbuf (d->preview_buf, job->count, job->channels,
-                           job->height, job->width, PREVIEW_SIZE);
+          dp_preview_pixbuf (d->preview_buf, job->count, job->channels,
+                             job->height, job->width, PREVIEW_SIZE);
 
       gtk_image_set_from_pixbuf (GTK_IMAGE (d->preview), pixbuf);
     }
@@ -494,7 +506,7 @@ tick (gpointer data)
 static void
 dialog_response (GtkDialog *dialog, gint response, Dialog *d)
 {
-  if (! d->running)
+  if (!d->running)
     return;
   if (response == GTK_RESPONSE_CANCEL || response == GTK_RESPONSE_DELETE_EVENT)
     {
@@ -516,13 +528,15 @@ run_job (Dialog *d, DpJob *job, GError **error)
   d->job_ok = FALSE;
   d->running = TRUE;
   g_free (d->preview_buf);
-  d->preview_buf = g_new0 (float, (gsize) job->count * job->channels
-                                  * job->height * job->width);
+  d->preview_buf = g_new0 (float, (gsize) job->count * job->channels *
+                                      job->height * job->width);
   /* the worker uses the plug-in's model: nothing may change it until it
    * is done */
   gtk_widget_set_sensitive (d->left, FALSE);
-  gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), GTK_RESPONSE_OK, FALSE);
-  gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), RESPONSE_RESET, FALSE);
+  gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), GTK_RESPONSE_OK,
+                                     FALSE);
+  gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), RESPONSE_RESET,
+                                     FALSE);
   set_status (d, "Sampling... (Cancel stops)", FALSE);
   gimp_progress_init ("Diffusion sampling");
 
@@ -538,9 +552,11 @@ run_job (Dialog *d, DpJob *job, GError **error)
   gimp_progress_end ();
   d->running = FALSE;
   gtk_widget_set_sensitive (d->left, TRUE);
-  gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), GTK_RESPONSE_OK, TRUE);
-  gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), RESPONSE_RESET, TRUE);
-  if (! d->job_ok)
+  gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), GTK_RESPONSE_OK,
+                                     TRUE);
+  gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog), RESPONSE_RESET,
+                                     TRUE);
+  if (!d->job_ok)
     {
       g_propagate_error (error, d->job_error);
       d->job_error = NULL;
@@ -578,7 +594,8 @@ build (Dialog *d)
   GtkFileFilter *filter;
   g_autofree gchar *user_note = NULL;
 
-  dialog = gimp_procedure_dialog_new (d->spec->procedure, d->config, d->spec->title);
+  dialog =
+      gimp_procedure_dialog_new (d->spec->procedure, d->config, d->spec->title);
   d->dialog = GIMP_PROCEDURE_DIALOG (dialog);
   gimp_procedure_dialog_set_ok_label (d->dialog, d->spec->ok_label);
 
@@ -587,8 +604,9 @@ build (Dialog *d)
   right = gtk_box_new (GTK_ORIENTATION_VERTICAL, 6);
   gtk_box_pack_start (GTK_BOX (hbox), left, TRUE, TRUE, 0);
   gtk_box_pack_start (GTK_BOX (hbox), right, FALSE, FALSE, 0);
-  gtk_box_pack_start (GTK_BOX (gtk_dialog_get_content_area (GTK_DIALOG (dialog))),
-                      hbox, TRUE, TRUE, 0);
+  gtk_box_pack_start (
+      GTK_BOX (gtk_dialog_get_content_area (GTK_DIALOG (dialog))), hbox, TRUE,
+      TRUE, 0);
 
   /* model, preset and class rows */
   grid = gtk_grid_new ();
@@ -599,7 +617,8 @@ build (Dialog *d)
   row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 4);
   d->model_combo = gtk_combo_box_text_new ();
   gtk_box_pack_start (GTK_BOX (row), d->model_combo, TRUE, TRUE, 0);
-  button = gtk_file_chooser_button_new ("Choose a model", GTK_FILE_CHOOSER_ACTION_OPEN);
+  button = gtk_file_chooser_button_new ("Choose a model",
+                                        GTK_FILE_CHOOSER_ACTION_OPEN);
   filter = gtk_file_filter_new ();
   gtk_file_filter_set_name (filter, "Diffusion models (*.safetensors)");
   gtk_file_filter_add_pattern (filter, "*.safetensors");
@@ -611,8 +630,9 @@ build (Dialog *d)
   g_signal_connect (button, "file-set", G_CALLBACK (model_file_set), d);
   gtk_box_pack_start (GTK_BOX (row), button, FALSE, FALSE, 0);
   labelled_row (grid, 0, "M_odel:", row);
-  gtk_label_set_mnemonic_widget (GTK_LABEL (gtk_grid_get_child_at (GTK_GRID (grid), 0, 0)),
-                                 d->model_combo);
+  gtk_label_set_mnemonic_widget (
+      GTK_LABEL (gtk_grid_get_child_at (GTK_GRID (grid), 0, 0)),
+      d->model_combo);
 
   d->model_info = gtk_label_new ("");
   gtk_label_set_xalign (GTK_LABEL (d->model_info), 0.0);
@@ -621,12 +641,12 @@ build (Dialog *d)
   {
     const char *home = g_get_home_dir ();
     gsize n = strlen (home);
-    gboolean under_home = n > 1 && strncmp (user_models, home, n) == 0
-                          && user_models[n] == G_DIR_SEPARATOR;
+    gboolean under_home = n > 1 && strncmp (user_models, home, n) == 0 &&
+                          user_models[n] == G_DIR_SEPARATOR;
 
-    user_note = g_markup_printf_escaped ("<small>Your models: %s%s</small>",
-                                         under_home ? "~" : "",
-                                         under_home ? user_models + n : user_models);
+    user_note = g_markup_printf_escaped (
+        "<small>Your models: %s%s</small>", under_home ? "~" : "",
+        under_home ? user_models + n : user_models);
   }
   {
     GtkWidget *note = gtk_label_new (NULL);
@@ -644,12 +664,14 @@ build (Dialog *d)
   d->preset_combo = gtk_combo_box_text_new ();
   gtk_box_pack_start (GTK_BOX (row), d->preset_combo, TRUE, TRUE, 0);
   button = gtk_button_new_with_mnemonic ("Sa_ve as...");
-  gtk_widget_set_tooltip_text (button, "Save the current values as your own preset");
+  gtk_widget_set_tooltip_text (button,
+                               "Save the current values as your own preset");
   g_signal_connect (button, "clicked", G_CALLBACK (save_preset_clicked), d);
   gtk_box_pack_start (GTK_BOX (row), button, FALSE, FALSE, 0);
   labelled_row (grid, 4, "_Preset:", row);
-  gtk_label_set_mnemonic_widget (GTK_LABEL (gtk_grid_get_child_at (GTK_GRID (grid), 0, 4)),
-                                 d->preset_combo);
+  gtk_label_set_mnemonic_widget (
+      GTK_LABEL (gtk_grid_get_child_at (GTK_GRID (grid), 0, 4)),
+      d->preset_combo);
 
   /* the generated widgets for the arguments the plug-in names */
   {
@@ -658,8 +680,8 @@ build (Dialog *d)
 
     for (i = 0; d->spec->param_names[i] != NULL; i++)
       names = g_list_append (names, (gpointer) d->spec->param_names[i]);
-    d->params_box = gimp_procedure_dialog_fill_box_list (d->dialog, "dp-params",
-                                                        names);
+    d->params_box =
+        gimp_procedure_dialog_fill_box_list (d->dialog, "dp-params", names);
     g_list_free (names);
   }
   gtk_box_pack_start (GTK_BOX (left), d->params_box, FALSE, FALSE, 0);
@@ -719,7 +741,7 @@ dp_dialog_run (const DpDialogSpec *spec, DpJob **job_out, GError **error)
   dialog = build (&d);
   gtk_widget_show (dialog);
 
-  while (! done && ! d.close_requested && gimp_procedure_dialog_run (d.dialog))
+  while (!done && !d.close_requested && gimp_procedure_dialog_run (d.dialog))
     {
       GError *err = NULL;
       DpJob *job = d.f->prepare (spec->data, &err);
@@ -746,7 +768,7 @@ dp_dialog_run (const DpDialogSpec *spec, DpJob **job_out, GError **error)
   gtk_widget_destroy (dialog);
   g_clear_pointer (&d.presets, g_ptr_array_unref);
   g_free (d.preview_buf);
-  if (! done)
+  if (!done)
     g_clear_error (error);
   return done;
 }

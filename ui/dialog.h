@@ -18,7 +18,7 @@ G_BEGIN_DECLS
 /* A model the dialog offers (the plug-in's model folders make them). */
 typedef struct
 {
-  gchar *name;   /* file name without .safetensors: the combo's id */
+  gchar *name; /* file name without .safetensors: the combo's id */
   gchar *path;
 } DpModelEntry;
 
@@ -50,18 +50,20 @@ typedef struct
 {
   GimpProcedure *procedure;
   GimpProcedureConfig *config;
-  const char *binary;               /* for window roles and console messages */
+  const char *binary; /* for window roles and console messages */
   const char *title;
   const char *ok_label;
-  const char *const *param_names;   /* the generated widgets, in order; NULL-ended */
-  const char *user_models_dir;      /* shown; "Open" starts there */
+  const char *const
+      *param_names;            /* the generated widgets, in order; NULL-ended */
+  const char *user_models_dir; /* shown; "Open" starts there */
   const DpDialogFuncs *funcs;
-  gpointer data;                    /* passed to every function */
+  gpointer data; /* passed to every function */
 } DpDialogSpec;
 
 /* Runs the dialog until a job finishes (TRUE, the job in *job_out), the
  * user closes it (FALSE) or fails (FALSE, error set). */
-gboolean dp_dialog_run (const DpDialogSpec *spec, DpJob **job_out, GError **error);
+gboolean dp_dialog_run (const DpDialogSpec *spec, DpJob **job_out,
+                        GError **error);
 
 G_END_DECLS
 

@@ -7,8 +7,8 @@
 
 DpJob *
 dp_job_new (const DiffuseModel *model, const DiffuseSampleParams *params,
-            gint count, gint channels, gint height, gint width,
-            gint n_runs, const double *guidance)
+            gint count, gint channels, gint height, gint width, gint n_runs,
+            const double *guidance)
 {
   DpJob *job = g_new0 (DpJob, 1);
   gsize n = (gsize) count * channels * height * width;
@@ -53,12 +53,13 @@ job_progress (gint step, gint n_steps, const float *x0_pred, gint count,
 {
   DpJob *job = user_data;
   /* step counts 1..n_steps (sampler.c) */
-  double within = n_steps > 0 ? (double) CLAMP (step, 0, n_steps) / n_steps : 1.0;
+  double within =
+      n_steps > 0 ? (double) CLAMP (step, 0, n_steps) / n_steps : 1.0;
   double fraction = (job->run_index + within) / job->n_runs;
 
   g_mutex_lock (&job->lock);
-  if (x0_pred != NULL && count == job->count && channels == job->channels
-      && height == job->height && width == job->width)
+  if (x0_pred != NULL && count == job->count && channels == job->channels &&
+      height == job->height && width == job->width)
     {
       memcpy (job->preview, x0_pred,
               sizeof (float) * count * channels * height * width);
@@ -104,7 +105,8 @@ dp_job_run (DpJob *job, GError **error)
       params.progress = job_progress;
       params.user_data = job;
 
-      if (! diffuse_sample (job->model, &params, job->out + n * r, &job->info, error))
+      if (!diffuse_sample (job->model, &params, job->out + n * r, &job->info,
+                           error))
         return FALSE;
     }
 
@@ -123,7 +125,8 @@ dp_job_take_preview (DpJob *job, float *dst, double *fraction, gchar **text)
   fresh = job->preview_new;
   if (fresh && dst != NULL)
     memcpy (dst, job->preview,
-            sizeof (float) * job->count * job->channels * job->height * job->width);
+            sizeof (float) * job->count * job->channels * job->height *
+                job->width);
   job->preview_new = FALSE;
   if (fraction != NULL)
     *fraction = job->fraction;
@@ -132,8 +135,9 @@ dp_job_take_preview (DpJob *job, float *dst, double *fraction, gchar **text)
       if (job->n_steps == 0)
         *text = g_strdup ("Starting...");
       else if (job->n_runs > 1)
-        *text = g_strdup_printf ("Image %d of %d, step %d of %d", job->run_index + 1,
-                                 job->n_runs, job->step, job->n_steps);
+        *text = g_strdup_printf ("Image %d of %d, step %d of %d",
+                                 job->run_index + 1, job->n_runs, job->step,
+                                 job->n_steps);
       else
         *text = g_strdup_printf ("Step %d of %d", job->step, job->n_steps);
     }

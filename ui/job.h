@@ -17,15 +17,15 @@ typedef void (*DpJobStepFunc) (DpJob *job, double fraction, gpointer user_data);
 
 struct _DpJob
 {
-  const DiffuseModel *model;     /* borrowed */
-  DiffuseSampleParams params;    /* progress/user_data are set by the job */
-  gint channels, height, width;  /* of one sample */
-  gint count;                    /* samples per run */
-  gint n_runs;                   /* sweep: one run per guidance value */
-  double *guidance;              /* [n_runs], or NULL: params.guidance */
-  float *init;                   /* img2img input [count, C, H, W] or NULL */
-  float *out;                    /* [n_runs * count, C, H, W] */
-  DiffuseSampleInfo info;        /* of the last run */
+  const DiffuseModel *model;    /* borrowed */
+  DiffuseSampleParams params;   /* progress/user_data are set by the job */
+  gint channels, height, width; /* of one sample */
+  gint count;                   /* samples per run */
+  gint n_runs;                  /* sweep: one run per guidance value */
+  double *guidance;             /* [n_runs], or NULL: params.guidance */
+  float *init;                  /* img2img input [count, C, H, W] or NULL */
+  float *out;                   /* [n_runs * count, C, H, W] */
+  DiffuseSampleInfo info;       /* of the last run */
 
   DpJobStepFunc step_func;
   gpointer step_data;
@@ -34,18 +34,18 @@ struct _DpJob
   GMutex lock;
   double fraction;
   gint run_index;
-  gint step, n_steps;            /* of the current run */
-  float *preview;                /* latest x0 [count, C, H, W] */
+  gint step, n_steps; /* of the current run */
+  float *preview;     /* latest x0 [count, C, H, W] */
   gboolean preview_new;
-  gint cancel;                   /* atomic: 1 = stop at the next step */
+  gint cancel; /* atomic: 1 = stop at the next step */
 };
 
-DpJob   *dp_job_new (const DiffuseModel *model, const DiffuseSampleParams *params,
-                     gint count, gint channels, gint height, gint width,
-                     gint n_runs, const double *guidance);
-void     dp_job_free (DpJob *job);
+DpJob *dp_job_new (const DiffuseModel *model, const DiffuseSampleParams *params,
+                   gint count, gint channels, gint height, gint width,
+                   gint n_runs, const double *guidance);
+void dp_job_free (DpJob *job);
 gboolean dp_job_run (DpJob *job, GError **error);
-void     dp_job_cancel (DpJob *job);
+void dp_job_cancel (DpJob *job);
 /* Copies the latest preview into dst (count*C*H*W floats) when there is a
  * new one; returns the progress fraction in *fraction and a line like
  * "Step 12 of 50" in *text (free it). */

@@ -2,8 +2,8 @@
 #include "preview.h"
 
 GdkPixbuf *
-dp_preview_pixbuf (const float *planes, gint count, gint channels,
-                   gint height, gint width, gint max_size)
+dp_preview_pixbuf (const float *planes, gint count, gint channels, gint height,
+                   gint width, gint max_size)
 {
   const gint gap = 2;
   gint sheet_w = count * width + (count - 1) * gap;
@@ -13,8 +13,8 @@ dp_preview_pixbuf (const float *planes, gint count, gint channels,
   guchar *pixels;
   gint stride, k, y, x;
 
-  pixbuf = gdk_pixbuf_new (GDK_COLORSPACE_RGB, FALSE, 8,
-                           sheet_w * factor, height * factor);
+  pixbuf = gdk_pixbuf_new (GDK_COLORSPACE_RGB, FALSE, 8, sheet_w * factor,
+                           height * factor);
   pixels = gdk_pixbuf_get_pixels (pixbuf);
   stride = gdk_pixbuf_get_rowstride (pixbuf);
   gdk_pixbuf_fill (pixbuf, 0x808080ff);
@@ -29,8 +29,8 @@ dp_preview_pixbuf (const float *planes, gint count, gint channels,
           gint colour = channels >= 3 ? 3 : 1;
           float a = has_alpha ? (img[colour * plane + i] + 1.0f) * 0.5f : 1.0f;
           float check = ((x / 8 + y / 8) & 1) ? 0.8f : 0.6f;
-          guchar *p = pixels + (gsize) y * stride
-                      + (gsize) (k * (width + gap) * factor + x) * 3;
+          guchar *p = pixels + (gsize) y * stride +
+                      (gsize) (k * (width + gap) * factor + x) * 3;
           gint c;
 
           a = CLAMP (a, 0.0f, 1.0f);

@@ -44,8 +44,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     {
       /* in memory where there is a tmpfs: saves fsync each file */
       dir = g_file_test ("/dev/shm", G_FILE_TEST_IS_DIR)
-        ? g_mkdtemp (g_strdup ("/dev/shm/fuzz-preset-XXXXXX"))
-        : g_dir_make_tmp ("fuzz-preset-XXXXXX", NULL);
+                ? g_mkdtemp (g_strdup ("/dev/shm/fuzz-preset-XXXXXX"))
+                : g_dir_make_tmp ("fuzz-preset-XXXXXX", NULL);
       g_assert (dir != NULL);
       atexit (remove_dir);
     }
@@ -87,8 +87,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         for (gint i = 0; i < n; i++)
           if (p->given & (1u << i))
             {
-              g_autofree gchar *a = diffuse_setting_to_string (&table[i], &p->values);
-              g_autofree gchar *b = diffuse_setting_to_string (&table[i], &q->values);
+              g_autofree gchar *a =
+                  diffuse_setting_to_string (&table[i], &p->values);
+              g_autofree gchar *b =
+                  diffuse_setting_to_string (&table[i], &q->values);
 
               g_assert (strcmp (a, b) == 0);
             }

@@ -40,7 +40,8 @@ static void
 use_model (const DiffuseModel *model)
 {
   const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
-  static const char *const probes[] = { "0", "none", "null", "cat", "-1", "99999" };
+  static const char *const probes[] = { "0",   "none", "null",
+                                        "cat", "-1",   "99999" };
   guint i;
   gint k;
 

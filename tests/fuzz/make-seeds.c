@@ -12,8 +12,8 @@ save (const char *dir, const char *name, GBytes *bytes)
   g_autofree gchar *path = g_build_filename (dir, name, NULL);
   g_autoptr (GError) error = NULL;
 
-  if (!g_file_set_contents (path, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes),
-                            &error))
+  if (!g_file_set_contents (path, g_bytes_get_data (bytes, NULL),
+                            g_bytes_get_size (bytes), &error))
     g_error ("%s", error->message);
   printf ("%s: %" G_GSIZE_FORMAT " bytes\n", path, g_bytes_get_size (bytes));
 }

@@ -21,8 +21,9 @@
 static int
 usage (void)
 {
-  fprintf (stderr, "usage: diffuse-png-check info A | diff A B [C [X Y W H]] | "
-                   "same A B TOL [C [X Y W H]] | differ A B TOL [C [X Y W H]]\n");
+  fprintf (stderr,
+           "usage: diffuse-png-check info A | diff A B [C [X Y W H]] | "
+           "same A B TOL [C [X Y W H]] | differ A B TOL [C [X Y W H]]\n");
   return 2;
 }
 
@@ -77,7 +78,8 @@ main (int argc, char **argv)
     goto fail;
   if (ha != hb || wa != wb)
     {
-      fprintf (stderr, "diffuse-png-check: sizes differ: %s is %dx%d, %s is %dx%d\n",
+      fprintf (stderr,
+               "diffuse-png-check: sizes differ: %s is %dx%d, %s is %dx%d\n",
                argv[2], wa, ha, argv[3], wb, hb);
       return 1;
     }
@@ -88,7 +90,8 @@ main (int argc, char **argv)
     }
   if (x0 < 0 || y0 < 0 || rw <= 0 || rh <= 0 || x0 + rw > wa || y0 + rh > ha)
     {
-      fprintf (stderr, "diffuse-png-check: region outside the %dx%d image\n", wa, ha);
+      fprintf (stderr, "diffuse-png-check: region outside the %dx%d image\n",
+               wa, ha);
       return 2;
     }
 

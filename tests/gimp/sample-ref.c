@@ -13,24 +13,30 @@
 
 #include "diffuse.h"
 
-static gchar *opt_class, *opt_sampler, *opt_variance, *opt_size, *opt_init, *opt_out_size;
+static gchar *opt_class, *opt_sampler, *opt_variance, *opt_size, *opt_init,
+    *opt_out_size;
 static gint opt_steps = 50, opt_seed, opt_count = 1, opt_index;
 static gdouble opt_eta, opt_guidance, opt_strength = 1.0;
 
 static GOptionEntry entries[] = {
-  { "class", 0, 0, G_OPTION_ARG_STRING, &opt_class, "class name or index", "C" },
+  { "class", 0, 0, G_OPTION_ARG_STRING, &opt_class, "class name or index",
+    "C" },
   { "steps", 0, 0, G_OPTION_ARG_INT, &opt_steps, "steps", "N" },
   { "sampler", 0, 0, G_OPTION_ARG_STRING, &opt_sampler, "ddim or ddpm", "S" },
   { "eta", 0, 0, G_OPTION_ARG_DOUBLE, &opt_eta, "DDIM eta", "E" },
   { "guidance", 0, 0, G_OPTION_ARG_DOUBLE, &opt_guidance, "guidance w", "W" },
-  { "variance", 0, 0, G_OPTION_ARG_STRING, &opt_variance, "variance kind", "V" },
+  { "variance", 0, 0, G_OPTION_ARG_STRING, &opt_variance, "variance kind",
+    "V" },
   { "seed", 0, 0, G_OPTION_ARG_INT, &opt_seed, "seed", "K" },
   { "count", 0, 0, G_OPTION_ARG_INT, &opt_count, "batch size", "N" },
-  { "index", 0, 0, G_OPTION_ARG_INT, &opt_index, "sample of the batch to write", "I" },
+  { "index", 0, 0, G_OPTION_ARG_INT, &opt_index, "sample of the batch to write",
+    "I" },
   { "size", 0, 0, G_OPTION_ARG_STRING, &opt_size, "sampling size", "HxW" },
   { "init", 0, 0, G_OPTION_ARG_FILENAME, &opt_init, "img2img input PNG", "IN" },
-  { "strength", 0, 0, G_OPTION_ARG_DOUBLE, &opt_strength, "img2img strength", "S" },
-  { "out-size", 0, 0, G_OPTION_ARG_STRING, &opt_out_size, "scale the result", "HxW" },
+  { "strength", 0, 0, G_OPTION_ARG_DOUBLE, &opt_strength, "img2img strength",
+    "S" },
+  { "out-size", 0, 0, G_OPTION_ARG_STRING, &opt_out_size, "scale the result",
+    "HxW" },
   { NULL }
 };
 
@@ -53,10 +59,12 @@ main (int argc, char **argv)
   gsize n;
 
   g_option_context_add_main_entries (ctx, entries, NULL);
-  if (! g_option_context_parse (ctx, &argc, &argv, &error) || argc != 3)
+  if (!g_option_context_parse (ctx, &argc, &argv, &error) || argc != 3)
     {
       fprintf (stderr, "diffuse-gimp-ref: %s\n",
-               error != NULL ? error->message : "usage: diffuse-gimp-ref MODEL OUT.png [options]");
+               error != NULL
+                   ? error->message
+                   : "usage: diffuse-gimp-ref MODEL OUT.png [options]");
       return 2;
     }
   model = diffuse_model_new_from_file (argv[1], &error);
@@ -65,7 +73,7 @@ main (int argc, char **argv)
   cfg = diffuse_model_get_config (model);
   c = cfg->in_channels;
   h = w = cfg->image_size;
-  if (opt_size != NULL && ! parse_size (opt_size, &h, &w))
+  if (opt_size != NULL && !parse_size (opt_size, &h, &w))
     {
       fprintf (stderr, "diffuse-gimp-ref: bad --size '%s'\n", opt_size);
       return 2;
@@ -74,17 +82,19 @@ main (int argc, char **argv)
     {
       if (opt_class == NULL || opt_class[0] == '\0')
         label = cfg->null_class >= 0 ? cfg->null_class : 0;
-      else if (! diffuse_model_find_class (model, opt_class, &label, &error))
+      else if (!diffuse_model_find_class (model, opt_class, &label, &error))
         goto fail;
     }
 
   diffuse_sample_params_init (&params);
-  if (opt_sampler != NULL && ! diffuse_sampler_kind_from_string (opt_sampler, &params.sampler))
+  if (opt_sampler != NULL &&
+      !diffuse_sampler_kind_from_string (opt_sampler, &params.sampler))
     {
       fprintf (stderr, "diffuse-gimp-ref: bad --sampler\n");
       return 2;
     }
-  if (opt_variance != NULL && ! diffuse_variance_kind_from_string (opt_variance, &params.variance))
+  if (opt_variance != NULL &&
+      !diffuse_variance_kind_from_string (opt_variance, &params.variance))
     {
       fprintf (stderr, "diffuse-gimp-ref: bad --variance\n");
       return 2;
@@ -106,9 +116,10 @@ main (int argc, char **argv)
         goto fail;
       if (ih != h || iw != w)
         {
-          float *r = g_new (float, (gsize) c * h * w);
+          float *r = g_new (float, (gsize) c *h *w);
 
-          diffuse_resample (init, c, ih, iw, r, h, w, DIFFUSE_RESAMPLE_BILINEAR);
+          diffuse_resample (init, c, ih, iw, r, h, w,
+                            DIFFUSE_RESAMPLE_BILINEAR);
           g_free (init);
           init = r;
         }
@@ -117,8 +128,8 @@ main (int argc, char **argv)
     }
 
   n = (gsize) c * h * w;
-  out = g_new (float, n * opt_count);
-  if (! diffuse_sample (model, &params, out, NULL, &error))
+  out = g_new (float, n *opt_count);
+  if (!diffuse_sample (model, &params, out, NULL, &error))
     goto fail;
   if (opt_index < 0 || opt_index >= opt_count)
     {
@@ -129,17 +140,17 @@ main (int argc, char **argv)
   ow = w;
   if (opt_out_size != NULL)
     {
-      if (! parse_size (opt_out_size, &oh, &ow))
+      if (!parse_size (opt_out_size, &oh, &ow))
         {
           fprintf (stderr, "diffuse-gimp-ref: bad --out-size\n");
           return 2;
         }
-      scaled = g_new (float, (gsize) c * oh * ow);
+      scaled = g_new (float, (gsize) c *oh *ow);
       diffuse_resample (out + n * opt_index, c, h, w, scaled, oh, ow,
                         DIFFUSE_RESAMPLE_BILINEAR);
     }
-  if (! diffuse_png_save (argv[2], scaled != NULL ? scaled : out + n * opt_index,
-                          c, oh, ow, &error))
+  if (!diffuse_png_save (argv[2], scaled != NULL ? scaled : out + n * opt_index,
+                         c, oh, ow, &error))
     goto fail;
   return 0;
 
