@@ -27,14 +27,32 @@ diffuse__respaced_beta (double alpha_bar, double alpha_bar_prev)
   return 1.0 - alpha_bar / alpha_bar_prev;
 }
 
+double
+diffuse__q_sample_1 (double x0, double eps, double alpha_bar)
+{
+  return sqrt (alpha_bar) * x0 + sqrt (1.0 - alpha_bar) * eps;
+}
+
 void
 diffuse__q_sample (const float *x0, const float *eps, double alpha_bar, gsize n,
                    float *x_t)
 {
-  double a = sqrt (alpha_bar), s = sqrt (1.0 - alpha_bar);
-
   for (gsize j = 0; j < n; j++)
-    x_t[j] = (float) (a * x0[j] + s * eps[j]);
+    x_t[j] = (float) diffuse__q_sample_1 (x0[j], eps[j], alpha_bar);
+}
+
+double
+diffuse__x0_from_eps_1 (double x_t, double eps, double alpha_bar, gboolean clip)
+{
+  double v = sqrt (1.0 / alpha_bar) * x_t - sqrt (1.0 / alpha_bar - 1.0) * eps;
+
+  return clip ? CLAMP (v, -1.0, 1.0) : v;
+}
+
+double
+diffuse__eps_from_x0_1 (double x_t, double x0, double alpha_bar)
+{
+  return (sqrt (1.0 / alpha_bar) * x_t - x0) / sqrt (1.0 / alpha_bar - 1.0);
 }
 
 void
@@ -42,16 +60,8 @@ diffuse__predict_x0_from_eps (const float *x_t, const float *eps,
                               double alpha_bar, gboolean clip, gsize n,
                               float *x0)
 {
-  double c1 = sqrt (1.0 / alpha_bar), c2 = sqrt (1.0 / alpha_bar - 1.0);
-
   for (gsize j = 0; j < n; j++)
-    {
-      double v = c1 * x_t[j] - c2 * eps[j];
-
-      if (clip)
-        v = CLAMP (v, -1.0, 1.0);
-      x0[j] = (float) v;
-    }
+    x0[j] = (float) diffuse__x0_from_eps_1 (x_t[j], eps[j], alpha_bar, clip);
 }
 
 void
@@ -187,4 +197,51 @@ diffuse__guided_eps (const float *eps_cond, const float *eps_null, double w,
 {
   for (gsize j = 0; j < n; j++)
     eps[j] = (float) ((1.0 + w) * eps_cond[j] - w * eps_null[j]);
+}
+
+/* ---- the variational bound ---------------------------------------------- */
+
+#define PROB_FLOOR 1e-12
+#define BIN_HALF (1.0 / 255.0)
+
+/* Φ(z) − Φ(a) for a < z, without cancellation in either tail. */
+static double
+normal_cdf_diff (double a, double z)
+{
+  if (a >= 0.0)
+    return 0.5 * (erfc (a / G_SQRT2) - erfc (z / G_SQRT2));
+  if (z <= 0.0)
+    return 0.5 * (erfc (-z / G_SQRT2) - erfc (-a / G_SQRT2));
+  return 1.0 - 0.5 * erfc (-a / G_SQRT2) - 0.5 * erfc (z / G_SQRT2);
+}
+
+double
+diffuse__decoder_nll (double x, double mean, double log_var)
+{
+  double inv_sd = exp (-0.5 * log_var);
+  double hi = (x - mean + BIN_HALF) * inv_sd;
+  double lo = (x - mean - BIN_HALF) * inv_sd;
+  double p;
+
+  if (x < -0.999)
+    p = 0.5 * erfc (-hi / G_SQRT2); /* Φ(hi): the bin open below */
+  else if (x > 0.999)
+    p = 0.5 * erfc (lo / G_SQRT2); /* 1 − Φ(lo): open above */
+  else
+    p = normal_cdf_diff (lo, hi);
+  return -log (MAX (p, PROB_FLOOR));
+}
+
+double
+diffuse__normal_kl (double mean_diff, double log_var_q, double log_var_p)
+{
+  double u = log_var_q - log_var_p;
+
+  return 0.5 * (expm1 (u) - u + mean_diff * mean_diff * exp (-log_var_p));
+}
+
+double
+diffuse__prior_kl (double x0, double alpha_bar)
+{
+  return 0.5 * (alpha_bar * x0 * x0 - alpha_bar - log1p (-alpha_bar));
 }

@@ -35,6 +35,9 @@ double diffuse__respaced_beta (double alpha_bar, double alpha_bar_prev);
 void diffuse__q_sample (const float *x0, const float *eps, double alpha_bar,
                         gsize n, float *x_t);
 
+/* The same for one element, in double: sqrt(ᾱ) x_0 + sqrt(1 − ᾱ) ε. */
+double diffuse__q_sample_1 (double x0, double eps, double alpha_bar);
+
 /* ---- reverse process --------------------------------------------------- */
 
 /* x_0 from ε (guided-diffusion _predict_xstart_from_eps; seed "Fewer
@@ -43,6 +46,13 @@ void diffuse__q_sample (const float *x0, const float *eps, double alpha_bar,
 void diffuse__predict_x0_from_eps (const float *x_t, const float *eps,
                                    double alpha_bar, gboolean clip, gsize n,
                                    float *x0);
+
+/* The same for one element, in double. */
+double diffuse__x0_from_eps_1 (double x_t, double eps, double alpha_bar,
+                               gboolean clip);
+/* Its inverse, ε from x_0 (guided-diffusion _predict_eps_from_xstart):
+ * ε = (sqrt(1/ᾱ) x_t − x_0) / sqrt(1/ᾱ − 1). */
+double diffuse__eps_from_x0_1 (double x_t, double x0, double alpha_bar);
 
 /* The posterior q(x_{t−1} | x_t, x_0) = N(μ̃, β̃ I) (Ho et al. 2020 eqs.
  * 6–7; seed "Fewer Sampling Steps"):
@@ -111,6 +121,27 @@ void diffuse__ddim_step (float *x, const float *x0, const float *noise, gsize n,
  * 2021 eq. 6): ε̄ = (1 + w) ε(x_t, y) − w ε(x_t, ∅), n elements. */
 void diffuse__guided_eps (const float *eps_cond, const float *eps_null,
                           double w, gsize n, float *eps);
+
+/* ---- the variational bound (seed "ELBO"; Ho et al. 2020 eq. 5) -------- */
+
+/* L_0's decoder (Ho et al. 2020 eq. 13): −log of the probability of the
+ * 8-bit bin of width 2/255 around x under N(mean, e^{log_var}), in nats;
+ * the outer bins are open (x < −0.999 takes (−∞, x + 1/255], x > 0.999
+ * takes [x − 1/255, ∞)).  The normal CDF is the exact one, from erfc in the
+ * tail it is evaluated in (improved-diffusion uses a tanh approximation);
+ * probabilities are floored at 1e-12 as improved-diffusion does. */
+double diffuse__decoder_nll (double x, double mean, double log_var);
+
+/* L_{t−1}: D_KL(N(μ_q, e^{lq}) ‖ N(μ_p, e^{lp})) per dimension in nats,
+ * ½(e^{lq−lp} − 1 − (lq − lp) + (μ_q − μ_p)² e^{−lp}) (guided-diffusion's
+ * normal_kl), with u = lq − lp through expm1 so that nearly equal
+ * variances lose no digits; mean_diff = μ_q − μ_p. */
+double diffuse__normal_kl (double mean_diff, double log_var_q,
+                           double log_var_p);
+
+/* L_T: D_KL(q(x_T | x_0) ‖ N(0, I)) = ½(ᾱ x_0² − ᾱ − log(1 − ᾱ)) per
+ * dimension, in nats (seed: "L_T … 解析可计算的常数"). */
+double diffuse__prior_kl (double x0, double alpha_bar);
 
 G_END_DECLS
 

@@ -59,6 +59,7 @@
 #include <string.h>
 
 #include "diffuse-private.h"
+#include "gaussian-diffusion.h"
 
 /* PRNG streams of the seeded noise: stream NLL_STREAM_BASE + t holds the ε
  * of x_t, image k at offset k·C·H·W (no overlap with the sampler's
@@ -66,8 +67,6 @@
 #define NLL_STREAM_BASE (G_GUINT64_CONSTANT (1) << 40)
 #define MAX_COUNT 100000
 #define DEFAULT_BATCH 8
-#define PROB_FLOOR 1e-12
-#define BIN_HALF (1.0 / 255.0)
 
 /* One network pass as the bound needs it: images first … first+batch−1
  * at x_t of timestep t; eps_out [batch,C,H,W], var_out the raw variance
@@ -237,46 +236,6 @@ diffuse_nll_params_validate (const DiffuseNllParams *params,
   return TRUE;
 }
 
-/* ---- per-element formulas (see the header comment) ------------------- */
-
-/* Φ(z) − Φ(a) for a < z, without cancellation in either tail. */
-static double
-normal_cdf_diff (double a, double z)
-{
-  if (a >= 0.0)
-    return 0.5 * (erfc (a / G_SQRT2) - erfc (z / G_SQRT2));
-  if (z <= 0.0)
-    return 0.5 * (erfc (-z / G_SQRT2) - erfc (-a / G_SQRT2));
-  return 1.0 - 0.5 * erfc (-a / G_SQRT2) - 0.5 * erfc (z / G_SQRT2);
-}
-
-/* −log P(bin of x | N(mean, e^{log_var})), in nats. */
-static double
-decoder_nll (double x, double mean, double log_var)
-{
-  double inv_sd = exp (-0.5 * log_var);
-  double hi = (x - mean + BIN_HALF) * inv_sd;
-  double lo = (x - mean - BIN_HALF) * inv_sd;
-  double p;
-
-  if (x < -0.999)
-    p = 0.5 * erfc (-hi / G_SQRT2); /* Φ(hi): the bin open below */
-  else if (x > 0.999)
-    p = 0.5 * erfc (lo / G_SQRT2); /* 1 − Φ(lo): open above */
-  else
-    p = normal_cdf_diff (lo, hi);
-  return -log (MAX (p, PROB_FLOOR));
-}
-
-/* KL(N(μ_q, e^{lq}) ‖ N(μ_p, e^{lp})) per dimension, d = μ_q − μ_p. */
-static double
-gauss_kl (double d, double lq, double lp)
-{
-  double u = lq - lp;
-
-  return 0.5 * (expm1 (u) - u + d * d * exp (-lp));
-}
-
 /* ---- the loop ---------------------------------------------------------- */
 
 typedef struct
@@ -371,21 +330,20 @@ nll_run (const Chain *chain, NllDenoise denoise, gpointer data,
     }
 
   double ln2 = G_LN2;
-  double log_post1 =
-      log (chain->betas[1] * (1.0 - chain->abars[0]) / (1.0 - chain->abars[1]));
+  /* β̃_1: the log-variance clipped at t = 0, where β̃ = 0 */
+  DiffusePosterior q1;
+  diffuse__q_posterior (chain->betas[1], chain->abars[1], chain->abars[0], &q1);
+  double log_post1 = log (q1.variance);
 
   for (gint j = 0; j < N; j++)
     {
       gint t = r->timesteps[j];
       double beta = chain->betas[t], abar = chain->abars[t];
       double abar_prev = t > 0 ? chain->abars[t - 1] : 1.0;
-      double coef1 = beta * sqrt (abar_prev) / (1.0 - abar);
-      double coef2 = (1.0 - abar_prev) * sqrt (1.0 - beta) / (1.0 - abar);
-      double log_post =
-          t > 0 ? log (beta * (1.0 - abar_prev) / (1.0 - abar)) : log_post1;
+      DiffusePosterior q;
+      diffuse__q_posterior (beta, abar, abar_prev, &q);
+      double log_post = t > 0 ? log (q.variance) : log_post1;
       double log_beta = log (beta);
-      double sa = sqrt (abar), s1a = sqrt (1.0 - abar);
-      double rc = sqrt (1.0 / abar), rcm1 = sqrt (1.0 / abar - 1.0);
       /* fixed-large uses β̃_1 at t = 0 */
       double log_large = t > 0 ? log_beta : log_post1;
 
@@ -404,10 +362,10 @@ nll_run (const Chain *chain, NllDenoise denoise, gpointer data,
                                   (guint64) first * img, noise, n);
               e = noise;
             }
-          /* x_t ~ q(x_t | x0) = N(sqrt(ᾱ)x0, (1−ᾱ)I) (seed: closed-form forward process) */
+          /* x_t ~ q(x_t | x0), kept in double */
           for (gsize i = 0; i < n; i++)
             {
-              xt[i] = sa * x0c[i] + s1a * e[i];
+              xt[i] = diffuse__q_sample_1 (x0c[i], e[i], abar);
               xt_f[i] = (float) xt[i];
             }
           if (!denoise (data, first, b, xt_f, t, eps, want_var ? var : NULL,
@@ -424,11 +382,9 @@ nll_run (const Chain *chain, NllDenoise denoise, gpointer data,
                 {
                   gsize i = (gsize) k * img + p;
                   double x = x0c[i];
-                  double xhat = rc * xt[i] - rcm1 * eps[i];
-
-                  if (params->clip_denoised)
-                    xhat = CLAMP (xhat, -1.0, 1.0);
-                  double eps_hat = (rc * xt[i] - xhat) / rcm1;
+                  double xhat = diffuse__x0_from_eps_1 (xt[i], eps[i], abar,
+                                                        params->clip_denoised);
+                  double eps_hat = diffuse__eps_from_x0_1 (xt[i], xhat, abar);
                   se_x0 += (xhat - x) * (xhat - x);
                   se_eps += (eps_hat - e[i]) * (eps_hat - e[i]);
 
@@ -439,10 +395,8 @@ nll_run (const Chain *chain, NllDenoise denoise, gpointer data,
                       switch (r->variances[v])
                         {
                         case DIFFUSE_VARIANCE_LEARNED:
-                          {
-                            double frac = (var[i] + 1.0) / 2.0;
-                            lv = frac * log_beta + (1.0 - frac) * log_post;
-                          }
+                          lv = diffuse__learned_log_variance (var[i], log_beta,
+                                                              log_post);
                           break;
                         case DIFFUSE_VARIANCE_FIXED_SMALL:
                           lv = log_post;
@@ -452,10 +406,12 @@ nll_run (const Chain *chain, NllDenoise denoise, gpointer data,
                           break;
                         }
                       if (t == 0)
-                        sum[v] +=
-                            decoder_nll (x, coef1 * xhat + coef2 * xt[i], lv);
+                        sum[v] += diffuse__decoder_nll (
+                            x, diffuse__q_posterior_mean (&q, xhat, xt[i]), lv);
                       else
-                        sum[v] += gauss_kl (coef1 * (x - xhat), log_post, lv);
+                        /* μ̃(x0) − μ̃(x̂0) = coef_x0 (x0 − x̂0) */
+                        sum[v] += diffuse__normal_kl (q.coef_x0 * (x - xhat),
+                                                      log_post, lv);
                     }
                 }
               for (gint v = 0; v < r->n_variances; v++)
@@ -484,7 +440,7 @@ nll_run (const Chain *chain, NllDenoise denoise, gpointer data,
         {
           double x = x0[(gsize) k * img + p];
 
-          s += 0.5 * (abar_T * x * x - abar_T - log1p (-abar_T));
+          s += diffuse__prior_kl (x, abar_T);
         }
       r->prior[k] = s / img / ln2;
       for (gint v = 0; v < r->n_variances; v++)
