@@ -15,6 +15,11 @@ gboolean diffuse__set_named_errorv (GError **error, gint code, const char *name,
                                     const char *format, va_list args)
     G_GNUC_PRINTF (4, 0);
 
+/* Sets a DIFFUSE_ERROR_INVALID (a setting or argument out of range);
+ * always returns FALSE. */
+gboolean diffuse__invalid (GError **error, const char *format, ...)
+    G_GNUC_PRINTF (2, 3);
+
 /* ---- files.c ----------------------------------------------------------- */
 
 /* Opens path for reading without blocking on a FIFO, and refuses anything

@@ -5,7 +5,10 @@
  * the canonical lower-case spelling. */
 #include "diffuse-private.h"
 
-G_DEFINE_QUARK (diffuse - error - quark, diffuse_error)
+/* the quark's name is stringified as written: keep it unformatted */
+/* clang-format off */
+G_DEFINE_QUARK (diffuse-error-quark, diffuse_error)
+/* clang-format on */
 
 gboolean
 diffuse__set_named_errorv (GError **error, gint code, const char *name,
@@ -14,6 +17,19 @@ diffuse__set_named_errorv (GError **error, gint code, const char *name,
   g_autofree gchar *msg = g_strdup_vprintf (format, args);
 
   g_set_error (error, DIFFUSE_ERROR, code, "%s: %s", name, msg);
+  return FALSE;
+}
+
+gboolean
+diffuse__invalid (GError **error, const char *format, ...)
+{
+  va_list args;
+
+  va_start (args, format);
+  if (error != NULL)
+    *error =
+        g_error_new_valist (DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID, format, args);
+  va_end (args);
   return FALSE;
 }
 

@@ -110,22 +110,6 @@ diffuse_nll_result_free (DiffuseNllResult *result)
   g_free (result);
 }
 
-static gboolean invalid (GError **error, const char *format, ...)
-    G_GNUC_PRINTF (2, 3);
-
-static gboolean
-invalid (GError **error, const char *format, ...)
-{
-  va_list args;
-
-  va_start (args, format);
-  if (error != NULL)
-    *error =
-        g_error_new_valist (DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID, format, args);
-  va_end (args);
-  return FALSE;
-}
-
 /* What does not depend on the network: variances, timestep count, batch,
  * the images themselves. */
 static gboolean
@@ -134,42 +118,45 @@ check_common (const DiffuseNllParams *params, gint T, gboolean has_variance,
               gint width, GError **error)
 {
   if (T < 2)
-    return invalid (error,
-                    "the bound needs at least 2 diffusion steps (T = %d)", T);
+    return diffuse__invalid (
+        error, "the bound needs at least 2 diffusion steps (T = %d)", T);
   if (count < 1 || count > MAX_COUNT)
-    return invalid (error, "%d images: need 1..%d", count, MAX_COUNT);
+    return diffuse__invalid (error, "%d images: need 1..%d", count, MAX_COUNT);
   if (channels < 1 || height < 1 || width < 1 ||
       (guint64) count * channels * height * width >
           G_MAXSIZE / sizeof (double) / 8)
-    return invalid (error, "bad image shape %d x %d x %d x %d", count, channels,
-                    height, width);
+    return diffuse__invalid (error, "bad image shape %d x %d x %d x %d", count,
+                             channels, height, width);
   if (params->n_variances < 0 || params->n_variances > DIFFUSE_VARIANCE_COUNT ||
       (params->n_variances > 0 && params->variances == NULL))
-    return invalid (error, "n_variances = %d: need 0..%d (0 = auto) and a list",
-                    params->n_variances, DIFFUSE_VARIANCE_COUNT);
+    return diffuse__invalid (
+        error, "n_variances = %d: need 0..%d (0 = auto) and a list",
+        params->n_variances, DIFFUSE_VARIANCE_COUNT);
   for (gint v = 0; v < params->n_variances; v++)
     {
       DiffuseVarianceKind kind = params->variances[v];
 
       if ((guint) kind >= DIFFUSE_VARIANCE_COUNT)
-        return invalid (error, "unknown variance kind %d", (int) kind);
+        return diffuse__invalid (error, "unknown variance kind %d", (int) kind);
       if ((kind == DIFFUSE_VARIANCE_LEARNED) && !has_variance)
-        return invalid (error,
-                        "variance \"learned\" needs a learn_sigma model; "
-                        "this model predicts only ε (use fixed-small or "
-                        "fixed-large)");
+        return diffuse__invalid (
+            error, "variance \"learned\" needs a learn_sigma model; "
+                   "this model predicts only ε (use fixed-small or "
+                   "fixed-large)");
     }
   if (params->n_timesteps != 0 &&
       (params->n_timesteps < 2 || params->n_timesteps > T))
-    return invalid (error,
-                    "n_timesteps = %d is out of range: 0 (every t) or "
-                    "2..%d",
-                    params->n_timesteps, T);
+    return diffuse__invalid (error,
+                             "n_timesteps = %d is out of range: 0 (every t) or "
+                             "2..%d",
+                             params->n_timesteps, T);
   if (params->batch < 0 || params->batch > 4096)
-    return invalid (error, "batch = %d is out of range (0 = default, 1..4096)",
-                    params->batch);
+    return diffuse__invalid (
+        error, "batch = %d is out of range (0 = default, 1..4096)",
+        params->batch);
   if (params->n_threads < 0)
-    return invalid (error, "n_threads = %d is negative", params->n_threads);
+    return diffuse__invalid (error, "n_threads = %d is negative",
+                             params->n_threads);
   if (x0 != NULL)
     {
       gsize n = (gsize) count * channels * height * width;
@@ -177,11 +164,12 @@ check_common (const DiffuseNllParams *params, gint T, gboolean has_variance,
 
       for (gsize j = 0; j < n; j++)
         if (!(x0[j] >= -1.0f && x0[j] <= 1.0f))
-          return invalid (error,
-                          "image %" G_GSIZE_FORMAT " has the value %g at "
-                          "element %" G_GSIZE_FORMAT ": images must be finite "
-                          "and in [-1, 1] (pixel / 127.5 - 1)",
-                          j / img, (double) x0[j], j % img);
+          return diffuse__invalid (
+              error,
+              "image %" G_GSIZE_FORMAT " has the value %g at "
+              "element %" G_GSIZE_FORMAT ": images must be finite "
+              "and in [-1, 1] (pixel / 127.5 - 1)",
+              j / img, (double) x0[j], j % img);
     }
   return TRUE;
 }
@@ -217,21 +205,23 @@ diffuse_nll_params_validate (const DiffuseNllParams *params,
       if (cfg->num_classes == 0)
         {
           if (y != -1)
-            return invalid (error,
-                            "image %d has class %d, but the model is "
-                            "unconditional",
-                            k, y);
+            return diffuse__invalid (error,
+                                     "image %d has class %d, but the model is "
+                                     "unconditional",
+                                     k, y);
         }
       else if (y < -1 || y >= cfg->num_classes)
-        return invalid (error,
-                        "image %d has class %d: out of range (0..%d, or "
-                        "-1 for the null class)",
-                        k, y, cfg->num_classes - 1);
+        return diffuse__invalid (
+            error,
+            "image %d has class %d: out of range (0..%d, or "
+            "-1 for the null class)",
+            k, y, cfg->num_classes - 1);
       else if (y == -1 && cfg->null_class < 0)
-        return invalid (error,
-                        "image %d has no class, and the model has no null "
-                        "class: give every image's class (0..%d)",
-                        k, cfg->num_classes - 1);
+        return diffuse__invalid (
+            error,
+            "image %d has no class, and the model has no null "
+            "class: give every image's class (0..%d)",
+            k, cfg->num_classes - 1);
     }
   return TRUE;
 }
@@ -616,7 +606,8 @@ diffuse_nll_with (DiffuseScheduleKind kind, gint T, DiffuseDenoiseFunc denoise,
     return NULL;
   if (params->labels != NULL)
     {
-      invalid (error, "labels are for diffuse_nll; a denoiser gets none");
+      diffuse__invalid (error,
+                        "labels are for diffuse_nll; a denoiser gets none");
       return NULL;
     }
 

@@ -38,22 +38,6 @@ schedule_for (const DiffuseSampleParams *params, const DiffuseModelConfig *cfg,
                                       params->steps, error);
 }
 
-static gboolean invalid (GError **error, const char *format, ...)
-    G_GNUC_PRINTF (2, 3);
-
-static gboolean
-invalid (GError **error, const char *format, ...)
-{
-  va_list args;
-
-  va_start (args, format);
-  if (error != NULL)
-    *error =
-        g_error_new_valist (DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID, format, args);
-  va_end (args);
-  return FALSE;
-}
-
 /* The null model must read x_t and t as the model does: same channels,
  * same T and β schedule (so ᾱ_t, hence the noise level of x_t, agree),
  * and the run's size must suit its UNet as well. */
@@ -64,25 +48,28 @@ check_null_model (const DiffuseModel *null_model, const DiffuseModelConfig *cfg,
   const DiffuseModelConfig *nc = diffuse_model_get_config (null_model);
 
   if (nc->in_channels != cfg->in_channels)
-    return invalid (error,
-                    "the null model has %d input channels, the model %d; "
-                    "they must match",
-                    nc->in_channels, cfg->in_channels);
+    return diffuse__invalid (
+        error,
+        "the null model has %d input channels, the model %d; "
+        "they must match",
+        nc->in_channels, cfg->in_channels);
   if (nc->diffusion_steps != cfg->diffusion_steps)
-    return invalid (error,
-                    "the null model has diffusion_steps = %d, the model %d; "
-                    "they must match",
-                    nc->diffusion_steps, cfg->diffusion_steps);
+    return diffuse__invalid (
+        error,
+        "the null model has diffusion_steps = %d, the model %d; "
+        "they must match",
+        nc->diffusion_steps, cfg->diffusion_steps);
   if (nc->noise_schedule != cfg->noise_schedule)
-    return invalid (error,
-                    "the null model has a %s noise schedule, the model a %s "
-                    "one; they must match",
-                    diffuse_schedule_kind_to_string (nc->noise_schedule),
-                    diffuse_schedule_kind_to_string (cfg->noise_schedule));
+    return diffuse__invalid (
+        error,
+        "the null model has a %s noise schedule, the model a %s "
+        "one; they must match",
+        diffuse_schedule_kind_to_string (nc->noise_schedule),
+        diffuse_schedule_kind_to_string (cfg->noise_schedule));
   if (nc->num_classes > 0 && nc->null_class < 0)
-    return invalid (error,
-                    "the null model is class-conditional without a null "
-                    "class; it must be unconditional or have a null class");
+    return diffuse__invalid (
+        error, "the null model is class-conditional without a null "
+               "class; it must be unconditional or have a null class");
   if (!diffuse_model_check_size (null_model, h, w, error))
     {
       g_prefix_error (error, "null model: ");
@@ -109,9 +96,9 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
   gint w = params->width > 0 ? params->width : cfg->image_size;
 
   if (cfg->model_type != DIFFUSE_MODEL_UNET)
-    return invalid (error,
-                    "the model is a classifier, not a diffusion UNet; give "
-                    "it as the classifier");
+    return diffuse__invalid (
+        error, "the model is a classifier, not a diffusion UNet; give "
+               "it as the classifier");
   /* every setting of the table against its range (settings-table.c),
    * then what depends on the model */
   if (!diffuse_settings_validate (params, error))
@@ -119,10 +106,10 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
   if (params->respacing == NULL || params->respacing[0] == '\0')
     {
       if (params->steps > T)
-        return invalid (error,
-                        "steps = %d is out of range: the model has "
-                        "diffusion_steps = %d, so 1..%d",
-                        params->steps, T, T);
+        return diffuse__invalid (error,
+                                 "steps = %d is out of range: the model has "
+                                 "diffusion_steps = %d, so 1..%d",
+                                 params->steps, T, T);
     }
   else
     {
@@ -132,14 +119,16 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
         return FALSE;
     }
   if (params->height < 0 || params->width < 0)
-    return invalid (error,
-                    "size %d x %d (height x width) is negative; 0 means the "
-                    "model's image_size",
-                    params->height, params->width);
+    return diffuse__invalid (
+        error,
+        "size %d x %d (height x width) is negative; 0 means the "
+        "model's image_size",
+        params->height, params->width);
   if (!diffuse_model_check_size (model, h, w, error))
     return FALSE;
   if (params->n_threads < 0)
-    return invalid (error, "n_threads = %d is negative", params->n_threads);
+    return diffuse__invalid (error, "n_threads = %d is negative",
+                             params->n_threads);
   {
     g_autoptr (DiffuseSchedule) s = schedule_for (params, cfg, error);
 
@@ -152,9 +141,9 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
     return FALSE;
 
   if (params->variance == DIFFUSE_VARIANCE_LEARNED && !cfg->learn_sigma)
-    return invalid (error,
-                    "variance \"learned\" needs a learn_sigma model; this "
-                    "model predicts only ε (use fixed-small or fixed-large)");
+    return diffuse__invalid (
+        error, "variance \"learned\" needs a learn_sigma model; this "
+               "model predicts only ε (use fixed-small or fixed-large)");
 
   if (params->null_model != NULL &&
       !check_null_model (params->null_model, cfg, h, w, error))
@@ -169,43 +158,46 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
       /* an unconditional model steered by the classifier alone: the label
        * is the classifier's */
       if (params->guidance != 0.0 && params->null_model == NULL)
-        return invalid (error,
-                        "guidance needs a class-conditional model with a "
-                        "null class, or a separate null model; this model is "
-                        "unconditional");
+        return diffuse__invalid (
+            error, "guidance needs a class-conditional model with a "
+                   "null class, or a separate null model; this model is "
+                   "unconditional");
     }
   else if (cfg->num_classes == 0)
     {
       if (params->class_label != -1)
-        return invalid (error, "class %d given, but the model is unconditional",
-                        params->class_label);
+        return diffuse__invalid (
+            error, "class %d given, but the model is unconditional",
+            params->class_label);
       /* with a null_model, an unconditional model can be guided too
        * (away from the other model's predictions) */
       if (params->guidance != 0.0 && params->null_model == NULL)
-        return invalid (error,
-                        "guidance needs a class-conditional model with a "
-                        "null class, or a separate null model; this model is "
-                        "unconditional");
+        return diffuse__invalid (
+            error, "guidance needs a class-conditional model with a "
+                   "null class, or a separate null model; this model is "
+                   "unconditional");
     }
   else
     {
       if (params->class_label < -1 || params->class_label >= cfg->num_classes)
-        return invalid (error,
-                        "class %d is out of range (0..%d, or -1 for the "
-                        "null class)",
-                        params->class_label, cfg->num_classes - 1);
+        return diffuse__invalid (
+            error,
+            "class %d is out of range (0..%d, or -1 for the "
+            "null class)",
+            params->class_label, cfg->num_classes - 1);
       if (params->class_label == -1 && cfg->null_class < 0)
-        return invalid (error,
-                        "the model has no null class: choose a class "
-                        "label (0..%d)",
-                        cfg->num_classes - 1);
+        return diffuse__invalid (error,
+                                 "the model has no null class: choose a class "
+                                 "label (0..%d)",
+                                 cfg->num_classes - 1);
       if (params->guidance != 0.0 && cfg->null_class < 0 &&
           params->null_model == NULL)
-        return invalid (error,
-                        "guidance = %g needs the model's null class, but "
-                        "the model has no null class; give a separate "
-                        "unconditional model as the null model",
-                        params->guidance);
+        return diffuse__invalid (
+            error,
+            "guidance = %g needs the model's null class, but "
+            "the model has no null class; give a separate "
+            "unconditional model as the null model",
+            params->guidance);
     }
   return TRUE;
 }
@@ -223,43 +215,48 @@ check_classifier (const DiffuseModel *classifier, const DiffuseModelConfig *cfg,
   const DiffuseModelConfig *cc = diffuse_model_get_config (classifier);
 
   if (cc->model_type != DIFFUSE_MODEL_CLASSIFIER)
-    return invalid (error,
-                    "the classifier is a diffusion UNet, not a classifier");
+    return diffuse__invalid (
+        error, "the classifier is a diffusion UNet, not a classifier");
   if (cc->in_channels != cfg->in_channels)
-    return invalid (error,
-                    "the classifier takes %d channels, the model makes %d; "
-                    "they must match",
-                    cc->in_channels, cfg->in_channels);
+    return diffuse__invalid (
+        error,
+        "the classifier takes %d channels, the model makes %d; "
+        "they must match",
+        cc->in_channels, cfg->in_channels);
   if (cc->pool == DIFFUSE_POOL_ATTENTION &&
       (h != cc->image_size || w != cc->image_size))
-    return invalid (error,
-                    "the classifier's attention pool takes %dx%d images "
-                    "only; this run is %dx%d",
-                    cc->image_size, cc->image_size, w, h);
+    return diffuse__invalid (
+        error,
+        "the classifier's attention pool takes %dx%d images "
+        "only; this run is %dx%d",
+        cc->image_size, cc->image_size, w, h);
   if (h % (1 << (cc->n_levels - 1)) != 0 || w % (1 << (cc->n_levels - 1)) != 0)
-    return invalid (error,
-                    "the classifier needs sizes that are multiples of %d; "
-                    "this run is %dx%d",
-                    1 << (cc->n_levels - 1), w, h);
+    return diffuse__invalid (
+        error,
+        "the classifier needs sizes that are multiples of %d; "
+        "this run is %dx%d",
+        1 << (cc->n_levels - 1), w, h);
   if (cc->diffusion_steps > 0 && (cc->diffusion_steps != cfg->diffusion_steps ||
                                   cc->noise_schedule != cfg->noise_schedule))
-    return invalid (error,
-                    "the classifier was trained for a %s schedule of %d "
-                    "steps, the model has a %s one of %d; they must match",
-                    diffuse_schedule_kind_to_string (cc->noise_schedule),
-                    cc->diffusion_steps,
-                    diffuse_schedule_kind_to_string (cfg->noise_schedule),
-                    cfg->diffusion_steps);
+    return diffuse__invalid (
+        error,
+        "the classifier was trained for a %s schedule of %d "
+        "steps, the model has a %s one of %d; they must match",
+        diffuse_schedule_kind_to_string (cc->noise_schedule),
+        cc->diffusion_steps,
+        diffuse_schedule_kind_to_string (cfg->noise_schedule),
+        cfg->diffusion_steps);
   if (params->class_label < 0)
-    return invalid (error,
-                    "classifier guidance needs a class label (the "
-                    "classifier has classes 0..%d)",
-                    cc->num_classes - 1);
+    return diffuse__invalid (error,
+                             "classifier guidance needs a class label (the "
+                             "classifier has classes 0..%d)",
+                             cc->num_classes - 1);
   if (params->class_label >= cc->num_classes)
-    return invalid (error,
-                    "class %d: the classifier has only %d classes "
-                    "(0..%d)",
-                    params->class_label, cc->num_classes, cc->num_classes - 1);
+    return diffuse__invalid (error,
+                             "class %d: the classifier has only %d classes "
+                             "(0..%d)",
+                             params->class_label, cc->num_classes,
+                             cc->num_classes - 1);
   return TRUE;
 }
 
