@@ -11,6 +11,11 @@ run with --init-from and the checkpoint kept elsewhere (--checkpoint):
     and adds steps 4 and 5, the warm-up restarts (lr/2 at step 4 with
     warmup_steps 2), the losses are finite;
   - an existing checkpoint wins over --init-from (said on the console);
+  - hflip mirrors images (labels kept); with hflip, bf16 autocast and
+    val_every a run resumed from its checkpoint ends with the weights of an
+    uninterrupted one, and val.csv holds finite held-out losses;
+  - with --pause-file naming an existing file the run waits before its
+    next step and goes on once the file is removed;
   - a model file whose architecture differs from the config's is refused
     with the differing option named, and no checkpoint is written.
 Prints TAP; exit 1 on any failure.  Needs /usr/bin/python3 with torch
@@ -22,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.dont_write_bytecode = True
 try:
@@ -57,7 +63,7 @@ def train(*args):
     return r.returncode, r.stdout
 
 
-def write_config(tmp, name, model_channels=32):
+def write_config(tmp, name, model_channels=32, **extra):
     cfg = {
         "name": "tiny", "data": os.path.join(tmp, "data.npz"),
         "out_dir": os.path.join(tmp, "run"),
@@ -72,6 +78,7 @@ def write_config(tmp, name, model_channels=32):
         "threads": 1, "log_every": 1, "checkpoint_minutes": 1000.0,
         "export_minutes": 1000.0, "description": "test_train.py",
     }
+    cfg.update(extra)
     path = os.path.join(tmp, name)
     with open(path, "w") as f:
         json.dump(cfg, f)
@@ -84,6 +91,8 @@ def main():
     np.savez(os.path.join(tmp, "data.npz"),
              train_x=rng.integers(0, 256, (8, 1, 8, 8), dtype=np.uint8),
              train_y=np.arange(8) % 2,
+             test_x=rng.integers(0, 256, (4, 1, 8, 8), dtype=np.uint8),
+             test_y=np.arange(4) % 2,
              class_names=np.array(["even", "odd"]))
     conf = write_config(tmp, "tiny.json")
     run = os.path.join(tmp, "run")
@@ -129,6 +138,75 @@ def main():
        % (rows[3]["lr"], rows[4]["lr"]))
     ok(all(np.isfinite(float(r["loss"])) for r in rows), "losses are finite")
     ok(torch.load(elsewhere)["step"] == 5, "the run continues to step 5")
+
+    # --pause-file: no step runs while the file exists; the run goes on
+    # once it is removed.
+    pause = os.path.join(tmp, "PAUSE")
+    open(pause, "w").close()
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, TRAIN, "--config", conf,
+                             "--max-steps", "6", "--no-export",
+                             "--checkpoint", elsewhere, "--pause-file", pause],
+                            env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "paused at step" in line:
+            break
+    time.sleep(3.0)
+    with open(os.path.join(run, "loss.csv"), newline="") as f:
+        n_rows = len(list(csv.DictReader(f)))
+    ok(proc.poll() is None and "paused at step 5" in lines[-1] and n_rows == 5,
+       "with the pause file present the run waits at step 5 (%d rows)"
+       % n_rows)
+    os.remove(pause)
+    rest, _ = proc.communicate(timeout=120)
+    ok(proc.returncode == 0 and "resumed after" in rest
+       and torch.load(elsewhere)["step"] == 6,
+       "removing the pause file lets it finish step 6 (rc %d)"
+       % proc.returncode)
+
+    # hflip, bf16 autocast and the validation loss (val.csv), and an exact
+    # resume with them: 2 + 2 steps give the weights of 4 in one run.
+    sys.path.insert(0, os.path.join(ROOT, "tools", "train"))
+    import train as train_mod
+    flipped = []
+    for p_flip in (0.0, 1.0):
+        cfg = train_mod.load_config(write_config(tmp, "f.json", hflip=p_flip))
+        flipped.append(train_mod.Trainer(cfg).next_batch())
+    ok(torch.equal(flipped[1][0], flipped[0][0].flip(3))
+       and torch.equal(flipped[1][1], flipped[0][1]),
+       "hflip 1.0 mirrors every image of the batch and keeps its labels")
+    extra = dict(hflip=0.5, autocast="bf16", val_every=2)
+    one = write_config(tmp, "one.json", **extra)
+    with open(one) as f:
+        cfg = json.load(f)
+    cfg["out_dir"] = os.path.join(tmp, "run-one")
+    with open(one, "w") as f:
+        json.dump(cfg, f)
+    two = write_config(tmp, "two.json", **extra)
+    with open(two) as f:
+        cfg = json.load(f)
+    cfg["out_dir"] = os.path.join(tmp, "run-two")
+    with open(two, "w") as f:
+        json.dump(cfg, f)
+    rc1, out1 = train("--config", one, "--max-steps", "4", "--no-export")
+    rc2, out2 = train("--config", two, "--max-steps", "2", "--no-export")
+    rc3, out3 = train("--config", two, "--max-steps", "4", "--no-export")
+    ok(rc1 == rc2 == rc3 == 0, "bf16 autocast, hflip and val_every train "
+       "(rc %d %d %d)%s" % (rc1, rc2, rc3, "" if rc1 == rc2 == rc3 == 0
+                            else ":\n" + out1 + out2 + out3))
+    if rc1 == rc2 == rc3 == 0:
+        a = torch.load(os.path.join(tmp, "run-one", "checkpoint.pt"))
+        b = torch.load(os.path.join(tmp, "run-two", "checkpoint.pt"))
+        ok(all(torch.equal(a["ema"][k], b["ema"][k]) for k in a["ema"]),
+           "with them, 2 + 2 steps resumed equal 4 steps in one run")
+        with open(os.path.join(tmp, "run-one", "val.csv"), newline="") as f:
+            vrows = list(csv.DictReader(f))
+        ok([int(r["step"]) for r in vrows] == [0, 2, 4]
+           and all(np.isfinite(float(r["val_loss"])) for r in vrows),
+           "val.csv has the EMA's finite held-out loss at steps 0, 2, 4")
 
     wide = write_config(tmp, "wide.json", model_channels=64)
     bad = os.path.join(tmp, "bad.pt")

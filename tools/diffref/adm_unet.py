@@ -261,7 +261,7 @@ class Norm(nn.GroupNorm):
         super().__init__(GROUPS, channels, eps=GN_EPS)
 
     def forward(self, x):
-        if x.dtype == torch.float16:
+        if x.dtype in (torch.float16, torch.bfloat16):
             return super().forward(x.float()).to(x.dtype)
         return super().forward(x)
 

@@ -15,7 +15,13 @@ gives
     same count per class;
   - the floor: the same FD between set A and a disjoint real set B of the
     same size (from the test split while it lasts, then from the training
-    split), i.e. what a perfect sampler would score at this sample size.
+    split), i.e. what a perfect sampler would score at this sample size;
+    with --fid-n-per-class K (for emoji, whose held-out split has only 8
+    images in its smallest class) FID and floor use the first K samples
+    of each class and K real images per class, the accuracies all n;
+  - for RGBA data, the alpha crispness: the fraction of alpha values that
+    are neither ~0 nor ~255 (strictly between 13 and 242 of 255) in the
+    samples and in the training images.
 Samples are cached in tools/eval/cache/ by (model file, settings), so the
 sweeps can share them.  Prints one JSON object (also --json FILE).
 """
@@ -176,6 +182,16 @@ def predict(clf, x):
 
 
 _CLF = {}
+_ALPHA_REAL = {}
+
+
+def real_alpha_mid_fraction(data_name):
+    if data_name not in _ALPHA_REAL:
+        data = np.load(os.path.join(ROOT, "tools", "train", "cache",
+                                    data_name + ".npz"))
+        _ALPHA_REAL[data_name] = alpha_mid_fraction(
+            data["train_x"].astype(np.float32) / 127.5 - 1.0)
+    return _ALPHA_REAL[data_name]
 
 
 def load_classifier(data_name, path=None):
@@ -189,15 +205,26 @@ def load_classifier(data_name, path=None):
     return _CLF[path]
 
 
+ALPHA_LO, ALPHA_HI = 13.0 / 255.0, 242.0 / 255.0
+
+
+def alpha_mid_fraction(x):
+    """x: float [N, 4, H, W] in [-1, 1]: the fraction of alpha values that
+    are neither ~transparent nor ~opaque."""
+    a = (np.clip(x[:, 3], -1.0, 1.0) + 1.0) / 2.0
+    return float(((a > ALPHA_LO) & (a < ALPHA_HI)).mean())
+
+
 def evaluate(model, data_name, settings, n_per_class, seed=0, threads=None,
-             diffuse=None, classifier_path=None, return_samples=False):
+             diffuse=None, classifier_path=None, return_samples=False,
+             fid_n_per_class=None):
     import torch
     torch.set_num_threads(1)
     diffuse = find_diffuse(diffuse)
     clf = load_classifier(data_name, classifier_path)
-    ref = reference(data_name, n_per_class, clf)
+    ref = reference(data_name, fid_n_per_class or n_per_class, clf)
     nc = ref["n_classes"]
-    counts = ref["counts"]
+    counts = ([int(n_per_class)] * nc if fid_n_per_class else ref["counts"])
     t0 = time.time()
     xs = [generate(diffuse, model, c, counts[c], settings, threads,
                    seed + 1000 * c) for c in range(nc)]
@@ -206,6 +233,10 @@ def evaluate(model, data_name, settings, n_per_class, seed=0, threads=None,
     y = np.repeat(np.arange(nc), counts)
     labels, feats = predict(clf, x)
     per_class = [float((labels[y == c] == c).mean()) for c in range(nc)]
+    if fid_n_per_class:
+        starts = np.cumsum([0] + counts[:-1])
+        feats = np.concatenate([feats[s0:s0 + ref["counts"][c]]
+                                for c, s0 in enumerate(starts)])
     out = {
         "model": os.path.relpath(os.path.abspath(model), ROOT),
         "training_step": training_step(model),
@@ -222,6 +253,11 @@ def evaluate(model, data_name, settings, n_per_class, seed=0, threads=None,
         "finite": bool(np.isfinite(x).all()),
         "generate_seconds": round(gen_s, 1),
     }
+    if fid_n_per_class:
+        out["fid_n_per_class"] = fid_n_per_class
+    if x.shape[1] == 4:
+        out["alpha_mid_fraction"] = alpha_mid_fraction(x)
+        out["alpha_mid_fraction_real"] = real_alpha_mid_fraction(data_name)
     out["fid_ratio"] = out["fid"] / out["fid_floor"]
     if return_samples:
         return out, x
@@ -251,6 +287,10 @@ def main():
     ap.add_argument("--variance", default="auto",
                     choices=("auto", "learned", "fixed-small", "fixed-large"))
     ap.add_argument("--classifier", default=None)
+    ap.add_argument("--fid-n-per-class", type=int, default=None,
+                    help="FID and its floor from the first K samples of "
+                    "each class against K real images per class "
+                    "(default: all samples)")
     ap.add_argument("--json", default=None, help="also write the result here")
     args = ap.parse_args()
     settings = {"sampler": args.sampler, "steps": args.steps,
@@ -259,7 +299,8 @@ def main():
     if args.n_per_class != "test":
         args.n_per_class = int(args.n_per_class)
     res = evaluate(args.model, args.data, settings, args.n_per_class,
-                   args.seed, args.threads, args.diffuse, args.classifier)
+                   args.seed, args.threads, args.diffuse, args.classifier,
+                   fid_n_per_class=args.fid_n_per_class)
     text = json.dumps(res, indent=1)
     print(text)
     if args.json:

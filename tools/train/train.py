@@ -61,6 +61,7 @@ from diffref.training import Diffusion  # noqa: E402
 
 CSV_FIELDS = ["step", "epoch", "loss", "mse", "vb", "grad_norm", "lr",
               "sec_per_step", "wall"]
+VAL_FIELDS = ["step", "val_loss", "val_mse", "val_vb", "wall"]
 
 TRAIN_DEFAULTS = {
     "seed": 0,
@@ -80,6 +81,10 @@ TRAIN_DEFAULTS = {
     "export_minutes": 15.0,
     "export_dtype": "F32",
     "log_every": 50,
+    "hflip": 0.0,
+    "autocast": None,
+    "val_every": 0,
+    "val_size": 128,
 }
 
 
@@ -104,6 +109,25 @@ def load_data(cfg):
     y = torch.from_numpy(d["train_y"]).long()
     names = [str(n) for n in d["class_names"]]
     return x, y, names
+
+
+def load_val(cfg):
+    """A fixed held-out batch for the validation loss: the first val_size
+    images of the data's test split in a seeded order (classes as they
+    come), with fixed t, noise and true labels; None without a test
+    split."""
+    d = np.load(resolve(cfg["data"]))
+    if "test_x" not in d.files:
+        return None
+    n = min(cfg["val_size"], d["test_x"].shape[0])
+    rng = np.random.default_rng([cfg["seed"], 4242])
+    idx = np.sort(rng.permutation(d["test_x"].shape[0])[:n])
+    x = torch.from_numpy(d["test_x"][idx]).float() / 127.5 - 1.0
+    y = torch.from_numpy(d["test_y"][idx]).long()
+    g = torch.Generator().manual_seed(cfg["seed"] + 4242)
+    t = torch.randint(0, cfg.get("diffusion_steps", 1000), (n,), generator=g)
+    noise = torch.randn(x.shape, generator=g)
+    return x, y, t, noise
 
 
 def make_model_config(cfg, class_names):
@@ -183,6 +207,9 @@ class Trainer:
         self.csv_path = os.path.join(self.out_dir, "loss.csv")
         self.order = None
         self.stop = False
+        self.pause_file = None  # --pause-file: sleep while it exists
+        self.val = load_val(cfg) if cfg["val_every"] else None
+        self.val_path = os.path.join(self.out_dir, "val.csv")
 
     # -- state ------------------------------------------------------------
     def state(self):
@@ -281,6 +308,21 @@ class Trainer:
         self.csv_file = open(self.csv_path, "a", newline="")
         self.csv = csv.DictWriter(self.csv_file, fieldnames=CSV_FIELDS)
 
+    def wait_while_paused(self):
+        """Sleeps while the pause file exists (others create it to take
+        timings on a shared machine); a stop signal ends the wait.
+        Returns the seconds spent waiting."""
+        if not self.pause_file or not os.path.exists(self.pause_file):
+            return 0.0
+        t0 = time.time()
+        print("[%s] paused at step %d while %s exists"
+              % (stamp(), self.step, self.pause_file), flush=True)
+        while os.path.exists(self.pause_file) and not self.stop:
+            time.sleep(2.0)
+        waited = time.time() - t0
+        print("[%s] resumed after %.0f s" % (stamp(), waited), flush=True)
+        return waited
+
     # -- one step -----------------------------------------------------------
     def next_batch(self):
         bs = self.cfg["batch_size"]
@@ -297,6 +339,11 @@ class Trainer:
                 self.order = None
         idx = torch.tensor(idx)
         x = self.x[idx].float() / 127.5 - 1.0
+        if self.cfg["hflip"]:
+            # Horizontal flips keep the class of both data sets; the
+            # draws come from the run's generator, so resumes are exact.
+            flip = torch.rand(len(idx), generator=self.gen) < self.cfg["hflip"]
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
         return x, self.y[idx].clone()
 
     def lr_at(self, step):
@@ -316,7 +363,7 @@ class Trainer:
             g["lr"] = lr
         self.model.train()
         losses = self.diff.training_losses(
-            self.model, x0, t, noise, y,
+            self.net, x0, t, noise, y,
             learn_sigma=self.model_cfg["learn_sigma"],
             vlb_weight=self.cfg["vlb_weight"])
         loss = losses["loss"].mean()
@@ -333,6 +380,51 @@ class Trainer:
         return {"loss": loss.item(), "mse": losses["mse"].mean().item(),
                 "vb": losses["vb"].mean().item(), "grad_norm": float(gnorm),
                 "lr": lr}
+
+    def net(self, xt, t, y):
+        """The network's forward pass for training: under bf16 autocast
+        when the config says "autocast": "bf16" (the weights, AdamW and
+        the EMA stay float32; GroupNorm runs in float32,
+        diffref.adm_unet.Norm), the output cast back to float32 so the
+        losses (the L_vlb KL above all) are computed in float32."""
+        mode = self.cfg["autocast"]
+        if mode in (None, "", "none"):
+            return self.model(xt, t, y)
+        if mode != "bf16":
+            raise SystemExit("config autocast %r: only \"bf16\" or null"
+                             % mode)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = self.model(xt, t, y)
+        return out.float()
+
+    def validate(self):
+        """The EMA weights' loss on the fixed held-out batch, in float32,
+        appended to val.csv (a loss curve that neither the batch noise nor
+        autocast moves)."""
+        x, y, t, noise = self.val
+        self.ema.eval()
+        with torch.no_grad():
+            tot = {"loss": 0.0, "mse": 0.0, "vb": 0.0}
+            for i in range(0, x.shape[0], 32):
+                sl = slice(i, i + 32)
+                losses = self.diff.training_losses(
+                    self.ema, x[sl], t[sl], noise[sl], y[sl],
+                    learn_sigma=self.model_cfg["learn_sigma"],
+                    vlb_weight=self.cfg["vlb_weight"])
+                for k in tot:
+                    tot[k] += losses[k].sum().item()
+        row = {"step": self.step, "wall": "%.0f" % time.time()}
+        for k in tot:
+            row["val_" + k] = "%.6g" % (tot[k] / x.shape[0])
+        new = not os.path.exists(self.val_path)
+        with open(self.val_path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=VAL_FIELDS)
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        print("[%s] step %d validation (EMA, %d held-out images): loss %s "
+              "mse %s" % (stamp(), self.step, x.shape[0], row["val_loss"],
+                          row["val_mse"]), flush=True)
 
     # -- export -----------------------------------------------------------
     def export(self):
@@ -366,7 +458,12 @@ class Trainer:
         max_steps = max_steps or self.cfg["max_steps"]
         last_ckpt = last_export = time.time()
         acc, t_log = [], time.time()
+        if self.val is not None:
+            self.validate()
         while self.step < max_steps and not self.stop:
+            t_log += self.wait_while_paused()
+            if self.stop:
+                break
             t0 = time.time()
             row = self.train_step()
             dt = time.time() - t0
@@ -386,6 +483,8 @@ class Trainer:
                                        (now - t_log) / len(acc)), flush=True)
                 acc, t_log = [], now
             now = time.time()
+            if self.val is not None and self.step % self.cfg["val_every"] == 0:
+                self.validate()
             if now - last_ckpt >= 60 * self.cfg["checkpoint_minutes"]:
                 self.csv_file.flush()
                 self.save_checkpoint()
@@ -419,6 +518,14 @@ def main():
                     "file's (EMA) weights and training_step with a fresh "
                     "optimizer, e.g. models/fashion.safetensors")
     ap.add_argument("--no-export", action="store_true")
+    ap.add_argument("--export", default=None, metavar="PATH",
+                    help="write the EMA weights here instead of the "
+                    "config's export path (e.g. to keep the shipped model "
+                    "until a new one has been evaluated)")
+    ap.add_argument("--pause-file", default=None, metavar="PATH",
+                    help="before each step, sleep while PATH exists "
+                    "(e.g. /work/ckpt/PAUSE, created by whoever takes "
+                    "timings on a shared machine); default: never pause")
     ap.add_argument("--benchmark", type=int, default=0, metavar="N",
                     help="time N training steps, write nothing, exit")
     args = ap.parse_args()
@@ -427,6 +534,8 @@ def main():
         cfg["out_dir"] = args.out_dir
     if args.checkpoint:
         cfg["checkpoint"] = os.path.abspath(args.checkpoint)
+    if args.export:
+        cfg["export"] = os.path.abspath(args.export)
     if args.benchmark:
         tr = Trainer.__new__(Trainer)
         Trainer.__init__(tr, cfg)
@@ -440,6 +549,7 @@ def main():
               % (cfg["name"], n, cfg["batch_size"], dt, cfg["batch_size"] / dt))
         return
     tr = Trainer(cfg)
+    tr.pause_file = args.pause_file
 
     def on_signal(signum, frame):
         print("[%s] signal %d: checkpointing after this step"
