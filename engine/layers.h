@@ -86,6 +86,21 @@ void diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
                                 gboolean accumulate, float *v, float *m,
                                 float *out);
 
+/* Winograd F(4×4, 3×3) (winograd43.c): the same convolution as 36 GEMMs
+ * on 6×6 input tiles, 4× fewer multiplications than im2col, at some cost
+ * in rounding error (the transforms' coefficients reach 8 and 1/24:
+ * winograd43.c, tests/test-layers.c).  u[36, Cout, Cin]; v: 36·Cin·tiles,
+ * m: 36·Cout·tiles floats, tiles = winograd43_tiles () = B·⌈H/4⌉·⌈W/4⌉. */
+void diffuse__winograd43_weights (DiffusePool *pool, const float *w, gint c_out,
+                                  gint c_in, float *u);
+gsize diffuse__winograd43_tiles (gint batch, gint height, gint width);
+void diffuse__conv3x3_winograd43 (DiffusePool *pool, const float *x, gint c_in,
+                                  gint batch, gint height, gint width,
+                                  const float *u, const float *bias,
+                                  const float *bias2, gsize b2_stride,
+                                  gint c_out, gboolean accumulate, float *v,
+                                  float *m, float *out);
+
 /* Nearest-neighbour ×2 upsampling (F.interpolate (scale_factor=2)):
  * x[C, B, H, W] -> out[C, B, 2H, 2W]. */
 void diffuse__upsample2x (DiffusePool *pool, const float *x, gint channels,

@@ -579,6 +579,25 @@ diffuse_model_free (DiffuseModel *model)
   g_free (model);
 }
 
+/* Whether none of the n floats is a NaN or an infinity (all exponent
+ * bits set), with integer operations gcc vectorises: at memory speed,
+ * where isfinite () per element took a third of a second on ImageNet-64's
+ * 296 M weights. */
+static gboolean
+all_finite (const float *data, gint64 n)
+{
+  guint32 bad = 0;
+
+  for (gint64 i = 0; i < n; i++)
+    {
+      guint32 bits;
+
+      memcpy (&bits, data + i, sizeof bits);
+      bad |= (guint32) ((bits & 0x7f800000u) == 0x7f800000u);
+    }
+  return bad == 0;
+}
+
 /* Binds the UNet's tensors (unet-weights.c), which uses all of them. */
 static gboolean
 bind_weights (DiffuseModel *model, GError **error)
@@ -598,16 +617,17 @@ bind_weights (DiffuseModel *model, GError **error)
       const DiffuseTensorInfo *t = diffuse__safetensors_get_nth (model->st, i);
 
       /* a NaN or Inf weight would turn every image into NaN: refused at
-       * load, naming the tensor (one pass over the weights) */
-      for (gint64 j = 0; j < t->n_elements; j++)
-        if (!isfinite (t->data[j]))
-          {
-            g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
-                         "%s: tensor '%s' holds a non-finite value (%g) at "
-                         "index %" G_GINT64_FORMAT,
-                         model->name, t->name, t->data[j], j);
-            return FALSE;
-          }
+       * load, naming the tensor (one vectorised pass over the weights) */
+      if (!all_finite (t->data, t->n_elements))
+        for (gint64 j = 0; j < t->n_elements; j++)
+          if (!isfinite (t->data[j]))
+            {
+              g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL,
+                           "%s: tensor '%s' holds a non-finite value (%g) at "
+                           "index %" G_GINT64_FORMAT,
+                           model->name, t->name, t->data[j], j);
+              return FALSE;
+            }
       model->n_params += (guint64) t->n_elements;
     }
   return TRUE;

@@ -1,8 +1,10 @@
 /* The ADM UNet's layer list, built from the model's config in execution
  * order, and its parameters bound by state_dict name to the tensors of
- * the parsed safetensors file (llm.c style), every shape checked; the
- * Winograd forms of the 3×3 convolutions are made here too.  model.c
- * calls this once at load; unet.c runs the result.  The structure, as
+ * the parsed safetensors file (llm.c style), every shape checked.  The
+ * weights stay where the file's mapping has them (nothing is copied or
+ * transformed at load: unet.c makes the Winograd forms of a convolution
+ * just before running it).  model.c calls this once at load; unet.c runs
+ * the result.  The structure, as
  * guided-diffusion's UNetModel builds it, is described in unet.c. */
 #include <stdarg.h>
 #include <string.h>
@@ -216,55 +218,6 @@ push_skip (Builder *b)
   w->skip_level[w->n_skips++] = op->level_out;
 }
 
-/* The 3×3 stride-1 convolutions between normalised layers (ResBlock convs,
- * Upsample convs) run as Winograd F(2×2, 3×3) (layers.h), whose weights
- * u = G g Gᵀ are made here once, 16/9 the size of the originals.  If that
- * memory is not available they run as im2col GEMMs instead. */
-static void
-make_winograd (DiffuseUNetWeights *w)
-{
-  DiffusePool *pool;
-  gsize total = 0;
-  float *p;
-
-  for (gint i = 0; i < w->n_res; i++)
-    total += (gsize) 16 * w->res[i].c_out * (w->res[i].c_in + w->res[i].c_out);
-  for (gint i = 0; i < w->n_ops; i++)
-    if (w->ops[i].kind == OP_UP)
-      {
-        const ConvWeights *c = &w->conv[w->ops[i].index];
-
-        total += (gsize) 16 * c->c_out * c->c_in;
-      }
-  w->wino = g_try_malloc (total * sizeof (float));
-  if (w->wino == NULL)
-    return;
-  /* ImageNet-64's 290 M weights take a second per thread */
-  pool = diffuse__pool_new (diffuse__threads_for_run (0));
-  p = w->wino;
-  for (gint i = 0; i < w->n_res; i++)
-    {
-      ResBlockWeights *r = &w->res[i];
-
-      diffuse__winograd_weights (pool, r->in_conv_w, r->c_out, r->c_in, p);
-      r->in_conv_u = p;
-      p += (gsize) 16 * r->c_out * r->c_in;
-      diffuse__winograd_weights (pool, r->out_conv_w, r->c_out, r->c_out, p);
-      r->out_conv_u = p;
-      p += (gsize) 16 * r->c_out * r->c_out;
-    }
-  for (gint i = 0; i < w->n_ops; i++)
-    if (w->ops[i].kind == OP_UP)
-      {
-        ConvWeights *c = &w->conv[w->ops[i].index];
-
-        diffuse__winograd_weights (pool, c->w, c->c_out, c->c_in, p);
-        c->u = p;
-        p += (gsize) 16 * c->c_out * c->c_in;
-      }
-  diffuse__pool_free (pool);
-}
-
 DiffuseUNetWeights *
 diffuse__unet_weights_new (const DiffuseSafetensors *st,
                            const DiffuseModelConfig *cfg, const char *name,
@@ -397,7 +350,6 @@ diffuse__unet_weights_new (const DiffuseSafetensors *st,
       diffuse__unet_weights_free (w);
       return NULL;
     }
-  make_winograd (w);
   return w;
 }
 
@@ -410,7 +362,6 @@ diffuse__unet_weights_free (DiffuseUNetWeights *weights)
   g_free (weights->res);
   g_free (weights->attn);
   g_free (weights->conv);
-  g_free (weights->wino);
   g_free (weights->skip_c);
   g_free (weights->skip_level);
   g_free (weights);

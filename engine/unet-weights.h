@@ -25,10 +25,6 @@ typedef struct
   const float *skip_w;     /* (c_out, c_in, 1, 1)  skip_connection;
                                NULL when c_in == c_out */
   const float *skip_b;     /* (c_out) */
-  const float
-      *in_conv_u; /* (16, c_out, c_in)  Winograd form of in_conv_w, or NULL */
-  const float *
-      out_conv_u; /* (16, c_out, c_out)  Winograd form of out_conv_w, or NULL */
 } ResBlockWeights;
 
 typedef struct
@@ -47,8 +43,6 @@ typedef struct
   gint c_in, c_out;
   const float *w; /* (c_out, c_in, 3, 3) */
   const float *b; /* (c_out) */
-  const float *u; /* (16, c_out, c_in)  Winograd form (Upsample
-                               convs), or NULL */
 } ConvWeights;
 
 typedef enum
@@ -100,7 +94,6 @@ struct _DiffuseUNetWeights
   gint n_skips;
   gint *skip_c;     /* [n_skips] channels of each skip */
   gint *skip_level; /* [n_skips] its resolution: H >> level */
-  float *wino;      /* one allocation holding every *_u above */
 };
 
 G_END_DECLS

@@ -15,8 +15,9 @@
  *   out: GroupNorm, SiLU, conv3x3 ch0 -> out_channels.
  *
  * Activations are [C, B, H, W] (see layers.h), so each convolution over
- * the batch is one GEMM (im2col) or 16 (Winograd F(2×2, 3×3), for the
- * ResBlock and Upsample convs).  The pass runs on the state's own
+ * the batch is one GEMM (im2col) or 16 or 36 (Winograd F(2×2, 3×3) or
+ * F(4×4, 3×3), for the ResBlock and Upsample convs, whose weights are
+ * transformed just before each such convolution: conv3x3_algo).  The pass runs on the state's own
  * threads (n_threads of diffuse_unet_new), which call OpenBLAS
  * single-threaded.  All scratch is allocated in
  * diffuse_unet_new; the forward pass allocates nothing.  bench/README.md
@@ -46,6 +47,8 @@ struct _DiffuseUNet
       *t;              /* normalised input, resampled copies, ResBlock middle */
   float *col;          /* im2col, or Winograd input tiles */
   float *wm;           /* Winograd products */
+  float *wu;           /* Winograd weights of the convolution running */
+  gint force_algo;     /* −1, or a ConvAlgo for every 3×3 stride-1 conv */
   float *qkv, *scores; /* attention */
   float **skips;       /* [n_skips] input-block outputs */
   /* [B, ·] embedding buffers */
@@ -54,8 +57,37 @@ struct _DiffuseUNet
 
 typedef struct
 {
-  gsize cur, a, a2, xs, t, col, wm, qkv, scores, skips;
+  gsize cur, a, a2, xs, t, col, wm, wu, qkv, scores, skips;
 } Sizes;
+
+typedef enum
+{
+  CONV_IM2COL,
+  CONV_F2, /* Winograd F(2×2, 3×3) */
+  CONV_F4  /* Winograd F(4×4, 3×3) */
+} ConvAlgo;
+
+/* How a 3×3 stride-1 convolution runs, by its shape, from bench-conv's
+ * figures (bench/README.md; 2 Zen 4 cores, batch 2, weight transform
+ * included): F(4×4, 3×3) is 1.3–1.45× faster than F(2×2, 3×3) from 32 px
+ * up with 128 or more output channels, F(2×2, 3×3) is the faster one
+ * below that (fewer tiles: the 36 products get too small), and at 8 px
+ * and below with many channels, im2col catches up with F(2×2, 3×3) once
+ * the weights' transform (which grows with the channels, not the pixels)
+ * is counted. */
+static ConvAlgo
+conv3x3_algo (gint force, gint c_in, gint c_out, gint height, gint width)
+{
+  gint side = MIN (height, width);
+
+  if (force >= 0)
+    return (ConvAlgo) force;
+  if (side >= 32 && c_out >= 128)
+    return CONV_F4;
+  if (side <= 8 && (gint64) c_in * c_out >= 512 * 512)
+    return CONV_IM2COL;
+  return CONV_F2;
+}
 
 #define UPD(field, v)                                                          \
   G_STMT_START                                                                 \
@@ -66,11 +98,36 @@ typedef struct
   }                                                                            \
   G_STMT_END
 
+/* The scratch of a 3×3 stride-1 convolution on [c_in, B, h, w]. */
+static void
+plan_conv3x3 (Sizes *s, gint force, gint c_in, gint c_out, gint batch, gint h,
+              gint w)
+{
+  gsize n = (gsize) batch * h * w;
+
+  switch (conv3x3_algo (force, c_in, c_out, h, w))
+    {
+    case CONV_IM2COL:
+      UPD (col, (gsize) c_in * 9 * n);
+      break;
+    case CONV_F2:
+      UPD (col, 16 * diffuse__winograd_tiles (batch, h, w) * c_in);
+      UPD (wm, 16 * diffuse__winograd_tiles (batch, h, w) * c_out);
+      UPD (wu, (gsize) 16 * c_in * c_out);
+      break;
+    case CONV_F4:
+      UPD (col, 36 * diffuse__winograd43_tiles (batch, h, w) * c_in);
+      UPD (wm, 36 * diffuse__winograd43_tiles (batch, h, w) * c_out);
+      UPD (wu, (gsize) 36 * c_in * c_out);
+      break;
+    }
+}
+
 /* Record each buffer's largest use (in floats) over the ops, for batch B
  * at H × W. */
 static void
 plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
-      gint n_threads, Sizes *s)
+      gint n_threads, gint force, Sizes *s)
 {
   memset (s, 0, sizeof *s);
 #define NAT(l) ((gsize) batch * (height >> (l)) * (width >> (l)))
@@ -79,7 +136,7 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
       const Op *op = &w->ops[i];
       gint lo = op->level_out;
       gsize n = NAT (op->level), no = NAT (lo);
-      gsize tiles = diffuse__winograd_tiles (batch, height >> lo, width >> lo);
+      gint ho = height >> lo, wo = width >> lo;
 
       UPD (cur, (gsize) op->c_in * n);
       UPD (cur, (gsize) op->c_out * no);
@@ -87,14 +144,11 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
         {
         case OP_CONV_IN:
         case OP_DOWN:
-        case OP_UP:
           UPD (col, (gsize) op->c_in * 9 * no);
-          if (op->kind == OP_UP)
-            {
-              UPD (a2, (gsize) op->c_in * no);
-              UPD (col, 16 * tiles * op->c_in);
-              UPD (wm, 16 * tiles * op->c_out);
-            }
+          break;
+        case OP_UP:
+          UPD (a2, (gsize) op->c_in * no);
+          plan_conv3x3 (s, force, op->c_in, op->c_out, batch, ho, wo);
           break;
         case OP_RES:
           UPD (a, (gsize) op->c_in * n);
@@ -105,10 +159,8 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
               UPD (xs, (gsize) op->c_in * no);
             }
           UPD (t, (gsize) op->c_out * no);
-          UPD (col, (gsize) op->c_in * 9 * no);
-          UPD (col, (gsize) op->c_out * 9 * no);
-          UPD (col, 16 * tiles * MAX (op->c_in, op->c_out));
-          UPD (wm, 16 * tiles * op->c_out);
+          plan_conv3x3 (s, force, op->c_in, op->c_out, batch, ho, wo);
+          plan_conv3x3 (s, force, op->c_out, op->c_out, batch, ho, wo);
           break;
         case OP_ATTN:
           UPD (a, (gsize) op->c_in * n);
@@ -123,7 +175,8 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
     }
   /* out: GroupNorm + SiLU into a, conv3x3 into t */
   UPD (a, (gsize) w->out_conv.c_in * NAT (0));
-  UPD (col, (gsize) w->out_conv.c_in * 9 * NAT (0));
+  plan_conv3x3 (s, force, w->out_conv.c_in, w->out_conv.c_out, batch, height,
+                width);
   UPD (t, (gsize) w->out_conv.c_out * NAT (0));
 #undef NAT
 }
@@ -131,12 +184,12 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
 /* Floats of scratch (with alignment slack) for batch B at H × W. */
 static gsize
 scratch_floats (const DiffuseUNetWeights *w, gint max_batch, gint height,
-                gint width, gint n_threads, Sizes *s)
+                gint width, gint n_threads, gint force, Sizes *s)
 {
   gsize total, emb_floats;
   gint max_emb = 0;
 
-  plan (w, max_batch, height, width, n_threads, s);
+  plan (w, max_batch, height, width, n_threads, force, s);
   for (gint i = 0; i < w->n_res; i++)
     max_emb = MAX (max_emb, w->res[i].n_emb);
   emb_floats =
@@ -144,12 +197,31 @@ scratch_floats (const DiffuseUNetWeights *w, gint max_batch, gint height,
   /* each buffer rounded up to 16 floats (64 bytes) */
 #define R16(x) (((x) + 15) / 16 * 16)
   total = 2 * R16 (s->cur) + R16 (s->a) + R16 (s->a2) + R16 (s->xs) +
-          R16 (s->t) + R16 (s->col) + R16 (s->wm) + R16 (s->qkv) +
+          R16 (s->t) + R16 (s->col) + R16 (s->wm) + R16 (s->wu) + R16 (s->qkv) +
           R16 (s->scores) + R16 (s->skips) + 5 * 16 + R16 (emb_floats) + 16;
 #undef R16
   if (total > G_MAXSIZE / sizeof (float))
     total = G_MAXSIZE / sizeof (float);
   return total;
+}
+
+/* DIFFUSE_CONV3X3=im2col|f2|f4 runs every 3×3 stride-1 convolution one
+ * way (the tests run the golden forward passes each way); unset or
+ * anything else: conv3x3_algo's choice by shape. */
+static gint
+force_algo_from_env (void)
+{
+  const char *e = g_getenv ("DIFFUSE_CONV3X3");
+
+  if (e == NULL)
+    return -1;
+  if (strcmp (e, "im2col") == 0)
+    return CONV_IM2COL;
+  if (strcmp (e, "f2") == 0)
+    return CONV_F2;
+  if (strcmp (e, "f4") == 0)
+    return CONV_F4;
+  return -1;
 }
 
 guint64
@@ -160,7 +232,7 @@ diffuse__unet_estimate_bytes (const DiffuseModel *model, gint batch,
   Sizes s;
 
   return (guint64) scratch_floats (w, batch, height, width,
-                                   diffuse__threads_for_run (0), &s) *
+                                   diffuse__threads_for_run (0), -1, &s) *
          sizeof (float);
 }
 
@@ -260,7 +332,9 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   u->width = width;
   u->skips = g_new0 (float *, w->n_skips + 1);
   u->n_threads = diffuse__threads_for_run (n_threads);
-  total = scratch_floats (w, max_batch, height, width, u->n_threads, &s);
+  u->force_algo = force_algo_from_env ();
+  total = scratch_floats (w, max_batch, height, width, u->n_threads,
+                          u->force_algo, &s);
   u->scratch_bytes = total * sizeof (float);
   u->arena = g_try_malloc (u->scratch_bytes);
   if (u->arena == NULL)
@@ -291,6 +365,7 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   TAKE (u->t, s.t);
   TAKE (u->col, s.col);
   TAKE (u->wm, s.wm);
+  TAKE (u->wu, s.wu);
   TAKE (u->qkv, s.qkv);
   TAKE (u->scores, s.scores);
   for (gint i = 0; i < w->n_skips; i++)
@@ -342,24 +417,35 @@ diffuse_unet_get_scratch_bytes (const DiffuseUNet *unet)
   }                                                                            \
   G_STMT_END
 
-/* 3×3 stride-1 convolution: Winograd when the weights have that form.
- * Measured on the benchmark machine (2 Zen 4 cores, pass threads calling
- * OpenBLAS single-threaded), it is 1.4–2.1× faster than im2col + GEMM for
- * every shape tried, from 32 channels at 4×4 to 768 channels at 8×8 and
- * 192 channels at 64×64. */
+/* 3×3 stride-1 convolution, as conv3x3_algo chooses.  The Winograd
+ * forms of the weights are made here, into scratch, each time: that costs
+ * 1–15 % of the convolution (bench/README.md) and keeps the process's
+ * memory at the size of the model file (the forms are 16/9 or 4× its
+ * size), with nothing to do at load. */
 static void
 conv3x3 (DiffuseUNet *u, const float *x, gint c_in, gint batch, gint h, gint w,
-         const float *wt, const float *wu, const float *bias,
-         const float *bias2, gsize b2_stride, gint c_out, gboolean accumulate,
-         float *out)
+         const float *wt, const float *bias, const float *bias2,
+         gsize b2_stride, gint c_out, gboolean accumulate, float *out)
 {
-  if (wu)
-    diffuse__conv3x3_winograd (u->pool, x, c_in, batch, h, w, wu, bias, bias2,
-                               b2_stride, c_out, accumulate, u->col, u->wm,
-                               out);
-  else
-    diffuse__conv2d (u->pool, x, c_in, batch, h, w, wt, bias, bias2, b2_stride,
-                     c_out, 3, 1, accumulate, u->col, out);
+  switch (conv3x3_algo (u->force_algo, c_in, c_out, h, w))
+    {
+    case CONV_F4:
+      diffuse__winograd43_weights (u->pool, wt, c_out, c_in, u->wu);
+      diffuse__conv3x3_winograd43 (u->pool, x, c_in, batch, h, w, u->wu, bias,
+                                   bias2, b2_stride, c_out, accumulate, u->col,
+                                   u->wm, out);
+      break;
+    case CONV_F2:
+      diffuse__winograd_weights (u->pool, wt, c_out, c_in, u->wu);
+      diffuse__conv3x3_winograd (u->pool, x, c_in, batch, h, w, u->wu, bias,
+                                 bias2, b2_stride, c_out, accumulate, u->col,
+                                 u->wm, out);
+      break;
+    case CONV_IM2COL:
+      diffuse__conv2d (u->pool, x, c_in, batch, h, w, wt, bias, bias2,
+                       b2_stride, c_out, 3, 1, accumulate, u->col, out);
+      break;
+    }
 }
 
 /* ResBlock._forward: x [c_in, B, H, W] at level l -> y [c_out, B, H', W'].
@@ -399,16 +485,16 @@ res_block (DiffuseUNet *u, const ResBlockWeights *r, gint batch, gint h, gint w,
                    r->n_emb, u->emb_out);
   if (cfg->use_scale_shift_norm)
     {
-      conv3x3 (u, src, r->c_in, batch, ho, wo, r->in_conv_w, r->in_conv_u,
-               r->in_conv_b, NULL, 0, r->c_out, FALSE, u->t);
+      conv3x3 (u, src, r->c_in, batch, ho, wo, r->in_conv_w, r->in_conv_b, NULL,
+               0, r->c_out, FALSE, u->t);
       diffuse__group_norm (u->pool, u->t, r->c_out, batch, hw, GROUPS, GN_EPS,
                            r->out_norm_w, r->out_norm_b, u->emb_out,
                            u->emb_out + r->c_out, r->n_emb, TRUE, u->a);
     }
   else
     {
-      conv3x3 (u, src, r->c_in, batch, ho, wo, r->in_conv_w, r->in_conv_u,
-               r->in_conv_b, u->emb_out, r->n_emb, r->c_out, FALSE, u->t);
+      conv3x3 (u, src, r->c_in, batch, ho, wo, r->in_conv_w, r->in_conv_b,
+               u->emb_out, r->n_emb, r->c_out, FALSE, u->t);
       diffuse__group_norm (u->pool, u->t, r->c_out, batch, hw, GROUPS, GN_EPS,
                            r->out_norm_w, r->out_norm_b, NULL, NULL, 0, TRUE,
                            u->a);
@@ -419,8 +505,8 @@ res_block (DiffuseUNet *u, const ResBlockWeights *r, gint batch, gint h, gint w,
                      r->skip_b, NULL, 0, r->c_out, 1, 1, FALSE, NULL, y);
   else
     memcpy (y, xskip, sizeof (float) * r->c_out * batch * hw);
-  conv3x3 (u, u->a, r->c_out, batch, ho, wo, r->out_conv_w, r->out_conv_u,
-           r->out_conv_b, NULL, 0, r->c_out, TRUE, y);
+  conv3x3 (u, u->a, r->c_out, batch, ho, wo, r->out_conv_w, r->out_conv_b, NULL,
+           0, r->c_out, TRUE, y);
 }
 
 /* AttentionBlock._forward, in place on x [C, B, H, W]:
@@ -552,8 +638,8 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
 
             diffuse__upsample2x (unet->pool, cur, c->c_in, batch, h, wd,
                                  unet->a2);
-            conv3x3 (unet, unet->a2, c->c_in, batch, 2 * h, 2 * wd, c->w, c->u,
-                     c->b, NULL, 0, c->c_out, FALSE, nxt);
+            conv3x3 (unet, unet->a2, c->c_in, batch, 2 * h, 2 * wd, c->w, c->b,
+                     NULL, 0, c->c_out, FALSE, nxt);
             SWAP (cur, nxt);
             break;
           }
@@ -578,9 +664,8 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
   diffuse__group_norm (unet->pool, cur, w->out_conv.c_in, batch,
                        (gsize) height * width, GROUPS, GN_EPS, w->out_norm_w,
                        w->out_norm_b, NULL, NULL, 0, TRUE, unet->a);
-  diffuse__conv2d (unet->pool, unet->a, w->out_conv.c_in, batch, height, width,
-                   w->out_conv.w, w->out_conv.b, NULL, 0, w->out_conv.c_out, 3,
-                   1, FALSE, unet->col, unet->t);
+  conv3x3 (unet, unet->a, w->out_conv.c_in, batch, height, width, w->out_conv.w,
+           w->out_conv.b, NULL, 0, w->out_conv.c_out, FALSE, unet->t);
   diffuse__cbhw_to_nchw (unet->pool, unet->t, batch, w->out_conv.c_out,
                          (gsize) height * width, out);
   return TRUE;
