@@ -3,6 +3,7 @@
  * y-B.npy), so that the engine and torch see the same weights and input.
  *
  *   bench-forward DIR [--batch B] [--threads N] [--repeat R] [--out F.npy]
+ *                 [--precision auto|fp32|bf16]
  *
  * Prints best and median seconds over R runs after one warm-up, GFLOP/s
  * (convolutions, linear layers and attention products, counted as direct
@@ -42,6 +43,7 @@ main (int argc, char **argv)
 {
   gint batch = 1, threads = 2, repeat = 3;
   const char *out_path = NULL, *dir = NULL;
+  DiffusePrecision precision = DIFFUSE_PRECISION_FP32;
   g_autoptr (GError) error = NULL;
   g_autoptr (DiffuseModel) model = NULL;
   g_autoptr (DiffuseUNet) unet = NULL;
@@ -67,19 +69,22 @@ main (int argc, char **argv)
         repeat = atoi (argv[++i]);
       else if (i + 1 < argc && strcmp (argv[i], "--out") == 0)
         out_path = argv[++i];
+      else if (i + 1 < argc && strcmp (argv[i], "--precision") == 0 &&
+               diffuse_precision_from_string (argv[i + 1], &precision))
+        i++;
       else if (argv[i][0] != '-' && dir == NULL)
         dir = argv[i];
       else
         {
           g_printerr ("usage: bench-forward DIR [--batch B] [--threads N] "
-                      "[--repeat R] [--out F.npy]\n");
+                      "[--repeat R] [--out F.npy] [--precision P]\n");
           return 2;
         }
     }
   if (dir == NULL || batch < 1 || threads < 1 || repeat < 1)
     {
       g_printerr ("usage: bench-forward DIR [--batch B] [--threads N] "
-                  "[--repeat R] [--out F.npy]\n");
+                  "[--repeat R] [--out F.npy] [--precision P]\n");
       return 2;
     }
   model_path = g_build_filename (dir, "model.safetensors", NULL);
@@ -109,7 +114,7 @@ main (int argc, char **argv)
     labels[b] = (gint) y[b];
 
   unet = diffuse_unet_new (model, batch, h, w, threads, &error);
-  if (unet == NULL)
+  if (unet == NULL || !diffuse_unet_set_precision (unet, precision, &error))
     {
       g_printerr ("bench-forward: %s\n", error->message);
       return 1;
@@ -130,10 +135,11 @@ main (int argc, char **argv)
   qsort (times, repeat, sizeof (double), cmp_double);
   flops = diffuse__unet_get_flops (unet, batch);
   getrusage (RUSAGE_SELF, &ru);
-  printf ("engine batch %d threads %d: best %.4f s median %.4f s (%d runs), "
+  printf ("engine %s batch %d threads %d: best %.4f s median %.4f s (%d runs), "
           "%.1f GFLOP, %.1f GFLOP/s, %.2f M params (load %.2f s), scratch %.1f "
           "MiB, "
           "peak RSS %.1f MiB\n",
+          diffuse_precision_to_string (diffuse_unet_get_precision (unet)),
           batch, threads, times[0], times[repeat / 2], repeat, flops / 1e9,
           flops / 1e9 / times[0], diffuse_model_get_n_params (model) / 1e6,
           load_s, diffuse_unet_get_scratch_bytes (unet) / 1048576.0,

@@ -8,9 +8,12 @@
       golden-data convention).  CONFIG: imagenet64, small32, or a JSON
       file with guided-diffusion option names.
   torch_forward.py time DIR --batch B --threads N [--repeat R] [--out F]
+                   [--bf16]
       loads DIR/model.safetensors into diffref.adm_unet's ADMUNet, runs
       the forward pass on DIR/x-B.npy etc. R times after one warm-up run,
       prints the best and median seconds, and saves the output to F.
+      --bf16: under torch.autocast("cpu", dtype=torch.bfloat16) (the
+      convolutions and matmuls in bf16 on oneDNN), output saved as fp32.
 
 Run torch with OPENBLAS_NUM_THREADS=1 (run-bench.sh does): torch has its
 own thread pool, and OpenBLAS's threads would compete with it for the
@@ -18,6 +21,7 @@ cores (bench/README.md).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -96,16 +100,19 @@ def cmd_time(args):
     if cfg["num_classes"] > 0:
         y = torch.from_numpy(np.load(os.path.join(args.dir, "y-%d.npy" % b))).long()
     times = []
-    with torch.no_grad():
+    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if args.bf16
+                else contextlib.nullcontext())
+    with torch.no_grad(), autocast:
         out = model(x, t, y)                       # warm-up
         for _ in range(args.repeat):
             t0 = time.perf_counter()
             out = model(x, t, y)
             times.append(time.perf_counter() - t0)
     if args.out:
-        np.save(args.out, out.numpy())
-    print("torch batch %d threads %d: best %.4f s median %.4f s (%d runs)"
-          % (b, args.threads, min(times), statistics.median(times), len(times)))
+        np.save(args.out, out.float().numpy())
+    print("torch %s batch %d threads %d: best %.4f s median %.4f s (%d runs)"
+          % ("bf16" if args.bf16 else "fp32", b, args.threads, min(times),
+             statistics.median(times), len(times)))
 
 
 def main():
@@ -121,6 +128,7 @@ def main():
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--repeat", type=int, default=3)
     t.add_argument("--out")
+    t.add_argument("--bf16", action="store_true")
     args = p.parse_args()
     {"make": cmd_make, "time": cmd_time}[args.cmd](args)
 

@@ -148,8 +148,9 @@ int
 cli_forward (int argc, char **argv)
 {
   g_autofree gchar *model_path = NULL, *input = NULL, *timestep = NULL;
-  g_autofree gchar *klass = NULL, *out_path = NULL;
+  g_autofree gchar *klass = NULL, *out_path = NULL, *precision_text = NULL;
   gint threads = 0;
+  DiffusePrecision precision = DIFFUSE_PRECISION_AUTO;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path,
       "Model file (.safetensors)", "FILE" },
@@ -170,6 +171,10 @@ cli_forward (int argc, char **argv)
       "Threads; default: as many as OpenBLAS would use (OPENBLAS_NUM_THREADS, "
       "else the cores)",
       "N" },
+    { "precision", 0, 0, G_OPTION_ARG_STRING, &precision_text,
+      "Arithmetic: fp32, bf16 or auto (bf16 where the processor has it, "
+      "else fp32; DIFFUSE_PRECISION overrides auto); default auto",
+      "P" },
     { NULL }
   };
   g_autoptr (GOptionContext) context = g_option_context_new (
@@ -192,6 +197,14 @@ cli_forward (int argc, char **argv)
   if (model_path == NULL || input == NULL || timestep == NULL ||
       out_path == NULL)
     return cli_usage ("forward needs --model, --input, --timestep and --out");
+  if (precision_text != NULL &&
+      !diffuse_precision_from_string (precision_text, &precision))
+    {
+      g_autofree gchar *text = diffuse_text_escape (precision_text);
+
+      return cli_usage ("--precision \"%s\": expected auto, fp32 or bf16",
+                        text);
+    }
 
   /* the output can be written, before any work */
   if (!diffuse_output_check (out_path, &error))
@@ -233,7 +246,7 @@ cli_forward (int argc, char **argv)
     return cli_fail (error);
 
   unet = diffuse_unet_new (model, batch, h, w, threads, &error);
-  if (unet == NULL)
+  if (unet == NULL || !diffuse_unet_set_precision (unet, precision, &error))
     return cli_fail (error);
   out = g_try_new (float, (gsize) batch * cfg->out_channels * h * w);
   if (out == NULL)

@@ -165,6 +165,9 @@ guint64 diffuse__unet_estimate_bytes (const DiffuseModel *model, gint batch,
 /* Floating-point operations of one forward pass of one image. */
 guint64 diffuse__unet_flops (const DiffuseModel *model, gint height,
                              gint width);
+/* Tests: the state's bf16 convolutions use the fp32-emulated path
+ * (conv-bf16.h) even where oneDNN is there; precision becomes BF16. */
+void diffuse__unet_emulate_bf16 (DiffuseUNet *unet);
 
 /* model.c: the weights bound at load. */
 const DiffuseUNetWeights *

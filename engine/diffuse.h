@@ -62,6 +62,39 @@ typedef enum
   DIFFUSE_VARIANCE_COUNT
 } DiffuseVarianceKind;
 
+/* The arithmetic of the network's convolutions (and 1×1 projections):
+ *  - FP32: float32 throughout; the same results on every machine.
+ *  - BF16: weights and activations rounded to bfloat16 (8 bits of
+ *    mantissa) for the convolutions, products summed in float32;
+ *    GroupNorm, softmax, the timestep embedding and the sampler stay
+ *    float32.  Fast where the CPU has bf16 instructions (AVX512_BF16,
+ *    AMX-BF16; through oneDNN), emulated (slower than FP32) elsewhere.
+ *    Results differ from FP32 by about 1e-2 of the output's scale, and
+ *    between machines by the order of the sums.
+ *  - AUTO: the environment variable DIFFUSE_PRECISION (fp32 or bf16)
+ *    when set, else BF16 where the CPU has bf16 instructions and the
+ *    engine was built with oneDNN, else FP32. */
+typedef enum
+{
+  DIFFUSE_PRECISION_AUTO,
+  DIFFUSE_PRECISION_FP32,
+  DIFFUSE_PRECISION_BF16,
+  DIFFUSE_PRECISION_COUNT
+} DiffusePrecision;
+
+const char *diffuse_precision_to_string (DiffusePrecision precision);
+gboolean diffuse_precision_from_string (const char *s, DiffusePrecision *out);
+/* AUTO resolved as above (FP32 and BF16 are returned as they are);
+ * FALSE with DIFFUSE_ERROR_INVALID when DIFFUSE_PRECISION holds
+ * something else than fp32, bf16 or auto. */
+gboolean diffuse_precision_resolve (DiffusePrecision precision,
+                                    DiffusePrecision *out, GError **error);
+/* Whether this CPU (and OS) runs bf16 dot products in hardware:
+ * AVX512_BF16 or AMX-BF16. */
+gboolean diffuse_cpu_has_bf16 (void);
+/* Whether BF16 runs on oneDNN in this build (else it is emulated). */
+gboolean diffuse_have_onednn (void);
+
 const char *diffuse_schedule_kind_to_string (DiffuseScheduleKind kind);
 gboolean diffuse_schedule_kind_from_string (const char *s,
                                             DiffuseScheduleKind *out);
@@ -176,6 +209,15 @@ gboolean diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
                                float *out, GError **error);
 /* Peak bytes of scratch this state holds (for the benchmark). */
 gsize diffuse_unet_get_scratch_bytes (const DiffuseUNet *unet);
+/* The precision of this state's later forward passes (see
+ * DiffusePrecision; a new state computes in FP32).  AUTO is resolved
+ * here (FALSE for a bad DIFFUSE_PRECISION).  BF16 weights are made on
+ * the first pass that needs them and kept in the state. */
+gboolean diffuse_unet_set_precision (DiffuseUNet *unet,
+                                     DiffusePrecision precision,
+                                     GError **error);
+/* FP32 or BF16: what the passes compute in. */
+DiffusePrecision diffuse_unet_get_precision (const DiffuseUNet *unet);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseUNet, diffuse_unet_free)
 
@@ -332,6 +374,8 @@ typedef struct
   gint resample_count;
   gint resample_jump;
   gint n_threads; /* this run's threads; 0 = the default */
+  /* the network's arithmetic (DiffusePrecision); default AUTO */
+  DiffusePrecision precision;
   DiffuseProgressFunc progress;
   gpointer user_data;
   /* Classifier guidance (seed "Classifier Guidance"; Dhariwal & Nichol

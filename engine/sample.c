@@ -514,11 +514,14 @@ diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
   d.unet = diffuse_unet_new (model, batch, h, w, params->n_threads, error);
   if (d.unet == NULL)
     return FALSE;
+  if (!diffuse_unet_set_precision (d.unet, params->precision, error))
+    goto out;
   if (d.null_cfg != NULL)
     {
       d.null_unet = diffuse_unet_new (params->null_model, count, h, w,
                                       params->n_threads, error);
-      if (d.null_unet == NULL)
+      if (d.null_unet == NULL ||
+          !diffuse_unet_set_precision (d.null_unet, params->precision, error))
         {
           g_prefix_error (error, "null model: ");
           goto out;

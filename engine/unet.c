@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "layers.h"
+#include "conv-bf16.h"
 #include "unet-weights.h"
 
 #define GROUPS 32 /* GroupNorm32 */
@@ -53,6 +54,11 @@ struct _DiffuseUNet
   float **skips;       /* [n_skips] input-block outputs */
   /* [B, ·] embedding buffers */
   float *temb, *emb_h, *emb, *emb_silu, *emb_out;
+  /* DIFFUSE_PRECISION_FP32 or _BF16; bf16: the bf16 convolutions (made
+   * when bf16 is first set), bf16_error: the first error of a pass */
+  DiffusePrecision precision;
+  DiffuseBf16Convs *bf16;
+  GError *bf16_error;
 };
 
 typedef struct
@@ -333,6 +339,7 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   u->skips = g_new0 (float *, w->n_skips + 1);
   u->n_threads = diffuse__threads_for_run (n_threads);
   u->force_algo = force_algo_from_env ();
+  u->precision = DIFFUSE_PRECISION_FP32;
   total = scratch_floats (w, max_batch, height, width, u->n_threads,
                           u->force_algo, &s);
   u->scratch_bytes = total * sizeof (float);
@@ -393,6 +400,8 @@ diffuse_unet_free (DiffuseUNet *unet)
   if (unet == NULL)
     return;
   diffuse__pool_free (unet->pool);
+  diffuse__bf16_convs_free (unet->bf16);
+  g_clear_error (&unet->bf16_error);
   g_free (unet->arena);
   g_free (unet->skips);
   g_free (unet);
@@ -403,6 +412,42 @@ diffuse_unet_get_scratch_bytes (const DiffuseUNet *unet)
 {
   g_return_val_if_fail (unet != NULL, 0);
   return unet->scratch_bytes;
+}
+
+gboolean
+diffuse_unet_set_precision (DiffuseUNet *unet, DiffusePrecision precision,
+                            GError **error)
+{
+  DiffusePrecision p;
+
+  g_return_val_if_fail (unet != NULL, FALSE);
+  if ((guint) precision >= DIFFUSE_PRECISION_COUNT)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "precision %d is out of range", (gint) precision);
+      return FALSE;
+    }
+  if (!diffuse_precision_resolve (precision, &p, error))
+    return FALSE;
+  unet->precision = p;
+  if (p == DIFFUSE_PRECISION_BF16 && unet->bf16 == NULL)
+    unet->bf16 = diffuse__bf16_convs_new (unet->n_threads, FALSE);
+  return TRUE;
+}
+
+void
+diffuse__unet_emulate_bf16 (DiffuseUNet *unet)
+{
+  diffuse__bf16_convs_free (unet->bf16);
+  unet->bf16 = diffuse__bf16_convs_new (unet->n_threads, TRUE);
+  unet->precision = DIFFUSE_PRECISION_BF16;
+}
+
+DiffusePrecision
+diffuse_unet_get_precision (const DiffuseUNet *unet)
+{
+  g_return_val_if_fail (unet != NULL, DIFFUSE_PRECISION_FP32);
+  return unet->precision;
 }
 
 /* ------------------------------------------------------------------ */
@@ -423,9 +468,9 @@ diffuse_unet_get_scratch_bytes (const DiffuseUNet *unet)
  * memory at the size of the model file (the forms are 16/9 or 4× its
  * size), with nothing to do at load. */
 static void
-conv3x3 (DiffuseUNet *u, const float *x, gint c_in, gint batch, gint h, gint w,
-         const float *wt, const float *bias, const float *bias2,
-         gsize b2_stride, gint c_out, gboolean accumulate, float *out)
+conv3x3_fp32 (DiffuseUNet *u, const float *x, gint c_in, gint batch, gint h,
+              gint w, const float *wt, const float *bias, const float *bias2,
+              gsize b2_stride, gint c_out, gboolean accumulate, float *out)
 {
   switch (conv3x3_algo (u->force_algo, c_in, c_out, h, w))
     {
@@ -446,6 +491,43 @@ conv3x3 (DiffuseUNet *u, const float *x, gint c_in, gint batch, gint h, gint w,
                        b2_stride, c_out, 3, 1, accumulate, u->col, out);
       break;
     }
+}
+
+/* 3×3 stride-1 convolution inside the network: conv3x3_fp32, or in bf16 */
+static void
+conv3x3 (DiffuseUNet *u, const float *x, gint c_in, gint batch, gint h, gint w,
+         const float *wt, const float *bias, const float *bias2,
+         gsize b2_stride, gint c_out, gboolean accumulate, float *out)
+{
+  if (u->precision == DIFFUSE_PRECISION_BF16)
+    {
+      if (u->bf16_error == NULL)
+        diffuse__bf16_conv2d (u->bf16, u->pool, x, c_in, batch, h, w, wt, bias,
+                              bias2, b2_stride, c_out, 3, 1, accumulate, out,
+                              &u->bf16_error);
+    }
+  else
+    conv3x3_fp32 (u, x, c_in, batch, h, w, wt, bias, bias2, b2_stride, c_out,
+                  accumulate, out);
+}
+
+/* 1×1 convolutions, and the 3×3 stride-2 ones (downsampling), as
+ * diffuse__conv2d or in bf16 */
+static void
+conv_nx (DiffuseUNet *u, const float *x, gint c_in, gint batch, gint h, gint w,
+         const float *wt, const float *bias, gint c_out, gint k, gint stride,
+         gboolean accumulate, float *out)
+{
+  if (u->precision == DIFFUSE_PRECISION_BF16)
+    {
+      if (u->bf16_error == NULL)
+        diffuse__bf16_conv2d (u->bf16, u->pool, x, c_in, batch, h, w, wt, bias,
+                              NULL, 0, c_out, k, stride, accumulate, out,
+                              &u->bf16_error);
+    }
+  else
+    diffuse__conv2d (u->pool, x, c_in, batch, h, w, wt, bias, NULL, 0, c_out, k,
+                     stride, accumulate, u->col, out);
 }
 
 /* ResBlock._forward: x [c_in, B, H, W] at level l -> y [c_out, B, H', W'].
@@ -501,8 +583,8 @@ res_block (DiffuseUNet *u, const ResBlockWeights *r, gint batch, gint h, gint w,
     }
 
   if (r->skip_w)
-    diffuse__conv2d (u->pool, xskip, r->c_in, batch, ho, wo, r->skip_w,
-                     r->skip_b, NULL, 0, r->c_out, 1, 1, FALSE, NULL, y);
+    conv_nx (u, xskip, r->c_in, batch, ho, wo, r->skip_w, r->skip_b, r->c_out,
+             1, 1, FALSE, y);
   else
     memcpy (y, xskip, sizeof (float) * r->c_out * batch * hw);
   conv3x3 (u, u->a, r->c_out, batch, ho, wo, r->out_conv_w, r->out_conv_b, NULL,
@@ -519,12 +601,12 @@ attention_block (DiffuseUNet *u, const AttentionWeights *a, gint batch, gint h,
 
   diffuse__group_norm (u->pool, x, a->channels, batch, hw, GROUPS, GN_EPS,
                        a->norm_w, a->norm_b, NULL, NULL, 0, FALSE, u->a);
-  diffuse__conv2d (u->pool, u->a, a->channels, batch, h, w, a->qkv_w, a->qkv_b,
-                   NULL, 0, 3 * a->channels, 1, 1, FALSE, NULL, u->qkv);
+  conv_nx (u, u->a, a->channels, batch, h, w, a->qkv_w, a->qkv_b,
+           3 * a->channels, 1, 1, FALSE, u->qkv);
   diffuse__attention (u->pool, u->qkv, a->channels, batch, hw, a->heads,
                       !u->w->config.use_new_attention_order, u->scores, u->t);
-  diffuse__conv2d (u->pool, u->t, a->channels, batch, h, w, a->proj_w,
-                   a->proj_b, NULL, 0, a->channels, 1, 1, TRUE, NULL, x);
+  conv_nx (u, u->t, a->channels, batch, h, w, a->proj_w, a->proj_b, a->channels,
+           1, 1, TRUE, x);
 }
 
 gboolean
@@ -627,8 +709,8 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
           {
             const ConvWeights *c = &w->conv[op->index];
 
-            diffuse__conv2d (unet->pool, cur, c->c_in, batch, h, wd, c->w, c->b,
-                             NULL, 0, c->c_out, 3, 2, FALSE, unet->col, nxt);
+            conv_nx (unet, cur, c->c_in, batch, h, wd, c->w, c->b, c->c_out, 3,
+                     2, FALSE, nxt);
             SWAP (cur, nxt);
             break;
           }
@@ -664,10 +746,18 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
   diffuse__group_norm (unet->pool, cur, w->out_conv.c_in, batch,
                        (gsize) height * width, GROUPS, GN_EPS, w->out_norm_w,
                        w->out_norm_b, NULL, NULL, 0, TRUE, unet->a);
-  conv3x3 (unet, unet->a, w->out_conv.c_in, batch, height, width, w->out_conv.w,
-           w->out_conv.b, NULL, 0, w->out_conv.c_out, FALSE, unet->t);
+  /* fp32 also in bf16: little work, and it is the output */
+  conv3x3_fp32 (unet, unet->a, w->out_conv.c_in, batch, height, width,
+                w->out_conv.w, w->out_conv.b, NULL, 0, w->out_conv.c_out, FALSE,
+                unet->t);
   diffuse__cbhw_to_nchw (unet->pool, unet->t, batch, w->out_conv.c_out,
                          (gsize) height * width, out);
+  if (unet->bf16_error)
+    {
+      g_propagate_error (error, unet->bf16_error);
+      unet->bf16_error = NULL;
+      return FALSE;
+    }
   return TRUE;
 }
 

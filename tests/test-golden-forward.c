@@ -6,6 +6,13 @@
  * with 1 and 3 threads, and twice on the same state (which must give the
  * same bits).
  *
+ *   test-golden-forward [fp32 | bf16 | bf16-emulated]
+ *
+ * fp32 (the default): within 1e-4 of the largest output (or of 1).
+ * bf16: diffuse_unet_set_precision (BF16), within 2e-2 of the largest
+ * output; bf16-emulated: the same through the fp32-emulated bf16 path
+ * (conv-bf16.h), which every build has.
+ *
  * DIFFUSE_GOLDEN_DIR overrides the directory (for ad-hoc exports). */
 #include <math.h>
 #include <stdio.h>
@@ -13,7 +20,13 @@
 
 #include "diffuse-private.h"
 
-#define TOLERANCE 1e-4
+#define TOLERANCE_FP32 1e-4
+#define TOLERANCE_BF16 2e-2
+
+/* from the command line */
+static DiffusePrecision precision = DIFFUSE_PRECISION_FP32;
+static gboolean emulate;
+static double tolerance = TOLERANCE_FP32;
 
 static float *
 load_npy (const char *dir, const char *name, const char *suffix, gint *ndim,
@@ -131,6 +144,13 @@ run_case (const char *dir, const char *name)
           g_printerr ("  %s\n", error->message);
           return FALSE;
         }
+      if (!diffuse_unet_set_precision (unet, precision, &error))
+        {
+          g_printerr ("  %s\n", error->message);
+          return FALSE;
+        }
+      if (emulate)
+        diffuse__unet_emulate_bf16 (unet);
       got[k] = g_new (float, n_out);
       t0 = g_get_monotonic_time ();
       if (!diffuse_unet_forward (unet, batch, x, t, labels, got[k], &error))
@@ -172,12 +192,14 @@ run_case (const char *dir, const char *name)
       g_print ("\n                want ");
       for (gsize i = 0; i < MIN (n_out, 5); i++)
         g_print ("%.6f ", want[i]);
-      rel = max_diff / MAX (1.0, max_ref);
+      /* fp32: relative to 1 for small outputs; bf16: to the largest */
+      rel = max_diff / (precision == DIFFUSE_PRECISION_FP32 ? MAX (1.0, max_ref)
+                                                            : max_ref);
       g_print ("\n  max |ref| %.4f, largest difference %.3g at %" G_GSIZE_FORMAT
                " (got %.6f, want %.6f), relative %.3g (tolerance %.0e): %s\n",
                max_ref, max_diff, worst, got[k][worst], want[worst], rel,
-               TOLERANCE, rel <= TOLERANCE ? "ok" : "FAIL");
-      ok = ok && rel <= TOLERANCE;
+               tolerance, rel <= tolerance ? "ok" : "FAIL");
+      ok = ok && rel <= tolerance;
     }
   {
     double d = 0.0;
@@ -198,7 +220,7 @@ compare_names (gconstpointer a, gconstpointer b)
 }
 
 int
-main (void)
+main (int argc, char **argv)
 {
   const char *env = g_getenv ("DIFFUSE_GOLDEN_DIR");
   const char *data = g_getenv ("DIFFUSE_TEST_DATA");
@@ -208,6 +230,24 @@ main (void)
   const char *entry;
   gint failed = 0;
 
+  if (argc > 2 ||
+      (argc == 2 && strcmp (argv[1], "fp32") != 0 &&
+       strcmp (argv[1], "bf16") != 0 && strcmp (argv[1], "bf16-emulated") != 0))
+    {
+      g_printerr ("usage: test-golden-forward [fp32 | bf16 | bf16-emulated]\n");
+      return 2;
+    }
+  if (argc == 2 && g_str_has_prefix (argv[1], "bf16"))
+    {
+      precision = DIFFUSE_PRECISION_BF16;
+      tolerance = TOLERANCE_BF16;
+      emulate = strcmp (argv[1], "bf16-emulated") == 0;
+      g_print ("precision bf16 (%s), tolerance %.0e of the largest output\n",
+               emulate || !diffuse_have_onednn () ? "emulated"
+               : diffuse_cpu_has_bf16 ()          ? "oneDNN, bf16 instructions"
+                                         : "oneDNN, no bf16 instructions",
+               tolerance);
+    }
   if (env)
     dir = g_strdup (env);
   else

@@ -61,7 +61,7 @@ export DEBIAN_FRONTEND=noninteractive
 say "apt-get update"
 step "apt-get update" $SUDO apt-get update
 PACKAGES="build-essential meson ninja-build pkg-config libglib2.0-dev
-  libjson-glib-dev libpng-dev libopenblas-dev"
+  libjson-glib-dev libpng-dev libopenblas-dev libdnnl-dev"
 if apt-cache show libgimp-3.0-dev >/dev/null 2>&1; then
   GIMP3=1
   PACKAGES="$PACKAGES gimp libgimp-3.0-dev"
