@@ -76,8 +76,12 @@ def training_step(model):
 
 
 def generate(diffuse, model, cls, n, s, threads, seed):
-    """Runs `diffuse sample` once; returns float32 [n, C, H, W]."""
-    key = json.dumps([file_digest(model), cls, n, s, seed], sort_keys=True)
+    """Runs `diffuse sample` once; returns float32 [n, C, H, W].
+    s["precision"] (default fp32, whatever the machine: the CLI's own
+    default, auto, depends on it) is part of the cache key unless fp32."""
+    precision = s.get("precision", "fp32")
+    ks = {k: v for k, v in s.items() if k != "precision" or v != "fp32"}
+    key = json.dumps([file_digest(model), cls, n, ks, seed], sort_keys=True)
     name = hashlib.sha256(key.encode()).hexdigest()[:24] + ".npy"
     cached = os.path.join(CACHE, name)
     if os.path.exists(cached):
@@ -90,6 +94,7 @@ def generate(diffuse, model, cls, n, s, threads, seed):
                "--guidance", repr(float(s["guidance"])),
                "--sampler", s["sampler"], "--variance", s["variance"],
                "--seed", str(seed), "--count", str(n), "--quiet",
+               "--precision", precision,
                "--out", os.path.join(tmp, "x.png"), "--out-npy", npy]
         if threads:
             cmd += ["--threads", str(threads)]
@@ -291,11 +296,13 @@ def main():
                     help="FID and its floor from the first K samples of "
                     "each class against K real images per class "
                     "(default: all samples)")
+    ap.add_argument("--precision", default="fp32",
+                    choices=("fp32", "bf16"))
     ap.add_argument("--json", default=None, help="also write the result here")
     args = ap.parse_args()
     settings = {"sampler": args.sampler, "steps": args.steps,
                 "eta": args.eta, "guidance": args.guidance,
-                "variance": args.variance}
+                "variance": args.variance, "precision": args.precision}
     if args.n_per_class != "test":
         args.n_per_class = int(args.n_per_class)
     res = evaluate(args.model, args.data, settings, args.n_per_class,
