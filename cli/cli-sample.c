@@ -1,4 +1,4 @@
-/* diffuse sample / diffuse img2img */
+/* diffuse sample / diffuse img2img / diffuse inpaint */
 #include "cli.h"
 
 #include <math.h>
@@ -12,9 +12,9 @@
 typedef struct
 {
   gchar *model, *null_model, *classifier, *klass, *noise, *preset;
-  gchar *out, *out_npy, *input, *seed;
-  gint width, height, threads;
-  gboolean width_given, height_given, threads_given;
+  gchar *out, *out_npy, *input, *seed, *mask;
+  gint width, height, threads, margin;
+  gboolean width_given, height_given, threads_given, margin_given;
   gboolean quiet;
   /* the settings table's options (--steps, --eta, ...): their values and
    * which were given (a flag per setting, never a sentinel value) */
@@ -37,6 +37,7 @@ options_clear (Options *o)
   g_free (o->out_npy);
   g_free (o->input);
   g_free (o->seed);
+  g_free (o->mask);
   g_clear_pointer (&o->strings, g_ptr_array_unref);
   for (gsize i = 0; i < G_N_ELEMENTS (o->texts); i++)
     g_free (o->texts[i]);
@@ -75,8 +76,9 @@ given (const Options *o, const char *name)
          (o->given & (1u << index)) != 0;
 }
 
-/* GOptionArgFunc for --width, --height and --threads: the value and a
- * given flag (every int is a possible value, so none marks "not given"). */
+/* GOptionArgFunc for --width, --height, --threads and --margin: the
+ * value and a given flag (every int is a possible value, so none marks
+ * "not given"). */
 static gboolean
 on_int_option (const gchar *option_name, const gchar *value, gpointer data,
                GError **error)
@@ -90,6 +92,8 @@ on_int_option (const gchar *option_name, const gchar *value, gpointer data,
     field = &o->width, was_given = &o->width_given;
   else if (strcmp (option_name, "--height") == 0)
     field = &o->height, was_given = &o->height_given;
+  else if (strcmp (option_name, "--margin") == 0)
+    field = &o->margin, was_given = &o->margin_given;
   if (!g_ascii_string_to_signed (value, 10, G_MININT, G_MAXINT, &v, NULL))
     {
       g_autofree gchar *shown = diffuse_text_escape (value);
@@ -144,16 +148,19 @@ on_setting (const gchar *option_name, const gchar *value, gpointer data,
 }
 
 /* One GOptionEntry per table setting with DIFFUSE_SETTING_CLI (img2img's
- * only for img2img); help with range and default from the table.  The
+ * only for img2img and inpaint, inpaint's only for inpaint); help with
+ * range and default from the table (inpaint's strength: 1).  The
  * descriptions are kept in keep (freed with it). */
 static void
-add_setting_entries (GArray *entries, gboolean img2img, GPtrArray *keep)
+add_setting_entries (GArray *entries, CliSampleMode mode, GPtrArray *keep)
 {
   gint n;
   const DiffuseSetting *table = diffuse_settings (&n);
   DiffuseSampleParams defaults;
 
   diffuse_sample_params_init (&defaults);
+  if (mode == CLI_INPAINT)
+    defaults.strength = 1.0;
   for (gint i = 0; i < n; i++)
     {
       const DiffuseSetting *s = &table[i];
@@ -163,7 +170,8 @@ add_setting_entries (GArray *entries, gboolean img2img, GPtrArray *keep)
       GOptionEntry e = { 0 };
 
       if (!(s->flags & DIFFUSE_SETTING_CLI) ||
-          (!img2img && (s->flags & DIFFUSE_SETTING_IMG2IMG)))
+          (mode == CLI_SAMPLE && (s->flags & DIFFUSE_SETTING_IMG2IMG)) ||
+          (mode != CLI_INPAINT && (s->flags & DIFFUSE_SETTING_INPAINT)))
         continue;
       if (s->type == DIFFUSE_SETTING_STRING)
         help = g_strdup (s->help);
@@ -432,9 +440,78 @@ write_outputs (const Options *o, gchar **paths, const float *out, gint count,
   return TRUE;
 }
 
-static int
-run (Options *o, gboolean img2img)
+/* inpaint: the input at its own size and the mask, the plan of the
+ * context window, and the window's image and mask at the run size (into
+ * *run_input, *run_mask); *image and *mask keep the whole originals. */
+static gboolean
+prepare_inpaint (const Options *o, const DiffuseModelConfig *cfg, float **image,
+                 float **mask, gint *height, gint *width,
+                 DiffuseInpaintPlan *plan, float **run_input, float **run_mask,
+                 GError **error)
 {
+  gint c = cfg->in_channels, h = 0, w = 0;
+  g_autofree float *win = NULL, *win_mask = NULL;
+
+  *image = load_input (o, cfg, &h, &w, error);
+  if (*image == NULL)
+    return FALSE;
+  *mask = cli_load_mask (o->mask, h, w, error);
+  if (*mask == NULL)
+    return FALSE;
+  if (!diffuse_inpaint_plan (cfg, *mask, h, w,
+                             o->margin_given ? o->margin
+                                             : DIFFUSE_INPAINT_DEFAULT_MARGIN,
+                             plan, error))
+    {
+      g_prefix_error (error, "%s: ", o->mask);
+      return FALSE;
+    }
+  win = cli_crop_window (plan, *image, c, h, w);
+  win_mask = cli_crop_window (plan, *mask, 1, h, w);
+  *run_input = g_new (float, (gsize) c * plan->run_height * plan->run_width);
+  *run_mask = g_new (float, (gsize) plan->run_height * plan->run_width);
+  diffuse_inpaint_to_run (plan, win, c, *run_input);
+  diffuse_inpaint_to_run (plan, win_mask, 1, *run_mask);
+  *height = h;
+  *width = w;
+  return TRUE;
+}
+
+/* inpaint: every image of out [count, C, run size] back into a copy of
+ * the whole original, by the plan; returns [count, C, H, W]. */
+static float *
+finish_inpaint (const DiffuseInpaintPlan *plan, const float *out, gint count,
+                gint channels, const float *image, const float *mask,
+                gint height, gint width)
+{
+  gsize n_image = (gsize) channels * height * width;
+  gsize n_run = (gsize) channels * plan->run_height * plan->run_width;
+  g_autofree float *win =
+      cli_crop_window (plan, image, channels, height, width);
+  g_autofree float *win_mask = cli_crop_window (plan, mask, 1, height, width);
+  g_autofree float *win_out =
+      g_new (float, (gsize) channels * plan->height * plan->width);
+  float *full = g_try_new (float, n_image *count);
+
+  for (gint k = 0; full != NULL && k < count; k++)
+    {
+      memcpy (full + k * n_image, image, n_image * sizeof (float));
+      diffuse_inpaint_from_run (plan, out + k * n_run, win, win_mask, channels,
+                                win_out);
+      cli_paste_window (plan, win_out, channels, height, width,
+                        full + k * n_image);
+    }
+  return full;
+}
+
+static int
+run (Options *o, CliSampleMode mode)
+{
+  gboolean img2img = mode == CLI_IMG2IMG, inpaint = mode == CLI_INPAINT;
+  g_autofree float *image = NULL, *mask = NULL, *run_mask = NULL;
+  g_autofree float *full = NULL;
+  DiffuseInpaintPlan plan = { 0 };
+  gint full_h = 0, full_w = 0;
   g_auto (GStrv) paths = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (DiffuseModel) model = NULL;
@@ -458,8 +535,12 @@ run (Options *o, gboolean img2img)
   /* --- everything that is a usage error comes first --- */
   if (o->model == NULL)
     return cli_usage ("--model is required");
-  if (img2img && o->input == NULL)
+  if ((img2img || inpaint) && o->input == NULL)
     return cli_usage ("--input is required");
+  if (inpaint && o->mask == NULL)
+    return cli_usage ("--mask is required (white = the pixels to regenerate)");
+  if (inpaint && o->margin_given && o->margin < 0)
+    return cli_usage ("--margin must be 0 or more, not %d", o->margin);
   if (o->out == NULL && o->out_npy == NULL)
     return cli_usage ("--out (or --out-npy) is required");
   if (o->out != NULL && !cli_has_extension (o->out, ".png"))
@@ -492,9 +573,13 @@ run (Options *o, gboolean img2img)
   if (o->preset != NULL && (preset = find_preset (o->preset, &error)) == NULL)
     return cli_fail (error);
   diffuse_sample_params_init (&params);
+  /* inpainting regenerates the masked part from pure noise unless a
+   * preset or --strength says otherwise */
+  if (inpaint)
+    params.strength = 1.0;
   if (preset != NULL)
     diffuse_preset_apply (preset, &params);
-  if (!img2img)
+  if (mode == CLI_SAMPLE)
     params.strength = 1.0;
   diffuse_settings_copy (o->given, &params, &o->values);
   if (o->threads_given)
@@ -533,6 +618,15 @@ run (Options *o, gboolean img2img)
                       "--null-model FILE",
                       params.guidance, o->model);
 
+  /* inpaint: the window and its size come first, the noise must fit it */
+  if (inpaint)
+    {
+      if (!prepare_inpaint (o, cfg, &image, &mask, &full_h, &full_w, &plan,
+                            &input, &run_mask, &error))
+        return cli_fail (error);
+      height = plan.run_height;
+      width = plan.run_width;
+    }
   if (o->noise != NULL &&
       (noise = load_noise (o, cfg, &count, &height, &width, &error)) == NULL)
     return cli_fail (error);
@@ -607,7 +701,18 @@ run (Options *o, gboolean img2img)
   if (out == NULL || (input != NULL && init == NULL))
     return cli_failf ("out of memory for %d images of %d x %d", count, width,
                       height);
+  /* the mask needs the original: checked again with both (resample-jump
+   * against the steps run) */
+  params.mask = run_mask;
+  if (inpaint && !diffuse_sample_params_validate (&params, model, &error))
+    return cli_fail (error);
 
+  if (inpaint && !o->quiet)
+    fprintf (stderr,
+             "inpaint: context window %d x %d at (%d, %d), sampled at %d x "
+             "%d%s\n",
+             plan.width, plan.height, plan.x, plan.y, plan.run_width,
+             plan.run_height, plan.scaled ? " (scaled)" : "");
   if (!o->quiet)
     {
       g_autofree gchar *need_text = cli_format_bytes (need);
@@ -632,6 +737,19 @@ run (Options *o, gboolean img2img)
     printf ("img2img: strength %g -> %d reverse steps from t = %d\n",
             params.strength, info.n_steps_run, info.start_timestep);
 
+  if (inpaint)
+    {
+      /* the window back into the whole image: mask 0 pixels stay */
+      full = finish_inpaint (&plan, out, count, cfg->in_channels, image, mask,
+                             full_h, full_w);
+      if (full == NULL)
+        return cli_failf ("out of memory for %d images of %d x %d", count,
+                          full_w, full_h);
+      if (!write_outputs (o, paths, full, count, cfg->in_channels, full_h,
+                          full_w, seed, &error))
+        return cli_fail (error);
+      return 0;
+    }
   if (!write_outputs (o, paths, out, count, cfg->in_channels, height, width,
                       seed, &error))
     return cli_fail (error);
@@ -639,8 +757,9 @@ run (Options *o, gboolean img2img)
 }
 
 int
-cli_sample (int argc, char **argv, gboolean img2img)
+cli_sample (int argc, char **argv, CliSampleMode mode)
 {
+  gboolean img2img = mode != CLI_SAMPLE;
   Options o = { 0 };
   GOptionEntry first[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &o.model,
@@ -656,6 +775,20 @@ cli_sample (int argc, char **argv, gboolean img2img)
       "[-1,1]; resized with bilinear filtering when --width/--height "
       "differ",
       "FILE" },
+  };
+  GOptionEntry inpaint_entries[] = {
+    { "input", 'i', 0, G_OPTION_ARG_FILENAME, &o.input,
+      "Input PNG (converted to the model's channels) or .npy [C,H,W] in "
+      "[-1,1]; its pixels where the mask is black are kept exactly",
+      "FILE" },
+    { "mask", 0, 0, G_OPTION_ARG_FILENAME, &o.mask,
+      "Mask PNG of the input's size: white (or opaque, when it has alpha) = "
+      "regenerate, black = keep, grey = a soft edge",
+      "FILE" },
+    { "margin", 0, 0, G_OPTION_ARG_CALLBACK, (gpointer) on_int_option,
+      "Context the model sees around the mask's bounds, in pixels (the "
+      "window then grows to at least the model's size); default 16",
+      "N" },
   };
   GOptionEntry rest[] = {
     { "null-model", 0, 0, G_OPTION_ARG_FILENAME, &o.null_model,
@@ -705,18 +838,27 @@ cli_sample (int argc, char **argv, gboolean img2img)
   g_autoptr (GPtrArray) keep = g_ptr_array_new_with_free_func (g_free);
   GOptionGroup *group;
   g_autoptr (GOptionContext) context = g_option_context_new (
-      img2img ? "- re-imagine an image with a diffusion model"
-              : "- generate images with a diffusion model");
+      mode == CLI_INPAINT ? "- regenerate the masked part of an image, "
+                            "continuing the rest"
+      : img2img           ? "- re-imagine an image with a diffusion model"
+                          : "- generate images with a diffusion model");
   int status;
 
   o.strings = g_ptr_array_new_with_free_func (g_free);
   diffuse_sample_params_init (&o.values);
-  if (img2img)
+  if (mode == CLI_IMG2IMG)
     g_array_append_vals (entries, img2img_entries,
                          G_N_ELEMENTS (img2img_entries));
+  if (mode == CLI_INPAINT)
+    g_array_append_vals (entries, inpaint_entries,
+                         G_N_ELEMENTS (inpaint_entries));
   g_array_append_vals (entries, first, G_N_ELEMENTS (first));
-  add_setting_entries (entries, img2img, keep);
-  g_array_append_vals (entries, rest, G_N_ELEMENTS (rest));
+  add_setting_entries (entries, mode, keep);
+  /* inpaint's size is the context window's */
+  for (gsize i = 0; i < G_N_ELEMENTS (rest); i++)
+    if (mode != CLI_INPAINT || (g_strcmp0 (rest[i].long_name, "width") != 0 &&
+                                g_strcmp0 (rest[i].long_name, "height") != 0))
+      g_array_append_val (entries, rest[i]);
   /* a main group whose callbacks get &o */
   group = g_option_group_new ("main", "", "", &o, NULL);
   g_option_group_add_entries (group, (GOptionEntry *) entries->data);
@@ -726,7 +868,7 @@ cli_sample (int argc, char **argv, gboolean img2img)
   else if (argc > 1)
     status = cli_usage ("unexpected argument '%s'", argv[1]);
   else
-    status = run (&o, img2img);
+    status = run (&o, mode);
   options_clear (&o);
   return status;
 }

@@ -53,7 +53,26 @@ gboolean cli_parse_labels (const DiffuseModel *model, const char *text,
 
 int cli_info (int argc, char **argv);
 int cli_presets (int argc, char **argv);
-int cli_sample (int argc, char **argv, gboolean img2img);
+/* diffuse sample / img2img / inpaint (cli-sample.c; the mask and the
+ * context window of inpaint in cli-inpaint.c) */
+typedef enum
+{
+  CLI_SAMPLE,
+  CLI_IMG2IMG,
+  CLI_INPAINT
+} CliSampleMode;
+int cli_sample (int argc, char **argv, CliSampleMode mode);
+/* --mask: a PNG of height x width; with an alpha channel its alpha, else
+ * its grey value (colour: the mean of R, G, B), 0..255 -> 0..1 (white or
+ * opaque = regenerate).  [height·width] floats, or NULL with a message. */
+float *cli_load_mask (const char *path, gint height, gint width,
+                      GError **error);
+/* Crop [channels, H, W] at the plan's window into [channels, wh, ww]. */
+float *cli_crop_window (const DiffuseInpaintPlan *plan, const float *image,
+                        gint channels, gint height, gint width);
+/* Paste a window [channels, wh, ww] into image [channels, H, W]. */
+void cli_paste_window (const DiffuseInpaintPlan *plan, const float *window,
+                       gint channels, gint height, gint width, float *image);
 int cli_forward (int argc, char **argv);
 int cli_classify (int argc, char **argv);
 int cli_nll (int argc, char **argv);

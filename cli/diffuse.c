@@ -4,6 +4,7 @@
  *   diffuse presets
  *   diffuse sample  --model M --out out.png [options]
  *   diffuse img2img --model M --input in.png --strength S --out out.png [options]
+ *   diffuse inpaint --model M --input in.png --mask mask.png --out out.png [options]
  *   diffuse forward --model M --input x.npy --timestep T --class C --out eps.npy
  *   diffuse classify --model CLF --input x.npy --timestep T [--class Y]
  *                    --out logits.npy [--grad-out grad.npy]
@@ -28,6 +29,8 @@ static const char usage_text[] =
     "  presets        list the sampling presets\n"
     "  sample         generate images from noise\n"
     "  img2img        re-imagine an input image (partial noising + denoising)\n"
+    "  inpaint        regenerate the white part of a mask, continuing the "
+    "rest\n"
     "  forward        run the network once on an .npy batch (debugging)\n"
     "  classify       a classifier's logits and gradient of log p(y|x) on an "
     ".npy batch\n"
@@ -74,9 +77,11 @@ main (int argc, char **argv)
   if (strcmp (command, "presets") == 0)
     return cli_presets (argc, argv);
   if (strcmp (command, "sample") == 0)
-    return cli_sample (argc, argv, FALSE);
+    return cli_sample (argc, argv, CLI_SAMPLE);
   if (strcmp (command, "img2img") == 0)
-    return cli_sample (argc, argv, TRUE);
+    return cli_sample (argc, argv, CLI_IMG2IMG);
+  if (strcmp (command, "inpaint") == 0)
+    return cli_sample (argc, argv, CLI_INPAINT);
   if (strcmp (command, "forward") == 0)
     return cli_forward (argc, argv);
   if (strcmp (command, "classify") == 0)
@@ -86,6 +91,6 @@ main (int argc, char **argv)
 
   g_set_prgname ("diffuse");
   return cli_usage ("unknown command '%s' (commands: info, presets, sample, "
-                    "img2img, forward, classify, nll)",
+                    "img2img, inpaint, forward, classify, nll)",
                     command);
 }

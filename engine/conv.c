@@ -64,32 +64,57 @@ im2col_cols (gint wo, gint width, gint kx, gint pad, gint stride, gint *lo,
   *hi = h;
 }
 
-/* One output row of im2col: dst[ox] = srow[ox·stride] for ox in
- * [lo, hi), 0 elsewhere; srow == NULL for a row in the padding. */
-static inline void
-im2col_row (float *dst, const float *srow, gint wo, gint lo, gint hi,
-            gint stride)
+/* i mod n in 0..n−1, for any i (circular padding) */
+static inline gint
+wrap_index (gint i, gint n)
 {
-  if (srow == NULL)
+  i %= n;
+  return i < 0 ? i + n : i;
+}
+
+/* One output row of im2col: dst[ox] = row[ox·stride + off] for ox in
+ * [lo, hi); outside it the padding: 0, or with wrap_x the row's column
+ * (ox·stride + off) mod width.  row == NULL for a row in the (zero)
+ * padding. */
+static inline void
+im2col_row (float *dst, const float *row, gint wo, gint lo, gint hi,
+            gint stride, gint off, gint width, gboolean wrap_x)
+{
+  if (row == NULL)
     {
       zero_f (dst, wo);
       return;
     }
   for (gint ox = 0; ox < lo; ox++)
-    dst[ox] = 0.0f;
+    dst[ox] = wrap_x ? row[wrap_index (ox * stride + off, width)] : 0.0f;
   if (stride == 1)
-    copy_f (dst + lo, srow + lo, hi - lo);
+    copy_f (dst + lo, row + lo + off, hi - lo);
   else
     for (gint ox = lo; ox < hi; ox++)
-      dst[ox] = srow[ox * stride];
+      dst[ox] = row[ox * stride + off];
   for (gint ox = hi; ox < wo; ox++)
-    dst[ox] = 0.0f;
+    dst[ox] = wrap_x ? row[wrap_index (ox * stride + off, width)] : 0.0f;
+}
+
+/* The source row of input row iy (which may lie in the padding): NULL
+ * for zero padding, the wrapped row with wrap_y. */
+static inline const float *
+im2col_src_row (const float *plane, gint iy, gint height, gint width,
+                gboolean wrap_y)
+{
+  if (iy < 0 || iy >= height)
+    {
+      if (!wrap_y)
+        return NULL;
+      iy = wrap_index (iy, height);
+    }
+  return plane + (gsize) iy * width;
 }
 
 typedef struct
 {
   const float *x;
-  gint batch, height, width, k, stride;
+  gint batch, height, width, k, stride, wrap;
   float *col;
 } Im2colJob;
 
@@ -117,27 +142,24 @@ im2col_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
               const float *src = j->x + (c * j->batch + b) * height * width;
 
               for (gint oy = 0; oy < ho; oy++, dst += wo)
-                {
-                  gint iy = oy * stride + ky - pad;
-
-                  im2col_row (dst,
-                              iy < 0 || iy >= height
-                                  ? NULL
-                                  : src + (gsize) iy * width + kx - pad,
-                              wo, lo, hi, stride);
-                }
+                im2col_row (dst,
+                            im2col_src_row (src, oy * stride + ky - pad, height,
+                                            width, j->wrap & DIFFUSE_TILE_Y),
+                            wo, lo, hi, stride, kx - pad, width,
+                            j->wrap & DIFFUSE_TILE_X);
             }
         }
 }
 
 /* im2col for a k×k convolution with padding k/2 and the given stride on
  * [C, B, H, W]: col[(c·k + ky)·k + kx, b, oy, ox] =
- * x[c, b, oy·stride + ky − k/2, ox·stride + kx − k/2] (0 outside). */
+ * x[c, b, oy·stride + ky − k/2, ox·stride + kx − k/2] (0 outside, or the
+ * indices taken mod H / W in the directions of wrap). */
 static void
 im2col (DiffusePool *pool, const float *x, gint channels, gint batch,
-        gint height, gint width, gint k, gint stride, float *col)
+        gint height, gint width, gint k, gint stride, gint wrap, float *col)
 {
-  Im2colJob j = { x, batch, height, width, k, stride, col };
+  Im2colJob j = { x, batch, height, width, k, stride, wrap, col };
 
   diffuse__pool_run (pool, channels, im2col_range, &j);
 }
@@ -146,7 +168,7 @@ im2col (DiffusePool *pool, const float *x, gint channels, gint batch,
  * columns of col[K, n] */
 static void
 im2col_rows (const float *x, gint channels, gint batch, gint height, gint width,
-             gint k, gint stride, gsize r0, gsize r1, float *col)
+             gint k, gint stride, gint wrap, gsize r0, gsize r1, float *col)
 {
   gint pad = k / 2;
   gint ho = (height + 2 * pad - k) / stride + 1;
@@ -164,15 +186,13 @@ im2col_rows (const float *x, gint channels, gint batch, gint height, gint width,
           for (gsize r = r0; r < r1; r++, dst += wo)
             {
               gint b = (gint) (r / ho), oy = (gint) (r % ho);
-              gint iy = oy * stride + ky - pad;
+              const float *plane = x + ((gsize) c * batch + b) * height * width;
 
-              im2col_row (
-                  dst,
-                  iy < 0 || iy >= height
-                      ? NULL
-                      : x + (((gsize) c * batch + b) * height + iy) * width +
-                            kx - pad,
-                  wo, lo, hi, stride);
+              im2col_row (dst,
+                          im2col_src_row (plane, oy * stride + ky - pad, height,
+                                          width, wrap & DIFFUSE_TILE_Y),
+                          wo, lo, hi, stride, kx - pad, width,
+                          wrap & DIFFUSE_TILE_X);
             }
         }
 }
@@ -180,7 +200,7 @@ im2col_rows (const float *x, gint channels, gint batch, gint height, gint width,
 typedef struct
 {
   const float *x;
-  gint c_in, batch, height, width, k, stride, ho, wo, c_out;
+  gint c_in, batch, height, width, k, stride, wrap, ho, wo, c_out;
   const float *w, *bias, *bias2;
   gsize b2_stride;
   gboolean accumulate;
@@ -218,7 +238,7 @@ conv_cols_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
   if (j->k != 1 || j->stride != 1)
     {
       im2col_rows (j->x, j->c_in, j->batch, j->height, j->width, j->k,
-                   j->stride, begin, end, j->col);
+                   j->stride, j->wrap, begin, end, j->col);
       bmat = j->col + n0;
     }
   /* beta = 1 keeps the bias (and residual) already in out */
@@ -255,15 +275,27 @@ diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch,
                  const float *bias2, gsize b2_stride, gint c_out, gint k,
                  gint stride, gboolean accumulate, float *col, float *out)
 {
+  diffuse__conv2d_wrap (pool, x, c_in, batch, height, width, w, bias, bias2,
+                        b2_stride, c_out, k, stride, DIFFUSE_TILE_NONE,
+                        accumulate, col, out);
+}
+
+void
+diffuse__conv2d_wrap (DiffusePool *pool, const float *x, gint c_in, gint batch,
+                      gint height, gint width, const float *w,
+                      const float *bias, const float *bias2, gsize b2_stride,
+                      gint c_out, gint k, gint stride, DiffuseTileMode wrap,
+                      gboolean accumulate, float *col, float *out)
+{
   gint pad = k / 2;
   gint ho = (height + 2 * pad - k) / stride + 1;
   gint wo = (width + 2 * pad - k) / stride + 1;
   gsize n = (gsize) batch * ho * wo;
   gint kk = c_in * k * k;
   gint parts = diffuse__pool_get_active (pool);
-  ConvJob cj = { x,      c_in,      batch,      height, width, k,
-                 stride, ho,        wo,         c_out,  w,     bias,
-                 bias2,  b2_stride, accumulate, col,    out };
+  ConvJob cj = { x,      c_in,  batch,     height,     width, k,
+                 stride, wrap,  ho,        wo,         c_out, w,
+                 bias,   bias2, b2_stride, accumulate, col,   out };
   GemmJob gj = {
     c_out, (gint) n, kk, w, col, kk, (gint) n, 1.0f, out, (gint) n
   };
@@ -282,7 +314,7 @@ diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch,
     fill_bias (pool, out, c_out, batch, (gsize) ho * wo, bias, bias2, b2_stride,
                accumulate);
   if (k != 1 || stride != 1)
-    im2col (pool, x, c_in, batch, height, width, k, stride, col);
+    im2col (pool, x, c_in, batch, height, width, k, stride, wrap, col);
   else
     gj.b = x;
   diffuse__pool_run (pool, (c_out + 15) / 16, gemm_rows_range, &gj);

@@ -124,12 +124,6 @@ gboolean diffuse__inpaint_check (const DiffuseSampleParams *params,
 /* RePaint's schedule of levels from start down to −1 (g_free it). */
 gint *diffuse__inpaint_levels (gint start, gint jump, gint count,
                                gint *n_levels);
-/* x ← m·x + (1−m)·(sqrt(ᾱ)x0 + sqrt(1−ᾱ)ε), mask [hw] repeated over n. */
-void diffuse__inpaint_keep (float *x, const float *x0, const float *eps,
-                            const float *mask, gsize n, gsize hw, double abar);
-/* x ← sqrt(ᾱ_to/ᾱ_from)·x + sqrt(1 − ᾱ_to/ᾱ_from)·z, a jump up. */
-void diffuse__forward_jump (float *x, const float *z, gsize n, double abar_from,
-                            double abar_to);
 
 /* ---- model.c ---------------------------------------------------------- */
 

@@ -95,6 +95,19 @@ gboolean diffuse_cpu_has_bf16 (void);
 /* Whether BF16 runs on oneDNN in this build (else it is emulated). */
 gboolean diffuse_have_onednn (void);
 
+/* Seamless tiles: which directions the network's convolutions wrap
+ * around in (circular padding), so that the output tiles without a seam.
+ * The values are bits: X = 1 (left and right edges meet), Y = 2 (top
+ * and bottom), BOTH = X | Y. */
+typedef enum
+{
+  DIFFUSE_TILE_NONE = 0,
+  DIFFUSE_TILE_X = 1,
+  DIFFUSE_TILE_Y = 2,
+  DIFFUSE_TILE_BOTH = 3,
+  DIFFUSE_TILE_COUNT
+} DiffuseTileMode;
+
 const char *diffuse_schedule_kind_to_string (DiffuseScheduleKind kind);
 gboolean diffuse_schedule_kind_from_string (const char *s,
                                             DiffuseScheduleKind *out);
@@ -218,6 +231,15 @@ gboolean diffuse_unet_set_precision (DiffuseUNet *unet,
                                      GError **error);
 /* FP32 or BF16: what the passes compute in. */
 DiffusePrecision diffuse_unet_get_precision (const DiffuseUNet *unet);
+
+/* Seamless tiles: from now on every convolution of this state pads
+ * circularly (torch's padding_mode='circular') in the directions of tile,
+ * with zeros in the others (NONE, the default: zeros everywhere, as
+ * trained).  Wrapping in a direction needs that side to be even at every
+ * level (the stride-2 convolutions), which diffuse_model_check_size's
+ * sizes are.  The wrap is done by the fp32 kernels: with BF16 precision
+ * the 3×3 convolutions of a tiled state run in FP32. */
+void diffuse_unet_set_tile (DiffuseUNet *unet, DiffuseTileMode tile);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseUNet, diffuse_unet_free)
 
@@ -373,6 +395,10 @@ typedef struct
    * repeats. */
   gint resample_count;
   gint resample_jump;
+  /* Seamless tiles (settings table row "tile"): the UNet's convolutions
+   * wrap around in these directions (diffuse_unet_set_tile); default
+   * NONE (zero padding, as trained).  Read by diffuse_sample. */
+  DiffuseTileMode tile;
   gint n_threads; /* this run's threads; 0 = the default */
   /* the network's arithmetic (DiffusePrecision); default AUTO */
   DiffusePrecision precision;
@@ -428,7 +454,8 @@ typedef enum
   DIFFUSE_SETTING_PLUGIN = 1 << 2,  /* a plug-in procedure argument */
   DIFFUSE_SETTING_IMG2IMG = 1 << 3, /* only used with an init image */
   DIFFUSE_SETTING_MIN_EXCLUSIVE = 1 << 4, /* the range is (min, max] */
-  DIFFUSE_SETTING_LOOP = 1 << 5           /* read by diffuse_sample_with too */
+  DIFFUSE_SETTING_LOOP = 1 << 5,          /* read by diffuse_sample_with too */
+  DIFFUSE_SETTING_INPAINT = 1 << 6        /* only used with a mask */
 } DiffuseSettingFlags;
 
 typedef struct
@@ -536,13 +563,52 @@ gboolean diffuse_sample_with (const DiffuseSchedule *schedule,
 /* The context window for inpainting a mask [H, W] (inpaint.c): the
  * bounds of the pixels where mask > 0, grown by margin on every side,
  * then grown (about its centre) to at least the model's image_size on
- * each side, all clamped to the image; the caller samples the window
- * (fitted with diffuse_fit_size) and pastes it back by the mask.  FALSE
- * when the mask is 0 everywhere. */
+ * each side and to a multiple of 2^(n_levels−1) where the image allows,
+ * all clamped to the image; the caller samples the window (fitted with
+ * diffuse_fit_size) and pastes it back by the mask.  FALSE when the mask
+ * is 0 everywhere. */
 gboolean diffuse_inpaint_window (const DiffuseModelConfig *config,
                                  const float *mask, gint height, gint width,
                                  gint margin, gint *x, gint *y, gint *w,
                                  gint *h);
+
+/* How an image of H x W is inpainted by a mask: the context window
+ * (diffuse_inpaint_window) and the size it is sampled at
+ * (diffuse_fit_size of the window, native when the model allows, else
+ * scaled with bilinear filtering).  The CLI and the plug-in both go
+ * through it, so they give the same pixels. */
+typedef struct
+{
+  gint x, y, width, height;   /* the window, in the image */
+  gint run_height, run_width; /* the size sampled at */
+  gboolean scaled;            /* run size != window size */
+} DiffuseInpaintPlan;
+
+/* Default margin of context around the mask's bounds, in pixels. */
+#define DIFFUSE_INPAINT_DEFAULT_MARGIN 16
+
+/* The plan for mask [H, W] (values in [0, 1], 1 = regenerate); errors
+ * (DIFFUSE_ERROR_INVALID) for a mask that is empty (0 everywhere), has a
+ * value outside [0, 1], or a negative margin. */
+gboolean diffuse_inpaint_plan (const DiffuseModelConfig *config,
+                               const float *mask, gint height, gint width,
+                               gint margin, DiffuseInpaintPlan *plan,
+                               GError **error);
+/* window [channels, plan->height, plan->width] -> run [channels,
+ * run_height, run_width] (a copy, or bilinear resampling when scaled):
+ * for the image and for the mask (channels 1). */
+void diffuse_inpaint_to_run (const DiffuseInpaintPlan *plan,
+                             const float *window, gint channels, float *run);
+/* The sampled run result [channels, run_height, run_width] back into the
+ * window [channels, height, width]: unscaled, the result itself (the
+ * sampler already joined it with the original by the mask, and mask 0
+ * pixels equal the original exactly); scaled, resampled back and joined
+ * again with the window's original by the window's own mask
+ * (m·result + (1 − m)·original), so that mask 0 pixels stay exact. */
+void diffuse_inpaint_from_run (const DiffuseInpaintPlan *plan, const float *run,
+                               const float *window_original,
+                               const float *window_mask, gint channels,
+                               float *window_out);
 
 /* ------------------------------------------------------------------ */
 /* Likelihood: the variational bound in bits per dimension (likelihood.c) */

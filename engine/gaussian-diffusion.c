@@ -1,5 +1,5 @@
 /* The formulas of Gaussian diffusion: ᾱ and respaced β, q(x_t | x_0),
- * x_0 from ε, the posterior q(x_{t−1} | x_t, x_0), the learned variance,
+ * q(x_t' | x_t) and RePaint's masked join, x_0 from ε, the posterior q(x_{t−1} | x_t, x_0), the learned variance,
  * the DDPM and DDIM updates and classifier-free guidance.  Each function
  * says which formula it implements (gaussian-diffusion.h gives the
  * sources).  The order of every operation follows guided-diffusion, so
@@ -53,6 +53,35 @@ double
 diffuse__eps_from_x0_1 (double x_t, double x0, double alpha_bar)
 {
   return (sqrt (1.0 / alpha_bar) * x_t - x0) / sqrt (1.0 / alpha_bar - 1.0);
+}
+
+void
+diffuse__q_sample_from (float *x, const float *z, gsize n,
+                        double alpha_bar_from, double alpha_bar_to)
+{
+  double r = alpha_bar_to / alpha_bar_from, a = sqrt (r), s = sqrt (1.0 - r);
+
+  for (gsize j = 0; j < n; j++)
+    x[j] = (float) (a * x[j] + s * z[j]);
+}
+
+void
+diffuse__repaint_join (float *x, const float *x0, const float *eps,
+                       const float *mask, gsize n, gsize hw, double alpha_bar)
+{
+  double a = sqrt (alpha_bar), s = sqrt (1.0 - alpha_bar);
+
+  for (gsize j = 0; j < n; j++)
+    {
+      double m = mask[j % hw];
+
+      if (m == 1.0)
+        continue;
+      if (m == 0.0)
+        x[j] = (float) (a * x0[j] + s * eps[j]);
+      else
+        x[j] = (float) (m * x[j] + (1.0 - m) * (a * x0[j] + s * eps[j]));
+    }
 }
 
 void

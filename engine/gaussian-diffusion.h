@@ -38,6 +38,25 @@ void diffuse__q_sample (const float *x0, const float *eps, double alpha_bar,
 /* The same for one element, in double: sqrt(ᾱ) x_0 + sqrt(1 − ᾱ) ε. */
 double diffuse__q_sample_1 (double x0, double eps, double alpha_bar);
 
+/* A sample of q(x_{t'} | x_t) for t' > t, in place on x (n elements):
+ * N(sqrt(ᾱ'/ᾱ) x_t, (1 − ᾱ'/ᾱ) I), ᾱ = alpha_bar_from (of t), ᾱ' =
+ * alpha_bar_to (of t'), z the noise (seed, the forward process: the
+ * product of the α_s over t < s ≤ t' is ᾱ'/ᾱ).  RePaint's jump back up
+ * (Lugmayr et al. 2022, Algorithm 1, "x_t ~ N(sqrt(1 − β_{t−1}) x_{t−1},
+ * β_{t−1} I)", over several steps at once). */
+void diffuse__q_sample_from (float *x, const float *z, gsize n,
+                             double alpha_bar_from, double alpha_bar_to);
+
+/* RePaint's join of the known and the generated part (Lugmayr et al.
+ * 2022 eq. 8, with this engine's mask m = 1 where regenerated):
+ *   x ← m·x + (1 − m)·x_known,  x_known = sqrt(ᾱ) x0 + sqrt(1 − ᾱ) ε,
+ * x_known a sample of q(x_t | x_0) (diffuse__q_sample) for the given ε.
+ * mask [hw] is repeated over the n = k·hw elements; where m = 0 and ᾱ = 1
+ * the result is x0 itself, bit for bit. */
+void diffuse__repaint_join (float *x, const float *x0, const float *eps,
+                            const float *mask, gsize n, gsize hw,
+                            double alpha_bar);
+
 /* ---- reverse process --------------------------------------------------- */
 
 /* x_0 from ε (guided-diffusion _predict_xstart_from_eps; seed "Fewer

@@ -4,31 +4,23 @@
  * Notation as sampler.c: respaced index i, ᾱ_i from the respaced
  * schedule.  A "level" L is the noise level x is at: L ≥ 0 means x ~ x_{t_L}
  * (ᾱ_L), L = −1 the clean image (ᾱ = 1).  A reverse step at index L takes
- * level L to L − 1; a jump takes level L up to L + j.
+ * level L to L − 1; a jump takes level L up to L + j.  The formulas (the
+ * jump q(x_t'|x_t), the masked join with q(x_t|x_0)) are
+ * gaussian-diffusion.c's.
  */
 #include <math.h>
 #include <string.h>
 
 #include "diffuse-private.h"
 
-#define MAX_RESAMPLE_COUNT 100
-
 gboolean
 diffuse__inpaint_check (const DiffuseSampleParams *params, gint n_steps,
                         gint height, gint width, GError **error)
 {
+  /* without a mask the resampling settings are not used (a preset may
+   * set them for inpainting), as strength without an init image */
   if (params->mask == NULL)
-    {
-      if (params->resample_count > 1)
-        {
-          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-                       "resampling (resample_count = %d) is for inpainting: "
-                       "it needs a mask",
-                       params->resample_count);
-          return FALSE;
-        }
-      return TRUE;
-    }
+    return TRUE;
   if (params->init_image == NULL)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
@@ -45,23 +37,15 @@ diffuse__inpaint_check (const DiffuseSampleParams *params, gint n_steps,
                      (gint) (j / width));
         return FALSE;
       }
-  if (params->resample_count < 1 || params->resample_count > MAX_RESAMPLE_COUNT)
-    {
-      g_set_error (
-          error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-          "resample_count = %d is out of range (1..%d; 1 = no resampling)",
-          params->resample_count, MAX_RESAMPLE_COUNT);
-      return FALSE;
-    }
+  /* resample_count's range is the settings table's (resample-count) */
   if (params->resample_count > 1 &&
       (params->resample_jump < 1 ||
        params->resample_jump > MAX (n_steps - 1, 1)))
     {
-      g_set_error (
-          error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
-          "resample_jump = %d is out of range (1..%d: the schedule has "
-          "%d steps)",
-          params->resample_jump, MAX (n_steps - 1, 1), n_steps);
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "resample-jump %d is out of range (1..%d: the schedule has "
+                   "%d steps)",
+                   params->resample_jump, MAX (n_steps - 1, 1), n_steps);
       return FALSE;
     }
   return TRUE;
@@ -110,41 +94,6 @@ diffuse__inpaint_levels (gint start, gint jump, gint count, gint *n_levels)
   return levels;
 }
 
-/* Keep the unmasked part: x ← m·x + (1−m)·(sqrt(ᾱ)x0 + sqrt(1−ᾱ)ε), the
- * forward process in closed form, q(x_t | x_0) = N(sqrt(ᾱ)x0, (1−ᾱ)I)
- * (seed, forward process), with the fixed ε of the run.  At ᾱ = 1 the
- * kept pixels become x0 itself, bit for bit. */
-void
-diffuse__inpaint_keep (float *x, const float *x0, const float *eps,
-                       const float *mask, gsize n, gsize hw, double abar)
-{
-  double a = sqrt (abar), s = sqrt (1.0 - abar);
-
-  for (gsize j = 0; j < n; j++)
-    {
-      double m = mask[j % hw];
-
-      if (m == 1.0)
-        continue;
-      if (m == 0.0)
-        x[j] = (float) (a * x0[j] + s * eps[j]);
-      else
-        x[j] = (float) (m * x[j] + (1.0 - m) * (a * x0[j] + s * eps[j]));
-    }
-}
-
-/* A jump up: q(x_{t'} | x_t) = N(sqrt(ᾱ'/ᾱ)x_t, (1 − ᾱ'/ᾱ)I) for t' > t
- * (seed, forward process: the product of α over t < s ≤ t' is ᾱ'/ᾱ). */
-void
-diffuse__forward_jump (float *x, const float *z, gsize n, double abar_from,
-                       double abar_to)
-{
-  double r = abar_to / abar_from, a = sqrt (r), s = sqrt (1.0 - r);
-
-  for (gsize j = 0; j < n; j++)
-    x[j] = (float) (a * x[j] + s * z[j]);
-}
-
 /* Grow [*lo, *lo + *len) about its centre to at least `want`, within
  * [0, size). */
 static void
@@ -188,11 +137,98 @@ diffuse_inpaint_window (const DiffuseModelConfig *config, const float *mask,
   gint ww = MIN (x2 + margin, width - 1) - wx + 1;
   gint wh = MIN (y2 + margin, height - 1) - wy + 1;
 
+  gint m = 1 << MAX (0, config->n_levels - 1);
+
   grow_span (&wx, &ww, config->image_size, width);
   grow_span (&wy, &wh, config->image_size, height);
+  /* a multiple of the model's size step samples natively, unscaled */
+  if (ww % m != 0 && (ww / m + 1) * m <= width)
+    grow_span (&wx, &ww, (ww / m + 1) * m, width);
+  if (wh % m != 0 && (wh / m + 1) * m <= height)
+    grow_span (&wy, &wh, (wh / m + 1) * m, height);
   *x = wx;
   *y = wy;
   *w = ww;
   *h = wh;
   return TRUE;
+}
+
+gboolean
+diffuse_inpaint_plan (const DiffuseModelConfig *config, const float *mask,
+                      gint height, gint width, gint margin,
+                      DiffuseInpaintPlan *plan, GError **error)
+{
+  g_return_val_if_fail (config != NULL && mask != NULL && plan != NULL, FALSE);
+  g_return_val_if_fail (height > 0 && width > 0, FALSE);
+
+  if (margin < 0)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "the inpainting margin %d is negative", margin);
+      return FALSE;
+    }
+  for (gsize j = 0; j < (gsize) height * width; j++)
+    if (!(mask[j] >= 0.0f && mask[j] <= 1.0f))
+      {
+        g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                     "mask value %g at pixel (%d, %d) is outside [0, 1]",
+                     (double) mask[j], (gint) (j % width), (gint) (j / width));
+        return FALSE;
+      }
+  memset (plan, 0, sizeof *plan);
+  if (!diffuse_inpaint_window (config, mask, height, width, margin, &plan->x,
+                               &plan->y, &plan->width, &plan->height))
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "the mask is empty (black everywhere): there is nothing "
+                   "to inpaint (white marks the pixels to regenerate)");
+      return FALSE;
+    }
+  plan->scaled = !diffuse_fit_size (config, plan->height, plan->width, TRUE,
+                                    16.0, &plan->run_height, &plan->run_width);
+  return TRUE;
+}
+
+void
+diffuse_inpaint_to_run (const DiffuseInpaintPlan *plan, const float *window,
+                        gint channels, float *run)
+{
+  g_return_if_fail (plan != NULL && window != NULL && run != NULL);
+
+  if (!plan->scaled)
+    memcpy (run, window,
+            sizeof (float) * channels * plan->height * plan->width);
+  else
+    diffuse_resample (window, channels, plan->height, plan->width, run,
+                      plan->run_height, plan->run_width,
+                      DIFFUSE_RESAMPLE_BILINEAR);
+}
+
+void
+diffuse_inpaint_from_run (const DiffuseInpaintPlan *plan, const float *run,
+                          const float *window_original,
+                          const float *window_mask, gint channels,
+                          float *window_out)
+{
+  gsize hw = (gsize) plan->height * plan->width;
+
+  g_return_if_fail (plan != NULL && run != NULL && window_out != NULL);
+
+  if (!plan->scaled)
+    {
+      memcpy (window_out, run, sizeof (float) * channels * hw);
+      return;
+    }
+  diffuse_resample (run, channels, plan->run_height, plan->run_width,
+                    window_out, plan->height, plan->width,
+                    DIFFUSE_RESAMPLE_BILINEAR);
+  for (gsize j = 0; j < (gsize) channels * hw; j++)
+    {
+      float m = window_mask[j % hw];
+
+      if (m == 0.0f)
+        window_out[j] = window_original[j];
+      else if (m != 1.0f)
+        window_out[j] = m * window_out[j] + (1.0f - m) * window_original[j];
+    }
 }

@@ -23,6 +23,7 @@
 
 #include <glib.h>
 
+#include "diffuse.h"
 #include "threadpool.h"
 
 G_BEGIN_DECLS
@@ -65,6 +66,15 @@ void diffuse__conv2d (DiffusePool *pool, const float *x, gint c_in, gint batch,
                       const float *bias, const float *bias2, gsize b2_stride,
                       gint c_out, gint k, gint stride, gboolean accumulate,
                       float *col, float *out);
+/* The same with circular padding in the directions of wrap (torch's
+ * padding_mode='circular': index −1 reads H − 1 / W − 1, index H reads
+ * 0), zero padding in the others; seamless tiles. */
+void diffuse__conv2d_wrap (DiffusePool *pool, const float *x, gint c_in,
+                           gint batch, gint height, gint width, const float *w,
+                           const float *bias, const float *bias2,
+                           gsize b2_stride, gint c_out, gint k, gint stride,
+                           DiffuseTileMode wrap, gboolean accumulate,
+                           float *col, float *out);
 
 /* Winograd F(2×2, 3×3) (Lavin & Gray 2015, "Fast Algorithms for
  * Convolutional Neural Networks"): a 3×3 stride-1 padding-1 convolution as
@@ -85,6 +95,14 @@ void diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
                                 const float *bias2, gsize b2_stride, gint c_out,
                                 gboolean accumulate, float *v, float *m,
                                 float *out);
+/* The same with circular padding in the directions of wrap. */
+void diffuse__conv3x3_winograd_wrap (DiffusePool *pool, const float *x,
+                                     gint c_in, gint batch, gint height,
+                                     gint width, const float *u,
+                                     const float *bias, const float *bias2,
+                                     gsize b2_stride, gint c_out,
+                                     DiffuseTileMode wrap, gboolean accumulate,
+                                     float *v, float *m, float *out);
 
 /* Winograd F(4×4, 3×3) (winograd43.c): the same convolution as 36 GEMMs
  * on 6×6 input tiles, 4× fewer multiplications than im2col, at some cost
@@ -100,6 +118,12 @@ void diffuse__conv3x3_winograd43 (DiffusePool *pool, const float *x, gint c_in,
                                   const float *bias2, gsize b2_stride,
                                   gint c_out, gboolean accumulate, float *v,
                                   float *m, float *out);
+/* The same with circular padding in the directions of wrap. */
+void diffuse__conv3x3_winograd43_wrap (
+    DiffusePool *pool, const float *x, gint c_in, gint batch, gint height,
+    gint width, const float *u, const float *bias, const float *bias2,
+    gsize b2_stride, gint c_out, DiffuseTileMode wrap, gboolean accumulate,
+    float *v, float *m, float *out);
 
 /* Nearest-neighbour ×2 upsampling (F.interpolate (scale_factor=2)):
  * x[C, B, H, W] -> out[C, B, 2H, 2W]. */

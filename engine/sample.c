@@ -516,6 +516,8 @@ diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
     return FALSE;
   if (!diffuse_unet_set_precision (d.unet, params->precision, error))
     goto out;
+  /* seamless tiles: every convolution wraps around */
+  diffuse_unet_set_tile (d.unet, params->tile);
   if (d.null_cfg != NULL)
     {
       d.null_unet = diffuse_unet_new (params->null_model, count, h, w,
@@ -526,6 +528,7 @@ diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
           g_prefix_error (error, "null model: ");
           goto out;
         }
+      diffuse_unet_set_tile (d.null_unet, params->tile);
       d.null_out = g_try_malloc ((gsize) count * d.null_cfg->out_channels *
                                  d.hw * sizeof (float));
     }

@@ -168,8 +168,6 @@ diffuse_sample_params_init (DiffuseSampleParams *params)
   params->width = 0;
   params->clip_denoised = TRUE;
   params->mask = NULL;
-  params->resample_count = 1;
-  params->resample_jump = 10;
   params->n_threads = 0;
   params->progress = NULL;
   params->user_data = NULL;
@@ -185,10 +183,12 @@ check_params (const DiffuseSchedule *schedule, gboolean has_variance,
               GError **error)
 {
   /* the settings this loop reads, by the table (settings-table.c);
-   * strength only matters with an init image */
+   * strength only matters with an init image, resampling with a mask */
   if (!diffuse__settings_check_flags (
           params, DIFFUSE_SETTING_LOOP,
-          params->init_image != NULL ? 0 : DIFFUSE_SETTING_IMG2IMG, error))
+          (params->init_image != NULL ? 0 : DIFFUSE_SETTING_IMG2IMG) |
+              (params->mask != NULL ? 0 : DIFFUSE_SETTING_INPAINT),
+          error))
     return FALSE;
   if (diffuse_schedule_get_n_steps (schedule) < 1)
     {
@@ -318,9 +318,9 @@ diffuse_sample_with (const DiffuseSchedule *schedule,
           /* RePaint's jump back up, then the kept pixels at that level */
           diffuse_rng_normal (params->seed, STREAM_JUMP0 + (guint64) jump_no++,
                               0, b.noise, n);
-          diffuse__forward_jump (b.x, b.noise, n, abars[from], abar_to);
+          diffuse__q_sample_from (b.x, b.noise, n, abars[from], abar_to);
           kept_noise (&b, params->seed, to, visits[to]);
-          diffuse__inpaint_keep (b.x, params->init_image, b.known_eps,
+          diffuse__repaint_join (b.x, params->init_image, b.known_eps,
                                  params->mask, n, hw, abar_to);
           continue;
         }
@@ -367,10 +367,10 @@ diffuse_sample_with (const DiffuseSchedule *schedule,
         {
           if (to >= 0)
             kept_noise (&b, params->seed, to, visits[to]);
-          diffuse__inpaint_keep (b.x, params->init_image, b.known_eps,
+          diffuse__repaint_join (b.x, params->init_image, b.known_eps,
                                  params->mask, n, hw, abar_to);
           /* the preview shows the kept pixels as they are */
-          diffuse__inpaint_keep (b.x0, params->init_image, b.known_eps,
+          diffuse__repaint_join (b.x0, params->init_image, b.known_eps,
                                  params->mask, n, hw, 1.0);
         }
 

@@ -17,6 +17,12 @@
  *              used with a classifier only)      default 1
  *   precision  auto | fp32 | bf16 (DiffusePrecision; not in presets: it
  *              is about the machine, not the picture) default auto
+
+ *   resample-count  1..100 (RePaint's r; 1 = none; inpainting only)
+ *                                               default 1
+ *   resample-jump   1..4000, and below the steps run (RePaint's j;
+ *              inpainting only)                 default 10
+ *   tile       none | x | y | both (seamless tiles) default none
  * 4000 is the largest T of guided-diffusion's models; 64 images are one
  * batch in memory.  Values are doubles in the engine: nan, inf and text
  * that overflows a double are refused by diffuse_setting_parse, and
@@ -32,6 +38,7 @@
 
 G_STATIC_ASSERT (sizeof (DiffuseSamplerKind) == sizeof (gint));
 G_STATIC_ASSERT (sizeof (DiffuseVarianceKind) == sizeof (gint));
+G_STATIC_ASSERT (sizeof (DiffuseTileMode) == sizeof (gint));
 
 static const char *const sampler_nicks[] = { "ddim", "ddpm", NULL };
 static const char *const sampler_labels[] = { "DDIM", "DDPM" };
@@ -56,6 +63,18 @@ static const char *const precision_help[] = {
   "bfloat16 arithmetic: about twice as fast where the processor has it; "
   "images differ slightly from exact, and between computers",
 };
+
+static const char *const tile_nicks[] = { "none", "x", "y", "both", NULL };
+static const char *const tile_labels[] = { "Off", "Left-right", "Top-bottom",
+                                           "Both" };
+static const char *const tile_help[] = {
+  "Ordinary image, edges not joined",
+  "The left and right edges join: repeats side by side without a seam",
+  "The top and bottom edges join: repeats vertically without a seam",
+  "Every edge joins: a texture that tiles in both directions",
+};
+
+G_STATIC_ASSERT (G_N_ELEMENTS (tile_nicks) == DIFFUSE_TILE_COUNT + 1);
 G_STATIC_ASSERT (G_N_ELEMENTS (sampler_nicks) == DIFFUSE_SAMPLER_COUNT + 1);
 G_STATIC_ASSERT (G_N_ELEMENTS (precision_nicks) == DIFFUSE_PRECISION_COUNT + 1);
 G_STATIC_ASSERT (sizeof (DiffusePrecision) == sizeof (gint));
@@ -186,6 +205,46 @@ static const DiffuseSetting settings[] = {
     .help = "Arithmetic: fp32 (exact, the same on every computer), bf16 "
             "(fast where the processor has it) or auto (bf16 there, else "
             "fp32)" },
+
+  { .name = "resample-count",
+    .type = DIFFUSE_SETTING_INT,
+    .flags = ALL | DIFFUSE_SETTING_INPAINT | DIFFUSE_SETTING_LOOP,
+    .offset = FIELD (resample_count),
+    .min = 1,
+    .max = 100,
+    .default_value = 1,
+    .label = "Harmoni_zing passes",
+    .metavar = "R",
+    .help = "Inpainting: sample each stretch of jump steps this many times, "
+            "going back up between passes, so the new part fits its "
+            "surroundings (RePaint's resampling r; 1 = none; each pass costs "
+            "as many steps)" },
+  { .name = "resample-jump",
+    .type = DIFFUSE_SETTING_INT,
+    .flags = ALL | DIFFUSE_SETTING_INPAINT | DIFFUSE_SETTING_LOOP,
+    .offset = FIELD (resample_jump),
+    .min = 1,
+    .max = 4000,
+    .default_value = 10,
+    .label = "Harmonizing _jump",
+    .metavar = "J",
+    .help = "Inpainting: steps to go back up between harmonizing passes "
+            "(RePaint's jump length j; below the steps run)" },
+  { .name = "tile",
+    .type = DIFFUSE_SETTING_ENUM,
+    .flags = ALL,
+    .offset = FIELD (tile),
+    .min = 0,
+    .max = DIFFUSE_TILE_COUNT - 1,
+    .default_value = DIFFUSE_TILE_NONE,
+    .nicks = tile_nicks,
+    .nick_labels = tile_labels,
+    .nick_help = tile_help,
+    .label = "Seamless _tiles",
+    .metavar = "x|y|both",
+    .help = "Seamless tiles: the network wraps around the image's edges "
+            "(circular padding), so the result repeats without a seam "
+            "(none, x = left-right, y = top-bottom, both)" },
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (settings) <= 8 * sizeof (DiffuseSettingsMask));

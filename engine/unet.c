@@ -39,8 +39,9 @@ struct _DiffuseUNet
   const DiffuseUNetWeights *w;
   gint max_batch, height, width;
   gsize scratch_bytes;
-  gint n_threads;    /* this state's threads, 1..DIFFUSE_MAX_THREADS */
-  DiffusePool *pool; /* n_threads threads for everything */
+  gint n_threads;       /* this state's threads, 1..DIFFUSE_MAX_THREADS */
+  DiffuseTileMode tile; /* circular padding of every convolution */
+  DiffusePool *pool;    /* n_threads threads for everything */
   float *arena;
   /* [C, B, H, W] buffers, each sized for the largest use */
   float *cur, *nxt; /* the running activation h (room for cat (h, skip)) */
@@ -472,34 +473,39 @@ conv3x3_fp32 (DiffuseUNet *u, const float *x, gint c_in, gint batch, gint h,
               gint w, const float *wt, const float *bias, const float *bias2,
               gsize b2_stride, gint c_out, gboolean accumulate, float *out)
 {
+  /* every form wraps around in the directions of u->tile (seamless
+   * tiles), zero padding otherwise */
   switch (conv3x3_algo (u->force_algo, c_in, c_out, h, w))
     {
     case CONV_F4:
       diffuse__winograd43_weights (u->pool, wt, c_out, c_in, u->wu);
-      diffuse__conv3x3_winograd43 (u->pool, x, c_in, batch, h, w, u->wu, bias,
-                                   bias2, b2_stride, c_out, accumulate, u->col,
-                                   u->wm, out);
+      diffuse__conv3x3_winograd43_wrap (u->pool, x, c_in, batch, h, w, u->wu,
+                                        bias, bias2, b2_stride, c_out, u->tile,
+                                        accumulate, u->col, u->wm, out);
       break;
     case CONV_F2:
       diffuse__winograd_weights (u->pool, wt, c_out, c_in, u->wu);
-      diffuse__conv3x3_winograd (u->pool, x, c_in, batch, h, w, u->wu, bias,
-                                 bias2, b2_stride, c_out, accumulate, u->col,
-                                 u->wm, out);
+      diffuse__conv3x3_winograd_wrap (u->pool, x, c_in, batch, h, w, u->wu,
+                                      bias, bias2, b2_stride, c_out, u->tile,
+                                      accumulate, u->col, u->wm, out);
       break;
     case CONV_IM2COL:
-      diffuse__conv2d (u->pool, x, c_in, batch, h, w, wt, bias, bias2,
-                       b2_stride, c_out, 3, 1, accumulate, u->col, out);
+      diffuse__conv2d_wrap (u->pool, x, c_in, batch, h, w, wt, bias, bias2,
+                            b2_stride, c_out, 3, 1, u->tile, accumulate, u->col,
+                            out);
       break;
     }
 }
 
-/* 3×3 stride-1 convolution inside the network: conv3x3_fp32, or in bf16 */
+/* 3×3 stride-1 convolution inside the network: conv3x3_fp32, or in bf16.
+ * Seamless tiles wrap in the fp32 kernels only: with a tile mode the 3×3
+ * convolutions stay fp32 (the 1×1 ones, which pad nothing, go bf16). */
 static void
 conv3x3 (DiffuseUNet *u, const float *x, gint c_in, gint batch, gint h, gint w,
          const float *wt, const float *bias, const float *bias2,
          gsize b2_stride, gint c_out, gboolean accumulate, float *out)
 {
-  if (u->precision == DIFFUSE_PRECISION_BF16)
+  if (u->precision == DIFFUSE_PRECISION_BF16 && u->tile == DIFFUSE_TILE_NONE)
     {
       if (u->bf16_error == NULL)
         diffuse__bf16_conv2d (u->bf16, u->pool, x, c_in, batch, h, w, wt, bias,
@@ -518,7 +524,8 @@ conv_nx (DiffuseUNet *u, const float *x, gint c_in, gint batch, gint h, gint w,
          const float *wt, const float *bias, gint c_out, gint k, gint stride,
          gboolean accumulate, float *out)
 {
-  if (u->precision == DIFFUSE_PRECISION_BF16)
+  if (u->precision == DIFFUSE_PRECISION_BF16 &&
+      (k == 1 || u->tile == DIFFUSE_TILE_NONE))
     {
       if (u->bf16_error == NULL)
         diffuse__bf16_conv2d (u->bf16, u->pool, x, c_in, batch, h, w, wt, bias,
@@ -526,8 +533,8 @@ conv_nx (DiffuseUNet *u, const float *x, gint c_in, gint batch, gint h, gint w,
                               &u->bf16_error);
     }
   else
-    diffuse__conv2d (u->pool, x, c_in, batch, h, w, wt, bias, NULL, 0, c_out, k,
-                     stride, accumulate, u->col, out);
+    diffuse__conv2d_wrap (u->pool, x, c_in, batch, h, w, wt, bias, NULL, 0,
+                          c_out, k, stride, u->tile, accumulate, u->col, out);
 }
 
 /* ResBlock._forward: x [c_in, B, H, W] at level l -> y [c_out, B, H', W'].
@@ -607,6 +614,15 @@ attention_block (DiffuseUNet *u, const AttentionWeights *a, gint batch, gint h,
                       !u->w->config.use_new_attention_order, u->scores, u->t);
   conv_nx (u, u->t, a->channels, batch, h, w, a->proj_w, a->proj_b, a->channels,
            1, 1, TRUE, x);
+}
+
+void
+diffuse_unet_set_tile (DiffuseUNet *unet, DiffuseTileMode tile)
+{
+  g_return_if_fail (unet != NULL);
+  g_return_if_fail ((guint) tile < DIFFUSE_TILE_COUNT);
+
+  unet->tile = tile;
 }
 
 gboolean
@@ -700,8 +716,9 @@ diffuse_unet_forward (DiffuseUNet *unet, gint batch, const float *x,
           {
             const ConvWeights *c = &w->conv[op->index];
 
-            diffuse__conv2d (unet->pool, cur, c->c_in, batch, h, wd, c->w, c->b,
-                             NULL, 0, c->c_out, 3, 1, FALSE, unet->col, nxt);
+            diffuse__conv2d_wrap (unet->pool, cur, c->c_in, batch, h, wd, c->w,
+                                  c->b, NULL, 0, c->c_out, 3, 1, unet->tile,
+                                  FALSE, unet->col, nxt);
             SWAP (cur, nxt);
             break;
           }

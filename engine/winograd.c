@@ -83,7 +83,16 @@ typedef struct
   gsize tiles;
   float *v;
   gint c_in;
+  gint wrap; /* DiffuseTileMode: circular padding in x and/or y */
 } WinoInJob;
+
+/* i mod n in 0..n−1, for any i (circular padding) */
+static inline gint
+wrap_index (gint i, gint n)
+{
+  i %= n;
+  return i < 0 ? i + n : i;
+}
 
 /* One row i of Bᵀ d B for n tiles of a tile row, from zero-padded input
  * rows: with t_k = p[2tx + k] + sign·q[2tx + k] (row i of Bᵀ d), the four
@@ -138,21 +147,35 @@ wino_in_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
                   {
                     gint yy = 2 * ty - 1 + i;
 
+                    if ((yy < 0 || yy >= h) && (j->wrap & DIFFUSE_TILE_Y))
+                      yy = wrap_index (yy, h);
                     if (yy < 0 || yy >= h || hi <= lo)
                       {
                         zero_f (pad[i], len);
                         continue;
                       }
-                    /* lo <= 1 and len − hi <= 2: set those few by hand
-                     * rather than with calls */
-                    if (lo)
-                      pad[i][0] = 0.0f;
-                    copy_f (pad[i] + lo, src + (gsize) yy * w + x0 + lo,
-                            hi - lo);
-                    if (hi < len)
-                      pad[i][hi] = 0.0f;
-                    if (hi + 1 < len)
-                      pad[i][hi + 1] = 0.0f;
+                    const float *row = src + (gsize) yy * w;
+
+                    if (j->wrap & DIFFUSE_TILE_X)
+                      {
+                        /* the columns outside, taken mod w */
+                        for (gint k = 0; k < lo; k++)
+                          pad[i][k] = row[wrap_index (x0 + k, w)];
+                        for (gint k = hi; k < len; k++)
+                          pad[i][k] = row[wrap_index (x0 + k, w)];
+                      }
+                    else
+                      {
+                        /* lo <= 1 and len − hi <= 2: set those few by
+                         * hand rather than with calls */
+                        if (lo)
+                          pad[i][0] = 0.0f;
+                        if (hi < len)
+                          pad[i][hi] = 0.0f;
+                        if (hi + 1 < len)
+                          pad[i][hi + 1] = 0.0f;
+                      }
+                    copy_f (pad[i] + lo, row + x0 + lo, hi - lo);
                   }
                 /* rows of Bᵀ d: d0 − d2, d1 + d2, d2 − d1, d1 − d3 */
                 wino_in_row (pad[0], pad[2], -1.0f, t1 - t0, o + t0,
@@ -325,8 +348,21 @@ diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
                            gsize b2_stride, gint c_out, gboolean accumulate,
                            float *v, float *m, float *out)
 {
+  diffuse__conv3x3_winograd_wrap (pool, x, c_in, batch, height, width, u, bias,
+                                  bias2, b2_stride, c_out, DIFFUSE_TILE_NONE,
+                                  accumulate, v, m, out);
+}
+
+void
+diffuse__conv3x3_winograd_wrap (DiffusePool *pool, const float *x, gint c_in,
+                                gint batch, gint height, gint width,
+                                const float *u, const float *bias,
+                                const float *bias2, gsize b2_stride, gint c_out,
+                                DiffuseTileMode wrap, gboolean accumulate,
+                                float *v, float *m, float *out)
+{
   gsize tiles = diffuse__winograd_tiles (batch, height, width);
-  WinoInJob in = { x, batch, height, width, tiles, v, c_in };
+  WinoInJob in = { x, batch, height, width, tiles, v, c_in, wrap };
   WinoOutJob oj = { m,    batch, height,    width,      c_out, tiles,
                     bias, bias2, b2_stride, accumulate, out };
 

@@ -106,7 +106,16 @@ typedef struct
   gsize tiles;
   float *v;
   gint c_in;
+  gint wrap; /* DiffuseTileMode: circular padding in x and/or y */
 } Wino4InJob;
+
+/* i mod n in 0..n−1, for any i (circular padding) */
+static inline gint
+wrap_index (gint i, gint n)
+{
+  i %= n;
+  return i < 0 ? i + n : i;
+}
 
 #define SEG 256 /* tiles per padded row segment */
 
@@ -199,17 +208,21 @@ wino4_in_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
                     gint yy = 4 * ty - 1 + i;
 
                     p[i] = pad[i];
+                    if ((yy < 0 || yy >= h) && (j->wrap & DIFFUSE_TILE_Y))
+                      yy = wrap_index (yy, h);
                     if (yy < 0 || yy >= h || hi <= lo)
                       {
                         zero_f (pad[i], len);
                         continue;
                       }
+                    const float *srow = src + (gsize) yy * w;
+                    gboolean wrap_x = (j->wrap & DIFFUSE_TILE_X) != 0;
+
                     for (gint x = 0; x < lo; x++)
-                      pad[i][x] = 0.0f;
-                    copy_f (pad[i] + lo, src + (gsize) yy * w + x0 + lo,
-                            hi - lo);
+                      pad[i][x] = wrap_x ? srow[wrap_index (x0 + x, w)] : 0.0f;
+                    copy_f (pad[i] + lo, srow + x0 + lo, hi - lo);
                     for (gint x = hi; x < len; x++)
-                      pad[i][x] = 0.0f;
+                      pad[i][x] = wrap_x ? srow[wrap_index (x0 + x, w)] : 0.0f;
                   }
                 for (gint i = 0; i < 6; i++)
                   {
@@ -389,8 +402,22 @@ diffuse__conv3x3_winograd43 (DiffusePool *pool, const float *x, gint c_in,
                              gboolean accumulate, float *v, float *m,
                              float *out)
 {
+  diffuse__conv3x3_winograd43_wrap (pool, x, c_in, batch, height, width, u,
+                                    bias, bias2, b2_stride, c_out,
+                                    DIFFUSE_TILE_NONE, accumulate, v, m, out);
+}
+
+void
+diffuse__conv3x3_winograd43_wrap (DiffusePool *pool, const float *x, gint c_in,
+                                  gint batch, gint height, gint width,
+                                  const float *u, const float *bias,
+                                  const float *bias2, gsize b2_stride,
+                                  gint c_out, DiffuseTileMode wrap,
+                                  gboolean accumulate, float *v, float *m,
+                                  float *out)
+{
   gsize tiles = diffuse__winograd43_tiles (batch, height, width);
-  Wino4InJob in = { x, batch, height, width, tiles, v, c_in };
+  Wino4InJob in = { x, batch, height, width, tiles, v, c_in, wrap };
   Wino4OutJob oj = { m,    batch, height,    width,      c_out, tiles,
                      bias, bias2, b2_stride, accumulate, out };
   Wino4GemmJob gj = { c_in, c_out, tiles, u, v, m };

@@ -8,7 +8,10 @@ applies (const DiffuseSetting *s, DpKind kind)
 {
   if (!(s->flags & DIFFUSE_SETTING_PLUGIN))
     return FALSE;
-  if ((s->flags & DIFFUSE_SETTING_IMG2IMG) && kind != DP_IMG2IMG)
+  if ((s->flags & DIFFUSE_SETTING_IMG2IMG) && kind != DP_IMG2IMG &&
+      kind != DP_INPAINT)
+    return FALSE;
+  if ((s->flags & DIFFUSE_SETTING_INPAINT) && kind != DP_INPAINT)
     return FALSE;
   /* img2img and the sweep make one image per run (per value) */
   if (kind != DP_GENERATE && strcmp (s->name, "count") == 0)

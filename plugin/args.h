@@ -13,7 +13,8 @@ typedef enum
 {
   DP_GENERATE,
   DP_IMG2IMG,
-  DP_SWEEP
+  DP_SWEEP,
+  DP_INPAINT /* regenerate the selection, continuing its surroundings */
 } DpKind;
 
 typedef struct
@@ -28,9 +29,10 @@ typedef struct
 } DpArgSpec;
 
 /* The table's arguments of a procedure, in table order: every setting
- * with DIFFUSE_SETTING_PLUGIN, except img2img-only ones outside img2img,
- * count outside generate (one image per run), and guidance in the sweep
- * (it has its own list of values).  Returns how many were written
+ * with DIFFUSE_SETTING_PLUGIN, except img2img-only ones outside img2img
+ * and inpaint, inpaint-only ones outside inpaint, count outside generate
+ * (one image per run), and guidance in the sweep (it has its own list of
+ * values).  Returns how many were written
  * (at most max). */
 gint dp_arg_specs (DpKind kind, DpArgSpec *out, gint max);
 

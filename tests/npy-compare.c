@@ -11,6 +11,15 @@
  *   npy-compare --fill OUT.npy K,C,H,W VALUE [INDEX]
  *       Writes an array of that shape filled with 0, except element INDEX
  *       (default: every element) set to VALUE ("nan", "inf", "3e38").
+ *   npy-compare --mask-png OUT.png CHANNELS H W X0 Y0 X1 Y1 [VALUE]
+ *       Writes a mask PNG (1 grey, 2 grey+alpha, 3 RGB channels): black,
+ *       the rectangle [X0, X1) x [Y0, Y1) at VALUE (0..255, default 255);
+ *       with alpha, the colour is white everywhere and the alpha carries
+ *       the mask.
+ *   npy-compare --png-masked A.png B.png MASK.png
+ *       A (an inpainted image) against B (its input) by a grey MASK:
+ *       where the mask is 0 the pixels must be byte-identical, and some
+ *       pixel where it is not must differ.  Prints both counts.
  *
  * Exit status 0 when the check holds, 1 when it does not or on errors.
  */
@@ -162,9 +171,79 @@ fill (const char *path, const char *shape_text, const char *value_text,
   return 0;
 }
 
+/* argv[0] = "--mask-png", argv[1] = OUT.png, ... */
+static int
+mask_png (char **argv, gint argc)
+{
+  GError *error = NULL;
+  gint c = atoi (argv[2]), h = atoi (argv[3]), w = atoi (argv[4]);
+  gint x0 = atoi (argv[5]), y0 = atoi (argv[6]);
+  gint x1 = atoi (argv[7]), y1 = atoi (argv[8]);
+  double value = argc == 10 ? g_ascii_strtod (argv[9], NULL) : 255.0;
+  gsize hw = (gsize) h * w;
+  g_autofree float *data = g_new (float, (gsize) c *hw);
+  gboolean alpha = c == 2;
+
+  for (gint k = 0; k < c; k++)
+    for (gint y = 0; y < h; y++)
+      for (gint x = 0; x < w; x++)
+        {
+          gboolean in = x >= x0 && x < x1 && y >= y0 && y < y1;
+          double v = in ? value : 0.0;
+
+          if (alpha && k == 0)
+            v = 255.0;
+          data[k * hw + (gsize) y * w + x] = (float) (v / 127.5 - 1.0);
+        }
+  if (!diffuse_png_save (argv[1], data, c, h, w, &error))
+    return fail (error);
+  return 0;
+}
+
+static int
+png_masked (const char *a_path, const char *b_path, const char *m_path)
+{
+  GError *error = NULL;
+  gint ca, ha, wa, cb, hb, wb, cm, hm, wm;
+  g_autofree float *a = diffuse_png_load (a_path, 0, &ca, &ha, &wa, &error);
+  g_autofree float *b = NULL, *m = NULL;
+  gsize kept = 0, kept_diff = 0, masked = 0, changed = 0, hw;
+
+  if (a == NULL ||
+      (b = diffuse_png_load (b_path, 0, &cb, &hb, &wb, &error)) == NULL ||
+      (m = diffuse_png_load (m_path, 1, &cm, &hm, &wm, &error)) == NULL)
+    return fail (error);
+  if (ca != cb || ha != hb || wa != wb || hm != ha || wm != wa)
+    {
+      fprintf (stderr, "npy-compare: sizes differ\n");
+      return 1;
+    }
+  hw = (gsize) ha * wa;
+  for (gsize j = 0; j < hw; j++)
+    {
+      gboolean differs = FALSE;
+
+      for (gint k = 0; k < ca; k++)
+        differs |= a[k * hw + j] != b[k * hw + j];
+      if (m[j] == -1.0f)
+        kept++, kept_diff += differs;
+      else
+        masked++, changed += differs;
+    }
+  printf ("kept %" G_GSIZE_FORMAT " pixels, %" G_GSIZE_FORMAT
+          " differ; masked %" G_GSIZE_FORMAT " pixels, %" G_GSIZE_FORMAT
+          " changed\n",
+          kept, kept_diff, masked, changed);
+  return kept_diff == 0 && changed > 0 ? 0 : 1;
+}
+
 int
 main (int argc, char **argv)
 {
+  if ((argc == 10 || argc == 11) && strcmp (argv[1], "--mask-png") == 0)
+    return mask_png (argv + 1, argc - 1);
+  if (argc == 5 && strcmp (argv[1], "--png-masked") == 0)
+    return png_masked (argv[2], argv[3], argv[4]);
   if ((argc == 5 || argc == 6) && strcmp (argv[1], "--fill") == 0)
     return fill (argv[2], argv[3], argv[4], argc == 6 ? argv[5] : NULL);
   if (argc == 3 && strcmp (argv[1], "--png-shape") == 0)

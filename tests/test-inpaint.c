@@ -330,7 +330,6 @@ test_bad_params (void)
     { "mask above 1", 1, 1.5f },
     { "mask NaN", 1, NAN },
     { "negative mask", 1, -0.1f },
-    { "resampling without a mask", 2, 0 },
     { "resample_count 0", 3, 0 },
     { "resample_jump 0", 4, 0 },
     { "resample_jump past the schedule", 5, 0 },
@@ -351,10 +350,6 @@ test_bad_params (void)
           bad[77] = cases[c].value;
           p.mask = bad;
           break;
-        case 2:
-          p.mask = NULL;
-          p.resample_count = 3;
-          break;
         case 3:
           p.resample_count = 0;
           break;
@@ -374,6 +369,20 @@ test_bad_params (void)
       g_assert_cmpint (o.calls, ==, 0);
       g_test_message ("%s: %s", cases[c].what, error->message);
     }
+
+  /* without a mask the resampling settings are not used (a preset may
+   * set them), as strength is not without an init image */
+  {
+    g_autoptr (GError) error = NULL;
+
+    params_for (&p, DIFFUSE_SAMPLER_DDIM, init, NULL);
+    p.resample_count = 3;
+    p.resample_jump = 2;
+    o.calls = 0;
+    g_assert_true (diffuse_sample_with (sched, pair_denoise, &o, FALSE, &p,
+                                        COUNT, 1, H, W, out, NULL, &error));
+    g_assert_no_error (error);
+  }
 }
 
 /* The context window: the mask's bounds plus the margin, at least
@@ -415,6 +424,50 @@ test_window (void)
       diffuse_inpaint_window (&cfg, mask + 150, 20, 20, 8, &x, &y, &w, &h));
   g_assert_cmpint (x, ==, 0);
   g_assert_cmpint (w, ==, 20);
+  /* a model of 4 levels samples natively at multiples of 8: the big
+   * blob's 108 x 68 window grows to 112 x 72 */
+  cfg.n_levels = 4;
+  g_assert_true (
+      diffuse_inpaint_window (&cfg, mask, 100, 200, 8, &x, &y, &w, &h));
+  g_assert_cmpint (w, ==, 112);
+  g_assert_cmpint (h, ==, 72);
+  g_assert_cmpint (x + w, ==, 200);
+  g_assert_cmpint (y, ==, 0);
+}
+
+/* The plan: the window, the run size, and the errors of a bad mask. */
+static void
+test_plan (void)
+{
+  DiffuseModelConfig cfg = { 0 };
+  g_autofree float *mask = g_new0 (float, 40 * 50);
+  DiffuseInpaintPlan plan;
+  g_autoptr (GError) error = NULL;
+
+  cfg.image_size = 32;
+  cfg.n_levels = 3;
+  g_assert_false (diffuse_inpaint_plan (&cfg, mask, 40, 50, 4, &plan, &error));
+  g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
+  g_clear_error (&error);
+  mask[10 * 50 + 20] = 1.0f;
+  g_assert_true (diffuse_inpaint_plan (&cfg, mask, 40, 50, 4, &plan, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (plan.width, ==, 32);
+  g_assert_cmpint (plan.height, ==, 32);
+  g_assert_false (plan.scaled);
+  g_assert_cmpint (plan.run_width, ==, 32);
+  /* 1 at the top-left pixel of a 33 x 33 image: a 33 x 33 window does
+   * not fit the size step 4, so it is sampled at 32 x 32, scaled */
+  g_assert_true (diffuse_inpaint_plan (&cfg, mask, 33, 33, 40, &plan, &error));
+  g_assert_true (plan.scaled);
+  g_assert_cmpint (plan.run_height, ==, 32);
+  mask[3] = 1.5f;
+  g_assert_false (diffuse_inpaint_plan (&cfg, mask, 40, 50, 4, &plan, &error));
+  g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
+  g_clear_error (&error);
+  mask[3] = 0.0f;
+  g_assert_false (diffuse_inpaint_plan (&cfg, mask, 40, 50, -1, &plan, &error));
+  g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
 }
 
 int
@@ -423,6 +476,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/inpaint/levels", test_levels);
   g_test_add_func ("/inpaint/window", test_window);
+  g_test_add_func ("/inpaint/plan", test_plan);
   g_test_add_func ("/inpaint/bad-params", test_bad_params);
   g_test_add_func ("/inpaint/all-ones", test_all_ones);
   g_test_add_func ("/inpaint/kept-path", test_kept_path);

@@ -19,7 +19,7 @@
 #include <glib/gstdio.h>
 
 static const char *diffuse_path;
-static gchar *tmp_dir, *model_path, *input_path;
+static gchar *tmp_dir, *model_path, *input_path, *mask_path;
 
 /* What the table says, computed here from its numbers. */
 static gboolean
@@ -88,6 +88,7 @@ static gboolean
 cli_accepts (const DiffuseSetting *s, const char *text)
 {
   gboolean img2img = (s->flags & DIFFUSE_SETTING_IMG2IMG) != 0;
+  gboolean inpaint = (s->flags & DIFFUSE_SETTING_INPAINT) != 0;
   g_autofree gchar *out = g_build_filename (tmp_dir, "out.npy", NULL);
   g_autofree gchar *opt = g_strdup_printf ("--%s=%s", s->name, text);
   const char *argv[16];
@@ -96,18 +97,27 @@ cli_accepts (const DiffuseSetting *s, const char *text)
   g_autoptr (GError) error = NULL;
 
   argv[argc++] = diffuse_path;
-  argv[argc++] = img2img ? "img2img" : "sample";
+  argv[argc++] = inpaint ? "inpaint" : img2img ? "img2img" : "sample";
   argv[argc++] = "--model";
   argv[argc++] = model_path;
-  if (img2img)
+  if (img2img || inpaint)
     {
       argv[argc++] = "--input";
       argv[argc++] = input_path;
+    }
+  if (inpaint)
+    {
+      argv[argc++] = "--mask";
+      argv[argc++] = mask_path;
     }
   /* one step: runs stay short.  For steps itself, a respacing of one
    * step runs while --steps is still checked against the table (the
    * model's T is checked by engine_accepts) */
   argv[argc++] = strcmp (s->name, "steps") != 0 ? "--steps=1" : "--respacing=1";
+  /* the jump must fit in the one step run (the engine's check against
+   * the schedule, past the table's range) */
+  if (strcmp (s->name, "resample-count") == 0)
+    argv[argc++] = "--resample-jump=1";
   argv[argc++] = opt;
   argv[argc++] = "--seed=1";
   argv[argc++] = "--quiet";
@@ -136,7 +146,7 @@ static void
 check_plugin (const DiffuseSetting *s, gint index, const char *text, double v,
               gboolean want)
 {
-  for (DpKind kind = DP_GENERATE; kind <= DP_SWEEP; kind++)
+  for (DpKind kind = DP_GENERATE; kind <= DP_INPAINT; kind++)
     {
       DpArgSpec specs[32];
       gint n = dp_arg_specs (kind, specs, G_N_ELEMENTS (specs));
@@ -271,7 +281,8 @@ test_agreement (gconstpointer data)
   }
 }
 
-/* The defaults: the engine's, the plug-in's, and what --help says. */
+/* The defaults: the engine's, the plug-in's, and what --help says
+ * (img2img's; inpaint's for the inpainting settings). */
 static void
 test_defaults (void)
 {
@@ -279,11 +290,15 @@ test_defaults (void)
   const DiffuseSetting *table = diffuse_settings (&n);
   DiffuseSampleParams p;
   const char *argv[] = { diffuse_path, "img2img", "--help", NULL };
-  g_autofree gchar *help = NULL;
+  const char *argv_inpaint[] = { diffuse_path, "inpaint", "--help", NULL };
+  g_autofree gchar *img2img_help = NULL, *inpaint_help = NULL;
 
   g_assert_true (g_spawn_sync (NULL, (gchar **) argv, NULL,
-                               G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &help,
-                               NULL, NULL, NULL));
+                               G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                               &img2img_help, NULL, NULL, NULL));
+  g_assert_true (g_spawn_sync (NULL, (gchar **) argv_inpaint, NULL,
+                               G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                               &inpaint_help, NULL, NULL, NULL));
   diffuse_sample_params_init (&p);
   for (gint i = 0; i < n; i++)
     {
@@ -303,7 +318,9 @@ test_defaults (void)
         }
       if (s->type == DIFFUSE_SETTING_ENUM)
         g_assert_cmpstr (value, ==, s->nicks[(gint) s->default_value]);
-      line = strstr (help, option);
+      line = strstr ((s->flags & DIFFUSE_SETTING_INPAINT) ? inpaint_help
+                                                          : img2img_help,
+                     option);
       g_assert_nonnull (line);
       g_assert_nonnull (strstr (line, range));
       {
@@ -372,6 +389,11 @@ main (int argc, char **argv)
   for (gsize i = 0; i < G_N_ELEMENTS (input); i++)
     input[i] = (float) i / G_N_ELEMENTS (input) - 0.5f;
   g_assert_true (diffuse_npy_save (input_path, input, 3, shape, NULL));
+  /* inpaint's mask: the right half of the 8 x 8 input */
+  mask_path = g_build_filename (tmp_dir, "mask.png", NULL);
+  for (gsize i = 0; i < G_N_ELEMENTS (input); i++)
+    input[i] = i % 8 >= 4 ? 1.0f : -1.0f;
+  g_assert_true (diffuse_png_save (mask_path, input, 1, 8, 8, NULL));
   /* the user's own folder must not leak into the CLI runs */
   g_setenv ("DIFFUSE_USER_PRESETS_DIR", tmp_dir, TRUE);
 
@@ -388,6 +410,7 @@ main (int argc, char **argv)
 
   g_unlink (model_path);
   g_unlink (input_path);
+  g_unlink (mask_path);
   {
     g_autofree gchar *o = g_build_filename (tmp_dir, "out.npy", NULL);
     g_autofree gchar *t = g_build_filename (tmp_dir, "t.preset", NULL);
