@@ -524,3 +524,37 @@ def randomize_(model, gen=None, gain=1.0):
                 val = noise * (gain / math.sqrt(fan_in))
             p.copy_(val.to(p.dtype))
     return model
+
+
+# ---------------------------------------------------------------------------
+# Seamless tiles (engine/conv.c, engine/winograd.c: diffuse_unet_set_tile)
+
+def _tile_forward(self, x):
+    """Conv2d.forward with circular padding in one direction only (x: the
+    width, y: the height) and zeros in the other."""
+    p = self.tile_pad
+    if self.tile == "x":
+        x = F.pad(F.pad(x, (p, p, 0, 0), mode="circular"), (0, 0, p, p))
+    else:
+        x = F.pad(F.pad(x, (0, 0, p, p), mode="circular"), (p, p, 0, 0))
+    return F.conv2d(x, self.weight, self.bias, self.stride, 0)
+
+
+def set_tile(model, tile):
+    """Make every convolution of the model (kernel > 1: the 3x3 ones,
+    stride 1 and 2) pad circularly in x ("x"), y ("y") or both ("both"),
+    with zeros in the other direction; "none" restores zero padding.
+    "both" is torch's own padding_mode='circular'; one direction pads
+    with F.pad(mode='circular') on that axis, then zeros on the other."""
+    assert tile in ("none", "x", "y", "both")
+    for m in model.modules():
+        if not isinstance(m, nn.Conv2d) or m.kernel_size[0] == 1:
+            continue
+        m.padding_mode = "circular" if tile == "both" else "zeros"
+        m.tile = tile
+        m.tile_pad = m.padding[0]
+        if tile in ("x", "y"):
+            m.forward = _tile_forward.__get__(m, nn.Conv2d)
+        elif "forward" in m.__dict__:
+            del m.forward
+    return model
