@@ -101,6 +101,25 @@ test_case (gconstpointer data)
           /* the wrap changes the output, so the check above means it */
           g_assert_cmpfloat (moved, >, 100 * TOLERANCE);
         }
+      /* bf16: the 3×3 convolutions of a tiled state stay fp32 (the 1×1
+       * ones go bf16), so the wrap holds within bf16's tolerance */
+      {
+        g_autofree gchar *file = g_strdup_printf ("tile-%s-both.out.npy", name);
+        gint64 sw[4];
+        g_autofree float *want = load (golden, file, sw);
+
+        g_assert_true (
+            diffuse_unet_set_precision (unet, DIFFUSE_PRECISION_BF16, &error));
+        diffuse_unet_set_tile (unet, DIFFUSE_TILE_BOTH);
+        g_assert_true (
+            diffuse_unet_forward (unet, batch, x, t, labels, got, &error));
+        g_assert_no_error (error);
+        g_test_message ("%s tile both in bf16: relative difference %.2e", name,
+                        rel_diff (got, want, n));
+        g_assert_cmpfloat (rel_diff (got, want, n), <=, 2e-2);
+        g_assert_true (
+            diffuse_unet_set_precision (unet, DIFFUSE_PRECISION_FP32, &error));
+      }
       /* back to zero padding: the plain forward pass again */
       diffuse_unet_set_tile (unet, DIFFUSE_TILE_NONE);
       g_assert_true (
