@@ -3,6 +3,8 @@
 #ifndef DIFFUSE_PRIVATE_H
 #define DIFFUSE_PRIVATE_H
 
+#include <sys/stat.h>
+
 #include "diffuse.h"
 
 G_BEGIN_DECLS
@@ -70,6 +72,29 @@ DiffuseSafetensors *diffuse__safetensors_open (const char *path,
 /* Same, from memory the caller keeps alive (fuzzing, tests). */
 DiffuseSafetensors *diffuse__safetensors_open_bytes (const guint8 *bytes,
                                                      gsize len, GError **error);
+/* The file's fstat () at open; NULL when opened from bytes. */
+const struct stat *diffuse__safetensors_get_stat (const DiffuseSafetensors *st);
+/* The whole file as mapped (or the caller's bytes). */
+gboolean diffuse__safetensors_get_bytes (const DiffuseSafetensors *st,
+                                         const guint8 **bytes, gsize *len);
+
+/* ---- model-cache.c: what a first load learns for the next -------------- */
+
+/* The key of the file st was opened from (its identity, times, header
+ * and samples of its data, the engine version); FALSE when opened from
+ * bytes. */
+gboolean diffuse__model_cache_key (const DiffuseSafetensors *st,
+                                   guint8 key[32]);
+/* Whether a good record says the file of this key holds finite weights
+ * only; FALSE when the cache is off or the record is missing or bad. */
+gboolean diffuse__model_cache_has (const guint8 key[32]);
+/* Writes that record, atomically; failures are ignored. */
+void diffuse__model_cache_add (const guint8 key[32]);
+/* model.c: whether this model's load skipped the scan on a record. */
+gboolean diffuse__model_scan_was_cached (const DiffuseModel *model);
+/* Whether bytes are the good record for key (tests, fuzzing). */
+gboolean diffuse__model_cache_record_valid (const guint8 *bytes, gsize len,
+                                            const guint8 key[32]);
 void diffuse__safetensors_free (DiffuseSafetensors *st);
 /* NULL when absent. */
 const DiffuseTensorInfo *diffuse__safetensors_get (const DiffuseSafetensors *st,

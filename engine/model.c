@@ -29,6 +29,8 @@ struct _DiffuseModel
   DiffuseUNetWeights *weights;
   DiffuseClassifierWeights *clf_weights; /* model_type classifier */
   guint64 n_params;
+  gboolean scan_cached; /* the finite-weights scan was skipped: the cache
+                           had a record of it (model-cache.c) */
 };
 
 static gboolean md_error (GError **error, const DiffuseModel *model,
@@ -603,6 +605,8 @@ static gboolean
 bind_weights (DiffuseModel *model, GError **error)
 {
   guint n = diffuse__safetensors_get_n_tensors (model->st);
+  guint8 key[32];
+  gboolean keyed = diffuse__model_cache_key (model->st, key);
 
   if (model->config.model_type == DIFFUSE_MODEL_CLASSIFIER)
     model->clf_weights = diffuse__classifier_weights_new (
@@ -612,12 +616,18 @@ bind_weights (DiffuseModel *model, GError **error)
                                                 model->name, error);
   if (model->weights == NULL && model->clf_weights == NULL)
     return FALSE;
+  model->scan_cached = keyed && diffuse__model_cache_has (key);
   for (guint i = 0; i < n; i++)
     {
       const DiffuseTensorInfo *t = diffuse__safetensors_get_nth (model->st, i);
 
       /* a NaN or Inf weight would turn every image into NaN: refused at
-       * load, naming the tensor (one vectorised pass over the weights) */
+       * load, naming the tensor (one vectorised pass over the weights,
+       * skipped when model-cache.c has a record of this very file passing
+       * it) */
+      model->n_params += (guint64) t->n_elements;
+      if (model->scan_cached)
+        continue;
       if (!all_finite (t->data, t->n_elements))
         for (gint64 j = 0; j < t->n_elements; j++)
           if (!isfinite (t->data[j]))
@@ -628,9 +638,17 @@ bind_weights (DiffuseModel *model, GError **error)
                            model->name, t->name, t->data[j], j);
               return FALSE;
             }
-      model->n_params += (guint64) t->n_elements;
     }
+  if (keyed && !model->scan_cached)
+    diffuse__model_cache_add (key);
   return TRUE;
+}
+
+gboolean
+diffuse__model_scan_was_cached (const DiffuseModel *model)
+{
+  g_return_val_if_fail (model != NULL, FALSE);
+  return model->scan_cached;
 }
 
 static DiffuseModel *

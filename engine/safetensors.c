@@ -34,6 +34,10 @@ struct _DiffuseSafetensors
   GHashTable *by_name;  /* name -> DiffuseTensorInfo * */
   GHashTable *metadata; /* key -> value, both owned */
   float *converted;     /* F32 copies of converted tensors */
+  gboolean has_stat;    /* opened from a file: its fstat () at open */
+  struct stat stat;
+  const guint8 *bytes; /* the whole file (or the caller's bytes) */
+  gsize len;
 };
 
 static const struct
@@ -625,6 +629,8 @@ open_common (const char *name, GMappedFile *map, const guint8 *bytes, gsize len,
 
   st->name = g_strdup (name);
   st->map = map;
+  st->bytes = bytes;
+  st->len = len;
   st->by_name = g_hash_table_new (g_str_hash, g_str_equal);
   st->metadata =
       g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
@@ -642,6 +648,8 @@ diffuse__safetensors_open (const char *path, GError **error)
   g_autoptr (GError) map_error = NULL;
   g_autofree gchar *display = NULL;
   GMappedFile *map;
+  DiffuseSafetensors *st;
+  struct stat sb;
   guint64 size = 0;
   gint fd;
 
@@ -659,6 +667,8 @@ diffuse__safetensors_open (const char *path, GError **error)
                    "%s: not a safetensors file (it is empty)", display);
       return NULL;
     }
+  if (fstat (fd, &sb) != 0)
+    memset (&sb, 0, sizeof sb);
   map = g_mapped_file_new_from_fd (fd, FALSE, &map_error);
   close (fd);
   if (map == NULL)
@@ -667,9 +677,15 @@ diffuse__safetensors_open (const char *path, GError **error)
                    display, map_error->message);
       return NULL;
     }
-  return open_common (display, map,
-                      (const guint8 *) g_mapped_file_get_contents (map),
-                      g_mapped_file_get_length (map), error);
+  st = open_common (display, map,
+                    (const guint8 *) g_mapped_file_get_contents (map),
+                    g_mapped_file_get_length (map), error);
+  if (st != NULL && sb.st_ino != 0)
+    {
+      st->has_stat = TRUE;
+      st->stat = sb;
+    }
+  return st;
 }
 
 DiffuseSafetensors *
@@ -677,6 +693,23 @@ diffuse__safetensors_open_bytes (const guint8 *bytes, gsize len, GError **error)
 {
   g_return_val_if_fail (bytes != NULL || len == 0, NULL);
   return open_common ("<memory>", NULL, bytes, len, error);
+}
+
+const struct stat *
+diffuse__safetensors_get_stat (const DiffuseSafetensors *st)
+{
+  g_return_val_if_fail (st != NULL, NULL);
+  return st->has_stat ? &st->stat : NULL;
+}
+
+gboolean
+diffuse__safetensors_get_bytes (const DiffuseSafetensors *st,
+                                const guint8 **bytes, gsize *len)
+{
+  g_return_val_if_fail (st != NULL, FALSE);
+  *bytes = st->bytes;
+  *len = st->len;
+  return st->bytes != NULL;
 }
 
 const DiffuseTensorInfo *
