@@ -5,7 +5,8 @@
  *   bench-forward DIR [--batch B] [--threads N] [--repeat R] [--out F.npy]
  *                 [--precision auto|fp32|bf16]
  *
- * Prints best and median seconds over R runs after one warm-up, GFLOP/s
+ * Prints best and median seconds over R runs after one warm-up (none
+ * when R is 1), GFLOP/s
  * (convolutions, linear layers and attention products, counted as direct
  * convolutions even where Winograd does fewer), the model's load time,
  * the UNet's scratch bytes and the process's peak RSS. */
@@ -121,7 +122,7 @@ main (int argc, char **argv)
     }
   out = g_new (float, (gsize) batch * cfg->out_channels * h * w);
   times = g_new (double, repeat);
-  for (gint r = -1; r < repeat; r++)
+  for (gint r = repeat > 1 ? -1 : 0; r < repeat; r++)
     {
       t0 = g_get_monotonic_time ();
       if (!diffuse_unet_forward (unet, batch, x, t, labels, out, &error))

@@ -34,6 +34,11 @@ from diffref.safetensors_io import save_file  # noqa: E402
 CONFIGS = {
     "imagenet64": dict(image_size=64, model_channels=128, num_res_blocks=4,
                        out_channels=1000),
+    # 256x256_classifier.pt as the README runs it: width 128, depth 2,
+    # attention 32,16,8, attention pool, resblock_updown, scale-shift
+    # (mult 1,1,2,2,4,4 for 256 px), 54 M parameters
+    "imagenet256": dict(image_size=256, model_channels=128, num_res_blocks=2,
+                        out_channels=1000),
     "small32": dict(image_size=32, in_channels=1, model_channels=32,
                     num_res_blocks=2, channel_mult=[1, 2, 2],
                     attention_resolutions=[8], num_head_channels=32,

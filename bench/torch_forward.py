@@ -10,8 +10,9 @@
   torch_forward.py time DIR --batch B --threads N [--repeat R] [--out F]
                    [--bf16]
       loads DIR/model.safetensors into diffref.adm_unet's ADMUNet, runs
-      the forward pass on DIR/x-B.npy etc. R times after one warm-up run,
-      prints the best and median seconds, and saves the output to F.
+      the forward pass on DIR/x-B.npy etc. R times after one warm-up run
+      (none when R is 1), prints the best and median seconds and the peak
+      RSS, and saves the output to F.
       --bf16: under torch.autocast("cpu", dtype=torch.bfloat16) (the
       convolutions and matmuls in bf16 on oneDNN), output saved as fp32.
 
@@ -24,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -46,6 +48,28 @@ CONFIGS = {
         use_scale_shift_norm=True, resblock_updown=True,
         use_new_attention_order=True, learn_sigma=True, num_classes=1000,
         dropout=0.0, diffusion_steps=1000, noise_schedule="cosine"),
+    # guided-diffusion's ImageNet 256x256 class-conditional model
+    # (256x256_diffusion.pt flags of its README: num_channels 256,
+    # num_res_blocks 2, attention 32,16,8, 64 channels per head,
+    # resblock_updown, scale-shift, learn_sigma, linear schedule; the
+    # channel_mult create_model picks for 256 px), 554 M parameters
+    "imagenet256": dict(
+        image_size=256, in_channels=3, model_channels=256, num_res_blocks=2,
+        attention_resolutions=[32, 16, 8], channel_mult=[1, 1, 2, 2, 4, 4],
+        num_heads=4, num_head_channels=64, num_heads_upsample=-1,
+        use_scale_shift_norm=True, resblock_updown=True,
+        use_new_attention_order=False, learn_sigma=True, num_classes=1000,
+        dropout=0.0, diffusion_steps=1000, noise_schedule="linear"),
+    # its 512x512_diffusion.pt flags: the same with image_size 512 (mult
+    # 0.5,1,1,2,2,4,4), 559 M parameters
+    "imagenet512": dict(
+        image_size=512, in_channels=3, model_channels=256, num_res_blocks=2,
+        attention_resolutions=[32, 16, 8],
+        channel_mult=[0.5, 1, 1, 2, 2, 4, 4],
+        num_heads=4, num_head_channels=64, num_heads_upsample=-1,
+        use_scale_shift_norm=True, resblock_updown=True,
+        use_new_attention_order=False, learn_sigma=True, num_classes=1000,
+        dropout=0.0, diffusion_steps=1000, noise_schedule="linear"),
     # the small 32 px RGB UNet of compute.md (about 8 M parameters)
     "small32": dict(
         image_size=32, in_channels=3, model_channels=64, num_res_blocks=2,
@@ -103,16 +127,19 @@ def cmd_time(args):
     autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if args.bf16
                 else contextlib.nullcontext())
     with torch.no_grad(), autocast:
-        out = model(x, t, y)                       # warm-up
+        if args.repeat > 1:
+            out = model(x, t, y)                   # warm-up
         for _ in range(args.repeat):
             t0 = time.perf_counter()
             out = model(x, t, y)
             times.append(time.perf_counter() - t0)
     if args.out:
         np.save(args.out, out.float().numpy())
-    print("torch %s batch %d threads %d: best %.4f s median %.4f s (%d runs)"
+    print("torch %s batch %d threads %d: best %.4f s median %.4f s (%d runs), "
+          "peak RSS %.1f MiB"
           % ("bf16" if args.bf16 else "fp32", b, args.threads, min(times),
-             statistics.median(times), len(times)))
+             statistics.median(times), len(times),
+             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
 def main():
