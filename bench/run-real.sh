@@ -11,7 +11,8 @@
 # Environment: CONFIGS (default "imagenet64 imagenet256 imagenet512"),
 # THREADS (2), BENCH_DIR (/tmp/diffuse-bench: model files are made there
 # once, 1.2 / 2.2 / 2.2 GB), WRAP (e.g. "chrt -f 1"), E2E (1: the
-# 25-step image, about 4 minutes in fp32 on 2 cores; 0 skips it).
+# 25-step image, about 4 minutes in fp32 on 2 cores; 0 skips it),
+# E2E_PRECISIONS ("fp32 bf16").
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,6 +34,8 @@ for cfg in $configs; do
     r=1; [ "$cfg" = imagenet64 ] && r=3
     echo "$cfg batch $b: $(OPENBLAS_NUM_THREADS=$threads $wrap "$build/bench/bench-forward" "$d" \
       --batch "$b" --threads "$threads" --repeat $r --out "$d/engine-$b.npy")"
+    echo "$cfg batch $b: $(OPENBLAS_NUM_THREADS=$threads $wrap "$build/bench/bench-forward" "$d" \
+      --batch "$b" --threads "$threads" --repeat $r --precision bf16 --out "$d/engine-bf16-$b.npy" 2>&1)"
     echo "$cfg batch $b: $(OPENBLAS_NUM_THREADS=1 $wrap $py "$here/torch_forward.py" time "$d" \
       --batch "$b" --threads "$threads" --repeat $r --out "$d/torch-$b.npy")"
     echo "$cfg batch $b: $(OPENBLAS_NUM_THREADS=1 $wrap $py "$here/torch_forward.py" time "$d" \
@@ -45,8 +48,12 @@ e = np.load("%s/engine-%s.npy" % (d, b))
 t = np.load("%s/torch-%s.npy" % (d, b))
 h = np.load("%s/torch-bf16-%s.npy" % (d, b))
 m = np.abs(t).max()
-print("  max |engine - torch fp32| / max |out| %.3g; torch bf16 %.3g"
-      % (np.abs(e - t).max() / m, np.abs(h - t).max() / m))
+try:
+    eb = "%.3g" % (np.abs(np.load("%s/engine-bf16-%s.npy" % (d, b)) - t).max() / m)
+except OSError:
+    eb = "-"
+print("  max |x - torch fp32| / max |out|: engine fp32 %.3g, engine bf16 %s, "
+      "torch bf16 %.3g" % (np.abs(e - t).max() / m, eb, np.abs(h - t).max() / m))
 PYEOF
   done
   if [ "$cfg" = imagenet64 ]; then
@@ -66,10 +73,13 @@ case " $configs " in *" imagenet256 "*)
     "$dir/clf-imagenet256.safetensors" --repeat 2 2>&1 | tail -1)"
   OPENBLAS_NUM_THREADS=1 $wrap $py "$here/classifier_model.py" "$dir" --torch | sed 's/^/torch classifier: /'
   if [ "$e2e" = 1 ]; then
-    OPENBLAS_NUM_THREADS=$threads /usr/bin/time -v -o "$dir/e2e-time.txt" $wrap \
-      "$build/cli/diffuse" sample -m "$dir/imagenet256/model.safetensors" -c 7 \
-      --sampler ddim --steps 25 --seed 1 -t "$threads" -q -o "$dir/e2e.png"
-    echo "e2e 25-step DDIM 256x256 class-conditional (diffuse sample, load included): $(wall "$dir/e2e-time.txt"), peak RSS $(rss "$dir/e2e-time.txt")"
+    for p in ${E2E_PRECISIONS:-fp32 bf16}; do
+      OPENBLAS_NUM_THREADS=$threads /usr/bin/time -v -o "$dir/e2e-time.txt" $wrap \
+        "$build/cli/diffuse" sample -m "$dir/imagenet256/model.safetensors" -c 7 \
+        --sampler ddim --steps 25 --seed 1 -t "$threads" --precision "$p" -q \
+        -o "$dir/e2e-$p.png"
+      echo "e2e 25-step DDIM 256x256 class-conditional, $p (diffuse sample, load included): $(wall "$dir/e2e-time.txt"), peak RSS $(rss "$dir/e2e-time.txt")"
+    done
   fi
   ;;
 esac

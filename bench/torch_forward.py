@@ -5,7 +5,8 @@
       writes DIR/model.safetensors (random weights, every parameter
       non-zero, diffref.adm_unet's randomize_) and DIR/x-B.npy,
       DIR/t-B.npy, DIR/y-B.npy for B = 1, 2 (y as float32 labels, the
-      golden-data convention).  CONFIG: imagenet64, small32, or a JSON
+      golden-data convention).  CONFIG: imagenet64, imagenet256, imagenet512,
+      small32, or a JSON
       file with guided-diffusion option names.
   torch_forward.py time DIR --batch B --threads N [--repeat R] [--out F]
                    [--bf16]
