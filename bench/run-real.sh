@@ -61,7 +61,8 @@ PYEOF
     for i in 1 2 3; do
       OPENBLAS_NUM_THREADS=$threads /usr/bin/time -v -o "$d/time.txt" $wrap \
         "$build/cli/diffuse" forward -m "$d/model.safetensors" -i "$d/x-2.npy" \
-        -T "$d/t-2.npy" -c "$d/y-2.npy" -t "$threads" -o "$d/cli-2.npy"
+        -T "$d/t-2.npy" -c "$d/y-2.npy" -t "$threads" --precision fp32 \
+        -o "$d/cli-2.npy"
       echo "$cfg diffuse forward batch 2 (whole process): $(wall "$d/time.txt"), peak RSS $(rss "$d/time.txt")"
     done
   fi
