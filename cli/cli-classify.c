@@ -16,7 +16,9 @@ cli_classify (int argc, char **argv)
 {
   g_autofree gchar *model_path = NULL, *input = NULL, *timestep = NULL;
   g_autofree gchar *klass = NULL, *out_path = NULL, *grad_path = NULL;
+  g_autofree gchar *precision_text = NULL;
   gint threads = 0;
+  DiffusePrecision precision;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path,
       "Classifier file (.safetensors, model_type classifier)", "FILE" },
@@ -35,6 +37,8 @@ cli_classify (int argc, char **argv)
       "Threads; default: as many as OpenBLAS would use (OPENBLAS_NUM_THREADS, "
       "else the cores)",
       "N" },
+    { "precision", 0, 0, G_OPTION_ARG_STRING, &precision_text,
+      CLI_PRECISION_HELP " (the forward pass; the gradient stays fp32)", "P" },
     { NULL }
   };
   g_autoptr (GOptionContext) context = g_option_context_new (
@@ -57,6 +61,8 @@ cli_classify (int argc, char **argv)
   if (model_path == NULL || input == NULL || timestep == NULL ||
       out_path == NULL)
     return cli_usage ("classify needs --model, --input, --timestep and --out");
+  if (!cli_parse_precision (precision_text, &precision))
+    return CLI_EXIT_USAGE;
   if (grad_path != NULL && klass == NULL)
     return cli_usage (
         "--grad-out needs --class (the label whose log-probability "
@@ -99,7 +105,7 @@ cli_classify (int argc, char **argv)
     return cli_fail (error);
 
   clf = diffuse_classifier_new (model, batch, h, w, threads, &error);
-  if (clf == NULL)
+  if (clf == NULL || !diffuse_classifier_set_precision (clf, precision, &error))
     return cli_fail (error);
   logits = g_new (float, (gsize) batch * cfg->num_classes);
   if (grad_path != NULL)

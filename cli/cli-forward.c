@@ -144,6 +144,19 @@ cli_parse_labels (const DiffuseModel *model, const char *text, gint batch,
   return TRUE;
 }
 
+gboolean
+cli_parse_precision (const char *text, DiffusePrecision *out)
+{
+  g_autofree gchar *escaped = NULL;
+
+  *out = DIFFUSE_PRECISION_AUTO;
+  if (text == NULL || diffuse_precision_from_string (text, out))
+    return TRUE;
+  escaped = diffuse_text_escape (text);
+  cli_usage ("--precision \"%s\": expected auto, fp32 or bf16", escaped);
+  return FALSE;
+}
+
 int
 cli_forward (int argc, char **argv)
 {
@@ -172,9 +185,7 @@ cli_forward (int argc, char **argv)
       "else the cores)",
       "N" },
     { "precision", 0, 0, G_OPTION_ARG_STRING, &precision_text,
-      "Arithmetic: fp32, bf16 or auto (bf16 where the processor has it, "
-      "else fp32; DIFFUSE_PRECISION overrides auto); default auto",
-      "P" },
+      CLI_PRECISION_HELP, "P" },
     { NULL }
   };
   g_autoptr (GOptionContext) context = g_option_context_new (
@@ -197,14 +208,8 @@ cli_forward (int argc, char **argv)
   if (model_path == NULL || input == NULL || timestep == NULL ||
       out_path == NULL)
     return cli_usage ("forward needs --model, --input, --timestep and --out");
-  if (precision_text != NULL &&
-      !diffuse_precision_from_string (precision_text, &precision))
-    {
-      g_autofree gchar *text = diffuse_text_escape (precision_text);
-
-      return cli_usage ("--precision \"%s\": expected auto, fp32 or bf16",
-                        text);
-    }
+  if (!cli_parse_precision (precision_text, &precision))
+    return CLI_EXIT_USAGE;
 
   /* the output can be written, before any work */
   if (!diffuse_output_check (out_path, &error))

@@ -51,6 +51,12 @@ gboolean cli_parse_timesteps (const char *text, gint batch, float **out,
 gboolean cli_parse_labels (const DiffuseModel *model, const char *text,
                            gint batch, gint **out, GError **error);
 
+/* --precision of forward and classify: NULL (not given) is auto */
+#define CLI_PRECISION_HELP                                                     \
+  "Arithmetic: fp32, bf16 or auto (bf16 where the processor has it, else "     \
+  "fp32; DIFFUSE_PRECISION overrides auto); default auto"
+gboolean cli_parse_precision (const char *text, DiffusePrecision *out);
+
 int cli_info (int argc, char **argv);
 int cli_presets (int argc, char **argv);
 /* diffuse sample / img2img / inpaint (cli-sample.c; the mask and the

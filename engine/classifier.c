@@ -34,6 +34,7 @@
 
 #include "backward.h"
 #include "classifier-weights.h"
+#include "conv-bf16.h"
 
 #define GROUPS 32
 #define GN_EPS 1e-5f
@@ -58,6 +59,11 @@ struct _DiffuseClassifier
   float *s1, *s2, *s3, *g0, *g1, *col, *wv, *wm, *scores;
   float *temb, *emb_h, *emb, *emb_silu;
   double *glogits; /* [B, K] */
+  /* DIFFUSE_PRECISION_FP32 or _BF16 (the forward's convolutions; the
+   * gradient's stay fp32), as DiffuseUNet's */
+  DiffusePrecision precision;
+  DiffuseBf16Convs *bf16;
+  GError *bf16_error;
 };
 
 static gsize
@@ -72,6 +78,8 @@ diffuse_classifier_free (DiffuseClassifier *clf)
   if (clf == NULL)
     return;
   diffuse__pool_free (clf->pool);
+  diffuse__bf16_convs_free (clf->bf16);
+  g_clear_error (&clf->bf16_error);
   g_free (clf->arena);
   g_free (clf->act);
   g_free (clf->t_res);
@@ -148,6 +156,7 @@ diffuse_classifier_new (const DiffuseModel *model, gint max_batch, gint height,
   c->height = height;
   c->width = width;
   c->n_threads = diffuse__threads_for_run (n_threads);
+  c->precision = DIFFUSE_PRECISION_FP32;
   c->act = g_new0 (float *, w->n_ops + 1);
   c->t_res = g_new0 (float *, w->n_res + 1);
   c->qkv = g_new0 (float *, w->n_attn + 1);
@@ -266,6 +275,23 @@ diffuse_classifier_new (const DiffuseModel *model, gint max_batch, gint height,
 /* ------------------------------------------------------------------ */
 /* Forward                                                             */
 
+/* A forward convolution in bf16 (conv-bf16.h) when the state is; FALSE
+ * when it is fp32 and the caller runs its own. */
+static gboolean
+conv_bf16 (DiffuseClassifier *c, const float *x, gint c_in, gint batch, gint h,
+           gint w, const float *wt, const float *bias, const float *bias2,
+           gsize b2_stride, gint c_out, gint k, gint stride,
+           gboolean accumulate, float *out)
+{
+  if (c->precision != DIFFUSE_PRECISION_BF16)
+    return FALSE;
+  if (c->bf16_error == NULL)
+    diffuse__bf16_conv2d (c->bf16, c->pool, x, c_in, batch, h, w, wt, bias,
+                          bias2, b2_stride, c_out, k, stride, accumulate, out,
+                          &c->bf16_error);
+  return TRUE;
+}
+
 /* ResBlock r on x [c_in, B, h, w] (level of the op) -> y; keeps
  * t_res[r] = conv1 (…) (+ emb_out when not scale-shift) and emb_out[r]. */
 static void
@@ -290,20 +316,28 @@ res_forward (DiffuseClassifier *c, gint ri, gint batch, gint h, gint wd,
     }
   diffuse__linear (c->emb_silu, batch, c->w->emb_dim, r->emb_w, r->emb_b,
                    r->n_emb, eo);
-  diffuse__conv3x3_winograd (c->pool, src, r->c_in, batch, ho, wo, r->in_u,
-                             r->in_conv_b, ss ? NULL : eo, r->n_emb, r->c_out,
-                             FALSE, c->wv, c->wm, t);
+  if (!conv_bf16 (c, src, r->c_in, batch, ho, wo, r->in_conv_w, r->in_conv_b,
+                  ss ? NULL : eo, r->n_emb, r->c_out, 3, 1, FALSE, t))
+    diffuse__conv3x3_winograd (c->pool, src, r->c_in, batch, ho, wo, r->in_u,
+                               r->in_conv_b, ss ? NULL : eo, r->n_emb, r->c_out,
+                               FALSE, c->wv, c->wm, t);
   diffuse__group_norm (c->pool, t, r->c_out, batch, hwo, GROUPS, GN_EPS,
                        r->out_norm_w, r->out_norm_b, ss ? eo : NULL,
                        ss ? eo + r->c_out : NULL, r->n_emb, TRUE, c->s1);
   if (r->skip_w)
-    diffuse__conv2d (c->pool, xs, r->c_in, batch, ho, wo, r->skip_w, r->skip_b,
-                     NULL, 0, r->c_out, 1, 1, FALSE, NULL, y);
+    {
+      if (!conv_bf16 (c, xs, r->c_in, batch, ho, wo, r->skip_w, r->skip_b, NULL,
+                      0, r->c_out, 1, 1, FALSE, y))
+        diffuse__conv2d (c->pool, xs, r->c_in, batch, ho, wo, r->skip_w,
+                         r->skip_b, NULL, 0, r->c_out, 1, 1, FALSE, NULL, y);
+    }
   else
     memcpy (y, xs, sizeof (float) * r->c_out * batch * hwo);
-  diffuse__conv3x3_winograd (c->pool, c->s1, r->c_out, batch, ho, wo, r->out_u,
-                             r->out_conv_b, NULL, 0, r->c_out, TRUE, c->wv,
-                             c->wm, y);
+  if (!conv_bf16 (c, c->s1, r->c_out, batch, ho, wo, r->out_conv_w,
+                  r->out_conv_b, NULL, 0, r->c_out, 3, 1, TRUE, y))
+    diffuse__conv3x3_winograd (c->pool, c->s1, r->c_out, batch, ho, wo,
+                               r->out_u, r->out_conv_b, NULL, 0, r->c_out, TRUE,
+                               c->wv, c->wm, y);
 }
 
 static void
@@ -315,14 +349,18 @@ attn_forward (DiffuseClassifier *c, gint ai, gint batch, gint h, gint wd,
 
   diffuse__group_norm (c->pool, x, a->channels, batch, hw, GROUPS, GN_EPS,
                        a->norm_w, a->norm_b, NULL, NULL, 0, FALSE, c->s1);
-  diffuse__conv2d (c->pool, c->s1, a->channels, batch, h, wd, a->qkv_w,
-                   a->qkv_b, NULL, 0, 3 * a->channels, 1, 1, FALSE, NULL,
-                   c->qkv[ai]);
+  if (!conv_bf16 (c, c->s1, a->channels, batch, h, wd, a->qkv_w, a->qkv_b, NULL,
+                  0, 3 * a->channels, 1, 1, FALSE, c->qkv[ai]))
+    diffuse__conv2d (c->pool, c->s1, a->channels, batch, h, wd, a->qkv_w,
+                     a->qkv_b, NULL, 0, 3 * a->channels, 1, 1, FALSE, NULL,
+                     c->qkv[ai]);
   diffuse__attention (c->pool, c->qkv[ai], a->channels, batch, hw, a->heads,
                       !c->w->config.use_new_attention_order, c->scores, c->s2);
   memcpy (y, x, sizeof (float) * a->channels * batch * hw);
-  diffuse__conv2d (c->pool, c->s2, a->channels, batch, h, wd, a->proj_w,
-                   a->proj_b, NULL, 0, a->channels, 1, 1, TRUE, NULL, y);
+  if (!conv_bf16 (c, c->s2, a->channels, batch, h, wd, a->proj_w, a->proj_b,
+                  NULL, 0, a->channels, 1, 1, TRUE, y))
+    diffuse__conv2d (c->pool, c->s2, a->channels, batch, h, wd, a->proj_w,
+                     a->proj_b, NULL, 0, a->channels, 1, 1, TRUE, NULL, y);
 }
 
 /* softmax over the T + 1 tokens of query token 0 for (b, head), into p */
@@ -485,9 +523,14 @@ forward (DiffuseClassifier *c, gint batch, const float *x,
           {
             const Conv *cv = &w->conv[op->index];
 
-            diffuse__conv2d (c->pool, c->act[i], cv->c_in, batch, h, wd, cv->w,
-                             cv->b, NULL, 0, cv->c_out, 3, cv->stride, FALSE,
-                             c->col, c->act[i + 1]);
+            /* the input convolution stays fp32 (little work) */
+            if (cv->stride == 1 ||
+                !conv_bf16 (c, c->act[i], cv->c_in, batch, h, wd, cv->w, cv->b,
+                            NULL, 0, cv->c_out, 3, cv->stride, FALSE,
+                            c->act[i + 1]))
+              diffuse__conv2d (c->pool, c->act[i], cv->c_in, batch, h, wd,
+                               cv->w, cv->b, NULL, 0, cv->c_out, 3, cv->stride,
+                               FALSE, c->col, c->act[i + 1]);
             break;
           }
         case OP_RES:
@@ -509,6 +552,47 @@ threads_begin (DiffuseClassifier *c)
   diffuse__pool_set_active (c->pool, c->n_threads);
 }
 
+/* TRUE (and the error moved to error) when a bf16 convolution of the
+ * last forward pass failed */
+static gboolean
+take_bf16_error (DiffuseClassifier *c, GError **error)
+{
+  if (c->bf16_error == NULL)
+    return FALSE;
+  g_propagate_error (error, c->bf16_error);
+  c->bf16_error = NULL;
+  return TRUE;
+}
+
+gboolean
+diffuse_classifier_set_precision (DiffuseClassifier *clf,
+                                  DiffusePrecision precision, GError **error)
+{
+  DiffusePrecision p;
+
+  g_return_val_if_fail (clf != NULL, FALSE);
+  if ((guint) precision >= DIFFUSE_PRECISION_COUNT)
+    {
+      g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                   "precision %d is out of range", (gint) precision);
+      return FALSE;
+    }
+  if (!diffuse_precision_resolve (precision, &p, error))
+    return FALSE;
+  clf->precision = p;
+  if (p == DIFFUSE_PRECISION_BF16 && clf->bf16 == NULL)
+    clf->bf16 = diffuse__bf16_convs_new (clf->n_threads, FALSE);
+  return TRUE;
+}
+
+void
+diffuse__classifier_emulate_bf16 (DiffuseClassifier *clf)
+{
+  diffuse__bf16_convs_free (clf->bf16);
+  clf->bf16 = diffuse__bf16_convs_new (clf->n_threads, TRUE);
+  clf->precision = DIFFUSE_PRECISION_BF16;
+}
+
 gboolean
 diffuse_classifier_forward (DiffuseClassifier *clf, gint batch, const float *x,
                             const float *timesteps, float *logits,
@@ -519,7 +603,7 @@ diffuse_classifier_forward (DiffuseClassifier *clf, gint batch, const float *x,
     return FALSE;
   threads_begin (clf);
   forward (clf, batch, x, timesteps, logits);
-  return TRUE;
+  return !take_bf16_error (clf, error);
 }
 
 /* ------------------------------------------------------------------ */
@@ -728,6 +812,12 @@ diffuse_classifier_grad (DiffuseClassifier *clf, gint batch, const float *x,
   lg = logits ? logits : g_new (float, (gsize) batch *K);
   threads_begin (clf);
   forward (clf, batch, x, timesteps, lg);
+  if (take_bf16_error (clf, error))
+    {
+      if (lg != logits)
+        g_free (lg);
+      return FALSE;
+    }
 
   /* ∂ log softmax(l)[y] / ∂ l_k = [k = y] − softmax(l)_k */
   for (gint b = 0; b < batch; b++)

@@ -238,25 +238,40 @@ typedef struct
   guint16 *s;
 } ToNhwcJob;
 
+#define TILE 16
+
 /* s[b, p, c] = bf16 (x[c, b, p]); units: blocks of 64 pixels of one
- * image (b·⌈hw/64⌉ + block) */
+ * image (b·⌈hw/64⌉ + block), transposed in tiles of 16 channels × 16
+ * pixels so that both sides are read and written in whole lines */
 static void HOT
 to_nhwc_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
 {
   const ToNhwcJob *j = data;
-  gsize nblk = (j->hw + 63) / 64;
+  gsize nblk = (j->hw + 63) / 64, cstride = (gsize) j->batch * j->hw;
 
   for (gsize u = begin; u < end; u++)
     {
       gsize b = u / nblk, p0 = (u % nblk) * 64, p1 = MIN (j->hw, p0 + 64);
       guint16 *s = j->s + (b * j->hw) * j->c_in;
+      const float *x = j->x + b * j->hw;
 
-      for (gint c = 0; c < j->c_in; c++)
+      for (gsize q0 = p0; q0 < p1; q0 += TILE)
         {
-          const float *src = j->x + ((gsize) c * j->batch + b) * j->hw;
+          gsize q1 = MIN (p1, q0 + TILE);
 
-          for (gsize p = p0; p < p1; p++)
-            s[p * j->c_in + c] = diffuse__bf16_from_float (src[p]);
+          for (gint c0 = 0; c0 < j->c_in; c0 += TILE)
+            {
+              gint c1 = MIN (j->c_in, c0 + TILE);
+              guint16 t[TILE][TILE];
+
+              for (gint c = c0; c < c1; c++)
+                for (gsize q = q0; q < q1; q++)
+                  t[q - q0][c - c0] =
+                      diffuse__bf16_from_float (x[c * cstride + q]);
+              for (gsize q = q0; q < q1; q++)
+                for (gint c = c0; c < c1; c++)
+                  s[q * j->c_in + c] = t[q - q0][c - c0];
+            }
         }
     }
 }
@@ -489,19 +504,25 @@ part_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
           g_atomic_int_inc (&j->failed);
           continue;
         }
+      /* in tiles of 64 pixels × all the part's channels (in cache) */
       for (gint b = 0; b < j->d->batch; b++)
-        for (gint c = p->c0; c < p->c1; c++)
+        for (gsize q0 = 0; q0 < j->hwo; q0 += 64)
           {
-            const float *d = dst + (gsize) b * j->hwo * n + (c - p->c0);
-            float *o = j->out + ((gsize) c * j->d->batch + b) * j->hwo;
-            float v = j->bias2 ? j->bias2[b * j->b2_stride + c] : 0.0f;
+            gsize q1 = MIN (j->hwo, q0 + 64);
 
-            if (j->accumulate)
-              for (gsize q = 0; q < j->hwo; q++)
-                o[q] += d[q * n] + v;
-            else
-              for (gsize q = 0; q < j->hwo; q++)
-                o[q] = d[q * n] + v;
+            for (gint c = p->c0; c < p->c1; c++)
+              {
+                const float *d = dst + (gsize) b * j->hwo * n + (c - p->c0);
+                float *o = j->out + ((gsize) c * j->d->batch + b) * j->hwo;
+                float v = j->bias2 ? j->bias2[b * j->b2_stride + c] : 0.0f;
+
+                if (j->accumulate)
+                  for (gsize q = q0; q < q1; q++)
+                    o[q] += d[q * n] + v;
+                else
+                  for (gsize q = q0; q < q1; q++)
+                    o[q] = d[q * n] + v;
+              }
           }
     }
 }

@@ -187,6 +187,8 @@ guint64 diffuse__unet_flops (const DiffuseModel *model, gint height,
 /* Tests: the state's bf16 convolutions use the fp32-emulated path
  * (conv-bf16.h) even where oneDNN is there; precision becomes BF16. */
 void diffuse__unet_emulate_bf16 (DiffuseUNet *unet);
+/* The same for a classifier state (classifier.c). */
+void diffuse__classifier_emulate_bf16 (DiffuseClassifier *clf);
 
 /* model.c: the weights bound at load. */
 const DiffuseUNetWeights *

@@ -259,6 +259,12 @@ DiffuseClassifier *diffuse_classifier_new (const DiffuseModel *model,
                                            gint width, gint n_threads,
                                            GError **error);
 void diffuse_classifier_free (DiffuseClassifier *clf);
+/* The precision of the forward's convolutions (as
+ * diffuse_unet_set_precision; a new state computes in FP32).  The
+ * gradient's convolutions stay FP32. */
+gboolean diffuse_classifier_set_precision (DiffuseClassifier *clf,
+                                           DiffusePrecision precision,
+                                           GError **error);
 /* x [batch, C, H, W]; timesteps [batch] as the network sees them;
  * logits [batch, num_classes]. */
 gboolean diffuse_classifier_forward (DiffuseClassifier *clf, gint batch,

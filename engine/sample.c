@@ -550,7 +550,8 @@ diffuse_sample (const DiffuseModel *model, const DiffuseSampleParams *params,
     {
       cc.clf = diffuse_classifier_new (params->classifier, count, h, w,
                                        params->n_threads, error);
-      if (cc.clf == NULL)
+      if (cc.clf == NULL ||
+          !diffuse_classifier_set_precision (cc.clf, params->precision, error))
         {
           g_prefix_error (error, "classifier: ");
           goto out;

@@ -155,6 +155,35 @@ expect_error "classify: wrong channel count" 1 classify --model "$C.safetensors"
 expect_error "classify: --grad-out without --class" 2 classify --model "$C.safetensors" \
   --input "$C.x.npy" --timestep 5 --out "$TMP/cl.npy" --grad-out "$TMP/cg.npy"
 
+# ---- --precision (engine/conv-bf16.c; the suite's auto is fp32) -----------
+F=$G/forward-grey-cond
+if run "forward --precision bf16" 0 forward --model "$F.safetensors" \
+     --input "$F.x.npy" --timestep "$F.t.npy" --class "$F.y.npy" \
+     --precision bf16 --out "$TMP/fb.npy"; then
+  compare "forward in bf16 within 2e-2" "$TMP/fb.npy" "$F.out.npy" 2e-2
+fi
+if run "classify --precision bf16" 0 classify --model "$C.safetensors" \
+     --input "$C.x.npy" --timestep "$C.t.npy" --class "$C.y.npy" \
+     --precision bf16 --out "$TMP/clb.npy"; then
+  compare "classify in bf16 within 2e-2" "$TMP/clb.npy" "$C.logits.npy" 2e-2
+fi
+if DIFFUSE_PRECISION=bf16 run "forward: DIFFUSE_PRECISION=bf16 makes auto bf16" 0 \
+     forward --model "$F.safetensors" --input "$F.x.npy" --timestep "$F.t.npy" \
+     --class "$F.y.npy" --out "$TMP/fe.npy"; then
+  if cmp -s "$TMP/fe.npy" "$TMP/fb.npy"; then
+    pass "DIFFUSE_PRECISION=bf16 gives the bf16 result"
+  else
+    fail "DIFFUSE_PRECISION=bf16 differs from --precision bf16"
+  fi
+fi
+expect_error "forward: --precision fp16" 2 forward --model "$F.safetensors" \
+  --input "$F.x.npy" --timestep 5 --precision fp16 --out "$TMP/f.npy"
+DIFFUSE_PRECISION=fast expect_error "forward: DIFFUSE_PRECISION=fast" 1 forward \
+  --model "$F.safetensors" --input "$F.x.npy" --timestep 5 --class 1 \
+  --out "$TMP/f.npy"
+expect_error "sample: --precision fp16" 2 sample --model "$F.safetensors" \
+  --steps 2 --precision fp16 --out "$TMP/p.png"
+
 expect_error "forward: missing --timestep" 2 forward \
   --model "$G/forward-grey-cond.safetensors" \
   --input "$G/forward-grey-cond.x.npy" --out "$TMP/f.npy"
