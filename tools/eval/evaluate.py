@@ -75,6 +75,15 @@ def training_step(model):
     return int(step) if step is not None else None
 
 
+PAUSE_FILE = [None]  # --pause-file: wait before each CLI run while it exists
+
+
+def wait_while_paused():
+    path = PAUSE_FILE[0]
+    while path and os.path.exists(path):
+        time.sleep(2.0)
+
+
 def generate(diffuse, model, cls, n, s, threads, seed):
     """Runs `diffuse sample` once; returns float32 [n, C, H, W].
     s["precision"] (default fp32, whatever the machine: the CLI's own
@@ -86,6 +95,7 @@ def generate(diffuse, model, cls, n, s, threads, seed):
     cached = os.path.join(CACHE, name)
     if os.path.exists(cached):
         return np.load(cached)
+    wait_while_paused()
     os.makedirs(CACHE, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         npy = os.path.join(tmp, "x.npy")
@@ -280,6 +290,9 @@ def add_run_arguments(ap):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--diffuse", default=None, help="path of the CLI")
+    ap.add_argument("--pause-file", default=None, metavar="PATH",
+                    help="before each `diffuse sample` run, wait while "
+                    "PATH exists (as tools/train/train.py does)")
 
 
 def main():
@@ -300,6 +313,7 @@ def main():
                     choices=("fp32", "bf16"))
     ap.add_argument("--json", default=None, help="also write the result here")
     args = ap.parse_args()
+    PAUSE_FILE[0] = args.pause_file
     settings = {"sampler": args.sampler, "steps": args.steps,
                 "eta": args.eta, "guidance": args.guidance,
                 "variance": args.variance, "precision": args.precision}

@@ -8,10 +8,14 @@ into models/eval/<data>-progress.json and rewrites <data>-progress.md.
 Each result must carry the training_step of the model file it measured
 (evaluate.py reads it from the file's metadata); a result for a step and
 setting already in the list replaces the old one.  The learning rate of
-each step comes from the run's loss.csv (models/training/<data>/).  For
-fashion, the table ends with the issue's two targets (accuracy >= 0.90 at
-w = 1, FID <= 3x the floor at w = 0, both DDIM 50 steps) at the latest
-step, one line per eta measured there.
+each step comes from the run's loss.csv (models/training/<data>/).  The table ends with the targets of issue 14
+at the latest step (DDIM 50 steps):
+  - fashion: accuracy >= 0.95 at w = 1, for each eta measured there;
+    FID <= 3x the floor at w = 0 with eta = 0;
+  - emoji: accuracy >= 0.80 overall and >= 0.5 in every category at the
+    recommended settings (eta = 1, w = 2), from >= 30 samples per
+    category; the alpha crispness (share of alpha values neither ~0 nor
+    ~255) beside the training images'.
 """
 import argparse
 import csv
@@ -24,6 +28,8 @@ EVAL = os.path.join(ROOT, "models", "eval")
 
 SETTING_KEYS = ("sampler", "steps", "eta", "guidance", "variance",
                 "n_per_class", "seed")
+FASHION_ACC, FASHION_FID_RATIO = 0.95, 3.0
+EMOJI_ACC, EMOJI_CLASS_ACC, EMOJI_MIN_N = 0.80, 0.5, 30
 
 
 def lr_by_step(data):
@@ -54,7 +60,8 @@ def merge(old, new):
                              "evaluate.py?)" % r.get("model"))
         rows[key(r)] = r
     return sorted(rows.values(), key=lambda r: (r["training_step"], r["eta"],
-                                                r["guidance"]))
+                                                r["guidance"],
+                                                str(r["n_per_class"])))
 
 
 def fmt(x):
@@ -62,7 +69,8 @@ def fmt(x):
 
 
 def table(rows, data, lrs):
-    first = rows[0]
+    first = rows[-1]
+    fid_n = first.get("fid_n_per_class")
     lines = [
         "# %s: quality at fixed settings, by training step" % data, "",
         "Exports of the EMA weights at each training step, sampled by "
@@ -71,21 +79,51 @@ def table(rows, data, lrs):
         "tools/eval/classifiers/%s.safetensors (accuracy %.3f on the real "
         "reference set).  FID: Frechet distance of the classifier's "
         "penultimate features against as many held-out real images; floor: "
-        "the same between two disjoint real sets = **%.2f**.  Made with "
-        "`tools/eval/evaluate.py`, merged by `tools/eval/progress.py`."
+        "the same between two disjoint real sets = **%.2f**%s.  Made with "
+        "`tools/eval/evaluate.py`, merged by `tools/eval/progress.py`.  "
+        "Rows are for the latest row's sample count unless the n column "
+        "says otherwise."
         % (first["sampler"].upper(), first["steps"], first["n_per_class"], first["seed"], data,
-           first["real_accuracy"], first["fid_floor"]), "",
-        "| step | lr at that step | eta | guidance w | accuracy | FID | "
-        "FID / floor | per-class accuracy (%s) |"
-        % ", ".join(class_names(data)[:len(first["per_class_accuracy"])]),
-        "|---|---|---|---|---|---|---|---|"]
+           first["real_accuracy"], first["fid_floor"],
+           " (FID from the first %d samples of each class against %d real "
+           "images per class)" % (fid_n, fid_n) if fid_n else ""), "",
+        "| step | lr at that step | n | eta | guidance w | accuracy | FID | "
+        "FID / floor | per-class accuracy (%s) |%s"
+        % (", ".join(class_names(data)[:len(first["per_class_accuracy"])]),
+           " alpha mid |" if data == "emoji" else ""),
+        "|---|---|---|---|---|---|---|---|---|%s"
+        % ("---|" if data == "emoji" else "")]
     for r in rows:
         lr = lrs.get(r["training_step"])
-        lines.append("| %d | %s | %s | %s | %.3f | %.1f | %.1f | %s |" % (
+        lines.append("| %d | %s | %s | %s | %s | %.3f | %.1f | %.1f | %s |%s" % (
             r["training_step"], "%g" % lr if lr is not None else "?",
-            fmt(r["eta"]), fmt(r["guidance"]), r["accuracy"], r["fid"],
-            r["fid"] / r["fid_floor"],
-            " ".join("%.2f" % a for a in r["per_class_accuracy"])))
+            r["n_per_class"], fmt(r["eta"]), fmt(r["guidance"]),
+            r["accuracy"], r["fid"], r["fid"] / r["fid_floor"],
+            " ".join("%.2f" % a for a in r["per_class_accuracy"]),
+            (" %.3f (real %.3f) |" % (r["alpha_mid_fraction"],
+                                      r["alpha_mid_fraction_real"])
+             if "alpha_mid_fraction" in r else " |")
+            if data == "emoji" else ""))
+    if data == "emoji":
+        last = rows[-1]["training_step"]
+        at = [r for r in rows if r["training_step"] == last
+              and r["eta"] == 1.0 and r["guidance"] == 2.0
+              and r["n_per_class"] != "test"
+              and int(r["n_per_class"]) >= EMOJI_MIN_N]
+        lines.append("")
+        if not at:
+            lines.append("Targets at step %d (eta = 1, w = 2, >= %d per "
+                         "category): not measured." % (last, EMOJI_MIN_N))
+        for r in at:
+            worst = min(r["per_class_accuracy"])
+            lines.append(
+                "Targets at step %d, DDIM 50, eta = 1, w = 2, %s per "
+                "category: accuracy >= %.2f: %.3f, %s; every category >= "
+                "%.1f: lowest %.2f, %s." % (
+                    last, r["n_per_class"], EMOJI_ACC, r["accuracy"],
+                    "met" if r["accuracy"] >= EMOJI_ACC else "not met",
+                    EMOJI_CLASS_ACC, worst,
+                    "met" if worst >= EMOJI_CLASS_ACC else "not met"))
     if data == "fashion":
         last = rows[-1]["training_step"]
         etas = sorted({r["eta"] for r in rows if r["training_step"] == last})
@@ -95,17 +133,24 @@ def table(rows, data, lrs):
                   if r["training_step"] == last and r["eta"] == eta}
             acc = at.get(1.0)
             fid = at.get(0.0)
-            lines.append(
-                "Targets at step %d, DDIM 50 with eta %s: accuracy >= 0.90 "
-                "at w = 1: %s; FID <= 3x floor at w = 0: %s." % (
-                    last, fmt(eta),
-                    ("%.3f, %s" % (acc["accuracy"], "met"
-                                   if acc["accuracy"] >= 0.90 else "not met"))
-                    if acc else "not measured",
+            line = ("Targets at step %d, DDIM 50 with eta %s: accuracy "
+                    ">= %.2f at w = 1: %s" % (
+                        last, fmt(eta), FASHION_ACC,
+                        ("%.3f, %s" % (acc["accuracy"], "met"
+                                       if acc["accuracy"] >= FASHION_ACC
+                                       else "not met"))
+                        if acc else "not measured"))
+            if eta == 0.0:
+                line += ("; FID <= %gx floor at w = 0: %s" % (
+                    FASHION_FID_RATIO,
                     ("%.1fx, %s" % (fid["fid"] / fid["fid_floor"], "met"
-                                    if fid["fid"] <= 3 * fid["fid_floor"]
-                                    else "not met"))
+                                    if fid["fid"] <= FASHION_FID_RATIO
+                                    * fid["fid_floor"] else "not met"))
                     if fid else "not measured"))
+            elif fid:
+                line += " (FID at w = 0: %.1fx the floor)" % (
+                    fid["fid"] / fid["fid_floor"])
+            lines.append(line + ".")
     return "\n".join(lines) + "\n"
 
 
