@@ -41,18 +41,24 @@ G_STATIC_ASSERT (sizeof (DiffuseVarianceKind) == sizeof (gint));
 G_STATIC_ASSERT (sizeof (DiffuseTileMode) == sizeof (gint));
 
 static const char *const sampler_nicks[] = { "ddim", "ddpm", NULL };
-static const char *const sampler_labels[] = { "DDIM", "DDPM" };
+static const char *const sampler_labels[] = { "DDIM (fast)", "DDPM (classic)" };
 static const char *const sampler_help[] = {
-  "Deterministic for eta = 0; works with few steps",
-  "Ancestral sampling; needs more steps",
+  "DDIM: good pictures in few steps; its randomness (eta) is free",
+  "DDPM: ancestral sampling, always fully random; needs more steps",
 };
 static const char *const variance_nicks[] = { "auto", "learned", "fixed-small",
                                               "fixed-large", NULL };
+static const char *const variance_labels[] = {
+  "Automatic",
+  "Learned by the model",
+  "Small",
+  "Large",
+};
 static const char *const variance_help[] = {
-  "Learned when the model has it, else fixed-large",
-  "The model's learned variance",
-  "Posterior variance (beta tilde)",
-  "beta",
+  "The model's learned variance when it has one, else the large one",
+  "The model's learned variance (models trained with learn_sigma)",
+  "Fixed small: the posterior variance beta tilde",
+  "Fixed large: beta",
 };
 
 static const char *const precision_nicks[] = { "auto", "fp32", "bf16", NULL };
@@ -79,6 +85,7 @@ G_STATIC_ASSERT (G_N_ELEMENTS (sampler_nicks) == DIFFUSE_SAMPLER_COUNT + 1);
 G_STATIC_ASSERT (G_N_ELEMENTS (precision_nicks) == DIFFUSE_PRECISION_COUNT + 1);
 G_STATIC_ASSERT (sizeof (DiffusePrecision) == sizeof (gint));
 G_STATIC_ASSERT (G_N_ELEMENTS (variance_nicks) == DIFFUSE_VARIANCE_COUNT + 1);
+G_STATIC_ASSERT (G_N_ELEMENTS (variance_labels) == DIFFUSE_VARIANCE_COUNT);
 
 #define FIELD(f) offsetof (DiffuseSampleParams, f)
 #define ALL                                                                    \
@@ -119,9 +126,10 @@ static const DiffuseSetting settings[] = {
     .min = 0,
     .max = 10,
     .default_value = 0,
-    .label = "_Eta",
+    .label = "Randomn_ess",
     .metavar = "E",
-    .help = "DDIM eta: 0 = deterministic, 1 = as noisy as DDPM" },
+    .help = "DDIM eta: how much fresh noise each step adds; "
+            "0 = deterministic, 1 = as noisy as DDPM" },
   { .name = "guidance",
     .type = DIFFUSE_SETTING_DOUBLE,
     .flags = ALL,
@@ -129,11 +137,12 @@ static const DiffuseSetting settings[] = {
     .min = 0,
     .max = 100,
     .default_value = 0,
-    .label = "G_uidance",
+    .label = "_Follow the class",
     .metavar = "W",
     .short_name = 'w',
-    .help = "Classifier-free guidance w: (1+w) eps(x,y) - w eps(x,none); "
-            "0 = none; the 'scale' s of other tools is 1 + w" },
+    .help = "How closely the picture follows the class: classifier-free "
+            "guidance w, (1+w) eps(x,y) - w eps(x,none); 0 = none; the "
+            "'scale' s of other tools is 1 + w" },
   { .name = "variance",
     .type = DIFFUSE_SETTING_ENUM,
     .flags = ALL | DIFFUSE_SETTING_LOOP,
@@ -142,11 +151,12 @@ static const DiffuseSetting settings[] = {
     .max = DIFFUSE_VARIANCE_COUNT - 1,
     .default_value = DIFFUSE_VARIANCE_AUTO,
     .nicks = variance_nicks,
-    .nick_labels = variance_nicks,
+    .nick_labels = variance_labels,
     .nick_help = variance_help,
-    .label = "Var_iance",
+    .label = "Step no_ise",
     .metavar = "KIND",
-    .help = "DDPM reverse-step variance" },
+    .help = "DDPM only: the noise each step adds back (the reverse-step "
+            "variance)" },
   { .name = "count",
     .type = DIFFUSE_SETTING_INT,
     .flags = DIFFUSE_SETTING_CLI | DIFFUSE_SETTING_PLUGIN,
@@ -154,7 +164,7 @@ static const DiffuseSetting settings[] = {
     .min = 1,
     .max = 64,
     .default_value = 1,
-    .label = "Cou_nt",
+    .label = "Variatio_ns",
     .metavar = "K",
     .short_name = 'n',
     .help = "Images in one batch (variations, one layer each)" },

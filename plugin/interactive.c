@@ -104,7 +104,10 @@ param_names (DpKind kind)
   gint i;
 
   if (kind == DP_SWEEP)
-    g_ptr_array_add (names, (gpointer) "guidance-values");
+    {
+      g_ptr_array_add (names, (gpointer) "guidance-values");
+      g_ptr_array_add (names, (gpointer) "as-layers");
+    }
   for (i = 0; i < n; i++)
     if (specs[i].setting->flags & DIFFUSE_SETTING_IMG2IMG)
       g_ptr_array_add (names, (gpointer) specs[i].setting->name);

@@ -116,27 +116,42 @@ add_common_arguments (GimpProcedure *procedure, DpKind kind)
       "", G_PARAM_READWRITE);
   add_table_arguments (procedure, kind);
   if (kind == DP_SWEEP)
-    gimp_procedure_add_string_argument (
-        procedure, "guidance-values", "G_uidance values",
-        "Guidance values to compare, comma-separated", "0,1,2,4,8",
-        G_PARAM_READWRITE);
+    {
+      gimp_procedure_add_string_argument (
+          procedure, "guidance-values", "_Follow the class values",
+          "Guidance values w to compare, comma-separated", "0,1,2,4,8",
+          G_PARAM_READWRITE);
+      gimp_procedure_add_boolean_argument (
+          procedure, "as-layers", "Results as la_yers in this image",
+          "Put the results into the current image, one layer per value "
+          "(named \"w = 2\"), sized to the image, instead of a new "
+          "contact-sheet image",
+          FALSE, G_PARAM_READWRITE);
+    }
   gimp_procedure_add_int_argument (
       procedure, "seed", "See_d",
       "Random seed (the same seed gives the same image)", 0, G_MAXINT, 0,
       G_PARAM_READWRITE);
+  /* "model" is the default: on an area larger than the model, sampling at
+   * the area's own size (fully convolutionally) gives a pattern of
+   * cut-off subjects, not one whole one */
   if (kind != DP_SWEEP)
     gimp_procedure_add_choice_argument (
         procedure, "size-mode", "Si_ze",
         "When the area's size differs from the model's",
         gimp_choice_new_with_values (
-            "auto", 0, "Automatic",
-            "At the area's size when the model allows it, "
-            "else at the model's size and scaled",
-            "model", 1, "Model size, scaled",
-            "Sample at the model's resolution and scale", "layer", 2,
-            "Area size", "Sample fully convolutionally at the area's size",
+            "auto", 0, "Fill the area at full size",
+            "Paints at the area's own size (fully convolutionally) when the "
+            "model allows it: a larger area gets more, smaller subjects, "
+            "like a pattern; otherwise one subject, scaled",
+            "model", 1, "One subject, scaled to fit",
+            "Paints at the model's own size (keeping the area's shape) and "
+            "scales the picture to the area",
+            "layer", 2, "Full size only",
+            "Always at the area's own size (fully convolutionally); an error "
+            "when the model cannot",
             NULL),
-        "auto", G_PARAM_READWRITE);
+        "model", G_PARAM_READWRITE);
 }
 
 static GimpValueArray *dp_run (GimpProcedure *procedure, GimpRunMode run_mode,
@@ -201,11 +216,14 @@ dp_create_procedure (GimpPlugIn *plug_in, const gchar *name)
           procedure, "Compare guidance values for one seed and class",
           "Samples the same seed and class once per guidance value and lays "
           "the results out in a new image, labelled with the values, to tune "
-          "presets.",
+          "presets; or, with as-layers, puts them into the current image as "
+          "one layer per value, to compare with the eye toggles and keep "
+          "one.",
           name);
-      gimp_procedure_add_image_return_value (procedure, "sheet", "Sheet",
-                                             "The contact sheet", FALSE,
-                                             G_PARAM_READWRITE);
+      gimp_procedure_add_image_return_value (
+          procedure, "sheet", "Sheet",
+          "The contact sheet (with as-layers: the current image)", FALSE,
+          G_PARAM_READWRITE);
       break;
     }
   gimp_procedure_add_menu_path (procedure, "<Image>/Filters/Render/Diffusion/");

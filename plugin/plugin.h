@@ -40,8 +40,9 @@ typedef struct
    * keep their defaults */
   DiffuseSampleParams values;
   gint seed;
-  gchar *size_mode;       /* "auto", "model", "layer" */
+  gchar *size_mode;       /* "model" (default), "auto", "layer" */
   gchar *guidance_values; /* sweep: "0,1,2,4" */
+  gboolean as_layers;     /* sweep: layers in the current image */
 } DpSettings;
 
 typedef struct

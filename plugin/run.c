@@ -209,13 +209,15 @@ dp_run_describe_size (DpRun *run, const DpSettings *s)
         "%s is %d x %d, the model's own size.",
         run->kind == DP_IMG2IMG ? "The area" : "The new layer", w, h);
   if (!run->scaled)
-    return g_strdup_printf ("Area %d x %d differs from the model's %d x %d: "
-                            "sampling fully convolutionally at %d x %d.",
-                            run->width, run->height, cfg->image_size,
-                            cfg->image_size, w, h);
-  return g_strdup_printf ("Area %d x %d: sampling at %d x %d (model %d px) "
-                          "and scaling the result to fit.",
-                          run->width, run->height, w, h, cfg->image_size);
+    return g_strdup_printf (
+        "Paints the whole %d x %d area at full size: on an area larger than "
+        "the model's %d x %d that makes several smaller subjects, like a "
+        "pattern. For one subject choose \"One subject, scaled to fit\".",
+        run->width, run->height, cfg->image_size, cfg->image_size);
+  return g_strdup_printf ("Paints one subject at %d x %d (the model's size "
+                          "is %d x %d) and scales it to the %d x %d area.",
+                          w, h, cfg->image_size, cfg->image_size, run->width,
+                          run->height);
 }
 
 DpJob *
@@ -238,6 +240,17 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
    * and inf through) */
   if (!dp_settings_validate (run->kind, &s->values, error))
     return NULL;
+  if (run->kind == DP_SWEEP && s->as_layers &&
+      (run->image == NULL ||
+       gimp_image_get_base_type (run->image) == GIMP_INDEXED))
+    {
+      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
+                   run->image == NULL
+                       ? "Results as layers need an open image"
+                       : "Indexed images are not supported: convert the image "
+                         "with Image > Mode > RGB (or Grayscale) first");
+      return NULL;
+    }
   if (!dp_run_load_model (run, s->model, error))
     return NULL;
   cfg = diffuse_model_get_config (run->model);
@@ -417,6 +430,49 @@ finish_img2img (DpRun *run, DpJob *job)
   return TRUE;
 }
 
+/* The sweep as layers of the current image: one per guidance value, named
+ * "w = 2", the image's size (sampled at the model's size and scaled, as
+ * Generate's default), above the current layer, in one undo step; the
+ * first value's layer ends on top. */
+static gboolean
+finish_sweep_layers (DpRun *run, DpJob *job)
+{
+  gsize n = (gsize) job->channels * job->height * job->width;
+  gint width = gimp_image_get_width (run->image);
+  gint height = gimp_image_get_height (run->image);
+  g_autofree float *cell = g_new (float, (gsize) job->channels *width *height);
+  GimpImageType type =
+      layer_type (gimp_image_get_base_type (run->image), job->channels);
+  GimpLayer *parent = NULL;
+  gint position = 0, r;
+
+  if (run->drawable != NULL && gimp_item_is_layer (GIMP_ITEM (run->drawable)))
+    {
+      GimpItem *p = gimp_item_get_parent (GIMP_ITEM (run->drawable));
+
+      parent = p != NULL ? GIMP_LAYER (p) : NULL;
+      position =
+          gimp_image_get_item_position (run->image, GIMP_ITEM (run->drawable));
+    }
+  gimp_image_undo_group_start (run->image);
+  for (r = job->n_runs - 1; r >= 0; r--)
+    {
+      g_autofree gchar *name = g_strdup_printf ("w = %g", job->guidance[r]);
+      GimpLayer *layer = gimp_layer_new (run->image, name, width, height, type,
+                                         100.0, GIMP_LAYER_MODE_NORMAL);
+
+      gimp_image_insert_layer (run->image, layer, parent, position);
+      diffuse_resample (job->out + n * r, job->channels, job->height,
+                        job->width, cell, height, width,
+                        DIFFUSE_RESAMPLE_BILINEAR);
+      fill_layer (layer, width, height, job->channels, cell);
+      run->new_layers = g_list_append (run->new_layers, layer);
+    }
+  gimp_image_undo_group_end (run->image);
+  run->new_image = run->image;
+  return TRUE;
+}
+
 /* A contact sheet: one cell per guidance value (scaled up by a whole
  * factor with nearest neighbours, so the pixels stay the model's), each
  * labelled with its value by a text layer. */
@@ -492,7 +548,8 @@ dp_run_finish (DpRun *run, const DpSettings *s, DpJob *job, GError **error)
       ok = finish_img2img (run, job);
       break;
     case DP_SWEEP:
-      ok = finish_sweep (run, s, job);
+      ok = s->as_layers ? finish_sweep_layers (run, job)
+                        : finish_sweep (run, s, job);
       break;
     }
   if (!ok && error != NULL && *error == NULL)

@@ -52,9 +52,10 @@ dp_settings_read (DpSettings *s, DpKind kind, GimpProcedureConfig *config)
   if (kind != DP_SWEEP)
     g_object_get (config, "size-mode", &s->size_mode, NULL);
   if (kind == DP_SWEEP)
-    g_object_get (config, "guidance-values", &s->guidance_values, NULL);
+    g_object_get (config, "guidance-values", &s->guidance_values, "as-layers",
+                  &s->as_layers, NULL);
   if (s->size_mode == NULL)
-    s->size_mode = g_strdup ("auto");
+    s->size_mode = g_strdup ("model");
   if (s->model == NULL)
     s->model = g_strdup ("");
   if (s->preset == NULL)

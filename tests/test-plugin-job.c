@@ -144,6 +144,60 @@ test_sweep_runs (void)
   dp_job_free (job);
 }
 
+/* The dialog's estimate: one timed evaluation times the evaluations the
+ * job makes, so twice the steps or guidance (a conditional and a null
+ * pass per step) double it, and a sweep adds up its runs; the timing of
+ * one evaluation is a real, positive time. */
+static void
+test_estimate (void)
+{
+  g_autoptr (DiffuseModel) model = load_model ();
+  DiffuseSampleParams p;
+  const double ws[3] = { 0.0, 1.0, 2.0 };
+  double eval_s = 0.0, s10, s20, s_guided, s_sweep;
+  GError *error = NULL;
+  DpJob *job;
+
+  base_params (&p);
+  p.steps = 10;
+  job = dp_job_new (model, &p, 1, 1, 16, 16, 1, NULL);
+  g_assert_true (dp_job_time_eval (job, &eval_s, &error));
+  g_assert_no_error (error);
+  g_assert_cmpfloat (eval_s, >, 0.0);
+  g_assert_cmpfloat (eval_s, <, 10.0);
+  /* a fixed evaluation time from here on: the counts are what is tested */
+  g_assert_true (dp_job_estimate_seconds (job, 0.5, &s10, &error));
+  g_assert_cmpfloat (s10, ==, 10 * 0.5);
+  dp_job_free (job);
+
+  p.steps = 20;
+  job = dp_job_new (model, &p, 1, 1, 16, 16, 1, NULL);
+  g_assert_true (dp_job_estimate_seconds (job, 0.5, &s20, &error));
+  g_assert_cmpfloat (s20, ==, 2 * s10);
+  dp_job_free (job);
+
+  p.steps = 10;
+  p.guidance = 1.0;
+  job = dp_job_new (model, &p, 1, 1, 16, 16, 1, NULL);
+  g_assert_true (dp_job_estimate_seconds (job, 0.5, &s_guided, &error));
+  g_assert_cmpfloat (s_guided, ==, 2 * s10);
+  dp_job_free (job);
+
+  /* a sweep over w = 0, 1, 2: one plain run and two guided ones */
+  job = dp_job_new (model, &p, 1, 1, 16, 16, 3, ws);
+  g_assert_true (dp_job_estimate_seconds (job, 0.5, &s_sweep, &error));
+  g_assert_cmpfloat (s_sweep, ==, s10 + 2 * s_guided);
+  dp_job_free (job);
+
+  /* an invalid job is an error, not a number */
+  p.steps = 100000;
+  job = dp_job_new (model, &p, 1, 1, 16, 16, 1, NULL);
+  g_assert_false (dp_job_estimate_seconds (job, 0.5, &s10, &error));
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+  dp_job_free (job);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -151,5 +205,6 @@ main (int argc, char **argv)
   g_test_add_func ("/plugin-job/cancel", test_cancel);
   g_test_add_func ("/plugin-job/full-run", test_full_run_matches_engine);
   g_test_add_func ("/plugin-job/sweep", test_sweep_runs);
+  g_test_add_func ("/plugin-job/estimate", test_estimate);
   return g_test_run ();
 }

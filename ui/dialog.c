@@ -1,12 +1,22 @@
 /* The interactive dialog: a GimpProcedureDialog generated from the
- * procedure's arguments, plus a model chooser, a class combo filled with
- * the model's class names, presets (shipped + the user's own, with
- * "Save as preset"), a live preview of the predicted x0 and a progress
- * bar.  OK starts sampling on a worker thread while the dialog stays
- * open; Cancel then stops the job within one step, and the image is only
- * written after a job finishes (so a cancel leaves it as it was).
- * Models, presets, sizes and jobs come from the plug-in's functions
- * (DpDialogFuncs, dialog.h). */
+ * procedure's arguments, plus one model chooser (the models found, "Other
+ * model file..." and "Open your models folder"), a class combo filled
+ * with the model's class names, presets (shipped + the user's own, with
+ * "Save as..."; GIMP's own Load / Save Settings buttons are hidden so
+ * that there is one way), the seed with "Pick a random seed", a line on
+ * the size, an estimate of the run's time, a live preview of the
+ * predicted x0 and a progress bar with the elapsed and remaining time.
+ * Settings that do nothing in the current mode are insensitive (eta with
+ * DDPM, the step noise with DDIM, guidance with the null class).  OK
+ * starts sampling on a worker thread while the dialog stays open; Cancel
+ * then stops the job within one step, and the image is only written
+ * after a job finishes (so a cancel leaves it as it was).  Models,
+ * presets, sizes and jobs come from the plug-in's functions
+ * (DpDialogFuncs, dialog.h).
+ *
+ * With GIMP_DIFFUSION_TRACE_DIALOG set in the environment the dialog
+ * writes its state (which settings are sensitive, the size line, the
+ * estimate) to stderr as it changes, for the GUI tests. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +28,11 @@
 
 #define PREVIEW_SIZE 192
 #define RESPONSE_RESET 1 /* GimpProcedureDialog's Reset button */
+
+/* the model combo's two action entries (ids no model name can have:
+ * model names are file names) */
+#define MODEL_OTHER_FILE "/other-file"
+#define MODEL_OPEN_FOLDER "/open-folder"
 
 typedef struct
 {
@@ -31,13 +46,22 @@ typedef struct
   GtkWidget *class_combo;
   GtkWidget *preset_combo;
   GtkWidget *size_label;
+  GtkWidget *estimate_label;
   GtkWidget *params_box;
+  GtkWidget *preview_stack;
   GtkWidget *left; /* everything that edits the settings */
   GtkWidget *preview;
   GtkWidget *progress;
   GtkWidget *status;
   GPtrArray *presets; /* of DiffusePreset */
   gboolean applying;  /* we are setting config values ourselves */
+  gboolean trace;     /* GIMP_DIFFUSION_TRACE_DIALOG */
+
+  /* the estimate: one network evaluation's time at a size, per model */
+  guint estimate_source;
+  const DiffuseModel *timed_model;
+  gint timed_h, timed_w;
+  double eval_seconds;
 
   /* the running job */
   DpJob *job;
@@ -48,7 +72,29 @@ typedef struct
   gboolean model_changed; /* config's model changed while running */
   GMainLoop *loop;
   float *preview_buf;
+  GTimer *run_timer;
+  gint traced_second; /* the progress line is traced once a second */
 } Dialog;
+
+static void schedule_estimate (Dialog *d);
+
+/* "0:07", "2:05", "1:02:03" */
+static gchar *
+format_duration (double seconds)
+{
+  gint s = (gint) (seconds + 0.5);
+
+  if (s >= 3600)
+    return g_strdup_printf ("%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60);
+  return g_strdup_printf ("%d:%02d", s / 60, s % 60);
+}
+
+static void
+trace (Dialog *d, const char *what, const char *text)
+{
+  if (d->trace)
+    g_printerr ("%s: dialog %s: %s\n", d->spec->binary, what, text);
+}
 
 static void
 set_status (Dialog *d, const char *text, gboolean is_error)
@@ -69,6 +115,74 @@ update_size_label (Dialog *d)
   g_autofree gchar *text = d->f->describe_size (d->spec->data);
 
   gtk_label_set_text (GTK_LABEL (d->size_label), text);
+  trace (d, "size", text);
+}
+
+/* ---- settings that do nothing in the current mode ---------------------- */
+
+static GtkWidget *
+param_widget (Dialog *d, const char *name)
+{
+  gint i;
+
+  /* only the generated widgets: get_widget would make one otherwise */
+  for (i = 0; d->spec->param_names[i] != NULL; i++)
+    if (strcmp (d->spec->param_names[i], name) == 0)
+      return gimp_procedure_dialog_get_widget (d->dialog, name, G_TYPE_NONE);
+  return NULL;
+}
+
+static void
+set_param_sensitive (Dialog *d, const char *name, gboolean on, const char *why)
+{
+  GtkWidget *w = param_widget (d, name);
+
+  if (w == NULL)
+    return;
+  gtk_widget_set_sensitive (w, on);
+  if (d->trace)
+    {
+      g_autofree gchar *text = g_strdup_printf (
+          "%s %s%s%s", name, on ? "on" : "off", on ? "" : ": ", on ? "" : why);
+
+      trace (d, "setting", text);
+    }
+}
+
+/* Randomness (eta) is DDIM's, the step noise (variance) DDPM's; following
+ * the class needs a class other than the null one. */
+static void
+update_sensitivity (Dialog *d)
+{
+  g_autofree gchar *sampler = NULL;
+  g_autofree gchar *class_text = NULL;
+  gboolean ddpm, guided = TRUE;
+
+  if (param_widget (d, "sampler") == NULL)
+    return;
+  g_object_get (d->config, "sampler", &sampler, NULL);
+  ddpm = g_strcmp0 (sampler, "ddpm") == 0;
+  set_param_sensitive (d, "eta", !ddpm, "DDPM is always fully random");
+  set_param_sensitive (d, "variance", ddpm, "DDIM has no step noise setting");
+
+  if (d->model != NULL)
+    {
+      const DiffuseModelConfig *cfg = diffuse_model_get_config (d->model);
+      gint label = -1;
+
+      g_object_get (d->config, "class", &class_text, NULL);
+      if (cfg->num_classes <= 0)
+        guided = FALSE;
+      else
+        {
+          if (class_text == NULL || class_text[0] == '\0' ||
+              !diffuse_model_find_class (d->model, class_text, &label, NULL))
+            label = d->f->default_class (d->spec->data, d->model);
+          guided = cfg->null_class >= 0 && label != cfg->null_class;
+        }
+    }
+  set_param_sensitive (d, "guidance", guided,
+                       "no class chosen, or a model without a null class");
 }
 
 /* The id a combo should show: select when given, else the config's
@@ -131,7 +245,13 @@ fill_class_combo (Dialog *d)
   g_object_get (d->config, "class", &current, NULL);
   if (current == NULL || current[0] == '\0' ||
       !diffuse_model_find_class (d->model, current, &active, NULL))
-    active = d->f->default_class (d->spec->data, d->model);
+    {
+      active = d->f->default_class (d->spec->data, d->model);
+      /* a class this model does not have (from another model, or given
+       * by a script): run what the combo shows, the default */
+      if (current != NULL && current[0] != '\0')
+        g_object_set (d->config, "class", "", NULL);
+    }
   gtk_combo_box_set_active (GTK_COMBO_BOX (combo), MAX (0, active));
   d->applying = FALSE;
 }
@@ -151,6 +271,7 @@ class_changed (GtkComboBox *combo, Dialog *d)
   d->applying = TRUE;
   g_object_set (d->config, "class", name != NULL ? name : id, NULL);
   d->applying = FALSE;
+  update_sensitivity (d);
 }
 
 /* ---- model chooser --------------------------------------------------- */
@@ -170,6 +291,7 @@ load_selected_model (Dialog *d)
           "<span foreground=\"#c01c28\">%s</span>", error->message);
 
       gtk_label_set_markup (GTK_LABEL (d->model_info), markup);
+      gtk_widget_set_tooltip_text (d->model_combo, NULL);
       g_clear_error (&error);
       gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog),
                                          GTK_RESPONSE_OK, FALSE);
@@ -179,18 +301,85 @@ load_selected_model (Dialog *d)
       const DiffuseModelConfig *cfg = diffuse_model_get_config (d->model);
       static const char *const layouts[5] = { "", "grey", "grey + alpha", "RGB",
                                               "RGBA" };
-      g_autofree gchar *info = g_strdup_printf (
-          "%d x %d %s, %d classes, %.1f M parameters", cfg->image_size,
-          cfg->image_size, layouts[CLAMP (cfg->in_channels, 0, 4)],
-          cfg->num_classes, diffuse_model_get_n_params (d->model) / 1e6);
+      gint real = cfg->num_classes - (cfg->null_class >= 0 ? 1 : 0);
+      g_autofree gchar *info =
+          real > 0
+              ? g_strdup_printf ("Paints %d x %d %s pictures of %d classes",
+                                 cfg->image_size, cfg->image_size,
+                                 layouts[CLAMP (cfg->in_channels, 0, 4)], real)
+              : g_strdup_printf ("Paints %d x %d %s pictures", cfg->image_size,
+                                 cfg->image_size,
+                                 layouts[CLAMP (cfg->in_channels, 0, 4)]);
+      g_autofree gchar *tip =
+          g_strdup_printf ("%s\n%.1f M parameters\n\nYour own models go in %s",
+                           path, diffuse_model_get_n_params (d->model) / 1e6,
+                           d->spec->user_models_dir);
 
       gtk_label_set_text (GTK_LABEL (d->model_info), info);
-      gtk_widget_set_tooltip_text (d->model_info, path);
+      gtk_widget_set_tooltip_text (d->model_combo, tip);
       gtk_dialog_set_response_sensitive (GTK_DIALOG (d->dialog),
                                          GTK_RESPONSE_OK, TRUE);
     }
   fill_class_combo (d);
   update_size_label (d);
+  update_sensitivity (d);
+  schedule_estimate (d);
+}
+
+static void fill_model_combo (Dialog *d, const char *select);
+
+/* "Other model file...": a file chooser starting in the user's folder. */
+static void
+choose_model_file (Dialog *d)
+{
+  GtkFileChooserNative *chooser = gtk_file_chooser_native_new (
+      "Choose a Diffusion Model", GTK_WINDOW (d->dialog),
+      GTK_FILE_CHOOSER_ACTION_OPEN, "_Open", "_Cancel");
+  GtkFileFilter *filter = gtk_file_filter_new ();
+  g_autofree gchar *path = NULL;
+
+  gtk_file_filter_set_name (filter, "Diffusion models (*.safetensors)");
+  gtk_file_filter_add_pattern (filter, "*.safetensors");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (chooser), filter);
+  g_mkdir_with_parents (d->spec->user_models_dir, 0755);
+  gtk_file_chooser_set_current_folder (GTK_FILE_CHOOSER (chooser),
+                                       d->spec->user_models_dir);
+  if (gtk_native_dialog_run (GTK_NATIVE_DIALOG (chooser)) ==
+      GTK_RESPONSE_ACCEPT)
+    path = gtk_file_chooser_get_filename (GTK_FILE_CHOOSER (chooser));
+  g_object_unref (chooser);
+
+  if (path != NULL)
+    {
+      d->applying = TRUE;
+      g_object_set (d->config, "model", path, NULL);
+      d->applying = FALSE;
+    }
+  /* the new file, or back to the model that was chosen */
+  fill_model_combo (d, NULL);
+  if (path != NULL)
+    load_selected_model (d);
+}
+
+/* "Open your models folder": the file manager, creating it first. */
+static void
+open_models_folder (Dialog *d)
+{
+  g_autoptr (GFile) dir = g_file_new_for_path (d->spec->user_models_dir);
+  g_autofree gchar *uri = g_file_get_uri (dir);
+  GError *error = NULL;
+
+  g_mkdir_with_parents (d->spec->user_models_dir, 0755);
+  if (!gtk_show_uri_on_window (GTK_WINDOW (d->dialog), uri, GDK_CURRENT_TIME,
+                               &error))
+    {
+      g_autofree gchar *msg = g_strdup_printf (
+          "Put your models (.safetensors) in %s", d->spec->user_models_dir);
+
+      set_status (d, msg, FALSE);
+      g_clear_error (&error);
+    }
+  fill_model_combo (d, NULL);
 }
 
 static void
@@ -200,10 +389,30 @@ model_changed (GtkComboBox *combo, Dialog *d)
 
   if (d->applying || id == NULL)
     return;
+  if (strcmp (id, MODEL_OTHER_FILE) == 0)
+    {
+      choose_model_file (d);
+      return;
+    }
+  if (strcmp (id, MODEL_OPEN_FOLDER) == 0)
+    {
+      open_models_folder (d);
+      return;
+    }
   d->applying = TRUE;
   g_object_set (d->config, "model", id, NULL);
   d->applying = FALSE;
   load_selected_model (d);
+}
+
+/* The separator before the action entries. */
+static gboolean
+model_row_separator (GtkTreeModel *model, GtkTreeIter *iter, gpointer data)
+{
+  g_autofree gchar *text = NULL;
+
+  gtk_tree_model_get (model, iter, 0, &text, -1);
+  return text == NULL || text[0] == '\0';
 }
 
 static void
@@ -238,6 +447,11 @@ fill_model_combo (Dialog *d, const char *select)
       gtk_combo_box_text_append (combo, current, base);
       found = TRUE;
     }
+  if (list->len > 0 || found)
+    gtk_combo_box_text_append (combo, "/separator", "");
+  gtk_combo_box_text_append (combo, MODEL_OTHER_FILE, "Other model file...");
+  gtk_combo_box_text_append (combo, MODEL_OPEN_FOLDER,
+                             "Open your models folder");
   if (found)
     gtk_combo_box_set_active_id (GTK_COMBO_BOX (combo), current);
   else if (list->len > 0)
@@ -247,21 +461,6 @@ fill_model_combo (Dialog *d, const char *select)
                     ((DpModelEntry *) g_ptr_array_index (list, 0))->name, NULL);
     }
   d->applying = FALSE;
-}
-
-static void
-model_file_set (GtkFileChooserButton *button, Dialog *d)
-{
-  g_autofree gchar *path =
-      gtk_file_chooser_get_filename (GTK_FILE_CHOOSER (button));
-
-  if (path == NULL)
-    return;
-  d->applying = TRUE;
-  g_object_set (d->config, "model", path, NULL);
-  d->applying = FALSE;
-  fill_model_combo (d, path);
-  load_selected_model (d);
 }
 
 /* ---- presets ----------------------------------------------------------- */
@@ -369,6 +568,18 @@ config_notify (GObject *config, GParamSpec *pspec, Dialog *d)
     }
 }
 
+/* Any change: the sensitivity and the estimate follow (a preset sets
+ * several values while d->applying). */
+static void
+config_notify_after (GObject *config, GParamSpec *pspec, Dialog *d)
+{
+  if (g_strcmp0 (pspec->name, "sampler") == 0 ||
+      g_strcmp0 (pspec->name, "class") == 0)
+    update_sensitivity (d);
+  if (g_strcmp0 (pspec->name, "preset") != 0)
+    schedule_estimate (d);
+}
+
 /* Keep a name usable as a file name. */
 static gchar *
 preset_file_name (const char *name)
@@ -455,6 +666,62 @@ random_seed_clicked (GtkButton *button, Dialog *d)
   g_object_set (d->config, "seed", g_random_int_range (0, G_MAXINT), NULL);
 }
 
+/* ---- how long it will take ---------------------------------------------- */
+
+static gboolean
+estimate_now (gpointer data)
+{
+  Dialog *d = data;
+  GError *error = NULL;
+  DpJob *job;
+  double seconds = 0.0;
+  g_autofree gchar *text = NULL;
+
+  d->estimate_source = 0;
+  if (d->running || d->model == NULL)
+    return G_SOURCE_REMOVE;
+  job = d->f->prepare (d->spec->data, &error);
+  if (job != NULL && (job->model != d->timed_model ||
+                      job->height != d->timed_h || job->width != d->timed_w))
+    {
+      /* a quick timing of one step at this size, once per model and size */
+      if (dp_job_time_eval (job, &d->eval_seconds, &error))
+        {
+          d->timed_model = job->model;
+          d->timed_h = job->height;
+          d->timed_w = job->width;
+        }
+      else
+        d->timed_model = NULL;
+    }
+  if (job != NULL && error == NULL &&
+      dp_job_estimate_seconds (job, d->eval_seconds, &seconds, &error))
+    {
+      g_autofree gchar *t = format_duration (seconds);
+
+      text = seconds < 1.0 ? g_strdup ("Takes less than a second")
+                           : g_strdup_printf ("Takes about %s (timed on this "
+                                              "computer)",
+                                              t);
+    }
+  else
+    text = g_strdup (""); /* the error shows when OK is pressed */
+  gtk_label_set_text (GTK_LABEL (d->estimate_label), text);
+  trace (d, "estimate", text[0] != '\0' ? text : error->message);
+  g_clear_error (&error);
+  dp_job_free (job);
+  return G_SOURCE_REMOVE;
+}
+
+/* After the values settle (a preset sets several at once). */
+static void
+schedule_estimate (Dialog *d)
+{
+  if (d->estimate_source != 0)
+    g_source_remove (d->estimate_source);
+  d->estimate_source = g_timeout_add (250, estimate_now, d);
+}
+
 /* ---- running the job ---------------------------------------------------- */
 
 static gboolean
@@ -483,6 +750,10 @@ show_preview (Dialog *d, gboolean force)
   g_autofree gchar *text = NULL;
   DpJob *job = d->job;
 
+  double elapsed = g_timer_elapsed (d->run_timer, NULL);
+  g_autofree gchar *elapsed_text = format_duration (elapsed);
+  g_autofree gchar *line = NULL;
+
   if (dp_job_take_preview (job, d->preview_buf, &fraction, &text) || force)
     {
       g_autoptr (GdkPixbuf) pixbuf =
@@ -490,9 +761,26 @@ show_preview (Dialog *d, gboolean force)
                              job->height, job->width, PREVIEW_SIZE);
 
       gtk_image_set_from_pixbuf (GTK_IMAGE (d->preview), pixbuf);
+      gtk_stack_set_visible_child_name (GTK_STACK (d->preview_stack), "image");
     }
+  /* the remaining time from the steps done so far */
+  if (fraction > 0.0 && fraction < 1.0 && elapsed >= 1.0)
+    {
+      g_autofree gchar *left =
+          format_duration (elapsed * (1.0 - fraction) / fraction);
+
+      line =
+          g_strdup_printf ("%s: %s, about %s left", text, elapsed_text, left);
+    }
+  else
+    line = g_strdup_printf ("%s: %s", text, elapsed_text);
   gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (d->progress), fraction);
-  gtk_progress_bar_set_text (GTK_PROGRESS_BAR (d->progress), text);
+  gtk_progress_bar_set_text (GTK_PROGRESS_BAR (d->progress), line);
+  if ((gint) elapsed != d->traced_second)
+    {
+      d->traced_second = (gint) elapsed;
+      trace (d, "progress", line);
+    }
   gimp_progress_update (fraction);
 }
 
@@ -541,6 +829,8 @@ run_job (Dialog *d, DpJob *job, GError **error)
   gimp_progress_init ("Diffusion sampling");
 
   d->loop = g_main_loop_new (NULL, FALSE);
+  g_timer_start (d->run_timer);
+  d->traced_second = -1;
   thread = g_thread_new ("diffuse", job_thread, d);
   timer = g_timeout_add (100, tick, d);
   g_main_loop_run (d->loop);
@@ -548,6 +838,7 @@ run_job (Dialog *d, DpJob *job, GError **error)
   g_source_remove (timer);
   g_clear_pointer (&d->loop, g_main_loop_unref);
   show_preview (d, FALSE);
+  g_timer_stop (d->run_timer);
 
   gimp_progress_end ();
   d->running = FALSE;
@@ -586,27 +877,44 @@ labelled_row (GtkWidget *grid, gint row, const char *label, GtkWidget *widget)
   return widget;
 }
 
+/* GIMP's "Load Saved Settings" / "Save Settings" buttons: the dialog's
+ * presets are the one way to keep settings (shared with the CLI), so the
+ * button box GimpProcedureDialog packs into the content area is hidden. */
+static void
+hide_gimp_settings_buttons (Dialog *d, GtkWidget *content_area)
+{
+  g_autoptr (GList) children =
+      gtk_container_get_children (GTK_CONTAINER (content_area));
+  GList *l;
+
+  for (l = children; l != NULL; l = l->next)
+    if (GTK_IS_BUTTON_BOX (l->data))
+      {
+        gtk_widget_set_no_show_all (l->data, TRUE);
+        gtk_widget_hide (l->data);
+        trace (d, "hidden", "GIMP's Load/Save Settings buttons");
+      }
+}
+
 static GtkWidget *
 build (Dialog *d)
 {
-  const char *user_models = d->spec->user_models_dir;
-  GtkWidget *dialog, *hbox, *left, *right, *grid, *row, *button, *frame;
-  GtkFileFilter *filter;
-  g_autofree gchar *user_note = NULL;
+  GtkWidget *dialog, *content, *hbox, *left, *right, *grid, *row, *button;
+  GtkWidget *frame, *placeholder, *seed;
 
   dialog =
       gimp_procedure_dialog_new (d->spec->procedure, d->config, d->spec->title);
   d->dialog = GIMP_PROCEDURE_DIALOG (dialog);
   gimp_procedure_dialog_set_ok_label (d->dialog, d->spec->ok_label);
+  content = gtk_dialog_get_content_area (GTK_DIALOG (dialog));
+  hide_gimp_settings_buttons (d, content);
 
   hbox = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
   left = d->left = gtk_box_new (GTK_ORIENTATION_VERTICAL, 6);
   right = gtk_box_new (GTK_ORIENTATION_VERTICAL, 6);
   gtk_box_pack_start (GTK_BOX (hbox), left, TRUE, TRUE, 0);
   gtk_box_pack_start (GTK_BOX (hbox), right, FALSE, FALSE, 0);
-  gtk_box_pack_start (
-      GTK_BOX (gtk_dialog_get_content_area (GTK_DIALOG (dialog))), hbox, TRUE,
-      TRUE, 0);
+  gtk_box_pack_start (GTK_BOX (content), hbox, TRUE, TRUE, 0);
 
   /* model, preset and class rows */
   grid = gtk_grid_new ();
@@ -614,81 +922,58 @@ build (Dialog *d)
   gtk_grid_set_column_spacing (GTK_GRID (grid), 8);
   gtk_box_pack_start (GTK_BOX (left), grid, FALSE, FALSE, 0);
 
-  row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 4);
+  /* one chooser: the models found, then "Other model file..." and "Open
+   * your models folder"; the file and the folder are in its tooltip */
   d->model_combo = gtk_combo_box_text_new ();
-  gtk_box_pack_start (GTK_BOX (row), d->model_combo, TRUE, TRUE, 0);
-  button = gtk_file_chooser_button_new ("Choose a model",
-                                        GTK_FILE_CHOOSER_ACTION_OPEN);
-  filter = gtk_file_filter_new ();
-  gtk_file_filter_set_name (filter, "Diffusion models (*.safetensors)");
-  gtk_file_filter_add_pattern (filter, "*.safetensors");
-  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (button), filter);
-  g_mkdir_with_parents (user_models, 0755);
-  gtk_file_chooser_set_current_folder (GTK_FILE_CHOOSER (button), user_models);
-  gtk_file_chooser_button_set_width_chars (GTK_FILE_CHOOSER_BUTTON (button), 8);
-  gtk_widget_set_tooltip_text (button, "Open another model file");
-  g_signal_connect (button, "file-set", G_CALLBACK (model_file_set), d);
-  gtk_box_pack_start (GTK_BOX (row), button, FALSE, FALSE, 0);
-  labelled_row (grid, 0, "M_odel:", row);
-  gtk_label_set_mnemonic_widget (
-      GTK_LABEL (gtk_grid_get_child_at (GTK_GRID (grid), 0, 0)),
-      d->model_combo);
+  gtk_combo_box_set_row_separator_func (GTK_COMBO_BOX (d->model_combo),
+                                        model_row_separator, NULL, NULL);
+  labelled_row (grid, 0, "M_odel:", d->model_combo);
 
   d->model_info = gtk_label_new ("");
   gtk_label_set_xalign (GTK_LABEL (d->model_info), 0.0);
   gtk_label_set_line_wrap (GTK_LABEL (d->model_info), TRUE);
   gtk_grid_attach (GTK_GRID (grid), d->model_info, 1, 1, 1, 1);
-  {
-    const char *home = g_get_home_dir ();
-    gsize n = strlen (home);
-    gboolean under_home = n > 1 && strncmp (user_models, home, n) == 0 &&
-                          user_models[n] == G_DIR_SEPARATOR;
 
-    user_note = g_markup_printf_escaped (
-        "<small>Your models: %s%s</small>", under_home ? "~" : "",
-        under_home ? user_models + n : user_models);
-  }
-  {
-    GtkWidget *note = gtk_label_new (NULL);
-
-    gtk_label_set_markup (GTK_LABEL (note), user_note);
-    gtk_label_set_xalign (GTK_LABEL (note), 0.0);
-    gtk_label_set_ellipsize (GTK_LABEL (note), PANGO_ELLIPSIZE_MIDDLE);
-    gtk_label_set_selectable (GTK_LABEL (note), TRUE);
-    gtk_grid_attach (GTK_GRID (grid), note, 1, 2, 1, 1);
-  }
-
-  d->class_combo = labelled_row (grid, 3, "Cl_ass:", gtk_combo_box_text_new ());
+  d->class_combo = labelled_row (grid, 2, "Cl_ass:", gtk_combo_box_text_new ());
 
   row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 4);
   d->preset_combo = gtk_combo_box_text_new ();
   gtk_box_pack_start (GTK_BOX (row), d->preset_combo, TRUE, TRUE, 0);
   button = gtk_button_new_with_mnemonic ("Sa_ve as...");
-  gtk_widget_set_tooltip_text (button,
-                               "Save the current values as your own preset");
+  gtk_widget_set_tooltip_text (
+      button, "Save the current values as your own preset (the diffuse "
+              "command line tool sees it too)");
   g_signal_connect (button, "clicked", G_CALLBACK (save_preset_clicked), d);
   gtk_box_pack_start (GTK_BOX (row), button, FALSE, FALSE, 0);
-  labelled_row (grid, 4, "_Preset:", row);
+  labelled_row (grid, 3, "_Preset:", row);
   gtk_label_set_mnemonic_widget (
-      GTK_LABEL (gtk_grid_get_child_at (GTK_GRID (grid), 0, 4)),
+      GTK_LABEL (gtk_grid_get_child_at (GTK_GRID (grid), 0, 3)),
       d->preset_combo);
 
-  /* the generated widgets for the arguments the plug-in names */
+  /* the generated widgets for the arguments the plug-in names, the seed
+   * apart: it gets its button beside it */
   {
     GList *names = NULL;
     gint i;
 
     for (i = 0; d->spec->param_names[i] != NULL; i++)
-      names = g_list_append (names, (gpointer) d->spec->param_names[i]);
+      if (strcmp (d->spec->param_names[i], "seed") != 0)
+        names = g_list_append (names, (gpointer) d->spec->param_names[i]);
     d->params_box =
         gimp_procedure_dialog_fill_box_list (d->dialog, "dp-params", names);
     g_list_free (names);
   }
   gtk_box_pack_start (GTK_BOX (left), d->params_box, FALSE, FALSE, 0);
-  button = gtk_button_new_with_mnemonic ("Pic_k a random seed");
-  g_signal_connect (button, "clicked", G_CALLBACK (random_seed_clicked), d);
   row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 4);
-  gtk_box_pack_end (GTK_BOX (row), button, FALSE, FALSE, 0);
+  seed = gimp_procedure_dialog_get_widget (d->dialog, "seed", G_TYPE_NONE);
+  gtk_box_pack_start (GTK_BOX (row), seed, TRUE, TRUE, 0);
+  button = gtk_button_new_with_mnemonic ("Pic_k a random seed");
+  gtk_widget_set_tooltip_text (
+      button, "A new seed gives a new picture; the same seed and values "
+              "give the same picture again");
+  g_signal_connect (button, "clicked", G_CALLBACK (random_seed_clicked), d);
+  gtk_box_pack_start (GTK_BOX (row), button, FALSE, FALSE, 0);
+  /* the box after the params box, so that the seed sits under them */
   gtk_box_pack_start (GTK_BOX (left), row, FALSE, FALSE, 0);
 
   d->size_label = gtk_label_new ("");
@@ -696,12 +981,29 @@ build (Dialog *d)
   gtk_label_set_line_wrap (GTK_LABEL (d->size_label), TRUE);
   gtk_label_set_max_width_chars (GTK_LABEL (d->size_label), 48);
   gtk_box_pack_start (GTK_BOX (left), d->size_label, FALSE, FALSE, 0);
+  d->estimate_label = gtk_label_new ("");
+  gtk_label_set_xalign (GTK_LABEL (d->estimate_label), 0.0);
+  gtk_box_pack_start (GTK_BOX (left), d->estimate_label, FALSE, FALSE, 0);
 
-  /* preview, progress, status */
-  frame = gtk_frame_new ("Preview (predicted x0)");
+  /* preview (a note on what it will show until the first step), progress,
+   * status */
+  frame = gtk_frame_new ("Preview");
+  gtk_widget_set_tooltip_text (
+      frame, "The model's guess of the finished picture at each step (the "
+             "predicted x0): it sharpens as the steps go");
+  d->preview_stack = gtk_stack_new ();
+  gtk_widget_set_size_request (d->preview_stack, PREVIEW_SIZE, PREVIEW_SIZE);
+  placeholder = gtk_label_new (
+      "The picture appears here while it is made, from a blur to the "
+      "finished image");
+  gtk_label_set_line_wrap (GTK_LABEL (placeholder), TRUE);
+  gtk_label_set_max_width_chars (GTK_LABEL (placeholder), 22);
+  gtk_label_set_justify (GTK_LABEL (placeholder), GTK_JUSTIFY_CENTER);
+  gtk_widget_set_sensitive (placeholder, FALSE);
+  gtk_stack_add_named (GTK_STACK (d->preview_stack), placeholder, "empty");
   d->preview = gtk_image_new ();
-  gtk_widget_set_size_request (d->preview, PREVIEW_SIZE, PREVIEW_SIZE);
-  gtk_container_add (GTK_CONTAINER (frame), d->preview);
+  gtk_stack_add_named (GTK_STACK (d->preview_stack), d->preview, "image");
+  gtk_container_add (GTK_CONTAINER (frame), d->preview_stack);
   gtk_box_pack_start (GTK_BOX (right), frame, FALSE, FALSE, 0);
   d->progress = gtk_progress_bar_new ();
   gtk_progress_bar_set_show_text (GTK_PROGRESS_BAR (d->progress), TRUE);
@@ -717,6 +1019,8 @@ build (Dialog *d)
   g_signal_connect (d->class_combo, "changed", G_CALLBACK (class_changed), d);
   g_signal_connect (d->preset_combo, "changed", G_CALLBACK (preset_changed), d);
   g_signal_connect (d->config, "notify", G_CALLBACK (config_notify), d);
+  g_signal_connect_after (d->config, "notify", G_CALLBACK (config_notify_after),
+                          d);
   g_signal_connect (dialog, "response", G_CALLBACK (dialog_response), d);
 
   fill_model_combo (d, NULL);
@@ -738,6 +1042,9 @@ dp_dialog_run (const DpDialogSpec *spec, DpJob **job_out, GError **error)
   d.spec = spec;
   d.f = spec->funcs;
   d.config = spec->config;
+  d.trace = g_getenv ("GIMP_DIFFUSION_TRACE_DIALOG") != NULL;
+  d.run_timer = g_timer_new ();
+  g_timer_stop (d.run_timer);
   dialog = build (&d);
   gtk_widget_show (dialog);
 
@@ -765,7 +1072,10 @@ dp_dialog_run (const DpDialogSpec *spec, DpJob **job_out, GError **error)
     }
 
   g_signal_handlers_disconnect_by_data (d.config, &d);
+  if (d.estimate_source != 0)
+    g_source_remove (d.estimate_source);
   gtk_widget_destroy (dialog);
+  g_timer_destroy (d.run_timer);
   g_clear_pointer (&d.presets, g_ptr_array_unref);
   g_free (d.preview_buf);
   if (!done)

@@ -144,3 +144,59 @@ dp_job_take_preview (DpJob *job, float *dst, double *fraction, gchar **text)
   g_mutex_unlock (&job->lock);
   return fresh;
 }
+
+gboolean
+dp_job_time_eval (const DpJob *job, double *seconds, GError **error)
+{
+  const DiffuseModelConfig *cfg = diffuse_model_get_config (job->model);
+  g_autoptr (DiffuseUNet) unet = diffuse_unet_new (
+      job->model, 1, job->height, job->width, job->params.n_threads, error);
+  gsize plane = (gsize) job->height * job->width;
+  g_autofree float *x = NULL;
+  g_autofree float *out = NULL;
+  g_autoptr (GTimer) timer = NULL;
+  float t = (float) (cfg->diffusion_steps / 2);
+  gint label = cfg->num_classes > 0 ? MAX (0, cfg->null_class) : 0;
+  gint i;
+
+  if (unet == NULL)
+    return FALSE;
+  x = g_new0 (float, plane * cfg->in_channels);
+  out = g_new (float, plane * cfg->out_channels);
+  timer = g_timer_new ();
+  /* the first pass also touches the scratch memory: time the second */
+  for (i = 0; i < 2; i++)
+    {
+      g_timer_start (timer);
+      if (!diffuse_unet_forward (unet, 1, x, &t, &label, out, error))
+        return FALSE;
+    }
+  *seconds = g_timer_elapsed (timer, NULL);
+  return TRUE;
+}
+
+gboolean
+dp_job_estimate_seconds (const DpJob *job, double eval_seconds, double *seconds,
+                         GError **error)
+{
+  guint64 n_evals = 0;
+  gint r;
+
+  for (r = 0; r < job->n_runs; r++)
+    {
+      DiffuseSampleParams params = job->params;
+      DiffuseRunEstimate e;
+
+      params.count = job->count;
+      params.height = job->height;
+      params.width = job->width;
+      params.init_image = job->init;
+      if (job->guidance != NULL)
+        params.guidance = job->guidance[r];
+      if (!diffuse_sample_estimate (job->model, &params, &e, error))
+        return FALSE;
+      n_evals += e.n_evals;
+    }
+  *seconds = eval_seconds * (double) n_evals;
+  return TRUE;
+}

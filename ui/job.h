@@ -52,6 +52,15 @@ void dp_job_cancel (DpJob *job);
 gboolean dp_job_take_preview (DpJob *job, float *dst, double *fraction,
                               gchar **text);
 
+/* How long the job will take, before it runs: dp_job_time_eval times one
+ * network evaluation of one image at the job's size (a quick run on
+ * zeros, the second of two, so that first-touch costs are left out), and
+ * dp_job_estimate_seconds multiplies that by the evaluations the job
+ * makes (steps, images, x2 with guidance: diffuse_sample_estimate). */
+gboolean dp_job_time_eval (const DpJob *job, double *seconds, GError **error);
+gboolean dp_job_estimate_seconds (const DpJob *job, double eval_seconds,
+                                  double *seconds, GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DpJob, dp_job_free)
 
 G_END_DECLS

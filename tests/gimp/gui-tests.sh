@@ -8,7 +8,15 @@
 #  - one Ctrl+Z after img2img restores the original pixels (one undo step)
 #  - the dialog's Cancel during sampling stops it and leaves the image alone
 #  - the dialog's OK samples with a live preview and adds the layer
-# and saves a screenshot of the dialog while it samples.
+#  - a new user's first look (fresh profile, a layer larger than the
+#    model): the default size mode paints one subject scaled to fit, the
+#    settings that do nothing are disabled (Randomness with DDPM, Step
+#    noise with DDIM, Follow the class without a class), GIMP's own
+#    Load/Save Settings buttons are not shown, and the dialog says how
+#    long the run will take; while it runs, elapsed and remaining time
+# and saves a screenshot of the dialog while it samples.  The dialog
+# reports its state on stderr (GIMP_DIFFUSION_TRACE_DIALOG), which these
+# checks read from GIMP's log.
 set -u
 
 SRC=/src
@@ -43,6 +51,7 @@ export GIMP3_DIRECTORY=$HOME/.config/GIMP/3.0
 mkdir -p "$GIMP3_DIRECTORY/plug-ins/gimp-diffusion"
 install -m 755 "$BUILD/plugin/gimp-diffusion" "$GIMP3_DIRECTORY/plug-ins/gimp-diffusion/"
 
+export GIMP_DIFFUSION_TRACE_DIALOG=1
 Xvfb :99 -screen 0 1280x800x24 -nolisten tcp >"$OUT/xvfb.log" 2>&1 &
 XPID=$!
 export DISPLAY=:99
@@ -71,7 +80,7 @@ wait_file () {
 }
 wait_window () {
   i=0
-  while [ $i -lt 60 ]; do
+  while [ $i -lt 120 ]; do
     w=$(xdotool search --name "$1" 2>/dev/null | head -1)
     if [ -n "$w" ]; then echo "$w"; return 0; fi
     sleep 0.5
@@ -116,6 +125,60 @@ else
   fail "Ctrl+Z did not restore the original ($r)"
 fi
 
+# ---- a new user's first look ----------------------------------------------
+# (first, in the fresh profile: later runs show the last values; nothing
+# but the model is given, so every other value is the default)
+# the number of trace lines so far: a check reads only what came after
+mark () { wc -l <"$OUT/gimp.log"; }
+since () { tail -n +"$(($1 + 1))" "$OUT/gimp.log"; }
+m=$(mark)
+batch "(let* ((image (new-image 96 64 RGB RGB-IMAGE)))
+        (gimp-display-new image)
+        (plug-in-diffuse-generate #:run-mode RUN-INTERACTIVE #:image image
+          #:drawables (vector (vector-ref (layers-of image) 0)) #:model \"$MODEL\")
+        (if (= (n-layers image) 1) (export-image image \"first-look-closed.png\")))" &
+if D=$(wait_window "^Diffusion: Generate$"); then
+  i=0
+  while [ $i -lt 60 ] && ! since "$m" | grep -q "dialog estimate:"; do sleep 0.5; i=$((i + 1)); done
+  timeout 10 import -window "$D" "$OUT/first-look.png" || true
+  t=$(since "$m")
+  if echo "$t" | grep -q "dialog size: Paints one subject at .* and scales it to the 96 x 64 area"; then
+    pass "default size mode on a 96x64 layer: one subject, scaled ($(echo "$t" | grep -o "Paints one subject at [0-9]* x [0-9]*"))"
+  else
+    fail "default size mode: $(echo "$t" | grep "dialog size:" | tail -1)"
+  fi
+  if echo "$t" | grep -q "dialog setting: eta on" && echo "$t" | grep -q "dialog setting: variance off"; then
+    pass "DDIM (the default): Randomness enabled, Step noise disabled"
+  else
+    fail "DDIM: sensitivity of eta / variance: $(echo "$t" | grep "dialog setting:" | tr '\n' ' ')"
+  fi
+  if echo "$t" | grep -q "dialog setting: guidance off"; then
+    pass "no class chosen (the null class): Follow the class disabled"
+  else
+    fail "null class: guidance not disabled: $(echo "$t" | grep "dialog setting: guidance" | tr '\n' ' ')"
+  fi
+  if e=$(echo "$t" | grep -o "dialog estimate: Takes .*" | tail -1) && [ -n "$e" ]; then
+    pass "the dialog estimates the run's time before it starts (${e#dialog estimate: })"
+  else
+    fail "no time estimate: $(echo "$t" | grep "dialog estimate" | tail -1)"
+  fi
+  # GIMP's own buttons would read "Load Saved Settings": the screenshot
+  # cannot be searched for text, so the trace says what was hidden
+  if echo "$t" | grep -q "dialog hidden: GIMP's Load/Save Settings"; then
+    pass "one preset mechanism: GIMP's Load/Save Settings buttons are hidden"
+  else
+    fail "GIMP's Load/Save Settings buttons were not hidden"
+  fi
+  key "$D" Escape
+  if wait_file "$OUT/first-look-closed.png" 40; then
+    pass "closing the first dialog adds nothing"
+  else
+    fail "closing the first dialog: no export (a layer was added?)"
+  fi
+else
+  fail "the dialog did not open for the first look"
+fi
+
 # ---- dialog: Cancel while sampling leaves the image alone -----------------
 # (first, in the fresh profile: later runs show the last values)
 GEN="(let* ((image (new-image 64 64 RGB RGB-IMAGE)))
@@ -125,15 +188,27 @@ GEN="(let* ((image (new-image 64 64 RGB RGB-IMAGE)))
           #:model \"$MODEL\" #:class \"$CLASS\" #:seed 42 #:size-mode \"model\" ARGS)
         (if (= (n-layers image) WANT) (export-image image \"NAME.png\")))"
 
-batch "$(echo "$GEN" | sed 's/ARGS/#:steps 1000/; s/WANT/1/; s/NAME/after-cancel/')" &
+m=$(mark)
+batch "$(echo "$GEN" | sed 's/ARGS/#:steps 1000 #:sampler "ddpm"/; s/WANT/1/; s/NAME/after-cancel/')" &
 D=$(wait_window "^Diffusion: Generate$") || fail "the dialog did not open"
 sleep 2
-key "$D" Return                       # OK: starts sampling, the dialog stays
+t=$(since "$m")
+if echo "$t" | grep -q "dialog setting: eta off" && echo "$t" | grep -q "dialog setting: variance on"; then
+  pass "DDPM: Randomness disabled, Step noise enabled"
+else
+  fail "DDPM: sensitivity of eta / variance: $(echo "$t" | grep "dialog setting:" | tr '\n' ' ')"
+fi
+key "$D" alt+g                        # Generate: starts sampling, the dialog stays
 sleep 3
 key "$D" alt+c                        # Cancel: stops within one step
 sleep 2
 timeout 10 import -window "$D" "$OUT/dialog-stopped.png" || true
 key "$D" Escape                       # closes the dialog
+if p=$(since "$m" | grep -o "dialog progress: Step [0-9]* of 1000: 0:[0-9][0-9], about [0-9:]* left" | tail -1) && [ -n "$p" ]; then
+  pass "while it runs: elapsed and remaining time (${p#dialog progress: })"
+else
+  fail "no elapsed / remaining time while sampling: $(since "$m" | grep "dialog progress" | tail -1)"
+fi
 if wait_file "$OUT/after-cancel.png" 40 && grep -q "cancelled at step" "$OUT/gimp.log"; then
   pass "Cancel stopped sampling ($(grep -o "cancelled at step [0-9]* of [0-9]*" "$OUT/gimp.log")), no layer was added"
 else
@@ -163,10 +238,11 @@ if S=$(wait_window "^Save Preset$"); then
     fail "diffuse presets does not list my-look: $("$BUILD/cli/diffuse" presets 2>&1)"
   fi
 else
-  fail "the Save Preset dialog did not open"
+  timeout 10 import -window "$D" "$OUT/save-as-failed.png" || true
+  fail "the Save Preset dialog did not open (the dialog then: $OUT/save-as-failed.png)"
 fi
 sleep 1
-key "$D" Return
+key "$D" alt+g
 # screenshots while it samples; the last one taken before it closed is kept
 n=0
 while xdotool search --name "^Diffusion: Generate$" >/dev/null 2>&1 && [ $n -lt 600 ]; do

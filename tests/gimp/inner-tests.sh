@@ -116,9 +116,9 @@ same "generate grey+alpha model in a grey image = engine" "$OUT/gen-ga.png" "$R/
 size_is "grey+alpha model gives a grey+alpha layer" "$OUT/gen-ga.png" "32 32 2"
 
 ref_model grey-cond "$R/gen-native.png" --class ring --steps 5 --seed 2 --size 24x40
-same "40x24 layer sampled fully convolutionally = engine at 24x40" "$OUT/gen-native.png" "$R/gen-native.png" 1 1
+same "40x24 layer, size-mode auto: sampled fully convolutionally = engine at 24x40" "$OUT/gen-native.png" "$R/gen-native.png" 1 1
 ref_model grey-cond "$R/gen-scaled.png" --class ring --steps 5 --seed 2 --size 16x26 --out-size 24x40
-same "40x24 layer, size-mode model: 26x16 sample scaled = engine" "$OUT/gen-scaled.png" "$R/gen-scaled.png" 1 1
+same "40x24 layer, default size mode (model): 26x16 sample scaled = engine" "$OUT/gen-scaled.png" "$R/gen-scaled.png" 1 1
 
 ref_model grey-cond "$R/gen-preset.png" --class square --steps 10 --seed 4 --sampler ddim --eta 0
 same "preset draft overrides steps/eta/sampler" "$OUT/gen-preset.png" "$R/gen-preset.png" 1 1
@@ -178,6 +178,13 @@ for w in 0 1 3; do
   i=$((i + 1))
 done
 differ "sweep: guidance changes the sample" "$R/sweep-0.png" "$R/sweep-3.png" 1 1
+# as-layers: one 32x32 layer per value, sampled at 16 px and scaled
+for w in 0 1 3; do
+  ref_model grey-cond "$R/sweep-layer-$w.png" --class ring --seed 5 --steps 5 --guidance $w \
+    --out-size 32x32
+  same "sweep as layers: layer 'w = $w' = engine with guidance $w, scaled" \
+    "$OUT/sweep-layer-$w.png" "$R/sweep-layer-$w.png" 1 1
+done
 if $CHECK diff "$OUT/sweep.png" "$OUT/sweep.png" >/dev/null; then
   # labels: dark pixels in the label strip under each cell
   dark=$(magick "$OUT/sweep.png" -crop 416x22+0+136 +repage -threshold 50% -negate \

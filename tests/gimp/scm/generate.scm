@@ -43,16 +43,17 @@
   (gimp-image-delete image))
 
 ; Layer size differs from the model's (16 px, multiples of 2):
-; 40x24 is sampled natively ("auto"), or at 26x16 and scaled ("model").
+; 40x24 is sampled at 26x16 and scaled (the default, "model": one
+; subject), or natively with "auto" (fully convolutionally).
 (let* ((image (new-image 40 24 RGB RGB-IMAGE))
        (bg (vector-ref (layers-of image) 0))
        (native (car (plug-in-diffuse-generate #:run-mode RUN-NONINTERACTIVE
                       #:image image #:drawables (vector bg)
-                      #:model (model "grey-cond") #:class "ring" #:steps 5 #:seed 2)))
+                      #:model (model "grey-cond") #:class "ring" #:steps 5 #:seed 2
+                      #:size-mode "auto")))
        (scaled (car (plug-in-diffuse-generate #:run-mode RUN-NONINTERACTIVE
                       #:image image #:drawables (vector bg)
-                      #:model (model "grey-cond") #:class "ring" #:steps 5 #:seed 2
-                      #:size-mode "model"))))
+                      #:model (model "grey-cond") #:class "ring" #:steps 5 #:seed 2))))
   (check (and (= (width-of (vector-ref native 0)) 40) (= (height-of (vector-ref native 0)) 24))
          "native layer has the layer's size")
   (check (and (= (width-of (vector-ref scaled 0)) 40) (= (height-of (vector-ref scaled 0)) 24))
