@@ -216,6 +216,7 @@ if [ -f "$SRC/models/fashion.safetensors" ]; then
   W=$T/readme
   mkdir -p "$W/photos"
   ln -s "$SRC/tools" "$W/tools"
+  ln -s "$SRC/models" "$W/models"
   FM=$SRC/models/fashion.safetensors
   "$CLI" sample --model "$FM" --class 7 --seed 1 --steps 10 --quiet --out "$W/first.png"
   magick -size 32x32 radial-gradient:white-black -colorspace Gray -depth 8 -define png:color-type=0 PNG:"$W/photos/round.png"
@@ -225,19 +226,20 @@ if [ -f "$SRC/models/fashion.safetensors" ]; then
        on && /^$/ { next }
        { on = 0 }' dir="$W" "$SRC/README.md"
   nblocks=$(ls "$W"/block-*.sh 2>/dev/null | wc -l)
-  check "README has 3 tested batch blocks (found $nblocks)" test "$nblocks" -eq 3
+  check "README has 5 tested batch blocks (found $nblocks)" test "$nblocks" -eq 5
   for b in "$W"/block-*.sh; do
-    (cd "$W" && HOME=$H timeout 600 bash "$b") >"$b.log" 2>&1
+    # diffuse on the PATH, as after the quick start's install
+    (cd "$W" && HOME=$H PATH="$(dirname "$CLI"):$PATH" timeout 600 bash "$b") >"$b.log" 2>&1
     rc=$?
     check "README block $(basename "$b" .sh) runs as written (rc $rc)" test $rc -eq 0
     [ $rc -eq 0 ] || { cat "$b"; tail -15 "$b.log"; }
   done
   size=$($CHECK info "$W/sneaker.png" 2>&1)
-  check "  README generate example wrote sneaker.png, 64x64 ($size)" \
-    test "${size% *}" = "64 64"
+  check "  README generate example wrote sneaker.png, 32x32 ($size)" \
+    test "${size% *}" = "32 32"
   "$CLI" sample --model "$FM" --class Sneaker --preset balanced --seed 42 \
-    --width 64 --height 64 --quiet --out "$W/sneaker-cli.png"
-  same "  README generate example = diffuse sample at 64x64" \
+    --quiet --out "$W/sneaker-cli.png"
+  same "  README generate example = diffuse sample" \
     "$W/sneaker.png" "$W/sneaker-cli.png" 1 1
   "$CLI" img2img --model "$FM" --class Sneaker --preset img2img-strong --seed 7 \
     --input "$W/first.png" --quiet --out "$W/first-i2i-cli.png" 2>/dev/null
@@ -247,6 +249,10 @@ if [ -f "$SRC/models/fashion.safetensors" ]; then
     "$CLI" img2img --model "$FM" --class Sneaker --preset img2img-strong --seed 7 \
       --input "$W/photos/$n.png" --quiet --out "$W/$n-cli.png" 2>/dev/null
     same "  README gimp-batch.sh line: out/$n.png = diffuse img2img" "$W/out/$n.png" "$W/$n-cli.png" 1 1
+    same "  README Script-Fu folder example: redone/$n.png = diffuse img2img" \
+      "$W/redone/$n.png" "$W/$n-cli.png" 1 1
+    same "  README CLI folder loop: redone-cli/$n.png = diffuse img2img" \
+      "$W/redone-cli/$n.png" "$W/$n-cli.png" 1 1
   done
 fi
 
