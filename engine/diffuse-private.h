@@ -78,6 +78,13 @@ const struct stat *diffuse__safetensors_get_stat (const DiffuseSafetensors *st);
 gboolean diffuse__safetensors_get_bytes (const DiffuseSafetensors *st,
                                          const guint8 **bytes, gsize *len);
 
+/* ---- scratch.c: large scratch on huge pages ---------------------------- */
+
+/* n_bytes of uninitialised memory (NULL when there is not enough), on
+ * transparent huge pages where possible; free with diffuse__scratch_free. */
+void *diffuse__scratch_alloc (gsize n_bytes);
+void diffuse__scratch_free (void *p);
+
 /* ---- model-cache.c: what a first load learns for the next -------------- */
 
 /* The key of the file st was opened from (its identity, times, header

@@ -344,7 +344,7 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   total = scratch_floats (w, max_batch, height, width, u->n_threads,
                           u->force_algo, &s);
   u->scratch_bytes = total * sizeof (float);
-  u->arena = g_try_malloc (u->scratch_bytes);
+  u->arena = diffuse__scratch_alloc (u->scratch_bytes);
   if (u->arena == NULL)
     {
       g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_NO_MEMORY,
@@ -403,7 +403,7 @@ diffuse_unet_free (DiffuseUNet *unet)
   diffuse__pool_free (unet->pool);
   diffuse__bf16_convs_free (unet->bf16);
   g_clear_error (&unet->bf16_error);
-  g_free (unet->arena);
+  diffuse__scratch_free (unet->arena);
   g_free (unet->skips);
   g_free (unet);
 }
