@@ -107,7 +107,7 @@ expect_error "info: no argument" 2 info
 
 # ---- presets -----------------------------------------------------------
 if run "presets" 0 presets; then
-  for p in draft balanced faithful-to-class diverse ddpm-quality \
+  for p in draft balanced faithful-to-class diverse \
            img2img-light img2img-strong; do
     contains "presets lists $p" "^$p "
   done

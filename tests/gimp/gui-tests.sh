@@ -261,7 +261,8 @@ else
 fi
 if wait_file "$OUT/after-ok.png" 120; then
   pass "OK sampled in the dialog and added the layer"
-  # balanced = DDIM, 50 steps, eta 0, w = 1; the 64x64 image is sampled at
+  # the values given (steps 50, w = 1; eta its default, 0): an interactive run
+  # shows the preset named but keeps the values given; the 64x64 image is sampled at
   # the model's size and scaled ("model" size mode)
   SIZE=$($CHECK info "$OUT/after-ok.png" | awk '{print $2 "x" $1}')
   "$BUILD/plugin/diffuse-gimp-ref" "$MODEL" "$OUT/ref-ok.png" --class "$CLASS" --steps 50 \

@@ -37,7 +37,7 @@ install -m 755 "$BUILD/plugin/gimp-diffusion" "$PROFILE/plug-ins/gimp-diffusion/
 # ($XDG_CONFIG_HOME/gimp-diffusion/presets; the variable overrides it)
 export DIFFUSE_USER_PRESETS_DIR=$T/user-presets
 mkdir -p "$DIFFUSE_USER_PRESETS_DIR"
-printf '[preset]\nname=cli-made\nsampler=ddim\nsteps=10\neta=0\n' \
+printf '[preset]\nname=cli-made\nsampler=ddim\nsteps=10\neta=1\n' \
   >"$DIFFUSE_USER_PRESETS_DIR/cli-made.preset"
 
 # ---- inputs ---------------------------------------------------------------
@@ -120,7 +120,7 @@ same "40x24 layer, size-mode auto: sampled fully convolutionally = engine at 24x
 ref_model grey-cond "$R/gen-scaled.png" --class ring --steps 5 --seed 2 --size 16x26 --out-size 24x40
 same "40x24 layer, default size mode (model): 26x16 sample scaled = engine" "$OUT/gen-scaled.png" "$R/gen-scaled.png" 1 1
 
-ref_model grey-cond "$R/gen-preset.png" --class square --steps 10 --seed 4 --sampler ddim --eta 0
+ref_model grey-cond "$R/gen-preset.png" --class square --steps 10 --seed 4 --sampler ddim --eta 1
 same "preset draft overrides steps/eta/sampler" "$OUT/gen-preset.png" "$R/gen-preset.png" 1 1
 same "a preset from the folder the CLI uses (cli-made) applies" "$OUT/gen-userpreset.png" \
   "$R/gen-preset.png" 1 1

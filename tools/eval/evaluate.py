@@ -87,9 +87,12 @@ def wait_while_paused():
 def generate(diffuse, model, cls, n, s, threads, seed):
     """Runs `diffuse sample` once; returns float32 [n, C, H, W].
     s["precision"] (default fp32, whatever the machine: the CLI's own
-    default, auto, depends on it) is part of the cache key unless fp32."""
+    default, auto, depends on it) is part of the cache key unless fp32.
+    With s["preset_file"] the CLI applies that preset file itself (the
+    cache key then holds the preset's values, s["preset"], not its path)."""
     precision = s.get("precision", "fp32")
-    ks = {k: v for k, v in s.items() if k != "precision" or v != "fp32"}
+    ks = {k: v for k, v in s.items()
+          if k != "preset_file" and (k != "precision" or v != "fp32")}
     key = json.dumps([file_digest(model), cls, n, ks, seed], sort_keys=True)
     name = hashlib.sha256(key.encode()).hexdigest()[:24] + ".npy"
     cached = os.path.join(CACHE, name)
@@ -99,13 +102,16 @@ def generate(diffuse, model, cls, n, s, threads, seed):
     os.makedirs(CACHE, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         npy = os.path.join(tmp, "x.npy")
-        cmd = [diffuse, "sample", "--model", model, "--class", str(cls),
-               "--steps", str(s["steps"]), "--eta", repr(float(s["eta"])),
-               "--guidance", repr(float(s["guidance"])),
-               "--sampler", s["sampler"], "--variance", s["variance"],
-               "--seed", str(seed), "--count", str(n), "--quiet",
-               "--precision", precision,
-               "--out", os.path.join(tmp, "x.png"), "--out-npy", npy]
+        if "preset_file" in s:
+            what = ["--preset", s["preset_file"]]
+        else:
+            what = ["--steps", str(s["steps"]), "--eta", repr(float(s["eta"])),
+                    "--guidance", repr(float(s["guidance"])),
+                    "--sampler", s["sampler"], "--variance", s["variance"]]
+        cmd = [diffuse, "sample", "--model", model, "--class", str(cls)] + \
+            what + ["--seed", str(seed), "--count", str(n), "--quiet",
+                    "--precision", precision,
+                    "--out", os.path.join(tmp, "x.png"), "--out-npy", npy]
         if threads:
             cmd += ["--threads", str(threads)]
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -75,24 +75,24 @@
     (check (string=? (layer-name layer) "none (seed 1)") "empty class = the null class"))
   (gimp-image-delete image))
 
-; A preset overrides the arguments it sets: "draft" = DDIM, 10 steps, eta 0.
+; A preset overrides the arguments it sets: "draft" = DDIM, 10 steps, eta 1, w 0.
 (let* ((image (new-image 16 16 RGB RGB-IMAGE))
        (bg (vector-ref (layers-of image) 0))
        (layers (car (plug-in-diffuse-generate #:run-mode RUN-NONINTERACTIVE
                       #:image image #:drawables (vector bg)
                       #:model (model "grey-cond") #:class "square"
-                      #:preset "draft" #:steps 50 #:eta 1.0 #:sampler "ddpm" #:seed 4))))
+                      #:preset "draft" #:steps 50 #:eta 0.0 #:guidance 3.0 #:sampler "ddpm" #:seed 4))))
   (export-layer (vector-ref layers 0) "gen-preset.png")
   (gimp-image-delete image))
 
 ; A preset from the user's folder shared with the CLI (inner-tests.sh
-; writes "cli-made" there as `diffuse` users do: DDIM, 10 steps, eta 0).
+; writes "cli-made" there as `diffuse` users do: DDIM, 10 steps, eta 1).
 (let* ((image (new-image 16 16 RGB RGB-IMAGE))
        (bg (vector-ref (layers-of image) 0))
        (layers (car (plug-in-diffuse-generate #:run-mode RUN-NONINTERACTIVE
                       #:image image #:drawables (vector bg)
                       #:model (model "grey-cond") #:class "square"
-                      #:preset "cli-made" #:steps 50 #:eta 1.0 #:sampler "ddpm" #:seed 4))))
+                      #:preset "cli-made" #:steps 50 #:eta 0.0 #:sampler "ddpm" #:seed 4))))
   (export-layer (vector-ref layers 0) "gen-userpreset.png")
   (gimp-image-delete image))
 
