@@ -41,6 +41,10 @@ dp_arg_specs (DpKind kind, DpArgSpec *out, gint max)
       a->min = s->min;
       a->max = s->max;
       a->default_value = s->default_value;
+      /* inpainting redraws the selection from noise unless told
+       * otherwise (as diffuse inpaint) */
+      if (kind == DP_INPAINT && strcmp (s->name, "strength") == 0)
+        a->default_value = 1.0;
       if (s->type == DIFFUSE_SETTING_ENUM)
         a->default_nick = s->nicks[(gint) s->default_value];
       k++;

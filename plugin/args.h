@@ -24,8 +24,8 @@ typedef struct
   /* INT, DOUBLE: the GParamSpec's bounds and default.  An exclusive
    * bound (strength's 0) cannot be expressed there: the spec includes it
    * and the plug-in's table validation (dp_settings_validate) refuses it. */
-  double min, max, default_value;
-  const char *default_nick; /* ENUM: the default's name */
+  double min, max, default_value; /* the table's; inpaint's strength 1 */
+  const char *default_nick;       /* ENUM: the default's name */
 } DpArgSpec;
 
 /* The table's arguments of a procedure, in table order: every setting

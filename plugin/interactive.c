@@ -115,8 +115,10 @@ param_names (DpKind kind)
     if (!(specs[i].setting->flags & DIFFUSE_SETTING_IMG2IMG))
       g_ptr_array_add (names, (gpointer) specs[i].setting->name);
   g_ptr_array_add (names, (gpointer) "seed");
-  if (kind != DP_SWEEP)
+  if (kind != DP_SWEEP && kind != DP_INPAINT)
     g_ptr_array_add (names, (gpointer) "size-mode");
+  if (kind == DP_INPAINT)
+    g_ptr_array_add (names, (gpointer) "margin");
   g_ptr_array_add (names, NULL);
   return (const char **) g_ptr_array_free (names, FALSE);
 }
@@ -129,8 +131,10 @@ dp_run_interactive (DpRun *run, DpJob **job_out, DpSettings *settings_out,
     "Diffusion: Generate",
     "Diffusion: Img2img",
     "Diffusion: Guidance Sweep",
+    "Diffusion: Inpaint Selection",
   };
-  static const char *const ok_labels[] = { "_Generate", "Appl_y", "S_weep" };
+  static const char *const ok_labels[] = { "_Generate", "Appl_y", "S_weep",
+                                           "_Inpaint" };
   Interactive in = { 0 };
   g_autofree const char **names = param_names (run->kind);
   g_autofree gchar *user_models = dp_models_user_dir ();

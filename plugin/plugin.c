@@ -5,7 +5,9 @@
  *   plug-in-diffuse-generate         new layer(s) with samples of a class
  *   plug-in-diffuse-img2img          re-imagine the layer / selection
  *   plug-in-diffuse-guidance-sweep   one seed, a row of guidance values,
- *                                    as a labelled contact sheet image */
+ *                                    as a labelled contact sheet image
+ *   plug-in-diffuse-inpaint          regenerate the selection, continuing
+ *                                    its surroundings */
 #include <libgimp/gimp.h>
 #include <libgimp/gimpui.h>
 
@@ -30,6 +32,7 @@ dp_query_procedures (GimpPlugIn *plug_in)
   list = g_list_append (list, g_strdup (DP_PROC_GENERATE));
   list = g_list_append (list, g_strdup (DP_PROC_IMG2IMG));
   list = g_list_append (list, g_strdup (DP_PROC_SWEEP));
+  list = g_list_append (list, g_strdup (DP_PROC_INPAINT));
   return list;
 }
 
@@ -132,10 +135,16 @@ add_common_arguments (GimpProcedure *procedure, DpKind kind)
       procedure, "seed", "See_d",
       "Random seed (the same seed gives the same image)", 0, G_MAXINT, 0,
       G_PARAM_READWRITE);
+  if (kind == DP_INPAINT)
+    gimp_procedure_add_int_argument (
+        procedure, "margin", "Conte_xt margin",
+        "Pixels of surroundings the model sees around the selection's "
+        "bounds (the area then grows to at least the model's size)",
+        0, 4096, DIFFUSE_INPAINT_DEFAULT_MARGIN, G_PARAM_READWRITE);
   /* "model" is the default: on an area larger than the model, sampling at
    * the area's own size (fully convolutionally) gives a pattern of
    * cut-off subjects, not one whole one */
-  if (kind != DP_SWEEP)
+  if (kind != DP_SWEEP && kind != DP_INPAINT)
     gimp_procedure_add_choice_argument (
         procedure, "size-mode", "Si_ze",
         "When the area's size differs from the model's",
@@ -170,6 +179,8 @@ dp_create_procedure (GimpPlugIn *plug_in, const gchar *name)
     kind = DP_IMG2IMG;
   else if (g_strcmp0 (name, DP_PROC_SWEEP) == 0)
     kind = DP_SWEEP;
+  else if (g_strcmp0 (name, DP_PROC_INPAINT) == 0)
+    kind = DP_INPAINT;
   else
     return NULL;
 
@@ -205,6 +216,20 @@ dp_create_procedure (GimpPlugIn *plug_in, const gchar *name)
           procedure, "Re-imagine the layer or selection with a diffusion model",
           "Noises the layer (or the selection's bounds) part of the way, by "
           "strength, then denoises it towards the chosen class. One undo "
+          "step restores the original.",
+          name);
+      break;
+    case DP_INPAINT:
+      gimp_procedure_set_sensitivity_mask (procedure,
+                                           GIMP_PROCEDURE_SENSITIVE_DRAWABLE);
+      gimp_procedure_set_menu_label (procedure, "_Inpaint Selection...");
+      gimp_procedure_set_documentation (
+          procedure,
+          "Regenerate the selection so that it continues its surroundings",
+          "Samples new content for the selected pixels while the model sees "
+          "the pixels around them (the selection's bounds plus a margin), "
+          "kept as they are at every step. A feathered selection gives a "
+          "soft edge; unselected pixels stay exactly as they were. One undo "
           "step restores the original.",
           name);
       break;
@@ -279,11 +304,12 @@ dp_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   run.config = config;
   if (n_drawables == 1)
     run.drawable = drawables[0];
-  else if (n_drawables > 1 && run.kind == DP_IMG2IMG)
+  else if (n_drawables > 1 &&
+           (run.kind == DP_IMG2IMG || run.kind == DP_INPAINT))
     {
-      g_set_error (
-          &error, GIMP_PLUG_IN_ERROR, 0,
-          "Img2img works on one layer at a time; select a single layer");
+      g_set_error (&error, GIMP_PLUG_IN_ERROR, 0,
+                   "%s works on one layer at a time; select a single layer",
+                   run.kind == DP_IMG2IMG ? "Img2img" : "Inpainting");
       return gimp_procedure_new_return_values (procedure,
                                                GIMP_PDB_CALLING_ERROR, error);
     }

@@ -25,6 +25,7 @@ G_BEGIN_DECLS
 #define DP_PROC_GENERATE "plug-in-diffuse-generate"
 #define DP_PROC_IMG2IMG "plug-in-diffuse-img2img"
 #define DP_PROC_SWEEP "plug-in-diffuse-guidance-sweep"
+#define DP_PROC_INPAINT "plug-in-diffuse-inpaint"
 
 /* Native runs may use up to this many times the model's own area. */
 #define DP_MAX_AREA_FACTOR 16.0
@@ -43,6 +44,7 @@ typedef struct
   gchar *size_mode;       /* "model" (default), "auto", "layer" */
   gchar *guidance_values; /* sweep: "0,1,2,4" */
   gboolean as_layers;     /* sweep: layers in the current image */
+  gint margin;            /* inpaint: context around the selection, px */
 } DpSettings;
 
 typedef struct
@@ -62,6 +64,13 @@ typedef struct
    * coordinates (img2img); set by dp_run_prepare. */
   gint x, y, width, height;
   gboolean scaled; /* run size differs from the target */
+
+  /* Inpaint: the plan (its window is x, y, width, height above, in the
+   * drawable's coordinates), and the window's original pixels and mask
+   * (the selection), for finish. */
+  DiffuseInpaintPlan plan;
+  float *window;      /* [channels, height, width] */
+  float *window_mask; /* [height, width] in [0, 1] */
 
   /* Results, for the return values. */
   GList *new_layers;    /* GimpLayer *, topmost last */

@@ -1,4 +1,4 @@
-/* Prepare (GIMP -> engine) and finish (engine -> GIMP) for the three
+/* Prepare (GIMP -> engine) and finish (engine -> GIMP) for the four
  * procedures.  Both run on the main thread; the job in between may run
  * anywhere. */
 #include <math.h>
@@ -90,19 +90,30 @@ find_target (DpRun *run, GError **error)
       return FALSE;
     }
 
-  if (run->kind == DP_IMG2IMG)
+  if (run->kind == DP_IMG2IMG || run->kind == DP_INPAINT)
     {
+      const char *what = run->kind == DP_IMG2IMG ? "Img2img" : "Inpainting";
+
       if (run->drawable == NULL)
         {
           g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
-                       "Img2img needs exactly one selected layer");
+                       "%s needs exactly one selected layer", what);
           return FALSE;
         }
       if (gimp_item_is_group (GIMP_ITEM (run->drawable)))
         {
           g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
-                       "Img2img paints on a layer, not on a layer group: "
-                       "select a layer inside the group");
+                       "%s paints on a layer, not on a layer group: "
+                       "select a layer inside the group",
+                       what);
+          return FALSE;
+        }
+      if (run->kind == DP_INPAINT && gimp_selection_is_empty (run->image))
+        {
+          g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
+                       "Inpainting regenerates the selection: select the "
+                       "part to regenerate first (feather the selection for "
+                       "a soft edge)");
           return FALSE;
         }
       if (!gimp_drawable_mask_intersect (run->drawable, &run->x, &run->y,
@@ -184,6 +195,41 @@ plan_size (DpRun *run, const DpSettings *s, gint *run_h, gint *run_w,
   return TRUE;
 }
 
+/* Inpaint: the selection over the whole drawable ([H, W] in [0, 1]) and
+ * the plan of its context window; sets the target (x, y, width, height)
+ * to the window, in the drawable's coordinates. */
+static float *
+plan_inpaint (DpRun *run, const DpSettings *s, GError **error)
+{
+  const DiffuseModelConfig *cfg = diffuse_model_get_config (run->model);
+  GimpDrawable *selection =
+      GIMP_DRAWABLE (gimp_image_get_selection (run->image));
+  gint ox, oy, w = gimp_drawable_get_width (run->drawable);
+  gint h = gimp_drawable_get_height (run->drawable);
+  GeglBuffer *buffer = gimp_drawable_get_buffer (selection);
+  float *mask = g_new (float, (gsize) w *h);
+
+  gimp_drawable_get_offsets (run->drawable, &ox, &oy);
+  /* the selection's values as they are (a mask format is linear) */
+  gegl_buffer_get (buffer, GEGL_RECTANGLE (ox, oy, w, h), 1.0,
+                   babl_format ("Y float"), mask, GEGL_AUTO_ROWSTRIDE,
+                   GEGL_ABYSS_NONE);
+  g_object_unref (buffer);
+  for (gsize j = 0; j < (gsize) w * h; j++)
+    mask[j] = CLAMP (mask[j], 0.0f, 1.0f);
+  if (!diffuse_inpaint_plan (cfg, mask, h, w, s->margin, &run->plan, error))
+    {
+      g_free (mask);
+      return NULL;
+    }
+  run->x = run->plan.x;
+  run->y = run->plan.y;
+  run->width = run->plan.width;
+  run->height = run->plan.height;
+  run->scaled = run->plan.scaled;
+  return mask;
+}
+
 /* One line for the dialog: what happens with the area's size. */
 gchar *
 dp_run_describe_size (DpRun *run, const DpSettings *s)
@@ -196,6 +242,24 @@ dp_run_describe_size (DpRun *run, const DpSettings *s)
   if (run->model == NULL)
     return g_strdup ("");
   cfg = diffuse_model_get_config (run->model);
+  if (run->kind == DP_INPAINT)
+    {
+      g_autofree float *mask = NULL;
+
+      if (!find_target (run, &error) ||
+          (mask = plan_inpaint (run, s, &error)) == NULL)
+        {
+          text = g_strdup (error->message);
+          g_error_free (error);
+          return text;
+        }
+      return g_strdup_printf (
+          "The selection and %d px around it: a %d x %d area at (%d, %d), "
+          "sampled at %d x %d%s.",
+          s->margin, run->width, run->height, run->x, run->y,
+          run->plan.run_width, run->plan.run_height,
+          run->plan.scaled ? " and scaled back" : "");
+    }
   if (!find_target (run, &error) || !plan_size (run, s, &h, &w, &error))
     {
       text = g_strdup (error->message);
@@ -229,7 +293,8 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
   gint n_guidance = 1, label, run_h, run_w, channels;
   DpJob *job;
 
-  if (run->kind == DP_IMG2IMG && s->values.strength == 0.0)
+  if ((run->kind == DP_IMG2IMG || run->kind == DP_INPAINT) &&
+      s->values.strength == 0.0)
     {
       g_set_error (
           error, GIMP_PLUG_IN_ERROR, 0,
@@ -256,7 +321,30 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
   cfg = diffuse_model_get_config (run->model);
   channels = cfg->in_channels;
 
-  if (!find_target (run, error) || !plan_size (run, s, &run_h, &run_w, error))
+  if (!find_target (run, error))
+    return NULL;
+  if (run->kind == DP_INPAINT)
+    {
+      g_autofree float *mask = plan_inpaint (run, s, error);
+      gint dw = gimp_drawable_get_width (run->drawable);
+
+      if (mask == NULL)
+        return NULL;
+      run_h = run->plan.run_height;
+      run_w = run->plan.run_width;
+      /* the window's pixels and its part of the selection, kept for
+       * finish_inpaint */
+      g_clear_pointer (&run->window, g_free);
+      g_clear_pointer (&run->window_mask, g_free);
+      run->window = dp_pixels_read (run->drawable, run->x, run->y, run->width,
+                                    run->height, channels);
+      run->window_mask = g_new (float, (gsize) run->width * run->height);
+      for (gint r = 0; r < run->height; r++)
+        memcpy (run->window_mask + (gsize) r * run->width,
+                mask + (gsize) (run->y + r) * dw + run->x,
+                sizeof (float) * run->width);
+    }
+  else if (!plan_size (run, s, &run_h, &run_w, error))
     return NULL;
   if (!resolve_class (run->model, run->kind, s->class_text, &label, error))
     return NULL;
@@ -276,7 +364,7 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
   params.seed = (guint64) s->seed;
   params.height = run_h;
   params.width = run_w;
-  if (run->kind != DP_IMG2IMG)
+  if (run->kind != DP_IMG2IMG && run->kind != DP_INPAINT)
     params.strength = 1.0;
 
   job = dp_job_new (run->model, &params, params.count, channels, run_h, run_w,
@@ -293,6 +381,15 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
                           run_h, run_w, DIFFUSE_RESAMPLE_BILINEAR);
       else
         memcpy (job->init, area, sizeof (float) * channels * run_h * run_w);
+    }
+
+  if (run->kind == DP_INPAINT)
+    {
+      job->init = g_new (float, (gsize) channels *run_h *run_w);
+      job->mask = g_new (float, (gsize) run_h *run_w);
+      diffuse_inpaint_to_run (&run->plan, run->window, channels, job->init);
+      diffuse_inpaint_to_run (&run->plan, run->window_mask, 1, job->mask);
+      params.mask = job->mask;
     }
 
   params.init_image = job->init;
@@ -473,6 +570,50 @@ finish_sweep_layers (DpRun *run, DpJob *job)
   return TRUE;
 }
 
+/* Inpaint: the window back by the plan (diffuse_inpaint_from_run, as
+ * the CLI), written through the shadow buffer in one undo step.  GIMP's
+ * merge blends the shadow with the layer by the selection m; where m > 0
+ * the shadow holds s = (result − (1 − m)·original) / m, so that the
+ * blend m·s + (1 − m)·original gives the result itself (s = result where
+ * m = 1); where m = 0 the layer is left as it is. */
+static gboolean
+finish_inpaint (DpRun *run, DpJob *job)
+{
+  gint c = job->channels;
+  gsize hw = (gsize) run->width * run->height;
+  g_autofree float *out = g_new (float, (gsize) c *hw);
+  g_autofree float *alpha = NULL;
+  gboolean model_alpha = c == 2 || c == 4;
+  GeglBuffer *shadow;
+
+  diffuse_inpaint_from_run (&run->plan, job->out, run->window, run->window_mask,
+                            c, out);
+  for (gsize j = 0; j < (gsize) c * hw; j++)
+    {
+      float m = run->window_mask[j % hw];
+
+      if (m > 0.0f && m < 1.0f)
+        out[j] = (out[j] - (1.0f - m) * run->window[j]) / m;
+    }
+
+  gimp_image_undo_group_start (run->image);
+  if (model_alpha && gimp_item_is_layer (GIMP_ITEM (run->drawable)) &&
+      !gimp_drawable_has_alpha (run->drawable))
+    gimp_layer_add_alpha (GIMP_LAYER (run->drawable));
+  if (!model_alpha && gimp_drawable_has_alpha (run->drawable))
+    alpha = dp_pixels_read_alpha (run->drawable, run->x, run->y, run->width,
+                                  run->height);
+  shadow = gimp_drawable_get_shadow_buffer (run->drawable);
+  dp_pixels_write (shadow, run->drawable, run->x, run->y, run->width,
+                   run->height, c, out, alpha);
+  gegl_buffer_flush (shadow);
+  g_object_unref (shadow);
+  gimp_drawable_merge_shadow (run->drawable, TRUE);
+  gimp_drawable_update (run->drawable, run->x, run->y, run->width, run->height);
+  gimp_image_undo_group_end (run->image);
+  return TRUE;
+}
+
 /* A contact sheet: one cell per guidance value (scaled up by a whole
  * factor with nearest neighbours, so the pixels stay the model's), each
  * labelled with its value by a text layer. */
@@ -551,6 +692,9 @@ dp_run_finish (DpRun *run, const DpSettings *s, DpJob *job, GError **error)
       ok = s->as_layers ? finish_sweep_layers (run, job)
                         : finish_sweep (run, s, job);
       break;
+    case DP_INPAINT:
+      ok = finish_inpaint (run, job);
+      break;
     }
   if (!ok && error != NULL && *error == NULL)
     g_set_error (error, GIMP_PLUG_IN_ERROR, 0, "Could not write the result");
@@ -565,6 +709,8 @@ dp_run_clear (DpRun *run)
   diffuse_model_free (run->model);
   run->model = NULL;
   g_clear_pointer (&run->model_path, g_free);
+  g_clear_pointer (&run->window, g_free);
+  g_clear_pointer (&run->window_mask, g_free);
   g_list_free (run->new_layers);
   run->new_layers = NULL;
 }

@@ -49,8 +49,11 @@ dp_settings_read (DpSettings *s, DpKind kind, GimpProcedureConfig *config)
                 &s->class_text, "seed", &s->seed, NULL);
   diffuse_sample_params_init (&s->values);
   read_table_args (kind, config, &s->values);
-  if (kind != DP_SWEEP)
+  if (kind != DP_SWEEP && kind != DP_INPAINT)
     g_object_get (config, "size-mode", &s->size_mode, NULL);
+  s->margin = DIFFUSE_INPAINT_DEFAULT_MARGIN;
+  if (kind == DP_INPAINT)
+    g_object_get (config, "margin", &s->margin, NULL);
   if (kind == DP_SWEEP)
     g_object_get (config, "guidance-values", &s->guidance_values, "as-layers",
                   &s->as_layers, NULL);

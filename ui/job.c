@@ -35,6 +35,7 @@ dp_job_free (DpJob *job)
     return;
   g_free (job->guidance);
   g_free (job->init);
+  g_free (job->mask);
   g_free (job->out);
   g_free (job->preview);
   g_mutex_clear (&job->lock);
@@ -100,6 +101,7 @@ dp_job_run (DpJob *job, GError **error)
       params.height = job->height;
       params.width = job->width;
       params.init_image = job->init;
+      params.mask = job->mask;
       if (job->guidance != NULL)
         params.guidance = job->guidance[r];
       params.progress = job_progress;

@@ -24,6 +24,7 @@ struct _DpJob
   gint n_runs;                  /* sweep: one run per guidance value */
   double *guidance;             /* [n_runs], or NULL: params.guidance */
   float *init;                  /* img2img input [count, C, H, W] or NULL */
+  float *mask;                  /* inpaint mask [H, W] or NULL */
   float *out;                   /* [n_runs * count, C, H, W] */
   DiffuseSampleInfo info;       /* of the last run */
 

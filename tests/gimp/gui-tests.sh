@@ -5,7 +5,8 @@
 # GIMP runs with its real UI on a virtual display; commands go to it over
 # D-Bus (org.gimp.GIMP.UI.BatchRun), keys and screenshots via xdotool and
 # ImageMagick.  Checks:
-#  - one Ctrl+Z after img2img restores the original pixels (one undo step)
+#  - one Ctrl+Z after img2img restores the original pixels (one undo step),
+#    and one after inpaint (a feathered selection) too
 #  - the dialog's Cancel during sampling stops it and leaves the image alone
 #  - the dialog's OK samples with a live preview and adds the layer
 #  - a new user's first look (fresh profile, a layer larger than the
@@ -123,6 +124,31 @@ if r=$($CHECK same "$OUT/undo-after.png" "$IN/in-rgb.png" 0 3 2>&1); then
   pass "one Ctrl+Z restores the original ($r)"
 else
   fail "Ctrl+Z did not restore the original ($r)"
+fi
+
+# ---- undo: one Ctrl+Z undoes inpaint (on the same, restored image) --------
+batch '(let ((image (vector-ref (car (gimp-get-images)) 0)))
+         (gimp-image-select-ellipse image CHANNEL-OP-REPLACE 4 4 8 8)
+         (gimp-selection-feather image 2)
+         (plug-in-diffuse-inpaint #:run-mode RUN-NONINTERACTIVE #:image image
+           #:drawables (vector (vector-ref (layers-of image) 0))
+           #:model (model "rgb-uncond") #:steps 6 #:seed 3)
+         (gimp-displays-flush)
+         (export-image image "undo-inp-before.png"))'
+wait_file "$OUT/undo-inp-before.png" || fail "inpaint in the GUI"
+key "$W" ctrl+z
+sleep 1
+batch '(export-image (vector-ref (car (gimp-get-images)) 0) "undo-inp-after.png")'
+wait_file "$OUT/undo-inp-after.png" || fail "export after undoing inpaint"
+if $CHECK differ "$OUT/undo-inp-before.png" "$IN/in-rgb.png" 1 3 >/dev/null 2>&1; then
+  pass "inpaint changed the displayed image"
+else
+  fail "inpaint did not change the displayed image"
+fi
+if r=$($CHECK same "$OUT/undo-inp-after.png" "$IN/in-rgb.png" 0 3 2>&1); then
+  pass "one Ctrl+Z undoes inpaint ($r)"
+else
+  fail "Ctrl+Z did not undo inpaint ($r)"
 fi
 
 # ---- a new user's first look ----------------------------------------------

@@ -26,9 +26,12 @@ if [ ! -f "$BUILD/build.ninja" ]; then
   meson setup "$BUILD" "$SRC" -Dplugin=enabled >/dev/null || { say "FAIL: meson setup"; exit 1; }
 fi
 ninja -C "$BUILD" plugin/gimp-diffusion plugin/diffuse-gimp-ref plugin/diffuse-png-check cli/diffuse \
+  tests/npy-compare \
   >"$T.build.log" 2>&1 || { cat "$T.build.log"; say "FAIL: build"; exit 1; }
 REF=$BUILD/plugin/diffuse-gimp-ref
 CHECK=$BUILD/plugin/diffuse-png-check
+DIFFUSE=$BUILD/cli/diffuse
+COMPARE=$BUILD/tests/npy-compare
 
 rm -rf "$T"
 mkdir -p "$PROFILE/plug-ins/gimp-diffusion" "$IN" "$OUT"
@@ -92,7 +95,7 @@ size_is () {
   if [ "$got" = "$want" ]; then pass "$what ($got)"; else fail "$what (got '$got', want '$want')"; fi
 }
 
-for s in generate img2img sweep errors; do
+for s in generate img2img sweep errors inpaint; do
   run_scm $s
 done
 
@@ -192,6 +195,32 @@ if $CHECK diff "$OUT/sweep.png" "$OUT/sweep.png" >/dev/null; then
   if awk "BEGIN { exit !($dark > 20) }"; then pass "labels drawn under the cells ($dark dark pixels)";
   else fail "labels: only $dark dark pixels in the label strip"; fi
 fi
+
+# ---- inpaint and seamless tiles -------------------------------------------
+masked () {
+  what=$1; shift
+  if r=$($COMPARE --png-masked "$@" 2>&1); then pass "$what ($r)"; else fail "$what ($r)"; fi
+}
+"$DIFFUSE" inpaint --model "$GOLDEN/forward-grey-cond.safetensors" --input "$IN/in-grey.png" \
+  --mask "$OUT/inp-grey-mask.png" --class square --steps 6 --seed 7 --precision fp32 \
+  --quiet --out "$R/inp-grey.png" || say "diffuse inpaint failed"
+same "inpaint selection = diffuse inpaint with the selection as mask" \
+  "$OUT/inp-grey.png" "$R/inp-grey.png" 1 1
+masked "inpaint: unselected pixels byte-identical, the selection regenerated" \
+  "$OUT/inp-grey.png" "$IN/in-grey.png" "$OUT/inp-grey-mask.png"
+masked "inpaint, feathered selection: pixels outside it byte-identical, inside changed" \
+  "$OUT/inp-feather.png" "$IN/in-rgb.png" "$OUT/inp-feather-mask.png"
+same "inpaint without a selection leaves the image untouched" "$OUT/inp-noselection.png" \
+  "$IN/in-rgb.png" 0 3
+"$DIFFUSE" sample --model "$GOLDEN/forward-grey-cond.safetensors" --class cross --steps 5 \
+  --seed 3 --tile both --precision fp32 --quiet --out "$R/gen-tile.png" || say "diffuse sample failed"
+same "generate with tile both = diffuse sample --tile both" "$OUT/gen-tile.png" "$R/gen-tile.png" 1 1
+"$DIFFUSE" sample --model "$GOLDEN/forward-grey-cond.safetensors" --class cross --steps 5 \
+  --seed 3 --precision fp32 --quiet --out "$R/gen-notile.png"
+differ "tile both changes the sample" "$OUT/gen-tile.png" "$R/gen-notile.png" 1 1
+if grep -q "select the part to regenerate" "$OUT/inpaint.log"; then
+  pass "inpaint without a selection says to select first"
+else fail "no 'select the part to regenerate' message"; fi
 
 # ---- errors ------------------------------------------------------------------
 same "bad model path leaves the image untouched" "$OUT/err-badmodel.png" "$IN/in-rgb.png" 0 3
