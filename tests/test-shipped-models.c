@@ -1,7 +1,15 @@
 /* Every model shipped in models/ loads in the engine, has the metadata the
  * plug-in relies on (class names, a null class for guidance) and samples a
- * finite, non-constant batch whose images differ from each other. */
+ * finite, non-constant batch whose images differ from each other.
+ *
+ * Every shipped classifier (models/NAME-classifier.safetensors) fits its
+ * model NAME.safetensors (size, channels, classes and their names, T and
+ * schedule) and classifies held-out images (tests/data/heldout/NAME-test.png,
+ * never seen in training; tools/eval/classifier_bands.py --export-test)
+ * noised to a low timestep far above chance: random or untrained weights
+ * fail. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <glib/gstdio.h>
@@ -118,6 +126,118 @@ test_model (gconstpointer data)
   sample_and_check (model, DIFFUSE_SAMPLER_DDPM, cfg->null_class - 1);
 }
 
+/* Held-out images at t in [0, 250) (the cards' lowest band): at least
+ * this share must be classified right.  Chance is 1/classes (0.10 for
+ * fashion, 0.11 for emoji: about 3 of these 27-30 images); the shipped
+ * classifiers get 28 of 30 (fashion) and 14 of 27 (emoji, class-balanced
+ * here; 0.6-0.8 on the full test split, the classifier cards), and
+ * untrained weights at chance reach 12 of 30 with a probability below
+ * 1e-4. */
+#define MIN_LOW_T_ACCURACY 0.4
+
+static void
+test_classifier (gconstpointer data)
+{
+  const char *path = data;
+  GError *error = NULL;
+  g_autoptr (DiffuseModel) clf_model = NULL;
+  g_autoptr (DiffuseModel) model = NULL;
+  g_autoptr (DiffuseClassifier) clf = NULL;
+  g_autoptr (DiffuseSchedule) sched = NULL;
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autofree char *base = g_path_get_basename (path);
+  g_autofree char *name = NULL, *model_path = NULL, *png = NULL;
+  g_autofree char *labels_path = NULL, *labels_text = NULL;
+  g_autofree float *img = NULL, *x = NULL, *logits = NULL, *t = NULL;
+  g_auto (GStrv) words = NULL;
+  const DiffuseModelConfig *cc, *mc;
+  const double *abar;
+  gint channels, h, w, n, right = 0;
+
+  g_assert_true (g_str_has_suffix (base, "-classifier.safetensors"));
+  name = g_strndup (base, strlen (base) - strlen ("-classifier.safetensors"));
+  model_path = g_strdup_printf ("%s/%s.safetensors", dir, name);
+  clf_model = diffuse_model_new_from_file (path, &error);
+  g_assert_no_error (error);
+  model = diffuse_model_new_from_file (model_path, &error);
+  g_assert_no_error (error);
+  cc = diffuse_model_get_config (clf_model);
+  mc = diffuse_model_get_config (model);
+  g_assert_cmpint (cc->model_type, ==, DIFFUSE_MODEL_CLASSIFIER);
+  g_assert_cmpint (cc->image_size, ==, mc->image_size);
+  g_assert_cmpint (cc->in_channels, ==, mc->in_channels);
+  /* One logit per real class of the model (its null class has none). */
+  g_assert_cmpint (cc->num_classes, ==, mc->num_classes - 1);
+  for (gint c = 0; c < cc->num_classes; c++)
+    g_assert_cmpstr (diffuse_model_get_class_name (clf_model, c), ==,
+                     diffuse_model_get_class_name (model, c));
+  g_assert_cmpint (cc->diffusion_steps, ==, mc->diffusion_steps);
+  g_assert_cmpint (cc->noise_schedule, ==, mc->noise_schedule);
+  {
+    GStatBuf st;
+
+    g_assert_cmpint (g_stat (path, &st), ==, 0);
+    g_assert_cmpint (st.st_size, <=, 5 * 1000 * 1000); /* a few MB */
+  }
+
+  png = g_strdup_printf ("%s/heldout/%s-test.png",
+                         g_getenv ("DIFFUSE_TEST_DATA"), name);
+  labels_path = g_strdup_printf ("%s/heldout/%s-test.labels",
+                                 g_getenv ("DIFFUSE_TEST_DATA"), name);
+  g_assert_true (g_file_get_contents (labels_path, &labels_text, NULL, NULL));
+  words = g_strsplit_set (g_strstrip (labels_text), " ", -1);
+  n = (gint) g_strv_length (words);
+  img = diffuse_png_load (png, cc->in_channels, &channels, &h, &w, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (h, ==, cc->image_size);
+  g_assert_cmpint (w, ==, n * cc->image_size);
+
+  /* The strip [C, S, n·S] -> n images [C, S, S], noised to x_t =
+   * sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps at t = 0, 10, ..., 240. */
+  gint s = cc->image_size, per = cc->in_channels * s * s;
+  x = g_new (float, (gsize) n *per);
+  t = g_new (float, n);
+  logits = g_new (float, (gsize) n * cc->num_classes);
+  diffuse_rng_normal (20261207, 0, 0, x, (gsize) n * per);
+  sched = diffuse_schedule_new (mc->noise_schedule, mc->diffusion_steps, NULL,
+                                &error);
+  g_assert_no_error (error);
+  abar = diffuse_schedule_get_alphas_cumprod (sched);
+  for (gint k = 0; k < n; k++)
+    {
+      gint tk = (k * 10) % 250;
+      double a = sqrt (abar[tk]), b = sqrt (1.0 - abar[tk]);
+
+      t[k] = (float) tk;
+      for (gint c = 0; c < cc->in_channels; c++)
+        for (gint i = 0; i < s; i++)
+          for (gint j = 0; j < s; j++)
+            {
+              float *v = x + (gsize) k * per + ((gsize) c * s + i) * s + j;
+              *v = (float) (a * img[((gsize) c * s + i) * w + k * s + j] +
+                            b * *v);
+            }
+    }
+  clf = diffuse_classifier_new (clf_model, n, s, s, 1, &error);
+  g_assert_no_error (error);
+  g_assert_true (diffuse_classifier_forward (clf, n, x, t, logits, &error));
+  g_assert_no_error (error);
+  for (gint k = 0; k < n; k++)
+    {
+      gint best = 0;
+
+      for (gint c = 1; c < cc->num_classes; c++)
+        if (logits[k * cc->num_classes + c] >
+            logits[k * cc->num_classes + best])
+          best = c;
+      right += best == atoi (words[k]);
+    }
+  g_test_message ("%s: %d of %d held-out images right at t < 250 (chance "
+                  "%.2f)",
+                  base, right, n, 1.0 / cc->num_classes);
+  g_assert_cmpfloat ((double) right / n, >=, MIN_LOW_T_ACCURACY);
+}
+
 static gint
 compare_paths (gconstpointer a, gconstpointer b)
 {
@@ -130,6 +250,7 @@ main (int argc, char **argv)
   g_autofree char *dir = NULL;
   g_autoptr (GDir) d = NULL;
   g_autoptr (GPtrArray) paths = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GPtrArray) classifiers = g_ptr_array_new_with_free_func (g_free);
   const char *name;
   gboolean have_fashion = FALSE, have_emoji = FALSE;
 
@@ -138,7 +259,9 @@ main (int argc, char **argv)
   d = g_dir_open (dir, 0, NULL);
   g_assert_nonnull (d);
   while ((name = g_dir_read_name (d)))
-    if (g_str_has_suffix (name, ".safetensors"))
+    if (g_str_has_suffix (name, "-classifier.safetensors"))
+      g_ptr_array_add (classifiers, g_build_filename (dir, name, NULL));
+    else if (g_str_has_suffix (name, ".safetensors"))
       {
         g_ptr_array_add (paths, g_build_filename (dir, name, NULL));
         have_fashion |= strcmp (name, "fashion.safetensors") == 0;
@@ -154,6 +277,14 @@ main (int argc, char **argv)
       g_autofree char *test = g_strdup_printf ("/shipped-models/%s", base);
 
       g_test_add_data_func (test, paths->pdata[i], test_model);
+    }
+  g_ptr_array_sort (classifiers, compare_paths);
+  for (guint i = 0; i < classifiers->len; i++)
+    {
+      g_autofree char *base = g_path_get_basename (classifiers->pdata[i]);
+      g_autofree char *test = g_strdup_printf ("/shipped-classifiers/%s", base);
+
+      g_test_add_data_func (test, classifiers->pdata[i], test_classifier);
     }
   return g_test_run ();
 }

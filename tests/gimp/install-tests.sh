@@ -101,7 +101,8 @@ check "  binary, manifest and presets installed" \
 
 # a shipped model by name from models/ beside the binary, a preset from presets/
 if ls "$SRC"/models/*.safetensors >/dev/null 2>&1; then
-  m=$(basename "$(ls "$SRC"/models/*.safetensors | head -1)" .safetensors)
+  # (a diffusion model: the shipped classifiers are NAME-classifier)
+  m=$(basename "$(ls "$SRC"/models/*.safetensors | grep -v -- '-classifier\.safetensors$' | head -1)" .safetensors)
   gimp_console "$H" "$T/installed-run.log" \
     "(let* ((image (car (gimp-image-new 16 16 RGB)))
             (bg (car (gimp-layer-new image \"bg\" 16 16 RGB-IMAGE 100 LAYER-MODE-NORMAL))))
