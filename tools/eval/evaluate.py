@@ -23,7 +23,10 @@ gives
     are neither ~0 nor ~255 (strictly between 13 and 242 of 255) in the
     samples and in the training images.
 Samples are cached in tools/eval/cache/ by (model file, settings), so the
-sweeps can share them.  Prints one JSON object (also --json FILE).
+sweeps can share them.  Settings may name a classifier for classifier
+guidance ("classifier": a path relative to the source root, and
+"classifier_scale"; tools/eval/classifier_sweep.py).  Prints one JSON
+object (also --json FILE).
 """
 import argparse
 import hashlib
@@ -84,6 +87,18 @@ def wait_while_paused():
         time.sleep(2.0)
 
 
+def cache_path(model, cls, n, ks, seed):
+    """Where generate() keeps the samples of these arguments (ks: the
+    settings that make the key); a classifier's file contents are part
+    of it."""
+    parts = [file_digest(model), cls, n, ks, seed]
+    if ks.get("classifier"):
+        parts.append(file_digest(os.path.join(ROOT, ks["classifier"])))
+    key = json.dumps(parts, sort_keys=True)
+    name = hashlib.sha256(key.encode()).hexdigest()[:24] + ".npy"
+    return os.path.join(CACHE, name)
+
+
 def generate(diffuse, model, cls, n, s, threads, seed):
     """Runs `diffuse sample` once; returns float32 [n, C, H, W].
     s["precision"] (default fp32, whatever the machine: the CLI's own
@@ -93,9 +108,7 @@ def generate(diffuse, model, cls, n, s, threads, seed):
     precision = s.get("precision", "fp32")
     ks = {k: v for k, v in s.items()
           if k != "preset_file" and (k != "precision" or v != "fp32")}
-    key = json.dumps([file_digest(model), cls, n, ks, seed], sort_keys=True)
-    name = hashlib.sha256(key.encode()).hexdigest()[:24] + ".npy"
-    cached = os.path.join(CACHE, name)
+    cached = cache_path(model, cls, n, ks, seed)
     if os.path.exists(cached):
         return np.load(cached)
     wait_while_paused()
@@ -114,6 +127,9 @@ def generate(diffuse, model, cls, n, s, threads, seed):
                     "--out", os.path.join(tmp, "x.png"), "--out-npy", npy]
         if threads:
             cmd += ["--threads", str(threads)]
+        if s.get("classifier"):
+            cmd += ["--classifier", os.path.join(ROOT, s["classifier"]),
+                    "--classifier-scale", repr(float(s["classifier_scale"]))]
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
         if r.returncode != 0:
