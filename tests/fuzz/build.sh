@@ -14,9 +14,13 @@ out=${1:?usage: build.sh OUTDIR}
 mkdir -p "$out"
 CC=${CC:-clang}
 pkgs="glib-2.0 json-glib-1.0 libpng"
+# the version meson passes the engine (model-cache.c keys its records on it)
+version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$src/meson.build" | head -n 1)
+[ -n "$version" ] || { echo "build.sh: no version in meson.build" >&2; exit 1; }
 blas=$(pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 flags="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined
        -fno-sanitize-recover=undefined -DDIFFUSE_PRESETS_DIR=\"/nonexistent\"
+       -DDIFFUSE_VERSION=\"$version\"
        -I$src/engine -I$src/tests $(pkg-config --cflags $pkgs)"
 libs="$(pkg-config --libs $pkgs) $blas -lm -lpthread"
 # the engine once, instrumented for the fuzzer, then one link per target
