@@ -53,10 +53,16 @@ mkdir -p "$GIMP3_DIRECTORY/plug-ins/gimp-diffusion"
 install -m 755 "$BUILD/plugin/gimp-diffusion" "$GIMP3_DIRECTORY/plug-ins/gimp-diffusion/"
 
 export GIMP_DIFFUSION_TRACE_DIALOG=1
-Xvfb :99 -screen 0 1280x800x24 -nolisten tcp >"$OUT/xvfb.log" 2>&1 &
+# a free display number, chosen by Xvfb (-displayfd): X's abstract sockets
+# are shared by every root on the machine, so a fixed :99 collides with
+# another run's display
+Xvfb -displayfd 5 -screen 0 1280x800x24 -nolisten tcp \
+  5>"$OUT/display" >"$OUT/xvfb.log" 2>&1 &
 XPID=$!
-export DISPLAY=:99
-sleep 1
+i=0
+while [ ! -s "$OUT/display" ] && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
+[ -s "$OUT/display" ] || { fail "Xvfb did not start"; cat "$OUT/xvfb.log"; exit 1; }
+export DISPLAY=:$(head -n 1 "$OUT/display")
 gimp-3.0 --no-splash >"$OUT/gimp.log" 2>&1 &
 GPID=$!
 cleanup () { kill "$GPID" 2>/dev/null; sleep 1; kill -9 "$GPID" 2>/dev/null; kill "$XPID" 2>/dev/null; }
@@ -79,17 +85,34 @@ wait_file () {
   done
   return 1
 }
+# The newest mapped window of that title.  Each plug-in run is a new X
+# client, and X reuses a closed client's window ids: a search without
+# --onlyvisible may return a dialog that is already gone.
 wait_window () {
   i=0
   while [ $i -lt 120 ]; do
-    w=$(xdotool search --name "$1" 2>/dev/null | head -1)
+    w=$(xdotool search --onlyvisible --name "$1" 2>/dev/null | tail -1)
     if [ -n "$w" ]; then echo "$w"; return 0; fi
     sleep 0.5
     i=$((i + 1))
   done
   return 1
 }
-key () { xdotool windowfocus --sync "$1" 2>/dev/null; xdotool key --window "$1" "$2"; }
+# until no mapped window of that title is left (the next dialog may get
+# the same window id)
+wait_gone () {
+  i=0
+  while [ $i -lt 120 ]; do
+    xdotool search --onlyvisible --name "$1" >/dev/null 2>&1 || return 0
+    sleep 0.5
+    i=$((i + 1))
+  done
+  return 1
+}
+# keys as a keyboard types them (XTEST) into the focused window: events
+# sent to a window id (XSendEvent) were lost or went to a closed dialog
+# whose id a new one had taken
+key () { xdotool windowfocus --sync "$1" 2>/dev/null; xdotool key --clearmodifiers "$2"; }
 
 up=0
 for i in $(seq 120); do
@@ -98,7 +121,36 @@ for i in $(seq 120); do
 done
 [ $up -eq 1 ] || { fail "GIMP did not come up"; tail "$OUT/gimp.log"; exit 1; }
 # GIMP's main window (single-window mode) or the image window
-main_window () { xdotool search --name "GIMP\$|GNU Image Manipulation Program" 2>/dev/null | tail -1; }
+# (GIMP keeps unmapped toplevels of the same title: only a mapped one)
+main_window () { xdotool search --onlyvisible --name "GIMP\$" 2>/dev/null | tail -1; }
+# the number of trace lines so far: a check reads only what came after
+mark () { wc -l <"$OUT/gimp.log"; }
+since () { tail -n +"$(($1 + 1))" "$OUT/gimp.log"; }
+# wait_log MARK PATTERN [HALF_SECONDS]: until GIMP's log shows PATTERN
+wait_log () {
+  i=0
+  while [ $i -lt "${3:-120}" ]; do
+    since "$1" | grep -q "$2" && return 0
+    sleep 0.5
+    i=$((i + 1))
+  done
+  return 1
+}
+# undone NAME: exports the image until it equals the input (the undo
+# may take a moment to reach the image under load); prints the last check
+undone () {
+  j=0
+  while [ $j -lt 10 ]; do
+    rm -f "$OUT/$1.png"
+    batch "(export-image (vector-ref (car (gimp-get-images)) 0) \"$1.png\")"
+    wait_file "$OUT/$1.png" || { echo "no export"; return 1; }
+    r=$($CHECK same "$OUT/$1.png" "$IN/in-rgb.png" 0 3 2>&1) && { echo "$r"; return 0; }
+    sleep 1
+    j=$((j + 1))
+  done
+  echo "$r"
+  return 1
+}
 
 # ---- undo: one Ctrl+Z restores the layer ---------------------------------
 batch '(let ((image (load-image "in-rgb.png")))
@@ -112,15 +164,12 @@ wait_file "$OUT/undo-before.png" || fail "img2img in the GUI"
 W=$(main_window)
 [ -n "$W" ] || fail "no GIMP window"
 key "$W" ctrl+z
-sleep 1
-batch '(export-image (vector-ref (car (gimp-get-images)) 0) "undo-after.png")'
-wait_file "$OUT/undo-after.png" || fail "export after undo"
 if $CHECK differ "$OUT/undo-before.png" "$IN/in-rgb.png" 1 3 >/dev/null 2>&1; then
   pass "img2img changed the displayed image"
 else
   fail "img2img did not change the displayed image"
 fi
-if r=$($CHECK same "$OUT/undo-after.png" "$IN/in-rgb.png" 0 3 2>&1); then
+if r=$(undone undo-after); then
   pass "one Ctrl+Z restores the original ($r)"
 else
   fail "Ctrl+Z did not restore the original ($r)"
@@ -137,15 +186,12 @@ batch '(let ((image (vector-ref (car (gimp-get-images)) 0)))
          (export-image image "undo-inp-before.png"))'
 wait_file "$OUT/undo-inp-before.png" || fail "inpaint in the GUI"
 key "$W" ctrl+z
-sleep 1
-batch '(export-image (vector-ref (car (gimp-get-images)) 0) "undo-inp-after.png")'
-wait_file "$OUT/undo-inp-after.png" || fail "export after undoing inpaint"
 if $CHECK differ "$OUT/undo-inp-before.png" "$IN/in-rgb.png" 1 3 >/dev/null 2>&1; then
   pass "inpaint changed the displayed image"
 else
   fail "inpaint did not change the displayed image"
 fi
-if r=$($CHECK same "$OUT/undo-inp-after.png" "$IN/in-rgb.png" 0 3 2>&1); then
+if r=$(undone undo-inp-after); then
   pass "one Ctrl+Z undoes inpaint ($r)"
 else
   fail "Ctrl+Z did not undo inpaint ($r)"
@@ -154,9 +200,6 @@ fi
 # ---- a new user's first look ----------------------------------------------
 # (first, in the fresh profile: later runs show the last values; nothing
 # but the model is given, so every other value is the default)
-# the number of trace lines so far: a check reads only what came after
-mark () { wc -l <"$OUT/gimp.log"; }
-since () { tail -n +"$(($1 + 1))" "$OUT/gimp.log"; }
 m=$(mark)
 batch "(let* ((image (new-image 96 64 RGB RGB-IMAGE)))
         (gimp-display-new image)
@@ -164,8 +207,7 @@ batch "(let* ((image (new-image 96 64 RGB RGB-IMAGE)))
           #:drawables (vector (vector-ref (layers-of image) 0)) #:model \"$MODEL\")
         (if (= (n-layers image) 1) (export-image image \"first-look-closed.png\")))" &
 if D=$(wait_window "^Diffusion: Generate$"); then
-  i=0
-  while [ $i -lt 60 ] && ! since "$m" | grep -q "dialog estimate:"; do sleep 0.5; i=$((i + 1)); done
+  wait_log "$m" "dialog estimate:"
   timeout 10 import -window "$D" "$OUT/first-look.png" || true
   t=$(since "$m")
   if echo "$t" | grep -q "dialog size: Paints one subject at .* and scales it to the 96 x 64 area"; then
@@ -196,6 +238,7 @@ if D=$(wait_window "^Diffusion: Generate$"); then
     fail "GIMP's Load/Save Settings buttons were not hidden"
   fi
   key "$D" Escape
+  wait_gone "^Diffusion: Generate$" || fail "Escape did not close the first dialog"
   if wait_file "$OUT/first-look-closed.png" 40; then
     pass "closing the first dialog adds nothing"
   else
@@ -217,7 +260,7 @@ GEN="(let* ((image (new-image 64 64 RGB RGB-IMAGE)))
 m=$(mark)
 batch "$(echo "$GEN" | sed 's/ARGS/#:steps 1000 #:sampler "ddpm"/; s/WANT/1/; s/NAME/after-cancel/')" &
 D=$(wait_window "^Diffusion: Generate$") || fail "the dialog did not open"
-sleep 2
+wait_log "$m" "dialog setting: guidance"
 t=$(since "$m")
 if echo "$t" | grep -q "dialog setting: eta off" && echo "$t" | grep -q "dialog setting: variance on"; then
   pass "DDPM: Randomness disabled, Step noise enabled"
@@ -225,11 +268,13 @@ else
   fail "DDPM: sensitivity of eta / variance: $(echo "$t" | grep "dialog setting:" | tr '\n' ' ')"
 fi
 key "$D" alt+g                        # Generate: starts sampling, the dialog stays
-sleep 3
+# (at least two progress reports: the second has a time left)
+wait_log "$m" "dialog progress: Step [0-9]* of 1000: .* left"
 key "$D" alt+c                        # Cancel: stops within one step
-sleep 2
+wait_log "$m" "cancelled at step" 60
 timeout 10 import -window "$D" "$OUT/dialog-stopped.png" || true
 key "$D" Escape                       # closes the dialog
+wait_gone "^Diffusion: Generate$" || fail "Escape did not close the dialog after Cancel"
 if p=$(since "$m" | grep -o "dialog progress: Step [0-9]* of 1000: 0:[0-9][0-9], about [0-9:]* left" | tail -1) && [ -n "$p" ]; then
   pass "while it runs: elapsed and remaining time (${p#dialog progress: })"
 else
@@ -243,14 +288,16 @@ fi
 
 # ---- dialog: OK samples with a live preview and adds the layer ------------
 batch "$(echo "$GEN" | sed 's/ARGS/#:preset "balanced" #:steps 50 #:guidance 1/; s/WANT/2/; s/NAME/after-ok/')" &
+m=$(mark)
 D=$(wait_window "^Diffusion: Generate$") || fail "the dialog did not open again"
-sleep 2
+wait_log "$m" "dialog estimate:"
 # "Save as..." writes the current values as the user's own preset
 key "$D" alt+v
 if S=$(wait_window "^Save Preset$"); then
   xdotool windowfocus --sync "$S" 2>/dev/null
-  xdotool type --window "$S" --delay 30 "my look"
+  xdotool type --clearmodifiers --delay 30 "my look"
   key "$S" Return
+  wait_gone "^Save Preset$" || fail "the Save Preset dialog did not close"
   # the folder shared with the CLI: $XDG_CONFIG_HOME/gimp-diffusion/presets
   P=$HOME/.config/gimp-diffusion/presets/my-look.preset
   if wait_file "$P" 20 && grep -q "^steps=50" "$P" && grep -q "^guidance=1" "$P"; then
@@ -267,11 +314,10 @@ else
   timeout 10 import -window "$D" "$OUT/save-as-failed.png" || true
   fail "the Save Preset dialog did not open (the dialog then: $OUT/save-as-failed.png)"
 fi
-sleep 1
 key "$D" alt+g
 # screenshots while it samples; the last one taken before it closed is kept
 n=0
-while xdotool search --name "^Diffusion: Generate$" >/dev/null 2>&1 && [ $n -lt 600 ]; do
+while xdotool search --onlyvisible --name "^Diffusion: Generate$" >/dev/null 2>&1 && [ $n -lt 600 ]; do
   # import can hang for good when the window closes while it grabs it
   # (seen once under load): give up after 10 s, as when it fails
   timeout 10 import -window "$D" "$OUT/frame-$n.png" 2>/dev/null || break
