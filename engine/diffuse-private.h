@@ -69,6 +69,11 @@ typedef struct _DiffuseSafetensors DiffuseSafetensors;
  * tensors are converted to F32 once here. */
 DiffuseSafetensors *diffuse__safetensors_open (const char *path,
                                                GError **error);
+/* The same checks without converting any tensor (data stays NULL):
+ * only the header's pages are read (the configuration of a model file,
+ * diffuse_model_file_read_config). */
+DiffuseSafetensors *diffuse__safetensors_open_header (const char *path,
+                                                      GError **error);
 /* Same, from memory the caller keeps alive (fuzzing, tests). */
 DiffuseSafetensors *diffuse__safetensors_open_bytes (const guint8 *bytes,
                                                      gsize len, GError **error);

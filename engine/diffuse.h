@@ -183,6 +183,14 @@ typedef struct _DiffuseModel DiffuseModel;
 
 DiffuseModel *diffuse_model_new_from_file (const char *path, GError **error);
 void diffuse_model_free (DiffuseModel *model);
+/* A model file's configuration from its header alone, as
+ * diffuse_model_new_from_file would give it, without reading, converting
+ * or checking the weights (only the header's pages are read): what kind
+ * of model a file is, for lists of model files.  A file that reads here
+ * may still fail to load (its tensors are checked only by a load). */
+gboolean diffuse_model_file_read_config (const char *path,
+                                         DiffuseModelConfig *config,
+                                         GError **error);
 const DiffuseModelConfig *diffuse_model_get_config (const DiffuseModel *model);
 guint64 diffuse_model_get_n_params (const DiffuseModel *model);
 /* Class names: index 0..num_classes-1; NULL when the file gave none. */
@@ -280,6 +288,16 @@ gboolean diffuse_classifier_grad (DiffuseClassifier *clf, gint batch,
                                   float *grad, GError **error);
 /* Bytes of activations and scratch this state holds. */
 gsize diffuse_classifier_get_scratch_bytes (const DiffuseClassifier *clf);
+
+/* Whether a classifier can guide a diffusion model, from their
+ * configurations alone: a DIFFUSE_MODEL_CLASSIFIER and a
+ * DIFFUSE_MODEL_UNET, the same in_channels, and when the classifier
+ * records the diffusion it was trained for (diffusion_steps > 0), the
+ * model's schedule and T.  diffuse_sample_params_validate checks this
+ * too, and what depends on the run (the size, the class label). */
+gboolean diffuse_classifier_check_model (const DiffuseModelConfig *classifier,
+                                         const DiffuseModelConfig *model,
+                                         GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseClassifier, diffuse_classifier_free)
 

@@ -679,6 +679,28 @@ diffuse_model_new_from_file (const char *path, GError **error)
   return model_new (display, diffuse__safetensors_open (path, error), error);
 }
 
+gboolean
+diffuse_model_file_read_config (const char *path, DiffuseModelConfig *config,
+                                GError **error)
+{
+  g_autofree gchar *display = NULL;
+  DiffuseModel model = { 0 };
+  gboolean ok;
+
+  g_return_val_if_fail (path != NULL && config != NULL, FALSE);
+  display = g_filename_display_name (path);
+  model.name = display;
+  model.st = diffuse__safetensors_open_header (path, error);
+  if (model.st == NULL)
+    return FALSE;
+  ok = parse_config (&model, error);
+  if (ok)
+    *config = model.config;
+  g_strfreev (model.class_names);
+  diffuse__safetensors_free (model.st);
+  return ok;
+}
+
 DiffuseModel *
 diffuse__model_new_from_bytes (const guint8 *bytes, gsize len, const char *name,
                                GError **error)

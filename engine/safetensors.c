@@ -512,7 +512,7 @@ convert_tensors (DiffuseSafetensors *st, GError **error)
 
 static gboolean
 parse_header (DiffuseSafetensors *st, const guint8 *bytes, gsize len,
-              GError **error)
+              gboolean header_only, GError **error)
 {
   guint64 header_len = 0, data_len;
   const guint8 *data;
@@ -610,7 +610,7 @@ parse_header (DiffuseSafetensors *st, const guint8 *bytes, gsize len,
       g_hash_table_insert (st->by_name, t->name, t);
     }
   if (!check_tiling (st, spans, st->n_tensors, data_len, error) ||
-      !convert_tensors (st, error))
+      (!header_only && !convert_tensors (st, error)))
     goto out;
   ok = TRUE;
 
@@ -623,7 +623,7 @@ out:
 
 static DiffuseSafetensors *
 open_common (const char *name, GMappedFile *map, const guint8 *bytes, gsize len,
-             GError **error)
+             gboolean header_only, GError **error)
 {
   DiffuseSafetensors *st = g_new0 (DiffuseSafetensors, 1);
 
@@ -634,7 +634,7 @@ open_common (const char *name, GMappedFile *map, const guint8 *bytes, gsize len,
   st->by_name = g_hash_table_new (g_str_hash, g_str_equal);
   st->metadata =
       g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  if (!parse_header (st, bytes, len, error))
+  if (!parse_header (st, bytes, len, header_only, error))
     {
       diffuse__safetensors_free (st);
       return NULL;
@@ -642,8 +642,8 @@ open_common (const char *name, GMappedFile *map, const guint8 *bytes, gsize len,
   return st;
 }
 
-DiffuseSafetensors *
-diffuse__safetensors_open (const char *path, GError **error)
+static DiffuseSafetensors *
+open_file (const char *path, gboolean header_only, GError **error)
 {
   g_autoptr (GError) map_error = NULL;
   g_autofree gchar *display = NULL;
@@ -679,7 +679,7 @@ diffuse__safetensors_open (const char *path, GError **error)
     }
   st = open_common (display, map,
                     (const guint8 *) g_mapped_file_get_contents (map),
-                    g_mapped_file_get_length (map), error);
+                    g_mapped_file_get_length (map), header_only, error);
   if (st != NULL && sb.st_ino != 0)
     {
       st->has_stat = TRUE;
@@ -689,10 +689,25 @@ diffuse__safetensors_open (const char *path, GError **error)
 }
 
 DiffuseSafetensors *
+diffuse__safetensors_open (const char *path, GError **error)
+{
+  return open_file (path, FALSE, error);
+}
+
+/* The header only: every check of the header and of the tensors' layout,
+ * but no tensor is converted (their data pointers stay NULL), so that
+ * only the header's pages of the mapped file are read. */
+DiffuseSafetensors *
+diffuse__safetensors_open_header (const char *path, GError **error)
+{
+  return open_file (path, TRUE, error);
+}
+
+DiffuseSafetensors *
 diffuse__safetensors_open_bytes (const guint8 *bytes, gsize len, GError **error)
 {
   g_return_val_if_fail (bytes != NULL || len == 0, NULL);
-  return open_common ("<memory>", NULL, bytes, len, error);
+  return open_common ("<memory>", NULL, bytes, len, FALSE, error);
 }
 
 const struct stat *

@@ -214,15 +214,8 @@ check_classifier (const DiffuseModel *classifier, const DiffuseModelConfig *cfg,
 {
   const DiffuseModelConfig *cc = diffuse_model_get_config (classifier);
 
-  if (cc->model_type != DIFFUSE_MODEL_CLASSIFIER)
-    return diffuse__invalid (
-        error, "the classifier is a diffusion UNet, not a classifier");
-  if (cc->in_channels != cfg->in_channels)
-    return diffuse__invalid (
-        error,
-        "the classifier takes %d channels, the model makes %d; "
-        "they must match",
-        cc->in_channels, cfg->in_channels);
+  if (!diffuse_classifier_check_model (cc, cfg, error))
+    return FALSE;
   if (cc->pool == DIFFUSE_POOL_ATTENTION &&
       (h != cc->image_size || w != cc->image_size))
     return diffuse__invalid (
@@ -236,16 +229,6 @@ check_classifier (const DiffuseModel *classifier, const DiffuseModelConfig *cfg,
         "the classifier needs sizes that are multiples of %d; "
         "this run is %dx%d",
         1 << (cc->n_levels - 1), w, h);
-  if (cc->diffusion_steps > 0 && (cc->diffusion_steps != cfg->diffusion_steps ||
-                                  cc->noise_schedule != cfg->noise_schedule))
-    return diffuse__invalid (
-        error,
-        "the classifier was trained for a %s schedule of %d "
-        "steps, the model has a %s one of %d; they must match",
-        diffuse_schedule_kind_to_string (cc->noise_schedule),
-        cc->diffusion_steps,
-        diffuse_schedule_kind_to_string (cfg->noise_schedule),
-        cfg->diffusion_steps);
   if (params->class_label < 0)
     return diffuse__invalid (error,
                              "classifier guidance needs a class label (the "
@@ -257,6 +240,38 @@ check_classifier (const DiffuseModel *classifier, const DiffuseModelConfig *cfg,
                              "(0..%d)",
                              params->class_label, cc->num_classes,
                              cc->num_classes - 1);
+  return TRUE;
+}
+
+gboolean
+diffuse_classifier_check_model (const DiffuseModelConfig *cc,
+                                const DiffuseModelConfig *cfg, GError **error)
+{
+  g_return_val_if_fail (cc != NULL && cfg != NULL, FALSE);
+
+  if (cc->model_type != DIFFUSE_MODEL_CLASSIFIER)
+    return diffuse__invalid (
+        error, "the classifier is a diffusion UNet, not a classifier");
+  if (cfg->model_type != DIFFUSE_MODEL_UNET)
+    return diffuse__invalid (
+        error, "the model is a classifier, not a diffusion UNet; give "
+               "it as the classifier");
+  if (cc->in_channels != cfg->in_channels)
+    return diffuse__invalid (
+        error,
+        "the classifier takes %d channels, the model makes %d; "
+        "they must match",
+        cc->in_channels, cfg->in_channels);
+  if (cc->diffusion_steps > 0 && (cc->diffusion_steps != cfg->diffusion_steps ||
+                                  cc->noise_schedule != cfg->noise_schedule))
+    return diffuse__invalid (
+        error,
+        "the classifier was trained for a %s schedule of %d "
+        "steps, the model has a %s one of %d; they must match",
+        diffuse_schedule_kind_to_string (cc->noise_schedule),
+        cc->diffusion_steps,
+        diffuse_schedule_kind_to_string (cfg->noise_schedule),
+        cfg->diffusion_steps);
   return TRUE;
 }
 

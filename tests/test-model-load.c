@@ -195,6 +195,68 @@ test_from_file (void)
   g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO);
 }
 
+/* diffuse_model_file_read_config: the header's configuration, the same
+ * as a load gives, without touching the weights (a NaN weight that a
+ * load refuses passes), and the load's errors for the metadata. */
+static void
+test_read_config (void)
+{
+  DiffuseModelConfig cfg, got;
+  g_autoptr (TestSt) b = NULL;
+  g_autoptr (TestSt) nan_b = NULL;
+  g_autoptr (TestSt) bad = NULL;
+  g_autofree gchar *path = NULL, *nan_path = NULL, *bad_path = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DiffuseModel) model = NULL;
+  const gint64 shape[2] = { 3, 128 };
+  float data[3 * 128] = { 0 };
+
+  test_unet_config_init (&cfg);
+  b = model_builder (&cfg, NULL);
+  path = test_st_write_temp (b);
+  memset (&got, 0xab, sizeof got);
+  g_assert_true (diffuse_model_file_read_config (path, &got, &error));
+  g_assert_no_error (error);
+  model = diffuse_model_new_from_file (path, &error);
+  g_assert_no_error (error);
+  assert_config_equal (&got, diffuse_model_get_config (model));
+  assert_config_equal (&got, &cfg);
+  g_assert_cmpint (got.model_type, ==, DIFFUSE_MODEL_UNET);
+  g_assert_cmpint (got.pool, ==, DIFFUSE_POOL_NONE);
+
+  /* the weights are not read: a NaN passes here, not in a load */
+  nan_b = model_builder (&cfg, NULL);
+  data[5] = NAN;
+  g_assert_true (test_st_remove (nan_b, "label_emb.weight"));
+  test_st_add_f32 (nan_b, "label_emb.weight", 2, shape, data);
+  nan_path = test_st_write_temp (nan_b);
+  g_assert_true (diffuse_model_file_read_config (nan_path, &got, &error));
+  g_assert_no_error (error);
+  g_assert_null (diffuse_model_new_from_file (nan_path, &error));
+  g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL);
+  g_clear_error (&error);
+
+  /* bad metadata: the load's error */
+  bad = model_builder (&cfg, NULL);
+  test_st_set_metadata (bad, "model_type", "vae");
+  bad_path = test_st_write_temp (bad);
+  g_assert_false (diffuse_model_file_read_config (bad_path, &got, &error));
+  g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_MODEL);
+  g_assert_nonnull (strstr (error->message, "neither \"unet\" nor"));
+  g_clear_error (&error);
+
+  /* not a safetensors file, and a missing one */
+  g_assert_false (diffuse_model_file_read_config (
+      g_getenv ("DIFFUSE_TEST_DATA"), &got, &error));
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+  g_unlink (path);
+  g_assert_false (diffuse_model_file_read_config (path, &got, &error));
+  g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_IO);
+  g_unlink (nan_path);
+  g_unlink (bad_path);
+}
+
 static void
 check_variant (const DiffuseModelConfig *cfg, const DiffuseModelConfig *want)
 {
@@ -945,6 +1007,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/model/valid", test_valid);
   g_test_add_func ("/model/from-file", test_from_file);
+  g_test_add_func ("/model/read-config", test_read_config);
   g_test_add_func ("/model/variants", test_variants);
   g_test_add_func ("/model/missing-metadata", test_missing_metadata);
   g_test_add_func ("/model/bad-metadata", test_bad_metadata);

@@ -173,6 +173,29 @@ test_classifier (gconstpointer data)
                      diffuse_model_get_class_name (model, c));
   g_assert_cmpint (cc->diffusion_steps, ==, mc->diffusion_steps);
   g_assert_cmpint (cc->noise_schedule, ==, mc->noise_schedule);
+  /* the header alone tells the two apart (the plug-in's model and
+   * classifier lists), and that this classifier fits this model */
+  {
+    DiffuseModelConfig hc, hm;
+
+    g_assert_true (diffuse_model_file_read_config (path, &hc, &error));
+    g_assert_true (diffuse_model_file_read_config (model_path, &hm, &error));
+    g_assert_no_error (error);
+    g_assert_cmpint (hc.model_type, ==, DIFFUSE_MODEL_CLASSIFIER);
+    g_assert_cmpint (hm.model_type, ==, DIFFUSE_MODEL_UNET);
+    g_assert_cmpint (hc.num_classes, ==, cc->num_classes);
+    g_assert_cmpint (hc.in_channels, ==, cc->in_channels);
+    g_assert_cmpint (hc.pool, ==, cc->pool);
+    g_assert_cmpint (hm.num_classes, ==, mc->num_classes);
+    g_assert_true (diffuse_classifier_check_model (&hc, &hm, &error));
+    g_assert_no_error (error);
+    g_assert_false (diffuse_classifier_check_model (&hm, &hm, &error));
+    g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
+    g_clear_error (&error);
+    g_assert_false (diffuse_classifier_check_model (&hc, &hc, &error));
+    g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
+    g_clear_error (&error);
+  }
   {
     GStatBuf st;
 
