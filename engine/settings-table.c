@@ -190,16 +190,17 @@ static const DiffuseSetting settings[] = {
             "overrides steps" },
   { .name = "classifier-scale",
     .type = DIFFUSE_SETTING_DOUBLE,
-    .flags = DIFFUSE_SETTING_PRESET | DIFFUSE_SETTING_CLI,
+    .flags =
+        DIFFUSE_SETTING_PRESET | DIFFUSE_SETTING_CLI | DIFFUSE_SETTING_PLUGIN,
     .offset = FIELD (classifier_scale),
     .min = 0,
     .max = 1000,
     .default_value = 1,
-    .label = "C_lassifier scale",
+    .label = "How _hard to steer",
     .metavar = "S",
-    .help =
-        "Classifier guidance scale s (guided-diffusion's classifier_scale): "
-        "the mean moves by s * Sigma * grad log p(y|x_t); needs a classifier" },
+    .help = "How hard the classifier steers towards the class: classifier "
+            "guidance scale s (guided-diffusion's classifier_scale), the mean "
+            "moves by s * Sigma * grad log p(y|x_t); needs a classifier" },
   { .name = "precision",
     .type = DIFFUSE_SETTING_ENUM,
     .flags = DIFFUSE_SETTING_CLI | DIFFUSE_SETTING_PLUGIN,

@@ -1,6 +1,8 @@
 /* Interactive runs: the plug-in hands the dialog (ui/dialog.c) its
  * models, presets, size rules and jobs as functions, so that ui/ never
  * calls plugin/. */
+#include <string.h>
+
 #include <libgimp/gimp.h>
 
 #include "plugin.h"
@@ -16,6 +18,15 @@ static GPtrArray *
 list_models (gpointer data)
 {
   return dp_models_list ();
+}
+
+static GPtrArray *
+list_classifiers (gpointer data, const DiffuseModel *model)
+{
+  GPtrArray *list = dp_classifiers_list ();
+
+  dp_model_files_keep_fitting (list, diffuse_model_get_config (model));
+  return list;
 }
 
 static const DiffuseModel *
@@ -89,12 +100,15 @@ prepare (gpointer data, GError **error)
 }
 
 static const DpDialogFuncs funcs = {
-  list_models,  load_model,   default_class,      describe_size,
-  load_presets, apply_preset, preset_from_config, prepare,
+  list_models,   list_classifiers,   load_model,
+  default_class, describe_size,      load_presets,
+  apply_preset,  preset_from_config, prepare,
 };
 
 /* The generated widgets: the table's arguments (img2img's strength and
- * the sweep's list of values first), then the seed and the size mode. */
+ * the sweep's list of values first; not classifier-scale, which the
+ * dialog puts beside its classifier chooser), then the seed and the size
+ * mode. */
 static const char **
 param_names (DpKind kind)
 {
@@ -112,7 +126,8 @@ param_names (DpKind kind)
     if (specs[i].setting->flags & DIFFUSE_SETTING_IMG2IMG)
       g_ptr_array_add (names, (gpointer) specs[i].setting->name);
   for (i = 0; i < n; i++)
-    if (!(specs[i].setting->flags & DIFFUSE_SETTING_IMG2IMG))
+    if (!(specs[i].setting->flags & DIFFUSE_SETTING_IMG2IMG) &&
+        strcmp (specs[i].setting->name, "classifier-scale") != 0)
       g_ptr_array_add (names, (gpointer) specs[i].setting->name);
   g_ptr_array_add (names, (gpointer) "seed");
   if (kind != DP_SWEEP && kind != DP_INPAINT)

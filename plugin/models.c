@@ -1,4 +1,4 @@
-/* Where the plug-in finds models: the user's folder
+/* Where the plug-in finds models and classifiers: the user's folder
  * (GIMP profile/diffusion/models), a models/ folder beside the plug-in
  * binary (tools/install-plugin.sh puts the shipped models there), the
  * installed share/gimp-diffusion/models, and the folders in
@@ -41,106 +41,54 @@ model_dirs (void)
   return dirs;
 }
 
-void
-dp_model_entry_free (DpModelEntry *entry)
+/* The folders as a NULL-terminated vector, the user's first. */
+static gchar **
+dirs_strv (void)
 {
-  if (entry == NULL)
-    return;
-  g_free (entry->name);
-  g_free (entry->path);
-  g_free (entry);
+  GPtrArray *dirs = model_dirs ();
+
+  g_ptr_array_add (dirs, NULL);
+  return (gchar **) g_ptr_array_free (dirs, FALSE);
 }
 
-static gint
-entry_compare (gconstpointer a, gconstpointer b)
-{
-  const DpModelEntry *ea = *(DpModelEntry *const *) a;
-  const DpModelEntry *eb = *(DpModelEntry *const *) b;
-
-  return g_strcmp0 (ea->name, eb->name);
-}
-
-/* Every *.safetensors in the model folders; a name seen in an earlier
- * folder hides later ones. */
+/* The diffusion models of the folders (model-files.c: the kind from each
+ * file's header); a name seen in an earlier folder hides later ones. */
 GPtrArray *
 dp_models_list (void)
 {
-  g_autoptr (GPtrArray) dirs = model_dirs ();
-  GPtrArray *list =
-      g_ptr_array_new_with_free_func ((GDestroyNotify) dp_model_entry_free);
-  GHashTable *seen = g_hash_table_new (g_str_hash, g_str_equal);
-  guint i;
+  g_auto (GStrv) dirs = dirs_strv ();
 
-  for (i = 0; i < dirs->len; i++)
-    {
-      GDir *dir = g_dir_open (g_ptr_array_index (dirs, i), 0, NULL);
-      const char *file;
+  return dp_model_files_list ((const char *const *) dirs, DIFFUSE_MODEL_UNET);
+}
 
-      if (dir == NULL)
-        continue;
-      while ((file = g_dir_read_name (dir)) != NULL)
-        {
-          DpModelEntry *entry;
+/* The classifiers of the same folders. */
+GPtrArray *
+dp_classifiers_list (void)
+{
+  g_auto (GStrv) dirs = dirs_strv ();
 
-          if (!g_str_has_suffix (file, ".safetensors"))
-            continue;
-          entry = g_new0 (DpModelEntry, 1);
-          entry->name =
-              g_strndup (file, strlen (file) - strlen (".safetensors"));
-          if (g_hash_table_contains (seen, entry->name))
-            {
-              dp_model_entry_free (entry);
-              continue;
-            }
-          entry->path =
-              g_build_filename (g_ptr_array_index (dirs, i), file, NULL);
-          g_hash_table_add (seen, entry->name);
-          g_ptr_array_add (list, entry);
-        }
-      g_dir_close (dir);
-    }
-  g_hash_table_destroy (seen);
-  g_ptr_array_sort (list, entry_compare);
-  return list;
+  return dp_model_files_list ((const char *const *) dirs,
+                              DIFFUSE_MODEL_CLASSIFIER);
 }
 
 /* A path (anything with a directory separator or ending in
- * .safetensors) is used as given; otherwise the name of a model in the
- * folders; "" picks the first model found. */
+ * .safetensors) is used as given; otherwise the name of a diffusion
+ * model in the folders; "" picks the first model found. */
 gchar *
 dp_models_resolve (const char *model, GError **error)
 {
-  g_autoptr (GPtrArray) list = NULL;
-  guint i;
+  g_auto (GStrv) dirs = dirs_strv ();
 
-  if (model != NULL && (strchr (model, G_DIR_SEPARATOR) != NULL ||
-                        g_str_has_suffix (model, ".safetensors")))
-    return g_strdup (model);
+  return dp_model_files_resolve ((const char *const *) dirs, DIFFUSE_MODEL_UNET,
+                                 model, error);
+}
 
-  list = dp_models_list ();
-  for (i = 0; i < list->len; i++)
-    {
-      DpModelEntry *entry = g_ptr_array_index (list, i);
+/* The same for a classifier (not for one that means none). */
+gchar *
+dp_classifiers_resolve (const char *classifier, GError **error)
+{
+  g_auto (GStrv) dirs = dirs_strv ();
 
-      if (model == NULL || model[0] == '\0' ||
-          g_strcmp0 (entry->name, model) == 0)
-        return g_strdup (entry->path);
-    }
-
-  {
-    g_autofree gchar *user = dp_models_user_dir ();
-
-    if (model == NULL || model[0] == '\0')
-      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
-                   "No diffusion model found: put a .safetensors model in %s "
-                   "or give the model's path",
-                   user);
-    else
-      g_set_error (
-          error, GIMP_PLUG_IN_ERROR, 0,
-          "No model named '%s' (looked in %s and the shipped models); "
-          "give a name from the model list or a path to a .safetensors file",
-          model, user);
-  }
-  return NULL;
+  return dp_model_files_resolve ((const char *const *) dirs,
+                                 DIFFUSE_MODEL_CLASSIFIER, classifier, error);
 }

@@ -117,6 +117,13 @@ add_common_arguments (GimpProcedure *procedure, DpKind kind)
       "\"no label\" class when it has one, else 0 "
       "(the sweep: the first real class)",
       "", G_PARAM_READWRITE);
+  gimp_procedure_add_string_argument (
+      procedure, "classifier", "Steer _by",
+      "Classifier guidance: a noisy-image classifier file (.safetensors) or "
+      "the name of a classifier in the model folders, whose gradient of "
+      "log p(class | x_t) steers every step towards the class (by "
+      "classifier-scale); empty or \"none\" = no classifier guidance",
+      "", G_PARAM_READWRITE);
   add_table_arguments (procedure, kind);
   if (kind == DP_SWEEP)
     {

@@ -18,6 +18,7 @@
 #include "args.h"
 #include "dialog.h"
 #include "job.h"
+#include "model-files.h"
 
 G_BEGIN_DECLS
 
@@ -36,6 +37,9 @@ typedef struct
   gchar *model;      /* path or model name; "" = first model found */
   gchar *preset;     /* preset name or "" */
   gchar *class_text; /* class name or index; "" = default */
+  /* classifier guidance: path or classifier name; "" or "none" = none
+   * (its scale is the table's classifier-scale, in values) */
+  gchar *classifier;
   /* the settings table's arguments of this procedure (steps, sampler,
    * eta, guidance, variance, count, strength: dp_arg_specs); the others
    * keep their defaults */
@@ -59,6 +63,9 @@ typedef struct
   /* The loaded model, cached by path across dialog runs. */
   gchar *model_path;
   DiffuseModel *model;
+  /* The classifier, cached by path the same way (NULL: none). */
+  gchar *classifier_path;
+  DiffuseModel *classifier;
 
   /* Target area: image coordinates (generate) or the drawable's own
    * coordinates (img2img); set by dp_run_prepare. */
@@ -90,14 +97,18 @@ GPtrArray *dp_presets_load (gchar **warning);
 DiffusePreset *dp_preset_find (GPtrArray *presets, const char *name);
 double *dp_parse_guidance_values (const char *text, gint *n, GError **error);
 
-/* models.c: shipped models, the plug-in folder and the user folder */
-GPtrArray *dp_models_list (void); /* of DpModelEntry (ui/dialog.h), sorted */
+/* models.c: shipped models, the plug-in folder and the user folder;
+ * diffusion models and classifiers apart (model-files.c) */
+GPtrArray *dp_models_list (void);      /* of DpModelEntry (ui/model-entry.h) */
+GPtrArray *dp_classifiers_list (void); /* the same, classifiers */
 gchar *dp_models_user_dir (void);
 gchar *dp_models_resolve (const char *model, GError **error);
-void dp_model_entry_free (DpModelEntry *entry);
+gchar *dp_classifiers_resolve (const char *classifier, GError **error);
 
 /* run.c: prepare / finish, shared by interactive and batch runs */
 gboolean dp_run_load_model (DpRun *run, const char *model, GError **error);
+gboolean dp_run_load_classifier (DpRun *run, const char *classifier,
+                                 GError **error);
 gint dp_run_default_class (const DiffuseModel *model, DpKind kind);
 gchar *dp_run_describe_size (DpRun *run, const DpSettings *s);
 DpJob *dp_run_prepare (DpRun *run, const DpSettings *s, GError **error);

@@ -19,10 +19,63 @@ dp_run_load_model (DpRun *run, const char *model, GError **error)
   loaded = diffuse_model_new_from_file (path, error);
   if (loaded == NULL)
     return FALSE;
+  if (diffuse_model_get_config (loaded)->model_type != DIFFUSE_MODEL_UNET)
+    {
+      g_autofree gchar *shown = g_filename_display_name (path);
+
+      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
+                   "%s is a classifier (for classifier guidance), not a "
+                   "diffusion model: choose a diffusion model as the model "
+                   "and give this file as the classifier (\"Steer by\")",
+                   shown);
+      diffuse_model_free (loaded);
+      return FALSE;
+    }
   diffuse_model_free (run->model);
   g_free (run->model_path);
   run->model = loaded;
   run->model_path = g_steal_pointer (&path);
+  return TRUE;
+}
+
+/* The classifier the "classifier" argument names (none: run->classifier
+ * NULL), loaded or the cached one. */
+gboolean
+dp_run_load_classifier (DpRun *run, const char *classifier, GError **error)
+{
+  g_autofree gchar *path = NULL;
+  DiffuseModel *loaded;
+
+  if (dp_model_files_is_none (classifier))
+    {
+      g_clear_pointer (&run->classifier, diffuse_model_free);
+      g_clear_pointer (&run->classifier_path, g_free);
+      return TRUE;
+    }
+  path = dp_classifiers_resolve (classifier, error);
+  if (path == NULL)
+    return FALSE;
+  if (run->classifier != NULL && g_strcmp0 (path, run->classifier_path) == 0)
+    return TRUE;
+  loaded = diffuse_model_new_from_file (path, error);
+  if (loaded == NULL)
+    return FALSE;
+  if (diffuse_model_get_config (loaded)->model_type != DIFFUSE_MODEL_CLASSIFIER)
+    {
+      g_autofree gchar *shown = g_filename_display_name (path);
+
+      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
+                   "%s is a diffusion model, not a classifier: give a "
+                   "classifier file (model_type \"classifier\") as the "
+                   "classifier, or none",
+                   shown);
+      diffuse_model_free (loaded);
+      return FALSE;
+    }
+  diffuse_model_free (run->classifier);
+  g_free (run->classifier_path);
+  run->classifier = loaded;
+  run->classifier_path = g_steal_pointer (&path);
   return TRUE;
 }
 
@@ -43,29 +96,73 @@ dp_run_default_class (const DiffuseModel *model, DpKind kind)
   return 0;
 }
 
-static gboolean
-resolve_class (const DiffuseModel *model, DpKind kind, const char *text,
-               gint *label, GError **error)
+/* The model whose classes a "class" argument names: the model's, or an
+ * unconditional model's classifier's (as diffuse sample --class). */
+static const DiffuseModel *
+class_source (const DpRun *run)
 {
+  if (run->classifier != NULL &&
+      diffuse_model_get_config (run->model)->num_classes <= 0)
+    return run->classifier;
+  return run->model;
+}
+
+static gboolean
+resolve_class (const DpRun *run, const char *text, gint *label, GError **error)
+{
+  const DiffuseModel *model = class_source (run);
   const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
 
   if (cfg->num_classes <= 0 || text == NULL || text[0] == '\0')
     {
-      *label = dp_run_default_class (model, kind);
+      *label =
+          model == run->model ? dp_run_default_class (model, run->kind) : -1;
       return TRUE;
     }
   return diffuse_model_find_class (model, text, label, error);
 }
 
 static gchar *
-class_title (const DiffuseModel *model, gint label)
+class_title (const DpRun *run, gint label)
 {
   const char *name;
 
   if (label < 0)
     return g_strdup ("Sample");
-  name = diffuse_model_get_class_name (model, label);
+  name = diffuse_model_get_class_name (class_source (run), label);
   return name != NULL ? g_strdup (name) : g_strdup_printf ("Class %d", label);
+}
+
+/* Classifier guidance: the classifier fits the model, and there is a
+ * class to steer towards (not the null class: the classifier has no
+ * logit for "no label"). */
+static gboolean
+check_classifier (const DpRun *run, gint label, GError **error)
+{
+  const DiffuseModelConfig *cfg = diffuse_model_get_config (run->model);
+  const DiffuseModelConfig *cc;
+  g_autofree gchar *name = NULL;
+
+  if (run->classifier == NULL)
+    return TRUE;
+  cc = diffuse_model_get_config (run->classifier);
+  name = g_path_get_basename (run->classifier_path);
+  if (!diffuse_classifier_check_model (cc, cfg, error))
+    {
+      g_prefix_error (error,
+                      "The classifier %s does not fit this model: ", name);
+      return FALSE;
+    }
+  if (label < 0 || (cfg->num_classes > 0 && label == cfg->null_class))
+    {
+      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
+                   "Steering by the classifier %s needs a class to steer "
+                   "towards: choose a class (the classifier knows %d), not "
+                   "\"no label\"",
+                   name, cc->num_classes);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 /* The area the run works on. */
@@ -316,7 +413,8 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
                          "with Image > Mode > RGB (or Grayscale) first");
       return NULL;
     }
-  if (!dp_run_load_model (run, s->model, error))
+  if (!dp_run_load_model (run, s->model, error) ||
+      !dp_run_load_classifier (run, s->classifier, error))
     return NULL;
   cfg = diffuse_model_get_config (run->model);
   channels = cfg->in_channels;
@@ -346,7 +444,8 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
     }
   else if (!plan_size (run, s, &run_h, &run_w, error))
     return NULL;
-  if (!resolve_class (run->model, run->kind, s->class_text, &label, error))
+  if (!resolve_class (run, s->class_text, &label, error) ||
+      !check_classifier (run, label, error))
     return NULL;
   if (run->kind == DP_SWEEP)
     {
@@ -361,6 +460,7 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
   if (guidance != NULL)
     params.guidance = guidance[0];
   params.class_label = label;
+  params.classifier = run->classifier;
   params.seed = (guint64) s->seed;
   params.height = run_h;
   params.width = run_w;
@@ -458,7 +558,7 @@ fill_layer (GimpLayer *layer, gint width, gint height, gint channels,
 static gboolean
 finish_generate (DpRun *run, const DpSettings *s, DpJob *job)
 {
-  g_autofree gchar *title = class_title (run->model, job->params.class_label);
+  g_autofree gchar *title = class_title (run, job->params.class_label);
   g_autofree float *scratch = NULL;
   GimpImageType type =
       layer_type (gimp_image_get_base_type (run->image), job->channels);
@@ -627,7 +727,7 @@ finish_sweep (DpRun *run, const DpSettings *s, DpJob *job)
   gint cw = job->width * factor, ch = job->height * factor;
   gint width = job->n_runs * (cw + margin) + margin;
   gint height = ch + label_h + 2 * margin;
-  g_autofree gchar *title = class_title (run->model, job->params.class_label);
+  g_autofree gchar *title = class_title (run, job->params.class_label);
   g_autofree float *cell = g_new (float, (gsize) job->channels *ch *cw);
   GimpImage *image;
   GimpLayer *background;
@@ -709,6 +809,8 @@ dp_run_clear (DpRun *run)
   diffuse_model_free (run->model);
   run->model = NULL;
   g_clear_pointer (&run->model_path, g_free);
+  g_clear_pointer (&run->classifier, diffuse_model_free);
+  g_clear_pointer (&run->classifier_path, g_free);
   g_clear_pointer (&run->window, g_free);
   g_clear_pointer (&run->window_mask, g_free);
   g_list_free (run->new_layers);

@@ -46,7 +46,8 @@ dp_settings_read (DpSettings *s, DpKind kind, GimpProcedureConfig *config)
 {
   memset (s, 0, sizeof *s);
   g_object_get (config, "model", &s->model, "preset", &s->preset, "class",
-                &s->class_text, "seed", &s->seed, NULL);
+                &s->class_text, "classifier", &s->classifier, "seed", &s->seed,
+                NULL);
   diffuse_sample_params_init (&s->values);
   read_table_args (kind, config, &s->values);
   if (kind != DP_SWEEP && kind != DP_INPAINT)
@@ -65,6 +66,8 @@ dp_settings_read (DpSettings *s, DpKind kind, GimpProcedureConfig *config)
     s->preset = g_strdup ("");
   if (s->class_text == NULL)
     s->class_text = g_strdup ("");
+  if (s->classifier == NULL)
+    s->classifier = g_strdup ("");
 }
 
 void
@@ -73,6 +76,7 @@ dp_settings_clear (DpSettings *s)
   g_free (s->model);
   g_free (s->preset);
   g_free (s->class_text);
+  g_free (s->classifier);
   g_free (s->size_mode);
   g_free (s->guidance_values);
   memset (s, 0, sizeof *s);

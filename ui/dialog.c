@@ -1,7 +1,9 @@
 /* The interactive dialog: a GimpProcedureDialog generated from the
  * procedure's arguments, plus one model chooser (the models found, "Other
  * model file..." and "Open your models folder"), a class combo filled
- * with the model's class names, presets (shipped + the user's own, with
+ * with the model's class names, a classifier chooser ("Steer by": None,
+ * the classifiers found that fit the model, "Other classifier file...")
+ * with its scale beside it, presets (shipped + the user's own, with
  * "Save as..."; GIMP's own Load / Save Settings buttons are hidden so
  * that there is one way), the seed with "Pick a random seed", a line on
  * the size, an estimate of the run's time, a live preview of the
@@ -33,6 +35,9 @@
  * model names are file names) */
 #define MODEL_OTHER_FILE "/other-file"
 #define MODEL_OPEN_FOLDER "/open-folder"
+/* the classifier combo's: no classifier, and a file chooser */
+#define CLASSIFIER_NONE ""
+#define CLASSIFIER_OTHER_FILE "/other-classifier"
 
 typedef struct
 {
@@ -44,6 +49,8 @@ typedef struct
   GtkWidget *model_combo;
   GtkWidget *model_info;
   GtkWidget *class_combo;
+  GtkWidget *classifier_combo;
+  GtkWidget *classifier_scale; /* the generated classifier-scale widget */
   GtkWidget *preset_combo;
   GtkWidget *size_label;
   GtkWidget *estimate_label;
@@ -149,8 +156,17 @@ set_param_sensitive (Dialog *d, const char *name, gboolean on, const char *why)
     }
 }
 
+/* "", "none": no classifier guidance (as the plug-in reads it). */
+static gboolean
+classifier_is_none (const char *text)
+{
+  return text == NULL || text[0] == '\0' ||
+         g_ascii_strcasecmp (text, "none") == 0;
+}
+
 /* Randomness (eta) is DDIM's, the step noise (variance) DDPM's; following
- * the class needs a class other than the null one. */
+ * the class needs a class other than the null one; the classifier's
+ * scale needs a classifier. */
 static void
 update_sensitivity (Dialog *d)
 {
@@ -158,6 +174,20 @@ update_sensitivity (Dialog *d)
   g_autofree gchar *class_text = NULL;
   gboolean ddpm, guided = TRUE;
 
+  /* the classifier's scale does nothing without a classifier */
+  if (d->classifier_scale != NULL)
+    {
+      g_autofree gchar *classifier = NULL;
+      gboolean on;
+
+      g_object_get (d->config, "classifier", &classifier, NULL);
+      on = !classifier_is_none (classifier);
+      gtk_widget_set_sensitive (d->classifier_scale, on);
+      if (d->trace)
+        trace (d, "setting",
+               on ? "classifier-scale on"
+                  : "classifier-scale off: no classifier chosen");
+    }
   if (param_widget (d, "sampler") == NULL)
     return;
   g_object_get (d->config, "sampler", &sampler, NULL);
@@ -274,6 +304,146 @@ class_changed (GtkComboBox *combo, Dialog *d)
   update_sensitivity (d);
 }
 
+/* ---- classifier chooser ----------------------------------------------- */
+
+/* None, the classifiers that fit the model (the plug-in's folders), a
+ * file given by path (a script, "Other classifier file..."), then "Other
+ * classifier file...".  A classifier of the config that does not fit the
+ * model (chosen with another model) falls back to None. */
+static void
+fill_classifier_combo (Dialog *d)
+{
+  GtkComboBoxText *combo = GTK_COMBO_BOX_TEXT (d->classifier_combo);
+  g_autoptr (GPtrArray) list = NULL;
+  g_autofree gchar *current = NULL;
+  g_autofree gchar *tip = NULL;
+  GString *names = g_string_new ("None");
+  gboolean found = FALSE;
+  guint i;
+
+  d->applying = TRUE;
+  gtk_combo_box_text_remove_all (combo);
+  gtk_combo_box_text_append (combo, CLASSIFIER_NONE, "None");
+  g_object_get (d->config, "classifier", &current, NULL);
+  if (classifier_is_none (current))
+    {
+      g_free (current);
+      current = g_strdup (CLASSIFIER_NONE);
+      found = TRUE;
+    }
+  if (d->model != NULL)
+    {
+      list = d->f->list_classifiers (d->spec->data, d->model);
+      for (i = 0; i < list->len; i++)
+        {
+          DpModelEntry *e = g_ptr_array_index (list, i);
+
+          gtk_combo_box_text_append (combo, e->name, e->name);
+          g_string_append_printf (names, ", %s", e->name);
+          if (!found && (g_strcmp0 (current, e->name) == 0 ||
+                         g_strcmp0 (current, e->path) == 0))
+            {
+              g_free (current);
+              current = g_strdup (e->name);
+              found = TRUE;
+            }
+        }
+      /* a file named by its path: offered as it is (the plug-in says
+       * why when it does not fit) */
+      if (!found && (strchr (current, G_DIR_SEPARATOR) != NULL ||
+                     g_str_has_suffix (current, ".safetensors")))
+        {
+          g_autofree gchar *base = g_path_get_basename (current);
+
+          gtk_combo_box_text_append (combo, current, base);
+          g_string_append_printf (names, ", %s", base);
+          found = TRUE;
+        }
+    }
+  gtk_combo_box_text_append (combo, "/separator", "");
+  gtk_combo_box_text_append (combo, CLASSIFIER_OTHER_FILE,
+                             "Other classifier file...");
+  if (!found && d->model == NULL)
+    {
+      /* no model to match it against (it failed to load): kept */
+      gtk_combo_box_text_append (combo, current, current);
+      found = TRUE;
+    }
+  if (!found)
+    {
+      /* not one for this model: run what the combo shows, None */
+      g_object_set (d->config, "classifier", CLASSIFIER_NONE, NULL);
+      g_free (current);
+      current = g_strdup (CLASSIFIER_NONE);
+    }
+  gtk_combo_box_set_active_id (GTK_COMBO_BOX (combo), current);
+  gtk_widget_set_sensitive (d->classifier_combo, d->model != NULL);
+  tip = g_strdup_printf (
+      "Classifier guidance (Dhariwal & Nichol's ADM-G): a noisy-image "
+      "classifier judges at every step how much the picture looks like the "
+      "class, and its gradient of log p(class | x_t) steers the step "
+      "towards it; \"How hard to steer\" is its scale s. None = no "
+      "classifier guidance. Only classifiers made for this model (the same "
+      "channels and noise schedule) are listed.\n\nYour own classifiers "
+      "go in %s",
+      d->spec->user_models_dir);
+  gtk_widget_set_tooltip_text (d->classifier_combo, tip);
+  trace (d, "classifiers", names->str);
+  g_string_free (names, TRUE);
+  d->applying = FALSE;
+}
+
+/* "Other classifier file...": a file chooser starting in the user's
+ * folder. */
+static void
+choose_classifier_file (Dialog *d)
+{
+  GtkFileChooserNative *chooser = gtk_file_chooser_native_new (
+      "Choose a Classifier", GTK_WINDOW (d->dialog),
+      GTK_FILE_CHOOSER_ACTION_OPEN, "_Open", "_Cancel");
+  GtkFileFilter *filter = gtk_file_filter_new ();
+  g_autofree gchar *path = NULL;
+
+  gtk_file_filter_set_name (filter, "Classifiers (*.safetensors)");
+  gtk_file_filter_add_pattern (filter, "*.safetensors");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (chooser), filter);
+  g_mkdir_with_parents (d->spec->user_models_dir, 0755);
+  gtk_file_chooser_set_current_folder (GTK_FILE_CHOOSER (chooser),
+                                       d->spec->user_models_dir);
+  if (gtk_native_dialog_run (GTK_NATIVE_DIALOG (chooser)) ==
+      GTK_RESPONSE_ACCEPT)
+    path = gtk_file_chooser_get_filename (GTK_FILE_CHOOSER (chooser));
+  g_object_unref (chooser);
+
+  if (path != NULL)
+    {
+      d->applying = TRUE;
+      g_object_set (d->config, "classifier", path, NULL);
+      d->applying = FALSE;
+    }
+  /* the new file, or back to the classifier that was chosen */
+  fill_classifier_combo (d);
+  update_sensitivity (d);
+}
+
+static void
+classifier_changed (GtkComboBox *combo, Dialog *d)
+{
+  const char *id = gtk_combo_box_get_active_id (combo);
+
+  if (d->applying || id == NULL)
+    return;
+  if (strcmp (id, CLASSIFIER_OTHER_FILE) == 0)
+    {
+      choose_classifier_file (d);
+      return;
+    }
+  d->applying = TRUE;
+  g_object_set (d->config, "classifier", id, NULL);
+  d->applying = FALSE;
+  update_sensitivity (d);
+}
+
 /* ---- model chooser --------------------------------------------------- */
 
 static void
@@ -321,6 +491,7 @@ load_selected_model (Dialog *d)
                                          GTK_RESPONSE_OK, TRUE);
     }
   fill_class_combo (d);
+  fill_classifier_combo (d);
   update_size_label (d);
   update_sensitivity (d);
   schedule_estimate (d);
@@ -554,6 +725,11 @@ config_notify (GObject *config, GParamSpec *pspec, Dialog *d)
       fill_class_combo (d);
       return;
     }
+  if (g_strcmp0 (pspec->name, "classifier") == 0)
+    {
+      fill_classifier_combo (d);
+      return;
+    }
   if (g_strcmp0 (pspec->name, "preset") == 0)
     {
       fill_preset_combo (d, NULL);
@@ -574,7 +750,8 @@ static void
 config_notify_after (GObject *config, GParamSpec *pspec, Dialog *d)
 {
   if (g_strcmp0 (pspec->name, "sampler") == 0 ||
-      g_strcmp0 (pspec->name, "class") == 0)
+      g_strcmp0 (pspec->name, "class") == 0 ||
+      g_strcmp0 (pspec->name, "classifier") == 0)
     update_sensitivity (d);
   if (g_strcmp0 (pspec->name, "preset") != 0)
     schedule_estimate (d);
@@ -936,6 +1113,22 @@ build (Dialog *d)
 
   d->class_combo = labelled_row (grid, 2, "Cl_ass:", gtk_combo_box_text_new ());
 
+  /* classifier guidance: the chooser, its scale (the generated widget of
+   * classifier-scale, taken out of the params box) beside it */
+  row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 4);
+  d->classifier_combo = gtk_combo_box_text_new ();
+  gtk_combo_box_set_row_separator_func (GTK_COMBO_BOX (d->classifier_combo),
+                                        model_row_separator, NULL, NULL);
+  gtk_box_pack_start (GTK_BOX (row), d->classifier_combo, FALSE, FALSE, 0);
+  d->classifier_scale = gimp_procedure_dialog_get_widget (
+      d->dialog, "classifier-scale", G_TYPE_NONE);
+  if (d->classifier_scale != NULL)
+    gtk_box_pack_start (GTK_BOX (row), d->classifier_scale, TRUE, TRUE, 0);
+  labelled_row (grid, 3, "Steer _by:", row);
+  gtk_label_set_mnemonic_widget (
+      GTK_LABEL (gtk_grid_get_child_at (GTK_GRID (grid), 0, 3)),
+      d->classifier_combo);
+
   row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 4);
   d->preset_combo = gtk_combo_box_text_new ();
   gtk_box_pack_start (GTK_BOX (row), d->preset_combo, TRUE, TRUE, 0);
@@ -945,9 +1138,9 @@ build (Dialog *d)
               "command line tool sees it too)");
   g_signal_connect (button, "clicked", G_CALLBACK (save_preset_clicked), d);
   gtk_box_pack_start (GTK_BOX (row), button, FALSE, FALSE, 0);
-  labelled_row (grid, 3, "_Preset:", row);
+  labelled_row (grid, 4, "_Preset:", row);
   gtk_label_set_mnemonic_widget (
-      GTK_LABEL (gtk_grid_get_child_at (GTK_GRID (grid), 0, 3)),
+      GTK_LABEL (gtk_grid_get_child_at (GTK_GRID (grid), 0, 4)),
       d->preset_combo);
 
   /* the generated widgets for the arguments the plug-in names, the seed
@@ -1017,6 +1210,8 @@ build (Dialog *d)
 
   g_signal_connect (d->model_combo, "changed", G_CALLBACK (model_changed), d);
   g_signal_connect (d->class_combo, "changed", G_CALLBACK (class_changed), d);
+  g_signal_connect (d->classifier_combo, "changed",
+                    G_CALLBACK (classifier_changed), d);
   g_signal_connect (d->preset_combo, "changed", G_CALLBACK (preset_changed), d);
   g_signal_connect (d->config, "notify", G_CALLBACK (config_notify), d);
   g_signal_connect_after (d->config, "notify", G_CALLBACK (config_notify_after),

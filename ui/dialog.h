@@ -12,20 +12,17 @@
 
 #include "diffuse.h"
 #include "job.h"
+#include "model-entry.h"
 
 G_BEGIN_DECLS
-
-/* A model the dialog offers (the plug-in's model folders make them). */
-typedef struct
-{
-  gchar *name; /* file name without .safetensors: the combo's id */
-  gchar *path;
-} DpModelEntry;
 
 typedef struct
 {
   /* The models to offer, of DpModelEntry (the dialog unrefs it). */
   GPtrArray *(*list_models) (gpointer data);
+  /* The classifiers found that can guide model, of DpModelEntry (the
+   * dialog unrefs it). */
+  GPtrArray *(*list_classifiers) (gpointer data, const DiffuseModel *model);
   /* The model the "model" argument names, loaded (or the cached one) and
    * kept by the plug-in; its file in *path.  NULL with error set when it
    * cannot be loaded (the plug-in then keeps no model). */
