@@ -156,6 +156,32 @@ dp_model_files_resolve (const char *const *dirs, DiffuseModelType type,
       return NULL;
     }
   shown = diffuse_text_escape (text);
+  /* a file of the other kind by that name: say what it is */
+  {
+    g_autoptr (GPtrArray) others = dp_model_files_list (
+        dirs, clf ? DIFFUSE_MODEL_UNET : DIFFUSE_MODEL_CLASSIFIER);
+
+    for (guint i = 0; i < others->len; i++)
+      {
+        DpModelEntry *entry = g_ptr_array_index (others, i);
+
+        if (g_strcmp0 (entry->name, text) != 0 || !entry->readable)
+          continue;
+        if (clf)
+          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                       "'%s' is a diffusion model, not a classifier: give it "
+                       "as the model, and a classifier (or none) as the "
+                       "classifier",
+                       shown);
+        else
+          g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
+                       "'%s' is a classifier (for classifier guidance), not a "
+                       "diffusion model: give a diffusion model as the model "
+                       "and this one as the classifier",
+                       shown);
+        return NULL;
+      }
+  }
   if (clf)
     g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                  "No classifier named '%s' (looked in %s and the shipped "

@@ -211,14 +211,32 @@ test_lists (void)
     g = dp_model_files_resolve (dirs, DIFFUSE_MODEL_UNET, "mine", &error);
     g_assert_null (g);
     g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
-    g_assert_nonnull (strstr (error->message, "No model named 'mine'"));
-    g_assert_nonnull (strstr (error->message, user));
+    g_assert_nonnull (strstr (error->message,
+                              "'mine' is a classifier (for classifier "
+                              "guidance), not a diffusion model"));
     g_clear_error (&error);
     h = dp_model_files_resolve (dirs, DIFFUSE_MODEL_CLASSIFIER, "fashion",
                                 &error);
     g_assert_null (h);
     g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
-    g_assert_nonnull (strstr (error->message, "No classifier named 'fashion'"));
+    g_assert_nonnull (strstr (error->message,
+                              "'fashion' is a diffusion model, not a "
+                              "classifier"));
+    g_clear_error (&error);
+    /* names of neither kind */
+    g_assert_null (
+        dp_model_files_resolve (dirs, DIFFUSE_MODEL_UNET, "giraffe", &error));
+    g_assert_nonnull (strstr (error->message, "No model named 'giraffe'"));
+    g_assert_nonnull (strstr (error->message, user));
+    g_clear_error (&error);
+    g_assert_null (dp_model_files_resolve (dirs, DIFFUSE_MODEL_CLASSIFIER,
+                                           "giraffe", &error));
+    g_assert_nonnull (strstr (error->message, "No classifier named 'giraffe'"));
+    g_clear_error (&error);
+    /* an unreadable file is listed as a model, never as a classifier */
+    g_assert_null (dp_model_files_resolve (dirs, DIFFUSE_MODEL_CLASSIFIER,
+                                           "broken", &error));
+    g_assert_nonnull (strstr (error->message, "No classifier named 'broken'"));
     g_clear_error (&error);
   }
 

@@ -98,6 +98,12 @@ size_is () {
 for s in generate img2img sweep errors inpaint; do
   run_scm $s
 done
+# classifier guidance: the shipped models by name through the model
+# folders ($DIFFUSE_MODELS_PATH is one of them)
+DIFFUSE_MODELS_PATH=$SRC/models
+export DIFFUSE_MODELS_PATH
+run_scm classifier
+unset DIFFUSE_MODELS_PATH
 
 R=$T/ref
 mkdir -p "$R"
@@ -221,6 +227,32 @@ differ "tile both changes the sample" "$OUT/gen-tile.png" "$R/gen-notile.png" 1 
 if grep -q "select the part to regenerate" "$OUT/inpaint.log"; then
   pass "inpaint without a selection says to select first"
 else fail "no 'select the part to regenerate' message"; fi
+
+# ---- classifier guidance ----------------------------------------------------
+FM=$SRC/models/fashion.safetensors
+FC=$SRC/models/fashion-classifier.safetensors
+"$DIFFUSE" sample --model "$FM" --class Trouser --classifier "$FC" --classifier-scale 1 \
+  --steps 5 --eta 1 --seed 3 --precision fp32 --quiet --out "$R/gen-clf-1.png" ||
+  say "diffuse sample --classifier failed"
+same "generate with the fashion classifier (scale 1) = diffuse sample --classifier" \
+  "$OUT/gen-clf-1.png" "$R/gen-clf-1.png" 1 1
+"$DIFFUSE" sample --model "$FM" --class Bag --classifier "$FC" --classifier-scale 4 \
+  --steps 5 --eta 1 --seed 8 --precision fp32 --quiet --out "$R/gen-clf-4.png" ||
+  say "diffuse sample --classifier failed"
+same "classifier by name, scale 4 = diffuse sample --classifier-scale 4" \
+  "$OUT/gen-clf-4.png" "$R/gen-clf-4.png" 1 1
+"$DIFFUSE" sample --model "$FM" --class Bag --steps 5 --eta 1 --seed 8 --precision fp32 \
+  --quiet --out "$R/gen-clf-none.png" || say "diffuse sample failed"
+same "classifier \"none\" = diffuse sample without a classifier" \
+  "$OUT/gen-clf-none.png" "$R/gen-clf-none.png" 1 1
+differ "the classifier changes the sample" "$OUT/gen-clf-4.png" "$OUT/gen-clf-none.png" 1 1
+for msg in "is a classifier (for classifier guidance), not a diffusion model" \
+           "is a diffusion model, not a classifier" "does not fit this model" \
+           "needs a class to steer towards" "No classifier named 'giraffe-classifier'" \
+           "'fashion-classifier' is a classifier (for classifier guidance)"; do
+  if grep -qF "$msg" "$OUT/classifier.log"; then pass "classifier error mentions '$msg'";
+  else fail "no classifier error with '$msg'"; fi
+done
 
 # ---- errors ------------------------------------------------------------------
 same "bad model path leaves the image untouched" "$OUT/err-badmodel.png" "$IN/in-rgb.png" 0 3
