@@ -11,6 +11,9 @@
 #                            or a .safetensors file (default: the first found)
 #   --preset NAME            a preset (its values override the options below)
 #   --class C                class name or index
+#   --classifier NAME|FILE   classifier guidance: a classifier name (as in
+#                            the model folders) or file; none by default
+#   --classifier-scale S     how hard the classifier steers (default 1)
 #   --strength S             img2img strength, 0..1
 #   --steps N, --seed N, --guidance W, --eta E
 #
@@ -42,10 +45,10 @@ number () {   # number OPTION VALUE: a plain decimal number
 while [ $# -gt 0 ]; do
   case $1 in
     --mode) MODE=${2:?}; shift ;;
-    --model|--preset|--class)
+    --model|--preset|--class|--classifier)
       [ $# -ge 2 ] || die "$1 needs a value"
       args+=("#:${1#--}" "$(scm_str "$2")"); shift ;;
-    --strength|--guidance|--eta)
+    --strength|--guidance|--eta|--classifier-scale)
       [ $# -ge 2 ] || die "$1 needs a value"
       number "$1" "$2"; args+=("#:${1#--}" "$2"); shift ;;
     --steps|--seed)

@@ -593,6 +593,7 @@ fill_model_combo (Dialog *d, const char *select)
   g_autoptr (GPtrArray) list = d->f->list_models (d->spec->data);
   g_autofree gchar *current = wanted_id (d, select, "model");
   gboolean found = FALSE;
+  GString *names = g_string_new (NULL);
   guint i;
 
   d->applying = TRUE;
@@ -603,6 +604,7 @@ fill_model_combo (Dialog *d, const char *select)
 
       /* ids are names for listed models, paths otherwise */
       gtk_combo_box_text_append (combo, e->name, e->name);
+      g_string_append_printf (names, "%s%s", i > 0 ? ", " : "", e->name);
       if (g_strcmp0 (current, e->name) == 0 ||
           g_strcmp0 (current, e->path) == 0)
         {
@@ -631,6 +633,8 @@ fill_model_combo (Dialog *d, const char *select)
       g_object_set (d->config, "model",
                     ((DpModelEntry *) g_ptr_array_index (list, 0))->name, NULL);
     }
+  trace (d, "models", names->str);
+  g_string_free (names, TRUE);
   d->applying = FALSE;
 }
 

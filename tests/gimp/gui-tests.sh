@@ -50,6 +50,13 @@ export HOME=$T/home
 rm -rf "$HOME"
 export GIMP3_DIRECTORY=$HOME/.config/GIMP/3.0
 mkdir -p "$GIMP3_DIRECTORY/plug-ins/gimp-diffusion"
+# the user's models folder holds the shipped classifiers (and the emoji
+# model): the model list must show the model only, the classifier list
+# only the classifier that fits the chosen model
+mkdir -p "$GIMP3_DIRECTORY/diffusion/models"
+for f in emoji fashion-classifier emoji-classifier; do
+  [ -f "$SRC/models/$f.safetensors" ] && cp "$SRC/models/$f.safetensors" "$GIMP3_DIRECTORY/diffusion/models/"
+done
 install -m 755 "$BUILD/plugin/gimp-diffusion" "$GIMP3_DIRECTORY/plug-ins/gimp-diffusion/"
 
 export GIMP_DIFFUSION_TRACE_DIALOG=1
@@ -229,6 +236,25 @@ if D=$(wait_window "^Diffusion: Generate$"); then
     pass "the dialog estimates the run's time before it starts (${e#dialog estimate: })"
   else
     fail "no time estimate: $(echo "$t" | grep "dialog estimate" | tail -1)"
+  fi
+  if [ "$CLASS" = 7 ] && [ -f "$SRC/models/emoji-classifier.safetensors" ]; then
+    # the fashion model: its classifier only, and no classifier among the models
+    if echo "$t" | grep -q "dialog classifiers: None, fashion-classifier\$"; then
+      pass "Steer by offers None and the fashion classifier only (not emoji's)"
+    else
+      fail "classifier list: $(echo "$t" | grep "dialog classifiers:" | tail -1)"
+    fi
+    if l=$(echo "$t" | grep "dialog models:" | tail -1) && [ -n "$l" ] &&
+       echo "$l" | grep -q "emoji" && ! echo "$l" | grep -q "classifier"; then
+      pass "the model list holds no classifier ($l)"
+    else
+      fail "model list: $(echo "$t" | grep "dialog models:" | tail -1)"
+    fi
+  fi
+  if echo "$t" | grep -q "dialog setting: classifier-scale off: no classifier chosen"; then
+    pass "no classifier chosen: How hard to steer disabled"
+  else
+    fail "classifier-scale not disabled without a classifier: $(echo "$t" | grep "classifier-scale" | tail -1)"
   fi
   # GIMP's own buttons would read "Load Saved Settings": the screenshot
   # cannot be searched for text, so the trace says what was hidden
