@@ -177,8 +177,12 @@ add_setting_entries (GArray *entries, CliSampleMode mode, GPtrArray *keep)
         help = g_strdup (s->help);
       else
         help = g_strdup_printf (
-            "%s (%s%s); default %s%s", s->help,
+            "%s (%s%s); default %s%s%s", s->help,
             s->type == DIFFUSE_SETTING_ENUM ? "" : "range ", range, def,
+            s->flags & DIFFUSE_SETTING_GUIDED_DEFAULT
+                ? " (0 for a model without a null class and without "
+                  "--null-model)"
+                : "",
             s->flags & DIFFUSE_SETTING_PRESET ? " unless a preset sets it"
                                               : "");
       g_ptr_array_add (keep, help);
@@ -611,12 +615,29 @@ run (Options *o, CliSampleMode mode)
           cfg->num_classes == 0 && classifier != NULL ? classifier : model,
           o->klass, &params.class_label, &error))
     return cli_fail (error);
+  /* the defaults that depend on the model (guidance: 2 where it can be
+   * guided, else 0) for the settings neither an option nor the preset
+   * gave; a given value is kept */
+  diffuse_settings_fit_model (
+      &params, o->given | (preset != NULL ? preset->given : 0), model);
   if (params.guidance > 0.0 && null_model == NULL && cfg->num_classes > 0 &&
       cfg->null_class < 0)
-    return cli_failf ("--guidance %g needs the model's null class, but %s has "
-                      "no null class: give an unconditional model with "
-                      "--null-model FILE",
-                      params.guidance, o->model);
+    {
+      if (!given (o, "guidance"))
+        {
+          g_autofree gchar *pname = diffuse_text_escape (preset->name);
+
+          return cli_failf (
+              "the preset %s sets guidance %g, which needs the model's null "
+              "class, but %s has no null class: give --guidance 0, or an "
+              "unconditional model with --null-model FILE",
+              pname, params.guidance, o->model);
+        }
+      return cli_failf ("--guidance %g needs the model's null class, but %s "
+                        "has no null class: give an unconditional model with "
+                        "--null-model FILE",
+                        params.guidance, o->model);
+    }
 
   /* inpaint: the window and its size come first, the noise must fit it */
   if (inpaint)

@@ -379,10 +379,12 @@ typedef struct
   gint steps;                   /* 1..4000 and ≤ T, default 50; used when
                                     respacing is NULL */
   const char *respacing;        /* overrides steps: "ddim50", "10,10,10" */
-  double eta;                   /* DDIM η in 0..10; default 0 */
+  double eta;                   /* DDIM η in 0..10; default 1 */
   DiffuseVarianceKind variance; /* DDPM; default AUTO */
-  double guidance;  /* w in ε̄ = (1+w)ε(x,y) − wε(x,∅); default 0.
-                                    The "scale s" convention is s = 1 + w. */
+  double guidance;  /* w in ε̄ = (1+w)ε(x,y) − wε(x,∅); default 2
+                       where the model can be guided, else 0
+                       (diffuse_settings_fit_model; init gives 2).
+                       The "scale s" convention is s = 1 + w. */
   gint class_label; /* default -1 = null class (or unconditional) */
   /* Optional model for the ε(x,∅) branch of guidance (default NULL = the
    * model's own null class), for class models without a null class such
@@ -479,7 +481,12 @@ typedef enum
   DIFFUSE_SETTING_IMG2IMG = 1 << 3, /* only used with an init image */
   DIFFUSE_SETTING_MIN_EXCLUSIVE = 1 << 4, /* the range is (min, max] */
   DIFFUSE_SETTING_LOOP = 1 << 5,          /* read by diffuse_sample_with too */
-  DIFFUSE_SETTING_INPAINT = 1 << 6        /* only used with a mask */
+  DIFFUSE_SETTING_INPAINT = 1 << 6,       /* only used with a mask */
+  /* Its default (default_value) holds where the model can follow a class
+   * by classifier-free guidance (diffuse_model_can_guide); with any other
+   * model the default is 0.  diffuse_settings_fit_model applies the rule
+   * to the settings a user did not give. */
+  DIFFUSE_SETTING_GUIDED_DEFAULT = 1 << 7
 } DiffuseSettingFlags;
 
 typedef struct
@@ -532,6 +539,24 @@ void diffuse_settings_copy (DiffuseSettingsMask mask, DiffuseSampleParams *dst,
 /* Every setting of the table against its range, without a model. */
 gboolean diffuse_settings_validate (const DiffuseSampleParams *params,
                                     GError **error);
+/* Whether sampling from model can follow a class by classifier-free
+ * guidance: a class-conditional model with a null class, or one given a
+ * separate null_model (may be NULL).  Unconditional models have no class
+ * to follow. */
+gboolean diffuse_model_can_guide (const DiffuseModel *model,
+                                  const DiffuseModel *null_model);
+/* Fits the defaults that depend on the model to it, for the settings NOT
+ * in given (given: the settings the user chose — CLI options, a preset's
+ * keys, procedure arguments the caller counts as given).  A
+ * DIFFUSE_SETTING_GUIDED_DEFAULT setting (guidance) gets the table's
+ * default where diffuse_model_can_guide (model, params->null_model), else
+ * 0.  A setting in given is never changed: an explicit guidance > 0 for a
+ * model that cannot be guided stays, and diffuse_sample_params_validate
+ * refuses it with a clear error.  Call it after setting params->null_model
+ * and before validating. */
+void diffuse_settings_fit_model (DiffuseSampleParams *params,
+                                 DiffuseSettingsMask given,
+                                 const DiffuseModel *model);
 
 /* text with C0/C1 control characters, DEL and invalid UTF-8 written as
  * \xNN escapes (and \ as \\): safe to print to a terminal. */

@@ -64,6 +64,28 @@ dp_arg_mask (DpKind kind)
   return mask;
 }
 
+DiffuseSettingsMask
+dp_args_given (DpKind kind, const DiffuseSampleParams *values,
+               DiffuseSettingsMask preset_given)
+{
+  DpArgSpec specs[32];
+  gint n = dp_arg_specs (kind, specs, G_N_ELEMENTS (specs));
+  DiffuseSettingsMask mask = 0;
+
+  for (gint i = 0; i < n; i++)
+    {
+      const DiffuseSetting *s = specs[i].setting;
+      DiffuseSettingsMask bit = 1u << specs[i].index;
+
+      if ((s->flags & DIFFUSE_SETTING_GUIDED_DEFAULT) &&
+          !(preset_given & bit) &&
+          G_STRUCT_MEMBER (double, values, s->offset) == specs[i].default_value)
+        continue;
+      mask |= bit;
+    }
+  return mask;
+}
+
 gboolean
 dp_settings_validate (DpKind kind, const DiffuseSampleParams *values,
                       GError **error)

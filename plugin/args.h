@@ -39,6 +39,18 @@ gint dp_arg_specs (DpKind kind, DpArgSpec *out, gint max);
 /* The table settings of a procedure as a mask. */
 DiffuseSettingsMask dp_arg_mask (DpKind kind);
 
+/* Which of a procedure's table arguments count as given, for
+ * diffuse_settings_fit_model.  Procedure arguments always carry a value,
+ * so an argument left out of a Script-Fu call cannot be told from one
+ * given with its default's value: a DIFFUSE_SETTING_GUIDED_DEFAULT
+ * argument (guidance) holding the table's default (2) counts as the
+ * default, fitted to the model (0 where the model has no null class),
+ * unless the preset set it (preset_given: the preset's keys); any other
+ * value, and every other argument, counts as given. */
+DiffuseSettingsMask dp_args_given (DpKind kind,
+                                   const DiffuseSampleParams *values,
+                                   DiffuseSettingsMask preset_given);
+
 /* Every argument's value against the table's range (non-finite values
  * included, which GParamSpec lets through). */
 gboolean dp_settings_validate (DpKind kind, const DiffuseSampleParams *values,

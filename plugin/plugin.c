@@ -80,9 +80,21 @@ add_table_arguments (GimpProcedure *procedure, DpKind kind)
               G_PARAM_READWRITE);
           break;
         case DIFFUSE_SETTING_DOUBLE:
-          gimp_procedure_add_double_argument (
-              procedure, st->name, st->label, st->help, specs[i].min,
-              specs[i].max, specs[i].default_value, G_PARAM_READWRITE);
+          {
+            /* guidance: what its default means with a model that cannot
+             * be guided (dp_args_given) */
+            g_autofree gchar *help =
+                st->flags & DIFFUSE_SETTING_GUIDED_DEFAULT
+                    ? g_strdup_printf (
+                          "%s. Default %g, the best measured; with a model "
+                          "without a null class the default runs as 0",
+                          st->help, specs[i].default_value)
+                    : g_strdup (st->help);
+
+            gimp_procedure_add_double_argument (
+                procedure, st->name, st->label, help, specs[i].min,
+                specs[i].max, specs[i].default_value, G_PARAM_READWRITE);
+          }
           break;
         case DIFFUSE_SETTING_ENUM:
           gimp_procedure_add_choice_argument (

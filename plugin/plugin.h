@@ -44,6 +44,7 @@ typedef struct
    * eta, guidance, variance, count, strength: dp_arg_specs); the others
    * keep their defaults */
   DiffuseSampleParams values;
+  DiffuseSettingsMask preset_given; /* the settings a batch preset set */
   gint seed;
   gchar *size_mode;       /* "model" (default), "auto", "layer" */
   gchar *guidance_values; /* sweep: "0,1,2,4" */

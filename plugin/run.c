@@ -457,6 +457,11 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
 
   diffuse_sample_params_init (&params);
   diffuse_settings_copy (dp_arg_mask (run->kind), &params, &s->values);
+  /* guidance at its default means the default for this model: 2 where it
+   * can be guided, 0 where it has no null class (dp_args_given) */
+  diffuse_settings_fit_model (
+      &params, dp_args_given (run->kind, &s->values, s->preset_given),
+      run->model);
   if (guidance != NULL)
     params.guidance = guidance[0];
   params.class_label = label;

@@ -168,7 +168,8 @@ dp_settings_apply_preset (DpSettings *s, DpKind kind, GError **error)
                    "No preset named '%s' (looked in %s)", name, where);
       return FALSE;
     }
-  diffuse_settings_copy (p->given & dp_arg_mask (kind), &s->values, &p->values);
+  s->preset_given = p->given & dp_arg_mask (kind);
+  diffuse_settings_copy (s->preset_given, &s->values, &p->values);
   return TRUE;
 }
 

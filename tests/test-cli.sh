@@ -422,9 +422,56 @@ expect_error "--width -2147483648 (not taken as 'not given')" 1 sample --model "
 expect_error "--count 65" 1 sample --model "$M" --count 65 --out "$TMP/x.png"
 expect_error "--steps 4001" 1 sample --model "$M" --steps 4001 --out "$TMP/x.png"
 if run "sample --help lists the table's ranges" 0 sample --help; then
-  contains "--help: eta range" "--eta=E .*(range 0..10); default 0"
+  contains "--help: eta range" "--eta=E .*(range 0..10); default 1"
   contains "--help: count range" "--count=K .*(range 1..64); default 1"
+  # the defaults are the best measured (balanced: DDIM 50, eta 1, w 2)
+  contains "--help: eta default 1" "--eta=E .*; default 1 unless a preset sets it"
+  contains "--help: guidance default 2, 0 without a null class" \
+    "--guidance=W .*; default 2 (0 for a model without a null class and without --null-model) unless a preset sets it"
+  contains "--help: steps default 50" "--steps=N .*; default 50 unless a preset sets it"
+  contains "--help: sampler default ddim" "--sampler=NAME .*; default ddim unless a preset sets it"
 fi
+
+# ---- the defaults are the best measured settings (issue 13) -----------
+# with a null class they equal the preset balanced (DDIM 50, eta 1, w 2;
+# fewer steps here, given to both); without one, the same with w = 0.
+# A value given explicitly is kept.
+run "defaults, model with a null class" 0 sample --model "$M" --class cross \
+  --steps 3 --seed 9 --quiet --out-npy "$TMP/def.npy" \
+  && run "--preset balanced" 0 sample --model "$M" --class cross --preset balanced \
+       --steps 3 --seed 9 --quiet --out-npy "$TMP/bal.npy" \
+  && compare "the defaults equal balanced" "$TMP/def.npy" "$TMP/bal.npy" 0
+run "explicit --guidance 0" 0 sample --model "$M" --class cross --guidance 0 \
+  --steps 3 --seed 9 --quiet --out-npy "$TMP/w0.npy" \
+  && run "--eta 1 --guidance 0" 0 sample --model "$M" --class cross --eta 1 \
+       --guidance 0 --steps 3 --seed 9 --quiet --out-npy "$TMP/w0b.npy" \
+  && compare "--guidance 0 stays 0 (eta the default 1)" "$TMP/w0.npy" "$TMP/w0b.npy" 0 \
+  && if "$COMPARE" "$TMP/w0.npy" "$TMP/def.npy" 1e-3 >/dev/null; then
+       fail "--guidance 0 gave the default (guided) samples"
+     else pass "--guidance 0 differs from the default w = 2"; fi
+run "--eta 0 differs from the default" 0 sample --model "$M" --class cross --eta 0 \
+  --steps 3 --seed 9 --quiet --out-npy "$TMP/e0.npy" \
+  && if "$COMPARE" "$TMP/e0.npy" "$TMP/def.npy" 1e-3 >/dev/null; then
+       fail "--eta 0 gave the default samples"; else pass "the default eta is not 0"; fi
+run "defaults, model without a null class" 0 sample --model "$O" --class 1 \
+  --steps 3 --seed 9 --quiet --out-npy "$TMP/o-def.npy" \
+  && run "--preset diverse (balanced with w = 0)" 0 sample --model "$O" --class 1 \
+       --preset diverse --steps 3 --seed 9 --quiet --out-npy "$TMP/o-div.npy" \
+  && compare "without a null class the defaults are w = 0" "$TMP/o-def.npy" "$TMP/o-div.npy" 0
+run "defaults, unconditional model" 0 sample --model "$G/forward-rgb-uncond.safetensors" \
+  --steps 2 --seed 1 --quiet --out "$TMP/u.png"
+run "defaults with --null-model: w = 2" 0 sample --model "$O" --class 1 \
+  --null-model "$N" --steps 3 --seed 8 --quiet --out-npy "$TMP/o-nd.npy" \
+  && run "--null-model --guidance 2" 0 sample --model "$O" --class 1 --guidance 2 \
+       --null-model "$N" --steps 3 --seed 8 --quiet --out-npy "$TMP/o-n2.npy" \
+  && compare "with --null-model the default is w = 2" "$TMP/o-nd.npy" "$TMP/o-n2.npy" 0
+if expect_error "a preset's guidance without a null class" 1 sample --model "$O" \
+     --class 1 --preset balanced --out "$TMP/x.png"; then
+  err_has "the error names the preset" "preset balanced sets guidance 2"
+  err_has "and says what to do" "give --guidance 0"
+fi
+run "a preset's guidance, --guidance 0 given" 0 sample --model "$O" --class 1 \
+  --preset balanced --guidance 0 --steps 2 --seed 1 --quiet --out "$TMP/x.png"
 if run "img2img --help: strength range" 0 img2img --help; then
   contains "--help: strength range" "--strength=S .*(range (0, 1\]); default 0.5"
 fi

@@ -98,6 +98,127 @@ test_shipped (void)
   g_assert_cmpfloat (p->values.strength, ==, 0.7);
 }
 
+static DiffuseModel *
+golden_model (const char *name)
+{
+  const char *data = g_getenv ("DIFFUSE_TEST_DATA");
+  g_autofree gchar *path = NULL;
+  g_autoptr (GError) error = NULL;
+  DiffuseModel *model;
+
+  g_assert_nonnull (data);
+  path = g_build_filename (data, "golden", name, NULL);
+  model = diffuse_model_new_from_file (path, &error);
+  g_assert_no_error (error);
+  return model;
+}
+
+/* The defaults are the best measured settings, the shipped "balanced"
+ * (issue 13): with a model that has a null class, every setting balanced
+ * sets equals the default fitted to the model; with a model without one
+ * (a class model without a null class, an unconditional model) the same
+ * except guidance 0, so the defaults sample with every model.  A value
+ * given is never fitted. */
+static void
+test_defaults_are_balanced (void)
+{
+  g_autofree gchar *dir = source_presets_dir ();
+  g_autofree gchar *path = g_build_filename (dir, "balanced.preset", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DiffusePreset) balanced = diffuse_preset_load_file (path, &error);
+  g_autoptr (DiffuseModel) with_null =
+      golden_model ("forward-grey-cond.safetensors");
+  g_autoptr (DiffuseModel) without_null =
+      golden_model ("forward-onelevel.safetensors");
+  g_autoptr (DiffuseModel) uncond =
+      golden_model ("forward-rgb-uncond.safetensors");
+  const DiffuseModel *models[] = { with_null, without_null, uncond };
+  gint n, guidance_index;
+  const DiffuseSetting *table = diffuse_settings (&n);
+  DiffusePreset *shown;
+  DiffuseSampleParams p;
+
+  g_assert_no_error (error);
+  g_assert_nonnull (diffuse_setting_find ("guidance", &guidance_index));
+  /* balanced sets the sampling settings the defaults are about */
+  g_assert_true (HAS (balanced, sampler) && HAS (balanced, steps) &&
+                 HAS (balanced, eta) && HAS (balanced, guidance));
+  g_assert_cmpfloat (balanced->values.guidance, >, 0.0);
+  g_assert_true (diffuse_model_can_guide (with_null, NULL));
+  g_assert_false (diffuse_model_can_guide (without_null, NULL));
+  g_assert_false (diffuse_model_can_guide (uncond, NULL));
+  /* with a separate null model a class model without a null class can */
+  g_assert_true (diffuse_model_can_guide (without_null, uncond));
+
+  for (gsize m = 0; m < G_N_ELEMENTS (models); m++)
+    {
+      gboolean can = diffuse_model_can_guide (models[m], NULL);
+
+      diffuse_sample_params_init (&p);
+      diffuse_settings_fit_model (&p, 0, models[m]);
+      for (gint i = 0; i < n; i++)
+        {
+          g_autofree gchar *want = NULL, *got = NULL;
+
+          if (!(balanced->given & (1u << i)))
+            continue;
+          want = diffuse_setting_to_string (&table[i], &balanced->values);
+          got = diffuse_setting_to_string (&table[i], &p);
+          if (i == guidance_index && !can)
+            g_assert_cmpstr (got, ==, "0");
+          else
+            g_assert_cmpstr (got, ==, want);
+        }
+      /* and they sample with this model: nothing to refuse */
+      if (diffuse_model_get_config (models[m])->num_classes > 0)
+        p.class_label = 0;
+      g_assert_true (diffuse_sample_params_validate (&p, models[m], &error));
+      g_assert_no_error (error);
+    }
+
+  /* a null model makes guidance possible: the default w comes back */
+  diffuse_sample_params_init (&p);
+  p.null_model = uncond;
+  diffuse_settings_fit_model (&p, 0, without_null);
+  g_assert_cmpfloat (p.guidance, ==, balanced->values.guidance);
+
+  /* a value given is kept: w = 0 with a null class ... */
+  diffuse_sample_params_init (&p);
+  p.guidance = 0.0;
+  diffuse_settings_fit_model (&p, 1u << guidance_index, with_null);
+  g_assert_cmpfloat (p.guidance, ==, 0.0);
+  /* ... and w = 3 without one, which validation then refuses clearly */
+  diffuse_sample_params_init (&p);
+  p.guidance = 3.0;
+  p.class_label = 1;
+  diffuse_settings_fit_model (&p, 1u << guidance_index, without_null);
+  g_assert_cmpfloat (p.guidance, ==, 3.0);
+  g_assert_false (diffuse_sample_params_validate (&p, without_null, &error));
+  g_assert_nonnull (strstr (error->message, "no null class"));
+  g_clear_error (&error);
+
+  /* a preset's keys count as given: diverse's w = 0 stays 0 */
+  {
+    g_autofree gchar *dpath = g_build_filename (dir, "diverse.preset", NULL);
+    g_autoptr (DiffusePreset) diverse =
+        diffuse_preset_load_file (dpath, &error);
+
+    g_assert_no_error (error);
+    diffuse_sample_params_init (&p);
+    diffuse_preset_apply (diverse, &p);
+    diffuse_settings_fit_model (&p, diverse->given, with_null);
+    g_assert_cmpfloat (p.guidance, ==, 0.0);
+    /* a preset without guidance gets the fitted default */
+    shown = diffuse_preset_new ("steps-only", NULL);
+    shown->given = 0;
+    diffuse_sample_params_init (&p);
+    diffuse_preset_apply (shown, &p);
+    diffuse_settings_fit_model (&p, shown->given, without_null);
+    g_assert_cmpfloat (p.guidance, ==, 0.0);
+    diffuse_preset_free (shown);
+  }
+}
+
 /* A preset with the named settings given, values from text. */
 static DiffusePreset *
 make (const char *name, const char *const *kv)
@@ -508,6 +629,8 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/presets/shipped", test_shipped);
+  g_test_add_func ("/presets/defaults-are-balanced",
+                   test_defaults_are_balanced);
   g_test_add_func ("/presets/apply", test_apply);
   g_test_add_func ("/presets/save-round-trip", test_save_round_trip);
   g_test_add_func ("/presets/override", test_override);

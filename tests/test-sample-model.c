@@ -136,8 +136,12 @@ test_null_class_rules (void)
   g_autoptr (GError) error = NULL;
   DiffuseSampleParams p;
 
+  /* the defaults fitted to the model (guidance 0: it cannot be guided)
+   * are valid; an explicit w is refused */
   diffuse_sample_params_init (&p);
   p.class_label = 1;
+  diffuse_settings_fit_model (&p, 0, m);
+  g_assert_cmpfloat (p.guidance, ==, 0.0);
   g_assert_true (diffuse_sample_params_validate (&p, m, NULL));
   p.guidance = 2.0;
   g_assert_false (diffuse_sample_params_validate (&p, m, &error));
@@ -156,6 +160,7 @@ test_null_class_rules (void)
   /* unconditional: no class, no guidance */
   diffuse_sample_params_init (&p);
   p.steps = 10;
+  diffuse_settings_fit_model (&p, 0, u);
   g_assert_true (diffuse_sample_params_validate (&p, u, NULL));
   p.class_label = 0;
   g_assert_false (diffuse_sample_params_validate (&p, u, &error));
@@ -171,6 +176,7 @@ test_null_class_rules (void)
   diffuse_sample_params_init (&p);
   p.variance = DIFFUSE_VARIANCE_LEARNED;
   p.sampler = DIFFUSE_SAMPLER_DDPM;
+  diffuse_settings_fit_model (&p, 0, s);
   g_assert_true (diffuse_sample_params_validate (&p, s, NULL));
   /* the rgb model has T = 200 */
   p.variance = DIFFUSE_VARIANCE_AUTO;

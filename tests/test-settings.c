@@ -335,6 +335,41 @@ test_defaults (void)
     }
 }
 
+/* The plug-in's guidance argument (issue 13): its default is the table's
+ * (2, the best measured), and that default counts as "not given" so that
+ * it is fitted to the model (0 without a null class); any other value, or
+ * a preset's, counts as given and is kept. */
+static void
+test_plugin_guidance_default (void)
+{
+  gint guidance_index;
+  const DiffuseSetting *w = diffuse_setting_find ("guidance", &guidance_index);
+  DiffuseSettingsMask bit = 1u << guidance_index;
+
+  g_assert_true (w->flags & DIFFUSE_SETTING_GUIDED_DEFAULT);
+  for (DpKind kind = DP_GENERATE; kind <= DP_INPAINT; kind++)
+    {
+      DiffuseSampleParams p;
+      DiffuseSettingsMask all = dp_arg_mask (kind);
+
+      diffuse_sample_params_init (&p);
+      if (!(all & bit))
+        {
+          /* the sweep has its own list of values */
+          g_assert_cmpint (kind, ==, DP_SWEEP);
+          g_assert_cmpuint (dp_args_given (kind, &p, 0), ==, all);
+          continue;
+        }
+      g_assert_cmpfloat (p.guidance, ==, w->default_value);
+      g_assert_cmpuint (dp_args_given (kind, &p, 0), ==, all & ~bit);
+      g_assert_cmpuint (dp_args_given (kind, &p, bit), ==, all);
+      p.guidance = 0.0;
+      g_assert_cmpuint (dp_args_given (kind, &p, 0), ==, all);
+      p.guidance = 1.0;
+      g_assert_cmpuint (dp_args_given (kind, &p, 0), ==, all);
+    }
+}
+
 /* A preset written by the plug-in's "Save as..." path (every setting of
  * its procedure) reads back through the CLI's `diffuse presets`. */
 static void
@@ -409,6 +444,8 @@ main (int argc, char **argv)
       g_test_add_data_func (name, GINT_TO_POINTER (i), test_agreement);
     }
   g_test_add_func ("/settings/defaults", test_defaults);
+  g_test_add_func ("/settings/plugin-guidance-default",
+                   test_plugin_guidance_default);
   g_test_add_func ("/settings/shared-folder", test_shared_folder);
   status = g_test_run ();
 

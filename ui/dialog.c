@@ -62,7 +62,10 @@ typedef struct
   GtkWidget *status;
   GPtrArray *presets; /* of DiffusePreset */
   gboolean applying;  /* we are setting config values ourselves */
-  gboolean trace;     /* GIMP_DIFFUSION_TRACE_DIALOG */
+  /* guidance set aside while a model without a null class shows 0 */
+  gboolean guidance_stashed;
+  double stashed_guidance;
+  gboolean trace; /* GIMP_DIFFUSION_TRACE_DIALOG */
 
   /* the estimate: one network evaluation's time at a size, per model */
   guint estimate_source;
@@ -213,6 +216,48 @@ update_sensitivity (Dialog *d)
     }
   set_param_sensitive (d, "guidance", guided,
                        "no class chosen, or a model without a null class");
+}
+
+/* Follow the class needs a null class: with a model without one the
+ * dialog shows (and runs) 0, the preset becoming "Custom" when it had set
+ * another value; the value set aside comes back when a model with a null
+ * class is chosen again.  (A fresh profile starts from the procedure's
+ * defaults, the best measured: w = 2.) */
+static void
+fit_guidance (Dialog *d)
+{
+  double w;
+  gboolean can;
+
+  if (d->model == NULL || param_widget (d, "guidance") == NULL)
+    return;
+  can = diffuse_model_can_guide (d->model, NULL);
+  g_object_get (d->config, "guidance", &w, NULL);
+  if (!can && w != 0.0)
+    {
+      d->stashed_guidance = w;
+      d->guidance_stashed = TRUE;
+      d->applying = TRUE;
+      g_object_set (d->config, "guidance", 0.0, "preset", "", NULL);
+      if (d->preset_combo != NULL)
+        gtk_combo_box_set_active_id (GTK_COMBO_BOX (d->preset_combo), "");
+      d->applying = FALSE;
+      trace (d, "guidance", "0: the model has no null class");
+    }
+  else if (can && d->guidance_stashed)
+    {
+      d->guidance_stashed = FALSE;
+      if (w == 0.0)
+        {
+          g_autofree gchar *text = g_strdup_printf (
+              "%g: back with a null class", d->stashed_guidance);
+
+          d->applying = TRUE;
+          g_object_set (d->config, "guidance", d->stashed_guidance, NULL);
+          d->applying = FALSE;
+          trace (d, "guidance", text);
+        }
+    }
 }
 
 /* The id a combo should show: select when given, else the config's
@@ -492,6 +537,7 @@ load_selected_model (Dialog *d)
     }
   fill_class_combo (d);
   fill_classifier_combo (d);
+  fit_guidance (d);
   update_size_label (d);
   update_sensitivity (d);
   schedule_estimate (d);
@@ -699,6 +745,9 @@ preset_changed (GtkComboBox *combo, Dialog *d)
   if (p != NULL)
     d->f->apply_preset (d->spec->data, p);
   d->applying = FALSE;
+  /* a preset's guidance with a model without a null class */
+  if (p != NULL)
+    fit_guidance (d);
 }
 
 /* A value changed by hand no longer matches the preset: show "Custom". */
@@ -757,6 +806,9 @@ config_notify_after (GObject *config, GParamSpec *pspec, Dialog *d)
       g_strcmp0 (pspec->name, "class") == 0 ||
       g_strcmp0 (pspec->name, "classifier") == 0)
     update_sensitivity (d);
+  /* Reset: the default w = 2 with a model without a null class */
+  if (g_strcmp0 (pspec->name, "guidance") == 0 && !d->applying)
+    fit_guidance (d);
   if (g_strcmp0 (pspec->name, "preset") != 0)
     schedule_estimate (d);
 }

@@ -6,7 +6,11 @@
  *     [--index I] [--size HxW] [--init IN.png --strength S] [--out-size HxW]
  *
  * Writes sample I of the batch; --out-size scales it (bilinear) the way
- * the plug-in does when the area's size differs from the sampling size. */
+ * the plug-in does when the area's size differs from the sampling size.
+ * Settings not given keep the engine's defaults, fitted to the model as
+ * the plug-in fits them (diffuse_settings_fit_model: eta 1, guidance 2
+ * where the model has a null class, else 0). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +20,8 @@
 static gchar *opt_class, *opt_sampler, *opt_variance, *opt_size, *opt_init,
     *opt_out_size;
 static gint opt_steps = 50, opt_seed, opt_count = 1, opt_index;
-static gdouble opt_eta, opt_guidance, opt_strength = 1.0;
+/* NAN: not given (the engine's default) */
+static gdouble opt_eta = NAN, opt_guidance = NAN, opt_strength = 1.0;
 
 static GOptionEntry entries[] = {
   { "class", 0, 0, G_OPTION_ARG_STRING, &opt_class, "class name or index",
@@ -100,8 +105,18 @@ main (int argc, char **argv)
       return 2;
     }
   params.steps = opt_steps;
-  params.eta = opt_eta;
-  params.guidance = opt_guidance;
+  if (!isnan (opt_eta))
+    params.eta = opt_eta;
+  if (!isnan (opt_guidance))
+    params.guidance = opt_guidance;
+  else
+    {
+      gint index;
+
+      /* every setting but guidance counts as given */
+      diffuse_setting_find ("guidance", &index);
+      diffuse_settings_fit_model (&params, ~(1u << index), model);
+    }
   params.class_label = label;
   params.seed = (guint64) opt_seed;
   params.count = opt_count;
