@@ -462,6 +462,31 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
   diffuse_settings_fit_model (
       &params, dp_args_given (run->kind, &s->values, s->preset_given),
       run->model);
+  /* guidance given (an argument other than the default, or a preset's)
+   * with a model that cannot be guided: say so in the plug-in's words */
+  if (guidance == NULL && params.guidance > 0.0 &&
+      !diffuse_model_can_guide (run->model, NULL) &&
+      diffuse_model_get_config (run->model)->num_classes > 0)
+    {
+      g_autofree gchar *pname = diffuse_text_escape (s->preset);
+      gint w_index;
+
+      diffuse_setting_find ("guidance", &w_index);
+      if (s->preset_given & (1u << w_index))
+        g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
+                     "The preset '%s' sets Follow the class (guidance) to %g, "
+                     "which needs a model with a null class, and this model "
+                     "has no null class: choose another preset, or give "
+                     "guidance 0",
+                     pname, params.guidance);
+      else
+        g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
+                     "Follow the class (guidance) %g needs a model with a "
+                     "null class, and this model has no null class: use "
+                     "guidance 0",
+                     params.guidance);
+      return NULL;
+    }
   if (guidance != NULL)
     params.guidance = guidance[0];
   params.class_label = label;

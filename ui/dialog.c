@@ -260,6 +260,42 @@ fit_guidance (Dialog *d)
     }
 }
 
+/* For the GUI tests: the sampling values the dialog shows ("steps 50,
+ * sampler ddim, eta 1, guidance 2"). */
+static void
+trace_values (Dialog *d)
+{
+  static const char *const names[] = { "steps", "sampler", "eta", "guidance" };
+  g_autoptr (GString) text = g_string_new (NULL);
+
+  if (!d->trace)
+    return;
+  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      GParamSpec *ps;
+      GValue v = G_VALUE_INIT;
+      g_autofree gchar *shown = NULL;
+
+      if (param_widget (d, names[i]) == NULL ||
+          (ps = g_object_class_find_property (G_OBJECT_GET_CLASS (d->config),
+                                              names[i])) == NULL)
+        continue;
+      g_value_init (&v, ps->value_type);
+      g_object_get_property (G_OBJECT (d->config), names[i], &v);
+      if (G_VALUE_HOLDS_DOUBLE (&v))
+        shown = g_strdup_printf ("%g", g_value_get_double (&v));
+      else if (G_VALUE_HOLDS_INT (&v))
+        shown = g_strdup_printf ("%d", g_value_get_int (&v));
+      else if (G_VALUE_HOLDS_STRING (&v))
+        shown = g_value_dup_string (&v);
+      g_value_unset (&v);
+      if (shown != NULL)
+        g_string_append_printf (text, "%s%s %s", text->len ? ", " : "",
+                                names[i], shown);
+    }
+  trace (d, "values", text->str);
+}
+
 /* The id a combo should show: select when given, else the config's
  * value of prop. */
 static gchar *
@@ -538,6 +574,7 @@ load_selected_model (Dialog *d)
   fill_class_combo (d);
   fill_classifier_combo (d);
   fit_guidance (d);
+  trace_values (d);
   update_size_label (d);
   update_sensitivity (d);
   schedule_estimate (d);

@@ -232,6 +232,12 @@ if D=$(wait_window "^Diffusion: Generate$"); then
   else
     fail "null class: guidance not disabled: $(echo "$t" | grep "dialog setting: guidance" | tr '\n' ' ')"
   fi
+  # the defaults are the best measured settings, the preset balanced
+  if echo "$t" | grep -q "dialog values: steps 50, sampler ddim, eta 1, guidance 2$"; then
+    pass "a fresh profile starts from the best measured settings (balanced: DDIM 50, eta 1, w 2)"
+  else
+    fail "first values: $(echo "$t" | grep "dialog values:" | tail -1)"
+  fi
   if e=$(echo "$t" | grep -o "dialog estimate: Takes .*" | tail -1) && [ -n "$e" ]; then
     pass "the dialog estimates the run's time before it starts (${e#dialog estimate: })"
   else
@@ -272,6 +278,31 @@ if D=$(wait_window "^Diffusion: Generate$"); then
   fi
 else
   fail "the dialog did not open for the first look"
+fi
+
+# ---- a model without a null class: Follow the class shows 0, disabled -----
+m=$(mark)
+batch "(let* ((image (new-image 32 32 GRAY GRAY-IMAGE)))
+        (gimp-display-new image)
+        (plug-in-diffuse-generate #:run-mode RUN-INTERACTIVE #:image image
+          #:drawables (vector (vector-ref (layers-of image) 0))
+          #:model \"$SRC/tests/data/golden/forward-ga-3level.safetensors\" #:class \"1\")
+        (if (= (n-layers image) 1) (export-image image \"no-null-closed.png\")))" &
+if D=$(wait_window "^Diffusion: Generate$"); then
+  i=0
+  while [ $i -lt 60 ] && ! since "$m" | grep -q "dialog estimate:"; do sleep 0.5; i=$((i + 1)); done
+  t=$(since "$m")
+  if echo "$t" | grep -q "dialog guidance: 0: the model has no null class" &&
+     echo "$t" | grep -q "dialog values: steps 50, sampler ddim, eta 1, guidance 0$" &&
+     echo "$t" | grep -q "dialog setting: guidance off"; then
+    pass "a model without a null class: Follow the class shows 0, disabled (the rest as balanced)"
+  else
+    fail "no null class: $(echo "$t" | grep -E "dialog (values|guidance|setting: guidance)" | tr '\n' ' ')"
+  fi
+  key "$D" Escape
+  wait_file "$OUT/no-null-closed.png" 40 || fail "closing the dialog (no null class): no export"
+else
+  fail "the dialog did not open for a model without a null class"
 fi
 
 # ---- dialog: Cancel while sampling leaves the image alone -----------------
@@ -359,7 +390,7 @@ else
 fi
 if wait_file "$OUT/after-ok.png" 120; then
   pass "OK sampled in the dialog and added the layer"
-  # the values given (steps 50, w = 1; eta its default, 0): an interactive run
+  # the values given (steps 50, w = 1; eta its default, 1): an interactive run
   # shows the preset named but keeps the values given; the 64x64 image is sampled at
   # the model's size and scaled ("model" size mode)
   SIZE=$($CHECK info "$OUT/after-ok.png" | awk '{print $2 "x" $1}')

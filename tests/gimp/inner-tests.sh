@@ -120,8 +120,11 @@ ref_model rgba-sigma "$R/gen-rgba.png" --steps 4 --seed 11 --sampler ddpm
 same "generate RGBA model = engine (with alpha)" "$OUT/gen-rgba.png" "$R/gen-rgba.png" 1 4
 size_is "RGBA model gives an RGBA layer" "$OUT/gen-rgba.png" "16 16 4"
 
-ref_model ga-3level "$R/gen-ga.png" --class 1 --steps 4 --seed 3
-same "generate grey+alpha model in a grey image = engine" "$OUT/gen-ga.png" "$R/gen-ga.png" 1 2
+# ga-3level has no null class: the default guidance (2) runs as 0 there,
+# eta is the default 1 (issue 13)
+ref_model ga-3level "$R/gen-ga.png" --class 1 --steps 4 --seed 3 --eta 1 --guidance 0
+same "generate grey+alpha model in a grey image = engine (defaults: w 0 without a null class)" \
+  "$OUT/gen-ga.png" "$R/gen-ga.png" 1 2
 size_is "grey+alpha model gives a grey+alpha layer" "$OUT/gen-ga.png" "32 32 2"
 
 ref_model grey-cond "$R/gen-native.png" --class ring --steps 5 --seed 2 --size 24x40
@@ -129,10 +132,27 @@ same "40x24 layer, size-mode auto: sampled fully convolutionally = engine at 24x
 ref_model grey-cond "$R/gen-scaled.png" --class ring --steps 5 --seed 2 --size 16x26 --out-size 24x40
 same "40x24 layer, default size mode (model): 26x16 sample scaled = engine" "$OUT/gen-scaled.png" "$R/gen-scaled.png" 1 1
 
-ref_model grey-cond "$R/gen-preset.png" --class square --steps 10 --seed 4 --sampler ddim --eta 1
-same "preset draft overrides steps/eta/sampler" "$OUT/gen-preset.png" "$R/gen-preset.png" 1 1
+ref_model grey-cond "$R/gen-preset.png" --class square --steps 10 --seed 4 --sampler ddim --eta 1 \
+  --guidance 0
+same "preset draft overrides steps/eta/sampler/guidance" "$OUT/gen-preset.png" "$R/gen-preset.png" 1 1
+# cli-made sets no guidance: the default, 2 (grey-cond has a null class)
+ref_model grey-cond "$R/gen-userpreset.png" --class square --steps 10 --seed 4 --sampler ddim \
+  --eta 1 --guidance 2
 same "a preset from the folder the CLI uses (cli-made) applies" "$OUT/gen-userpreset.png" \
-  "$R/gen-preset.png" 1 1
+  "$R/gen-userpreset.png" 1 1
+
+# the procedure's defaults are the best measured settings, the preset
+# balanced: DDIM, 50 steps, eta 1, w 2 (issue 13)
+ref_model grey-cond "$R/gen-default.png" --class ring --steps 50 --sampler ddim --eta 1 \
+  --guidance 2 --seed 21
+same "generate with the defaults = engine at DDIM 50, eta 1, w 2" "$OUT/gen-default.png" \
+  "$R/gen-default.png" 1 1
+same "generate with the defaults = generate with the preset balanced" "$OUT/gen-default.png" \
+  "$OUT/gen-balanced.png" 0 1
+ref_model grey-cond "$R/gen-w0.png" --class ring --steps 50 --sampler ddim --eta 1 \
+  --guidance 0 --seed 21
+same "an explicit guidance 0 stays 0 = engine at w 0" "$OUT/gen-w0.png" "$R/gen-w0.png" 1 1
+differ "guidance 0 differs from the default w 2" "$OUT/gen-w0.png" "$OUT/gen-default.png" 1 1
 
 # ---- img2img ----------------------------------------------------------------
 ref_model rgb-uncond "$R/i2i-rgb.png" --init "$IN/in-rgb.png" --strength 0.5 --steps 10 --seed 3
@@ -258,7 +278,7 @@ done
 same "bad model path leaves the image untouched" "$OUT/err-badmodel.png" "$IN/in-rgb.png" 0 3
 same "non-model file leaves the image untouched" "$OUT/err-notmodel.png" "$IN/in-rgb.png" 0 3
 for msg in "cannot open" "Indexed images are not supported" "giraffe" \
-           "Guidance values" "No preset named" "15" "Strength 0"; do
+           "Guidance values" "No preset named" "15" "Strength 0" "no null class"; do
   if grep -q "$msg" "$OUT/errors.log"; then pass "error message mentions '$msg'";
   else fail "no error message with '$msg'"; fi
 done

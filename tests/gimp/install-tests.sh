@@ -117,10 +117,10 @@ if ls "$SRC"/models/*.safetensors >/dev/null 2>&1; then
   # a 16x16 layer is smaller than the model: sampled at its size, shrunk
   # (from the installed copy: models/ may be replaced while training runs)
   "$REF" "$DEST/models/$m.safetensors" "$T/installed-ref.png" --seed 12 --steps 10 --eta 1 \
-    --out-size 16x16 >/dev/null 2>&1 || true
+    --guidance 0 --out-size 16x16 >/dev/null 2>&1 || true
   if [ -s "$T/installed.png" ]; then
     pass "installed plug-in ran with model '$m' by name and preset 'draft'"
-    same "  = engine (draft: 10 steps, eta 1; sampled at model size, shrunk)" \
+    same "  = engine (draft: 10 steps, eta 1, w 0; sampled at model size, shrunk)" \
       "$T/installed.png" "$T/installed-ref.png" 1
   else
     fail "installed plug-in did not run (log $T/installed-run.log)"; tail -5 "$T/installed-run.log"

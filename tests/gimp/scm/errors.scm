@@ -50,6 +50,27 @@
   (check (= (n-layers image) 1) "no layer added after the errors")
   (gimp-image-delete image))
 
+; A model without a null class (ga-3level): the default guidance runs as
+; 0 (generate.scm), but a guidance given, or a preset's, is an error.
+(let* ((image (new-image 32 32 GRAY GRAY-IMAGE))
+       (layer (vector-ref (layers-of image) 0)))
+  (check (fails? (lambda ()
+                   (plug-in-diffuse-generate #:run-mode RUN-NONINTERACTIVE #:image image
+                     #:drawables (vector layer) #:model (model "ga-3level") #:class "1"
+                     #:guidance 3.0 #:steps 2)))
+         "guidance 3 with a model without a null class fails")
+  (check (fails? (lambda ()
+                   (plug-in-diffuse-generate #:run-mode RUN-NONINTERACTIVE #:image image
+                     #:drawables (vector layer) #:model (model "ga-3level") #:class "1"
+                     #:preset "balanced")))
+         "the preset balanced (w 2) with a model without a null class fails")
+  (check (not (fails? (lambda ()
+                        (plug-in-diffuse-generate #:run-mode RUN-NONINTERACTIVE #:image image
+                          #:drawables (vector layer) #:model (model "ga-3level") #:class "1"
+                          #:guidance 0.0 #:steps 2))))
+         "guidance 0 with a model without a null class runs")
+  (gimp-image-delete image))
+
 ; Size mode "layer": 16x16 runs, an odd width is refused.
 (let* ((image (new-image 16 16 RGB RGB-IMAGE))
        (layer (vector-ref (layers-of image) 0)))

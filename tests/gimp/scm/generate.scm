@@ -85,6 +85,31 @@
   (export-layer (vector-ref layers 0) "gen-preset.png")
   (gimp-image-delete image))
 
+; The defaults (issue 13): the best measured settings, the preset
+; balanced (DDIM, 50 steps, eta 1, w 2); an explicit guidance 0 stays 0.
+(define (gen-ring-layer image)
+  (vector-ref (layers-of image) 0))
+(let* ((image (new-image 16 16 RGB RGB-IMAGE))
+       (layers (car (plug-in-diffuse-generate #:run-mode RUN-NONINTERACTIVE
+                      #:image image #:drawables (vector (gen-ring-layer image))
+                      #:model (model "grey-cond") #:class "ring" #:seed 21))))
+  (export-layer (vector-ref layers 0) "gen-default.png")
+  (gimp-image-delete image))
+(let* ((image (new-image 16 16 RGB RGB-IMAGE))
+       (layers (car (plug-in-diffuse-generate #:run-mode RUN-NONINTERACTIVE
+                      #:image image #:drawables (vector (gen-ring-layer image))
+                      #:model (model "grey-cond") #:class "ring" #:seed 21
+                      #:preset "balanced"))))
+  (export-layer (vector-ref layers 0) "gen-balanced.png")
+  (gimp-image-delete image))
+(let* ((image (new-image 16 16 RGB RGB-IMAGE))
+       (layers (car (plug-in-diffuse-generate #:run-mode RUN-NONINTERACTIVE
+                      #:image image #:drawables (vector (gen-ring-layer image))
+                      #:model (model "grey-cond") #:class "ring" #:seed 21
+                      #:guidance 0.0))))
+  (export-layer (vector-ref layers 0) "gen-w0.png")
+  (gimp-image-delete image))
+
 ; A preset from the user's folder shared with the CLI (inner-tests.sh
 ; writes "cli-made" there as `diffuse` users do: DDIM, 10 steps, eta 1).
 (let* ((image (new-image 16 16 RGB RGB-IMAGE))
