@@ -476,8 +476,8 @@ dp_run_prepare (DpRun *run, const DpSettings *s, GError **error)
         g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
                      "The preset '%s' sets Follow the class (guidance) to %g, "
                      "which needs a model with a null class, and this model "
-                     "has no null class: choose another preset, or give "
-                     "guidance 0",
+                     "has no null class: choose a preset without guidance, "
+                     "such as diverse",
                      pname, params.guidance);
       else
         g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
