@@ -98,8 +98,9 @@ print_classifier (const DiffuseModel *model, const char *path G_GNUC_UNUSED,
   return 0;
 }
 
-/* What one image at the model's own size takes (DDIM, 50 steps, with
- * guidance when the model has a null class): memory and compute. */
+/* What one image of a class at the model's own size takes with the
+ * defaults (DDIM, 50 steps, guidance w = 2 when the model has a null
+ * class): memory and compute. */
 static void
 print_estimate (const DiffuseModel *model)
 {
@@ -111,9 +112,8 @@ print_estimate (const DiffuseModel *model)
   diffuse_sample_params_init (&params);
   params.steps = MIN (50, c->diffusion_steps);
   if (c->num_classes > 0)
-    params.class_label = 0;
-  if (c->null_class >= 0 && c->null_class != 0)
-    params.guidance = 1.0;
+    params.class_label = c->null_class == 0 && c->num_classes > 1 ? 1 : 0;
+  diffuse_settings_fit_model (&params, 0, model);
   if (!diffuse_sample_estimate (model, &params, &e, NULL))
     return;
   mem = cli_format_bytes (e.bytes);
