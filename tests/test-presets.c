@@ -135,7 +135,7 @@ test_defaults_are_balanced (void)
   const DiffuseModel *models[] = { with_null, without_null, uncond };
   gint n, guidance_index;
   const DiffuseSetting *table = diffuse_settings (&n);
-  DiffusePreset *shown;
+  DiffusePreset *empty;
   DiffuseSampleParams p;
 
   g_assert_no_error (error);
@@ -208,14 +208,15 @@ test_defaults_are_balanced (void)
     diffuse_preset_apply (diverse, &p);
     diffuse_settings_fit_model (&p, diverse->given, with_null);
     g_assert_cmpfloat (p.guidance, ==, 0.0);
-    /* a preset without guidance gets the fitted default */
-    shown = diffuse_preset_new ("steps-only", NULL);
-    shown->given = 0;
+    /* a preset without a guidance key gets the fitted default */
+    empty = diffuse_preset_new ("no-keys", NULL);
     diffuse_sample_params_init (&p);
-    diffuse_preset_apply (shown, &p);
-    diffuse_settings_fit_model (&p, shown->given, without_null);
+    diffuse_preset_apply (empty, &p);
+    diffuse_settings_fit_model (&p, empty->given, without_null);
     g_assert_cmpfloat (p.guidance, ==, 0.0);
-    diffuse_preset_free (shown);
+    diffuse_settings_fit_model (&p, empty->given, with_null);
+    g_assert_cmpfloat (p.guidance, ==, balanced->values.guidance);
+    diffuse_preset_free (empty);
   }
 }
 
