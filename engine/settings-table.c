@@ -222,7 +222,7 @@ static const DiffuseSetting settings[] = {
     .nicks = precision_nicks,
     .nick_labels = precision_labels,
     .nick_help = precision_help,
-    .label = "S_peed",
+    .label = "_Speed",
     .metavar = "P",
     .help = "Arithmetic: fp32 (exact, the same on every computer), bf16 "
             "(fast where the processor has it) or auto (bf16 there, else "
@@ -262,7 +262,7 @@ static const DiffuseSetting settings[] = {
     .nicks = tile_nicks,
     .nick_labels = tile_labels,
     .nick_help = tile_help,
-    .label = "Seamless _tiles",
+    .label = "Seam_less tiles",
     .metavar = "x|y|both",
     .help = "Seamless tiles: the network wraps around the image's edges "
             "(circular padding), so the result repeats without a seam "
