@@ -35,17 +35,20 @@ CFG_W = (1.0, 2.0, 4.0)
 BOTH = (1.0, 2.0)  # (w, s)
 
 
-def rows_for(data, eta):
+def rows_for(data, eta, respacing=None, scales=SCALES):
     clf = "models/%s-classifier.safetensors" % data
 
     def row(kind, w, s):
         r = {"sampler": "ddim", "steps": 50, "eta": eta, "guidance": w,
              "variance": "auto"}
+        if respacing:
+            r["respacing"] = respacing
         if s > 0:
             r["classifier"] = clf
             r["classifier_scale"] = s
         return kind, r
-    out = [row("none" if s == 0 else "classifier", 0.0, s) for s in SCALES]
+    out = [row("none" if s == 0 else "classifier", 0.0, s)
+           for s in sorted(set((0.0,) + tuple(scales)))]
     out += [row("cfg", w, 0.0) for w in CFG_W]
     out.append(row("both", *BOTH))
     return out
@@ -103,6 +106,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     evaluate.add_run_arguments(ap)
     ap.add_argument("--eta", type=float, default=1.0)
+    ap.add_argument("--respacing", default=None, metavar="STR",
+                    help="guided-diffusion timestep_respacing for every row "
+                    "instead of 50 evenly spread steps (e.g. ddim50: the "
+                    "kept steps 0, 20, ..., 980, without t = 999); writes "
+                    "<data>-classifier-guidance-STR.{md,json}")
+    ap.add_argument("--scales", default=None, metavar="S,S,...",
+                    help="classifier scales of the classifier rows "
+                    "(default %s)" % ",".join("%g" % s for s in SCALES[1:]))
     ap.add_argument("--only", default=None, metavar="KINDS")
     ap.add_argument("--lane", default=None, metavar="K/N")
     ap.add_argument("--cached-only", action="store_true",
@@ -111,7 +122,9 @@ def main():
     a = ap.parse_args()
     if a.n_per_class != "test":
         a.n_per_class = int(a.n_per_class)
-    rows = rows_for(a.data, a.eta)
+    scales = (tuple(float(v) for v in a.scales.split(",")) if a.scales
+              else SCALES)
+    rows = rows_for(a.data, a.eta, a.respacing, scales)
     part = bool(a.only or a.lane)
     if a.only:
         rows = [r for r in rows if r[0] in a.only.split(",")]
@@ -142,12 +155,16 @@ def main():
     clf_md = evaluate.model_metadata(os.path.join(
         ROOT, "models", "%s-classifier.safetensors" % a.data))
     counts = out[0]["counts"]
-    base = os.path.join(OUT_DIR, "%s-classifier-guidance" % a.data)
+    base = os.path.join(OUT_DIR, "%s-classifier-guidance%s"
+                        % (a.data, "-" + a.respacing if a.respacing else ""))
+    steps_text = ("respacing %s" % a.respacing if a.respacing
+                  else "DDIM 50 steps")
     res = {"model": os.path.relpath(os.path.abspath(a.model), ROOT),
            "training_step": md.get("training_step"),
            "classifier": "models/%s-classifier.safetensors" % a.data,
            "classifier_training_step": clf_md.get("training_step"),
            "sampler": "ddim", "steps": 50, "eta": a.eta,
+           "respacing": a.respacing,
            "samples_per_class": counts, "seed": a.seed,
            "fid_floor": out[0]["fid_floor"],
            "not_run": [{"kind": k, "guidance": s["guidance"],
@@ -161,22 +178,23 @@ def main():
         json.dump(res, f, indent=1)
         f.write("\n")
     os.replace(base + ".json.tmp", base + ".json")
-    title = "%s: DDIM 50, eta %g, %d samples/class" % (a.data, a.eta,
-                                                       counts[0])
+    title = "%s: %s, eta %g, %d samples/class" % (a.data, steps_text, a.eta,
+                                                  counts[0])
     plotted = plot(out, base + ".png", title)
     with open(base + ".md", "w") as f:
         f.write("# %s: classifier guidance against classifier-free "
                 "guidance\n\n" % a.data)
         f.write("Model `%s` (training step %s) guided by the noisy "
                 "classifier `models/%s-classifier.safetensors` (training "
-                "step %s), DDIM 50 steps, eta %g, %s samples per class from "
+                "step %s), %s, eta %g, %s samples per class from "
                 "`diffuse sample` (the C engine), seed %d.  Scored by the "
                 "separate clean evaluation classifier tools/eval/classifiers/"
                 "%s.safetensors: class accuracy, and FID of its penultimate "
                 "features against %d held-out real images (real-vs-real "
                 "floor at this size **%.1f**).\n\n"
                 % (res["model"], res["training_step"], a.data,
-                   res["classifier_training_step"], a.eta, counts[0],
+                   res["classifier_training_step"], steps_text, a.eta,
+                   counts[0],
                    a.seed, a.data, sum(counts), res["fid_floor"]))
         f.write(fmt_table(out))
         if missing:
@@ -186,11 +204,13 @@ def main():
                 for k, s in missing))
         f.write("\n%sMade by "
                 "`tools/eval/classifier_sweep.py --model %s --data %s "
-                "--n-per-class %s --eta %g` (the samples in two lanes "
+                "--n-per-class %s --eta %g%s` (the samples in two lanes "
                 "first); this scoring run took %.0f s.\n"
-                % ("Plot: %s-classifier-guidance.png.  " % a.data
+                % ("Plot: %s.png.  " % os.path.basename(base)
                    if plotted else "", res["model"], a.data, a.n_per_class, a.eta,
-                   time.time() - t0))
+                   "".join(" --%s %s" % (k, v) for k, v in (
+                       ("respacing", a.respacing), ("scales", a.scales))
+                       if v), time.time() - t0))
     print("wrote %s.md, .json%s" % (base, ", .png" if plotted else ""))
 
 

@@ -118,7 +118,11 @@ def generate(diffuse, model, cls, n, s, threads, seed):
         if "preset_file" in s:
             what = ["--preset", s["preset_file"]]
         else:
-            what = ["--steps", str(s["steps"]), "--eta", repr(float(s["eta"])),
+            # s["respacing"] (guided-diffusion's timestep_respacing, e.g.
+            # "ddim50") replaces the evenly spread s["steps"]
+            what = (["--respacing", s["respacing"]] if s.get("respacing")
+                    else ["--steps", str(s["steps"])])
+            what += ["--eta", repr(float(s["eta"])),
                     "--guidance", repr(float(s["guidance"])),
                     "--sampler", s["sampler"], "--variance", s["variance"]]
         cmd = [diffuse, "sample", "--model", model, "--class", str(cls)] + \
