@@ -131,7 +131,9 @@ def grad_log_p(clf, x, t, y):
 # -- trajectory --------------------------------------------------------------
 
 def reference_sample(unet, cfg, clf, sp, label, scale, sampler, eta, count,
-                     seed):
+                     seed, log=None):
+    """guided-diffusion's sampling loop in float64.  log (a list): per
+    step, the RMS of s·∇ and of what guidance adds to x_{t-1}."""
     C, H = cfg["in_channels"], cfg["image_size"]
     shape = (count, C, H, H)
     n = int(np.prod(shape))
@@ -158,23 +160,35 @@ def reference_sample(unet, cfg, clf, sp, label, scale, sampler, eta, count,
             g = scale * g
         noise = (ref_rng.normal(seed, STREAM_STEP0 + i, 0, n).reshape(shape)
                  if i > 0 else np.zeros(shape))
+        shift = None
         if sampler == "ddpm":
             if scale > 0:                    # condition_mean
-                mean = mean + np.exp(logvar) * g
+                shift = np.exp(logvar) * g
+                mean = mean + shift
             x = mean + (np.exp(0.5 * logvar) * noise if i > 0 else 0.0)
         else:
+            ap = sp.abar_prev[i]
+            sigma = eta * np.sqrt((1 - ap) / (1 - abar)) * \
+                np.sqrt(1 - abar / ap)
             if scale > 0:                    # condition_score
                 e = (np.sqrt(1.0 / abar) * x - x0) / \
                     np.sqrt(1.0 / abar - 1.0)
                 e = e - np.sqrt(1.0 - abar) * g
-                x0 = np.sqrt(1.0 / abar) * x - np.sqrt(1.0 / abar - 1.0) * e
+                x0g = np.sqrt(1.0 / abar) * x - np.sqrt(1.0 / abar - 1.0) * e
+                # x_{t-1} = sqrt(ᾱ')·x̂0 + sqrt(1-ᾱ'-σ²)·ε: guidance's part
+                shift = np.sqrt(ap) * (x0g - x0) - \
+                    np.sqrt(max(1 - ap - sigma ** 2, 0.0)) * \
+                    np.sqrt(1.0 - abar) * g
+                x0 = x0g
             # ddim_sample
             e = (np.sqrt(1.0 / abar) * x - x0) / np.sqrt(1.0 / abar - 1.0)
-            ap = sp.abar_prev[i]
-            sigma = eta * np.sqrt((1 - ap) / (1 - abar)) * \
-                np.sqrt(1 - abar / ap)
             x = x0 * np.sqrt(ap) + np.sqrt(1 - ap - sigma ** 2) * e + \
                 (sigma * noise if i > 0 else 0.0)
+        if log is not None and shift is not None:
+            log.append({"i": i, "t": t_orig, "abar": float(abar),
+                        "s_grad_rms": float(rms(g)),
+                        "shift_rms": float(rms(shift)),
+                        "x_rms": float(rms(x))})
     return x
 
 
@@ -196,8 +210,16 @@ def cmd_trajectory(a):
     unet, cfg = load_unet(a.model)
     clf = load_encoder(a.classifier)
     sp = Spaced(cfg["noise_schedule"], cfg["diffusion_steps"], a.steps)
+    log = []
     ref = reference_sample(unet, cfg, clf, sp, a.label, a.scale, a.sampler,
-                           a.eta, a.count, a.seed)
+                           a.eta, a.count, a.seed, log)
+    for r in log:
+        print("step t=%4d abar %.3g: RMS s*grad %.3g, guidance moves x_t-1 "
+              "by RMS %.3g (x_t-1 RMS %.3g)" % (r["t"], r["abar"],
+                                                r["s_grad_rms"],
+                                                r["shift_rms"], r["x_rms"]))
+    if a.reference_only:
+        return {"steps": log}
     ref0 = reference_sample(unet, cfg, clf, sp, a.label, 0.0, a.sampler,
                             a.eta, a.count, a.seed)
     moved = float(np.abs(ref - ref0).max())
@@ -346,6 +368,8 @@ def main():
     ap.add_argument("--timesteps", default="50,200,400,600,800,950")
     ap.add_argument("--deltas", default="0.05,0.2")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--reference-only", action="store_true",
+                    help="trajectory: only the reference's per-step log")
     a = ap.parse_args()
     torch.set_num_threads(1)
     if a.what == "trajectory":

@@ -35,7 +35,7 @@ CFG_W = (1.0, 2.0, 4.0)
 BOTH = (1.0, 2.0)  # (w, s)
 
 
-def rows_for(data, eta, respacing=None, scales=SCALES):
+def rows_for(data, eta, respacing=None, scales=SCALES, both=BOTH):
     clf = "models/%s-classifier.safetensors" % data
 
     def row(kind, w, s):
@@ -50,7 +50,7 @@ def rows_for(data, eta, respacing=None, scales=SCALES):
     out = [row("none" if s == 0 else "classifier", 0.0, s)
            for s in sorted(set((0.0,) + tuple(scales)))]
     out += [row("cfg", w, 0.0) for w in CFG_W]
-    out.append(row("both", *BOTH))
+    out.append(row("both", *both))
     return out
 
 
@@ -114,6 +114,14 @@ def main():
     ap.add_argument("--scales", default=None, metavar="S,S,...",
                     help="classifier scales of the classifier rows "
                     "(default %s)" % ",".join("%g" % s for s in SCALES[1:]))
+    ap.add_argument("--both", default=None, metavar="W,S",
+                    help="the combined row's CFG w and classifier scale s "
+                    "(default %g,%g)" % BOTH)
+    ap.add_argument("--merge", action="store_true",
+                    help="with --cached-only: rows not in the cache keep "
+                    "their scores from the existing .json (same model, "
+                    "seed and samples per class), instead of being listed "
+                    "as not run")
     ap.add_argument("--only", default=None, metavar="KINDS")
     ap.add_argument("--lane", default=None, metavar="K/N")
     ap.add_argument("--cached-only", action="store_true",
@@ -124,7 +132,9 @@ def main():
         a.n_per_class = int(a.n_per_class)
     scales = (tuple(float(v) for v in a.scales.split(",")) if a.scales
               else SCALES)
-    rows = rows_for(a.data, a.eta, a.respacing, scales)
+    both = (tuple(float(v) for v in a.both.split(",")) if a.both
+            else BOTH)
+    rows = rows_for(a.data, a.eta, a.respacing, scales, both)
     part = bool(a.only or a.lane)
     if a.only:
         rows = [r for r in rows if r[0] in a.only.split(",")]
@@ -151,12 +161,34 @@ def main():
                  r["generate_seconds"]), flush=True)
     if part:
         return
+    base = os.path.join(OUT_DIR, "%s-classifier-guidance%s"
+                        % (a.data, "-" + a.respacing if a.respacing else ""))
+    if a.merge and os.path.exists(base + ".json"):
+        with open(base + ".json") as f:
+            old = json.load(f)
+        if old["seed"] != a.seed or old["model"] != os.path.relpath(
+                os.path.abspath(a.model), ROOT):
+            raise SystemExit("--merge: %s.json is for another model or seed"
+                             % base)
+        key = lambda k, s: (k, s["guidance"],  # noqa: E731
+                            s.get("classifier_scale", 0.0))
+        have = {key(r["kind"], r): r for r in old["rows"]}
+        still = []
+        for k, s in missing:
+            r = have.get(key(k, s))
+            if r is None:
+                still.append((k, s))
+                continue
+            r = dict(r, counts=old["samples_per_class"],
+                     fid_floor=old["fid_floor"])
+            out.append(r)
+        missing = still
+        order = [key(k, s) for k, s in rows]
+        out.sort(key=lambda r: order.index(key(r["kind"], r)))
     md = evaluate.model_metadata(a.model)
     clf_md = evaluate.model_metadata(os.path.join(
         ROOT, "models", "%s-classifier.safetensors" % a.data))
     counts = out[0]["counts"]
-    base = os.path.join(OUT_DIR, "%s-classifier-guidance%s"
-                        % (a.data, "-" + a.respacing if a.respacing else ""))
     steps_text = ("respacing %s" % a.respacing if a.respacing
                   else "DDIM 50 steps")
     res = {"model": os.path.relpath(os.path.abspath(a.model), ROOT),
@@ -209,7 +241,8 @@ def main():
                 % ("Plot: %s.png.  " % os.path.basename(base)
                    if plotted else "", res["model"], a.data, a.n_per_class, a.eta,
                    "".join(" --%s %s" % (k, v) for k, v in (
-                       ("respacing", a.respacing), ("scales", a.scales))
+                       ("respacing", a.respacing), ("scales", a.scales),
+                       ("both", a.both))
                        if v), time.time() - t0))
     print("wrote %s.md, .json%s" % (base, ", .png" if plotted else ""))
 
