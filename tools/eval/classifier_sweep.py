@@ -163,6 +163,7 @@ def main():
         return
     base = os.path.join(OUT_DIR, "%s-classifier-guidance%s"
                         % (a.data, "-" + a.respacing if a.respacing else ""))
+    merged = []
     if a.merge and os.path.exists(base + ".json"):
         with open(base + ".json") as f:
             old = json.load(f)
@@ -181,6 +182,7 @@ def main():
                 continue
             r = dict(r, counts=old["samples_per_class"],
                      fid_floor=old["fid_floor"])
+            merged.append("%s w=%g s=%g" % key(k, s))
             out.append(r)
         missing = still
         order = [key(k, s) for k, s in rows]
@@ -234,6 +236,10 @@ def main():
                 "%s w=%g s=%g" % (k, s["guidance"],
                                   s.get("classifier_scale", 0.0))
                 for k, s in missing))
+        if merged:
+            f.write("\nScores kept from the earlier %s.json (--merge; "
+                    "the same samples): %s.\n"
+                    % (os.path.basename(base), ", ".join(merged)))
         f.write("\n%sMade by "
                 "`tools/eval/classifier_sweep.py --model %s --data %s "
                 "--n-per-class %s --eta %g%s` (the samples in two lanes "
@@ -242,8 +248,9 @@ def main():
                    if plotted else "", res["model"], a.data, a.n_per_class, a.eta,
                    "".join(" --%s %s" % (k, v) for k, v in (
                        ("respacing", a.respacing), ("scales", a.scales),
-                       ("both", a.both))
-                       if v), time.time() - t0))
+                       ("both", a.both)) if v)
+                   + (" --cached-only --merge" if merged else ""),
+                   time.time() - t0))
     print("wrote %s.md, .json%s" % (base, ", .png" if plotted else ""))
 
 
