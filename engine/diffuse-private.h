@@ -142,7 +142,9 @@ void diffuse__settings_init (DiffuseSampleParams *params);
 /* ---- schedule.c ------------------------------------------------------ */
 
 /* The schedule for DiffuseSampleParams.steps when no respacing string is
- * given: guided-diffusion's "N" section, except that N = 1 keeps t = T−1. */
+ * given: guided-diffusion's "N" section, except that N = 1 keeps t = T−1
+ * (sample.c's schedule_for takes "ddimN" instead for classifier-guided
+ * DDIM). */
 DiffuseSchedule *diffuse__schedule_new_steps (DiffuseScheduleKind kind, gint T,
                                               gint steps, GError **error);
 

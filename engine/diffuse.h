@@ -377,7 +377,9 @@ typedef struct
    * table's (diffuse_settings (), below). */
   DiffuseSamplerKind sampler;   /* default DDIM */
   gint steps;                   /* 1..4000 and ≤ T, default 50; used when
-                                    respacing is NULL */
+                                    respacing is NULL: spread evenly, ending
+                                    at T−1; with classifier guidance and
+                                    DDIM as "ddimN" (no t = T−1; sample.c) */
   const char *respacing;        /* overrides steps: "ddim50", "10,10,10" */
   double eta;                   /* DDIM η in 0..10; default 1 */
   DiffuseVarianceKind variance; /* DDPM; default AUTO */

@@ -25,17 +25,85 @@
 #include "diffuse-private.h"
 #include "gaussian-diffusion.h"
 
+/* Whether `steps` (no respacing string) is spaced as "ddimN": classifier
+ * guidance with the DDIM sampler.  guided-diffusion samples classifier-
+ * guided DDIM with timestep_respacing "ddimN" (its README: --use_ddim True
+ * --timestep_respacing ddim25), range(0, T, stride), which never holds
+ * t = T−1.  The even spacing does, and on a cosine schedule ᾱ_{T−1} is
+ * tiny (2.4e-9 at T = 1000): condition_score's ε shift recomputes x̂0
+ * unclipped, x̂0 moves by (1−ᾱ)/√ᾱ·s·∇ = 2·10⁴·s·∇, and the DDIM step to
+ * the next kept t (979 of 50 even steps, √ᾱ = 0.031) carries ~632·s·∇ of
+ * it into x_t, from a classifier that sees pure noise there (issue 11).  DDPM (condition_mean
+ * adds Σ·s·∇, Σ ≤ 1) and runs without a classifier keep the even spacing. */
+static gboolean
+steps_as_ddim (const DiffuseSampleParams *params)
+{
+  return (params->respacing == NULL || params->respacing[0] == '\0') &&
+         params->classifier != NULL && params->classifier_scale > 0.0 &&
+         params->sampler == DIFFUSE_SAMPLER_DDIM;
+}
+
+/* guided-diffusion's space_timesteps for "ddimN": some stride i in 1..T−1
+ * with len(range(0, T, i)) = ceil(T / i) = N (schedule.c, respace_ddim). */
+static gboolean
+ddim_steps_valid (gint T, gint n)
+{
+  for (gint i = 1; i < T; i++)
+    if ((T + i - 1) / i == n)
+      return TRUE;
+  return FALSE;
+}
+
 static DiffuseSchedule *
 schedule_for (const DiffuseSampleParams *params, const DiffuseModelConfig *cfg,
               GError **error)
 {
-  /* an explicit respacing string wins; else `steps` evenly spread, ending
-   * at T−1 (diffuse__schedule_new_steps) */
+  gint T = cfg->diffusion_steps;
+
+  /* an explicit respacing string wins */
   if (params->respacing != NULL && params->respacing[0] != '\0')
-    return diffuse_schedule_new (cfg->noise_schedule, cfg->diffusion_steps,
-                                 params->respacing, error);
-  return diffuse__schedule_new_steps (cfg->noise_schedule, cfg->diffusion_steps,
-                                      params->steps, error);
+    return diffuse_schedule_new (cfg->noise_schedule, T, params->respacing,
+                                 error);
+  /* classifier-guided DDIM: `steps` as "ddimN" (steps_as_ddim).  Where no
+   * stride gives exactly N steps guided-diffusion's space_timesteps raises;
+   * so do we, in validation before any work, naming the nearest step
+   * counts that work (rather than silently running another count). */
+  if (steps_as_ddim (params) && params->steps >= 1 && params->steps <= T)
+    {
+      gint below = params->steps, above = params->steps;
+
+      if (!ddim_steps_valid (T, params->steps))
+        {
+          g_autofree char *use = NULL;
+
+          while (below >= 1 && !ddim_steps_valid (T, below))
+            below--;
+          while (above <= T && !ddim_steps_valid (T, above))
+            above++;
+          if (below >= 1 && above <= T)
+            use = g_strdup_printf ("use steps = %d or %d, or give a respacing",
+                                   below, above);
+          else if (below >= 1 || above <= T)
+            use = g_strdup_printf ("use steps = %d, or give a respacing",
+                                   below >= 1 ? below : above);
+          else
+            use = g_strdup ("give a respacing");
+          diffuse__invalid (
+              error,
+              "steps = %d: with a classifier, DDIM spaces the steps as "
+              "guided-diffusion's \"ddim%d\" (an integer stride from t = 0, "
+              "skipping t = %d, where the classifier's gradient blows up), "
+              "but no integer stride takes exactly %d of the model's %d "
+              "steps; %s",
+              params->steps, params->steps, T - 1, params->steps, T, use);
+          return NULL;
+        }
+      g_autofree char *ddim = g_strdup_printf ("ddim%d", params->steps);
+      return diffuse_schedule_new (cfg->noise_schedule, T, ddim, error);
+    }
+  /* else `steps` evenly spread, ending at T−1 (diffuse__schedule_new_steps) */
+  return diffuse__schedule_new_steps (cfg->noise_schedule, T, params->steps,
+                                      error);
 }
 
 /* The null model must read x_t and t as the model does: same channels,
@@ -110,6 +178,13 @@ diffuse_sample_params_validate (const DiffuseSampleParams *params,
                                  "steps = %d is out of range: the model has "
                                  "diffusion_steps = %d, so 1..%d",
                                  params->steps, T, T);
+      if (steps_as_ddim (params))
+        {
+          g_autoptr (DiffuseSchedule) s = schedule_for (params, cfg, error);
+
+          if (s == NULL)
+            return FALSE;
+        }
     }
   else
     {

@@ -674,6 +674,127 @@ test_null_model_null_class (void)
   g_assert_cmpfloat (max_abs_diff (a, c, 2 * 16 * 16), >, 1e-2);
 }
 
+/* Classifier-guided DDIM spaces `steps` as guided-diffusion's "ddimN"
+ * (sample.c, schedule_for; issue 11): bit for bit the run with respacing
+ * "ddimN", starting at t = 900 for N = 10 of T = 1000 rather than at
+ * t = 999.  DDPM with a classifier, DDIM without one (or with scale 0)
+ * keep the even spacing "N" that ends at T−1.  An N no integer stride
+ * gives is refused before any work, naming the nearest N that work. */
+typedef struct
+{
+  float out[2 * 16 * 16];
+  gint start_timestep, n_steps;
+} SpacingRun;
+
+static void
+spacing_run (const DiffuseModel *m, DiffuseSampleParams *p, SpacingRun *r)
+{
+  g_autoptr (GError) error = NULL;
+  DiffuseSampleInfo info;
+
+  g_assert_true (diffuse_sample (m, p, r->out, &info, &error));
+  g_assert_no_error (error);
+  r->start_timestep = info.start_timestep;
+  r->n_steps = info.n_steps_run;
+}
+
+static void
+test_classifier_ddim_spacing (void)
+{
+  g_autoptr (DiffuseModel) m = load_model ("forward-grey-cond.safetensors");
+  g_autoptr (DiffuseModel) clf =
+      load_model ("clf-grey-attn-ss-updown.safetensors");
+  g_autoptr (GError) error = NULL;
+  DiffuseSampleParams p;
+  SpacingRun a, b;
+
+  diffuse_sample_params_init (&p);
+  p.steps = 10;
+  p.count = 2;
+  p.class_label = 1;
+  p.guidance = 1.0;
+  p.seed = 3;
+  p.n_threads = 1;
+  p.sampler = DIFFUSE_SAMPLER_DDIM;
+  p.classifier = clf;
+  p.classifier_scale = 4.0;
+
+  /* classifier + DDIM: steps = 10 is "ddim10" (0, 100, …, 900) */
+  spacing_run (m, &p, &a);
+  p.respacing = "ddim10";
+  spacing_run (m, &p, &b);
+  g_assert_cmpint (a.start_timestep, ==, 900);
+  g_assert_cmpint (b.start_timestep, ==, 900);
+  g_assert_cmpint (a.n_steps, ==, 10);
+  g_assert_cmpmem (a.out, sizeof a.out, b.out, sizeof b.out);
+  /* and not the even spacing, which the explicit "10" still gives */
+  p.respacing = "10";
+  spacing_run (m, &p, &b);
+  g_assert_cmpint (b.start_timestep, ==, 999);
+  g_test_message ("classifier DDIM: ddim10 vs even \"10\" differ by %.3g",
+                  max_abs_diff (a.out, b.out, 2 * 16 * 16));
+  g_assert_cmpfloat (max_abs_diff (a.out, b.out, 2 * 16 * 16), >, 1e-3);
+  p.respacing = NULL;
+
+  /* the estimate sees the same schedule: 10 steps, twice (guided) */
+  DiffuseRunEstimate est;
+  g_assert_true (diffuse_sample_estimate (m, &p, &est, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (est.n_evals, ==, 2 * 10 * 2);
+
+  /* even spacing: DDPM with a classifier, scale 0, and no classifier */
+  for (gint k = 0; k < 3; k++)
+    {
+      DiffuseSampleParams q = p;
+
+      if (k == 0)
+        q.sampler = DIFFUSE_SAMPLER_DDPM;
+      else if (k == 1)
+        q.classifier_scale = 0.0;
+      else
+        q.classifier = NULL;
+      spacing_run (m, &q, &a);
+      q.respacing = "10";
+      spacing_run (m, &q, &b);
+      g_assert_cmpint (a.start_timestep, ==, 999);
+      g_assert_cmpint (b.start_timestep, ==, 999);
+      g_assert_cmpmem (a.out, sizeof a.out, b.out, sizeof b.out);
+    }
+
+  /* steps T = 1000 cannot take 60 (strides 17 and 16 give 59 and 63) nor
+   * 1 (no stride below T gives one step): refused before any work, naming
+   * the counts that work; an explicit respacing or DDPM still run them */
+  const struct
+  {
+    gint steps;
+    const char *names;
+  } bad[] = { { 60, "steps = 59 or 63" }, { 1, "steps = 2," } };
+  for (guint k = 0; k < G_N_ELEMENTS (bad); k++)
+    {
+      p.steps = bad[k].steps;
+      g_assert_false (diffuse_sample_params_validate (&p, m, &error));
+      g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
+      g_test_message ("steps %d: %s", bad[k].steps, error->message);
+      g_assert_nonnull (strstr (error->message, bad[k].names));
+      g_assert_nonnull (strstr (error->message, "respacing"));
+      g_clear_error (&error);
+      a.out[0] = 42.0f;
+      g_assert_false (diffuse_sample (m, &p, a.out, NULL, &error));
+      g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
+      g_assert_cmpfloat (a.out[0], ==, 42.0f);
+      g_clear_error (&error);
+      g_assert_false (diffuse_sample_estimate (m, &p, &est, &error));
+      g_assert_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID);
+      g_clear_error (&error);
+      p.respacing = bad[k].steps == 60 ? "60" : "1";
+      g_assert_true (diffuse_sample_params_validate (&p, m, NULL));
+      p.respacing = NULL;
+      p.sampler = DIFFUSE_SAMPLER_DDPM;
+      g_assert_true (diffuse_sample_params_validate (&p, m, NULL));
+      p.sampler = DIFFUSE_SAMPLER_DDIM;
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -689,5 +810,7 @@ main (int argc, char **argv)
                    test_null_model_learned_variance);
   g_test_add_func ("/sample-model/null-model-null-class",
                    test_null_model_null_class);
+  g_test_add_func ("/sample-model/classifier-ddim-spacing",
+                   test_classifier_ddim_spacing);
   return g_test_run ();
 }
