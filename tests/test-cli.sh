@@ -252,6 +252,30 @@ expect_error "sample: negative classifier scale" 1 sample \
   --model "$G/forward-grey-cond.safetensors" --classifier "$CG" --class 1 \
   --classifier-scale -1 --steps 2 --quiet --out "$TMP/x.png"
 
+# classifier-guided DDIM spaces --steps N as "ddimN" (issue 11): the same
+# samples as --respacing ddimN, not the even "N"; an N no integer stride
+# gives is refused before any step, naming the counts that work
+CS=(sample --model "$G/forward-grey-cond.safetensors" --classifier "$CG"
+    --class 1 --classifier-scale 4 --seed 2 --quiet --out "$TMP/x.png")
+if run "sample: classifier DDIM --steps 4" 0 "${CS[@]}" --steps 4 \
+     --out-npy "$TMP/cs.npy" &&
+   run "sample: classifier DDIM ddim4" 0 "${CS[@]}" --respacing ddim4 \
+     --out-npy "$TMP/cd.npy" &&
+   run "sample: classifier DDIM even 4" 0 "${CS[@]}" --respacing 4 \
+     --out-npy "$TMP/ce.npy"; then
+  if cmp -s "$TMP/cs.npy" "$TMP/cd.npy"; then
+    pass "classifier DDIM: --steps 4 is --respacing ddim4"
+  else fail "classifier DDIM: --steps 4 differs from --respacing ddim4"; fi
+  if cmp -s "$TMP/cs.npy" "$TMP/ce.npy"; then
+    fail "classifier DDIM: --steps 4 is still the even spacing"
+  else pass "classifier DDIM: --steps 4 is not the even spacing"; fi
+fi
+expect_error "sample: classifier DDIM, no stride gives 60 steps" 1 \
+  "${CS[@]}" --steps 60 &&
+  if grep -q "steps = 59 or 63" "$TMP/err"; then
+    pass "classifier DDIM: the error names steps 59 and 63"
+  else fail "classifier DDIM: the error does not name steps 59 and 63"; fi
+
 # PNG output: the model's channels (alpha kept), the right size, equal to
 # the float samples rounded to 8 bits; --count K numbers the files.
 M=$G/forward-grey-cond.safetensors

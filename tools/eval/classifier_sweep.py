@@ -108,9 +108,11 @@ def main():
     ap.add_argument("--eta", type=float, default=1.0)
     ap.add_argument("--respacing", default=None, metavar="STR",
                     help="guided-diffusion timestep_respacing for every row "
-                    "instead of 50 evenly spread steps (e.g. ddim50: the "
-                    "kept steps 0, 20, ..., 980, without t = 999); writes "
-                    "<data>-classifier-guidance-STR.{md,json}")
+                    "instead of --steps 50 (evenly spread, t = 999 ... 0; "
+                    "the engine takes ddim50 for classifier-guided DDIM "
+                    "rows: the kept steps 0, 20, ..., 980, without "
+                    "t = 999); \"50\" gives the even spacing everywhere; "
+                    "writes <data>-classifier-guidance-STR.{md,json}")
     ap.add_argument("--scales", default=None, metavar="S,S,...",
                     help="classifier scales of the classifier rows "
                     "(default %s)" % ",".join("%g" % s for s in SCALES[1:]))

@@ -94,6 +94,13 @@ def cache_path(model, cls, n, ks, seed):
     parts = [file_digest(model), cls, n, ks, seed]
     if ks.get("classifier"):
         parts.append(file_digest(os.path.join(ROOT, ks["classifier"])))
+        # the engine spaces classifier-guided DDIM's steps as "ddimN"
+        # (issue 11; before, evenly to t = T-1): samples cached before that
+        # must not stand for these settings
+        if (float(ks.get("classifier_scale", 1)) > 0
+                and ks.get("sampler", "ddim") == "ddim"
+                and not ks.get("respacing")):
+            parts.append("steps-as-ddimN")
     key = json.dumps(parts, sort_keys=True)
     name = hashlib.sha256(key.encode()).hexdigest()[:24] + ".npy"
     return os.path.join(CACHE, name)
