@@ -5,7 +5,7 @@
         [--model models/fashion.safetensors] \
         [--classifier models/fashion-classifier.safetensors] \
         [--class 1] [--scale 2] [--steps 5] [--sampler ddim|ddpm] [--eta 1] \
-        [--count 2] [--seed 0] [--precision fp32,auto]
+        [--respacing STR] [--count 2] [--seed 0] [--precision fp32,auto]
     tools/eval/check_classifier_guidance.py gradient [--data fashion] \
         [--per-t 100] [--json out.json]
 
@@ -192,9 +192,19 @@ def reference_sample(unet, cfg, clf, sp, label, scale, sampler, eta, count,
     return x
 
 
+def spacing(a):
+    """The respacing both runs use: --respacing, else what the engine takes
+    for --steps N with a classifier: "ddimN" for DDIM (sample.c's
+    schedule_for, issue 11), the even "N" for DDPM.  The engine gets it
+    explicitly, so that its s = 0 run (no classifier) is spaced alike."""
+    if a.respacing:
+        return a.respacing
+    return ("ddim%d" if a.sampler == "ddim" else "%d") % a.steps
+
+
 def engine_sample(diffuse, a, label, scale, precision, out):
     cmd = [diffuse, "sample", "--model", a.model, "--class", str(label),
-           "--steps", str(a.steps), "--sampler", a.sampler,
+           "--respacing", spacing(a), "--sampler", a.sampler, "--guidance", "0",
            "--eta", str(a.eta), "--seed", str(a.seed), "--count",
            str(a.count), "--threads", "1", "--precision", precision,
            "--out-npy", out, "--quiet"]
@@ -209,7 +219,7 @@ def cmd_trajectory(a):
     diffuse = find_diffuse(a.diffuse)
     unet, cfg = load_unet(a.model)
     clf = load_encoder(a.classifier)
-    sp = Spaced(cfg["noise_schedule"], cfg["diffusion_steps"], a.steps)
+    sp = Spaced(cfg["noise_schedule"], cfg["diffusion_steps"], spacing(a))
     log = []
     ref = reference_sample(unet, cfg, clf, sp, a.label, a.scale, a.sampler,
                            a.eta, a.count, a.seed, log)
@@ -223,7 +233,8 @@ def cmd_trajectory(a):
     ref0 = reference_sample(unet, cfg, clf, sp, a.label, 0.0, a.sampler,
                             a.eta, a.count, a.seed)
     moved = float(np.abs(ref - ref0).max())
-    res = {"sampler": a.sampler, "steps": a.steps, "eta": a.eta,
+    res = {"sampler": a.sampler, "steps": a.steps,
+           "respacing": spacing(a), "eta": a.eta,
            "scale": a.scale, "class": a.label,
            "guidance_moved_max": moved,
            "guidance_moved_rms": float(np.sqrt(np.mean((ref - ref0) ** 2)))}
@@ -359,6 +370,11 @@ def main():
     ap.add_argument("--scale", type=float, default=2.0)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
+    ap.add_argument("--respacing", default=None,
+                    help="trajectory: guided-diffusion timestep_respacing "
+                    "of both runs (default: ddimN for DDIM, as the engine "
+                    "spaces classifier-guided DDIM's --steps N; N for "
+                    "DDPM); \"50\" is the even spacing with t = 999")
     ap.add_argument("--eta", type=float, default=1.0)
     ap.add_argument("--count", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
