@@ -204,7 +204,8 @@ def spacing(a):
 
 def engine_sample(diffuse, a, label, scale, precision, out):
     cmd = [diffuse, "sample", "--model", a.model, "--class", str(label),
-           "--respacing", spacing(a), "--sampler", a.sampler, "--guidance", "0",
+           "--respacing", spacing(a), "--sampler", a.sampler,
+           "--guidance", "0",
            "--eta", str(a.eta), "--seed", str(a.seed), "--count",
            str(a.count), "--threads", "1", "--precision", precision,
            "--out-npy", out, "--quiet"]
