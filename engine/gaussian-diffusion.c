@@ -74,13 +74,17 @@ diffuse__repaint_join (float *x, const float *x0, const float *eps,
   for (gsize j = 0; j < n; j++)
     {
       double m = mask[j % hw];
+      /* at ᾱ = 1 (the end of the run) the kept pixels are x0 itself: eps
+       * is not read, so a level never noised (a one-step run) cannot put
+       * an unset or non-finite ε into them as 0·ε */
+      double kept = s > 0.0 ? a * x0[j] + s * eps[j] : (double) x0[j];
 
       if (m == 1.0)
         continue;
       if (m == 0.0)
-        x[j] = (float) (a * x0[j] + s * eps[j]);
+        x[j] = (float) kept;
       else
-        x[j] = (float) (m * x[j] + (1.0 - m) * (a * x0[j] + s * eps[j]));
+        x[j] = (float) (m * x[j] + (1.0 - m) * kept);
     }
 }
 

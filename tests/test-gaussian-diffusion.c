@@ -12,6 +12,7 @@
  *    schedule's ᾱ at each kept t;
  *  - guidance at w = 0 is ε(y), and ε̄ − ε(y) = w (ε(y) − ε(∅)). */
 #include <math.h>
+#include <string.h>
 
 #include "diffuse-private.h"
 #include "gaussian-diffusion.h"
@@ -182,6 +183,33 @@ test_guidance (void)
                                     1e-5 * (1 + fabs (e[j])));
 }
 
+/* RePaint's join at ᾱ = 1 gives the kept pixels exactly x0 and never reads
+ * ε (a one-step inpaint reaches it before any ε was drawn: an unset
+ * buffer once made such runs NaN) */
+static void
+test_repaint_join_end (void)
+{
+  float x[N], x0[N], eps[N], mask[N];
+
+  fill (x, N, 4, 2);
+  fill (x0, N, 4, 3);
+  for (gint j = 0; j < N; j++)
+    {
+      eps[j] = j % 2 ? NAN : INFINITY;
+      mask[j] = j % 3 == 0 ? 1.0f : j % 3 == 1 ? 0.0f : 0.25f;
+    }
+  float before[N];
+  memcpy (before, x, sizeof x);
+  diffuse__repaint_join (x, x0, eps, mask, N, N, 1.0);
+  for (gint j = 0; j < N; j++)
+    {
+      double want = mask[j] * (double) before[j] + (1.0 - mask[j]) * x0[j];
+
+      g_assert_true (isfinite (x[j]));
+      g_assert_cmpfloat (x[j], ==, (float) want);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -196,5 +224,7 @@ main (int argc, char **argv)
   g_test_add_func ("/gaussian-diffusion/respaced-beta-keeps-alpha-bar",
                    test_respaced_beta_keeps_alpha_bar);
   g_test_add_func ("/gaussian-diffusion/guidance", test_guidance);
+  g_test_add_func ("/gaussian-diffusion/repaint-join-end",
+                   test_repaint_join_end);
   return g_test_run ();
 }
