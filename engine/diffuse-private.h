@@ -147,6 +147,9 @@ void diffuse__settings_init (DiffuseSampleParams *params);
  * DDIM). */
 DiffuseSchedule *diffuse__schedule_new_steps (DiffuseScheduleKind kind, gint T,
                                               gint steps, GError **error);
+/* The stride of guided-diffusion's "ddimN" respacing: the smallest i in
+ * 1..T−1 with ceil(T / i) = n steps; 0 when no integer stride gives n. */
+gint diffuse__ddim_stride (gint T, gint n);
 
 /* ---- inpaint.c: the masked reverse process ----------------------------- */
 

@@ -43,17 +43,6 @@ steps_as_ddim (const DiffuseSampleParams *params)
          params->sampler == DIFFUSE_SAMPLER_DDIM;
 }
 
-/* guided-diffusion's space_timesteps for "ddimN": some stride i in 1..T−1
- * with len(range(0, T, i)) = ceil(T / i) = N (schedule.c, respace_ddim). */
-static gboolean
-ddim_steps_valid (gint T, gint n)
-{
-  for (gint i = 1; i < T; i++)
-    if ((T + i - 1) / i == n)
-      return TRUE;
-  return FALSE;
-}
-
 static DiffuseSchedule *
 schedule_for (const DiffuseSampleParams *params, const DiffuseModelConfig *cfg,
               GError **error)
@@ -72,13 +61,13 @@ schedule_for (const DiffuseSampleParams *params, const DiffuseModelConfig *cfg,
     {
       gint below = params->steps, above = params->steps;
 
-      if (!ddim_steps_valid (T, params->steps))
+      if (!diffuse__ddim_stride (T, params->steps))
         {
           g_autofree char *use = NULL;
 
-          while (below >= 1 && !ddim_steps_valid (T, below))
+          while (below >= 1 && !diffuse__ddim_stride (T, below))
             below--;
-          while (above <= T && !ddim_steps_valid (T, above))
+          while (above <= T && !diffuse__ddim_stride (T, above))
             above++;
           if (below >= 1 && above <= T)
             use = g_strdup_printf ("use steps = %d or %d, or give a respacing",

@@ -96,8 +96,18 @@ parse_int (const char *s, const char *end, gint64 *out)
   return TRUE;
 }
 
-/* "ddimN": the DDIM paper's fixed stride, guided-diffusion's space_timesteps:
- * the smallest stride i ≥ 1 with len(range(0, T, i)) == N. */
+/* guided-diffusion's space_timesteps for "ddimN": the smallest stride
+ * i in 1..T−1 with len(range(0, T, i)) = ceil(T / i) = n; 0 when none. */
+gint
+diffuse__ddim_stride (gint T, gint n)
+{
+  for (gint i = 1; i < T; i++)
+    if ((T + i - 1) / i == n)
+      return i;
+  return 0;
+}
+
+/* "ddimN": the DDIM paper's fixed stride (diffuse__ddim_stride). */
 static gboolean
 respace_ddim (gint T, const char *respacing, gboolean *keep, GError **error)
 {
@@ -112,13 +122,14 @@ respace_ddim (gint T, const char *respacing, gboolean *keep, GError **error)
           respacing);
       return FALSE;
     }
-  for (gint i = 1; i < T; i++)
-    if ((T + i - 1) / i == want)
-      {
-        for (gint t = 0; t < T; t += i)
-          keep[t] = TRUE;
-        return TRUE;
-      }
+  gint stride = want <= T ? diffuse__ddim_stride (T, (gint) want) : 0;
+
+  if (stride > 0)
+    {
+      for (gint t = 0; t < T; t += stride)
+        keep[t] = TRUE;
+      return TRUE;
+    }
   g_set_error (error, DIFFUSE_ERROR, DIFFUSE_ERROR_INVALID,
                "respacing \"%s\": cannot take exactly %" G_GINT64_FORMAT
                " of %d steps with an integer stride",
