@@ -298,6 +298,13 @@ gsize diffuse_classifier_get_scratch_bytes (const DiffuseClassifier *clf);
 gboolean diffuse_classifier_check_model (const DiffuseModelConfig *classifier,
                                          const DiffuseModelConfig *model,
                                          GError **error);
+/* Whether a classifier takes images of height x width: an attention
+ * pool only its own image_size, and every classifier sides that are
+ * multiples of its downsampling, 2^(n_levels−1).  The same check as
+ * sampling makes (diffuse_sample_params_validate). */
+gboolean diffuse_classifier_check_size (const DiffuseModelConfig *classifier,
+                                        gint height, gint width,
+                                        GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DiffuseClassifier, diffuse_classifier_free)
 

@@ -278,21 +278,9 @@ check_classifier (const DiffuseModel *classifier, const DiffuseModelConfig *cfg,
 {
   const DiffuseModelConfig *cc = diffuse_model_get_config (classifier);
 
-  if (!diffuse_classifier_check_model (cc, cfg, error))
+  if (!diffuse_classifier_check_model (cc, cfg, error) ||
+      !diffuse_classifier_check_size (cc, h, w, error))
     return FALSE;
-  if (cc->pool == DIFFUSE_POOL_ATTENTION &&
-      (h != cc->image_size || w != cc->image_size))
-    return diffuse__invalid (
-        error,
-        "the classifier's attention pool takes %dx%d images "
-        "only; this run is %dx%d",
-        cc->image_size, cc->image_size, w, h);
-  if (h % (1 << (cc->n_levels - 1)) != 0 || w % (1 << (cc->n_levels - 1)) != 0)
-    return diffuse__invalid (
-        error,
-        "the classifier needs sizes that are multiples of %d; "
-        "this run is %dx%d",
-        1 << (cc->n_levels - 1), w, h);
   if (params->class_label < 0)
     return diffuse__invalid (error,
                              "classifier guidance needs a class label (the "
@@ -336,6 +324,29 @@ diffuse_classifier_check_model (const DiffuseModelConfig *cc,
         cc->diffusion_steps,
         diffuse_schedule_kind_to_string (cfg->noise_schedule),
         cfg->diffusion_steps);
+  return TRUE;
+}
+
+gboolean
+diffuse_classifier_check_size (const DiffuseModelConfig *cc, gint height,
+                               gint width, GError **error)
+{
+  g_return_val_if_fail (cc != NULL, FALSE);
+
+  if (cc->pool == DIFFUSE_POOL_ATTENTION &&
+      (height != cc->image_size || width != cc->image_size))
+    return diffuse__invalid (
+        error,
+        "the classifier's attention pool takes %dx%d images "
+        "only; this run is %dx%d",
+        cc->image_size, cc->image_size, width, height);
+  if (height % (1 << (cc->n_levels - 1)) != 0 ||
+      width % (1 << (cc->n_levels - 1)) != 0)
+    return diffuse__invalid (
+        error,
+        "the classifier needs sizes that are multiples of %d; "
+        "this run is %dx%d",
+        1 << (cc->n_levels - 1), width, height);
   return TRUE;
 }
 

@@ -89,17 +89,6 @@ dp_model_files_list (const char *const *dirs, DiffuseModelType type)
   return list;
 }
 
-/* Whether a classifier takes images of side size (the model's own: what
- * runs at the model's size give it): an attention pool takes its own
- * image_size only, the adaptive pool any multiple of its downsampling. */
-static gboolean
-takes_size (const DiffuseModelConfig *c, gint size)
-{
-  if (c->pool == DIFFUSE_POOL_ATTENTION)
-    return size == c->image_size;
-  return size % (1 << (c->n_levels - 1)) == 0;
-}
-
 void
 dp_model_files_keep_fitting (GPtrArray *classifiers,
                              const DiffuseModelConfig *model)
@@ -112,7 +101,8 @@ dp_model_files_keep_fitting (GPtrArray *classifiers,
 
       if (!e->readable ||
           !diffuse_classifier_check_model (&e->config, model, NULL) ||
-          !takes_size (&e->config, model->image_size))
+          !diffuse_classifier_check_size (&e->config, model->image_size,
+                                          model->image_size, NULL))
         g_ptr_array_remove_index (classifiers, i - 1);
     }
 }

@@ -20,9 +20,9 @@ GPtrArray *dp_model_files_list (const char *const *dirs, DiffuseModelType type);
 
 /* Removes (and frees) the entries of classifiers that cannot guide a
  * model of this configuration (diffuse_classifier_check_model: kind,
- * channels, the diffusion it was trained for; and images of the model's
- * own size: an attention pool takes only its image_size), and
- * unreadable ones. */
+ * channels, the diffusion it was trained for; and
+ * diffuse_classifier_check_size at the model's own size), and unreadable
+ * ones. */
 void dp_model_files_keep_fitting (GPtrArray *classifiers,
                                   const DiffuseModelConfig *model);
 
