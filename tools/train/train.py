@@ -524,7 +524,7 @@ def main():
                     "until a new one has been evaluated)")
     ap.add_argument("--pause-file", default=None, metavar="PATH",
                     help="before each step, sleep while PATH exists "
-                    "(e.g. /work/ckpt/PAUSE, created by whoever takes "
+                    "(e.g. ~/diffuse-train.pause, created by whoever takes "
                     "timings on a shared machine); default: never pause")
     ap.add_argument("--benchmark", type=int, default=0, metavar="N",
                     help="time N training steps, write nothing, exit")
