@@ -6,36 +6,46 @@
 
 #include "plugin.h"
 
-gboolean
-dp_run_load_model (DpRun *run, const char *model, GError **error)
+/* The file at path into *model (the one already there when it is the
+ * same path), refused when it is not of kind type: wrong_kind is the
+ * message then, with the file's name for %s. */
+static gboolean
+load_cached (const char *path, DiffuseModelType type, const char *wrong_kind,
+             DiffuseModel **model, gchar **model_path, GError **error)
 {
-  g_autofree gchar *path = dp_models_resolve (model, error);
   DiffuseModel *loaded;
 
-  if (path == NULL)
-    return FALSE;
-  if (run->model != NULL && g_strcmp0 (path, run->model_path) == 0)
+  if (*model != NULL && g_strcmp0 (path, *model_path) == 0)
     return TRUE;
   loaded = diffuse_model_new_from_file (path, error);
   if (loaded == NULL)
     return FALSE;
-  if (diffuse_model_get_config (loaded)->model_type != DIFFUSE_MODEL_UNET)
+  if (diffuse_model_get_config (loaded)->model_type != type)
     {
       g_autofree gchar *shown = g_filename_display_name (path);
 
-      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
-                   "%s is a classifier (for classifier guidance), not a "
-                   "diffusion model: choose a diffusion model as the model "
-                   "and give this file as the classifier (\"Steer by\")",
-                   shown);
+      g_set_error (error, GIMP_PLUG_IN_ERROR, 0, wrong_kind, shown);
       diffuse_model_free (loaded);
       return FALSE;
     }
-  diffuse_model_free (run->model);
-  g_free (run->model_path);
-  run->model = loaded;
-  run->model_path = g_steal_pointer (&path);
+  diffuse_model_free (*model);
+  g_free (*model_path);
+  *model = loaded;
+  *model_path = g_strdup (path);
   return TRUE;
+}
+
+gboolean
+dp_run_load_model (DpRun *run, const char *model, GError **error)
+{
+  g_autofree gchar *path = dp_models_resolve (model, error);
+
+  return path != NULL &&
+         load_cached (path, DIFFUSE_MODEL_UNET,
+                      "%s is a classifier (for classifier guidance), not a "
+                      "diffusion model: choose a diffusion model as the model "
+                      "and give this file as the classifier (\"Steer by\")",
+                      &run->model, &run->model_path, error);
 }
 
 /* The classifier the "classifier" argument names (none: run->classifier
@@ -44,7 +54,6 @@ gboolean
 dp_run_load_classifier (DpRun *run, const char *classifier, GError **error)
 {
   g_autofree gchar *path = NULL;
-  DiffuseModel *loaded;
 
   if (dp_model_files_is_none (classifier))
     {
@@ -53,30 +62,12 @@ dp_run_load_classifier (DpRun *run, const char *classifier, GError **error)
       return TRUE;
     }
   path = dp_classifiers_resolve (classifier, error);
-  if (path == NULL)
-    return FALSE;
-  if (run->classifier != NULL && g_strcmp0 (path, run->classifier_path) == 0)
-    return TRUE;
-  loaded = diffuse_model_new_from_file (path, error);
-  if (loaded == NULL)
-    return FALSE;
-  if (diffuse_model_get_config (loaded)->model_type != DIFFUSE_MODEL_CLASSIFIER)
-    {
-      g_autofree gchar *shown = g_filename_display_name (path);
-
-      g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
-                   "%s is a diffusion model, not a classifier: give a "
-                   "classifier file (model_type \"classifier\") as the "
-                   "classifier, or none",
-                   shown);
-      diffuse_model_free (loaded);
-      return FALSE;
-    }
-  diffuse_model_free (run->classifier);
-  g_free (run->classifier_path);
-  run->classifier = loaded;
-  run->classifier_path = g_steal_pointer (&path);
-  return TRUE;
+  return path != NULL &&
+         load_cached (path, DIFFUSE_MODEL_CLASSIFIER,
+                      "%s is a diffusion model, not a classifier: give a "
+                      "classifier file (model_type \"classifier\") as the "
+                      "classifier, or none",
+                      &run->classifier, &run->classifier_path, error);
 }
 
 /* "" means the model's "no label" class when it has one, else class 0;
