@@ -474,18 +474,20 @@ fill_classifier_combo (Dialog *d)
   d->applying = FALSE;
 }
 
-/* "Other classifier file...": a file chooser starting in the user's
- * folder. */
-static void
-choose_classifier_file (Dialog *d)
+/* A .safetensors file picked in a file chooser that starts in the user's
+ * model folder ("Other ... file..."), set as the config's property;
+ * FALSE when cancelled. */
+static gboolean
+choose_file_into (Dialog *d, const char *title, const char *filter_name,
+                  const char *property)
 {
   GtkFileChooserNative *chooser = gtk_file_chooser_native_new (
-      "Choose a Classifier", GTK_WINDOW (d->dialog),
-      GTK_FILE_CHOOSER_ACTION_OPEN, "_Open", "_Cancel");
+      title, GTK_WINDOW (d->dialog), GTK_FILE_CHOOSER_ACTION_OPEN, "_Open",
+      "_Cancel");
   GtkFileFilter *filter = gtk_file_filter_new ();
   g_autofree gchar *path = NULL;
 
-  gtk_file_filter_set_name (filter, "Classifiers (*.safetensors)");
+  gtk_file_filter_set_name (filter, filter_name);
   gtk_file_filter_add_pattern (filter, "*.safetensors");
   gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (chooser), filter);
   g_mkdir_with_parents (d->spec->user_models_dir, 0755);
@@ -496,12 +498,20 @@ choose_classifier_file (Dialog *d)
     path = gtk_file_chooser_get_filename (GTK_FILE_CHOOSER (chooser));
   g_object_unref (chooser);
 
-  if (path != NULL)
-    {
-      d->applying = TRUE;
-      g_object_set (d->config, "classifier", path, NULL);
-      d->applying = FALSE;
-    }
+  if (path == NULL)
+    return FALSE;
+  d->applying = TRUE;
+  g_object_set (d->config, property, path, NULL);
+  d->applying = FALSE;
+  return TRUE;
+}
+
+/* "Other classifier file..." */
+static void
+choose_classifier_file (Dialog *d)
+{
+  choose_file_into (d, "Choose a Classifier", "Classifiers (*.safetensors)",
+                    "classifier");
   /* the new file, or back to the classifier that was chosen */
   fill_classifier_combo (d);
   update_sensitivity (d);
@@ -582,36 +592,17 @@ load_selected_model (Dialog *d)
 
 static void fill_model_combo (Dialog *d, const char *select);
 
-/* "Other model file...": a file chooser starting in the user's folder. */
+/* "Other model file..." */
 static void
 choose_model_file (Dialog *d)
 {
-  GtkFileChooserNative *chooser = gtk_file_chooser_native_new (
-      "Choose a Diffusion Model", GTK_WINDOW (d->dialog),
-      GTK_FILE_CHOOSER_ACTION_OPEN, "_Open", "_Cancel");
-  GtkFileFilter *filter = gtk_file_filter_new ();
-  g_autofree gchar *path = NULL;
+  gboolean chosen =
+      choose_file_into (d, "Choose a Diffusion Model",
+                        "Diffusion models (*.safetensors)", "model");
 
-  gtk_file_filter_set_name (filter, "Diffusion models (*.safetensors)");
-  gtk_file_filter_add_pattern (filter, "*.safetensors");
-  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (chooser), filter);
-  g_mkdir_with_parents (d->spec->user_models_dir, 0755);
-  gtk_file_chooser_set_current_folder (GTK_FILE_CHOOSER (chooser),
-                                       d->spec->user_models_dir);
-  if (gtk_native_dialog_run (GTK_NATIVE_DIALOG (chooser)) ==
-      GTK_RESPONSE_ACCEPT)
-    path = gtk_file_chooser_get_filename (GTK_FILE_CHOOSER (chooser));
-  g_object_unref (chooser);
-
-  if (path != NULL)
-    {
-      d->applying = TRUE;
-      g_object_set (d->config, "model", path, NULL);
-      d->applying = FALSE;
-    }
   /* the new file, or back to the model that was chosen */
   fill_model_combo (d, NULL);
-  if (path != NULL)
+  if (chosen)
     load_selected_model (d);
 }
 
