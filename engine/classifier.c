@@ -581,7 +581,7 @@ diffuse_classifier_set_precision (DiffuseClassifier *clf,
     return FALSE;
   clf->precision = p;
   if (p == DIFFUSE_PRECISION_BF16 && clf->bf16 == NULL)
-    clf->bf16 = diffuse__bf16_convs_new (clf->n_threads, FALSE);
+    clf->bf16 = diffuse__bf16_convs_new (clf->n_threads, FALSE, NULL);
   return TRUE;
 }
 
@@ -589,7 +589,7 @@ void
 diffuse__classifier_emulate_bf16 (DiffuseClassifier *clf)
 {
   diffuse__bf16_convs_free (clf->bf16);
-  clf->bf16 = diffuse__bf16_convs_new (clf->n_threads, TRUE);
+  clf->bf16 = diffuse__bf16_convs_new (clf->n_threads, TRUE, NULL);
   clf->precision = DIFFUSE_PRECISION_BF16;
 }
 

@@ -50,6 +50,7 @@ struct _DiffuseBf16Convs
 {
   gint n_threads;
   gboolean emulate;
+  const DiffuseSafetensors *release_from;
   GArray *emu; /* EmuLayer */
   float *xr, *col;
   gsize xr_len, col_len;
@@ -66,10 +67,12 @@ struct _DiffuseBf16Convs
 };
 
 DiffuseBf16Convs *
-diffuse__bf16_convs_new (gint n_threads, gboolean emulate)
+diffuse__bf16_convs_new (gint n_threads, gboolean emulate,
+                         const DiffuseSafetensors *release_from)
 {
   DiffuseBf16Convs *c = g_new0 (DiffuseBf16Convs, 1);
 
+  c->release_from = release_from;
   c->n_threads = CLAMP (n_threads, 1, DIFFUSE_MAX_THREADS);
   c->emulate = emulate || !diffuse_have_onednn ();
   c->emu = g_array_new (FALSE, TRUE, sizeof (EmuLayer));
@@ -202,6 +205,7 @@ emu_conv2d (DiffuseBf16Convs *c, DiffusePool *pool, const float *x, gint c_in,
       EmuLayer l = { w, g_new (float, nw) };
 
       round_floats (pool, w, nw, l.wr);
+      diffuse__safetensors_release (c->release_from, w, nw * sizeof (float));
       g_array_append_val (c->emu, l);
       layer = &g_array_index (c->emu, EmuLayer, c->emu->len - 1);
       c->cursor = c->emu->len;
@@ -324,6 +328,8 @@ part_weights (DiffuseBf16Convs *c, const float *w, gint c0, gint n, gint c_in,
       dnnl_failed (dnnl_stream_wait (c->streams[0]), "stream_wait", error))
     goto out;
   g_array_append_val (c->weights, e);
+  diffuse__safetensors_release (c->release_from, w + (gsize) c0 * c_in * k * k,
+                                (gsize) n * c_in * k * k * sizeof (float));
   ok = TRUE;
 out:
   if (reorder)

@@ -22,14 +22,22 @@
 
 #include <glib.h>
 
+#include "diffuse-private.h"
 #include "threadpool.h"
 
 G_BEGIN_DECLS
 
 typedef struct _DiffuseBf16Convs DiffuseBf16Convs;
 
-/* emulate: use the fp32-emulated path even when oneDNN is there. */
-DiffuseBf16Convs *diffuse__bf16_convs_new (gint n_threads, gboolean emulate);
+/* emulate: use the fp32-emulated path even when oneDNN is there.
+ * release_from (or NULL): the file the fp32 weights are mapped from; once
+ * a layer's bf16 weights are made, its fp32 weights' pages are dropped
+ * from the process (diffuse__safetensors_release), so that a bf16 run
+ * holds the weights once, in bf16.  Leave it NULL where the fp32 weights
+ * stay in use (the classifier's gradient reads them every step). */
+DiffuseBf16Convs *
+diffuse__bf16_convs_new (gint n_threads, gboolean emulate,
+                         const DiffuseSafetensors *release_from);
 void diffuse__bf16_convs_free (DiffuseBf16Convs *convs);
 
 /* As diffuse__conv2d (layers.h) with k = 1 or 3, in bf16; w (the fp32

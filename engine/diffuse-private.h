@@ -108,6 +108,10 @@ gboolean diffuse__model_scan_was_cached (const DiffuseModel *model);
 gboolean diffuse__model_cache_record_valid (const guint8 *bytes, gsize len,
                                             const guint8 key[32]);
 void diffuse__safetensors_free (DiffuseSafetensors *st);
+/* Drops the process's resident pages of the mapped file inside [p, p + n)
+ * (memory only: a later read gets the same bytes); a no-op outside it. */
+void diffuse__safetensors_release (const DiffuseSafetensors *st, const void *p,
+                                   gsize n);
 /* NULL when absent. */
 const DiffuseTensorInfo *diffuse__safetensors_get (const DiffuseSafetensors *st,
                                                    const char *name);

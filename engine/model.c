@@ -638,6 +638,11 @@ bind_weights (DiffuseModel *model, GError **error)
                            model->name, t->name, t->data[j], j);
               return FALSE;
             }
+      /* the scan's pages leave the process again (they stay in the page
+       * cache): a bf16 run never reads most of them, an fp32 run maps
+       * them back as it goes */
+      diffuse__safetensors_release (model->st, t->data,
+                                    (gsize) t->n_elements * sizeof (float));
     }
   if (keyed && !model->scan_cached)
     diffuse__model_cache_add (key);

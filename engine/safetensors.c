@@ -14,6 +14,8 @@
  * once, into one buffer owned here; aligned F32 data is used in place. */
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <json-glib/json-glib.h>
 
@@ -686,6 +688,31 @@ open_file (const char *path, gboolean header_only, GError **error)
       st->stat = sb;
     }
   return st;
+}
+
+/* Drops this process's resident copy of the whole pages inside the mapped
+ * bytes [p, p + n): they stay in the kernel's page cache and come back
+ * from it (without a read) if touched again.  The mapping is read-only
+ * and private, so nothing can be lost; anything outside it (a converted
+ * copy, the caller's bytes) is left alone. */
+void
+diffuse__safetensors_release (const DiffuseSafetensors *st, const void *p,
+                              gsize n)
+{
+  glong page = sysconf (_SC_PAGESIZE);
+  guintptr b, e, lo, hi;
+
+  if (st == NULL || st->map == NULL || p == NULL || page <= 0)
+    return;
+  b = (guintptr) p;
+  lo = (guintptr) st->bytes;
+  hi = lo + st->len;
+  if (b < lo || b > hi || n > hi - b)
+    return;
+  e = (b + n) / (guintptr) page * (guintptr) page;
+  b = (b + (guintptr) page - 1) / (guintptr) page * (guintptr) page;
+  if (e > b)
+    madvise ((void *) b, e - b, MADV_DONTNEED); /* advice: failure is fine */
 }
 
 DiffuseSafetensors *

@@ -234,6 +234,7 @@ diffuse__unet_weights_new (const DiffuseSafetensors *st,
   gint updown_res = cfg->resblock_updown;
 
   w->config = *cfg;
+  w->st = st;
   w->emb_dim = 4 * mc;
   ch = cfg->level_channels[0];
   w->skip_c = g_new (gint, max_skips);

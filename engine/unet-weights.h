@@ -73,11 +73,12 @@ typedef struct
 struct _DiffuseUNetWeights
 {
   DiffuseModelConfig config;
-  gint emb_dim;         /* 4·mc */
-  const float *time_w0; /* (4mc, mc)  time_embed.0 */
-  const float *time_b0; /* (4mc) */
-  const float *time_w2; /* (4mc, 4mc)  time_embed.2 */
-  const float *time_b2; /* (4mc) */
+  const DiffuseSafetensors *st; /* the file the weights point into */
+  gint emb_dim;                 /* 4·mc */
+  const float *time_w0;         /* (4mc, mc)  time_embed.0 */
+  const float *time_b0;         /* (4mc) */
+  const float *time_w2;         /* (4mc, 4mc)  time_embed.2 */
+  const float *time_b2;         /* (4mc) */
   const float
       *label_emb; /* (num_classes, 4mc)  label_emb; NULL if unconditional */
   const float *out_norm_w; /* (ch0)  out.0 */

@@ -432,7 +432,7 @@ diffuse_unet_set_precision (DiffuseUNet *unet, DiffusePrecision precision,
     return FALSE;
   unet->precision = p;
   if (p == DIFFUSE_PRECISION_BF16 && unet->bf16 == NULL)
-    unet->bf16 = diffuse__bf16_convs_new (unet->n_threads, FALSE);
+    unet->bf16 = diffuse__bf16_convs_new (unet->n_threads, FALSE, unet->w->st);
   return TRUE;
 }
 
@@ -440,7 +440,7 @@ void
 diffuse__unet_emulate_bf16 (DiffuseUNet *unet)
 {
   diffuse__bf16_convs_free (unet->bf16);
-  unet->bf16 = diffuse__bf16_convs_new (unet->n_threads, TRUE);
+  unet->bf16 = diffuse__bf16_convs_new (unet->n_threads, TRUE, unet->w->st);
   unet->precision = DIFFUSE_PRECISION_BF16;
 }
 

@@ -517,6 +517,99 @@ test_bf16 (void)
   check_all_halves ("BF16", bf16_reference);
 }
 
+/* Resident pages of this process (/proc/self/statm), or −1 */
+static gint64
+resident_pages (void)
+{
+  g_autofree gchar *statm = NULL;
+  gint64 size, resident;
+
+  if (!g_file_get_contents ("/proc/self/statm", &statm, NULL, NULL) ||
+      sscanf (statm, "%" G_GINT64_FORMAT " %" G_GINT64_FORMAT, &size,
+              &resident) != 2)
+    return -1;
+  return resident;
+}
+
+/* The sum of v[i] · (i % 7) over n floats: reads every page */
+static double
+weighted_sum (const float *v, gint64 n)
+{
+  double s = 0;
+
+  for (gint64 i = 0; i < n; i++)
+    s += (double) v[i] * (double) (i % 7);
+  return s;
+}
+
+/* diffuse__safetensors_release drops the mapped file's pages from the
+ * process and nothing else: the data reads the same afterwards, and
+ * converted tensors, the caller's bytes and ranges outside the mapping
+ * are never touched. */
+static void
+test_release (void)
+{
+  const gint64 n = 4 << 20; /* 16 MiB of F32 */
+  const gint64 shape[1] = { n }, hshape[1] = { 1000 };
+  g_autofree float *v = g_new (float, n);
+  g_autofree guint8 *half = g_malloc (2000);
+  g_autoptr (TestSt) b = test_st_new ();
+  g_autofree gchar *path = NULL;
+  g_autoptr (GBytes) file = NULL;
+  g_autoptr (GError) error = NULL;
+  const DiffuseTensorInfo *t, *h;
+  DiffuseSafetensors *st, *mem;
+  double want, want_h;
+  gint64 before, after, page = sysconf (_SC_PAGESIZE);
+
+  for (gint64 i = 0; i < n; i++)
+    v[i] = (float) (i % 1000) - 499.5f;
+  for (gint i = 0; i < 1000; i++)
+    {
+      half[2 * i] = 0;
+      half[2 * i + 1] = (guint8) (0x3c + (i % 3)); /* F16 1, 2, 4 */
+    }
+  test_st_add_f32 (b, "big", 1, shape, v);
+  test_st_add_raw (b, "half", "F16", 1, hshape, half, 2000);
+  path = test_st_write_temp (b);
+  st = diffuse__safetensors_open (path, &error);
+  g_assert_no_error (error);
+  t = diffuse__safetensors_get (st, "big");
+  h = diffuse__safetensors_get (st, "half");
+  want = weighted_sum (v, n);
+  want_h = weighted_sum (h->data, 1000);
+  g_assert_cmpfloat (weighted_sum (t->data, n), ==, want);
+
+  before = resident_pages ();
+  diffuse__safetensors_release (st, t->data, n * sizeof (float));
+  after = resident_pages ();
+  if (before > 0 && after > 0)
+    g_assert_cmpint (before - after, >=, (n * 4 / page) * 3 / 4);
+  /* read again, from the page cache */
+  g_assert_cmpfloat (weighted_sum (t->data, n), ==, want);
+
+  /* the converted F16 tensor lives outside the mapping */
+  diffuse__safetensors_release (st, h->data, 1000 * sizeof (float));
+  g_assert_cmpfloat (weighted_sum (h->data, 1000), ==, want_h);
+  /* a range running past the mapping's end, NULL, nothing */
+  diffuse__safetensors_release (st, t->data, G_MAXSIZE / 2);
+  diffuse__safetensors_release (st, NULL, 4096);
+  diffuse__safetensors_release (NULL, t->data, 4096);
+  g_assert_cmpfloat (weighted_sum (t->data, n), ==, want);
+  diffuse__safetensors_free (st);
+  g_unlink (path);
+
+  /* opened from the caller's bytes: never released */
+  file = test_st_serialize (b);
+  mem = diffuse__safetensors_open_bytes (g_bytes_get_data (file, NULL),
+                                         g_bytes_get_size (file), &error);
+  g_assert_no_error (error);
+  t = diffuse__safetensors_get (mem, "big");
+  diffuse__safetensors_release (mem, t->data, n * sizeof (float));
+  g_assert_cmpfloat (weighted_sum (t->data, n), ==, want);
+  diffuse__safetensors_free (mem);
+}
+
 /* F32 data that is not 4-byte aligned in memory is copied. */
 static void
 test_unaligned_f32 (void)
@@ -573,5 +666,6 @@ main (int argc, char **argv)
   g_test_add_func ("/safetensors/f16", test_f16);
   g_test_add_func ("/safetensors/bf16", test_bf16);
   g_test_add_func ("/safetensors/unaligned-f32", test_unaligned_f32);
+  g_test_add_func ("/safetensors/release", test_release);
   return g_test_run ();
 }
