@@ -89,6 +89,14 @@ void diffuse__conv2d_wrap (DiffusePool *pool, const float *x, gint c_in,
 void diffuse__winograd_weights (DiffusePool *pool, const float *w, gint c_out,
                                 gint c_in, float *u);
 gsize diffuse__winograd_tiles (gint batch, gint height, gint width);
+/* Banding: the _wrap forms take max_tiles (0: no limit) and then work
+ * through the tiles in bands of whole tile rows (rows g = b·⌈H/t⌉ + ty of
+ * every image in turn) of at most max_tiles tiles (at least one row):
+ * v and m need room for band_tiles () tiles only.  The same result as one
+ * band, in a fraction of the scratch at large sizes. */
+gint diffuse__winograd_band_rows (gint rows, gint row_tiles, gsize max_tiles);
+gsize diffuse__winograd_band_tiles (gint batch, gint height, gint width,
+                                    gsize max_tiles);
 void diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
                                 gint batch, gint height, gint width,
                                 const float *u, const float *bias,
@@ -96,13 +104,11 @@ void diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
                                 gboolean accumulate, float *v, float *m,
                                 float *out);
 /* The same with circular padding in the directions of wrap. */
-void diffuse__conv3x3_winograd_wrap (DiffusePool *pool, const float *x,
-                                     gint c_in, gint batch, gint height,
-                                     gint width, const float *u,
-                                     const float *bias, const float *bias2,
-                                     gsize b2_stride, gint c_out,
-                                     DiffuseTileMode wrap, gboolean accumulate,
-                                     float *v, float *m, float *out);
+void diffuse__conv3x3_winograd_wrap (
+    DiffusePool *pool, const float *x, gint c_in, gint batch, gint height,
+    gint width, const float *u, const float *bias, const float *bias2,
+    gsize b2_stride, gint c_out, DiffuseTileMode wrap, gsize max_tiles,
+    gboolean accumulate, float *v, float *m, float *out);
 
 /* Winograd F(4×4, 3×3) (winograd43.c): the same convolution as 36 GEMMs
  * on 6×6 input tiles, 4× fewer multiplications than im2col, at some cost
@@ -112,6 +118,8 @@ void diffuse__conv3x3_winograd_wrap (DiffusePool *pool, const float *x,
 void diffuse__winograd43_weights (DiffusePool *pool, const float *w, gint c_out,
                                   gint c_in, float *u);
 gsize diffuse__winograd43_tiles (gint batch, gint height, gint width);
+gsize diffuse__winograd43_band_tiles (gint batch, gint height, gint width,
+                                      gsize max_tiles);
 void diffuse__conv3x3_winograd43 (DiffusePool *pool, const float *x, gint c_in,
                                   gint batch, gint height, gint width,
                                   const float *u, const float *bias,
@@ -122,8 +130,8 @@ void diffuse__conv3x3_winograd43 (DiffusePool *pool, const float *x, gint c_in,
 void diffuse__conv3x3_winograd43_wrap (
     DiffusePool *pool, const float *x, gint c_in, gint batch, gint height,
     gint width, const float *u, const float *bias, const float *bias2,
-    gsize b2_stride, gint c_out, DiffuseTileMode wrap, gboolean accumulate,
-    float *v, float *m, float *out);
+    gsize b2_stride, gint c_out, DiffuseTileMode wrap, gsize max_tiles,
+    gboolean accumulate, float *v, float *m, float *out);
 
 /* Nearest-neighbour ×2 upsampling (F.interpolate (scale_factor=2)):
  * x[C, B, H, W] -> out[C, B, 2H, 2W]. */

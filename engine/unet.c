@@ -31,6 +31,16 @@
 #define GROUPS 32 /* GroupNorm32 */
 #define GN_EPS 1e-5f
 
+/* How the 3×3 stride-1 convolutions run: conv3x3_algo's choice by shape,
+ * or one form for all (DIFFUSE_CONV3X3: algo ≥ 0); the Winograd forms in
+ * bands of wino_max_tiles tiles, or of `band` tiles for all
+ * (DIFFUSE_WINO_BAND: band > 0; tests) */
+typedef struct
+{
+  gint algo;
+  gsize band;
+} ConvChoice;
+
 /* ------------------------------------------------------------------ */
 /* Per-run state                                                       */
 
@@ -50,7 +60,7 @@ struct _DiffuseUNet
   float *col;          /* im2col, or Winograd input tiles */
   float *wm;           /* Winograd products */
   float *wu;           /* Winograd weights of the convolution running */
-  gint force_algo;     /* −1, or a ConvAlgo for every 3×3 stride-1 conv */
+  ConvChoice conv;     /* how the 3×3 stride-1 convolutions run */
   float *qkv, *scores; /* attention */
   float **skips;       /* [n_skips] input-block outputs */
   /* [B, ·] embedding buffers */
@@ -83,12 +93,13 @@ typedef enum
  * the weights' transform (which grows with the channels, not the pixels)
  * is counted. */
 static ConvAlgo
-conv3x3_algo (gint force, gint c_in, gint c_out, gint height, gint width)
+conv3x3_algo (const ConvChoice *cc, gint c_in, gint c_out, gint height,
+              gint width)
 {
   gint side = MIN (height, width);
 
-  if (force >= 0)
-    return (ConvAlgo) force;
+  if (cc->algo >= 0)
+    return (ConvAlgo) cc->algo;
   if (side >= 32 && c_out >= 128)
     return CONV_F4;
   if (side <= 8 && (gint64) c_in * c_out >= 512 * 512)
@@ -105,26 +116,48 @@ conv3x3_algo (gint force, gint c_in, gint c_out, gint height, gint width)
   }                                                                            \
   G_STMT_END
 
+/* The Winograd tiles a convolution holds at once (layers.h, banding):
+ * each of its tile buffers (n_xi·tiles·channels floats) within
+ * WINO_BAND_FLOATS, but never fewer than WINO_BAND_MIN_TILES tiles, for
+ * GEMMs of full speed.  ImageNet-64 at batch 2 (at most 512 tiles) runs
+ * in one band; from 256 px up the tile buffers stop growing with the
+ * image (at 512 px they would take 0.9 GB, bench/README.md). */
+#define WINO_BAND_FLOATS ((gsize) 16 << 20)
+#define WINO_BAND_MIN_TILES ((gsize) 1024)
+
+static gsize
+wino_max_tiles (const ConvChoice *cc, gint n_xi, gint c_in, gint c_out)
+{
+  if (cc->band > 0)
+    return cc->band;
+  return MAX (WINO_BAND_MIN_TILES,
+              WINO_BAND_FLOATS / ((gsize) n_xi * MAX (c_in, c_out)));
+}
+
 /* The scratch of a 3×3 stride-1 convolution on [c_in, B, h, w]. */
 static void
-plan_conv3x3 (Sizes *s, gint force, gint c_in, gint c_out, gint batch, gint h,
-              gint w)
+plan_conv3x3 (Sizes *s, const ConvChoice *cc, gint c_in, gint c_out, gint batch,
+              gint h, gint w)
 {
-  gsize n = (gsize) batch * h * w;
+  gsize n = (gsize) batch * h * w, bt;
 
-  switch (conv3x3_algo (force, c_in, c_out, h, w))
+  switch (conv3x3_algo (cc, c_in, c_out, h, w))
     {
     case CONV_IM2COL:
       UPD (col, (gsize) c_in * 9 * n);
       break;
     case CONV_F2:
-      UPD (col, 16 * diffuse__winograd_tiles (batch, h, w) * c_in);
-      UPD (wm, 16 * diffuse__winograd_tiles (batch, h, w) * c_out);
+      bt = diffuse__winograd_band_tiles (batch, h, w,
+                                         wino_max_tiles (cc, 16, c_in, c_out));
+      UPD (col, 16 * bt * c_in);
+      UPD (wm, 16 * bt * c_out);
       UPD (wu, (gsize) 16 * c_in * c_out);
       break;
     case CONV_F4:
-      UPD (col, 36 * diffuse__winograd43_tiles (batch, h, w) * c_in);
-      UPD (wm, 36 * diffuse__winograd43_tiles (batch, h, w) * c_out);
+      bt = diffuse__winograd43_band_tiles (
+          batch, h, w, wino_max_tiles (cc, 36, c_in, c_out));
+      UPD (col, 36 * bt * c_in);
+      UPD (wm, 36 * bt * c_out);
       UPD (wu, (gsize) 36 * c_in * c_out);
       break;
     }
@@ -134,7 +167,7 @@ plan_conv3x3 (Sizes *s, gint force, gint c_in, gint c_out, gint batch, gint h,
  * at H × W. */
 static void
 plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
-      gint n_threads, gint force, Sizes *s)
+      gint n_threads, const ConvChoice *cc, Sizes *s)
 {
   memset (s, 0, sizeof *s);
 #define NAT(l) ((gsize) batch * (height >> (l)) * (width >> (l)))
@@ -155,7 +188,7 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
           break;
         case OP_UP:
           UPD (a2, (gsize) op->c_in * no);
-          plan_conv3x3 (s, force, op->c_in, op->c_out, batch, ho, wo);
+          plan_conv3x3 (s, cc, op->c_in, op->c_out, batch, ho, wo);
           break;
         case OP_RES:
           UPD (a, (gsize) op->c_in * n);
@@ -166,8 +199,8 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
               UPD (xs, (gsize) op->c_in * no);
             }
           UPD (t, (gsize) op->c_out * no);
-          plan_conv3x3 (s, force, op->c_in, op->c_out, batch, ho, wo);
-          plan_conv3x3 (s, force, op->c_out, op->c_out, batch, ho, wo);
+          plan_conv3x3 (s, cc, op->c_in, op->c_out, batch, ho, wo);
+          plan_conv3x3 (s, cc, op->c_out, op->c_out, batch, ho, wo);
           break;
         case OP_ATTN:
           UPD (a, (gsize) op->c_in * n);
@@ -182,7 +215,7 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
     }
   /* out: GroupNorm + SiLU into a, conv3x3 into t */
   UPD (a, (gsize) w->out_conv.c_in * NAT (0));
-  plan_conv3x3 (s, force, w->out_conv.c_in, w->out_conv.c_out, batch, height,
+  plan_conv3x3 (s, cc, w->out_conv.c_in, w->out_conv.c_out, batch, height,
                 width);
   UPD (t, (gsize) w->out_conv.c_out * NAT (0));
 #undef NAT
@@ -191,12 +224,12 @@ plan (const DiffuseUNetWeights *w, gint batch, gint height, gint width,
 /* Floats of scratch (with alignment slack) for batch B at H × W. */
 static gsize
 scratch_floats (const DiffuseUNetWeights *w, gint max_batch, gint height,
-                gint width, gint n_threads, gint force, Sizes *s)
+                gint width, gint n_threads, const ConvChoice *cc, Sizes *s)
 {
   gsize total, emb_floats;
   gint max_emb = 0;
 
-  plan (w, max_batch, height, width, n_threads, force, s);
+  plan (w, max_batch, height, width, n_threads, cc, s);
   for (gint i = 0; i < w->n_res; i++)
     max_emb = MAX (max_emb, w->res[i].n_emb);
   emb_floats =
@@ -213,22 +246,26 @@ scratch_floats (const DiffuseUNetWeights *w, gint max_batch, gint height,
 }
 
 /* DIFFUSE_CONV3X3=im2col|f2|f4 runs every 3×3 stride-1 convolution one
- * way (the tests run the golden forward passes each way); unset or
- * anything else: conv3x3_algo's choice by shape. */
-static gint
-force_algo_from_env (void)
+ * way, DIFFUSE_WINO_BAND=N every Winograd one in bands of N tiles (the
+ * tests run the golden forward passes each way); unset or anything else:
+ * conv3x3_algo's choice by shape, bands of wino_max_tiles. */
+static ConvChoice
+conv_choice_from_env (void)
 {
   const char *e = g_getenv ("DIFFUSE_CONV3X3");
+  const char *band = g_getenv ("DIFFUSE_WINO_BAND");
+  ConvChoice cc = { -1, 0 };
+  guint64 n;
 
-  if (e == NULL)
-    return -1;
-  if (strcmp (e, "im2col") == 0)
-    return CONV_IM2COL;
-  if (strcmp (e, "f2") == 0)
-    return CONV_F2;
-  if (strcmp (e, "f4") == 0)
-    return CONV_F4;
-  return -1;
+  if (g_strcmp0 (e, "im2col") == 0)
+    cc.algo = CONV_IM2COL;
+  else if (g_strcmp0 (e, "f2") == 0)
+    cc.algo = CONV_F2;
+  else if (g_strcmp0 (e, "f4") == 0)
+    cc.algo = CONV_F4;
+  if (band && g_ascii_string_to_unsigned (band, 10, 1, G_MAXINT, &n, NULL))
+    cc.band = (gsize) n;
+  return cc;
 }
 
 guint64
@@ -236,10 +273,11 @@ diffuse__unet_estimate_bytes (const DiffuseModel *model, gint batch,
                               gint height, gint width)
 {
   const DiffuseUNetWeights *w = diffuse__model_get_weights (model);
+  ConvChoice cc = conv_choice_from_env ();
   Sizes s;
 
   return (guint64) scratch_floats (w, batch, height, width,
-                                   diffuse__threads_for_run (0), -1, &s) *
+                                   diffuse__threads_for_run (0), &cc, &s) *
          sizeof (float);
 }
 
@@ -339,10 +377,10 @@ diffuse_unet_new (const DiffuseModel *model, gint max_batch, gint height,
   u->width = width;
   u->skips = g_new0 (float *, w->n_skips + 1);
   u->n_threads = diffuse__threads_for_run (n_threads);
-  u->force_algo = force_algo_from_env ();
+  u->conv = conv_choice_from_env ();
   u->precision = DIFFUSE_PRECISION_FP32;
-  total = scratch_floats (w, max_batch, height, width, u->n_threads,
-                          u->force_algo, &s);
+  total =
+      scratch_floats (w, max_batch, height, width, u->n_threads, &u->conv, &s);
   u->scratch_bytes = total * sizeof (float);
   u->arena = diffuse__scratch_alloc (u->scratch_bytes);
   if (u->arena == NULL)
@@ -475,19 +513,21 @@ conv3x3_fp32 (DiffuseUNet *u, const float *x, gint c_in, gint batch, gint h,
 {
   /* every form wraps around in the directions of u->tile (seamless
    * tiles), zero padding otherwise */
-  switch (conv3x3_algo (u->force_algo, c_in, c_out, h, w))
+  switch (conv3x3_algo (&u->conv, c_in, c_out, h, w))
     {
     case CONV_F4:
       diffuse__winograd43_weights (u->pool, wt, c_out, c_in, u->wu);
-      diffuse__conv3x3_winograd43_wrap (u->pool, x, c_in, batch, h, w, u->wu,
-                                        bias, bias2, b2_stride, c_out, u->tile,
-                                        accumulate, u->col, u->wm, out);
+      diffuse__conv3x3_winograd43_wrap (
+          u->pool, x, c_in, batch, h, w, u->wu, bias, bias2, b2_stride, c_out,
+          u->tile, wino_max_tiles (&u->conv, 36, c_in, c_out), accumulate,
+          u->col, u->wm, out);
       break;
     case CONV_F2:
       diffuse__winograd_weights (u->pool, wt, c_out, c_in, u->wu);
-      diffuse__conv3x3_winograd_wrap (u->pool, x, c_in, batch, h, w, u->wu,
-                                      bias, bias2, b2_stride, c_out, u->tile,
-                                      accumulate, u->col, u->wm, out);
+      diffuse__conv3x3_winograd_wrap (
+          u->pool, x, c_in, batch, h, w, u->wu, bias, bias2, b2_stride, c_out,
+          u->tile, wino_max_tiles (&u->conv, 16, c_in, c_out), accumulate,
+          u->col, u->wm, out);
       break;
     case CONV_IM2COL:
       diffuse__conv2d_wrap (u->pool, x, c_in, batch, h, w, wt, bias, bias2,

@@ -76,14 +76,32 @@ diffuse__winograd_tiles (gint batch, gint height, gint width)
   return (gsize) batch * ((height + 1) / 2) * ((width + 1) / 2);
 }
 
+gint
+diffuse__winograd_band_rows (gint rows, gint row_tiles, gsize max_tiles)
+{
+  if (max_tiles == 0 || max_tiles >= (gsize) rows * row_tiles)
+    return rows;
+  return (gint) MAX (1, max_tiles / (gsize) row_tiles);
+}
+
+gsize
+diffuse__winograd_band_tiles (gint batch, gint height, gint width,
+                              gsize max_tiles)
+{
+  gint tw = (width + 1) / 2, rows = batch * ((height + 1) / 2);
+
+  return (gsize) diffuse__winograd_band_rows (rows, tw, max_tiles) * tw;
+}
+
 typedef struct
 {
   const float *x;
   gint batch, height, width;
-  gsize tiles;
+  gsize tiles; /* of the band: (g1 − g0)·⌈W/2⌉ */
   float *v;
   gint c_in;
-  gint wrap; /* DiffuseTileMode: circular padding in x and/or y */
+  gint wrap;   /* DiffuseTileMode: circular padding in x and/or y */
+  gint g0, g1; /* the band: tile rows g = b·⌈H/2⌉ + ty in [g0, g1) */
 } WinoInJob;
 
 /* i mod n in 0..n−1, for any i (circular padding) */
@@ -129,68 +147,64 @@ wino_in_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
   float pad[4][2 * WINO_SEGMENT + 2];
 
   for (gsize c = begin; c < end; c++)
-    for (gint b = 0; b < j->batch; b++)
+    for (gint g = j->g0; g < j->g1; g++)
       {
+        gint b = g / th, ty = g % th;
         const float *src = j->x + (c * j->batch + b) * h * w;
+        float *o = j->v + c * j->tiles + (gsize) (g - j->g0) * tw;
 
-        for (gint ty = 0; ty < th; ty++)
+        for (gint t0 = 0; t0 < tw; t0 += WINO_SEGMENT)
           {
-            float *o = j->v + c * j->tiles + ((gsize) b * th + ty) * tw;
+            gint t1 = MIN (tw, t0 + WINO_SEGMENT);
+            gint x0 = 2 * t0 - 1, len = 2 * (t1 - t0) + 2;
+            gint lo = MAX (0, -x0), hi = MIN (len, w - x0);
 
-            for (gint t0 = 0; t0 < tw; t0 += WINO_SEGMENT)
+            for (gint i = 0; i < 4; i++)
               {
-                gint t1 = MIN (tw, t0 + WINO_SEGMENT);
-                gint x0 = 2 * t0 - 1, len = 2 * (t1 - t0) + 2;
-                gint lo = MAX (0, -x0), hi = MIN (len, w - x0);
+                gint yy = 2 * ty - 1 + i;
 
-                for (gint i = 0; i < 4; i++)
+                if ((yy < 0 || yy >= h) && (j->wrap & DIFFUSE_TILE_Y))
+                  yy = wrap_index (yy, h);
+                if (yy < 0 || yy >= h || hi <= lo)
                   {
-                    gint yy = 2 * ty - 1 + i;
-
-                    if ((yy < 0 || yy >= h) && (j->wrap & DIFFUSE_TILE_Y))
-                      yy = wrap_index (yy, h);
-                    if (yy < 0 || yy >= h || hi <= lo)
-                      {
-                        zero_f (pad[i], len);
-                        continue;
-                      }
-                    const float *row = src + (gsize) yy * w;
-
-                    if (j->wrap & DIFFUSE_TILE_X)
-                      {
-                        /* the columns outside, taken mod w */
-                        for (gint k = 0; k < lo; k++)
-                          pad[i][k] = row[wrap_index (x0 + k, w)];
-                        for (gint k = hi; k < len; k++)
-                          pad[i][k] = row[wrap_index (x0 + k, w)];
-                      }
-                    else
-                      {
-                        /* lo <= 1 and len − hi <= 2: set those few by
-                         * hand rather than with calls */
-                        if (lo)
-                          pad[i][0] = 0.0f;
-                        if (hi < len)
-                          pad[i][hi] = 0.0f;
-                        if (hi + 1 < len)
-                          pad[i][hi + 1] = 0.0f;
-                      }
-                    copy_f (pad[i] + lo, row + x0 + lo, hi - lo);
+                    zero_f (pad[i], len);
+                    continue;
                   }
-                /* rows of Bᵀ d: d0 − d2, d1 + d2, d2 − d1, d1 − d3 */
-                wino_in_row (pad[0], pad[2], -1.0f, t1 - t0, o + t0,
-                             o + plane + t0, o + 2 * plane + t0,
-                             o + 3 * plane + t0);
-                wino_in_row (pad[1], pad[2], 1.0f, t1 - t0, o + 4 * plane + t0,
-                             o + 5 * plane + t0, o + 6 * plane + t0,
-                             o + 7 * plane + t0);
-                wino_in_row (pad[2], pad[1], -1.0f, t1 - t0, o + 8 * plane + t0,
-                             o + 9 * plane + t0, o + 10 * plane + t0,
-                             o + 11 * plane + t0);
-                wino_in_row (pad[1], pad[3], -1.0f, t1 - t0,
-                             o + 12 * plane + t0, o + 13 * plane + t0,
-                             o + 14 * plane + t0, o + 15 * plane + t0);
+                const float *row = src + (gsize) yy * w;
+
+                if (j->wrap & DIFFUSE_TILE_X)
+                  {
+                    /* the columns outside, taken mod w */
+                    for (gint k = 0; k < lo; k++)
+                      pad[i][k] = row[wrap_index (x0 + k, w)];
+                    for (gint k = hi; k < len; k++)
+                      pad[i][k] = row[wrap_index (x0 + k, w)];
+                  }
+                else
+                  {
+                    /* lo <= 1 and len − hi <= 2: set those few by
+                         * hand rather than with calls */
+                    if (lo)
+                      pad[i][0] = 0.0f;
+                    if (hi < len)
+                      pad[i][hi] = 0.0f;
+                    if (hi + 1 < len)
+                      pad[i][hi + 1] = 0.0f;
+                  }
+                copy_f (pad[i] + lo, row + x0 + lo, hi - lo);
               }
+            /* rows of Bᵀ d: d0 − d2, d1 + d2, d2 − d1, d1 − d3 */
+            wino_in_row (pad[0], pad[2], -1.0f, t1 - t0, o + t0, o + plane + t0,
+                         o + 2 * plane + t0, o + 3 * plane + t0);
+            wino_in_row (pad[1], pad[2], 1.0f, t1 - t0, o + 4 * plane + t0,
+                         o + 5 * plane + t0, o + 6 * plane + t0,
+                         o + 7 * plane + t0);
+            wino_in_row (pad[2], pad[1], -1.0f, t1 - t0, o + 8 * plane + t0,
+                         o + 9 * plane + t0, o + 10 * plane + t0,
+                         o + 11 * plane + t0);
+            wino_in_row (pad[1], pad[3], -1.0f, t1 - t0, o + 12 * plane + t0,
+                         o + 13 * plane + t0, o + 14 * plane + t0,
+                         o + 15 * plane + t0);
           }
       }
 }
@@ -199,11 +213,12 @@ typedef struct
 {
   const float *m;
   gint batch, height, width, c_out;
-  gsize tiles;
+  gsize tiles; /* of the band, as WinoInJob */
   const float *bias, *bias2;
   gsize b2_stride;
   gboolean accumulate;
   float *out;
+  gint g0, g1;
 } WinoOutJob;
 
 /* Output row i of Y = Aᵀ M A for the tiles 0 <= tx < n of a tile row,
@@ -258,63 +273,60 @@ wino_out_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
   gint tw_full = w / 2; /* tiles whose two output columns are inside */
 
   for (gsize o = begin; o < end; o++)
-    for (gint b = 0; b < j->batch; b++)
+    for (gint g = j->g0; g < j->g1; g++)
       {
+        gint b = g / th, ty = g % th;
         float *dst = j->out + (o * j->batch + b) * h * w;
         float bv = (j->bias ? j->bias[o] : 0.0f) +
                    (j->bias2 ? j->bias2[b * j->b2_stride + o] : 0.0f);
 
-        for (gint ty = 0; ty < th; ty++)
+        const float *p = j->m + o * j->tiles + (gsize) (g - j->g0) * tw;
+        float *y0 = dst + (gsize) (2 * ty) * w;
+        float *y1 = 2 * ty + 1 < h ? y0 + w : NULL;
+
+        gint tx0 = 0;
+
+        if (y1)
           {
-            const float *p = j->m + o * j->tiles + ((gsize) b * th + ty) * tw;
-            float *y0 = dst + (gsize) (2 * ty) * w;
-            float *y1 = 2 * ty + 1 < h ? y0 + w : NULL;
+            const float *m[4][4];
 
-            gint tx0 = 0;
+            for (gint i = 0; i < 4; i++)
+              for (gint k = 0; k < 4; k++)
+                m[i][k] = p + (gsize) (i * 4 + k) * plane;
+            /* row 0: m0 + m1 + m2; row 1: m1 − m2 − m3 = m1 − (m2 + m3) */
+            wino_out_row (m[0], m[1], m[2], 1.0f, tw_full, bv, j->accumulate,
+                          y0);
+            wino_out_row (m[1], m[2], m[3], -1.0f, tw_full, bv, j->accumulate,
+                          y1);
+            tx0 = tw_full;
+          }
+        for (gint tx = tx0; tx < tw; tx++)
+          {
+            float s0[4], s1[4], v00, v01, v10, v11;
 
+            for (gint k = 0; k < 4; k++)
+              {
+                float m0 = p[(gsize) k * plane + tx];
+                float m1 = p[(gsize) (4 + k) * plane + tx];
+                float m2 = p[(gsize) (8 + k) * plane + tx];
+                float m3 = p[(gsize) (12 + k) * plane + tx];
+
+                s0[k] = m0 + m1 + m2;
+                s1[k] = m1 - m2 - m3;
+              }
+            v00 = s0[0] + s0[1] + s0[2] + bv;
+            v01 = s0[1] - s0[2] - s0[3] + bv;
+            v10 = s1[0] + s1[1] + s1[2] + bv;
+            v11 = s1[1] - s1[2] - s1[3] + bv;
+            /* odd width or height: clip */
+            y0[2 * tx] = j->accumulate ? y0[2 * tx] + v00 : v00;
+            if (2 * tx + 1 < w)
+              y0[2 * tx + 1] = j->accumulate ? y0[2 * tx + 1] + v01 : v01;
             if (y1)
               {
-                const float *m[4][4];
-
-                for (gint i = 0; i < 4; i++)
-                  for (gint k = 0; k < 4; k++)
-                    m[i][k] = p + (gsize) (i * 4 + k) * plane;
-                /* row 0: m0 + m1 + m2; row 1: m1 − m2 − m3 = m1 − (m2 + m3) */
-                wino_out_row (m[0], m[1], m[2], 1.0f, tw_full, bv,
-                              j->accumulate, y0);
-                wino_out_row (m[1], m[2], m[3], -1.0f, tw_full, bv,
-                              j->accumulate, y1);
-                tx0 = tw_full;
-              }
-            for (gint tx = tx0; tx < tw; tx++)
-              {
-                float s0[4], s1[4], v00, v01, v10, v11;
-
-                for (gint k = 0; k < 4; k++)
-                  {
-                    float m0 = p[(gsize) k * plane + tx];
-                    float m1 = p[(gsize) (4 + k) * plane + tx];
-                    float m2 = p[(gsize) (8 + k) * plane + tx];
-                    float m3 = p[(gsize) (12 + k) * plane + tx];
-
-                    s0[k] = m0 + m1 + m2;
-                    s1[k] = m1 - m2 - m3;
-                  }
-                v00 = s0[0] + s0[1] + s0[2] + bv;
-                v01 = s0[1] - s0[2] - s0[3] + bv;
-                v10 = s1[0] + s1[1] + s1[2] + bv;
-                v11 = s1[1] - s1[2] - s1[3] + bv;
-                /* odd width or height: clip */
-                y0[2 * tx] = j->accumulate ? y0[2 * tx] + v00 : v00;
+                y1[2 * tx] = j->accumulate ? y1[2 * tx] + v10 : v10;
                 if (2 * tx + 1 < w)
-                  y0[2 * tx + 1] = j->accumulate ? y0[2 * tx + 1] + v01 : v01;
-                if (y1)
-                  {
-                    y1[2 * tx] = j->accumulate ? y1[2 * tx] + v10 : v10;
-                    if (2 * tx + 1 < w)
-                      y1[2 * tx + 1] =
-                          j->accumulate ? y1[2 * tx + 1] + v11 : v11;
-                  }
+                  y1[2 * tx + 1] = j->accumulate ? y1[2 * tx + 1] + v11 : v11;
               }
           }
       }
@@ -349,7 +361,7 @@ diffuse__conv3x3_winograd (DiffusePool *pool, const float *x, gint c_in,
                            float *v, float *m, float *out)
 {
   diffuse__conv3x3_winograd_wrap (pool, x, c_in, batch, height, width, u, bias,
-                                  bias2, b2_stride, c_out, DIFFUSE_TILE_NONE,
+                                  bias2, b2_stride, c_out, DIFFUSE_TILE_NONE, 0,
                                   accumulate, v, m, out);
 }
 
@@ -358,17 +370,24 @@ diffuse__conv3x3_winograd_wrap (DiffusePool *pool, const float *x, gint c_in,
                                 gint batch, gint height, gint width,
                                 const float *u, const float *bias,
                                 const float *bias2, gsize b2_stride, gint c_out,
-                                DiffuseTileMode wrap, gboolean accumulate,
-                                float *v, float *m, float *out)
+                                DiffuseTileMode wrap, gsize max_tiles,
+                                gboolean accumulate, float *v, float *m,
+                                float *out)
 {
-  gsize tiles = diffuse__winograd_tiles (batch, height, width);
-  WinoInJob in = { x, batch, height, width, tiles, v, c_in, wrap };
-  WinoOutJob oj = { m,    batch, height,    width,      c_out, tiles,
-                    bias, bias2, b2_stride, accumulate, out };
+  gint tw = (width + 1) / 2, rows = batch * ((height + 1) / 2);
+  gint per = diffuse__winograd_band_rows (rows, tw, max_tiles);
 
-  WinoGemmJob gj = { c_in, c_out, tiles, u, v, m };
+  for (gint g0 = 0; g0 < rows; g0 += per)
+    {
+      gint g1 = MIN (rows, g0 + per);
+      gsize tiles = (gsize) (g1 - g0) * tw;
+      WinoInJob in = { x, batch, height, width, tiles, v, c_in, wrap, g0, g1 };
+      WinoOutJob oj = { m,     batch,     height,     width, c_out, tiles, bias,
+                        bias2, b2_stride, accumulate, out,   g0,    g1 };
+      WinoGemmJob gj = { c_in, c_out, tiles, u, v, m };
 
-  diffuse__pool_run (pool, c_in, wino_in_range, &in);
-  diffuse__pool_run (pool, 16, wino_gemm_range, &gj);
-  diffuse__pool_run (pool, c_out, wino_out_range, &oj);
+      diffuse__pool_run (pool, c_in, wino_in_range, &in);
+      diffuse__pool_run (pool, 16, wino_gemm_range, &gj);
+      diffuse__pool_run (pool, c_out, wino_out_range, &oj);
+    }
 }

@@ -99,14 +99,24 @@ diffuse__winograd43_tiles (gint batch, gint height, gint width)
   return (gsize) batch * ((height + 3) / 4) * ((width + 3) / 4);
 }
 
+gsize
+diffuse__winograd43_band_tiles (gint batch, gint height, gint width,
+                                gsize max_tiles)
+{
+  gint tw = (width + 3) / 4, rows = batch * ((height + 3) / 4);
+
+  return (gsize) diffuse__winograd_band_rows (rows, tw, max_tiles) * tw;
+}
+
 typedef struct
 {
   const float *x;
   gint batch, height, width;
-  gsize tiles;
+  gsize tiles; /* of the band: (g1 − g0)·⌈W/4⌉ */
   float *v;
   gint c_in;
-  gint wrap; /* DiffuseTileMode: circular padding in x and/or y */
+  gint wrap;   /* DiffuseTileMode: circular padding in x and/or y */
+  gint g0, g1; /* the band: tile rows g = b·⌈H/4⌉ + ty in [g0, g1) */
 } Wino4InJob;
 
 /* i mod n in 0..n−1, for any i (circular padding) */
@@ -188,51 +198,49 @@ wino4_in_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
   float pad[6][4 * SEG + 2], row[4 * SEG + 2];
 
   for (gsize c = begin; c < end; c++)
-    for (gint b = 0; b < j->batch; b++)
+    for (gint g = j->g0; g < j->g1; g++)
       {
+        gint b = g / th, ty = g % th;
         const float *src = j->x + (c * j->batch + b) * h * w;
 
-        for (gint ty = 0; ty < th; ty++)
+        float *o = j->v + c * j->tiles + (gsize) (g - j->g0) * tw;
+
+        for (gint t0 = 0; t0 < tw; t0 += SEG)
           {
-            float *o = j->v + c * j->tiles + ((gsize) b * th + ty) * tw;
+            gint t1 = MIN (tw, t0 + SEG), n = t1 - t0;
+            gint x0 = 4 * t0 - 1, len = 4 * n + 2;
+            gint lo = MAX (0, -x0), hi = MIN (len, w - x0);
+            const float *p[6];
 
-            for (gint t0 = 0; t0 < tw; t0 += SEG)
+            for (gint i = 0; i < 6; i++)
               {
-                gint t1 = MIN (tw, t0 + SEG), n = t1 - t0;
-                gint x0 = 4 * t0 - 1, len = 4 * n + 2;
-                gint lo = MAX (0, -x0), hi = MIN (len, w - x0);
-                const float *p[6];
+                gint yy = 4 * ty - 1 + i;
 
-                for (gint i = 0; i < 6; i++)
+                p[i] = pad[i];
+                if ((yy < 0 || yy >= h) && (j->wrap & DIFFUSE_TILE_Y))
+                  yy = wrap_index (yy, h);
+                if (yy < 0 || yy >= h || hi <= lo)
                   {
-                    gint yy = 4 * ty - 1 + i;
-
-                    p[i] = pad[i];
-                    if ((yy < 0 || yy >= h) && (j->wrap & DIFFUSE_TILE_Y))
-                      yy = wrap_index (yy, h);
-                    if (yy < 0 || yy >= h || hi <= lo)
-                      {
-                        zero_f (pad[i], len);
-                        continue;
-                      }
-                    const float *srow = src + (gsize) yy * w;
-                    gboolean wrap_x = (j->wrap & DIFFUSE_TILE_X) != 0;
-
-                    for (gint x = 0; x < lo; x++)
-                      pad[i][x] = wrap_x ? srow[wrap_index (x0 + x, w)] : 0.0f;
-                    copy_f (pad[i] + lo, srow + x0 + lo, hi - lo);
-                    for (gint x = hi; x < len; x++)
-                      pad[i][x] = wrap_x ? srow[wrap_index (x0 + x, w)] : 0.0f;
+                    zero_f (pad[i], len);
+                    continue;
                   }
-                for (gint i = 0; i < 6; i++)
-                  {
-                    float *oo[6];
+                const float *srow = src + (gsize) yy * w;
+                gboolean wrap_x = (j->wrap & DIFFUSE_TILE_X) != 0;
 
-                    bt_row (i, p, len, row);
-                    for (gint k = 0; k < 6; k++)
-                      oo[k] = o + (gsize) (i * 6 + k) * plane + t0;
-                    b_cols (row, n, oo);
-                  }
+                for (gint x = 0; x < lo; x++)
+                  pad[i][x] = wrap_x ? srow[wrap_index (x0 + x, w)] : 0.0f;
+                copy_f (pad[i] + lo, srow + x0 + lo, hi - lo);
+                for (gint x = hi; x < len; x++)
+                  pad[i][x] = wrap_x ? srow[wrap_index (x0 + x, w)] : 0.0f;
+              }
+            for (gint i = 0; i < 6; i++)
+              {
+                float *oo[6];
+
+                bt_row (i, p, len, row);
+                for (gint k = 0; k < 6; k++)
+                  oo[k] = o + (gsize) (i * 6 + k) * plane + t0;
+                b_cols (row, n, oo);
               }
           }
       }
@@ -242,11 +250,12 @@ typedef struct
 {
   const float *m;
   gint batch, height, width, c_out;
-  gsize tiles;
+  gsize tiles; /* of the band, as Wino4InJob */
   const float *bias, *bias2;
   gsize b2_stride;
   gboolean accumulate;
   float *out;
+  gint g0, g1;
 } Wino4OutJob;
 
 /* Row i of Aᵀ M for n tiles: s[k][tx] = Σ_j Aᵀ[i][j] m[j][k][tx] */
@@ -330,45 +339,45 @@ wino4_out_range (gpointer data, gsize begin, gsize end, gint part G_GNUC_UNUSED)
   float s[6][SEG];
 
   for (gsize o = begin; o < end; o++)
-    for (gint b = 0; b < j->batch; b++)
+    for (gint g = j->g0; g < j->g1; g++)
       {
+        gint b = g / th, ty = g % th;
         float *dst = j->out + (o * j->batch + b) * h * w;
         float bv = (j->bias ? j->bias[o] : 0.0f) +
                    (j->bias2 ? j->bias2[b * j->b2_stride + o] : 0.0f);
 
-        for (gint ty = 0; ty < th; ty++)
-          for (gint t0 = 0; t0 < tw; t0 += SEG)
-            {
-              gint t1 = MIN (tw, t0 + SEG), n = t1 - t0;
-              gint nfull = CLAMP (tw_full - t0, 0, n);
-              const float *p =
-                  j->m + o * j->tiles + ((gsize) b * th + ty) * tw + t0;
-              const float *m[6][6];
+        for (gint t0 = 0; t0 < tw; t0 += SEG)
+          {
+            gint t1 = MIN (tw, t0 + SEG), n = t1 - t0;
+            gint nfull = CLAMP (tw_full - t0, 0, n);
+            const float *p =
+                j->m + o * j->tiles + (gsize) (g - j->g0) * tw + t0;
+            const float *m[6][6];
 
-              for (gint i = 0; i < 6; i++)
-                for (gint k = 0; k < 6; k++)
-                  m[i][k] = p + (gsize) (i * 6 + k) * plane;
-              for (gint i = 0; i < 4 && 4 * ty + i < h; i++)
-                {
-                  float *y = dst + (gsize) (4 * ty + i) * w + 4 * t0;
+            for (gint i = 0; i < 6; i++)
+              for (gint k = 0; k < 6; k++)
+                m[i][k] = p + (gsize) (i * 6 + k) * plane;
+            for (gint i = 0; i < 4 && 4 * ty + i < h; i++)
+              {
+                float *y = dst + (gsize) (4 * ty + i) * w + 4 * t0;
 
-                  at_row (i, m, n, s);
-                  a_cols (s, nfull, bv, j->accumulate, y);
-                  /* the last tile of an odd-sized row: clip */
-                  for (gint tx = nfull; tx < n; tx++)
-                    {
-                      float a = s[1][tx] + s[2][tx], bb = s[1][tx] - s[2][tx];
-                      float c = s[3][tx] + s[4][tx], d = s[3][tx] - s[4][tx];
-                      float v[4] = { s[0][tx] + a + c + bv, bb + 2.0f * d + bv,
-                                     a + 4.0f * c + bv,
-                                     bb + 8.0f * d + s[5][tx] + bv };
+                at_row (i, m, n, s);
+                a_cols (s, nfull, bv, j->accumulate, y);
+                /* the last tile of an odd-sized row: clip */
+                for (gint tx = nfull; tx < n; tx++)
+                  {
+                    float a = s[1][tx] + s[2][tx], bb = s[1][tx] - s[2][tx];
+                    float c = s[3][tx] + s[4][tx], d = s[3][tx] - s[4][tx];
+                    float v[4] = { s[0][tx] + a + c + bv, bb + 2.0f * d + bv,
+                                   a + 4.0f * c + bv,
+                                   bb + 8.0f * d + s[5][tx] + bv };
 
-                      for (gint q = 0; q < 4 && 4 * (t0 + tx) + q < w; q++)
-                        y[4 * tx + q] =
-                            j->accumulate ? y[4 * tx + q] + v[q] : v[q];
-                    }
-                }
-            }
+                    for (gint q = 0; q < 4 && 4 * (t0 + tx) + q < w; q++)
+                      y[4 * tx + q] =
+                          j->accumulate ? y[4 * tx + q] + v[q] : v[q];
+                  }
+              }
+          }
       }
 }
 
@@ -402,9 +411,9 @@ diffuse__conv3x3_winograd43 (DiffusePool *pool, const float *x, gint c_in,
                              gboolean accumulate, float *v, float *m,
                              float *out)
 {
-  diffuse__conv3x3_winograd43_wrap (pool, x, c_in, batch, height, width, u,
-                                    bias, bias2, b2_stride, c_out,
-                                    DIFFUSE_TILE_NONE, accumulate, v, m, out);
+  diffuse__conv3x3_winograd43_wrap (
+      pool, x, c_in, batch, height, width, u, bias, bias2, b2_stride, c_out,
+      DIFFUSE_TILE_NONE, 0, accumulate, v, m, out);
 }
 
 void
@@ -413,16 +422,24 @@ diffuse__conv3x3_winograd43_wrap (DiffusePool *pool, const float *x, gint c_in,
                                   const float *u, const float *bias,
                                   const float *bias2, gsize b2_stride,
                                   gint c_out, DiffuseTileMode wrap,
-                                  gboolean accumulate, float *v, float *m,
-                                  float *out)
+                                  gsize max_tiles, gboolean accumulate,
+                                  float *v, float *m, float *out)
 {
-  gsize tiles = diffuse__winograd43_tiles (batch, height, width);
-  Wino4InJob in = { x, batch, height, width, tiles, v, c_in, wrap };
-  Wino4OutJob oj = { m,    batch, height,    width,      c_out, tiles,
-                     bias, bias2, b2_stride, accumulate, out };
-  Wino4GemmJob gj = { c_in, c_out, tiles, u, v, m };
+  gint tw = (width + 3) / 4, rows = batch * ((height + 3) / 4);
+  gint per = diffuse__winograd_band_rows (rows, tw, max_tiles);
 
-  diffuse__pool_run (pool, c_in, wino4_in_range, &in);
-  diffuse__pool_run (pool, 36, wino4_gemm_range, &gj);
-  diffuse__pool_run (pool, c_out, wino4_out_range, &oj);
+  for (gint g0 = 0; g0 < rows; g0 += per)
+    {
+      gint g1 = MIN (rows, g0 + per);
+      gsize tiles = (gsize) (g1 - g0) * tw;
+      Wino4InJob in = { x, batch, height, width, tiles, v, c_in, wrap, g0, g1 };
+      Wino4OutJob oj = { m,     batch, height, width,     c_out,
+                         tiles, bias,  bias2,  b2_stride, accumulate,
+                         out,   g0,    g1 };
+      Wino4GemmJob gj = { c_in, c_out, tiles, u, v, m };
+
+      diffuse__pool_run (pool, c_in, wino4_in_range, &in);
+      diffuse__pool_run (pool, 36, wino4_gemm_range, &gj);
+      diffuse__pool_run (pool, c_out, wino4_out_range, &oj);
+    }
 }

@@ -281,15 +281,16 @@ test_conv2d (GRand *rng)
     }
 }
 
-/* F(2×2, 3×3) (tile 2) or F(4×4, 3×3) (tile 4) */
+/* F(2×2, 3×3) (tile 2) or F(4×4, 3×3) (tile 4), in bands of max_tiles
+ * tiles (0: one band; the tile buffers sized for the band only) */
 static void
-winograd_run (gint tile, const float *x, gint ci, gint B, gint H, gint W,
-              const float *w, const float *bias, const float *bias2, gsize b2s,
-              gint co, gboolean acc, float *out)
+winograd_run (gint tile, gsize max_tiles, const float *x, gint ci, gint B,
+              gint H, gint W, const float *w, const float *bias,
+              const float *bias2, gsize b2s, gint co, gboolean acc, float *out)
 {
   gint n = tile == 2 ? 16 : 36;
-  gsize tiles = tile == 2 ? diffuse__winograd_tiles (B, H, W)
-                          : diffuse__winograd43_tiles (B, H, W);
+  gsize tiles = tile == 2 ? diffuse__winograd_band_tiles (B, H, W, max_tiles)
+                          : diffuse__winograd43_band_tiles (B, H, W, max_tiles);
   g_autofree float *u = g_new (float, (gsize) n *co *ci);
   g_autofree float *v = g_new (float, (gsize) n *ci *tiles);
   g_autofree float *m = g_new (float, (gsize) n *co *tiles);
@@ -297,14 +298,16 @@ winograd_run (gint tile, const float *x, gint ci, gint B, gint H, gint W,
   if (tile == 2)
     {
       diffuse__winograd_weights (pool, w, co, ci, u);
-      diffuse__conv3x3_winograd (pool, x, ci, B, H, W, u, bias, bias2, b2s, co,
-                                 acc, v, m, out);
+      diffuse__conv3x3_winograd_wrap (pool, x, ci, B, H, W, u, bias, bias2, b2s,
+                                      co, DIFFUSE_TILE_NONE, max_tiles, acc, v,
+                                      m, out);
     }
   else
     {
       diffuse__winograd43_weights (pool, w, co, ci, u);
-      diffuse__conv3x3_winograd43 (pool, x, ci, B, H, W, u, bias, bias2, b2s,
-                                   co, acc, v, m, out);
+      diffuse__conv3x3_winograd43_wrap (pool, x, ci, B, H, W, u, bias, bias2,
+                                        b2s, co, DIFFUSE_TILE_NONE, max_tiles,
+                                        acc, v, m, out);
     }
 }
 
@@ -336,11 +339,21 @@ test_winograd (GRand *rng, gint tile)
           "conv3x3_winograd F(%d,3) %d->%d B %d %dx%d%s%s", tile, ci, co, B, W,
           H, acc ? " accumulate" : "", use_b2 ? " bias2" : "");
 
-      winograd_run (tile, x, ci, B, H, W, w, bias, use_b2 ? bias2 : NULL,
-                    co + 2, co, acc, got);
       conv_ref (x, ci, B, H, W, w, bias, use_b2 ? bias2 : NULL, co + 2, co, 3,
                 1, acc ? init : NULL, want);
-      check (what, got, want, n_out, tile == 2 ? 2e-5 : 5e-5);
+      /* one band, bands of one tile row (max_tiles 1), of a few rows
+       * that split the rows unevenly, across the images of the batch */
+      for (gsize band = 0; band < 3; band++)
+        {
+          gsize max_tiles = band == 0 ? 0 : band == 1 ? 1 : 2 * (W / tile + 1);
+          g_autofree gchar *what_band = g_strdup_printf (
+              "%s, bands of <= %" G_GSIZE_FORMAT " tiles", what, max_tiles);
+
+          memcpy (got, init, n_out * sizeof (float));
+          winograd_run (tile, max_tiles, x, ci, B, H, W, w, bias,
+                        use_b2 ? bias2 : NULL, co + 2, co, acc, got);
+          check (what_band, got, want, n_out, tile == 2 ? 2e-5 : 5e-5);
+        }
     }
 }
 
@@ -371,7 +384,8 @@ test_winograd_error (GRand *rng)
         diffuse__conv2d (pool, x, ci, B, H, W, w, NULL, NULL, 0, co, 3, 1,
                          FALSE, col, got);
       else
-        winograd_run (2 * a, x, ci, B, H, W, w, NULL, NULL, 0, co, FALSE, got);
+        winograd_run (2 * a, 0, x, ci, B, H, W, w, NULL, NULL, 0, co, FALSE,
+                      got);
       err[a] = 0.0;
       for (gsize i = 0; i < n_out; i++)
         err[a] = MAX (err[a], fabs (got[i] - want[i]));
