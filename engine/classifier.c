@@ -577,7 +577,8 @@ diffuse_classifier_set_precision (DiffuseClassifier *clf,
                    "precision %d is out of range", (gint) precision);
       return FALSE;
     }
-  if (!diffuse_precision_resolve (precision, &p, error))
+  if (!diffuse_precision_resolve (
+          precision, diffuse__classifier_get_flops (clf, 1), &p, error))
     return FALSE;
   clf->precision = p;
   if (p == DIFFUSE_PRECISION_BF16 && clf->bf16 == NULL)

@@ -72,8 +72,14 @@ typedef enum
  *    Results differ from FP32 by about 1e-2 of the output's scale, and
  *    between machines by the order of the sums.
  *  - AUTO: the environment variable DIFFUSE_PRECISION (fp32 or bf16)
- *    when set, else BF16 where the CPU has bf16 instructions and the
- *    engine was built with oneDNN, else FP32. */
+ *    when set, else BF16 where the CPU has bf16 instructions, the
+ *    engine was built with oneDNN and the network takes at least
+ *    DIFFUSE_BF16_MIN_FLOPS per image (below that, bf16's fixed costs
+ *    outweigh its faster products: the shipped 32 px models, 0.7 GFLOP,
+ *    sample 1.3× faster in FP32; bench/README.md), else FP32.  The
+ *    choice depends on the model and image size, never on the batch, so
+ *    an image comes out the same whether it is made alone or in a
+ *    batch. */
 typedef enum
 {
   DIFFUSE_PRECISION_AUTO,
@@ -84,10 +90,13 @@ typedef enum
 
 const char *diffuse_precision_to_string (DiffusePrecision precision);
 gboolean diffuse_precision_from_string (const char *s, DiffusePrecision *out);
-/* AUTO resolved as above (FP32 and BF16 are returned as they are);
+#define DIFFUSE_BF16_MIN_FLOPS G_GUINT64_CONSTANT (1500000000)
+/* AUTO resolved as above for a network of flops_per_image floating-point
+ * operations per image (FP32 and BF16 are returned as they are);
  * FALSE with DIFFUSE_ERROR_INVALID when DIFFUSE_PRECISION holds
  * something else than fp32, bf16 or auto. */
 gboolean diffuse_precision_resolve (DiffusePrecision precision,
+                                    guint64 flops_per_image,
                                     DiffusePrecision *out, GError **error);
 /* Whether this CPU (and OS) runs bf16 dot products in hardware:
  * AVX512_BF16 or AMX-BF16. */

@@ -75,8 +75,8 @@ diffuse_have_onednn (void)
 }
 
 gboolean
-diffuse_precision_resolve (DiffusePrecision precision, DiffusePrecision *out,
-                           GError **error)
+diffuse_precision_resolve (DiffusePrecision precision, guint64 flops_per_image,
+                           DiffusePrecision *out, GError **error)
 {
   const char *env;
   DiffusePrecision p = precision;
@@ -97,7 +97,8 @@ diffuse_precision_resolve (DiffusePrecision precision, DiffusePrecision *out,
         }
     }
   if (p == DIFFUSE_PRECISION_AUTO)
-    p = diffuse_have_onednn () && diffuse_cpu_has_bf16 ()
+    p = diffuse_have_onednn () && diffuse_cpu_has_bf16 () &&
+                flops_per_image >= DIFFUSE_BF16_MIN_FLOPS
             ? DIFFUSE_PRECISION_BF16
             : DIFFUSE_PRECISION_FP32;
   *out = p;

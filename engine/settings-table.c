@@ -74,7 +74,8 @@ static const char *const variance_help[] = {
 static const char *const precision_nicks[] = { "auto", "fp32", "bf16", NULL };
 static const char *const precision_labels[] = { "Automatic", "Exact", "Fast" };
 static const char *const precision_help[] = {
-  "Fast where the processor has bfloat16 instructions, else exact",
+  "Fast for large models where the processor has bfloat16 instructions, "
+  "else exact",
   "32-bit floats: the same image on every computer",
   "bfloat16 arithmetic: about twice as fast where the processor has it; "
   "images differ slightly from exact, and between computers",
@@ -226,8 +227,8 @@ static const DiffuseSetting settings[] = {
     .label = "_Speed",
     .metavar = "P",
     .help = "Arithmetic: fp32 (exact, the same on every computer), bf16 "
-            "(fast where the processor has it) or auto (bf16 there, else "
-            "fp32)" },
+            "(fast where the processor has it) or auto (bf16 there for "
+            "models of 1.5 GFLOP or more per image, else fp32)" },
 
   { .name = "resample-count",
     .type = DIFFUSE_SETTING_INT,

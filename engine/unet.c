@@ -466,7 +466,8 @@ diffuse_unet_set_precision (DiffuseUNet *unet, DiffusePrecision precision,
                    "precision %d is out of range", (gint) precision);
       return FALSE;
     }
-  if (!diffuse_precision_resolve (precision, &p, error))
+  if (!diffuse_precision_resolve (precision, diffuse__unet_get_flops (unet, 1),
+                                  &p, error))
     return FALSE;
   unet->precision = p;
   if (p == DIFFUSE_PRECISION_BF16 && unet->bf16 == NULL)

@@ -267,6 +267,63 @@ compare_paths (gconstpointer a, gconstpointer b)
   return g_strcmp0 (*(char *const *) a, *(char *const *) b);
 }
 
+/* "auto" precision: bf16 only where the CPU has it and the network is
+ * large enough to gain from it (diffuse.h); the shipped 32 px models stay
+ * fp32 on every machine, whatever the batch.  DIFFUSE_PRECISION (which
+ * the suite sets to fp32) overrides auto and is unset here. */
+static void
+test_auto_precision (gconstpointer data)
+{
+  const char *path = data;
+  gboolean hw = diffuse_have_onednn () && diffuse_cpu_has_bf16 ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DiffuseModel) model = NULL;
+  g_autofree gchar *saved = g_strdup (g_getenv ("DIFFUSE_PRECISION"));
+  DiffusePrecision p = DIFFUSE_PRECISION_COUNT;
+
+  g_unsetenv ("DIFFUSE_PRECISION");
+  g_assert_true (
+      diffuse_precision_resolve (DIFFUSE_PRECISION_AUTO, 0, &p, &error));
+  g_assert_cmpint (p, ==, DIFFUSE_PRECISION_FP32);
+  g_assert_true (diffuse_precision_resolve (
+      DIFFUSE_PRECISION_AUTO, DIFFUSE_BF16_MIN_FLOPS - 1, &p, &error));
+  g_assert_cmpint (p, ==, DIFFUSE_PRECISION_FP32);
+  g_assert_true (diffuse_precision_resolve (
+      DIFFUSE_PRECISION_AUTO, DIFFUSE_BF16_MIN_FLOPS, &p, &error));
+  g_assert_cmpint (p, ==, hw ? DIFFUSE_PRECISION_BF16 : DIFFUSE_PRECISION_FP32);
+  /* asked for by name, either is what it says */
+  g_assert_true (
+      diffuse_precision_resolve (DIFFUSE_PRECISION_BF16, 0, &p, &error));
+  g_assert_cmpint (p, ==, DIFFUSE_PRECISION_BF16);
+  g_assert_true (diffuse_precision_resolve (DIFFUSE_PRECISION_FP32, G_MAXUINT64,
+                                            &p, &error));
+  g_assert_cmpint (p, ==, DIFFUSE_PRECISION_FP32);
+
+  model = diffuse_model_new_from_file (path, &error);
+  g_assert_no_error (error);
+  for (gint batch = 1; batch <= 16; batch *= 4)
+    {
+      const DiffuseModelConfig *cfg = diffuse_model_get_config (model);
+      g_autoptr (DiffuseUNet) unet = diffuse_unet_new (
+          model, batch, cfg->image_size, cfg->image_size, 1, &error);
+
+      g_assert_no_error (error);
+      g_assert_true (
+          diffuse_unet_set_precision (unet, DIFFUSE_PRECISION_AUTO, &error));
+      g_assert_cmpint (diffuse_unet_get_precision (unet), ==,
+                       DIFFUSE_PRECISION_FP32);
+    }
+  /* the variable decides over the size */
+  g_setenv ("DIFFUSE_PRECISION", "bf16", TRUE);
+  g_assert_true (
+      diffuse_precision_resolve (DIFFUSE_PRECISION_AUTO, 0, &p, &error));
+  g_assert_cmpint (p, ==, DIFFUSE_PRECISION_BF16);
+  if (saved)
+    g_setenv ("DIFFUSE_PRECISION", saved, TRUE);
+  else
+    g_unsetenv ("DIFFUSE_PRECISION");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -300,6 +357,9 @@ main (int argc, char **argv)
       g_autofree char *test = g_strdup_printf ("/shipped-models/%s", base);
 
       g_test_add_data_func (test, paths->pdata[i], test_model);
+      g_free (test);
+      test = g_strdup_printf ("/shipped-models/%s/auto-precision", base);
+      g_test_add_data_func (test, paths->pdata[i], test_auto_precision);
     }
   g_ptr_array_sort (classifiers, compare_paths);
   for (guint i = 0; i < classifiers->len; i++)
