@@ -52,14 +52,16 @@ def class_names(data):
 
 def merge(old, new):
     def key(r):
-        return (r["training_step"],) + tuple(r[k] for k in SETTING_KEYS)
+        return ((r["training_step"], r.get("run", "")) +
+                tuple(r[k] for k in SETTING_KEYS))
     rows = {key(r): r for r in old}
     for r in new:
         if r.get("training_step") is None:
             raise SystemExit("%s: no training_step (made by an older "
                              "evaluate.py?)" % r.get("model"))
         rows[key(r)] = r
-    return sorted(rows.values(), key=lambda r: (r["training_step"], r["eta"],
+    return sorted(rows.values(), key=lambda r: (r["training_step"],
+                                                r.get("run", ""), r["eta"],
                                                 r["guidance"],
                                                 str(r["n_per_class"])))
 
@@ -94,9 +96,12 @@ def table(rows, data, lrs):
         "|---|---|---|---|---|---|---|---|---|%s"
         % ("---|" if data == "emoji" else "")]
     for r in rows:
-        lr = lrs.get(r["training_step"])
-        lines.append("| %d | %s | %s | %s | %s | %.3f | %.1f | %.1f | %s |%s" % (
-            r["training_step"], "%g" % lr if lr is not None else "?",
+        # a row of another run (a branch of training that was not shipped
+        # and not continued) names it and carries its own lr
+        lr = r["lr"] if r.get("run") else lrs.get(r["training_step"])
+        lines.append("| %s | %s | %s | %s | %s | %.3f | %.1f | %.1f | %s |%s" % (
+            "%d (%s)" % (r["training_step"], r["run"]) if r.get("run")
+            else "%d" % r["training_step"], "%g" % lr if lr is not None else "?",
             r["n_per_class"], fmt(r["eta"]), fmt(r["guidance"]),
             r["accuracy"], r["fid"], r["fid"] / r["fid_floor"],
             " ".join("%.2f" % a for a in r["per_class_accuracy"]),
@@ -104,6 +109,8 @@ def table(rows, data, lrs):
                                       r["alpha_mid_fraction_real"])
              if "alpha_mid_fraction" in r else " |")
             if data == "emoji" else ""))
+    # the targets: at the latest step of the main line (rows of no run)
+    rows = [r for r in rows if not r.get("run")]
     if data == "emoji":
         last = rows[-1]["training_step"]
         at = [r for r in rows if r["training_step"] == last
