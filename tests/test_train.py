@@ -16,6 +16,8 @@ run with --init-from and the checkpoint kept elsewhere (--checkpoint):
     uninterrupted one, and val.csv holds finite held-out losses;
   - with --pause-file naming an existing file the run waits before its
     next step and goes on once the file is removed;
+  - lr_decay_steps: after the warm-up the learning rate falls to
+    lr_final along a cosine and stays there;
   - a model file whose architecture differs from the config's is refused
     with the differing option named, and no checkpoint is written.
 Prints TAP; exit 1 on any failure.  Needs /usr/bin/python3 with torch
@@ -207,6 +209,18 @@ def main():
         ok([int(r["step"]) for r in vrows] == [0, 2, 4]
            and all(np.isfinite(float(r["val_loss"])) for r in vrows),
            "val.csv has the EMA's finite held-out loss at steps 0, 2, 4")
+
+    # The cosine decay after the warm-up: lr 1e-3 down to lr_final 1e-4
+    # over 2 steps, then flat; counted from the --init-from step.
+    cfg = train_mod.load_config(write_config(
+        tmp, "decay.json", lr_decay_steps=2, lr_final=1e-4))
+    tr = train_mod.Trainer(cfg)
+    tr.warmup_from = 10
+    got = [tr.lr_at(s) for s in range(10, 16)]
+    want = [5e-4, 1e-3, 1e-3, 5.5e-4, 1e-4, 1e-4]
+    ok(all(abs(g - w) < 1e-12 for g, w in zip(got, want)),
+       "warm-up then cosine decay to lr_final (%s)"
+       % ", ".join("%.3g" % g for g in got))
 
     wide = write_config(tmp, "wide.json", model_channels=64)
     bad = os.path.join(tmp, "bad.pt")
