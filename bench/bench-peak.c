@@ -1,6 +1,7 @@
 /* The machine's arithmetic peaks, for the fraction-of-peak figures of
  * bench/README.md: a loop of independent AVX-512 FMAs (vfmadd231ps, 16
- * multiply-adds, 32 FLOP each) and of AVX512_BF16 dot products
+ * multiply-adds, 32 FLOP each; on a CPU without AVX-512, AVX2 FMAs on ymm
+ * registers, 8 multiply-adds, 16 FLOP each) and of AVX512_BF16 dot products
  * (vdpbf16ps, 32 bf16 multiply-adds into 16 fp32 lanes, 64 FLOP each),
  * on 1 and on N threads.
  *
@@ -40,6 +41,27 @@ fma_loop (float seed)
   return _mm512_reduce_add_ps (acc[0]);
 }
 
+/* each call: ITERS·ACC instructions of 8 fp32 FMAs (AVX2 machines) */
+__attribute__ ((target ("avx2,fma"), noinline)) static float
+fma256_loop (float seed)
+{
+  __m256 acc[ACC], a = _mm256_set1_ps (seed), b = _mm256_set1_ps (0.999f);
+  float lanes[8], sum = 0.0f;
+
+  for (gint i = 0; i < ACC; i++)
+    acc[i] = _mm256_set1_ps ((float) i);
+  for (gint it = 0; it < ITERS; it++)
+#pragma GCC unroll 16
+    for (gint i = 0; i < ACC; i++)
+      acc[i] = _mm256_fmadd_ps (a, b, acc[i]);
+  for (gint i = 1; i < ACC; i++)
+    acc[0] = _mm256_add_ps (acc[0], acc[i]);
+  _mm256_storeu_ps (lanes, acc[0]);
+  for (gint i = 0; i < 8; i++)
+    sum += lanes[i];
+  return sum;
+}
+
 /* each call: ITERS·ACC instructions of 32 bf16 multiply-adds */
 __attribute__ ((target ("avx512f,avx512bf16"), noinline)) static float
 dpbf16_loop (float seed)
@@ -61,9 +83,19 @@ dpbf16_loop (float seed)
   return _mm512_reduce_add_ps (acc[0]);
 }
 
+typedef enum
+{
+  LOOP_FMA512,
+  LOOP_FMA256,
+  LOOP_DPBF16
+} Loop;
+
+/* FLOP per instruction of each loop */
+static const double loop_flop[] = { 32.0, 16.0, 64.0 };
+
 typedef struct
 {
-  gboolean bf16;
+  Loop loop;
   double seconds;
   guint64 calls;
   float sink;
@@ -77,7 +109,9 @@ run_thread (gpointer data)
 
   do
     {
-      r->sink += r->bf16 ? dpbf16_loop (1e-3f) : fma_loop (1e-3f);
+      r->sink += r->loop == LOOP_DPBF16   ? dpbf16_loop (1e-3f)
+                 : r->loop == LOOP_FMA256 ? fma256_loop (1e-3f)
+                                          : fma_loop (1e-3f);
       r->calls++;
     }
   while (g_get_monotonic_time () < end);
@@ -86,7 +120,7 @@ run_thread (gpointer data)
 
 /* GFLOP/s of n threads running the loop for s seconds */
 static double
-measure (gboolean bf16, gint n, double s)
+measure (Loop loop, gint n, double s)
 {
   GThread *th[64];
   Run runs[64];
@@ -95,13 +129,13 @@ measure (gboolean bf16, gint n, double s)
 
   for (gint i = 0; i < n; i++)
     {
-      runs[i] = (Run){ bf16, s, 0, 0.0f };
+      runs[i] = (Run){ loop, s, 0, 0.0f };
       th[i] = g_thread_new ("peak", run_thread, &runs[i]);
     }
   for (gint i = 0; i < n; i++)
     g_thread_join (th[i]);
   for (gint i = 0; i < n; i++)
-    flops += (double) runs[i].calls * ITERS * ACC * (bf16 ? 64.0 : 32.0);
+    flops += (double) runs[i].calls * ITERS * ACC * loop_flop[loop];
   return flops / ((g_get_monotonic_time () - t0) * 1e-6) * 1e-9;
 }
 
@@ -129,18 +163,25 @@ main (int argc, char **argv)
   __builtin_cpu_init ();
   if (!__builtin_cpu_supports ("avx512f"))
     {
-      printf ("fp32 FMA: not measured (no AVX-512F)\n");
+      if (__builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma"))
+        printf ("fp32 FMA (vfmadd231ps ymm):   1 thread %6.0f GFLOP/s, "
+                "%d threads %6.0f GFLOP/s\n",
+                measure (LOOP_FMA256, 1, seconds), threads,
+                measure (LOOP_FMA256, threads, seconds));
+      else
+        printf ("fp32 FMA: not measured (neither AVX-512F nor AVX2+FMA)\n");
+      printf ("bf16 dot (vdpbf16ps): not supported by this CPU\n");
       return 0;
     }
   printf ("fp32 FMA (vfmadd231ps zmm):   1 thread %6.0f GFLOP/s, "
           "%d threads %6.0f GFLOP/s\n",
-          measure (FALSE, 1, seconds), threads,
-          measure (FALSE, threads, seconds));
+          measure (LOOP_FMA512, 1, seconds), threads,
+          measure (LOOP_FMA512, threads, seconds));
   if (__builtin_cpu_supports ("avx512bf16"))
     printf ("bf16 dot (vdpbf16ps zmm):     1 thread %6.0f GFLOP/s, "
             "%d threads %6.0f GFLOP/s\n",
-            measure (TRUE, 1, seconds), threads,
-            measure (TRUE, threads, seconds));
+            measure (LOOP_DPBF16, 1, seconds), threads,
+            measure (LOOP_DPBF16, threads, seconds));
   else
     printf ("bf16 dot (vdpbf16ps): not supported by this CPU\n");
   return 0;
@@ -149,7 +190,8 @@ main (int argc, char **argv)
 int
 main (void)
 {
-  printf ("bench-peak: measures x86-64 AVX-512 only; nothing to do here\n");
+  printf ("bench-peak: measures x86-64 AVX2/AVX-512 only; nothing to do "
+          "here\n");
   return 0;
 }
 #endif
