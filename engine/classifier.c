@@ -96,6 +96,103 @@ diffuse_classifier_get_scratch_bytes (const DiffuseClassifier *clf)
   return clf->scratch_bytes;
 }
 
+#define R16(x) (((x) + 15) / 16 * 16)
+
+/* The arena of a state for max_batch images of height × width on n_threads,
+ * as diffuse_classifier_new lays it out (TAKE): activations, and the
+ * scratch of the biggest layer; in floats */
+typedef struct
+{
+  gsize biggest, col, wv, wm, scores, tokens;
+  gsize total; /* all of it, with the 64-byte alignment's slack */
+} ArenaSizes;
+
+static void
+arena_sizes (const DiffuseClassifierWeights *w, gint max_batch, gint height,
+             gint width, gint n_threads, ArenaSizes *z)
+{
+  const DiffuseModelConfig *cfg = &w->config;
+  gsize act_total = 0, biggest = 0, col = 0, wv = 0, wm = 0, scores = 0;
+  gsize tokens;
+
+#define PLANE(l) ((gsize) max_batch * (height >> (l)) * (width >> (l)))
+  for (gint i = 0; i < w->n_ops; i++)
+    {
+      const Op *op = &w->ops[i];
+      gsize n = PLANE (op->level);
+      gint lo = op->level;
+
+      act_total += R16 ((gsize) op->c_in * n);
+      biggest = MAX (biggest, (gsize) MAX (op->c_in, op->c_out) * n);
+      if (op->kind == OP_CONV)
+        {
+          const Conv *cv = &w->conv[op->index];
+
+          lo = cv->stride == 2 ? op->level + 1 : op->level;
+          col = MAX (col, (gsize) cv->c_in * 9 * PLANE (lo));
+          if (cv->stride == 1)
+            col = MAX (col, (gsize) cv->c_in * 9 * n);
+        }
+      else if (op->kind == OP_RES)
+        {
+          const Res *r = &w->res[op->index];
+          gsize tiles;
+
+          lo = r->down ? op->level + 1 : op->level;
+          tiles =
+              diffuse__winograd_tiles (max_batch, height >> lo, width >> lo);
+          act_total += R16 ((gsize) r->c_out * PLANE (lo));
+          act_total += R16 ((gsize) max_batch * r->n_emb);
+          wv = MAX (wv, 16 * (gsize) MAX (r->c_in, r->c_out) * tiles);
+          wm = MAX (wm, 16 * (gsize) MAX (r->c_in, r->c_out) * tiles);
+          if (r->skip_w)
+            col = MAX (col, (gsize) r->c_in * PLANE (lo));
+        }
+      else
+        {
+          gsize t = (gsize) (height >> lo) * (width >> lo);
+
+          act_total += R16 ((gsize) 3 * op->c_in * n);
+          biggest = MAX (biggest, (gsize) 3 * op->c_in * n);
+          scores = MAX (scores, diffuse__attention_scratch (t, n_threads));
+          scores =
+              MAX (scores, diffuse__attention_backward_scratch (t, n_threads));
+        }
+    }
+  tokens = (gsize) (height >> w->head_level) * (width >> w->head_level) + 1;
+  act_total += R16 ((gsize) w->ch * PLANE (w->head_level));
+  act_total += R16 ((gsize) 3 * w->ch * max_batch * tokens);
+  biggest = MAX (biggest, (gsize) 3 * w->ch * max_batch * tokens);
+#undef PLANE
+  *z = (ArenaSizes){
+    biggest,
+    col,
+    wv,
+    wm,
+    scores,
+    tokens,
+    act_total + 5 * R16 (biggest) + R16 (col) + R16 (wv) + R16 (wm) +
+        R16 (scores) + R16 ((gsize) w->ch * max_batch) +
+        R16 ((gsize) max_batch * (cfg->model_channels + 3 * w->emb_dim)) + 16
+  };
+}
+
+guint64
+diffuse__classifier_estimate_bytes (const DiffuseModel *model, gint max_batch,
+                                    gint height, gint width, gint n_threads)
+{
+  const DiffuseClassifierWeights *w =
+      diffuse__model_get_classifier_weights (model);
+  ArenaSizes z;
+
+  g_return_val_if_fail (w != NULL, 0);
+  arena_sizes (w, max_batch, height, width,
+               diffuse__threads_for_run (n_threads), &z);
+  /* the arena, and the state's per-image arrays (glogits) */
+  return z.total * sizeof (float) +
+         (guint64) max_batch * w->config.num_classes * sizeof (double);
+}
+
 DiffuseClassifier *
 diffuse_classifier_new (const DiffuseModel *model, gint max_batch, gint height,
                         gint width, gint n_threads, GError **error)
@@ -103,8 +200,7 @@ diffuse_classifier_new (const DiffuseModel *model, gint max_batch, gint height,
   const DiffuseModelConfig *cfg;
   const DiffuseClassifierWeights *w;
   DiffuseClassifier *c;
-  gsize act_total = 0, biggest = 0, col = 0, wv = 0, wm = 0, scores = 0;
-  gsize total, tokens;
+  ArenaSizes z;
   gint unit;
   float *p;
 
@@ -163,59 +259,8 @@ diffuse_classifier_new (const DiffuseModel *model, gint max_batch, gint height,
   c->emb_out = g_new0 (float *, w->n_res + 1);
   c->glogits = g_new0 (double, (gsize) max_batch * cfg->num_classes);
 
-#define R16(x) (((x) + 15) / 16 * 16)
-  /* sizes: activations, and the scratch of the biggest layer */
-  for (gint i = 0; i < w->n_ops; i++)
-    {
-      const Op *op = &w->ops[i];
-      gsize n = plane (c, op->level);
-      gint lo = op->level;
-
-      act_total += R16 ((gsize) op->c_in * n);
-      biggest = MAX (biggest, (gsize) MAX (op->c_in, op->c_out) * n);
-      if (op->kind == OP_CONV)
-        {
-          const Conv *cv = &w->conv[op->index];
-
-          lo = cv->stride == 2 ? op->level + 1 : op->level;
-          col = MAX (col, (gsize) cv->c_in * 9 * plane (c, lo));
-          if (cv->stride == 1)
-            col = MAX (col, (gsize) cv->c_in * 9 * n);
-        }
-      else if (op->kind == OP_RES)
-        {
-          const Res *r = &w->res[op->index];
-          gsize tiles;
-
-          lo = r->down ? op->level + 1 : op->level;
-          tiles =
-              diffuse__winograd_tiles (max_batch, height >> lo, width >> lo);
-          act_total += R16 ((gsize) r->c_out * plane (c, lo));
-          act_total += R16 ((gsize) max_batch * r->n_emb);
-          wv = MAX (wv, 16 * (gsize) MAX (r->c_in, r->c_out) * tiles);
-          wm = MAX (wm, 16 * (gsize) MAX (r->c_in, r->c_out) * tiles);
-          if (r->skip_w)
-            col = MAX (col, (gsize) r->c_in * plane (c, lo));
-        }
-      else
-        {
-          gsize t = (gsize) (height >> lo) * (width >> lo);
-
-          act_total += R16 ((gsize) 3 * op->c_in * n);
-          biggest = MAX (biggest, (gsize) 3 * op->c_in * n);
-          scores = MAX (scores, diffuse__attention_scratch (t, c->n_threads));
-          scores = MAX (scores,
-                        diffuse__attention_backward_scratch (t, c->n_threads));
-        }
-    }
-  tokens = (gsize) (height >> w->head_level) * (width >> w->head_level) + 1;
-  act_total += R16 ((gsize) w->ch * plane (c, w->head_level));
-  act_total += R16 ((gsize) 3 * w->ch * max_batch * tokens);
-  biggest = MAX (biggest, (gsize) 3 * w->ch * max_batch * tokens);
-  total = act_total + 5 * R16 (biggest) + R16 (col) + R16 (wv) + R16 (wm) +
-          R16 (scores) + R16 ((gsize) w->ch * max_batch) +
-          R16 ((gsize) max_batch * (cfg->model_channels + 3 * w->emb_dim)) + 16;
-  c->scratch_bytes = total * sizeof (float);
+  arena_sizes (w, max_batch, height, width, c->n_threads, &z);
+  c->scratch_bytes = z.total * sizeof (float);
   c->arena = g_try_malloc (c->scratch_bytes);
   if (c->arena == NULL)
     {
@@ -251,16 +296,16 @@ diffuse_classifier_new (const DiffuseModel *model, gint max_batch, gint height,
         TAKE (c->qkv[op->index], (gsize) 3 * op->c_in * plane (c, op->level));
     }
   TAKE (c->act[w->n_ops], (gsize) w->ch * plane (c, w->head_level));
-  TAKE (c->pool_qkv, (gsize) 3 * w->ch * max_batch * tokens);
-  TAKE (c->s1, biggest);
-  TAKE (c->s2, biggest);
-  TAKE (c->s3, biggest);
-  TAKE (c->g0, biggest);
-  TAKE (c->g1, biggest);
-  TAKE (c->col, col);
-  TAKE (c->wv, wv);
-  TAKE (c->wm, wm);
-  TAKE (c->scores, scores);
+  TAKE (c->pool_qkv, (gsize) 3 * w->ch * max_batch * z.tokens);
+  TAKE (c->s1, z.biggest);
+  TAKE (c->s2, z.biggest);
+  TAKE (c->s3, z.biggest);
+  TAKE (c->g0, z.biggest);
+  TAKE (c->g1, z.biggest);
+  TAKE (c->col, z.col);
+  TAKE (c->wv, z.wv);
+  TAKE (c->wm, z.wm);
+  TAKE (c->scores, z.scores);
   TAKE (c->pooled, (gsize) w->ch * max_batch);
   TAKE (c->temb, (gsize) max_batch * cfg->model_channels);
   TAKE (c->emb_h, (gsize) max_batch * w->emb_dim);
@@ -873,13 +918,14 @@ diffuse_classifier_grad (DiffuseClassifier *clf, gint batch, const float *x,
   return TRUE;
 }
 
-guint64
-diffuse__classifier_get_flops (const DiffuseClassifier *c, gint batch)
+/* The forward pass's floating-point operations at this size */
+static guint64
+forward_flops (const DiffuseClassifierWeights *w, gint height, gint width,
+               gint batch)
 {
-  const DiffuseClassifierWeights *w = c->w;
   guint64 f = 0, E = w->emb_dim;
 
-#define PIX(l) ((guint64) batch * (c->height >> (l)) * (c->width >> (l)))
+#define PIX(l) ((guint64) batch * (height >> (l)) * (width >> (l)))
   f += 2 * (guint64) batch * ((guint64) w->config.model_channels * E + E * E);
   for (gint i = 0; i < w->n_ops; i++)
     {
@@ -904,8 +950,7 @@ diffuse__classifier_get_flops (const DiffuseClassifier *c, gint batch)
         }
       else
         {
-          guint64 t =
-              (guint64) (c->height >> op->level) * (c->width >> op->level);
+          guint64 t = (guint64) (height >> op->level) * (width >> op->level);
 
           f += 2 * (guint64) 4 * op->c_in * op->c_in * PIX (op->level);
           f += 2 * (guint64) 2 * batch * op->c_in * t * t;
@@ -914,4 +959,20 @@ diffuse__classifier_get_flops (const DiffuseClassifier *c, gint batch)
   f += 2 * (guint64) 3 * w->ch * w->ch * (PIX (w->head_level) + batch);
 #undef PIX
   return f;
+}
+
+guint64
+diffuse__classifier_get_flops (const DiffuseClassifier *c, gint batch)
+{
+  return forward_flops (c->w, c->height, c->width, batch);
+}
+
+guint64
+diffuse__classifier_flops (const DiffuseModel *model, gint height, gint width)
+{
+  const DiffuseClassifierWeights *w =
+      diffuse__model_get_classifier_weights (model);
+
+  g_return_val_if_fail (w != NULL, 0);
+  return forward_flops (w, height, width, 1);
 }

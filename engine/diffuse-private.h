@@ -233,6 +233,15 @@ diffuse__model_get_classifier_weights (const DiffuseModel *model);
  * (convolutions, linear layers, attention products). */
 guint64 diffuse__classifier_get_flops (const DiffuseClassifier *clf,
                                        gint batch);
+/* The same for one image of height × width, from the model alone (the
+ * run estimate) */
+guint64 diffuse__classifier_flops (const DiffuseModel *model, gint height,
+                                   gint width);
+/* The memory diffuse_classifier_new (model, max_batch, height, width,
+ * n_threads) allocates for its state, without building it */
+guint64 diffuse__classifier_estimate_bytes (const DiffuseModel *model,
+                                            gint max_batch, gint height,
+                                            gint width, gint n_threads);
 
 /* ---- sampler.c --------------------------------------------------------- */
 

@@ -591,16 +591,20 @@ gboolean diffuse_sample_params_validate (const DiffuseSampleParams *params,
  * how long it will be. */
 typedef struct
 {
-  guint64 bytes; /* memory the run allocates: network scratch,
-                             sampler and denoiser buffers, the output
-                             (the loaded weights are not included) */
+  guint64 bytes; /* memory the run allocates: network scratch
+                             (and a guiding classifier's), sampler and
+                             denoiser buffers, the output (the loaded
+                             weights are not included) */
   guint64
       weight_bytes; /* the loaded models' weights (float32), for reference */
   guint64 flops_per_eval; /* floating-point operations of one network
                              evaluation of one image */
   guint64 n_evals;        /* network evaluations of one image: count ×
                              steps run, ×2 with guidance */
-  double flops;           /* flops_per_eval × n_evals */
+  double flops;           /* all of the run's: flops_per_eval × n_evals,
+                             with a separate null model's and a guiding
+                             classifier's (forward and input gradient)
+                             operations */
 } DiffuseRunEstimate;
 
 /* Validates params, then fills estimate. */

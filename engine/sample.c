@@ -541,6 +541,23 @@ diffuse_sample_estimate (const DiffuseModel *model,
           ((double) estimate->flops_per_eval +
            (double) diffuse__unet_flops (params->null_model, h, w));
     }
+  if (params->classifier != NULL && params->classifier_scale > 0.0)
+    {
+      /* classifier guidance, as diffuse_sample runs it: a classifier state
+       * for count images, its timestep and label arrays, the sampler's
+       * gradient buffer; each step a forward pass and the gradient with
+       * respect to the input (as much again: every layer's input
+       * gradient, no weight gradients) */
+      estimate->bytes +=
+          diffuse__classifier_estimate_bytes (params->classifier, (gint) count,
+                                              h, w, params->n_threads) +
+          4 * 2 * count + 4 * count * img;
+      estimate->weight_bytes +=
+          4 * diffuse_model_get_n_params (params->classifier);
+      estimate->flops +=
+          (double) count * steps * 2.0 *
+          (double) diffuse__classifier_flops (params->classifier, h, w);
+    }
   return TRUE;
 }
 

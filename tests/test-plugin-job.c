@@ -2,6 +2,7 @@
  * requested during step k stops the run at step k, the preview holds the
  * last predicted x0, and finished runs (one, or one per guidance value of
  * a sweep) equal diffuse_sample called directly. */
+#include <math.h>
 #include <string.h>
 
 #include "diffuse.h"
@@ -191,6 +192,35 @@ test_estimate (void)
   g_assert_true (dp_job_estimate_seconds (job, 0.5, &s_sweep, &error));
   g_assert_cmpfloat (s_sweep, ==, s10 + 2 * s_guided);
   dp_job_free (job);
+
+  /* classifier guidance (DDIM 10 as "ddim10"): its forward and gradient
+   * passes add their share of an evaluation, by operation count */
+  {
+    g_autofree gchar *path = g_build_filename (
+        g_getenv ("DIFFUSE_TEST_DATA") != NULL ? g_getenv ("DIFFUSE_TEST_DATA")
+                                               : "tests/data",
+        "golden", "clf-grey-attn-ss-updown.safetensors", NULL);
+    g_autoptr (DiffuseModel) clf = diffuse_model_new_from_file (path, &error);
+    DiffuseSampleParams q = p;
+    DiffuseRunEstimate e;
+    double s_clf;
+
+    g_assert_no_error (error);
+    q.guidance = 0.0;
+    q.classifier = clf;
+    q.classifier_scale = 4.0;
+    job = dp_job_new (model, &q, 1, 1, 16, 16, 1, NULL);
+    g_assert_true (dp_job_estimate_seconds (job, 0.5, &s_clf, &error));
+    g_assert_no_error (error);
+    q.count = 1, q.height = q.width = 16;
+    g_assert_true (diffuse_sample_estimate (model, &q, &e, &error));
+    g_test_message ("10 steps: %.3g s alone, %.3g s with the classifier", s10,
+                    s_clf);
+    g_assert_cmpfloat (s_clf, >, s10);
+    g_assert_cmpfloat (fabs (s_clf - 0.5 * e.flops / (double) e.flops_per_eval),
+                       <, 1e-9 * s_clf);
+    dp_job_free (job);
+  }
 
   /* an invalid job is an error, not a number */
   p.steps = 100000;

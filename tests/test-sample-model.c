@@ -741,6 +741,33 @@ test_classifier_ddim_spacing (void)
   g_assert_true (diffuse_sample_estimate (m, &p, &est, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (est.n_evals, ==, 2 * 10 * 2);
+  /* and counts the classifier: the memory of the state diffuse_sample
+   * makes for it (the real one's arena, its logits, timestep and label
+   * arrays, the sampler's gradient buffer), its weights, and a forward
+   * pass and an input gradient per image and step */
+  {
+    DiffuseSampleParams q = p;
+    DiffuseRunEstimate none;
+    g_autoptr (DiffuseClassifier) state =
+        diffuse_classifier_new (clf, 2, 16, 16, 1, &error);
+    const DiffuseModelConfig *cc = diffuse_model_get_config (clf);
+    guint64 img = 16 * 16 * diffuse_model_get_config (m)->in_channels;
+
+    g_assert_no_error (error);
+    q.classifier_scale = 0.0;
+    g_assert_true (diffuse_sample_estimate (m, &q, &none, &error));
+    g_assert_cmpuint (est.bytes - none.bytes, ==,
+                      diffuse_classifier_get_scratch_bytes (state) +
+                          2 * cc->num_classes * sizeof (double) + 4 * 2 * 2 +
+                          4 * 2 * img);
+    g_assert_cmpuint (est.weight_bytes - none.weight_bytes, ==,
+                      4 * diffuse_model_get_n_params (clf));
+    g_assert_cmpuint (est.n_evals, ==, none.n_evals);
+    g_assert_cmpfloat (est.flops - none.flops, ==,
+                       10.0 * 2.0 *
+                           (double) diffuse__classifier_get_flops (state, 2));
+    g_assert_cmpfloat (est.flops - none.flops, >, 0.0);
+  }
 
   /* even spacing: DDPM with a classifier, scale 0, and no classifier */
   for (gint k = 0; k < 3; k++)

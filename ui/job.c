@@ -181,7 +181,7 @@ gboolean
 dp_job_estimate_seconds (const DpJob *job, double eval_seconds, double *seconds,
                          GError **error)
 {
-  guint64 n_evals = 0;
+  double n_evals = 0.0;
   gint r;
 
   for (r = 0; r < job->n_runs; r++)
@@ -197,8 +197,11 @@ dp_job_estimate_seconds (const DpJob *job, double eval_seconds, double *seconds,
         params.guidance = job->guidance[r];
       if (!diffuse_sample_estimate (job->model, &params, &e, error))
         return FALSE;
-      n_evals += e.n_evals;
+      /* in evaluations of the timed network: a guiding classifier's
+       * and a separate null model's operations count at their share */
+      n_evals += e.flops_per_eval > 0 ? e.flops / (double) e.flops_per_eval
+                                      : (double) e.n_evals;
     }
-  *seconds = eval_seconds * (double) n_evals;
+  *seconds = eval_seconds * n_evals;
   return TRUE;
 }

@@ -57,7 +57,9 @@ gboolean dp_job_take_preview (DpJob *job, float *dst, double *fraction,
  * network evaluation of one image at the job's size (a quick run on
  * zeros, the second of two, so that first-touch costs are left out), and
  * dp_job_estimate_seconds multiplies that by the evaluations the job
- * makes (steps, images, x2 with guidance: diffuse_sample_estimate). */
+ * makes (steps, images, x2 with guidance: diffuse_sample_estimate), a
+ * guiding classifier's forward and gradient passes counted as the share of
+ * an evaluation their operations are. */
 gboolean dp_job_time_eval (const DpJob *job, double *seconds, GError **error);
 gboolean dp_job_estimate_seconds (const DpJob *job, double eval_seconds,
                                   double *seconds, GError **error);
