@@ -157,6 +157,15 @@ cli_parse_precision (const char *text, DiffusePrecision *out)
   return FALSE;
 }
 
+void
+cli_note_precision (DiffusePrecision precision)
+{
+  if (precision == DIFFUSE_PRECISION_BF16 &&
+      !(diffuse_have_onednn () && diffuse_cpu_has_bf16 ()))
+    fprintf (stderr, "note: this processor has no bf16 instructions, so bf16 "
+                     "is emulated here: slower than fp32, which auto picks\n");
+}
+
 int
 cli_forward (int argc, char **argv)
 {
@@ -253,6 +262,7 @@ cli_forward (int argc, char **argv)
   unet = diffuse_unet_new (model, batch, h, w, threads, &error);
   if (unet == NULL || !diffuse_unet_set_precision (unet, precision, &error))
     return cli_fail (error);
+  cli_note_precision (diffuse_unet_get_precision (unet));
   out = g_try_new (float, (gsize) batch * cfg->out_channels * h * w);
   if (out == NULL)
     return cli_failf ("out of memory for the output");

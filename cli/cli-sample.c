@@ -533,6 +533,7 @@ run (Options *o, CliSampleMode mode)
   gint count = given (o, "count") ? o->values.count : NOT_GIVEN;
   gsize image_floats;
   DiffuseRunEstimate estimate;
+  DiffusePrecision resolved;
   guint64 need, available;
   gint64 t0;
 
@@ -744,6 +745,10 @@ run (Options *o, CliSampleMode mode)
                " network evaluations)\n",
                seed, count, count == 1 ? "" : "s", width, height, need_text,
                estimate.flops / 1e9, estimate.n_evals);
+      /* bf16 asked for (auto never picks it without the instructions) */
+      if (diffuse_precision_resolve (params.precision, G_MAXUINT64, &resolved,
+                                     NULL))
+        cli_note_precision (resolved);
     }
   else if (o->seed == NULL)
     /* a random seed is always told, so that every image can be made again */

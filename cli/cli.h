@@ -56,6 +56,10 @@ gboolean cli_parse_labels (const DiffuseModel *model, const char *text,
   "Arithmetic: fp32, bf16 or auto (bf16 where the processor has it, else "     \
   "fp32; DIFFUSE_PRECISION overrides auto); default auto"
 gboolean cli_parse_precision (const char *text, DiffusePrecision *out);
+/* On stderr, where bf16 was asked for (precision is what it resolved to)
+ * on a CPU without bf16 instructions: that it is emulated, and slower
+ * than fp32 there. */
+void cli_note_precision (DiffusePrecision precision);
 
 int cli_info (int argc, char **argv);
 int cli_presets (int argc, char **argv);

@@ -161,6 +161,15 @@ if run "forward --precision bf16" 0 forward --model "$F.safetensors" \
      --input "$F.x.npy" --timestep "$F.t.npy" --class "$F.y.npy" \
      --precision bf16 --out "$TMP/fb.npy"; then
   compare "forward in bf16 within 2e-2" "$TMP/fb.npy" "$F.out.npy" 2e-2
+  # a CPU without bf16 instructions emulates it, slower than fp32: said
+  if ! grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null; then
+    if grep -q 'no bf16 instructions.*emulated' "$TMP/err"; then
+      pass "forward --precision bf16 says it is emulated on this CPU"
+    else
+      fail "forward --precision bf16 on a CPU without bf16: no note"
+      sed 's/^/    /' "$TMP/err"
+    fi
+  fi
 fi
 if run "classify --precision bf16" 0 classify --model "$C.safetensors" \
      --input "$C.x.npy" --timestep "$C.t.npy" --class "$C.y.npy" \

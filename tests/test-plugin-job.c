@@ -169,6 +169,21 @@ test_estimate (void)
   g_assert_no_error (error);
   g_assert_cmpfloat (eval_s, >, 0.0);
   g_assert_cmpfloat (eval_s, <, 10.0);
+  /* the timing runs at the job's precision: bf16 (emulated where the CPU
+   * lacks it) makes its weights in the untimed first pass */
+  {
+    DiffuseSampleParams q = p;
+    DpJob *bf16_job;
+    double bf16_s = 0.0;
+
+    q.precision = DIFFUSE_PRECISION_BF16;
+    bf16_job = dp_job_new (model, &q, 1, 1, 16, 16, 1, NULL);
+    g_assert_true (dp_job_time_eval (bf16_job, &bf16_s, &error));
+    g_assert_no_error (error);
+    g_assert_cmpfloat (bf16_s, >, 0.0);
+    g_test_message ("one evaluation: fp32 %.3g s, bf16 %.3g s", eval_s, bf16_s);
+    dp_job_free (bf16_job);
+  }
   /* a fixed evaluation time from here on: the counts are what is tested */
   g_assert_true (dp_job_estimate_seconds (job, 0.5, &s10, &error));
   g_assert_cmpfloat (s10, ==, 10 * 0.5);

@@ -71,6 +71,7 @@ typedef struct
   guint estimate_source;
   const DiffuseModel *timed_model;
   gint timed_h, timed_w;
+  DiffusePrecision timed_precision;
   double eval_seconds;
 
   /* the running job */
@@ -942,15 +943,18 @@ estimate_now (gpointer data)
   if (d->running || d->model == NULL)
     return G_SOURCE_REMOVE;
   job = d->f->prepare (d->spec->data, &error);
-  if (job != NULL && (job->model != d->timed_model ||
-                      job->height != d->timed_h || job->width != d->timed_w))
+  if (job != NULL &&
+      (job->model != d->timed_model || job->height != d->timed_h ||
+       job->width != d->timed_w || job->params.precision != d->timed_precision))
     {
-      /* a quick timing of one step at this size, once per model and size */
+      /* a quick timing of one step at this size and precision, once per
+       * model, size and precision */
       if (dp_job_time_eval (job, &d->eval_seconds, &error))
         {
           d->timed_model = job->model;
           d->timed_h = job->height;
           d->timed_w = job->width;
+          d->timed_precision = job->params.precision;
         }
       else
         d->timed_model = NULL;

@@ -54,8 +54,9 @@ gboolean dp_job_take_preview (DpJob *job, float *dst, double *fraction,
                               gchar **text);
 
 /* How long the job will take, before it runs: dp_job_time_eval times one
- * network evaluation of one image at the job's size (a quick run on
- * zeros, the second of two, so that first-touch costs are left out), and
+ * network evaluation of one image at the job's size and precision (a
+ * quick run on zeros, the second of two, so that first-touch costs and
+ * the making of bf16 weights are left out), and
  * dp_job_estimate_seconds multiplies that by the evaluations the job
  * makes (steps, images, x2 with guidance: diffuse_sample_estimate), a
  * guiding classifier's forward and gradient passes counted as the share of
