@@ -160,8 +160,7 @@ cli_parse_precision (const char *text, DiffusePrecision *out)
 void
 cli_note_precision (DiffusePrecision precision)
 {
-  if (precision == DIFFUSE_PRECISION_BF16 &&
-      !(diffuse_have_onednn () && diffuse_cpu_has_bf16 ()))
+  if (precision == DIFFUSE_PRECISION_BF16 && !diffuse_bf16_is_native ())
     fprintf (stderr, "note: this processor has no bf16 instructions, so bf16 "
                      "is emulated here: slower than fp32, which auto picks\n");
 }

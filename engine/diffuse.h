@@ -103,6 +103,10 @@ gboolean diffuse_precision_resolve (DiffusePrecision precision,
 gboolean diffuse_cpu_has_bf16 (void);
 /* Whether BF16 runs on oneDNN in this build (else it is emulated). */
 gboolean diffuse_have_onednn (void);
+/* Whether BF16 runs in hardware here: a oneDNN build on a CPU with bf16
+ * instructions.  Elsewhere BF16 is emulated, slower than FP32, and AUTO
+ * never picks it. */
+gboolean diffuse_bf16_is_native (void);
 
 /* Seamless tiles: which directions the network's convolutions wrap
  * around in (circular padding), so that the output tiles without a seam.

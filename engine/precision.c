@@ -75,6 +75,12 @@ diffuse_have_onednn (void)
 }
 
 gboolean
+diffuse_bf16_is_native (void)
+{
+  return diffuse_have_onednn () && diffuse_cpu_has_bf16 ();
+}
+
+gboolean
 diffuse_precision_resolve (DiffusePrecision precision, guint64 flops_per_image,
                            DiffusePrecision *out, GError **error)
 {
@@ -97,8 +103,7 @@ diffuse_precision_resolve (DiffusePrecision precision, guint64 flops_per_image,
         }
     }
   if (p == DIFFUSE_PRECISION_AUTO)
-    p = diffuse_have_onednn () && diffuse_cpu_has_bf16 () &&
-                flops_per_image >= DIFFUSE_BF16_MIN_FLOPS
+    p = diffuse_bf16_is_native () && flops_per_image >= DIFFUSE_BF16_MIN_FLOPS
             ? DIFFUSE_PRECISION_BF16
             : DIFFUSE_PRECISION_FP32;
   *out = p;

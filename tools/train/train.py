@@ -429,8 +429,7 @@ class Trainer:
         the EMA stay float32; GroupNorm runs in float32,
         diffref.adm_unet.Norm), the output cast back to float32 so the
         losses (the L_vlb KL above all) are computed in float32."""
-        mode = self.cfg["autocast"]
-        if mode in (None, "", "none") or not self.bf16_ok:
+        if not self.bf16_ok:  # no autocast asked for, or no bf16 here
             return self.model(xt, t, y)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = self.model(xt, t, y)
